@@ -1,0 +1,226 @@
+//! The DataForSEO HTTP client: one task per POST, auth from configuration, every
+//! answer classified. Retrying is the executor's job (it records each attempt in the
+//! ledger first); the client makes exactly one request per call to [`Client::post`].
+
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use reqwest::header::{AUTHORIZATION, CONTENT_TYPE, HeaderValue};
+use secrecy::ExposeSecret;
+use serde_json::Value;
+use tracing::instrument;
+
+use super::endpoint::Endpoint;
+use super::limits::{Limits, Permit, RetryPolicy};
+use super::status::Outcome;
+use super::types::Envelope;
+use crate::config::{ApiConfig, ConfigError, Credentials};
+use crate::money::Usd;
+
+/// One HTTP exchange, whatever its outcome.
+#[derive(Clone, Debug)]
+pub struct Attempt {
+    pub started_at: DateTime<Utc>,
+    pub duration: Duration,
+    /// `None` when no HTTP answer arrived (network error, timeout).
+    pub http_status: Option<u16>,
+    /// The body when it was JSON.
+    pub body: Option<Value>,
+    pub envelope: Option<Envelope>,
+    pub outcome: Outcome,
+    /// The cost the API reported (`None` when it reported none).
+    pub cost: Option<Usd>,
+}
+
+impl Attempt {
+    pub fn status_code(&self) -> Option<i64> {
+        self.envelope.as_ref().and_then(|e| e.status_code)
+    }
+    pub fn task_status_code(&self) -> Option<i64> {
+        self.envelope
+            .as_ref()
+            .and_then(|e| e.first_task())
+            .and_then(|t| t.status_code)
+    }
+    pub fn status_message(&self) -> Option<&str> {
+        self.envelope
+            .as_ref()
+            .and_then(|e| e.status_message.as_deref())
+    }
+    pub fn task_status_message(&self) -> Option<&str> {
+        self.envelope
+            .as_ref()
+            .and_then(|e| e.first_task())
+            .and_then(|t| t.status_message.as_deref())
+    }
+}
+
+#[derive(Clone)]
+pub struct Client {
+    http: reqwest::Client,
+    base: url::Url,
+    auth: HeaderValue,
+    limits: Limits,
+    policy: RetryPolicy,
+}
+
+impl std::fmt::Debug for Client {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Client")
+            .field("base", &self.base.as_str())
+            .field("auth", &"[REDACTED]")
+            .finish()
+    }
+}
+
+impl Client {
+    pub fn new(cfg: &ApiConfig) -> Result<Client, ConfigError> {
+        let creds = cfg.credentials()?;
+        Self::with_credentials(cfg, &creds)
+    }
+
+    pub fn with_credentials(cfg: &ApiConfig, creds: &Credentials) -> Result<Client, ConfigError> {
+        // reqwest is built without a default crypto provider; install ring once.
+        let _ = rustls::crypto::ring::default_provider().install_default();
+        let mut auth =
+            HeaderValue::from_str(creds.header_value().expose_secret()).map_err(|_| {
+                ConfigError::Invalid("api: credentials contain invalid characters".into())
+            })?;
+        auth.set_sensitive(true);
+        let http = reqwest::Client::builder()
+            .timeout(cfg.timeout)
+            .connect_timeout(cfg.connect_timeout)
+            .gzip(true)
+            .pool_max_idle_per_host(cfg.max_in_flight)
+            .user_agent(concat!("linkledger/", env!("CARGO_PKG_VERSION")))
+            .build()
+            .map_err(|e| ConfigError::Invalid(format!("api: cannot build HTTP client: {e}")))?;
+        let mut base = cfg.base_url.clone();
+        if !base.path().ends_with('/') {
+            base.set_path(&format!("{}/", base.path()));
+        }
+        Ok(Client {
+            http,
+            base,
+            auth,
+            limits: Limits::new(cfg.max_in_flight, cfg.max_per_minute),
+            policy: RetryPolicy {
+                max_attempts: cfg.max_attempts.max(1),
+                base_delay: cfg.retry_base_delay,
+                max_delay: cfg.retry_max_delay,
+            },
+        })
+    }
+
+    pub fn limits(&self) -> &Limits {
+        &self.limits
+    }
+
+    pub fn retry_policy(&self) -> &RetryPolicy {
+        &self.policy
+    }
+
+    pub fn base_url(&self) -> &url::Url {
+        &self.base
+    }
+
+    /// Waits for the client-side limits; hold the permit for the request.
+    pub async fn acquire(&self) -> Permit {
+        self.limits.acquire().await
+    }
+
+    /// POSTs one task to `endpoint`. The permit proves the limits were respected.
+    #[instrument(skip_all, fields(endpoint = %endpoint))]
+    pub async fn post(&self, _permit: &Permit, endpoint: Endpoint, task: &Value) -> Attempt {
+        let url = self
+            .base
+            .join(&endpoint.path())
+            .expect("endpoint paths are valid");
+        let body = Value::Array(vec![task.clone()]);
+        let req = self
+            .http
+            .post(url)
+            .header(AUTHORIZATION, self.auth.clone())
+            .header(CONTENT_TYPE, "application/json")
+            .json(&body);
+        self.exchange(req).await
+    }
+
+    /// `GET /v3/appendix/user_data`: free; checks the credentials and shows the balance.
+    #[instrument(skip_all)]
+    pub async fn user_data(&self, _permit: &Permit) -> Attempt {
+        let url = self.base.join("appendix/user_data").expect("valid path");
+        let req = self.http.get(url).header(AUTHORIZATION, self.auth.clone());
+        self.exchange(req).await
+    }
+
+    async fn exchange(&self, req: reqwest::RequestBuilder) -> Attempt {
+        let started_at = Utc::now();
+        let t0 = std::time::Instant::now();
+        let result = async {
+            let resp = req.send().await?;
+            let status = resp.status().as_u16();
+            let bytes = resp.bytes().await?;
+            Ok::<_, reqwest::Error>((status, bytes))
+        }
+        .await;
+        let duration = t0.elapsed();
+        let (status, bytes) = match result {
+            Ok(ok) => ok,
+            Err(e) => {
+                tracing::warn!(error = %error_chain(&e), "request failed without an answer");
+                return Attempt {
+                    started_at,
+                    duration,
+                    http_status: None,
+                    body: None,
+                    envelope: None,
+                    outcome: Outcome::Retryable {
+                        code: None,
+                        message: format!("network error: {}", error_chain(&e)),
+                    },
+                    cost: None,
+                };
+            }
+        };
+        let body: Option<Value> = serde_json::from_slice(&bytes).ok();
+        let envelope: Option<Envelope> = body
+            .as_ref()
+            .filter(|b| b.is_object())
+            .and_then(|b| serde_json::from_value(b.clone()).ok());
+        let outcome = Outcome::classify(status, envelope.as_ref());
+        let cost = envelope.as_ref().and_then(Envelope::cost);
+        match &outcome {
+            Outcome::Throttled { .. } => self.limits.throttled(self.policy.base_delay).await,
+            Outcome::Ok => self.limits.succeeded().await,
+            _ => {}
+        }
+        tracing::debug!(
+            http_status = status,
+            outcome = outcome.label(),
+            duration_ms = duration.as_millis() as u64,
+            "answer"
+        );
+        Attempt {
+            started_at,
+            duration,
+            http_status: Some(status),
+            body,
+            envelope,
+            outcome,
+            cost,
+        }
+    }
+}
+
+/// The error and its sources on one line (reqwest hides the useful part in sources).
+fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut s = e.to_string();
+    let mut src = e.source();
+    while let Some(inner) = src {
+        s.push_str(": ");
+        s.push_str(&inner.to_string());
+        src = inner.source();
+    }
+    s
+}

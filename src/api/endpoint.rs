@@ -1,0 +1,310 @@
+//! The Backlinks endpoints linkledger collects, and the request parameters each accepts.
+//! This table is the one place that knows what the API takes; job validation, planning
+//! and the sandbox all read it.
+
+use std::fmt;
+use std::str::FromStr;
+
+use chrono::NaiveDate;
+use serde::{Deserialize, Serialize};
+
+/// Most targets one bulk call takes.
+pub const BULK_MAX_TARGETS: usize = 1000;
+/// Most distinct domains one `bulk_pages_summary` call takes.
+pub const PAGES_SUMMARY_MAX_DOMAINS: usize = 100;
+
+/// Earliest `date_from` of `history`.
+pub fn history_earliest() -> NaiveDate {
+    NaiveDate::from_ymd_opt(2019, 1, 1).expect("valid date")
+}
+
+/// Earliest `date_from` of the timeseries endpoints.
+pub fn timeseries_earliest() -> NaiveDate {
+    NaiveDate::from_ymd_opt(2019, 1, 30).expect("valid date")
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Endpoint {
+    Summary,
+    History,
+    TimeseriesSummary,
+    TimeseriesNewLostSummary,
+    BulkNewLostBacklinks,
+    BulkNewLostReferringDomains,
+    BulkRanks,
+    BulkBacklinks,
+    BulkReferringDomains,
+    BulkSpamScore,
+    BulkPagesSummary,
+}
+
+/// The JSON type and range of one request parameter.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ParamKind {
+    Bool,
+    Int {
+        min: i64,
+        max: i64,
+    },
+    Choice(&'static [&'static str]),
+    /// `yyyy-mm-dd` in the request; job files may also write `today` or `-30d`.
+    Date,
+    /// An array in the API's filter syntax, passed through as written.
+    Filters,
+}
+
+/// The value the API uses when a parameter is left out. linkledger always sends it, so
+/// that the request (and the `options` part of a natural key) says what was asked for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ParamDefault {
+    Bool(bool),
+    Int(i64),
+    Str(&'static str),
+    /// A date expression as a job file would write it (`today`, `-1m`, `2019-01-01`).
+    Date(&'static str),
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ParamSpec {
+    pub name: &'static str,
+    pub kind: ParamKind,
+    pub default: Option<ParamDefault>,
+}
+
+/// The earliest `date_from` the API accepts for an endpoint.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum EarliestDate {
+    Fixed(NaiveDate),
+    /// "minimum value equals today's date minus one year"
+    OneYearAgo,
+}
+
+const RANK_SCALE: ParamSpec = ParamSpec {
+    name: "rank_scale",
+    kind: ParamKind::Choice(&["one_hundred", "one_thousand"]),
+    default: Some(ParamDefault::Str("one_thousand")),
+};
+const INCLUDE_SUBDOMAINS: ParamSpec = ParamSpec {
+    name: "include_subdomains",
+    kind: ParamKind::Bool,
+    default: Some(ParamDefault::Bool(true)),
+};
+const GROUP_RANGE: ParamSpec = ParamSpec {
+    name: "group_range",
+    kind: ParamKind::Choice(&["day", "week", "month", "year"]),
+    default: Some(ParamDefault::Str("month")),
+};
+const DATE_TO: ParamSpec = ParamSpec {
+    name: "date_to",
+    kind: ParamKind::Date,
+    default: Some(ParamDefault::Date("today")),
+};
+const DATE_FROM_MONTH_AGO: ParamSpec = ParamSpec {
+    name: "date_from",
+    kind: ParamKind::Date,
+    default: Some(ParamDefault::Date("-1m")),
+};
+
+const SUMMARY_PARAMS: &[ParamSpec] = &[
+    INCLUDE_SUBDOMAINS,
+    ParamSpec {
+        name: "include_indirect_links",
+        kind: ParamKind::Bool,
+        default: Some(ParamDefault::Bool(true)),
+    },
+    ParamSpec {
+        name: "exclude_internal_backlinks",
+        kind: ParamKind::Bool,
+        default: Some(ParamDefault::Bool(true)),
+    },
+    ParamSpec {
+        name: "internal_list_limit",
+        kind: ParamKind::Int { min: 1, max: 1000 },
+        default: Some(ParamDefault::Int(10)),
+    },
+    ParamSpec {
+        name: "backlinks_status_type",
+        kind: ParamKind::Choice(&["all", "live", "lost"]),
+        default: Some(ParamDefault::Str("live")),
+    },
+    ParamSpec {
+        name: "backlinks_filters",
+        kind: ParamKind::Filters,
+        default: None,
+    },
+    RANK_SCALE,
+];
+
+const HISTORY_PARAMS: &[ParamSpec] = &[
+    ParamSpec {
+        name: "date_from",
+        kind: ParamKind::Date,
+        default: Some(ParamDefault::Date("2019-01-01")),
+    },
+    DATE_TO,
+    RANK_SCALE,
+];
+
+const TIMESERIES_SUMMARY_PARAMS: &[ParamSpec] = &[
+    DATE_FROM_MONTH_AGO,
+    DATE_TO,
+    GROUP_RANGE,
+    INCLUDE_SUBDOMAINS,
+    RANK_SCALE,
+];
+
+const TIMESERIES_NEW_LOST_PARAMS: &[ParamSpec] = &[
+    DATE_FROM_MONTH_AGO,
+    DATE_TO,
+    GROUP_RANGE,
+    INCLUDE_SUBDOMAINS,
+];
+
+const BULK_NEW_LOST_PARAMS: &[ParamSpec] = &[DATE_FROM_MONTH_AGO];
+const BULK_RANKS_PARAMS: &[ParamSpec] = &[RANK_SCALE];
+const BULK_PAGES_SUMMARY_PARAMS: &[ParamSpec] = &[INCLUDE_SUBDOMAINS, RANK_SCALE];
+
+impl Endpoint {
+    pub const ALL: [Endpoint; 11] = [
+        Endpoint::Summary,
+        Endpoint::History,
+        Endpoint::TimeseriesSummary,
+        Endpoint::TimeseriesNewLostSummary,
+        Endpoint::BulkNewLostBacklinks,
+        Endpoint::BulkNewLostReferringDomains,
+        Endpoint::BulkRanks,
+        Endpoint::BulkBacklinks,
+        Endpoint::BulkReferringDomains,
+        Endpoint::BulkSpamScore,
+        Endpoint::BulkPagesSummary,
+    ];
+
+    /// The name in the API path, in job files and in the ledger.
+    pub fn name(self) -> &'static str {
+        match self {
+            Endpoint::Summary => "summary",
+            Endpoint::History => "history",
+            Endpoint::TimeseriesSummary => "timeseries_summary",
+            Endpoint::TimeseriesNewLostSummary => "timeseries_new_lost_summary",
+            Endpoint::BulkNewLostBacklinks => "bulk_new_lost_backlinks",
+            Endpoint::BulkNewLostReferringDomains => "bulk_new_lost_referring_domains",
+            Endpoint::BulkRanks => "bulk_ranks",
+            Endpoint::BulkBacklinks => "bulk_backlinks",
+            Endpoint::BulkReferringDomains => "bulk_referring_domains",
+            Endpoint::BulkSpamScore => "bulk_spam_score",
+            Endpoint::BulkPagesSummary => "bulk_pages_summary",
+        }
+    }
+
+    /// Path below the base URL (`https://api.dataforseo.com/v3`).
+    pub fn path(self) -> String {
+        format!("backlinks/{}/live", self.name())
+    }
+
+    /// Bulk endpoints take `targets` (up to 1000); the others one `target`.
+    pub fn is_bulk(self) -> bool {
+        self.name().starts_with("bulk_")
+    }
+
+    /// history and timeseries take a bare domain only, never a page.
+    pub fn domain_only(self) -> bool {
+        matches!(
+            self,
+            Endpoint::History | Endpoint::TimeseriesSummary | Endpoint::TimeseriesNewLostSummary
+        )
+    }
+
+    pub fn params(self) -> &'static [ParamSpec] {
+        match self {
+            Endpoint::Summary => SUMMARY_PARAMS,
+            Endpoint::History => HISTORY_PARAMS,
+            Endpoint::TimeseriesSummary => TIMESERIES_SUMMARY_PARAMS,
+            Endpoint::TimeseriesNewLostSummary => TIMESERIES_NEW_LOST_PARAMS,
+            Endpoint::BulkNewLostBacklinks | Endpoint::BulkNewLostReferringDomains => {
+                BULK_NEW_LOST_PARAMS
+            }
+            Endpoint::BulkRanks => BULK_RANKS_PARAMS,
+            Endpoint::BulkPagesSummary => BULK_PAGES_SUMMARY_PARAMS,
+            Endpoint::BulkBacklinks | Endpoint::BulkReferringDomains | Endpoint::BulkSpamScore => {
+                &[]
+            }
+        }
+    }
+
+    pub fn param(self, name: &str) -> Option<&'static ParamSpec> {
+        self.params().iter().find(|p| p.name == name)
+    }
+
+    /// The earliest `date_from` the API accepts, if it has a floor.
+    pub fn earliest_date_from(self) -> Option<EarliestDate> {
+        match self {
+            Endpoint::History => Some(EarliestDate::Fixed(history_earliest())),
+            Endpoint::TimeseriesSummary | Endpoint::TimeseriesNewLostSummary => {
+                Some(EarliestDate::Fixed(timeseries_earliest()))
+            }
+            Endpoint::BulkNewLostBacklinks | Endpoint::BulkNewLostReferringDomains => {
+                Some(EarliestDate::OneYearAgo)
+            }
+            _ => None,
+        }
+    }
+
+    /// Most targets one call takes.
+    pub fn max_targets(self) -> usize {
+        if self.is_bulk() { BULK_MAX_TARGETS } else { 1 }
+    }
+}
+
+impl fmt::Display for Endpoint {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+#[error("unknown endpoint `{given}`{}; endpoints are: {}", .suggestion.map(|s| format!(" (did you mean `{s}`?)")).unwrap_or_default(), Endpoint::ALL.map(|e| e.name()).join(", "))]
+pub struct UnknownEndpoint {
+    pub given: String,
+    pub suggestion: Option<&'static str>,
+}
+
+impl FromStr for Endpoint {
+    type Err = UnknownEndpoint;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Endpoint::ALL
+            .into_iter()
+            .find(|e| e.name() == s)
+            .ok_or_else(|| UnknownEndpoint {
+                given: s.to_string(),
+                suggestion: crate::suggest(s, Endpoint::ALL.iter().map(|e| e.name())),
+            })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_endpoint_name_round_trips() {
+        for e in Endpoint::ALL {
+            assert_eq!(e.name().parse::<Endpoint>().unwrap(), e);
+        }
+    }
+
+    #[test]
+    fn a_misspelled_endpoint_gets_a_suggestion() {
+        let err = "sumary".parse::<Endpoint>().unwrap_err();
+        assert_eq!(err.suggestion, Some("summary"));
+        assert!(err.to_string().contains("did you mean `summary`"));
+    }
+
+    #[test]
+    fn only_bulk_endpoints_take_many_targets() {
+        assert_eq!(Endpoint::BulkRanks.max_targets(), 1000);
+        assert_eq!(Endpoint::Summary.max_targets(), 1);
+        assert!(Endpoint::History.domain_only());
+        assert!(!Endpoint::BulkPagesSummary.domain_only());
+    }
+}

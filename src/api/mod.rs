@@ -1,0 +1,14 @@
+//! The DataForSEO client and its response types.
+
+pub mod client;
+pub mod endpoint;
+pub mod limits;
+pub mod status;
+pub mod target;
+pub mod types;
+
+pub use client::{Attempt, Client};
+pub use endpoint::{Endpoint, ParamDefault, ParamKind, ParamSpec};
+pub use status::Outcome;
+pub use target::Target;
+pub use types::{Envelope, Task};

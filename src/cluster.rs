@@ -1,0 +1,192 @@
+//! A throwaway PostgreSQL cluster started from the local binaries, for `demo` and the
+//! tests when `DATABASE_URL` is not set. It listens on a Unix socket only, in a
+//! temporary directory, and is stopped when dropped or when the process that started
+//! it dies (a watchdog shell stops it), so nothing is left running.
+
+use std::os::unix::fs::PermissionsExt;
+use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+
+use anyhow::{Context, Result, bail};
+
+pub struct Cluster {
+    dir: tempfile::TempDir,
+    bin: PathBuf,
+    user: Option<(u32, u32)>,
+}
+
+impl Cluster {
+    /// initdb + start. As root, runs as the `postgres` user (else `nobody`), because
+    /// initdb refuses to run as root.
+    pub fn start() -> Result<Cluster> {
+        let bin = find_bindir().context(
+            "no PostgreSQL server binaries found (looked for initdb in PATH, \
+             `pg_config --bindir` and /usr/lib/postgresql/*/bin); install PostgreSQL \
+             or set DATABASE_URL",
+        )?;
+        let dir = tempfile::Builder::new()
+            .prefix("linkledger-pg-")
+            .tempdir()
+            .context("creating a directory for the throwaway cluster")?;
+        std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755))?;
+        let user = if nix::unistd::Uid::effective().is_root() {
+            let u = nix::unistd::User::from_name("postgres")?
+                .or(nix::unistd::User::from_name("nobody")?)
+                .context("running as root and neither user postgres nor nobody exists")?;
+            Some((u.uid.as_raw(), u.gid.as_raw()))
+        } else {
+            None
+        };
+        let data = dir.path().join("data");
+        let sock = dir.path().join("sock");
+        for d in [&data, &sock] {
+            std::fs::create_dir(d)?;
+            if let Some((uid, gid)) = user {
+                nix::unistd::chown(
+                    d.as_path(),
+                    Some(nix::unistd::Uid::from_raw(uid)),
+                    Some(nix::unistd::Gid::from_raw(gid)),
+                )?;
+            }
+        }
+        let cluster = Cluster { dir, bin, user };
+        cluster.run(
+            "initdb",
+            &[
+                "-D",
+                path_str(&data)?,
+                "-U",
+                "postgres",
+                "--auth=trust",
+                "--no-sync",
+                "-E",
+                "UTF8",
+                "--locale=C",
+            ],
+        )?;
+        let opts = format!(
+            "-c listen_addresses='' -k {} -c fsync=off -c synchronous_commit=off \
+             -c full_page_writes=off -c max_connections=200",
+            path_str(&sock)?
+        );
+        cluster.run(
+            "pg_ctl",
+            &[
+                "-D",
+                path_str(&data)?,
+                "-o",
+                &opts,
+                "-l",
+                path_str(&cluster.dir.path().join("postgres.log"))?,
+                "-w",
+                "start",
+            ],
+        )?;
+        cluster.spawn_watchdog()?;
+        Ok(cluster)
+    }
+
+    /// URL of the `postgres` database of this cluster.
+    pub fn url(&self) -> String {
+        self.url_for("postgres")
+    }
+
+    pub fn url_for(&self, database: &str) -> String {
+        format!(
+            "postgres://postgres@localhost:5432/{database}?host={}",
+            self.dir.path().join("sock").display()
+        )
+    }
+
+    fn command(&self, program: &str) -> Command {
+        let mut cmd = Command::new(self.bin.join(program));
+        if let Some((uid, gid)) = self.user {
+            cmd.uid(uid).gid(gid);
+        }
+        cmd.current_dir(self.dir.path());
+        cmd
+    }
+
+    fn run(&self, program: &str, args: &[&str]) -> Result<()> {
+        let out = self
+            .command(program)
+            .args(args)
+            .stdin(Stdio::null())
+            .output()
+            .with_context(|| format!("running {program}"))?;
+        if !out.status.success() {
+            bail!(
+                "{program} failed: {}{}",
+                String::from_utf8_lossy(&out.stdout),
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
+        Ok(())
+    }
+
+    /// Stops the cluster when this process dies without dropping it (tests keep it in a
+    /// static; a killed demo never runs its destructors).
+    fn spawn_watchdog(&self) -> Result<()> {
+        let script = format!(
+            "while kill -0 {pid} 2>/dev/null; do sleep 1; done; \
+             '{pg_ctl}' -D '{data}' -m immediate stop >/dev/null 2>&1; rm -rf '{dir}'",
+            pid = std::process::id(),
+            pg_ctl = self.bin.join("pg_ctl").display(),
+            data = self.dir.path().join("data").display(),
+            dir = self.dir.path().display(),
+        );
+        let mut cmd = Command::new("sh");
+        cmd.arg("-c").arg(script);
+        if let Some((uid, gid)) = self.user {
+            cmd.uid(uid).gid(gid);
+        }
+        cmd.stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .process_group(0)
+            .spawn()
+            .context("starting the cluster watchdog")?;
+        Ok(())
+    }
+}
+
+impl Drop for Cluster {
+    fn drop(&mut self) {
+        let data = self.dir.path().join("data");
+        if let Some(d) = data.to_str() {
+            let _ = self.run("pg_ctl", &["-D", d, "-m", "fast", "-w", "stop"]);
+        }
+    }
+}
+
+fn path_str(p: &Path) -> Result<&str> {
+    p.to_str().context("non-UTF-8 temporary path")
+}
+
+fn find_bindir() -> Option<PathBuf> {
+    if let Ok(path) = std::env::var("PATH") {
+        for d in std::env::split_paths(&path) {
+            if d.join("initdb").is_file() && d.join("pg_ctl").is_file() {
+                return Some(d);
+            }
+        }
+    }
+    if let Ok(out) = Command::new("pg_config").arg("--bindir").output() {
+        let d = PathBuf::from(String::from_utf8_lossy(&out.stdout).trim());
+        if d.join("initdb").is_file() {
+            return Some(d);
+        }
+    }
+    let mut candidates: Vec<(u32, PathBuf)> = std::fs::read_dir("/usr/lib/postgresql")
+        .ok()?
+        .flatten()
+        .filter_map(|e| {
+            let v: u32 = e.file_name().to_str()?.parse().ok()?;
+            let bin = e.path().join("bin");
+            bin.join("initdb").is_file().then_some((v, bin))
+        })
+        .collect();
+    candidates.sort();
+    candidates.pop().map(|(_, b)| b)
+}

@@ -1,0 +1,469 @@
+//! Configuration, layered with figment: built-in defaults, then the config file
+//! (`--config PATH`, else `LINKLEDGER_CONFIG`, else `config/linkledger.toml` if present),
+//! then the ecosystem's variables (`DATABASE_URL`, `DATAFORSEO_LOGIN`,
+//! `DATAFORSEO_PASSWORD`, `DATAFORSEO_TOKEN`), then `LINKLEDGER_<SECTION>__<KEY>`.
+//!
+//! Secrets are `SecretString`: their `Debug` prints `[REDACTED]`, and errors about
+//! them never echo the value.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use figment::Figment;
+use figment::providers::{Format, Serialized, Toml};
+use secrecy::{ExposeSecret, SecretString};
+use serde::{Deserialize, Deserializer, Serialize};
+
+use crate::money::Usd;
+
+pub const DEFAULT_FILE: &str = "config/linkledger.toml";
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    #[serde(default)]
+    pub database: DatabaseConfig,
+    #[serde(default)]
+    pub api: ApiConfig,
+    #[serde(default)]
+    pub budget: BudgetConfig,
+    #[serde(default)]
+    pub jobs: JobsConfig,
+    #[serde(default)]
+    pub server: ServerConfig,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DatabaseConfig {
+    /// `postgres://...`; when absent, commands that need a database fail with a clear
+    /// message (only `demo` and the tests start a throwaway cluster).
+    #[serde(default, deserialize_with = "secret_opt")]
+    pub url: Option<SecretString>,
+    #[serde(default = "default_pool_size")]
+    pub pool_size: u32,
+}
+
+impl Default for DatabaseConfig {
+    fn default() -> Self {
+        DatabaseConfig {
+            url: None,
+            pool_size: default_pool_size(),
+        }
+    }
+}
+
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum AuthKind {
+    /// HTTP Basic with login and API password (api.dataforseo.com).
+    #[default]
+    Basic,
+    /// `Authorization: Bearer <token>` (gateways).
+    Bearer,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ApiConfig {
+    #[serde(default = "default_base_url")]
+    pub base_url: url::Url,
+    #[serde(default)]
+    pub auth: AuthKind,
+    #[serde(default)]
+    pub login: Option<String>,
+    #[serde(default, deserialize_with = "secret_opt")]
+    pub password: Option<SecretString>,
+    #[serde(default, deserialize_with = "secret_opt")]
+    pub token: Option<SecretString>,
+    #[serde(default = "default_timeout", with = "humantime_serde")]
+    pub timeout: Duration,
+    #[serde(default = "default_connect_timeout", with = "humantime_serde")]
+    pub connect_timeout: Duration,
+    #[serde(default = "default_max_in_flight")]
+    pub max_in_flight: usize,
+    #[serde(default = "default_max_per_minute")]
+    pub max_per_minute: u32,
+    #[serde(default = "default_max_attempts")]
+    pub max_attempts: u32,
+    #[serde(default = "default_retry_base", with = "humantime_serde")]
+    pub retry_base_delay: Duration,
+    #[serde(default = "default_retry_max", with = "humantime_serde")]
+    pub retry_max_delay: Duration,
+}
+
+impl Default for ApiConfig {
+    fn default() -> Self {
+        ApiConfig {
+            base_url: default_base_url(),
+            auth: AuthKind::Basic,
+            login: None,
+            password: None,
+            token: None,
+            timeout: default_timeout(),
+            connect_timeout: default_connect_timeout(),
+            max_in_flight: default_max_in_flight(),
+            max_per_minute: default_max_per_minute(),
+            max_attempts: default_max_attempts(),
+            retry_base_delay: default_retry_base(),
+            retry_max_delay: default_retry_max(),
+        }
+    }
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BudgetConfig {
+    pub daily_usd: Option<Usd>,
+    pub monthly_usd: Option<Usd>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct JobsConfig {
+    #[serde(default = "default_jobs_dir")]
+    pub dir: PathBuf,
+}
+
+impl Default for JobsConfig {
+    fn default() -> Self {
+        JobsConfig {
+            dir: default_jobs_dir(),
+        }
+    }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ServerConfig {
+    #[serde(default = "default_listen")]
+    pub listen: SocketAddr,
+}
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        ServerConfig {
+            listen: default_listen(),
+        }
+    }
+}
+
+fn default_pool_size() -> u32 {
+    10
+}
+fn default_base_url() -> url::Url {
+    url::Url::parse("https://api.dataforseo.com/v3").expect("valid default URL")
+}
+fn default_timeout() -> Duration {
+    Duration::from_secs(120)
+}
+fn default_connect_timeout() -> Duration {
+    Duration::from_secs(10)
+}
+fn default_max_in_flight() -> usize {
+    30
+}
+fn default_max_per_minute() -> u32 {
+    2000
+}
+fn default_max_attempts() -> u32 {
+    8
+}
+fn default_retry_base() -> Duration {
+    Duration::from_millis(500)
+}
+fn default_retry_max() -> Duration {
+    Duration::from_secs(60)
+}
+fn default_jobs_dir() -> PathBuf {
+    PathBuf::from("jobs")
+}
+fn default_listen() -> SocketAddr {
+    "127.0.0.1:9187".parse().expect("valid default address")
+}
+
+/// Deserializes a secret without ever putting its value into an error message.
+fn secret_opt<'de, D: Deserializer<'de>>(d: D) -> Result<Option<SecretString>, D::Error> {
+    let v = Option::<String>::deserialize(d)
+        .map_err(|_| serde::de::Error::custom("must be a string (value not shown)"))?;
+    Ok(v.filter(|s| !s.is_empty()).map(SecretString::from))
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("config file {0} does not exist")]
+    Missing(PathBuf),
+    #[error("{0}")]
+    Invalid(String),
+}
+
+/// Credentials as the client sends them.
+#[derive(Clone)]
+pub enum Credentials {
+    Basic {
+        login: String,
+        password: SecretString,
+    },
+    Bearer {
+        token: SecretString,
+    },
+}
+
+impl std::fmt::Debug for Credentials {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Credentials::Basic { login, .. } => f
+                .debug_struct("Basic")
+                .field("login", login)
+                .field("password", &"[REDACTED]")
+                .finish(),
+            Credentials::Bearer { .. } => f
+                .debug_struct("Bearer")
+                .field("token", &"[REDACTED]")
+                .finish(),
+        }
+    }
+}
+
+impl Credentials {
+    /// The value of the `Authorization` header.
+    pub fn header_value(&self) -> SecretString {
+        use base64::Engine;
+        match self {
+            Credentials::Basic { login, password } => {
+                let raw = format!("{login}:{}", password.expose_secret());
+                SecretString::from(format!(
+                    "Basic {}",
+                    base64::engine::general_purpose::STANDARD.encode(raw)
+                ))
+            }
+            Credentials::Bearer { token } => {
+                SecretString::from(format!("Bearer {}", token.expose_secret()))
+            }
+        }
+    }
+
+    /// Every secret string, for scrubbing (tests assert none reaches a log or a row).
+    pub fn secrets(&self) -> Vec<String> {
+        match self {
+            Credentials::Basic { password, .. } => vec![password.expose_secret().to_string()],
+            Credentials::Bearer { token } => vec![token.expose_secret().to_string()],
+        }
+    }
+}
+
+impl ApiConfig {
+    pub fn credentials(&self) -> Result<Credentials, ConfigError> {
+        match self.auth {
+            AuthKind::Basic => match (&self.login, &self.password) {
+                (Some(login), Some(password)) if !login.is_empty() => Ok(Credentials::Basic {
+                    login: login.clone(),
+                    password: password.clone(),
+                }),
+                _ => Err(ConfigError::Invalid(
+                    "api: login and password are required for basic auth \
+                     (set api.login/api.password or DATAFORSEO_LOGIN/DATAFORSEO_PASSWORD)"
+                        .into(),
+                )),
+            },
+            AuthKind::Bearer => match &self.token {
+                Some(token) => Ok(Credentials::Bearer {
+                    token: token.clone(),
+                }),
+                None => Err(ConfigError::Invalid(
+                    "api: token is required for bearer auth (set api.token or DATAFORSEO_TOKEN)"
+                        .into(),
+                )),
+            },
+        }
+    }
+}
+
+impl Config {
+    /// Loads the layers. `file` is `--config`; without it `LINKLEDGER_CONFIG`, else the
+    /// default file if it exists.
+    pub fn load(file: Option<&Path>) -> Result<Config, ConfigError> {
+        Self::load_from(file, std::env::vars())
+    }
+
+    /// Like [`Config::load`] with an explicit environment (for tests).
+    pub fn load_from(
+        file: Option<&Path>,
+        env: impl IntoIterator<Item = (String, String)>,
+    ) -> Result<Config, ConfigError> {
+        let env: Vec<(String, String)> = env.into_iter().collect();
+        let lookup = |k: &str| env.iter().find(|(n, _)| n == k).map(|(_, v)| v.clone());
+        let explicit = file
+            .map(Path::to_path_buf)
+            .or_else(|| lookup("LINKLEDGER_CONFIG").map(PathBuf::from));
+        let mut fig = Figment::new();
+        match explicit {
+            Some(path) => {
+                if !path.exists() {
+                    return Err(ConfigError::Missing(path));
+                }
+                fig = fig.merge(Toml::file(path));
+            }
+            None => {
+                if Path::new(DEFAULT_FILE).exists() {
+                    fig = fig.merge(Toml::file(DEFAULT_FILE));
+                }
+            }
+        }
+        let conventional = [
+            ("DATABASE_URL", "database.url"),
+            ("DATAFORSEO_LOGIN", "api.login"),
+            ("DATAFORSEO_PASSWORD", "api.password"),
+            ("DATAFORSEO_TOKEN", "api.token"),
+        ];
+        for (var, key) in conventional {
+            if let Some(v) = lookup(var) {
+                fig = fig.merge(Serialized::global(key, v));
+            }
+        }
+        // The same mapping as figment's `Env::prefixed("LINKLEDGER_").split("__")`, built
+        // from the given pairs so tests can pass their own environment.
+        let prefixed: Vec<(String, String)> = env
+            .iter()
+            .filter_map(|(k, v)| {
+                k.strip_prefix("LINKLEDGER_")
+                    .filter(|rest| rest.contains("__"))
+                    .map(|rest| (rest.to_ascii_lowercase().replace("__", "."), v.clone()))
+            })
+            .collect();
+        for (key, value) in prefixed {
+            let parsed = toml_value(&value);
+            fig = fig.merge(Serialized::global(&key, parsed));
+        }
+        fig.extract::<Config>().map_err(|e| {
+            ConfigError::Invalid(
+                e.into_iter()
+                    .map(|e| {
+                        let path = e.path.join(".");
+                        let msg = e.kind.to_string();
+                        let src = e
+                            .metadata
+                            .as_ref()
+                            .map(|m| format!(" (from {})", m.name))
+                            .unwrap_or_default();
+                        if path.is_empty() {
+                            format!("config: {msg}{src}")
+                        } else {
+                            format!("config: {path}: {msg}{src}")
+                        }
+                    })
+                    .collect::<Vec<_>>()
+                    .join("\n"),
+            )
+        })
+    }
+
+    pub fn database_url(&self) -> Option<&SecretString> {
+        self.database.url.as_ref()
+    }
+}
+
+/// Environment values are typed the way TOML would read them (`30` is a number,
+/// `true` a bool), else kept as strings.
+fn toml_value(raw: &str) -> figment::value::Value {
+    let wrapped = format!("v = {raw}");
+    match toml::from_str::<toml::Table>(&wrapped) {
+        Ok(t) => match t.get("v") {
+            Some(toml::Value::Integer(i)) => figment::value::Value::from(*i),
+            Some(toml::Value::Float(f)) => figment::value::Value::from(*f),
+            Some(toml::Value::Boolean(b)) => figment::value::Value::from(*b),
+            _ => figment::value::Value::from(raw.to_string()),
+        },
+        Err(_) => figment::value::Value::from(raw.to_string()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn env(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
+    }
+
+    #[test]
+    fn defaults_follow_the_api_limits() {
+        let dir = tempfile::tempdir().unwrap();
+        let cfg = Config::load_from(Some(&dir.path().join("none.toml")), env(&[]));
+        assert!(matches!(cfg, Err(ConfigError::Missing(_))));
+        let file = dir.path().join("c.toml");
+        std::fs::write(&file, "").unwrap();
+        let cfg = Config::load_from(Some(&file), env(&[])).unwrap();
+        assert_eq!(cfg.api.max_in_flight, 30);
+        assert_eq!(cfg.api.max_per_minute, 2000);
+        assert_eq!(cfg.api.base_url.as_str(), "https://api.dataforseo.com/v3");
+    }
+
+    #[test]
+    fn environment_overrides_the_file_and_conventional_variables_are_honoured() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("c.toml");
+        std::fs::write(
+            &file,
+            "[api]\nmax_in_flight = 5\nlogin = \"file-login\"\n[budget]\ndaily_usd = 3.5\n",
+        )
+        .unwrap();
+        let cfg = Config::load_from(
+            Some(&file),
+            env(&[
+                ("LINKLEDGER_API__MAX_IN_FLIGHT", "7"),
+                ("DATAFORSEO_LOGIN", "env-login"),
+                ("DATAFORSEO_PASSWORD", "hunter2"),
+                ("DATABASE_URL", "postgres://u:pw@h/db"),
+            ]),
+        )
+        .unwrap();
+        assert_eq!(cfg.api.max_in_flight, 7);
+        assert_eq!(cfg.api.login.as_deref(), Some("env-login"));
+        assert_eq!(cfg.budget.daily_usd, Some("3.5".parse().unwrap()));
+        assert!(cfg.database_url().is_some());
+        let creds = cfg.api.credentials().unwrap();
+        let shown = format!("{cfg:?} {creds:?}");
+        assert!(!shown.contains("hunter2"), "{shown}");
+        assert!(!shown.contains("u:pw"), "{shown}");
+    }
+
+    #[test]
+    fn a_typo_in_the_config_is_an_error_naming_the_key() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("c.toml");
+        std::fs::write(&file, "[api]\nmax_inflight = 5\n").unwrap();
+        let err = Config::load_from(Some(&file), env(&[]))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("max_inflight"), "{err}");
+    }
+
+    #[test]
+    fn a_secret_of_the_wrong_type_is_rejected_without_echoing_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("c.toml");
+        std::fs::write(&file, "[api]\npassword = 123456789\n").unwrap();
+        let err = Config::load_from(Some(&file), env(&[]))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("api.password"), "{err}");
+        assert!(!err.contains("123456789"), "{err}");
+    }
+
+    #[test]
+    fn bearer_auth_needs_a_token() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("c.toml");
+        std::fs::write(&file, "[api]\nauth = \"bearer\"\n").unwrap();
+        let cfg = Config::load_from(Some(&file), env(&[])).unwrap();
+        assert!(cfg.api.credentials().is_err());
+        let cfg = Config::load_from(Some(&file), env(&[("DATAFORSEO_TOKEN", "tok-123")])).unwrap();
+        let header = cfg.api.credentials().unwrap().header_value();
+        assert_eq!(header.expose_secret(), "Bearer tok-123");
+    }
+}
