@@ -1,0 +1,272 @@
+//! Shared fixtures: a fresh database per test on the real PostgreSQL server
+//! (`DATABASE_URL`, else a throwaway cluster from the local binaries), the sandbox on
+//! port 0, and the `linkledger` binary run in a temporary working directory.
+
+use std::path::{Path, PathBuf};
+use std::process::Output;
+use std::sync::OnceLock;
+use std::time::Duration;
+
+use linkledger::cluster::Cluster;
+use linkledger::sandbox::{Sandbox, SandboxOptions};
+use linkledger::store::Store;
+use secrecy::SecretString;
+
+static CLUSTER: OnceLock<Cluster> = OnceLock::new();
+
+/// The server's maintenance database URL.
+fn admin_url() -> String {
+    if let Ok(url) = std::env::var("DATABASE_URL") {
+        return url;
+    }
+    CLUSTER
+        .get_or_init(|| Cluster::start().expect("starting a throwaway PostgreSQL cluster"))
+        .url()
+}
+
+fn with_database(url: &str, db: &str) -> String {
+    let mut u = url::Url::parse(url).expect("DATABASE_URL is a URL");
+    u.set_path(&format!("/{db}"));
+    u.to_string()
+}
+
+/// A database of its own, dropped when the test ends.
+pub struct TestDb {
+    pub url: String,
+    pub name: String,
+    admin: String,
+}
+
+impl TestDb {
+    pub async fn new() -> TestDb {
+        let admin = admin_url();
+        let name = format!("linkledger_test_{}", rand_suffix());
+        let mut conn = connect(&admin).await;
+        sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
+            .execute(&mut conn)
+            .await
+            .expect("creating a test database");
+        TestDb {
+            url: with_database(&admin, &name),
+            name,
+            admin,
+        }
+    }
+
+    /// A migrated store on this database.
+    pub async fn store(&self) -> Store {
+        let store = Store::connect(&SecretString::from(self.url.clone()), 8)
+            .await
+            .expect("connecting to the test database");
+        store.migrate().await.expect("migrating");
+        store
+    }
+}
+
+impl Drop for TestDb {
+    fn drop(&mut self) {
+        let admin = self.admin.clone();
+        let name = self.name.clone();
+        // Drop runs inside the test's runtime; a runtime of its own on another thread
+        // can block on the cleanup.
+        let _ = std::thread::spawn(move || {
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .expect("runtime");
+            rt.block_on(async {
+                let mut conn = connect(&admin).await;
+                let _ = sqlx::query(sqlx::AssertSqlSafe(format!(
+                    "DROP DATABASE IF EXISTS {name} WITH (FORCE)"
+                )))
+                .execute(&mut conn)
+                .await;
+            });
+        })
+        .join();
+    }
+}
+
+async fn connect(url: &str) -> sqlx::PgConnection {
+    use sqlx::Connection;
+    sqlx::PgConnection::connect(url)
+        .await
+        .expect("connecting to PostgreSQL")
+}
+
+fn rand_suffix() -> String {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static N: AtomicU64 = AtomicU64::new(0);
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .subsec_nanos();
+    format!(
+        "{}_{}_{}",
+        std::process::id(),
+        N.fetch_add(1, Ordering::Relaxed),
+        nanos
+    )
+}
+
+pub async fn sandbox(opts: SandboxOptions) -> Sandbox {
+    Sandbox::start(opts).await.expect("starting the sandbox")
+}
+
+pub async fn default_sandbox() -> Sandbox {
+    sandbox(SandboxOptions::default()).await
+}
+
+/// A working directory with a `jobs/` directory holding the given files.
+pub struct Workdir {
+    pub dir: tempfile::TempDir,
+}
+
+impl Workdir {
+    pub fn new(jobs: &[(&str, &str)]) -> Workdir {
+        let dir = tempfile::tempdir().expect("tempdir");
+        std::fs::create_dir(dir.path().join("jobs")).unwrap();
+        for (name, body) in jobs {
+            let path = dir.path().join("jobs").join(name);
+            if let Some(parent) = path.parent() {
+                std::fs::create_dir_all(parent).unwrap();
+            }
+            std::fs::write(path, body).unwrap();
+        }
+        Workdir { dir }
+    }
+
+    pub fn path(&self) -> &Path {
+        self.dir.path()
+    }
+
+    pub fn jobs_dir(&self) -> PathBuf {
+        self.dir.path().join("jobs")
+    }
+}
+
+/// Environment for the binary: the test database, the sandbox, its credentials and
+/// fast retries.
+pub fn env_for(db: &TestDb, sb: &Sandbox) -> Vec<(String, String)> {
+    vec![
+        ("DATABASE_URL".into(), db.url.clone()),
+        ("LINKLEDGER_API__BASE_URL".into(), sb.base_url()),
+        ("DATAFORSEO_LOGIN".into(), "sandbox".into()),
+        ("DATAFORSEO_PASSWORD".into(), "sandbox".into()),
+        ("LINKLEDGER_API__RETRY_BASE_DELAY".into(), "5ms".into()),
+        ("LINKLEDGER_API__RETRY_MAX_DELAY".into(), "50ms".into()),
+    ]
+}
+
+/// Runs `linkledger ARGS` in `dir` with exactly `env` (plus PATH/HOME), and waits.
+pub async fn linkledger(dir: &Path, env: &[(String, String)], args: &[&str]) -> Output {
+    let mut cmd = tokio::process::Command::new(env!("CARGO_BIN_EXE_linkledger"));
+    cmd.current_dir(dir).args(args).env_clear();
+    for key in ["PATH", "HOME"] {
+        if let Ok(v) = std::env::var(key) {
+            cmd.env(key, v);
+        }
+    }
+    cmd.env("LINKLEDGER_LOG", "info");
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    tokio::time::timeout(Duration::from_secs(120), cmd.output())
+        .await
+        .expect("linkledger finished within 2 minutes")
+        .expect("running linkledger")
+}
+
+pub fn stdout(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+pub fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+/// Waits until `cond` holds, polling, or panics after `timeout`.
+pub async fn wait_for<F, Fut>(timeout: Duration, what: &str, mut cond: F)
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let deadline = tokio::time::Instant::now() + timeout;
+    loop {
+        if cond().await {
+            return;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "timed out waiting for {what}"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// An API configuration pointing at `sb`, with fast retries.
+pub fn api_config(sb: &Sandbox, max_in_flight: usize) -> linkledger::config::ApiConfig {
+    let mut api = linkledger::config::ApiConfig::default();
+    api.base_url = sb.base_url().parse().expect("sandbox URL");
+    api.max_in_flight = max_in_flight;
+    api.retry_base_delay = Duration::from_millis(5);
+    api.retry_max_delay = Duration::from_millis(50);
+    api.max_attempts = 12;
+    api
+}
+
+pub fn sandbox_credentials() -> linkledger::config::Credentials {
+    linkledger::config::Credentials::Basic {
+        login: "sandbox".into(),
+        password: SecretString::from("sandbox"),
+    }
+}
+
+/// An executor on `store` talking to `sb`.
+pub fn executor(store: &Store, sb: &Sandbox, max_in_flight: usize) -> linkledger::executor::Executor {
+    let client = linkledger::api::Client::with_credentials(
+        &api_config(sb, max_in_flight),
+        &sandbox_credentials(),
+    )
+    .expect("client");
+    linkledger::executor::Executor::new(store.clone(), client)
+}
+
+/// Loads one job from TOML text.
+pub fn job(toml: &str) -> linkledger::jobs::Job {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("job.toml");
+    std::fs::write(&path, toml).unwrap();
+    linkledger::jobs::load_file(&path, today()).unwrap_or_else(|p| panic!("{p}"))
+}
+
+pub fn today() -> chrono::NaiveDate {
+    chrono::Utc::now().date_naive()
+}
+
+/// A job with one collection of `endpoint` over `targets`.
+pub fn job_for(endpoint: &str, targets: &[String], params: &str) -> linkledger::jobs::Job {
+    let list = targets
+        .iter()
+        .map(|t| format!("{t:?}"))
+        .collect::<Vec<_>>()
+        .join(", ");
+    job(&format!(
+        "name = \"t\"\ntargets = [{list}]\n[[collect]]\nendpoint = \"{endpoint}\"\nschedule = \"@daily\"\nparams = {{ {params} }}\n"
+    ))
+}
+
+/// Sum of `cost_usd` in the ledger.
+pub async fn ledger_total(store: &Store) -> rust_decimal::Decimal {
+    sqlx::query_scalar("SELECT coalesce(sum(cost_usd), 0) FROM linkledger.api_calls")
+        .fetch_one(store.pool())
+        .await
+        .unwrap()
+}
+
+pub async fn count(store: &Store, sql: &str) -> i64 {
+    sqlx::query_scalar(sqlx::AssertSqlSafe(sql.to_string()))
+        .fetch_one(store.pool())
+        .await
+        .unwrap_or_else(|e| panic!("{sql}: {e}"))
+}

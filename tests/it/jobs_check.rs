@@ -1,0 +1,81 @@
+//! Job-file mistakes: each gives its message and exit status 2, and nothing is written.
+
+use crate::common::*;
+
+const GOOD: &str = "name = \"good\"\ntargets = [\"example.com\"]\n[[collect]]\nendpoint = \"summary\"\nschedule = \"@daily\"\n";
+
+/// (file body, text the message must contain)
+fn mistakes() -> Vec<(&'static str, String, &'static str)> {
+    let with = |extra: &str| format!("{GOOD}{extra}");
+    vec![
+        ("unknown key", format!("nmae = \"x\"\n{GOOD}"), "nmae: unknown key"),
+        ("typo in endpoint", GOOD.replace("\"summary\"", "\"sumary\""), "did you mean `summary`"),
+        ("bad cron", GOOD.replace("@daily", "61 * * * *"), "collect[1].schedule"),
+        ("six-field cron", GOOD.replace("@daily", "0 0 6 * * *"), "collect[1].schedule"),
+        ("bad timezone", format!("timezone = \"Mars/Olympus\"\n{GOOD}"), "timezone"),
+        ("unknown param", with("params = { include_subdomain = true }\n"), "collect[1].params.include_subdomain"),
+        ("wrong param type", with("params = { include_subdomains = \"yes\" }\n"), "collect[1].params.include_subdomains"),
+        ("param out of range", with("params = { internal_list_limit = 5000 }\n"), "collect[1].params.internal_list_limit"),
+        ("bad choice", with("params = { backlinks_status_type = \"dead\" }\n"), "collect[1].params.backlinks_status_type"),
+        ("bad target", GOOD.replace("example.com", "not a domain"), "targets"),
+        ("page for history", "name = \"h\"\ntargets = [\"https://example.com/page\"]\n[[collect]]\nendpoint = \"history\"\nschedule = \"@monthly\"\n".to_string(), "bare domain"),
+        ("missing targets file", GOOD.replace("targets = [\"example.com\"]", "targets_file = \"nope.txt\""), "nope.txt"),
+        ("bad catch_up", with("catch_up = \"sometimes\"\n"), "collect[1].catch_up"),
+        ("syntax error", "name = \"x\nfoo".to_string(), "job.toml"),
+        ("history before 2019", "name = \"h\"\ntargets = [\"example.com\"]\n[[collect]]\nendpoint = \"history\"\nschedule = \"@monthly\"\nparams = { date_from = \"2018-12-31\" }\n".to_string(), "2019-01-01"),
+    ]
+}
+
+#[tokio::test]
+async fn each_kind_of_job_file_mistake_gives_its_message_and_exit_status_2() {
+    for (what, body, expected) in mistakes() {
+        let wd = Workdir::new(&[("job.toml", &body)]);
+        let out = linkledger(wd.path(), &[], &["jobs", "check"]).await;
+        let err = stderr(&out);
+        assert_eq!(out.status.code(), Some(2), "{what}: {err}");
+        assert!(err.contains("jobs/job.toml: "), "{what}: message names the file: {err}");
+        assert!(err.contains(expected), "{what}: expected `{expected}` in: {err}");
+    }
+}
+
+#[tokio::test]
+async fn duplicate_job_names_across_files_are_an_error() {
+    let wd = Workdir::new(&[("a.toml", GOOD), ("b.toml", GOOD)]);
+    let out = linkledger(wd.path(), &[], &["jobs", "check"]).await;
+    assert_eq!(out.status.code(), Some(2));
+    let err = stderr(&out);
+    assert!(err.contains("jobs/b.toml: name:"), "{err}");
+    assert!(err.contains("good"), "{err}");
+}
+
+#[tokio::test]
+async fn a_run_with_a_bad_job_file_changes_nothing_in_the_database() {
+    let db = TestDb::new().await;
+    let sb = default_sandbox().await;
+    let bad = GOOD.replace("@daily", "every day");
+    let wd = Workdir::new(&[("good.toml", GOOD), ("bad.toml", &bad)]);
+    let out = linkledger(wd.path(), &env_for(&db, &sb), &["run", "--once"]).await;
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    assert!(stderr(&out).contains("jobs/bad.toml: collect[1].schedule"), "{}", stderr(&out));
+    assert_eq!(sb.stats().requests, 0);
+    // Not even the schema was created.
+    let mut conn = {
+        use sqlx::Connection;
+        sqlx::PgConnection::connect(&db.url).await.unwrap()
+    };
+    let schemas: i64 = sqlx::query_scalar(
+        "SELECT count(*) FROM information_schema.schemata WHERE schema_name = 'linkledger'",
+    )
+    .fetch_one(&mut conn)
+    .await
+    .unwrap();
+    assert_eq!(schemas, 0);
+}
+
+#[tokio::test]
+async fn the_example_jobs_pass_the_check() {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    let out = linkledger(root, &[], &["jobs", "check"]).await;
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(stdout(&out).contains("ok"), "{}", stdout(&out));
+}
