@@ -1,7 +1,897 @@
-//! placeholder: being written (normalize helper owns this file)
-pub struct Batch;
+//! Turns one stored API response into warehouse rows. Pure: no I/O, so the live path
+//! and `replay` produce the same rows from the same body.
+//!
+//! The tables are described once, in [`TABLES`]: each lists its key columns and the
+//! API fields it keeps, with their SQL types. Normalization reads each field by its
+//! API name (the `info` object as `info_<field>`), checks its JSON type and turns
+//! null or missing into SQL NULL — never 0. Unknown fields are ignored here; they stay
+//! in `raw_responses`. A known field with the wrong JSON type fails the whole response
+//! with an error that names the field and what arrived.
+
+use std::collections::HashMap;
+
+use chrono::{DateTime, Datelike, NaiveDate, Utc};
+use serde_json::{Map, Value};
+
+use crate::api::Endpoint;
+
+/// SQL type of a warehouse column, and the JSON type it is read from.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ColType {
+    /// JSON integer → `bigint`.
+    Int,
+    /// JSON string → `text`.
+    Text,
+    /// JSON boolean → `boolean`.
+    Bool,
+    /// `"yyyy-mm-dd hh:mm:ss +00:00"` → `timestamptz`.
+    Timestamp,
+    /// `date`; only key columns.
+    Date,
+    /// JSON array of strings → `text[]`.
+    TextArray,
+    /// JSON object → `jsonb`; only key columns.
+    Json,
+}
+
+impl ColType {
+    pub fn sql(self) -> &'static str {
+        match self {
+            ColType::Int => "bigint",
+            ColType::Text => "text",
+            ColType::Bool => "boolean",
+            ColType::Timestamp => "timestamptz",
+            ColType::Date => "date",
+            ColType::TextArray => "text[]",
+            ColType::Json => "jsonb",
+        }
+    }
+}
+
+/// One normalized table.
+#[derive(Debug)]
+pub struct TableSpec {
+    pub name: &'static str,
+    pub endpoint: Endpoint,
+    /// The natural key, in column order.
+    pub key: &'static [(&'static str, ColType)],
+    /// API fields kept, by their API names.
+    pub fields: &'static [(&'static str, ColType)],
+    /// Whether the `info` object is flattened into `info_*` columns.
+    pub info: bool,
+    /// Whether the six `referring_links_*` maps go to `link_breakdowns`.
+    pub breakdowns: bool,
+}
+
+impl TableSpec {
+    /// Every column in insert order: key, fields, info, then bookkeeping.
+    pub fn columns(&self) -> Vec<(String, ColType)> {
+        let mut cols: Vec<(String, ColType)> = self
+            .key
+            .iter()
+            .chain(self.fields)
+            .map(|(n, t)| (n.to_string(), *t))
+            .collect();
+        if self.info {
+            cols.extend(INFO_FIELDS.iter().map(|(n, t)| (format!("info_{n}"), *t)));
+        }
+        cols.push(("collected_at".into(), ColType::Timestamp));
+        cols.push(("raw_response_id".into(), ColType::Int));
+        cols
+    }
+}
+
+/// Fields of the nested `info` object.
+pub const INFO_FIELDS: &[(&str, ColType)] = &[
+    ("server", ColType::Text),
+    ("cms", ColType::Text),
+    ("platform_type", ColType::TextArray),
+    ("ip_address", ColType::Text),
+    ("country", ColType::Text),
+    ("is_ip", ColType::Bool),
+    ("target_spam_score", ColType::Int),
+];
+
+/// The six `referring_links_<dimension>` maps.
+pub const BREAKDOWN_DIMENSIONS: &[&str] = &[
+    "tld",
+    "types",
+    "attributes",
+    "platform_types",
+    "semantic_locations",
+    "countries",
+];
+
+use ColType::{Date as D, Int as I, Json as J, Text as T, Timestamp as Ts};
+
+macro_rules! fields {
+    ($($name:literal : $ty:ident),* $(,)?) => { &[$(($name, $ty)),*] };
+}
+
+pub const SUMMARY: TableSpec = TableSpec {
+    name: "summary",
+    endpoint: Endpoint::Summary,
+    key: fields!("target": T, "options": J, "collected_on": D),
+    fields: fields!(
+        "first_seen": Ts, "lost_date": Ts, "rank": I, "backlinks": I, "backlinks_nofollow": I,
+        "backlinks_spam_score": I, "crawled_pages": I, "internal_links_count": I,
+        "external_links_count": I, "broken_backlinks": I, "broken_pages": I,
+        "referring_domains": I, "referring_domains_nofollow": I, "referring_main_domains": I,
+        "referring_main_domains_nofollow": I, "referring_ips": I, "referring_subnets": I,
+        "referring_pages": I, "referring_pages_nofollow": I,
+    ),
+    info: true,
+    breakdowns: true,
+};
+
+pub const HISTORY: TableSpec = TableSpec {
+    name: "history",
+    endpoint: Endpoint::History,
+    key: fields!("target": T, "month": D),
+    fields: fields!(
+        "rank": I, "backlinks": I, "backlinks_nofollow": I, "new_backlinks": I,
+        "lost_backlinks": I, "new_referring_domains": I, "lost_referring_domains": I,
+        "crawled_pages": I, "internal_links_count": I, "external_links_count": I,
+        "broken_backlinks": I, "broken_pages": I, "referring_domains": I,
+        "referring_domains_nofollow": I, "referring_main_domains": I,
+        "referring_main_domains_nofollow": I, "referring_ips": I, "referring_subnets": I,
+        "referring_pages": I, "referring_pages_nofollow": I,
+    ),
+    info: true,
+    breakdowns: true,
+};
+
+pub const TIMESERIES_SUMMARY: TableSpec = TableSpec {
+    name: "timeseries_summary",
+    endpoint: Endpoint::TimeseriesSummary,
+    key: fields!("target": T, "group_range": T, "date": D),
+    fields: fields!(
+        "rank": I, "backlinks": I, "backlinks_nofollow": I, "referring_pages": I,
+        "referring_pages_nofollow": I, "referring_domains": I, "referring_domains_nofollow": I,
+        "referring_main_domains": I, "referring_main_domains_nofollow": I, "referring_ips": I,
+        "referring_subnets": I,
+    ),
+    info: false,
+    breakdowns: false,
+};
+
+pub const TIMESERIES_NEW_LOST: TableSpec = TableSpec {
+    name: "timeseries_new_lost_summary",
+    endpoint: Endpoint::TimeseriesNewLostSummary,
+    key: fields!("target": T, "group_range": T, "date": D),
+    fields: fields!(
+        "new_backlinks": I, "lost_backlinks": I, "new_referring_domains": I,
+        "lost_referring_domains": I, "new_referring_main_domains": I,
+        "lost_referring_main_domains": I,
+    ),
+    info: false,
+    breakdowns: false,
+};
+
+pub const BULK_NEW_LOST_BACKLINKS: TableSpec = TableSpec {
+    name: "bulk_new_lost_backlinks",
+    endpoint: Endpoint::BulkNewLostBacklinks,
+    key: fields!("target": T, "date_from": D, "collected_on": D),
+    fields: fields!("new_backlinks": I, "lost_backlinks": I),
+    info: false,
+    breakdowns: false,
+};
+
+pub const BULK_NEW_LOST_REFERRING_DOMAINS: TableSpec = TableSpec {
+    name: "bulk_new_lost_referring_domains",
+    endpoint: Endpoint::BulkNewLostReferringDomains,
+    key: fields!("target": T, "date_from": D, "collected_on": D),
+    fields: fields!(
+        "new_referring_domains": I, "lost_referring_domains": I,
+        "new_referring_main_domains": I, "lost_referring_main_domains": I,
+    ),
+    info: false,
+    breakdowns: false,
+};
+
+pub const BULK_RANKS: TableSpec = TableSpec {
+    name: "bulk_ranks",
+    endpoint: Endpoint::BulkRanks,
+    key: fields!("target": T, "collected_on": D),
+    fields: fields!("rank": I),
+    info: false,
+    breakdowns: false,
+};
+
+pub const BULK_BACKLINKS: TableSpec = TableSpec {
+    name: "bulk_backlinks",
+    endpoint: Endpoint::BulkBacklinks,
+    key: fields!("target": T, "collected_on": D),
+    fields: fields!("backlinks": I),
+    info: false,
+    breakdowns: false,
+};
+
+pub const BULK_REFERRING_DOMAINS: TableSpec = TableSpec {
+    name: "bulk_referring_domains",
+    endpoint: Endpoint::BulkReferringDomains,
+    key: fields!("target": T, "collected_on": D),
+    fields: fields!(
+        "referring_domains": I, "referring_domains_nofollow": I, "referring_main_domains": I,
+        "referring_main_domains_nofollow": I,
+    ),
+    info: false,
+    breakdowns: false,
+};
+
+pub const BULK_SPAM_SCORE: TableSpec = TableSpec {
+    name: "bulk_spam_score",
+    endpoint: Endpoint::BulkSpamScore,
+    key: fields!("target": T, "collected_on": D),
+    fields: fields!("spam_score": I),
+    info: false,
+    breakdowns: false,
+};
+
+pub const BULK_PAGES_SUMMARY: TableSpec = TableSpec {
+    name: "bulk_pages_summary",
+    endpoint: Endpoint::BulkPagesSummary,
+    key: fields!("target": T, "collected_on": D),
+    fields: fields!(
+        "rank": I, "main_domain_rank": I, "backlinks": I, "first_seen": Ts, "lost_date": Ts,
+        "backlinks_spam_score": I, "broken_backlinks": I, "broken_pages": I,
+        "referring_domains": I, "referring_domains_nofollow": I, "referring_main_domains": I,
+        "referring_main_domains_nofollow": I, "referring_ips": I, "referring_subnets": I,
+        "referring_pages": I, "referring_pages_nofollow": I,
+    ),
+    info: true,
+    breakdowns: true,
+};
+
+/// Every endpoint table, in endpoint order.
+pub const TABLES: &[&TableSpec] = &[
+    &SUMMARY,
+    &HISTORY,
+    &TIMESERIES_SUMMARY,
+    &TIMESERIES_NEW_LOST,
+    &BULK_NEW_LOST_BACKLINKS,
+    &BULK_NEW_LOST_REFERRING_DOMAINS,
+    &BULK_RANKS,
+    &BULK_BACKLINKS,
+    &BULK_REFERRING_DOMAINS,
+    &BULK_SPAM_SCORE,
+    &BULK_PAGES_SUMMARY,
+];
+
+/// The table an endpoint's rows go to.
+pub fn table_for(endpoint: Endpoint) -> &'static TableSpec {
+    TABLES
+        .iter()
+        .find(|t| t.endpoint == endpoint)
+        .expect("every endpoint has a table")
+}
+
+/// One value of a row.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Cell {
+    Null,
+    Int(i64),
+    Text(String),
+    Bool(bool),
+    Timestamp(DateTime<Utc>),
+    Date(NaiveDate),
+    TextArray(Vec<String>),
+    Json(Value),
+}
+
+/// The rows of one table, in [`TableSpec::columns`] order.
+#[derive(Debug)]
+pub struct TableRows {
+    pub spec: &'static TableSpec,
+    pub rows: Vec<Vec<Cell>>,
+}
+
+/// Identifies the parent row of breakdowns: its table, target, date and options.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct Parent {
+    pub source_table: &'static str,
+    pub target: String,
+    pub date: NaiveDate,
+    pub options: Value,
+}
+
+/// One `link_breakdowns` row.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Breakdown {
+    pub parent: usize,
+    pub dimension: &'static str,
+    pub key: String,
+    pub count: i64,
+}
+
+/// Everything one response normalizes to; written in one transaction.
+#[derive(Debug)]
+pub struct Batch {
+    pub table: TableRows,
+    /// Parents whose breakdowns are replaced (even by none).
+    pub parents: Vec<Parent>,
+    pub breakdowns: Vec<Breakdown>,
+    pub collected_at: DateTime<Utc>,
+    pub raw_response_id: i64,
+}
+
 impl Batch {
+    /// Rows written: table rows plus breakdown rows.
     pub fn row_count(&self) -> usize {
-        0
+        self.table.rows.len() + self.breakdowns.len()
+    }
+
+    /// Keeps the last row of each natural key (and the breakdowns of the last parent),
+    /// so one statement never touches a row twice.
+    pub fn dedupe(&mut self) {
+        let key_len = self.table.spec.key.len();
+        let mut last: HashMap<String, usize> = HashMap::new();
+        for (i, row) in self.table.rows.iter().enumerate() {
+            last.insert(format!("{:?}", &row[..key_len]), i);
+        }
+        if last.len() != self.table.rows.len() {
+            let mut keep: Vec<usize> = last.into_values().collect();
+            keep.sort_unstable();
+            let mut rows = std::mem::take(&mut self.table.rows);
+            self.table.rows = keep.iter().map(|&i| std::mem::take(&mut rows[i])).collect();
+        }
+        let mut last_parent: HashMap<&Parent, usize> = HashMap::new();
+        for (i, p) in self.parents.iter().enumerate() {
+            last_parent.insert(p, i);
+        }
+        if last_parent.len() != self.parents.len() {
+            let keep: Vec<bool> = (0..self.parents.len())
+                .map(|i| last_parent.get(&self.parents[i]) == Some(&i))
+                .collect();
+            self.breakdowns.retain(|b| keep[b.parent]);
+        }
+    }
+}
+
+/// Where a response came from.
+#[derive(Clone, Copy, Debug)]
+pub struct Context<'a> {
+    pub endpoint: Endpoint,
+    pub raw_response_id: i64,
+    pub collected_at: DateTime<Utc>,
+    /// The task object that was sent.
+    pub request: &'a Value,
+}
+
+#[derive(Debug, thiserror::Error, PartialEq)]
+#[error("{endpoint} response: {path}: {why}")]
+pub struct NormalizeError {
+    pub endpoint: &'static str,
+    pub path: String,
+    pub why: String,
+}
+
+/// Normalizes one successful response body (the whole envelope).
+pub fn normalize(ctx: &Context<'_>, body: &Value) -> Result<Batch, NormalizeError> {
+    let spec = table_for(ctx.endpoint);
+    let mut n = Normalizer {
+        ctx,
+        spec,
+        batch: Batch {
+            table: TableRows {
+                spec,
+                rows: Vec::new(),
+            },
+            parents: Vec::new(),
+            breakdowns: Vec::new(),
+            collected_at: ctx.collected_at,
+            raw_response_id: ctx.raw_response_id,
+        },
+    };
+    let tasks = match body.get("tasks") {
+        None | Some(Value::Null) => return Ok(n.batch),
+        Some(Value::Array(tasks)) => tasks,
+        Some(other) => return Err(n.err("tasks", expected("array", other))),
+    };
+    for (ti, task) in tasks.iter().enumerate() {
+        let code = task.get("status_code").and_then(Value::as_i64);
+        if code.is_some_and(|c| c != 20000) {
+            continue;
+        }
+        let results = match task.get("result") {
+            None | Some(Value::Null) => continue,
+            Some(Value::Array(r)) => r,
+            Some(other) => return Err(n.err(format!("tasks[{ti}].result"), expected("array", other))),
+        };
+        for (ri, result) in results.iter().enumerate() {
+            let path = format!("tasks[{ti}].result[{ri}]");
+            let Some(result) = result.as_object() else {
+                return Err(n.err(path, expected("object", result)));
+            };
+            n.result(&path, result)?;
+        }
+    }
+    n.batch.dedupe();
+    Ok(n.batch)
+}
+
+struct Normalizer<'a> {
+    ctx: &'a Context<'a>,
+    spec: &'static TableSpec,
+    batch: Batch,
+}
+
+fn json_type(v: &Value) -> &'static str {
+    match v {
+        Value::Null => "null",
+        Value::Bool(_) => "boolean",
+        Value::Number(n) if n.is_i64() || n.is_u64() => "integer",
+        Value::Number(_) => "number",
+        Value::String(_) => "string",
+        Value::Array(_) => "array",
+        Value::Object(_) => "object",
+    }
+}
+
+fn expected(what: &str, found: &Value) -> String {
+    format!("expected {what}, found {}", json_type(found))
+}
+
+/// Parses the API's instants: `2019-11-15 12:57:46 +00:00`, also RFC 3339.
+pub fn parse_instant(s: &str) -> Option<DateTime<Utc>> {
+    DateTime::parse_from_str(s, "%Y-%m-%d %H:%M:%S %:z")
+        .or_else(|_| DateTime::parse_from_str(s, "%Y-%m-%d %H:%M:%S%.f %:z"))
+        .or_else(|_| DateTime::parse_from_rfc3339(s))
+        .map(|t| t.with_timezone(&Utc))
+        .ok()
+}
+
+/// Parses a date `yyyy-mm-dd`, or the date part of an instant.
+fn parse_day(s: &str) -> Option<NaiveDate> {
+    NaiveDate::parse_from_str(s, "%Y-%m-%d")
+        .ok()
+        .or_else(|| parse_instant(s).map(|t| t.date_naive()))
+}
+
+impl Normalizer<'_> {
+    fn err(&self, path: impl Into<String>, why: String) -> NormalizeError {
+        NormalizeError {
+            endpoint: self.ctx.endpoint.name(),
+            path: path.into(),
+            why,
+        }
+    }
+
+    fn collected_on(&self) -> NaiveDate {
+        self.ctx.collected_at.date_naive()
+    }
+
+    /// Request options other than the target(s): part of the summary key.
+    fn options(&self) -> Value {
+        let mut opts = Map::new();
+        if let Some(req) = self.ctx.request.as_object() {
+            for (k, v) in req {
+                if !matches!(k.as_str(), "target" | "targets" | "tag") {
+                    opts.insert(k.clone(), v.clone());
+                }
+            }
+        }
+        Value::Object(opts)
+    }
+
+    fn request_str(&self, field: &str) -> Option<&str> {
+        self.ctx.request.get(field).and_then(Value::as_str)
+    }
+
+    fn string_field<'v>(
+        &self,
+        obj: &'v Map<String, Value>,
+        path: &str,
+        field: &str,
+    ) -> Result<Option<&'v str>, NormalizeError> {
+        match obj.get(field) {
+            None | Some(Value::Null) => Ok(None),
+            Some(Value::String(s)) => Ok(Some(s)),
+            Some(other) => Err(self.err(format!("{path}.{field}"), expected("string", other))),
+        }
+    }
+
+    fn items<'v>(
+        &self,
+        result: &'v Map<String, Value>,
+        path: &str,
+    ) -> Result<Vec<(String, &'v Map<String, Value>)>, NormalizeError> {
+        match result.get("items") {
+            None | Some(Value::Null) => Ok(Vec::new()),
+            Some(Value::Array(items)) => items
+                .iter()
+                .enumerate()
+                .map(|(i, item)| {
+                    let p = format!("{path}.items[{i}]");
+                    match item.as_object() {
+                        Some(o) => Ok((p, o)),
+                        None => Err(self.err(p, expected("object", item))),
+                    }
+                })
+                .collect(),
+            Some(other) => Err(self.err(format!("{path}.items"), expected("array", other))),
+        }
+    }
+
+    fn result(&mut self, path: &str, result: &Map<String, Value>) -> Result<(), NormalizeError> {
+        use Endpoint::*;
+        match self.ctx.endpoint {
+            Summary => {
+                let target = self
+                    .string_field(result, path, "target")?
+                    .or_else(|| self.request_str("target"))
+                    .ok_or_else(|| self.err(format!("{path}.target"), "missing".into()))?
+                    .to_string();
+                let options = self.options();
+                let day = self.collected_on();
+                self.row(
+                    path,
+                    result,
+                    vec![
+                        Cell::Text(target.clone()),
+                        Cell::Json(options.clone()),
+                        Cell::Date(day),
+                    ],
+                    Some((target, day, options)),
+                )?;
+            }
+            History => {
+                let target = self
+                    .string_field(result, path, "target")?
+                    .or_else(|| self.request_str("target"))
+                    .ok_or_else(|| self.err(format!("{path}.target"), "missing".into()))?
+                    .to_string();
+                for (p, item) in self.items(result, path)? {
+                    let date = self.item_date(&p, item)?;
+                    let month = date.with_day(1).expect("day 1 exists");
+                    self.row(
+                        &p,
+                        item,
+                        vec![Cell::Text(target.clone()), Cell::Date(month)],
+                        Some((target.clone(), month, Value::Object(Map::new()))),
+                    )?;
+                }
+            }
+            TimeseriesSummary | TimeseriesNewLostSummary => {
+                let target = self
+                    .string_field(result, path, "target")?
+                    .or_else(|| self.request_str("target"))
+                    .ok_or_else(|| self.err(format!("{path}.target"), "missing".into()))?
+                    .to_string();
+                let group_range = self
+                    .string_field(result, path, "group_range")?
+                    .or_else(|| self.request_str("group_range"))
+                    .unwrap_or("month")
+                    .to_string();
+                for (p, item) in self.items(result, path)? {
+                    let date = self.item_date(&p, item)?;
+                    self.row(
+                        &p,
+                        item,
+                        vec![
+                            Cell::Text(target.clone()),
+                            Cell::Text(group_range.clone()),
+                            Cell::Date(date),
+                        ],
+                        None,
+                    )?;
+                }
+            }
+            BulkNewLostBacklinks | BulkNewLostReferringDomains => {
+                // The result does not echo date_from; the request we sent has it, resolved.
+                let date_from = match self.request_str("date_from") {
+                    Some(s) => parse_day(s).ok_or_else(|| {
+                        self.err("request.date_from", format!("not a date: {s:?}"))
+                    })?,
+                    None => self
+                        .collected_on()
+                        .checked_sub_months(chrono::Months::new(1))
+                        .expect("a month before a real date"),
+                };
+                let day = self.collected_on();
+                for (p, item) in self.items(result, path)? {
+                    let target = self.item_target(&p, item, "target")?;
+                    self.row(
+                        &p,
+                        item,
+                        vec![Cell::Text(target), Cell::Date(date_from), Cell::Date(day)],
+                        None,
+                    )?;
+                }
+            }
+            BulkRanks | BulkBacklinks | BulkReferringDomains | BulkSpamScore => {
+                let day = self.collected_on();
+                for (p, item) in self.items(result, path)? {
+                    let target = self.item_target(&p, item, "target")?;
+                    self.row(&p, item, vec![Cell::Text(target), Cell::Date(day)], None)?;
+                }
+            }
+            BulkPagesSummary => {
+                let day = self.collected_on();
+                for (p, item) in self.items(result, path)? {
+                    let target = self.item_target(&p, item, "url")?;
+                    self.row(
+                        &p,
+                        item,
+                        vec![Cell::Text(target.clone()), Cell::Date(day)],
+                        Some((target, day, Value::Object(Map::new()))),
+                    )?;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Bulk items are matched to targets by their own `target`/`url`, never by position.
+    fn item_target(
+        &self,
+        path: &str,
+        item: &Map<String, Value>,
+        field: &str,
+    ) -> Result<String, NormalizeError> {
+        self.string_field(item, path, field)?
+            .map(str::to_string)
+            .ok_or_else(|| self.err(format!("{path}.{field}"), "missing".into()))
+    }
+
+    fn item_date(&self, path: &str, item: &Map<String, Value>) -> Result<NaiveDate, NormalizeError> {
+        let s = self
+            .string_field(item, path, "date")?
+            .ok_or_else(|| self.err(format!("{path}.date"), "missing".into()))?;
+        parse_day(s).ok_or_else(|| self.err(format!("{path}.date"), format!("not a date: {s:?}")))
+    }
+
+    /// Reads the fields of `obj` after the given key cells, and its breakdowns.
+    fn row(
+        &mut self,
+        path: &str,
+        obj: &Map<String, Value>,
+        mut cells: Vec<Cell>,
+        parent: Option<(String, NaiveDate, Value)>,
+    ) -> Result<(), NormalizeError> {
+        for (field, ty) in self.spec.fields {
+            let value = field_value(obj, field);
+            cells.push(self.cell(&format!("{path}.{field}"), value, *ty)?);
+        }
+        if self.spec.info {
+            let info = match obj.get("info") {
+                None | Some(Value::Null) => None,
+                Some(Value::Object(o)) => Some(o),
+                Some(other) => return Err(self.err(format!("{path}.info"), expected("object", other))),
+            };
+            for (field, ty) in INFO_FIELDS {
+                let value = info.and_then(|o| o.get(*field));
+                cells.push(self.cell(&format!("{path}.info.{field}"), value, *ty)?);
+            }
+        }
+        cells.push(Cell::Timestamp(self.ctx.collected_at));
+        cells.push(Cell::Int(self.ctx.raw_response_id));
+        self.batch.table.rows.push(cells);
+
+        if let (true, Some((target, date, options))) = (self.spec.breakdowns, parent) {
+            let parent = self.batch.parents.len();
+            self.batch.parents.push(Parent {
+                source_table: self.spec.name,
+                target,
+                date,
+                options,
+            });
+            for dim in BREAKDOWN_DIMENSIONS {
+                let field = format!("referring_links_{dim}");
+                let map = match obj.get(&field) {
+                    None | Some(Value::Null) => continue,
+                    Some(Value::Object(m)) => m,
+                    Some(other) => return Err(self.err(format!("{path}.{field}"), expected("object", other))),
+                };
+                for (key, count) in map {
+                    let count = match count {
+                        Value::Null => continue,
+                        v => v.as_i64().ok_or_else(|| {
+                            self.err(format!("{path}.{field}[{key:?}]"), expected("integer", v))
+                        })?,
+                    };
+                    self.batch.breakdowns.push(Breakdown {
+                        parent,
+                        dimension: dim,
+                        key: key.clone(),
+                        count,
+                    });
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn cell(&self, path: &str, value: Option<&Value>, ty: ColType) -> Result<Cell, NormalizeError> {
+        let Some(value) = value else {
+            return Ok(Cell::Null);
+        };
+        if value.is_null() {
+            return Ok(Cell::Null);
+        }
+        let wrong = |what: &str| Err(self.err(path, expected(what, value)));
+        match ty {
+            ColType::Int => match value.as_i64() {
+                Some(i) => Ok(Cell::Int(i)),
+                // 12.0 is an integer the API wrote as a float.
+                None => match value.as_f64() {
+                    Some(f) if f.fract() == 0.0 && f.abs() < 9.0e15 => Ok(Cell::Int(f as i64)),
+                    _ => wrong("integer"),
+                },
+            },
+            ColType::Text => match value {
+                Value::String(s) => Ok(Cell::Text(s.clone())),
+                _ => wrong("string"),
+            },
+            ColType::Bool => match value {
+                Value::Bool(b) => Ok(Cell::Bool(*b)),
+                _ => wrong("boolean"),
+            },
+            ColType::Timestamp => match value.as_str() {
+                Some(s) => parse_instant(s).map(Cell::Timestamp).ok_or_else(|| {
+                    self.err(path, format!("expected a date and time, found {s:?}"))
+                }),
+                None => wrong("string (date and time)"),
+            },
+            ColType::TextArray => match value {
+                Value::Array(a) => a
+                    .iter()
+                    .map(|v| v.as_str().map(str::to_string))
+                    .collect::<Option<Vec<_>>>()
+                    .map(Cell::TextArray)
+                    .map_or_else(|| wrong("array of strings"), Ok),
+                _ => wrong("array of strings"),
+            },
+            ColType::Date => match value.as_str().and_then(parse_day) {
+                Some(d) => Ok(Cell::Date(d)),
+                None => wrong("date"),
+            },
+            ColType::Json => Ok(Cell::Json(value.clone())),
+        }
+    }
+}
+
+/// A field by its API name; the misspelling `reffering` seen in the wild is read as
+/// `referring` when the right name is absent.
+fn field_value<'v>(obj: &'v Map<String, Value>, field: &str) -> Option<&'v Value> {
+    match obj.get(field) {
+        Some(v) if !v.is_null() => Some(v),
+        found => {
+            if field.contains("referring") {
+                if let Some(v) = obj.get(&field.replace("referring", "reffering")) {
+                    return Some(v);
+                }
+            }
+            found
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn envelope(result: Value) -> Value {
+        json!({"status_code": 20000, "tasks": [{"status_code": 20000, "result": [result]}]})
+    }
+
+    fn at() -> DateTime<Utc> {
+        "2026-11-25T10:00:00Z".parse().unwrap()
+    }
+
+    fn ctx<'a>(endpoint: Endpoint, request: &'a Value) -> Context<'a> {
+        Context {
+            endpoint,
+            raw_response_id: 7,
+            collected_at: at(),
+            request,
+        }
+    }
+
+    fn col(batch: &Batch, row: usize, name: &str) -> Cell {
+        let cols = batch.table.spec.columns();
+        let i = cols.iter().position(|(c, _)| c == name).expect(name);
+        batch.table.rows[row][i].clone()
+    }
+
+    #[test]
+    fn a_summary_becomes_one_row_with_info_columns_and_breakdowns_including_the_empty_key() {
+        let req = json!({"target": "example.com", "include_subdomains": true});
+        let body = envelope(json!({
+            "target": "example.com", "rank": 310, "backlinks": 1200, "first_seen": "2019-11-15 12:57:46 +00:00",
+            "info": {"server": "nginx", "platform_type": ["blogs"], "is_ip": false},
+            "referring_links_tld": {"com": 10, "": 3}, "referring_links_countries": {"US": 4},
+            "unknown_new_field": {"x": 1}
+        }));
+        let b = normalize(&ctx(Endpoint::Summary, &req), &body).unwrap();
+        assert_eq!(b.table.rows.len(), 1);
+        assert_eq!(col(&b, 0, "rank"), Cell::Int(310));
+        assert_eq!(col(&b, 0, "broken_pages"), Cell::Null, "missing is NULL, not 0");
+        assert_eq!(col(&b, 0, "info_server"), Cell::Text("nginx".into()));
+        assert_eq!(col(&b, 0, "info_platform_type"), Cell::TextArray(vec!["blogs".into()]));
+        assert_eq!(col(&b, 0, "info_cms"), Cell::Null);
+        assert_eq!(col(&b, 0, "options"), Cell::Json(json!({"include_subdomains": true})));
+        assert_eq!(col(&b, 0, "collected_on"), Cell::Date(at().date_naive()));
+        assert_eq!(
+            col(&b, 0, "first_seen"),
+            Cell::Timestamp("2019-11-15T12:57:46Z".parse().unwrap())
+        );
+        assert_eq!(b.breakdowns.len(), 3);
+        assert!(b.breakdowns.iter().any(|x| x.dimension == "tld" && x.key.is_empty() && x.count == 3));
+        assert_eq!(b.row_count(), 4);
+    }
+
+    #[test]
+    fn a_known_field_with_the_wrong_type_names_the_field_and_the_type() {
+        let req = json!({"target": "example.com"});
+        let body = envelope(json!({"target": "example.com", "backlinks": "12345"}));
+        let e = normalize(&ctx(Endpoint::Summary, &req), &body).unwrap_err();
+        let text = e.to_string();
+        assert!(text.contains("backlinks") && text.contains("expected integer, found string"), "{text}");
+    }
+
+    #[test]
+    fn history_items_are_keyed_by_month_and_the_misspelled_fields_are_read() {
+        let req = json!({"target": "example.com"});
+        let body = envelope(json!({"target": "example.com", "items": [
+            {"date": "2024-01-01 00:00:00 +00:00", "new_reffering_domains": 5, "lost_reffering_domains": 2, "referring_links_tld": {"": 1}},
+            {"date": "2024-02-01 00:00:00 +00:00", "new_referring_domains": 6}
+        ]}));
+        let b = normalize(&ctx(Endpoint::History, &req), &body).unwrap();
+        assert_eq!(b.table.rows.len(), 2);
+        assert_eq!(col(&b, 0, "month"), Cell::Date(NaiveDate::from_ymd_opt(2024, 1, 1).unwrap()));
+        assert_eq!(col(&b, 0, "new_referring_domains"), Cell::Int(5));
+        assert_eq!(col(&b, 0, "lost_referring_domains"), Cell::Int(2));
+        assert_eq!(col(&b, 1, "new_referring_domains"), Cell::Int(6));
+        assert_eq!(b.parents.len(), 2);
+        assert_eq!(b.breakdowns.len(), 1);
+    }
+
+    #[test]
+    fn bulk_items_are_matched_by_their_own_target_and_new_lost_rows_carry_the_requested_date_from() {
+        let req = json!({"targets": ["b.com", "a.com"], "date_from": "2026-10-25"});
+        let body = envelope(json!({"items_count": 2, "items": [
+            {"target": "a.com", "new_backlinks": 1, "lost_backlinks": 2},
+            {"target": "b.com", "new_backlinks": 3, "lost_backlinks": null}
+        ]}));
+        let b = normalize(&ctx(Endpoint::BulkNewLostBacklinks, &req), &body).unwrap();
+        assert_eq!(col(&b, 0, "target"), Cell::Text("a.com".into()));
+        assert_eq!(col(&b, 1, "target"), Cell::Text("b.com".into()));
+        assert_eq!(col(&b, 1, "lost_backlinks"), Cell::Null);
+        assert_eq!(col(&b, 0, "date_from"), Cell::Date(NaiveDate::from_ymd_opt(2026, 10, 25).unwrap()));
+    }
+
+    #[test]
+    fn a_repeated_key_keeps_the_last_row_and_only_its_breakdowns() {
+        let req = json!({"targets": ["https://a.com/x"]});
+        let body = envelope(json!({"items": [
+            {"url": "https://a.com/x", "rank": 1, "referring_links_tld": {"com": 1}},
+            {"url": "https://a.com/x", "rank": 2, "referring_links_tld": {"org": 2}}
+        ]}));
+        let b = normalize(&ctx(Endpoint::BulkPagesSummary, &req), &body).unwrap();
+        assert_eq!(b.table.rows.len(), 1);
+        assert_eq!(col(&b, 0, "rank"), Cell::Int(2));
+        assert_eq!(b.breakdowns.len(), 1);
+        assert_eq!(b.breakdowns[0].key, "org");
+    }
+
+    #[test]
+    fn a_failed_task_or_a_null_result_gives_no_rows() {
+        let req = json!({"target": "example.com"});
+        let body = json!({"status_code": 20000, "tasks": [{"status_code": 40501, "result": null}]});
+        let b = normalize(&ctx(Endpoint::Summary, &req), &body).unwrap();
+        assert_eq!(b.row_count(), 0);
+    }
+
+    #[test]
+    fn every_table_has_columns_named_once() {
+        for t in TABLES {
+            let cols = t.columns();
+            let mut names: Vec<_> = cols.iter().map(|(n, _)| n.clone()).collect();
+            names.sort();
+            names.dedup();
+            assert_eq!(names.len(), cols.len(), "{}", t.name);
+        }
     }
 }
