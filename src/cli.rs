@@ -1,4 +1,435 @@
-//! TODO
-pub fn main() -> std::process::ExitCode {
-    std::process::ExitCode::SUCCESS
+//! The command line: parses arguments, loads configuration and job files, and calls
+//! into the library. The only module that prints to stdout.
+//!
+//! Exit status: 0 success, 1 work failed, 2 bad usage, configuration or job files (in
+//! which case nothing was written anywhere).
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use anyhow::Context as _;
+use chrono::{NaiveDate, Utc};
+use clap::{Parser, Subcommand};
+use secrecy::SecretString;
+
+use crate::api::{Client, Endpoint};
+use crate::config::{Config, Credentials};
+use crate::executor::{self, Executor, RunReport};
+use crate::jobs::{self, Job};
+use crate::money::Usd;
+use crate::sandbox::{Sandbox, SandboxOptions};
+use crate::store::{RunKind, Store, reports};
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "linkledger",
+    version,
+    about = "DataForSEO Backlinks API data into PostgreSQL, with a ledger of every cent spent"
+)]
+pub struct Cli {
+    /// Configuration file (default: $LINKLEDGER_CONFIG, else config/linkledger.toml if it exists).
+    #[arg(long, global = true, value_name = "PATH")]
+    pub config: Option<PathBuf>,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Applies the schema migrations.
+    Migrate,
+    /// Job file commands.
+    Jobs {
+        #[command(subcommand)]
+        command: JobsCommand,
+    },
+    /// Lists the calls one cycle of each collection would make, with the estimated cost.
+    Plan {
+        /// Only this job.
+        #[arg(long)]
+        job: Option<String>,
+    },
+    /// Runs the collections: `--once` runs every collection once, now, then exits.
+    Run {
+        /// Run every collection of the selected jobs once, now, then exit.
+        #[arg(long)]
+        once: bool,
+        /// Only this job.
+        #[arg(long)]
+        job: Option<String>,
+    },
+    /// Rebuilds the normalized tables from stored raw responses, without calling the API.
+    Replay {
+        /// Only these endpoints (repeatable); default all.
+        #[arg(long = "endpoint", value_name = "E")]
+        endpoints: Vec<String>,
+        /// Only responses received on or after this UTC day (yyyy-mm-dd).
+        #[arg(long)]
+        since: Option<NaiveDate>,
+    },
+    /// Spend from the ledger, with the monthly budget left.
+    Spend {
+        /// From this UTC day (yyyy-mm-dd); default the first of the current month.
+        #[arg(long)]
+        since: Option<NaiveDate>,
+        /// Group by day, job or endpoint.
+        #[arg(long, default_value = "day", value_parser = ["day", "job", "endpoint"])]
+        by: String,
+    },
+    /// Serves an offline DataForSEO-compatible API with deterministic fake data.
+    Sandbox {
+        #[arg(long, default_value = "127.0.0.1:8089")]
+        listen: SocketAddr,
+        /// Added to every answer.
+        #[arg(long, default_value_t = 0)]
+        latency_ms: u64,
+        /// Share of requests answered with a fault (HTTP 500/502, 50000, throttling, dropped connection).
+        #[arg(long, default_value_t = 0.0)]
+        fault_rate: f64,
+        /// Seed of the fault sequence.
+        #[arg(long, default_value_t = 1)]
+        seed: u64,
+        /// Requests per minute before 40202.
+        #[arg(long, default_value_t = 2000)]
+        max_per_minute: u32,
+        /// Requests open at once before 40209.
+        #[arg(long, default_value_t = 30)]
+        max_in_flight: usize,
+    },
+    /// Zero-setup tour: runs the example jobs once against a built-in sandbox.
+    Demo,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum JobsCommand {
+    /// Validates every job file.
+    Check,
+}
+
+/// Bad usage, configuration or job files: exit status 2.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct UsageError(pub String);
+
+/// Entry point of the binary.
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    crate::telemetry::init();
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            return ExitCode::from(1);
+        }
+    };
+    match runtime.block_on(dispatch(cli)) {
+        Ok(code) => code,
+        Err(e) => {
+            if let Some(usage) = e.downcast_ref::<UsageError>() {
+                eprintln!("{usage}");
+                return ExitCode::from(2);
+            }
+            if let Some(cfg) = e.downcast_ref::<crate::config::ConfigError>() {
+                eprintln!("error: {cfg}");
+                return ExitCode::from(2);
+            }
+            eprintln!("error: {e:#}");
+            ExitCode::from(1)
+        }
+    }
+}
+
+fn today() -> NaiveDate {
+    Utc::now().date_naive()
+}
+
+async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
+    let config = || Config::load(cli.config.as_deref()).map_err(anyhow::Error::from);
+    match &cli.command {
+        Command::Migrate => {
+            let store = connect(&config()?).await?;
+            drop(store);
+            println!("migrations applied");
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Jobs {
+            command: JobsCommand::Check,
+        } => {
+            let cfg = config()?;
+            let jobs = load_jobs(&cfg)?;
+            let collections: usize = jobs.iter().map(|j| j.collections.len()).sum();
+            println!(
+                "ok: {} job files in {}, {} jobs, {collections} collections",
+                jobs.len(),
+                cfg.jobs.dir.display(),
+                jobs.len()
+            );
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Plan { job } => {
+            let cfg = config()?;
+            let jobs = load_jobs(&cfg)?;
+            let selected = jobs::select(&jobs, job.as_deref()).map_err(UsageError)?;
+            print_plan(&selected, today());
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Run { once, job } => {
+            if !once {
+                return Err(UsageError(
+                    "the scheduling daemon is not available in this version; use `linkledger run --once`".into(),
+                )
+                .into());
+            }
+            let cfg = config()?;
+            let jobs = load_jobs(&cfg)?;
+            let selected = jobs::select(&jobs, job.as_deref()).map_err(UsageError)?;
+            let creds = cfg.api.credentials()?;
+            let client = Client::with_credentials(&cfg.api, &creds)?;
+            let store = connect(&cfg).await?;
+            let exec = Executor::new(store, client);
+            let report = exec.run_once(&selected, RunKind::Once, today()).await?;
+            Ok(print_report(&report))
+        }
+        Command::Replay { endpoints, since } => {
+            let endpoints: Vec<Endpoint> = if endpoints.is_empty() {
+                Endpoint::ALL.to_vec()
+            } else {
+                endpoints
+                    .iter()
+                    .map(|e| {
+                        e.parse::<Endpoint>()
+                            .map_err(|e| UsageError(format!("--endpoint: {e}")))
+                    })
+                    .collect::<Result<_, _>>()?
+            };
+            let store = connect(&config()?).await?;
+            let report = executor::replay(&store, &endpoints, *since).await?;
+            println!(
+                "replayed {} raw responses into {} rows, no API call made",
+                report.responses, report.rows
+            );
+            for f in &report.failures {
+                eprintln!("error: {f}");
+            }
+            Ok(if report.failures.is_empty() {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::from(1)
+            })
+        }
+        Command::Spend { since, by } => {
+            let cfg = config()?;
+            let store = connect(&cfg).await?;
+            let since = since.unwrap_or_else(|| {
+                let t = today();
+                NaiveDate::from_ymd_opt(chrono::Datelike::year(&t), chrono::Datelike::month(&t), 1)
+                    .expect("first of month")
+            });
+            let rows = reports::spend(&store, Some(since), by).await?;
+            println!("{:<40} {:>10} {:>14}", by, "calls", "cost");
+            for r in &rows {
+                println!("{:<40} {:>10} {:>14}", r.key, r.calls, r.cost.to_string());
+            }
+            let total: Usd = rows.iter().map(|r| r.cost).sum();
+            let calls: i64 = rows.iter().map(|r| r.calls).sum();
+            println!("{:<40} {:>10} {:>14}", "total", calls, total.to_string());
+            let month = reports::spent_this_month(&store).await?;
+            match cfg.budget.monthly_usd {
+                Some(budget) => println!(
+                    "this month: spent {month} of {budget}, {} left",
+                    budget - month
+                ),
+                None => println!("this month: spent {month} (no monthly budget set)"),
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Sandbox {
+            listen,
+            latency_ms,
+            fault_rate,
+            seed,
+            max_per_minute,
+            max_in_flight,
+        } => {
+            if !(0.0..=1.0).contains(fault_rate) {
+                return Err(UsageError("--fault-rate must be between 0 and 1".into()).into());
+            }
+            let opts = SandboxOptions {
+                listen: *listen,
+                latency: Duration::from_millis(*latency_ms),
+                fault_rate: *fault_rate,
+                seed: *seed,
+                max_per_minute: *max_per_minute,
+                max_in_flight: *max_in_flight,
+                ..SandboxOptions::default()
+            };
+            let (login, password) = (opts.login.clone(), opts.password.clone());
+            let sb = Sandbox::start(opts).await?;
+            println!(
+                "sandbox API at {} (login `{login}`, password `{password}`); Ctrl-C stops it",
+                sb.base_url()
+            );
+            tokio::signal::ctrl_c()
+                .await
+                .context("waiting for Ctrl-C")?;
+            let stats = sb.stats();
+            sb.stop().await;
+            println!(
+                "served {} requests, charged {}",
+                stats.requests, stats.charged_usd
+            );
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Demo => demo(config()?).await,
+    }
+}
+
+/// Loads and validates the job files; problems are a usage error (exit 2).
+fn load_jobs(cfg: &Config) -> anyhow::Result<Vec<Job>> {
+    jobs::load_dir(&cfg.jobs.dir, today())
+        .map_err(|problems| UsageError(problems.to_string()).into())
+}
+
+async fn connect(cfg: &Config) -> anyhow::Result<Store> {
+    let url = cfg.database_url().ok_or_else(|| {
+        UsageError("no database configured: set DATABASE_URL or database.url".into())
+    })?;
+    let store = Store::connect(url, cfg.database.pool_size).await?;
+    store.migrate().await?;
+    Ok(store)
+}
+
+fn print_plan(jobs: &[&Job], today: NaiveDate) {
+    println!(
+        "{:<16} {:<28} {:<32} {:>7} {:>9} {:>10}",
+        "job", "collection", "endpoint", "targets", "est.rows", "est.cost"
+    );
+    let mut total = Usd::ZERO;
+    let mut calls = 0;
+    for job in jobs {
+        for c in &job.collections {
+            let planned = crate::plan::plan_collection(c, today);
+            let rows: i64 = planned.iter().map(|p| p.estimated_rows).sum();
+            let cost: Usd = planned.iter().map(|p| p.estimated_cost()).sum();
+            println!(
+                "{:<16} {:<28} {:<32} {:>7} {:>9} {:>10}",
+                job.name,
+                c.name,
+                format!("{} ({} calls)", c.endpoint, planned.len()),
+                c.targets.len(),
+                rows,
+                cost.to_string()
+            );
+            total = total + cost;
+            calls += planned.len();
+        }
+    }
+    println!(
+        "{calls} calls, estimated cost {total} (list price $0.02 per call + $0.00003 per row); nothing was spent"
+    );
+}
+
+fn print_report(report: &RunReport) -> ExitCode {
+    for j in &report.jobs {
+        println!(
+            "{}: {} ({} calls, {} failed, {} rows, cost {})",
+            j.job,
+            j.status.as_str(),
+            j.calls,
+            j.failed,
+            j.rows,
+            j.cost
+        );
+        for e in j.errors.iter().take(10) {
+            eprintln!("  {}: {e}", j.job);
+        }
+        if j.errors.len() > 10 {
+            eprintln!(
+                "  {}: ... and {} more failed calls",
+                j.job,
+                j.errors.len() - 10
+            );
+        }
+    }
+    println!("{}", report.line());
+    if let Some(h) = &report.halt {
+        eprintln!("error: run halted: {h}");
+    }
+    if report.ok() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    }
+}
+
+/// `demo`: the example jobs once against an in-process sandbox, into `DATABASE_URL` or
+/// a throwaway cluster.
+async fn demo(cfg: Config) -> anyhow::Result<ExitCode> {
+    let jobs = load_jobs(&cfg)?;
+    if jobs.is_empty() {
+        return Err(UsageError(format!("no job files in {}", cfg.jobs.dir.display())).into());
+    }
+    let mut _cluster = None;
+    let url = match cfg.database_url() {
+        Some(url) => url.clone(),
+        None => {
+            println!("DATABASE_URL is not set: starting a throwaway PostgreSQL cluster");
+            let cluster = tokio::task::spawn_blocking(crate::cluster::Cluster::start)
+                .await
+                .context("starting a throwaway cluster")??;
+            let url = SecretString::from(cluster.url());
+            _cluster = Some(cluster);
+            url
+        }
+    };
+    let store = Store::connect(&url, cfg.database.pool_size).await?;
+    store.migrate().await?;
+    let sb = Sandbox::start(SandboxOptions::default()).await?;
+    let mut api = cfg.api.clone();
+    api.base_url = sb.base_url().parse().context("sandbox URL")?;
+    let creds = Credentials::Basic {
+        login: "sandbox".into(),
+        password: SecretString::from("sandbox"),
+    };
+    let client = Client::with_credentials(&api, &creds)?;
+    let exec = Executor::new(store.clone(), client);
+    let selected: Vec<&Job> = jobs.iter().collect();
+    println!(
+        "running {} example jobs from {} once against the built-in sandbox at {}",
+        selected.len(),
+        cfg.jobs.dir.display(),
+        sb.base_url()
+    );
+    let report = exec.run_once(&selected, RunKind::Demo, today()).await?;
+    let code = print_report(&report);
+    println!("\nstored (schema linkledger):");
+    for (table, n) in store.table_counts().await? {
+        println!("  {table:<34} {n:>8} rows");
+    }
+    println!("\ncost by endpoint (what the real API would have charged):");
+    for r in reports::spend(&store, None, "endpoint").await? {
+        println!(
+            "  {:<34} {:>5} calls {:>12}",
+            r.key,
+            r.calls,
+            r.cost.to_string()
+        );
+    }
+    let stats = sb.stats();
+    println!(
+        "\nthe sandbox served {} requests and charged {}; the ledger says {}",
+        stats.requests,
+        stats.charged_usd,
+        report.cost()
+    );
+    if _cluster.is_some() {
+        println!("(the throwaway cluster is removed now; set DATABASE_URL to keep the data)");
+    }
+    sb.stop().await;
+    Ok(code)
 }

@@ -40,7 +40,8 @@ impl Cluster {
         };
         let data = dir.path().join("data");
         let sock = dir.path().join("sock");
-        for d in [&data, &sock] {
+        let log = dir.path().join("log");
+        for d in [&data, &sock, &log] {
             std::fs::create_dir(d)?;
             if let Some((uid, gid)) = user {
                 nix::unistd::chown(
@@ -78,7 +79,7 @@ impl Cluster {
                 "-o",
                 &opts,
                 "-l",
-                path_str(&cluster.dir.path().join("postgres.log"))?,
+                path_str(&log.join("postgres.log"))?,
                 "-w",
                 "start",
             ],
@@ -129,7 +130,9 @@ impl Cluster {
     /// static; a killed demo never runs its destructors).
     fn spawn_watchdog(&self) -> Result<()> {
         let script = format!(
-            "while kill -0 {pid} 2>/dev/null; do sleep 1; done; \
+            // As another user, `kill -0` on our pid fails with EPERM; /proc does not.
+            "alive() {{ if [ -d /proc/self ]; then [ -d /proc/{pid} ]; else kill -0 {pid}; fi; }}; \
+             while alive 2>/dev/null; do sleep 1; done; \
              '{pg_ctl}' -D '{data}' -m immediate stop >/dev/null 2>&1; rm -rf '{dir}'",
             pid = std::process::id(),
             pg_ctl = self.bin.join("pg_ctl").display(),

@@ -396,7 +396,9 @@ pub fn normalize(ctx: &Context<'_>, body: &Value) -> Result<Batch, NormalizeErro
         let results = match task.get("result") {
             None | Some(Value::Null) => continue,
             Some(Value::Array(r)) => r,
-            Some(other) => return Err(n.err(format!("tasks[{ti}].result"), expected("array", other))),
+            Some(other) => {
+                return Err(n.err(format!("tasks[{ti}].result"), expected("array", other)));
+            }
         };
         for (ri, result) in results.iter().enumerate() {
             let path = format!("tasks[{ti}].result[{ri}]");
@@ -634,7 +636,11 @@ impl Normalizer<'_> {
             .ok_or_else(|| self.err(format!("{path}.{field}"), "missing".into()))
     }
 
-    fn item_date(&self, path: &str, item: &Map<String, Value>) -> Result<NaiveDate, NormalizeError> {
+    fn item_date(
+        &self,
+        path: &str,
+        item: &Map<String, Value>,
+    ) -> Result<NaiveDate, NormalizeError> {
         let s = self
             .string_field(item, path, "date")?
             .ok_or_else(|| self.err(format!("{path}.date"), "missing".into()))?;
@@ -657,7 +663,9 @@ impl Normalizer<'_> {
             let info = match obj.get("info") {
                 None | Some(Value::Null) => None,
                 Some(Value::Object(o)) => Some(o),
-                Some(other) => return Err(self.err(format!("{path}.info"), expected("object", other))),
+                Some(other) => {
+                    return Err(self.err(format!("{path}.info"), expected("object", other)));
+                }
             };
             for (field, ty) in INFO_FIELDS {
                 let value = info.and_then(|o| o.get(*field));
@@ -681,7 +689,9 @@ impl Normalizer<'_> {
                 let map = match obj.get(&field) {
                     None | Some(Value::Null) => continue,
                     Some(Value::Object(m)) => m,
-                    Some(other) => return Err(self.err(format!("{path}.{field}"), expected("object", other))),
+                    Some(other) => {
+                        return Err(self.err(format!("{path}.{field}"), expected("object", other)));
+                    }
                 };
                 for (key, count) in map {
                     let count = match count {
@@ -807,18 +817,32 @@ mod tests {
         let b = normalize(&ctx(Endpoint::Summary, &req), &body).unwrap();
         assert_eq!(b.table.rows.len(), 1);
         assert_eq!(col(&b, 0, "rank"), Cell::Int(310));
-        assert_eq!(col(&b, 0, "broken_pages"), Cell::Null, "missing is NULL, not 0");
+        assert_eq!(
+            col(&b, 0, "broken_pages"),
+            Cell::Null,
+            "missing is NULL, not 0"
+        );
         assert_eq!(col(&b, 0, "info_server"), Cell::Text("nginx".into()));
-        assert_eq!(col(&b, 0, "info_platform_type"), Cell::TextArray(vec!["blogs".into()]));
+        assert_eq!(
+            col(&b, 0, "info_platform_type"),
+            Cell::TextArray(vec!["blogs".into()])
+        );
         assert_eq!(col(&b, 0, "info_cms"), Cell::Null);
-        assert_eq!(col(&b, 0, "options"), Cell::Json(json!({"include_subdomains": true})));
+        assert_eq!(
+            col(&b, 0, "options"),
+            Cell::Json(json!({"include_subdomains": true}))
+        );
         assert_eq!(col(&b, 0, "collected_on"), Cell::Date(at().date_naive()));
         assert_eq!(
             col(&b, 0, "first_seen"),
             Cell::Timestamp("2019-11-15T12:57:46Z".parse().unwrap())
         );
         assert_eq!(b.breakdowns.len(), 3);
-        assert!(b.breakdowns.iter().any(|x| x.dimension == "tld" && x.key.is_empty() && x.count == 3));
+        assert!(
+            b.breakdowns
+                .iter()
+                .any(|x| x.dimension == "tld" && x.key.is_empty() && x.count == 3)
+        );
         assert_eq!(b.row_count(), 4);
     }
 
@@ -828,7 +852,10 @@ mod tests {
         let body = envelope(json!({"target": "example.com", "backlinks": "12345"}));
         let e = normalize(&ctx(Endpoint::Summary, &req), &body).unwrap_err();
         let text = e.to_string();
-        assert!(text.contains("backlinks") && text.contains("expected integer, found string"), "{text}");
+        assert!(
+            text.contains("backlinks") && text.contains("expected integer, found string"),
+            "{text}"
+        );
     }
 
     #[test]
@@ -840,7 +867,10 @@ mod tests {
         ]}));
         let b = normalize(&ctx(Endpoint::History, &req), &body).unwrap();
         assert_eq!(b.table.rows.len(), 2);
-        assert_eq!(col(&b, 0, "month"), Cell::Date(NaiveDate::from_ymd_opt(2024, 1, 1).unwrap()));
+        assert_eq!(
+            col(&b, 0, "month"),
+            Cell::Date(NaiveDate::from_ymd_opt(2024, 1, 1).unwrap())
+        );
         assert_eq!(col(&b, 0, "new_referring_domains"), Cell::Int(5));
         assert_eq!(col(&b, 0, "lost_referring_domains"), Cell::Int(2));
         assert_eq!(col(&b, 1, "new_referring_domains"), Cell::Int(6));
@@ -849,7 +879,8 @@ mod tests {
     }
 
     #[test]
-    fn bulk_items_are_matched_by_their_own_target_and_new_lost_rows_carry_the_requested_date_from() {
+    fn bulk_items_are_matched_by_their_own_target_and_new_lost_rows_carry_the_requested_date_from()
+    {
         let req = json!({"targets": ["b.com", "a.com"], "date_from": "2026-10-25"});
         let body = envelope(json!({"items_count": 2, "items": [
             {"target": "a.com", "new_backlinks": 1, "lost_backlinks": 2},
@@ -859,7 +890,10 @@ mod tests {
         assert_eq!(col(&b, 0, "target"), Cell::Text("a.com".into()));
         assert_eq!(col(&b, 1, "target"), Cell::Text("b.com".into()));
         assert_eq!(col(&b, 1, "lost_backlinks"), Cell::Null);
-        assert_eq!(col(&b, 0, "date_from"), Cell::Date(NaiveDate::from_ymd_opt(2026, 10, 25).unwrap()));
+        assert_eq!(
+            col(&b, 0, "date_from"),
+            Cell::Date(NaiveDate::from_ymd_opt(2026, 10, 25).unwrap())
+        );
     }
 
     #[test]

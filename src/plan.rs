@@ -1,1 +1,225 @@
-//! TODO
+//! Turns collections into the API calls one cycle makes, with their estimated cost.
+//! Pure: `plan` prints these, `run` executes them.
+//!
+//! Single-target endpoints make one call per target. Bulk endpoints pack the targets
+//! into as few calls as the API allows: 1000 targets a call, and for
+//! `bulk_pages_summary` at most 100 distinct domains a call.
+
+use std::collections::BTreeMap;
+
+use chrono::{Datelike, NaiveDate};
+use serde_json::Value;
+
+use crate::api::Endpoint;
+use crate::api::Target;
+use crate::api::endpoint::{BULK_MAX_TARGETS, PAGES_SUMMARY_MAX_DOMAINS};
+use crate::jobs::{Collection, Job};
+use crate::money::Usd;
+
+/// The API's list price: $0.02 per request plus $0.00003 per returned row. Only an
+/// estimate; the ledger records what the API reports.
+pub fn price(rows: i64) -> Usd {
+    Usd(rust_decimal::Decimal::new(2, 2)
+        + rust_decimal::Decimal::new(3, 5) * rust_decimal::Decimal::from(rows))
+}
+
+/// One planned API call.
+#[derive(Clone, Debug, PartialEq)]
+pub struct CallSpec {
+    pub job: String,
+    pub collection: String,
+    pub endpoint: Endpoint,
+    pub targets: Vec<Target>,
+    /// The task object POSTed (inside a one-element array).
+    pub task: Value,
+    /// Rows the answer is expected to hold, for the estimate.
+    pub estimated_rows: i64,
+}
+
+impl CallSpec {
+    pub fn estimated_cost(&self) -> Usd {
+        price(self.estimated_rows)
+    }
+
+    pub fn target_strings(&self) -> Vec<String> {
+        self.targets
+            .iter()
+            .map(|t| t.as_str().to_string())
+            .collect()
+    }
+}
+
+/// The calls one cycle of `collection` makes on `today` (UTC).
+pub fn plan_collection(collection: &Collection, today: NaiveDate) -> Vec<CallSpec> {
+    let params = collection.request_params(today);
+    let endpoint = collection.endpoint;
+    let call = |targets: Vec<Target>| {
+        let mut task = serde_json::Map::new();
+        if endpoint.is_bulk() {
+            task.insert(
+                "targets".into(),
+                targets.iter().map(|t| Value::from(t.as_str())).collect(),
+            );
+        } else {
+            task.insert("target".into(), Value::from(targets[0].as_str()));
+        }
+        for (k, v) in &params {
+            task.insert(k.clone(), v.clone());
+        }
+        let estimated_rows = estimate_rows(endpoint, &params, targets.len(), today);
+        CallSpec {
+            job: collection.job.clone(),
+            collection: collection.name.clone(),
+            endpoint,
+            targets,
+            task: Value::Object(task),
+            estimated_rows,
+        }
+    };
+    if !endpoint.is_bulk() {
+        return collection
+            .targets
+            .iter()
+            .map(|t| call(vec![t.clone()]))
+            .collect();
+    }
+    let chunks = if endpoint == Endpoint::BulkPagesSummary {
+        pack_by_domain(
+            &collection.targets,
+            BULK_MAX_TARGETS,
+            PAGES_SUMMARY_MAX_DOMAINS,
+        )
+    } else {
+        collection
+            .targets
+            .chunks(BULK_MAX_TARGETS)
+            .map(<[Target]>::to_vec)
+            .collect()
+    };
+    chunks.into_iter().map(call).collect()
+}
+
+/// Every call of every collection of `job`.
+pub fn plan_job(job: &Job, today: NaiveDate) -> Vec<CallSpec> {
+    job.collections
+        .iter()
+        .flat_map(|c| plan_collection(c, today))
+        .collect()
+}
+
+/// Packs targets into chunks of at most `max_targets` with at most `max_domains`
+/// distinct domains each, keeping a domain's pages together where they fit.
+pub fn pack_by_domain(
+    targets: &[Target],
+    max_targets: usize,
+    max_domains: usize,
+) -> Vec<Vec<Target>> {
+    let mut by_domain: BTreeMap<String, Vec<Target>> = BTreeMap::new();
+    for t in targets {
+        by_domain.entry(t.domain()).or_default().push(t.clone());
+    }
+    let mut chunks: Vec<Vec<Target>> = Vec::new();
+    let mut current: Vec<Target> = Vec::new();
+    let mut domains = 0;
+    for (_, pages) in by_domain {
+        for piece in pages.chunks(max_targets) {
+            if !current.is_empty()
+                && (current.len() + piece.len() > max_targets || domains + 1 > max_domains)
+            {
+                chunks.push(std::mem::take(&mut current));
+                domains = 0;
+            }
+            current.extend_from_slice(piece);
+            domains += 1;
+        }
+    }
+    if !current.is_empty() {
+        chunks.push(current);
+    }
+    chunks
+}
+
+fn date_param(params: &serde_json::Map<String, Value>, name: &str) -> Option<NaiveDate> {
+    params
+        .get(name)
+        .and_then(Value::as_str)
+        .and_then(|s| NaiveDate::parse_from_str(s, "%Y-%m-%d").ok())
+}
+
+/// Rows an answer is expected to hold: one per target, one per month of history, one
+/// per period of a time series.
+fn estimate_rows(
+    endpoint: Endpoint,
+    params: &serde_json::Map<String, Value>,
+    targets: usize,
+    today: NaiveDate,
+) -> i64 {
+    let from = date_param(params, "date_from");
+    let to = date_param(params, "date_to").unwrap_or(today).min(today);
+    let months = |from: NaiveDate| {
+        ((to.year() - from.year()) * 12 + to.month() as i32 - from.month() as i32 + 1).max(0) as i64
+    };
+    match endpoint {
+        Endpoint::History => months(from.unwrap_or(crate::api::endpoint::history_earliest())),
+        Endpoint::TimeseriesSummary | Endpoint::TimeseriesNewLostSummary => {
+            let from = from.unwrap_or(today);
+            let days = (to - from).num_days().max(0) + 1;
+            match params.get("group_range").and_then(Value::as_str) {
+                Some("day") => days,
+                Some("week") => days / 7 + 1,
+                Some("year") => (to.year() - from.year() + 1) as i64,
+                _ => months(from),
+            }
+        }
+        _ => targets as i64,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn pages(domain: &str, n: usize) -> Vec<Target> {
+        (0..n)
+            .map(|i| Target::parse(&format!("https://{domain}/p{i}")).unwrap())
+            .collect()
+    }
+
+    #[test]
+    fn the_list_price_is_two_cents_plus_three_thousandths_of_a_cent_per_row() {
+        assert_eq!(price(0).to_string(), "$0.02");
+        assert_eq!(price(100).to_string(), "$0.023");
+    }
+
+    #[test]
+    fn pages_are_packed_into_chunks_of_at_most_100_domains_and_1000_targets() {
+        let mut targets = Vec::new();
+        for d in 0..250 {
+            targets.extend(pages(&format!("d{d}.com"), 2));
+        }
+        let chunks = pack_by_domain(&targets, 1000, 100);
+        assert_eq!(chunks.len(), 3);
+        for c in &chunks {
+            let mut domains: Vec<String> = c.iter().map(Target::domain).collect();
+            domains.dedup();
+            assert!(domains.len() <= 100 && c.len() <= 1000);
+        }
+        assert_eq!(chunks.iter().map(Vec::len).sum::<usize>(), 500);
+
+        let big = pages("big.com", 2500);
+        let chunks = pack_by_domain(&big, 1000, 100);
+        assert_eq!(
+            chunks.iter().map(Vec::len).collect::<Vec<_>>(),
+            vec![1000, 1000, 500]
+        );
+    }
+
+    #[test]
+    fn history_rows_are_estimated_per_month() {
+        let mut p = serde_json::Map::new();
+        p.insert("date_from".into(), "2024-01-01".into());
+        p.insert("date_to".into(), "2024-12-31".into());
+        let today = NaiveDate::from_ymd_opt(2026, 11, 25).unwrap();
+        assert_eq!(estimate_rows(Endpoint::History, &p, 1, today), 12);
+    }
+}

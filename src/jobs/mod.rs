@@ -1,1 +1,167 @@
-//! TODO
+//! Job files: `jobs/*.toml`, one job per file, each naming its targets and the
+//! collections (endpoint, schedule, parameters) to run over them.
+//!
+//! Loading validates everything a call could later trip on (unknown keys, endpoints and
+//! parameters, parameter types and ranges, cron syntax, time zones, targets an endpoint
+//! cannot take, date rules of the API), and reports every problem of every file as
+//! `file: field: why`, not just the first.
+
+mod load;
+mod params;
+
+use std::fmt;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use chrono::NaiveDate;
+use chrono_tz::Tz;
+use rust_decimal::Decimal;
+
+use crate::api::endpoint::Endpoint;
+use crate::api::target::Target;
+use crate::schedule::Schedule;
+
+pub use load::{load_dir, load_file};
+pub use params::{DateSpec, DateUnit, ParamValue, Params};
+
+/// Default `catch_up_window`: how far back `catch_up = "all"` looks for missed fires.
+pub const DEFAULT_CATCH_UP_WINDOW: Duration = Duration::from_secs(7 * 24 * 60 * 60);
+
+/// One job file.
+#[derive(Clone, Debug)]
+pub struct Job {
+    pub name: String,
+    /// The file it was loaded from, as given (e.g. `jobs/competitors.toml`).
+    pub file: PathBuf,
+    /// The zone its schedules are evaluated in; `None` is UTC.
+    pub timezone: Option<Tz>,
+    pub budget_monthly_usd: Option<Decimal>,
+    pub collections: Vec<Collection>,
+}
+
+impl Job {
+    pub fn collection(&self, name: &str) -> Option<&Collection> {
+        self.collections.iter().find(|c| c.name == name)
+    }
+}
+
+/// One `[[collect]]` section: an endpoint called on a schedule over targets.
+#[derive(Clone, Debug)]
+pub struct Collection {
+    /// The job's name.
+    pub job: String,
+    /// Unique within the job: as written, else the endpoint name (`-2`, `-3`, ... when
+    /// the endpoint repeats).
+    pub name: String,
+    pub endpoint: Endpoint,
+    pub schedule: Schedule,
+    /// Only the parameters the file set.
+    pub params: Params,
+    /// Normalized, deduplicated, in file order; never empty.
+    pub targets: Vec<Target>,
+    pub catch_up: CatchUp,
+    pub catch_up_window: Duration,
+}
+
+impl Collection {
+    /// The parameters sent with each call (without `target`/`targets`): the file's
+    /// parameters plus every endpoint default not set, dates resolved to `yyyy-mm-dd`
+    /// against `today` (UTC). Keys follow the endpoint table's order.
+    pub fn request_params(&self, today: NaiveDate) -> serde_json::Map<String, serde_json::Value> {
+        let mut out = serde_json::Map::new();
+        for spec in self.endpoint.params() {
+            let value = match (self.params.get(spec.name), &spec.default) {
+                (Some(v), _) => v.clone(),
+                (None, Some(default)) => params::default_value(default),
+                (None, None) => continue,
+            };
+            out.insert(spec.name.to_string(), value.to_json(today));
+        }
+        out
+    }
+
+    /// The targets as the API takes them.
+    pub fn target_strings(&self) -> Vec<String> {
+        self.targets
+            .iter()
+            .map(|t| t.as_str().to_string())
+            .collect()
+    }
+}
+
+/// What to do with fires missed while no daemon ran.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub enum CatchUp {
+    /// Run once for the most recent missed fire.
+    #[default]
+    Latest,
+    /// Run nothing; wait for the next fire.
+    Skip,
+    /// Run every missed fire within `catch_up_window`.
+    All,
+}
+
+impl CatchUp {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            CatchUp::Latest => "latest",
+            CatchUp::Skip => "skip",
+            CatchUp::All => "all",
+        }
+    }
+}
+
+impl fmt::Display for CatchUp {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// One thing wrong with a job file.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("{}: {field}: {why}", file.display())]
+pub struct Problem {
+    pub file: PathBuf,
+    /// Where in the file: `name`, `targets[3]`, `collect[1].params.date_from`, ...
+    pub field: String,
+    pub why: String,
+}
+
+/// Every problem found, one per line when displayed.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("{}", .0.iter().map(|p| p.to_string()).collect::<Vec<_>>().join("\n"))]
+pub struct Problems(pub Vec<Problem>);
+
+impl Problems {
+    pub fn len(&self) -> usize {
+        self.0.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+}
+
+/// The jobs `name` selects: all of them for `None`.
+pub fn select<'a>(jobs: &'a [Job], name: Option<&str>) -> Result<Vec<&'a Job>, String> {
+    let Some(name) = name else {
+        return Ok(jobs.iter().collect());
+    };
+    if let Some(job) = jobs.iter().find(|j| j.name == name) {
+        return Ok(vec![job]);
+    }
+    if jobs.is_empty() {
+        return Err(format!("no job named `{name}`: there are no job files"));
+    }
+    let names: Vec<&str> = jobs.iter().map(|j| j.name.as_str()).collect();
+    let hint = crate::suggest(name, names.iter().copied())
+        .map(|s| format!(" (did you mean `{s}`?)"))
+        .unwrap_or_default();
+    Err(format!(
+        "no job named `{name}`{hint}; jobs are: {}",
+        names.join(", ")
+    ))
+}
+
+#[cfg(test)]
+mod tests;

@@ -84,6 +84,15 @@ pub struct RawResponse {
     pub body: Value,
 }
 
+/// When an answer arrived, to the microsecond Postgres keeps, so rows normalized
+/// live and rows rebuilt by replay carry the same `collected_at`.
+pub fn received_at(attempt: &Attempt) -> DateTime<Utc> {
+    use chrono::DurationRound;
+    let at = attempt.started_at + chrono::Duration::from_std(attempt.duration).unwrap_or_default();
+    at.duration_trunc(chrono::Duration::microseconds(1))
+        .unwrap_or(at)
+}
+
 impl Store {
     pub async fn start_run(&self, job: &str, kind: RunKind) -> Result<i64, StoreError> {
         let id = sqlx::query_scalar(
@@ -182,8 +191,7 @@ impl Store {
         let mut raw_id = None;
         if keep_raw {
             if let Some(body) = &attempt.body {
-                let received_at = attempt.started_at
-                    + chrono::Duration::from_std(attempt.duration).unwrap_or_default();
+                let received_at = received_at(attempt);
                 raw_id = Some(
                     sqlx::query_scalar(
                         "INSERT INTO linkledger.raw_responses (api_call_id, endpoint, received_at, body)

@@ -16,7 +16,11 @@ pub struct SpendRow {
 
 /// Calls and cost from the ledger since `since` (UTC day), grouped by `day`, `job` or
 /// `endpoint`.
-pub async fn spend(store: &Store, since: Option<NaiveDate>, by: &str) -> Result<Vec<SpendRow>, StoreError> {
+pub async fn spend(
+    store: &Store,
+    since: Option<NaiveDate>,
+    by: &str,
+) -> Result<Vec<SpendRow>, StoreError> {
     let key = match by {
         "day" => "to_char((started_at AT TIME ZONE 'UTC')::date, 'YYYY-MM-DD')",
         "job" => "coalesce(job, '(none)')",

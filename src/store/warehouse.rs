@@ -230,3 +230,112 @@ async fn write_breakdowns(conn: &mut PgConnection, batch: &Batch) -> sqlx::Resul
     .await?;
     Ok(done.rows_affected())
 }
+
+/// Appends `cell` to a COPY text-format line.
+fn copy_field(out: &mut String, cell: &Cell) {
+    fn escaped(out: &mut String, s: &str) {
+        for ch in s.chars() {
+            match ch {
+                '\\' => out.push_str("\\\\"),
+                '\t' => out.push_str("\\t"),
+                '\n' => out.push_str("\\n"),
+                '\r' => out.push_str("\\r"),
+                c => out.push(c),
+            }
+        }
+    }
+    match cell {
+        Cell::Null => out.push_str("\\N"),
+        Cell::Int(i) => out.push_str(&i.to_string()),
+        Cell::Text(s) => escaped(out, s),
+        Cell::Bool(b) => out.push(if *b { 't' } else { 'f' }),
+        Cell::Timestamp(t) => out.push_str(&t.to_rfc3339()),
+        Cell::Date(d) => out.push_str(&d.to_string()),
+        Cell::Json(v) => escaped(out, &v.to_string()),
+        Cell::TextArray(items) => {
+            let mut lit = String::from("{");
+            for (i, s) in items.iter().enumerate() {
+                if i > 0 {
+                    lit.push(',');
+                }
+                lit.push('"');
+                lit.push_str(&s.replace('\\', "\\\\").replace('"', "\\\""));
+                lit.push('"');
+            }
+            lit.push('}');
+            escaped(out, &lit);
+        }
+    }
+}
+
+/// Loads the rows of `batches` with one plain `COPY ... FROM STDIN` per table: no
+/// upsert, no breakdown replacement. The baseline the benchmark compares
+/// [`write_batch`] against; not used for real loads, which must be idempotent.
+pub async fn copy_batches(conn: &mut PgConnection, batches: &[Batch]) -> sqlx::Result<u64> {
+    let mut written = 0;
+    for spec in TABLES {
+        let cols: Vec<String> = spec.columns().into_iter().map(|(n, _)| n).collect();
+        let mut data = String::new();
+        let mut n = 0u64;
+        for b in batches.iter().filter(|b| b.table.spec.name == spec.name) {
+            for row in &b.table.rows {
+                for (i, cell) in row.iter().enumerate() {
+                    if i > 0 {
+                        data.push('\t');
+                    }
+                    copy_field(&mut data, cell);
+                }
+                data.push('\n');
+                n += 1;
+            }
+        }
+        if n == 0 {
+            continue;
+        }
+        let mut copy = conn
+            .copy_in_raw(&format!(
+                "COPY linkledger.{} ({}) FROM STDIN",
+                spec.name,
+                cols.join(", ")
+            ))
+            .await?;
+        copy.send(data.into_bytes()).await?;
+        written += copy.finish().await?;
+    }
+    let mut data = String::new();
+    for b in batches {
+        for d in &b.breakdowns {
+            let p = &b.parents[d.parent];
+            for (i, cell) in [
+                Cell::Text(p.source_table.to_string()),
+                Cell::Text(p.target.clone()),
+                Cell::Date(p.date),
+                Cell::Json(p.options.clone()),
+                Cell::Text(d.dimension.to_string()),
+                Cell::Text(d.key.clone()),
+                Cell::Int(d.count),
+                Cell::Timestamp(b.collected_at),
+                Cell::Int(b.raw_response_id),
+            ]
+            .iter()
+            .enumerate()
+            {
+                if i > 0 {
+                    data.push('\t');
+                }
+                copy_field(&mut data, cell);
+            }
+            data.push('\n');
+        }
+    }
+    if !data.is_empty() {
+        let mut copy = conn
+            .copy_in_raw(
+                "COPY linkledger.link_breakdowns (source_table, target, date, options, dimension, key, count, collected_at, raw_response_id) FROM STDIN",
+            )
+            .await?;
+        copy.send(data.into_bytes()).await?;
+        written += copy.finish().await?;
+    }
+    Ok(written)
+}

@@ -26,20 +26,48 @@ async fn with_faults_every_target_is_stored_and_the_ledger_equals_what_the_sandb
     let exec = executor(&store, &sb, 8);
     let list = targets("faulty", 40);
     let job = job_for("summary", &list, "");
-    let report = exec.run_once(&[&job], RunKind::Once, today()).await.unwrap();
-    assert!(report.ok(), "{}: {:?}", report.line(), report.jobs[0].errors);
+    let report = exec
+        .run_once(&[&job], RunKind::Once, today())
+        .await
+        .unwrap();
+    assert!(
+        report.ok(),
+        "{}: {:?}",
+        report.line(),
+        report.jobs[0].errors
+    );
 
     let stats = sb.stats();
-    assert!(stats.faults >= 5, "the sandbox injected only {} faults", stats.faults);
-    assert_eq!(count(&store, "SELECT count(DISTINCT target) FROM linkledger.summary").await, 40);
+    assert!(
+        stats.faults >= 5,
+        "the sandbox injected only {} faults",
+        stats.faults
+    );
+    assert_eq!(
+        count(
+            &store,
+            "SELECT count(DISTINCT target) FROM linkledger.summary"
+        )
+        .await,
+        40
+    );
     assert_eq!(ledger_total(&store).await, stats.charged_usd.decimal());
     // Every request the sandbox saw is in the ledger (plus the free credentials check).
     assert_eq!(
-        count(&store, "SELECT count(*) FROM linkledger.api_calls WHERE endpoint = 'summary'").await as u64,
+        count(
+            &store,
+            "SELECT count(*) FROM linkledger.api_calls WHERE endpoint = 'summary'"
+        )
+        .await as u64,
         stats.requests
     );
     assert!(
-        count(&store, "SELECT count(*) FROM linkledger.api_calls WHERE outcome IN ('retryable', 'throttled')").await > 0
+        count(
+            &store,
+            "SELECT count(*) FROM linkledger.api_calls WHERE outcome IN ('retryable', 'throttled')"
+        )
+        .await
+            > 0
     );
 }
 
@@ -61,8 +89,18 @@ async fn wrong_credentials_stop_the_run_after_the_first_refusal() {
     assert_eq!(stats.unauthorized, 1, "{stats:?}");
     assert_eq!(stats.requests, 0, "no paid endpoint was called: {stats:?}");
     let store = db.store().await;
-    assert_eq!(count(&store, "SELECT count(*) FROM linkledger.api_calls").await, 1);
-    assert_eq!(count(&store, "SELECT count(*) FROM linkledger.runs WHERE status = 'halted'").await, 1);
+    assert_eq!(
+        count(&store, "SELECT count(*) FROM linkledger.api_calls").await,
+        1
+    );
+    assert_eq!(
+        count(
+            &store,
+            "SELECT count(*) FROM linkledger.runs WHERE status = 'halted'"
+        )
+        .await,
+        1
+    );
 }
 
 #[tokio::test]
@@ -110,7 +148,10 @@ async fn a_task_level_40501_is_recorded_with_its_message_and_not_retried() {
     let result = exec.execute(None, &call).await.unwrap();
     assert!(!result.ok);
     assert_eq!(result.attempts, 1);
-    assert!(result.error.as_deref().unwrap().contains("Invalid Field"), "{result:?}");
+    assert!(
+        result.error.as_deref().unwrap().contains("Invalid Field"),
+        "{result:?}"
+    );
     assert_eq!(sb.stats().requests, 1);
     let (outcome, code, message): (String, Option<i32>, Option<String>) = sqlx::query_as(
         "SELECT outcome, task_status_code, task_status_message FROM linkledger.api_calls WHERE endpoint = 'summary'",
@@ -121,7 +162,10 @@ async fn a_task_level_40501_is_recorded_with_its_message_and_not_retried() {
     assert_eq!(outcome, "rejected");
     assert_eq!(code, Some(40501));
     assert_eq!(message.as_deref(), Some("Invalid Field: 'no_such_field'."));
-    assert_eq!(count(&store, "SELECT count(*) FROM linkledger.raw_responses").await, 0);
+    assert_eq!(
+        count(&store, "SELECT count(*) FROM linkledger.raw_responses").await,
+        0
+    );
 }
 
 #[tokio::test]
@@ -135,12 +179,18 @@ async fn the_client_never_has_more_than_max_in_flight_requests_open() {
     .await;
     let exec = executor(&store, &sb, 5);
     let job = job_for("summary", &targets("inflight", 40), "");
-    let report = exec.run_once(&[&job], RunKind::Once, today()).await.unwrap();
+    let report = exec
+        .run_once(&[&job], RunKind::Once, today())
+        .await
+        .unwrap();
     assert!(report.ok(), "{}", report.line());
     let stats = sb.stats();
     assert_eq!(stats.requests, 40);
     assert!(stats.max_in_flight <= 5, "{stats:?}");
-    assert!(stats.max_in_flight >= 3, "the limit is also used, not undershot: {stats:?}");
+    assert!(
+        stats.max_in_flight >= 3,
+        "the limit is also used, not undershot: {stats:?}"
+    );
     assert_eq!(stats.throttled, 0);
 }
 
@@ -157,11 +207,17 @@ async fn throttling_answers_make_the_client_back_off_and_retry_until_done() {
     .await;
     let exec = executor(&store, &sb, 10);
     let job = job_for("summary", &targets("throttle", 30), "");
-    let report = exec.run_once(&[&job], RunKind::Once, today()).await.unwrap();
+    let report = exec
+        .run_once(&[&job], RunKind::Once, today())
+        .await
+        .unwrap();
     assert!(report.ok(), "{} {:?}", report.line(), report.jobs[0].errors);
     let stats = sb.stats();
     assert!(stats.throttled > 0, "{stats:?}");
-    assert_eq!(count(&store, "SELECT count(*) FROM linkledger.summary").await, 30);
+    assert_eq!(
+        count(&store, "SELECT count(*) FROM linkledger.summary").await,
+        30
+    );
     let throttled_in_ledger = count(
         &store,
         "SELECT count(*) FROM linkledger.api_calls WHERE outcome = 'throttled' AND status_code = 40209",

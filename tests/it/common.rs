@@ -223,7 +223,11 @@ pub fn sandbox_credentials() -> linkledger::config::Credentials {
 }
 
 /// An executor on `store` talking to `sb`.
-pub fn executor(store: &Store, sb: &Sandbox, max_in_flight: usize) -> linkledger::executor::Executor {
+pub fn executor(
+    store: &Store,
+    sb: &Sandbox,
+    max_in_flight: usize,
+) -> linkledger::executor::Executor {
     let client = linkledger::api::Client::with_credentials(
         &api_config(sb, max_in_flight),
         &sandbox_credentials(),

@@ -16,15 +16,31 @@ const PAGES: &[&str] = &[
 ];
 
 fn every_endpoint_job() -> String {
-    let list = |ts: &[&str]| ts.iter().map(|t| format!("{t:?}")).collect::<Vec<_>>().join(", ");
+    let list = |ts: &[&str]| {
+        ts.iter()
+            .map(|t| format!("{t:?}"))
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
     let mut s = format!("name = \"all\"\ntargets = [{}]\n", list(DOMAINS));
     let collect = |endpoint: &str, params: &str| {
-        format!("\n[[collect]]\nendpoint = \"{endpoint}\"\nschedule = \"@daily\"\nparams = {{ {params} }}\n")
+        format!(
+            "\n[[collect]]\nendpoint = \"{endpoint}\"\nschedule = \"@daily\"\nparams = {{ {params} }}\n"
+        )
     };
     s += &collect("summary", "");
-    s += &collect("history", "date_from = \"2024-01-01\", date_to = \"2024-06-30\"");
-    s += &collect("timeseries_summary", "date_from = \"-20d\", group_range = \"week\"");
-    s += &collect("timeseries_new_lost_summary", "date_from = \"-10d\", group_range = \"day\"");
+    s += &collect(
+        "history",
+        "date_from = \"2024-01-01\", date_to = \"2024-06-30\"",
+    );
+    s += &collect(
+        "timeseries_summary",
+        "date_from = \"-20d\", group_range = \"week\"",
+    );
+    s += &collect(
+        "timeseries_new_lost_summary",
+        "date_from = \"-10d\", group_range = \"day\"",
+    );
     s += &collect("bulk_new_lost_backlinks", "date_from = \"-30d\"");
     s += &collect("bulk_new_lost_referring_domains", "date_from = \"-7d\"");
     s += &collect("bulk_ranks", "");
@@ -41,7 +57,10 @@ fn every_endpoint_job() -> String {
 async fn collect_all(store: &Store, sb: &Sandbox) {
     let exec = executor(store, sb, 8);
     let job = job(&every_endpoint_job());
-    let report = exec.run_once(&[&job], RunKind::Once, today()).await.unwrap();
+    let report = exec
+        .run_once(&[&job], RunKind::Once, today())
+        .await
+        .unwrap();
     assert!(report.ok(), "{} {:?}", report.line(), report.jobs[0].errors);
 }
 
@@ -56,15 +75,29 @@ async fn value_columns(store: &Store, table: &str) -> Vec<String> {
     .await
     .unwrap();
     const NOT_VALUES: &[&str] = &[
-        "target", "options", "collected_on", "collected_at", "raw_response_id", "month", "date",
-        "group_range", "date_from", "type",
+        "target",
+        "options",
+        "collected_on",
+        "collected_at",
+        "raw_response_id",
+        "month",
+        "date",
+        "group_range",
+        "date_from",
+        "type",
     ];
-    cols.into_iter().filter(|c| !NOT_VALUES.contains(&c.as_str())).collect()
+    cols.into_iter()
+        .filter(|c| !NOT_VALUES.contains(&c.as_str()))
+        .collect()
 }
 
 fn normalize_value(v: &Value) -> Value {
     if let Some(s) = v.as_str() {
-        for fmt in ["%Y-%m-%d %H:%M:%S %:z", "%Y-%m-%dT%H:%M:%S%:z", "%Y-%m-%dT%H:%M:%S%.f%:z"] {
+        for fmt in [
+            "%Y-%m-%d %H:%M:%S %:z",
+            "%Y-%m-%dT%H:%M:%S%:z",
+            "%Y-%m-%dT%H:%M:%S%.f%:z",
+        ] {
             if let Ok(t) = chrono::DateTime::parse_from_str(s, fmt) {
                 return Value::from(t.timestamp());
             }
@@ -90,7 +123,13 @@ fn served_value(item: &Value, column: &str) -> Value {
     v.clone()
 }
 
-async fn assert_row_matches(store: &Store, table: &str, filter: &str, binds: &[String], item: &Value) {
+async fn assert_row_matches(
+    store: &Store,
+    table: &str,
+    filter: &str,
+    binds: &[String],
+    item: &Value,
+) {
     let sql = format!("SELECT to_jsonb(t) FROM linkledger.{table} t WHERE {filter}");
     let mut q = sqlx::query_scalar::<_, Value>(sqlx::AssertSqlSafe(sql));
     for b in binds {
@@ -121,7 +160,14 @@ async fn assert_breakdowns(store: &Store, source: &str, target: &str, date: &str
     .await
     .unwrap();
     let mut expected = Vec::new();
-    for dim in ["tld", "types", "attributes", "platform_types", "semantic_locations", "countries"] {
+    for dim in [
+        "tld",
+        "types",
+        "attributes",
+        "platform_types",
+        "semantic_locations",
+        "countries",
+    ] {
         if let Some(map) = item[format!("referring_links_{dim}")].as_object() {
             for (k, v) in map {
                 expected.push((dim.to_string(), k.clone(), v.as_i64().unwrap()));
@@ -157,7 +203,14 @@ async fn for_each_endpoint_the_stored_rows_equal_what_the_sandbox_served() {
                 let t = result["target"].as_str().unwrap().to_string();
                 for item in result["items"].as_array().unwrap() {
                     let month = format!("{}-01", &item["date"].as_str().unwrap()[..7]);
-                    assert_row_matches(&store, ep, "target = $1 AND month = $2::date", &[t.clone(), month.clone()], item).await;
+                    assert_row_matches(
+                        &store,
+                        ep,
+                        "target = $1 AND month = $2::date",
+                        &[t.clone(), month.clone()],
+                        item,
+                    )
+                    .await;
                     assert_breakdowns(&store, ep, &t, &month, item).await;
                     *checked.entry(ep.into()).or_default() += 1;
                 }
@@ -167,15 +220,33 @@ async fn for_each_endpoint_the_stored_rows_equal_what_the_sandbox_served() {
                 let g = result["group_range"].as_str().unwrap().to_string();
                 for item in result["items"].as_array().unwrap() {
                     let date = item["date"].as_str().unwrap()[..10].to_string();
-                    assert_row_matches(&store, ep, "target = $1 AND group_range = $2 AND date = $3::date", &[t.clone(), g.clone(), date], item).await;
+                    assert_row_matches(
+                        &store,
+                        ep,
+                        "target = $1 AND group_range = $2 AND date = $3::date",
+                        &[t.clone(), g.clone(), date],
+                        item,
+                    )
+                    .await;
                     *checked.entry(ep.into()).or_default() += 1;
                 }
             }
             _ => {
-                let key = if ep == "bulk_pages_summary" { "url" } else { "target" };
+                let key = if ep == "bulk_pages_summary" {
+                    "url"
+                } else {
+                    "target"
+                };
                 for item in result["items"].as_array().unwrap() {
                     let t = item[key].as_str().unwrap().to_string();
-                    assert_row_matches(&store, ep, "target = $1 AND collected_on = $2::date", &[t.clone(), collected_on.clone()], item).await;
+                    assert_row_matches(
+                        &store,
+                        ep,
+                        "target = $1 AND collected_on = $2::date",
+                        &[t.clone(), collected_on.clone()],
+                        item,
+                    )
+                    .await;
                     if ep == "bulk_pages_summary" {
                         assert_breakdowns(&store, ep, &t, &collected_on, item).await;
                     }
@@ -190,10 +261,12 @@ async fn for_each_endpoint_the_stored_rows_equal_what_the_sandbox_served() {
     assert_eq!(nulls, 1);
     // new/lost rows carry a real date_from.
     let expected_from = (today() - chrono::Duration::days(30)).to_string();
-    let date_froms: Vec<String> = sqlx::query_scalar("SELECT DISTINCT date_from::text FROM linkledger.bulk_new_lost_backlinks")
-        .fetch_all(store.pool())
-        .await
-        .unwrap();
+    let date_froms: Vec<String> = sqlx::query_scalar(
+        "SELECT DISTINCT date_from::text FROM linkledger.bulk_new_lost_backlinks",
+    )
+    .fetch_all(store.pool())
+    .await
+    .unwrap();
     assert_eq!(date_froms, vec![expected_from]);
 }
 
@@ -202,24 +275,39 @@ async fn a_bulk_collection_of_2500_targets_makes_3_calls_and_stores_each_under_i
     let db = TestDb::new().await;
     let store = db.store().await;
     let sb = default_sandbox().await;
-    let targets: Vec<String> = (0..2500).map(|i| format!("site{i:04}.example.net")).collect();
+    let targets: Vec<String> = (0..2500)
+        .map(|i| format!("site{i:04}.example.net"))
+        .collect();
     let job = job_for("bulk_ranks", &targets, "");
     let exec = executor(&store, &sb, 8);
-    let report = exec.run_once(&[&job], RunKind::Once, today()).await.unwrap();
+    let report = exec
+        .run_once(&[&job], RunKind::Once, today())
+        .await
+        .unwrap();
     assert!(report.ok(), "{}", report.line());
     assert_eq!(sb.stats().by_endpoint.get("bulk_ranks"), Some(&3));
-    assert_eq!(count(&store, "SELECT count(*) FROM linkledger.bulk_ranks").await, 2500);
+    assert_eq!(
+        count(&store, "SELECT count(*) FROM linkledger.bulk_ranks").await,
+        2500
+    );
     // Items come back sorted, not in request order: each rank is the one served for its target.
     let mut served = BTreeMap::new();
     for rec in sb.requests() {
-        for item in rec.response.unwrap()["tasks"][0]["result"][0]["items"].as_array().unwrap() {
-            served.insert(item["target"].as_str().unwrap().to_string(), item["rank"].as_i64());
+        for item in rec.response.unwrap()["tasks"][0]["result"][0]["items"]
+            .as_array()
+            .unwrap()
+        {
+            served.insert(
+                item["target"].as_str().unwrap().to_string(),
+                item["rank"].as_i64(),
+            );
         }
     }
-    let stored: Vec<(String, Option<i64>)> = sqlx::query_as("SELECT target, rank FROM linkledger.bulk_ranks")
-        .fetch_all(store.pool())
-        .await
-        .unwrap();
+    let stored: Vec<(String, Option<i64>)> =
+        sqlx::query_as("SELECT target, rank FROM linkledger.bulk_ranks")
+            .fetch_all(store.pool())
+            .await
+            .unwrap();
     assert_eq!(stored.len(), served.len());
     for (t, rank) in stored {
         assert_eq!(served.get(&t), Some(&rank), "{t}");
@@ -257,7 +345,8 @@ async fn checksums(store: &Store) -> Vec<(String, String)> {
 }
 
 #[tokio::test]
-async fn replay_after_truncating_every_normalized_table_gives_back_identical_tables_without_a_request() {
+async fn replay_after_truncating_every_normalized_table_gives_back_identical_tables_without_a_request()
+ {
     let db = TestDb::new().await;
     let store = db.store().await;
     let sb = default_sandbox().await;
@@ -276,7 +365,11 @@ async fn replay_after_truncating_every_normalized_table_gives_back_identical_tab
     let out = linkledger(wd.path(), &env, &["replay"]).await;
     assert!(out.status.success(), "{}{}", stdout(&out), stderr(&out));
     assert_eq!(checksums(&store).await, before);
-    assert_eq!(sb.stats().requests, requests_before, "replay made no API call");
+    assert_eq!(
+        sb.stats().requests,
+        requests_before,
+        "replay made no API call"
+    );
 }
 
 #[tokio::test]
@@ -285,11 +378,23 @@ async fn unknown_fields_load_a_wrong_typed_field_fails_only_its_call_and_the_mis
     let store = db.store().await;
     let sb = default_sandbox().await;
     let exec = executor(&store, &sb, 4);
-    let targets = ["quirk-unknown-fields.example.com", "quirk-wrong-type.example.com", "quirk-misspelled.example.com", "plain.example.com"]
-        .map(String::from);
+    let targets = [
+        "quirk-unknown-fields.example.com",
+        "quirk-wrong-type.example.com",
+        "quirk-misspelled.example.com",
+        "plain.example.com",
+    ]
+    .map(String::from);
     let summary = job_for("summary", &targets, "");
-    let history = job_for("history", &targets[2..3], "date_from = \"2024-01-01\", date_to = \"2024-12-31\"");
-    let report = exec.run_once(&[&summary, &history], RunKind::Once, today()).await.unwrap();
+    let history = job_for(
+        "history",
+        &targets[2..3],
+        "date_from = \"2024-01-01\", date_to = \"2024-12-31\"",
+    );
+    let report = exec
+        .run_once(&[&summary, &history], RunKind::Once, today())
+        .await
+        .unwrap();
     assert!(!report.ok(), "the wrong-typed answer is a failed call");
     assert_eq!(report.failed(), 1, "{:?}", report.jobs);
     let (outcome, error): (String, String) = sqlx::query_as(
@@ -302,8 +407,14 @@ async fn unknown_fields_load_a_wrong_typed_field_fails_only_its_call_and_the_mis
     assert!(error.contains("backlinks"), "{error}");
     assert!(error.contains("string"), "{error}");
     // Its body is kept for a later replay; the others loaded.
-    assert_eq!(count(&store, "SELECT count(*) FROM linkledger.raw_responses").await, 5);
-    assert_eq!(count(&store, "SELECT count(*) FROM linkledger.summary").await, 3);
+    assert_eq!(
+        count(&store, "SELECT count(*) FROM linkledger.raw_responses").await,
+        5
+    );
+    assert_eq!(
+        count(&store, "SELECT count(*) FROM linkledger.summary").await,
+        3
+    );
     assert_eq!(count(&store, "SELECT count(*) FROM linkledger.summary WHERE target = 'quirk-unknown-fields.example.com' AND backlinks IS NOT NULL").await, 1);
     let misspelled = count(&store, "SELECT count(*) FROM linkledger.history WHERE target = 'quirk-misspelled.example.com' AND new_referring_domains IS NOT NULL AND lost_referring_domains IS NOT NULL").await;
     assert_eq!(misspelled, 12);
@@ -312,15 +423,55 @@ async fn unknown_fields_load_a_wrong_typed_field_fails_only_its_call_and_the_mis
 #[tokio::test]
 async fn each_date_rule_is_rejected_by_jobs_check_with_its_message() {
     let cases = [
-        ("history", "example.com", "date_from = \"2018-12-31\"", "2019-01-01"),
-        ("timeseries_summary", "example.com", "date_from = \"2019-01-29\"", "2019-01-30"),
-        ("timeseries_new_lost_summary", "example.com", "date_from = \"2019-01-01\"", "2019-01-30"),
-        ("bulk_new_lost_backlinks", "example.com", "date_from = \"-13m\"", "year"),
-        ("bulk_new_lost_referring_domains", "example.com", "date_from = \"-2y\"", "year"),
-        ("history", "example.com", "date_from = \"2024-05-01\", date_to = \"2024-04-01\"", "date_to"),
-        ("timeseries_summary", "example.com", "date_from = \"-10d\", date_to = \"-20d\"", "date_to"),
+        (
+            "history",
+            "example.com",
+            "date_from = \"2018-12-31\"",
+            "2019-01-01",
+        ),
+        (
+            "timeseries_summary",
+            "example.com",
+            "date_from = \"2019-01-29\"",
+            "2019-01-30",
+        ),
+        (
+            "timeseries_new_lost_summary",
+            "example.com",
+            "date_from = \"2019-01-01\"",
+            "2019-01-30",
+        ),
+        (
+            "bulk_new_lost_backlinks",
+            "example.com",
+            "date_from = \"-13m\"",
+            "year",
+        ),
+        (
+            "bulk_new_lost_referring_domains",
+            "example.com",
+            "date_from = \"-2y\"",
+            "year",
+        ),
+        (
+            "history",
+            "example.com",
+            "date_from = \"2024-05-01\", date_to = \"2024-04-01\"",
+            "date_to",
+        ),
+        (
+            "timeseries_summary",
+            "example.com",
+            "date_from = \"-10d\", date_to = \"-20d\"",
+            "date_to",
+        ),
         ("history", "https://example.com/page", "", "bare domain"),
-        ("timeseries_summary", "https://example.com/page", "", "bare domain"),
+        (
+            "timeseries_summary",
+            "https://example.com/page",
+            "",
+            "bare domain",
+        ),
     ];
     for (endpoint, target, params, expected) in cases {
         let body = format!(
@@ -328,9 +479,17 @@ async fn each_date_rule_is_rejected_by_jobs_check_with_its_message() {
         );
         let wd = Workdir::new(&[("d.toml", &body)]);
         let out = linkledger(wd.path(), &[], &["jobs", "check"]).await;
-        assert_eq!(out.status.code(), Some(2), "{endpoint} {params}: {}", stderr(&out));
+        assert_eq!(
+            out.status.code(),
+            Some(2),
+            "{endpoint} {params}: {}",
+            stderr(&out)
+        );
         let err = stderr(&out);
         assert!(err.contains("jobs/d.toml: "), "{err}");
-        assert!(err.contains(expected), "{endpoint} {params}: expected `{expected}` in {err}");
+        assert!(
+            err.contains(expected),
+            "{endpoint} {params}: expected `{expected}` in {err}"
+        );
     }
 }

@@ -33,8 +33,14 @@ async fn each_kind_of_job_file_mistake_gives_its_message_and_exit_status_2() {
         let out = linkledger(wd.path(), &[], &["jobs", "check"]).await;
         let err = stderr(&out);
         assert_eq!(out.status.code(), Some(2), "{what}: {err}");
-        assert!(err.contains("jobs/job.toml: "), "{what}: message names the file: {err}");
-        assert!(err.contains(expected), "{what}: expected `{expected}` in: {err}");
+        assert!(
+            err.contains("jobs/job.toml: "),
+            "{what}: message names the file: {err}"
+        );
+        assert!(
+            err.contains(expected),
+            "{what}: expected `{expected}` in: {err}"
+        );
     }
 }
 
@@ -56,7 +62,11 @@ async fn a_run_with_a_bad_job_file_changes_nothing_in_the_database() {
     let wd = Workdir::new(&[("good.toml", GOOD), ("bad.toml", &bad)]);
     let out = linkledger(wd.path(), &env_for(&db, &sb), &["run", "--once"]).await;
     assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
-    assert!(stderr(&out).contains("jobs/bad.toml: collect[1].schedule"), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("jobs/bad.toml: collect[1].schedule"),
+        "{}",
+        stderr(&out)
+    );
     assert_eq!(sb.stats().requests, 0);
     // Not even the schema was created.
     let mut conn = {

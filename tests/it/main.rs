@@ -1,8 +1,9 @@
 //! Integration tests: real PostgreSQL, the sandbox over real HTTP, the real binary.
 
-mod common;
-mod summary;
 mod client;
-mod jobs_check;
-mod secrets;
+mod common;
 mod endpoints;
+mod jobs_check;
+mod schema;
+mod secrets;
+mod summary;

@@ -61,13 +61,12 @@ fn as_instant(v: &Value) -> Option<chrono::DateTime<chrono::FixedOffset>> {
 /// Asserts the stored summary row and breakdowns of `target` equal `served`.
 async fn assert_summary_matches(store: &linkledger::store::Store, served: &Value) {
     let target = served["target"].as_str().expect("served target");
-    let row: Value = sqlx::query_scalar(
-        "SELECT to_jsonb(s) FROM linkledger.summary s WHERE target = $1",
-    )
-    .bind(target)
-    .fetch_one(store.pool())
-    .await
-    .unwrap_or_else(|e| panic!("no summary row for {target}: {e}"));
+    let row: Value =
+        sqlx::query_scalar("SELECT to_jsonb(s) FROM linkledger.summary s WHERE target = $1")
+            .bind(target)
+            .fetch_one(store.pool())
+            .await
+            .unwrap_or_else(|e| panic!("no summary row for {target}: {e}"));
     for field in SUMMARY_METRICS {
         assert_eq!(row[field], served[field], "{target}: {field}");
     }
@@ -102,7 +101,10 @@ async fn assert_summary_matches(store: &linkledger::store::Store, served: &Value
         }
     }
     expected.sort();
-    assert!(!expected.is_empty(), "{target}: the sandbox served no breakdowns");
+    assert!(
+        !expected.is_empty(),
+        "{target}: the sandbox served no breakdowns"
+    );
     assert_eq!(stored, expected, "{target}: breakdowns");
 }
 
@@ -120,12 +122,20 @@ fn served_summaries(sb: &linkledger::sandbox::Sandbox) -> Vec<Value> {
 async fn summary_collection_stores_exactly_the_values_the_sandbox_served() {
     let db = TestDb::new().await;
     let sb = default_sandbox().await;
-    let targets = ["dataforseo.com", "https://www.ahrefs.com/", "semrush.com", "moz.com"];
+    let targets = [
+        "dataforseo.com",
+        "https://www.ahrefs.com/",
+        "semrush.com",
+        "moz.com",
+    ];
     let wd = Workdir::new(&[("brands.toml", &summary_job(&targets))]);
     let out = linkledger(wd.path(), &env_for(&db, &sb), &["run", "--once"]).await;
     assert!(out.status.success(), "{}\n{}", stdout(&out), stderr(&out));
     let line = stdout(&out);
-    assert!(line.contains("4 calls") || line.contains("5 calls"), "{line}");
+    assert!(
+        line.contains("4 calls") || line.contains("5 calls"),
+        "{line}"
+    );
 
     let store = db.store().await;
     let served = served_summaries(&sb);
@@ -134,39 +144,78 @@ async fn summary_collection_stores_exactly_the_values_the_sandbox_served() {
         assert_summary_matches(&store, s).await;
     }
     // The empty-string key the API uses is kept.
-    assert!(count(&store, "SELECT count(*) FROM linkledger.link_breakdowns WHERE key = ''").await > 0);
+    assert!(
+        count(
+            &store,
+            "SELECT count(*) FROM linkledger.link_breakdowns WHERE key = ''"
+        )
+        .await
+            > 0
+    );
     // Raw first: every successful body is in raw_responses, and every row points at one.
-    assert_eq!(count(&store, "SELECT count(*) FROM linkledger.raw_responses WHERE endpoint = 'summary'").await, 4);
+    assert_eq!(
+        count(
+            &store,
+            "SELECT count(*) FROM linkledger.raw_responses WHERE endpoint = 'summary'"
+        )
+        .await,
+        4
+    );
     assert_eq!(
         count(&store, "SELECT count(*) FROM linkledger.summary s LEFT JOIN linkledger.raw_responses r ON r.id = s.raw_response_id WHERE r.id IS NULL").await,
         0
     );
     // www. and the scheme are stripped before the call.
-    assert_eq!(count(&store, "SELECT count(*) FROM linkledger.summary WHERE target = 'ahrefs.com'").await, 1);
+    assert_eq!(
+        count(
+            &store,
+            "SELECT count(*) FROM linkledger.summary WHERE target = 'ahrefs.com'"
+        )
+        .await,
+        1
+    );
 }
 
 #[tokio::test]
 async fn a_second_run_the_same_day_replaces_rows_and_the_ledger_gains_the_new_calls() {
     let db = TestDb::new().await;
     let sb = default_sandbox().await;
-    let wd = Workdir::new(&[("brands.toml", &summary_job(&["a-brand.com", "b-brand.com", "c-brand.com"]))]);
+    let wd = Workdir::new(&[(
+        "brands.toml",
+        &summary_job(&["a-brand.com", "b-brand.com", "c-brand.com"]),
+    )]);
     let env = env_for(&db, &sb);
     let first = linkledger(wd.path(), &env, &["run", "--once"]).await;
     assert!(first.status.success(), "{}", stderr(&first));
     let store = db.store().await;
     let tables = "SELECT (SELECT count(*) FROM linkledger.summary) * 1000000 + (SELECT count(*) FROM linkledger.link_breakdowns)";
     let rows_after_first = count(&store, tables).await;
-    let calls_after_first = count(&store, "SELECT count(*) FROM linkledger.api_calls WHERE endpoint = 'summary'").await;
+    let calls_after_first = count(
+        &store,
+        "SELECT count(*) FROM linkledger.api_calls WHERE endpoint = 'summary'",
+    )
+    .await;
     assert_eq!(calls_after_first, 3);
 
     let second = linkledger(wd.path(), &env, &["run", "--once"]).await;
     assert!(second.status.success(), "{}", stderr(&second));
     assert_eq!(count(&store, tables).await, rows_after_first);
     assert_eq!(
-        count(&store, "SELECT count(*) FROM linkledger.api_calls WHERE endpoint = 'summary'").await,
+        count(
+            &store,
+            "SELECT count(*) FROM linkledger.api_calls WHERE endpoint = 'summary'"
+        )
+        .await,
         6
     );
-    assert_eq!(count(&store, "SELECT count(*) FROM linkledger.runs WHERE status = 'succeeded'").await, 2);
+    assert_eq!(
+        count(
+            &store,
+            "SELECT count(*) FROM linkledger.runs WHERE status = 'succeeded'"
+        )
+        .await,
+        2
+    );
     assert_eq!(ledger_total(&store).await, sb.stats().charged_usd.decimal());
 }
 
@@ -193,5 +242,12 @@ async fn a_summary_collected_on_another_day_adds_a_row() {
         .await
         .unwrap();
     assert!(r.ok(), "{}", r.line());
-    assert_eq!(count(&store, "SELECT count(*) FROM linkledger.summary WHERE target = 'dated.com'").await, 2);
+    assert_eq!(
+        count(
+            &store,
+            "SELECT count(*) FROM linkledger.summary WHERE target = 'dated.com'"
+        )
+        .await,
+        2
+    );
 }

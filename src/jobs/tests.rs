@@ -1,0 +1,623 @@
+use std::path::Path;
+use std::time::Duration;
+
+use chrono::NaiveDate;
+use rust_decimal::Decimal;
+
+use super::*;
+
+const GOOD: &str = "name = \"good\"\ntargets = [\"example.com\"]\n[[collect]]\nendpoint = \"summary\"\nschedule = \"@daily\"\n";
+
+fn today() -> NaiveDate {
+    NaiveDate::from_ymd_opt(2026, 3, 31).unwrap()
+}
+
+/// A temporary `jobs/` directory holding `files`.
+struct Dir {
+    _tmp: tempfile::TempDir,
+    jobs: PathBuf,
+}
+
+fn dir(files: &[(&str, &str)]) -> Dir {
+    let tmp = tempfile::tempdir().unwrap();
+    let jobs = tmp.path().join("jobs");
+    for (name, body) in files {
+        let path = jobs.join(name);
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        std::fs::write(path, body).unwrap();
+    }
+    std::fs::create_dir_all(&jobs).unwrap();
+    Dir { _tmp: tmp, jobs }
+}
+
+fn load(body: &str) -> Result<Job, Problems> {
+    let d = dir(&[("job.toml", body)]);
+    load_file(&d.jobs.join("job.toml"), today())
+}
+
+/// The problems of a job file, as `field: why` lines.
+fn problems(body: &str) -> Vec<String> {
+    match load(body) {
+        Ok(_) => panic!("expected problems in:\n{body}"),
+        Err(p) => {
+            p.0.iter()
+                .map(|p| format!("{}: {}", p.field, p.why))
+                .collect()
+        }
+    }
+}
+
+fn one_problem(body: &str) -> String {
+    let p = problems(body);
+    assert_eq!(p.len(), 1, "{p:#?}");
+    p.into_iter().next().unwrap()
+}
+
+fn with(extra: &str) -> String {
+    format!("{GOOD}{extra}")
+}
+
+#[test]
+fn a_good_job_loads() {
+    let job = load(GOOD).unwrap();
+    assert_eq!(job.name, "good");
+    assert_eq!(job.timezone, None);
+    assert_eq!(job.budget_monthly_usd, None);
+    assert_eq!(job.collections.len(), 1);
+    let c = &job.collections[0];
+    assert_eq!(c.job, "good");
+    assert_eq!(c.name, "summary");
+    assert_eq!(c.endpoint, Endpoint::Summary);
+    assert_eq!(c.schedule.as_str(), "@daily");
+    assert!(c.params.is_empty());
+    assert_eq!(c.target_strings(), vec!["example.com"]);
+    assert_eq!(c.catch_up, CatchUp::Latest);
+    assert_eq!(c.catch_up_window, DEFAULT_CATCH_UP_WINDOW);
+}
+
+#[test]
+fn the_full_format_loads() {
+    let d = dir(&[
+        (
+            "job.toml",
+            r#"
+name = "competitors"
+targets = ["dataforseo.com", "https://www.ahrefs.com/", "www.dataforseo.com"]
+targets_file = "targets/more.txt"
+timezone = "Europe/Berlin"
+budget_monthly_usd = 25.5
+
+[[collect]]
+name = "summary-daily"
+endpoint = "summary"
+schedule = "0 6 * * *"
+params = { include_subdomains = true, backlinks_status_type = "live" }
+
+[[collect]]
+endpoint = "summary"
+schedule = "0 7 * * *"
+targets = ["https://example.com/page"]
+catch_up = "all"
+catch_up_window = "36h"
+
+[[collect]]
+endpoint = "summary"
+schedule = "0 8 * * *"
+catch_up = "skip"
+
+[[collect]]
+endpoint = "history"
+schedule = "0 7 2 * *"
+timezone = "UTC"
+"#,
+        ),
+        (
+            "targets/more.txt",
+            "# competitors\nsemrush.com   # the big one\n\nahrefs.com\n  https://moz.com/  \n",
+        ),
+    ]);
+    let job = load_file(&d.jobs.join("job.toml"), today()).unwrap();
+    assert_eq!(job.timezone, Some(chrono_tz::Europe::Berlin));
+    assert_eq!(job.budget_monthly_usd, Some(Decimal::new(255, 1)));
+    let names: Vec<&str> = job.collections.iter().map(|c| c.name.as_str()).collect();
+    assert_eq!(
+        names,
+        vec!["summary-daily", "summary", "summary-2", "history"]
+    );
+    let first = &job.collections[0];
+    assert_eq!(
+        first.target_strings(),
+        vec!["dataforseo.com", "ahrefs.com", "semrush.com", "moz.com"]
+    );
+    assert_eq!(first.schedule.timezone(), Some(chrono_tz::Europe::Berlin));
+    assert_eq!(
+        first.params.get("backlinks_status_type"),
+        Some(&ParamValue::Str("live".into()))
+    );
+    let second = &job.collections[1];
+    assert_eq!(second.target_strings(), vec!["https://example.com/page"]);
+    assert_eq!(second.catch_up, CatchUp::All);
+    assert_eq!(second.catch_up_window, Duration::from_secs(36 * 3600));
+    assert_eq!(job.collections[2].catch_up, CatchUp::Skip);
+    assert_eq!(job.collections[3].schedule.timezone(), Some(chrono_tz::UTC));
+    assert_eq!(
+        job.collection("summary-2").unwrap().schedule.as_str(),
+        "0 8 * * *"
+    );
+}
+
+#[test]
+fn request_params_add_every_default_and_resolve_dates() {
+    let job = load(&with("params = { internal_list_limit = 100, backlinks_filters = [[\"dofollow\", \"=\", true]] }\n")).unwrap();
+    let p = job.collections[0].request_params(today());
+    assert_eq!(
+        serde_json::Value::Object(p),
+        serde_json::json!({
+            "include_subdomains": true,
+            "include_indirect_links": true,
+            "exclude_internal_backlinks": true,
+            "internal_list_limit": 100,
+            "backlinks_status_type": "live",
+            "backlinks_filters": [["dofollow", "=", true]],
+            "rank_scale": "one_thousand",
+        })
+    );
+
+    let job = load("name = \"t\"\ntargets = [\"example.com\"]\n[[collect]]\nendpoint = \"timeseries_summary\"\nschedule = \"@daily\"\nparams = { group_range = \"week\", date_from = \"-8w\" }\n").unwrap();
+    let p = job.collections[0].request_params(today());
+    assert_eq!(
+        serde_json::Value::Object(p),
+        serde_json::json!({
+            "date_from": "2026-02-03",
+            "date_to": "2026-03-31",
+            "group_range": "week",
+            "include_subdomains": true,
+            "rank_scale": "one_thousand",
+        })
+    );
+
+    let job = load("name = \"t\"\ntargets = [\"example.com\"]\n[[collect]]\nendpoint = \"bulk_new_lost_backlinks\"\nschedule = \"@daily\"\n").unwrap();
+    let p = job.collections[0].request_params(today());
+    assert_eq!(
+        serde_json::Value::Object(p),
+        serde_json::json!({ "date_from": "2026-02-28" })
+    );
+
+    let job = load("name = \"t\"\ntargets = [\"example.com\"]\n[[collect]]\nendpoint = \"bulk_backlinks\"\nschedule = \"@daily\"\n").unwrap();
+    assert!(job.collections[0].request_params(today()).is_empty());
+}
+
+#[test]
+fn problems_display_file_field_and_why() {
+    let d = dir(&[("job.toml", &format!("nmae = \"x\"\n{GOOD}"))]);
+    let err = load_dir(&d.jobs, today()).unwrap_err();
+    let shown = err.to_string();
+    let file = d.jobs.join("job.toml");
+    assert_eq!(
+        shown,
+        format!(
+            "{}: nmae: unknown key (did you mean `name`?)",
+            file.display()
+        )
+    );
+}
+
+#[test]
+fn problems_are_shown_one_per_line() {
+    let p = Problems(vec![
+        Problem {
+            file: "jobs/a.toml".into(),
+            field: "name".into(),
+            why: "x".into(),
+        },
+        Problem {
+            file: "jobs/b.toml".into(),
+            field: "collect".into(),
+            why: "y".into(),
+        },
+    ]);
+    assert_eq!(
+        p.to_string(),
+        "jobs/a.toml: name: x\njobs/b.toml: collect: y"
+    );
+}
+
+#[test]
+fn each_mistake_gives_its_message() {
+    let cases: Vec<(String, &str)> = vec![
+        (format!("nmae = \"x\"\n{GOOD}"), "nmae: unknown key (did you mean `name`?)"),
+        (with("schedul = \"@daily\"\n"), "collect[1].schedul: unknown key (did you mean `schedule`?)"),
+        (with("zzz = 1\n"), "collect[1].zzz: unknown key"),
+        (
+            GOOD.replace("\"summary\"", "\"sumary\""),
+            "collect[1].endpoint: unknown endpoint `sumary` (did you mean `summary`?)",
+        ),
+        (GOOD.replace("@daily", "61 * * * *"), "collect[1].schedule: minute field `61` is invalid"),
+        (
+            GOOD.replace("@daily", "0 0 6 * * *"),
+            "collect[1].schedule: expected 5 fields (minute hour day-of-month month day-of-week), found 6",
+        ),
+        (GOOD.replace("@daily", "every day"), "collect[1].schedule: "),
+        (format!("timezone = \"Mars/Olympus\"\n{GOOD}"), "timezone: unknown time zone `Mars/Olympus`"),
+        (format!("timezone = \"Europe/Berln\"\n{GOOD}"), "timezone: unknown time zone `Europe/Berln` (did you mean `Europe/Berlin`?)"),
+        (
+            with("params = { include_subdomain = true }\n"),
+            "collect[1].params.include_subdomain: summary takes no parameter `include_subdomain` (did you mean `include_subdomains`?)",
+        ),
+        (
+            with("params = { include_subdomains = \"yes\" }\n"),
+            "collect[1].params.include_subdomains: expected a boolean, found string",
+        ),
+        (
+            with("params = { internal_list_limit = 5000 }\n"),
+            "collect[1].params.internal_list_limit: must be between 1 and 1000, found 5000",
+        ),
+        (
+            with("params = { backlinks_status_type = \"dead\" }\n"),
+            "collect[1].params.backlinks_status_type: must be one of all, live, lost; found `dead`",
+        ),
+        (
+            with("params = { backlinks_filters = \"dofollow\" }\n"),
+            "collect[1].params.backlinks_filters: expected an array",
+        ),
+        (with("params = 3\n"), "collect[1].params: expected a table"),
+        (
+            GOOD.replace("example.com", "not a domain"),
+            "targets[0]: `not a domain` is not a valid domain or absolute URL",
+        ),
+        (GOOD.replace("\"example.com\"", "\"example.com\", 3"), "targets[1]: expected a string, found integer"),
+        (
+            GOOD.replace("targets = [\"example.com\"]", "targets_file = \"nope.txt\""),
+            "targets_file: cannot read ",
+        ),
+        (with("catch_up = \"sometimes\"\n"), "collect[1].catch_up: must be latest, skip or all; found `sometimes`"),
+        (with("catch_up_window = \"a week\"\n"), "collect[1].catch_up_window: `a week` is not a duration"),
+        (GOOD.replace("good", "bad name"), "name: `bad name` may only use letters, digits, `_` and `-`"),
+        (GOOD.replace("name = \"good\"\n", ""), "name: missing"),
+        (GOOD.replace("name = \"good\"", "name = 3"), "name: expected a string, found integer"),
+        (format!("budget_monthly_usd = -1\n{GOOD}"), "budget_monthly_usd: must be at least 0, found -1"),
+        (format!("budget_monthly_usd = \"lots\"\n{GOOD}"), "budget_monthly_usd: expected a number"),
+        ("name = \"x\"\ntargets = [\"example.com\"]\n".to_string(), "collect: missing"),
+        ("name = \"x\"\ntargets = [\"example.com\"]\ncollect = []\n".to_string(), "collect: empty"),
+        (GOOD.replace("targets = [\"example.com\"]\n", ""), "targets: collect[1] has no targets"),
+        (GOOD.replace("endpoint = \"summary\"\n", ""), "collect[1].endpoint: missing"),
+        (GOOD.replace("schedule = \"@daily\"\n", ""), "collect[1].schedule: missing"),
+        (
+            format!("{GOOD}[[collect]]\nname = \"summary\"\nendpoint = \"summary\"\nschedule = \"@hourly\"\n[[collect]]\nname = \"summary\"\nendpoint = \"summary\"\nschedule = \"@hourly\"\n"),
+            "collect[3].name: collection `summary` is already defined in this job",
+        ),
+        (
+            "name = \"h\"\ntargets = [\"https://example.com/page\"]\n[[collect]]\nendpoint = \"history\"\nschedule = \"@monthly\"\n".to_string(),
+            "targets[0]: history takes a bare domain, not the page `https://example.com/page`",
+        ),
+        (
+            format!("{GOOD}[[collect]]\nendpoint = \"timeseries_summary\"\nschedule = \"@daily\"\ntargets = [\"example.com\", \"https://example.com/p\"]\n"),
+            "collect[2].targets[1]: timeseries_summary takes a bare domain, not the page `https://example.com/p`",
+        ),
+        ("name = \"x\nfoo".to_string(), "line 2, column "),
+    ];
+    for (body, expected) in cases {
+        let p = problems(&body);
+        assert!(
+            p.iter().any(|p| p.starts_with(expected)),
+            "expected `{expected}` in {p:#?}\nfor:\n{body}"
+        );
+    }
+}
+
+#[test]
+fn a_missing_targets_file_names_the_file_it_looked_for() {
+    let d = dir(&[(
+        "job.toml",
+        &GOOD.replace("targets = [\"example.com\"]", "targets_file = \"nope.txt\""),
+    )]);
+    let err = load_dir(&d.jobs, today()).unwrap_err();
+    assert_eq!(err.len(), 1, "{err}");
+    let p = &err.0[0];
+    assert_eq!(p.field, "targets_file");
+    assert_eq!(
+        p.why,
+        format!(
+            "cannot read {}: No such file or directory",
+            d.jobs.join("nope.txt").display()
+        )
+    );
+}
+
+#[test]
+fn a_bad_line_in_a_targets_file_gives_its_line_number() {
+    let d = dir(&[
+        (
+            "job.toml",
+            &GOOD.replace("targets = [\"example.com\"]", "targets_file = \"t.txt\""),
+        ),
+        ("t.txt", "# list\nexample.com\nnot a domain\n"),
+    ]);
+    let err = load_file(&d.jobs.join("job.toml"), today()).unwrap_err();
+    assert_eq!(err.len(), 1, "{err}");
+    assert_eq!(err.0[0].field, "targets_file");
+    assert!(
+        err.0[0]
+            .why
+            .ends_with("t.txt line 3: `not a domain` is not a valid domain or absolute URL"),
+        "{err}"
+    );
+}
+
+#[test]
+fn a_page_in_a_targets_file_for_history_names_the_line() {
+    let d = dir(&[
+        (
+            "job.toml",
+            "name = \"h\"\ntargets_file = \"t.txt\"\n[[collect]]\nendpoint = \"history\"\nschedule = \"@monthly\"\n",
+        ),
+        ("t.txt", "example.com\nhttps://example.com/page # a page\n"),
+    ]);
+    let err = load_file(&d.jobs.join("job.toml"), today()).unwrap_err();
+    assert_eq!(err.len(), 1, "{err}");
+    assert!(
+        err.0[0].why.ends_with(
+            "t.txt line 2: history takes a bare domain, not the page `https://example.com/page`"
+        ),
+        "{err}"
+    );
+}
+
+#[test]
+fn every_problem_of_a_file_is_reported() {
+    let body = "nmae = \"x\"\nname = \"x\"\ntimezone = \"Mars/Olympus\"\ntargets = [\"example.com\"]\n[[collect]]\nendpoint = \"sumary\"\nschedule = \"61 * * * *\"\n[[collect]]\nendpoint = \"summary\"\nschedule = \"@daily\"\ncatch_up = \"never\"\n";
+    let p = problems(body);
+    let fields: Vec<&str> = p.iter().map(|l| l.split(':').next().unwrap()).collect();
+    assert_eq!(
+        fields,
+        vec![
+            "nmae",
+            "timezone",
+            "collect[1].endpoint",
+            "collect[1].schedule",
+            "collect[2].catch_up"
+        ]
+    );
+}
+
+#[test]
+fn a_syntax_error_gives_line_and_column() {
+    let p = one_problem("name = \"x\"\ntargets = [\"a.com\"\n[[collect]]\n");
+    assert!(p.starts_with("line 3, column 1: "), "{p}");
+}
+
+#[test]
+fn targets_are_normalized_and_deduplicated() {
+    let job = load(&GOOD.replace(
+        "[\"example.com\"]",
+        "[\"https://www.Example.com/\", \"example.com\", \"blog.example.com\", \"https://example.com/a\", \"https://example.com/a\"]",
+    ))
+    .unwrap();
+    assert_eq!(
+        job.collections[0].target_strings(),
+        vec!["example.com", "blog.example.com", "https://example.com/a"]
+    );
+}
+
+#[test]
+fn a_collection_s_targets_replace_the_job_s() {
+    let job = load("name = \"x\"\n[[collect]]\nendpoint = \"summary\"\nschedule = \"@daily\"\ntargets = [\"a.com\"]\n[[collect]]\nendpoint = \"bulk_ranks\"\nschedule = \"@daily\"\ntargets = [\"b.com\", \"c.com\"]\n").unwrap();
+    assert_eq!(job.collections[0].target_strings(), vec!["a.com"]);
+    assert_eq!(job.collections[1].target_strings(), vec!["b.com", "c.com"]);
+}
+
+#[test]
+fn collection_names_default_to_the_endpoint_numbered_when_repeated() {
+    let body = "name = \"x\"\ntargets = [\"a.com\"]\n[[collect]]\nendpoint = \"summary\"\nschedule = \"@daily\"\n[[collect]]\nendpoint = \"bulk_ranks\"\nschedule = \"@daily\"\n[[collect]]\nendpoint = \"summary\"\nschedule = \"@hourly\"\n[[collect]]\nendpoint = \"summary\"\nschedule = \"@weekly\"\n[[collect]]\nname = \"mine\"\nendpoint = \"summary\"\nschedule = \"@weekly\"\n";
+    let job = load(body).unwrap();
+    let names: Vec<&str> = job.collections.iter().map(|c| c.name.as_str()).collect();
+    assert_eq!(
+        names,
+        vec!["summary", "bulk_ranks", "summary-2", "summary-3", "mine"]
+    );
+}
+
+fn dated(endpoint: &str, target: &str, params: &str) -> String {
+    format!(
+        "name = \"d\"\ntargets = [{target:?}]\n[[collect]]\nendpoint = \"{endpoint}\"\nschedule = \"@daily\"\nparams = {{ {params} }}\n"
+    )
+}
+
+#[test]
+fn date_rules() {
+    // today() is 2026-03-31.
+    let cases = [
+        (
+            "history",
+            "date_from = \"2018-12-31\"",
+            "collect[1].params.date_from: history data starts on 2019-01-01; 2018-12-31 is earlier",
+        ),
+        (
+            "timeseries_summary",
+            "date_from = \"2019-01-29\"",
+            "collect[1].params.date_from: timeseries_summary data starts on 2019-01-30; 2019-01-29 is earlier",
+        ),
+        (
+            "timeseries_new_lost_summary",
+            "date_from = \"2019-01-01\"",
+            "collect[1].params.date_from: timeseries_new_lost_summary data starts on 2019-01-30",
+        ),
+        (
+            "history",
+            "date_from = \"-10y\"",
+            "collect[1].params.date_from: history data starts on 2019-01-01; 2016-03-31 (`-10y`) is earlier",
+        ),
+        (
+            "bulk_new_lost_backlinks",
+            "date_from = \"-13m\"",
+            "collect[1].params.date_from: must be within the last year (not before 2025-03-31), found 2025-02-28 (`-13m`)",
+        ),
+        (
+            "bulk_new_lost_referring_domains",
+            "date_from = \"-2y\"",
+            "collect[1].params.date_from: must be within the last year",
+        ),
+        (
+            "bulk_new_lost_backlinks",
+            "date_from = \"2024-10-25\"",
+            "collect[1].params.date_from: must be within the last year (not before 2025-03-31), found 2024-10-25",
+        ),
+        (
+            "history",
+            "date_from = \"2024-05-01\", date_to = \"2024-04-01\"",
+            "collect[1].params.date_to: date_to 2024-04-01 is before date_from 2024-05-01",
+        ),
+        (
+            "timeseries_summary",
+            "date_from = \"-10d\", date_to = \"-20d\"",
+            "collect[1].params.date_to: date_to 2026-03-11 (`-20d`) is before date_from 2026-03-21 (`-10d`)",
+        ),
+        (
+            "history",
+            "date_from = \"2026-04-01\"",
+            "collect[1].params.date_from: 2026-04-01 is in the future (today is 2026-03-31)",
+        ),
+        (
+            "history",
+            "date_to = \"2027-01-01\"",
+            "collect[1].params.date_to: 2027-01-01 is in the future",
+        ),
+        (
+            "history",
+            "date_from = \"yesterday\"",
+            "collect[1].params.date_from: `yesterday` is not a date",
+        ),
+    ];
+    for (endpoint, params, expected) in cases {
+        let p = one_problem(&dated(endpoint, "example.com", params));
+        assert!(
+            p.starts_with(expected),
+            "{endpoint} {params}: expected `{expected}`, got `{p}`"
+        );
+    }
+}
+
+#[test]
+fn dates_within_the_rules_load() {
+    for (endpoint, params) in [
+        ("history", "date_from = \"2019-01-01\""),
+        ("history", "date_from = 2024-01-01, date_to = \"today\""),
+        (
+            "timeseries_summary",
+            "date_from = \"2019-01-30\", group_range = \"week\"",
+        ),
+        ("bulk_new_lost_backlinks", "date_from = \"-1y\""),
+        ("bulk_new_lost_backlinks", "date_from = \"-12m\""),
+        (
+            "bulk_new_lost_referring_domains",
+            "date_from = \"2025-03-31\"",
+        ),
+        (
+            "timeseries_new_lost_summary",
+            "date_from = \"-30d\", date_to = \"-30d\"",
+        ),
+    ] {
+        let job = load(&dated(endpoint, "example.com", params));
+        assert!(job.is_ok(), "{endpoint} {params}: {}", job.unwrap_err());
+    }
+}
+
+#[test]
+fn load_dir_reads_toml_files_in_name_order() {
+    let d = dir(&[
+        ("b.toml", &GOOD.replace("good", "bee")),
+        ("a.toml", &GOOD.replace("good", "ay")),
+        ("notes.txt", "not a job"),
+        (".hidden.toml", "garbage ="),
+        ("sub/c.toml", "garbage ="),
+    ]);
+    let jobs = load_dir(&d.jobs, today()).unwrap();
+    let names: Vec<&str> = jobs.iter().map(|j| j.name.as_str()).collect();
+    assert_eq!(names, vec!["ay", "bee"]);
+    assert_eq!(jobs[0].file, d.jobs.join("a.toml"));
+}
+
+#[test]
+fn load_dir_collects_the_problems_of_every_file() {
+    let d = dir(&[
+        ("a.toml", &GOOD.replace("@daily", "nope")),
+        (
+            "b.toml",
+            &format!("nmae = 1\n{}", GOOD.replace("good", "b")),
+        ),
+        ("c.toml", &GOOD.replace("good", "c")),
+    ]);
+    let err = load_dir(&d.jobs, today()).unwrap_err();
+    let files: Vec<String> = err
+        .0
+        .iter()
+        .map(|p| p.file.file_name().unwrap().to_string_lossy().into_owned())
+        .collect();
+    assert_eq!(files, vec!["a.toml", "b.toml"]);
+}
+
+#[test]
+fn duplicate_job_names_are_reported_on_the_later_file() {
+    let d = dir(&[("a.toml", GOOD), ("b.toml", GOOD)]);
+    let err = load_dir(&d.jobs, today()).unwrap_err();
+    assert_eq!(err.len(), 1);
+    let p = &err.0[0];
+    assert_eq!(p.file, d.jobs.join("b.toml"));
+    assert_eq!(p.field, "name");
+    assert_eq!(
+        p.why,
+        format!(
+            "job `good` is already defined in {}",
+            d.jobs.join("a.toml").display()
+        )
+    );
+}
+
+#[test]
+fn an_empty_or_missing_directory() {
+    let d = dir(&[]);
+    assert!(load_dir(&d.jobs, today()).unwrap().is_empty());
+    let err = load_dir(&d.jobs.join("missing"), today()).unwrap_err();
+    assert_eq!(err.len(), 1);
+    assert!(err.0[0].why.contains("No such file or directory"), "{err}");
+}
+
+#[test]
+fn select_by_name() {
+    let d = dir(&[
+        ("a.toml", &GOOD.replace("good", "competitors")),
+        ("b.toml", &GOOD.replace("good", "portfolio")),
+    ]);
+    let jobs = load_dir(&d.jobs, today()).unwrap();
+    assert_eq!(select(&jobs, None).unwrap().len(), 2);
+    let one = select(&jobs, Some("portfolio")).unwrap();
+    assert_eq!(one.len(), 1);
+    assert_eq!(one[0].name, "portfolio");
+    assert_eq!(
+        select(&jobs, Some("portfolo")).unwrap_err(),
+        "no job named `portfolo` (did you mean `portfolio`?); jobs are: competitors, portfolio"
+    );
+    assert_eq!(
+        select(&jobs, Some("zzz")).unwrap_err(),
+        "no job named `zzz`; jobs are: competitors, portfolio"
+    );
+    assert!(
+        select(&[], Some("x"))
+            .unwrap_err()
+            .contains("no job named `x`")
+    );
+}
+
+#[test]
+fn the_example_job_files_are_valid() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("jobs");
+    let today = chrono::Utc::now().date_naive();
+    let jobs = load_dir(&root, today).unwrap_or_else(|p| panic!("{p}"));
+    let names: Vec<&str> = jobs.iter().map(|j| j.name.as_str()).collect();
+    assert_eq!(names, vec!["competitors", "pages", "portfolio"]);
+    for job in &jobs {
+        for c in &job.collections {
+            assert!(c.targets.len() <= 5, "{}/{}", job.name, c.name);
+        }
+    }
+}

@@ -1,0 +1,92 @@
+//! The schema: `migrate` creates it, twice is harmless, and BI tools find a comment on
+//! every table, view and column.
+
+use crate::common::*;
+
+#[tokio::test]
+async fn migrate_creates_every_table_and_running_it_again_changes_nothing() {
+    let db = TestDb::new().await;
+    let wd = Workdir::new(&[]);
+    let env = vec![("DATABASE_URL".to_string(), db.url.clone())];
+    for _ in 0..2 {
+        let out = linkledger(wd.path(), &env, &["migrate"]).await;
+        assert!(out.status.success(), "{}", stderr(&out));
+    }
+    let store = db.store().await;
+    let tables: Vec<String> = sqlx::query_scalar(
+        "SELECT table_name::text FROM information_schema.tables
+         WHERE table_schema = 'linkledger' AND table_type = 'BASE TABLE' ORDER BY 1",
+    )
+    .fetch_all(store.pool())
+    .await
+    .unwrap();
+    for t in [
+        "runs",
+        "api_calls",
+        "raw_responses",
+        "summary",
+        "link_breakdowns",
+    ]
+    .into_iter()
+    .chain(
+        linkledger::store::warehouse::NORMALIZED_TABLES
+            .iter()
+            .copied(),
+    ) {
+        assert!(
+            tables.iter().any(|x| x == t),
+            "missing table {t}: {tables:?}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn every_table_view_and_column_carries_a_comment() {
+    let db = TestDb::new().await;
+    let store = db.store().await;
+    let missing: Vec<String> = sqlx::query_scalar(
+        "SELECT c.relname || coalesce('.' || a.attname, '')
+         FROM pg_class c
+         JOIN pg_namespace n ON n.oid = c.relnamespace AND n.nspname = 'linkledger'
+         LEFT JOIN pg_attribute a ON a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped
+         WHERE c.relkind IN ('r', 'v')
+           AND c.relname <> '_sqlx_migrations'
+           AND (obj_description(c.oid, 'pg_class') IS NULL
+                OR (a.attname IS NOT NULL AND col_description(c.oid, a.attnum) IS NULL))
+         ORDER BY 1",
+    )
+    .fetch_all(store.pool())
+    .await
+    .unwrap();
+    assert!(missing.is_empty(), "without a comment: {missing:?}");
+}
+
+#[tokio::test]
+async fn the_warehouse_columns_are_the_ones_normalization_writes() {
+    let db = TestDb::new().await;
+    let store = db.store().await;
+    for spec in linkledger::normalize::TABLES {
+        let cols: Vec<(String, String)> = sqlx::query_as(
+            "SELECT column_name::text, CASE WHEN data_type = 'ARRAY' THEN udt_name::text ELSE data_type::text END
+             FROM information_schema.columns
+             WHERE table_schema = 'linkledger' AND table_name = $1 ORDER BY ordinal_position",
+        )
+        .bind(spec.name)
+        .fetch_all(store.pool())
+        .await
+        .unwrap();
+        let expected: Vec<(String, String)> = spec
+            .columns()
+            .into_iter()
+            .map(|(n, t)| {
+                let ty = match t.sql() {
+                    "timestamptz" => "timestamp with time zone",
+                    "text[]" => "_text",
+                    other => other,
+                };
+                (n, ty.to_string())
+            })
+            .collect();
+        assert_eq!(cols, expected, "{}", spec.name);
+    }
+}
