@@ -325,7 +325,7 @@ fn print_plan(jobs: &[&Job], today: NaiveDate) {
                 rows,
                 cost.to_string()
             );
-            total = total + cost;
+            total += cost;
             calls += planned.len();
         }
     }

@@ -349,10 +349,7 @@ impl Executor {
         }
         let mut report = RunReport::default();
         let first_run = runs.first().map(|r| r.1);
-        let refused = match self.check_credentials(first_run).await? {
-            Ok(()) => None,
-            Err(h) => Some(h),
-        };
+        let refused = self.check_credentials(first_run).await?.err();
         let width = self.client.limits().max_in_flight() * 2;
         for (job, run_id, calls) in runs {
             let mut errors = Vec::new();

@@ -412,6 +412,9 @@ pub fn normalize(ctx: &Context<'_>, body: &Value) -> Result<Batch, NormalizeErro
     Ok(n.batch)
 }
 
+/// An item of a result's `items` array, with its path for messages.
+type Item<'v> = (String, &'v Map<String, Value>);
+
 struct Normalizer<'a> {
     ctx: &'a Context<'a>,
     spec: &'static TableSpec,
@@ -497,7 +500,7 @@ impl Normalizer<'_> {
         &self,
         result: &'v Map<String, Value>,
         path: &str,
-    ) -> Result<Vec<(String, &'v Map<String, Value>)>, NormalizeError> {
+    ) -> Result<Vec<Item<'v>>, NormalizeError> {
         match result.get("items") {
             None | Some(Value::Null) => Ok(Vec::new()),
             Some(Value::Array(items)) => items
@@ -767,10 +770,10 @@ fn field_value<'v>(obj: &'v Map<String, Value>, field: &str) -> Option<&'v Value
     match obj.get(field) {
         Some(v) if !v.is_null() => Some(v),
         found => {
-            if field.contains("referring") {
-                if let Some(v) = obj.get(&field.replace("referring", "reffering")) {
-                    return Some(v);
-                }
+            if field.contains("referring")
+                && let Some(v) = obj.get(&field.replace("referring", "reffering"))
+            {
+                return Some(v);
             }
             found
         }

@@ -57,10 +57,10 @@ impl Outcome {
 
     /// Classifies an HTTP answer. `envelope` is `None` when the body was not JSON.
     pub fn classify(http_status: u16, envelope: Option<&Envelope>) -> Outcome {
-        if let Some(env) = envelope {
-            if let Some(code) = env.status_code.filter(|c| *c != 20000) {
-                return Outcome::from_code(code, env.status_message.as_deref().unwrap_or(""));
-            }
+        if let Some(env) = envelope
+            && let Some(code) = env.status_code.filter(|c| *c != 20000)
+        {
+            return Outcome::from_code(code, env.status_message.as_deref().unwrap_or(""));
         }
         match http_status {
             200..=299 => {}

@@ -1,1 +1,1065 @@
-//! TODO
+//! An offline DataForSEO-compatible Backlinks API, for demos, tests and benchmarks.
+//!
+//! It answers like the real API: the same paths (`POST /v3/backlinks/<name>/live`,
+//! `GET /v3/appendix/user_data`), HTTP Basic or Bearer auth, the same envelope with a
+//! status code and a cost at the top level and per task, the same limits (requests per
+//! minute and requests in flight, refused with 40202 / 40209 as HTTP 200) and the same
+//! task-level `40501 Invalid Field: '…'.` for bad requests. Its data is fake but
+//! deterministic (see [`data`]). On top of that it can inject the faults the real API
+//! and the network produce (HTTP 5xx with an HTML body, task-level 50000, throttling, a
+//! dropped connection) at a chosen rate, and it keeps statistics and a record of every
+//! request so that tests can compare what was stored with what was served.
+//!
+//! `GET /sandbox/stats` and `GET /sandbox/requests` expose the same to other processes.
+
+pub mod data;
+
+use std::collections::{BTreeMap, VecDeque};
+use std::fmt;
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
+
+use axum::Router;
+use axum::body::{Body, Bytes};
+use axum::extract::{Path, State};
+use axum::http::header::{AUTHORIZATION, CONTENT_TYPE};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use base64::Engine;
+use chrono::NaiveDate;
+use rand::rngs::StdRng;
+use rand::{Rng, SeedableRng};
+use rust_decimal::Decimal;
+use serde::Serialize;
+use serde_json::{Map, Value, json};
+use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
+use tokio::time::Instant;
+use tracing::instrument;
+
+pub use data::build_result;
+
+use crate::api::Endpoint;
+use crate::money::Usd;
+
+/// The API version the envelope reports.
+const VERSION: &str = "0.1.20250526";
+const MSG_OK: &str = "Ok.";
+const MSG_UNAUTHORIZED: &str =
+    "You are not authorized to access this resource. Check your login and password.";
+const MSG_PER_MINUTE: &str = "You have reached the limit of requests per minute. Please try again later or contact support to increase the limit.";
+const MSG_IN_FLIGHT: &str = "You have reached the limit of simultaneous requests. Please wait for the previous requests to complete or contact support to increase the limit.";
+const MSG_ONE_TASK: &str = "You can set only one task at a time.";
+const MSG_BAD_JSON: &str = "Invalid JSON in the POST body.";
+const MSG_NOT_FOUND: &str = "Not Found.";
+const MSG_INTERNAL: &str = "Internal Error.";
+const HTML_500: &str = "<html><body><h1>500 Internal Server Error</h1></body></html>";
+const HTML_502: &str = "<html><head><title>502 Bad Gateway</title></head><body><center><h1>502 Bad Gateway</h1></center><hr><center>nginx</center></body></html>";
+
+/// How the sandbox behaves.
+#[derive(Clone)]
+pub struct SandboxOptions {
+    /// Where to listen; port 0 picks a free port.
+    pub listen: SocketAddr,
+    /// Added to every POST, while holding its in-flight slot.
+    pub latency: Duration,
+    /// Probability in `[0, 1]` that a POST gets an injected fault instead of its answer.
+    pub fault_rate: f64,
+    /// Seed of the fault generator: the same seed gives the same sequence of faults.
+    pub seed: u64,
+    /// The account's limit of accepted POSTs per sliding minute (40202 beyond it).
+    pub max_per_minute: u32,
+    /// The account's limit of simultaneous requests (40209 beyond it).
+    pub max_in_flight: usize,
+    pub login: String,
+    pub password: String,
+    /// Accepted as `Authorization: Bearer <token>`, the way gateways authenticate.
+    pub token: String,
+    /// The sandbox's "today"; `None` means the UTC date when a request arrives.
+    pub today: Option<NaiveDate>,
+}
+
+impl Default for SandboxOptions {
+    fn default() -> Self {
+        SandboxOptions {
+            listen: SocketAddr::from(([127, 0, 0, 1], 0)),
+            latency: Duration::ZERO,
+            fault_rate: 0.0,
+            seed: 1,
+            max_per_minute: 2000,
+            max_in_flight: 30,
+            login: "sandbox".into(),
+            password: "sandbox".into(),
+            token: "sandbox-token".into(),
+            today: None,
+        }
+    }
+}
+
+impl fmt::Debug for SandboxOptions {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        // Credentials are never printed, not even the sandbox's.
+        f.debug_struct("SandboxOptions")
+            .field("listen", &self.listen)
+            .field("latency", &self.latency)
+            .field("fault_rate", &self.fault_rate)
+            .field("seed", &self.seed)
+            .field("max_per_minute", &self.max_per_minute)
+            .field("max_in_flight", &self.max_in_flight)
+            .field("login", &self.login)
+            .field("password", &"[REDACTED]")
+            .field("token", &"[REDACTED]")
+            .field("today", &self.today)
+            .finish()
+    }
+}
+
+/// What the sandbox has seen so far.
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct Stats {
+    /// Authorized POSTs to a known endpoint, whatever their answer.
+    pub requests: u64,
+    /// The sum of the costs charged.
+    pub charged_usd: Usd,
+    /// The most requests that were open at once.
+    pub max_in_flight: usize,
+    /// POSTs refused by the account limits (40202 per minute, 40209 in flight).
+    pub throttled: u64,
+    /// POSTs answered with an injected fault.
+    pub faults: u64,
+    /// Requests refused for their credentials (401).
+    pub unauthorized: u64,
+    pub by_endpoint: BTreeMap<String, u64>,
+}
+
+/// One counted request and the answer it got.
+#[derive(Clone, Debug, Serialize)]
+pub struct RequestRecord {
+    pub endpoint: String,
+    /// The JSON body as received; null when it did not parse.
+    pub request: Value,
+    pub http_status: u16,
+    /// The JSON body sent; `None` for an HTML body or a dropped connection.
+    pub response: Option<Value>,
+    pub cost: Usd,
+}
+
+/// The API's price of a live Backlinks call: $0.02 per request plus $0.00003 per row.
+pub fn price(rows: usize) -> Usd {
+    let per_request = Decimal::new(2, 2);
+    let per_row = Decimal::new(3, 5);
+    Usd((per_request + per_row * Decimal::from(rows as u64)).normalize())
+}
+
+/// A running sandbox server.
+pub struct Sandbox {
+    addr: SocketAddr,
+    shared: Arc<Shared>,
+    shutdown: Option<oneshot::Sender<()>>,
+    task: Option<JoinHandle<std::io::Result<()>>>,
+}
+
+impl Sandbox {
+    /// Binds `opts.listen` and serves on a tokio task until [`Sandbox::stop`] or drop.
+    #[instrument(skip_all, fields(listen = %opts.listen))]
+    pub async fn start(opts: SandboxOptions) -> anyhow::Result<Sandbox> {
+        let listener = tokio::net::TcpListener::bind(opts.listen)
+            .await
+            .map_err(|e| anyhow::anyhow!("sandbox: cannot listen on {}: {e}", opts.listen))?;
+        let addr = listener.local_addr()?;
+        // Task ids differ between sandbox instances, like the API's never repeat.
+        let nonce = xxhash_rust::xxh3::xxh3_64(
+            format!("{addr}{:?}", std::time::SystemTime::now()).as_bytes(),
+        ) & 0xff_ffff;
+        let shared = Arc::new(Shared {
+            state: Mutex::new(Inner {
+                stats: Stats::default(),
+                open: 0,
+                window: VecDeque::new(),
+                rng: StdRng::seed_from_u64(opts.seed),
+                fault_rate: opts.fault_rate,
+                records: Vec::new(),
+                tasks: 0,
+            }),
+            nonce,
+            opts,
+        });
+        let app = router(shared.clone());
+        let (tx, rx) = oneshot::channel::<()>();
+        let task = tokio::spawn(async move {
+            axum::serve(listener, app)
+                .with_graceful_shutdown(async {
+                    let _ = rx.await;
+                })
+                .await
+        });
+        tracing::info!(%addr, "sandbox listening");
+        Ok(Sandbox {
+            addr,
+            shared,
+            shutdown: Some(tx),
+            task: Some(task),
+        })
+    }
+
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// The base URL to configure a client with: `http://127.0.0.1:PORT/v3`.
+    pub fn base_url(&self) -> String {
+        format!("http://{}/v3", self.addr)
+    }
+
+    pub fn stats(&self) -> Stats {
+        self.shared.lock().stats.clone()
+    }
+
+    /// Every counted request, in the order their answers were decided.
+    pub fn requests(&self) -> Vec<RequestRecord> {
+        self.shared.lock().records.clone()
+    }
+
+    pub fn set_fault_rate(&self, rate: f64) {
+        self.shared.lock().fault_rate = rate;
+    }
+
+    /// Stops accepting, lets open requests finish, and waits for the server task.
+    pub async fn stop(mut self) {
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+        if let Some(task) = self.task.take()
+            && let Err(e) = task.await
+        {
+            tracing::warn!(error = %e, "sandbox task ended abnormally");
+        }
+    }
+
+    /// Serves until the server task ends. Dropping the future shuts the server down.
+    pub async fn wait(mut self) -> anyhow::Result<()> {
+        match self.task.take() {
+            Some(task) => Ok(task.await??),
+            None => Ok(()),
+        }
+    }
+}
+
+impl Drop for Sandbox {
+    fn drop(&mut self) {
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+    }
+}
+
+impl fmt::Debug for Sandbox {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Sandbox").field("addr", &self.addr).finish()
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// Shared state
+// ---------------------------------------------------------------------------------------
+
+struct Shared {
+    opts: SandboxOptions,
+    state: Mutex<Inner>,
+    /// Mixed into task ids.
+    nonce: u64,
+}
+
+struct Inner {
+    stats: Stats,
+    /// Requests open right now (authorized POSTs).
+    open: usize,
+    /// Start times of the POSTs accepted in the last minute.
+    window: VecDeque<Instant>,
+    rng: StdRng,
+    fault_rate: f64,
+    records: Vec<RequestRecord>,
+    /// Tasks answered so far, for task ids.
+    tasks: u64,
+}
+
+impl Shared {
+    fn lock(&self) -> MutexGuard<'_, Inner> {
+        // A panic elsewhere must not take the sandbox down with it.
+        self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn today(&self) -> NaiveDate {
+        self.opts
+            .today
+            .unwrap_or_else(|| chrono::Utc::now().date_naive())
+    }
+
+    /// HTTP Basic with the login and password, or a Bearer token.
+    fn authorized(&self, headers: &HeaderMap) -> bool {
+        let Some((scheme, value)) = headers
+            .get(AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.trim().split_once(' '))
+        else {
+            return false;
+        };
+        let value = value.trim();
+        if scheme.eq_ignore_ascii_case("basic") {
+            base64::engine::general_purpose::STANDARD
+                .decode(value)
+                .ok()
+                .and_then(|raw| String::from_utf8(raw).ok())
+                .and_then(|pair| {
+                    pair.split_once(':')
+                        .map(|(l, p)| l == self.opts.login && p == self.opts.password)
+                })
+                .unwrap_or(false)
+        } else if scheme.eq_ignore_ascii_case("bearer") {
+            value == self.opts.token
+        } else {
+            false
+        }
+    }
+
+    /// The API's 401: counted as `unauthorized`, nothing else.
+    fn unauthorized(&self) -> Response {
+        self.lock().stats.unauthorized += 1;
+        tracing::debug!("refused: not authorized");
+        json_response(
+            StatusCode::UNAUTHORIZED,
+            &top_level(40100, MSG_UNAUTHORIZED, Duration::ZERO),
+        )
+    }
+
+    /// Counts an authorized POST and applies the account limits: `Some` is the refusal.
+    fn admit(&self, endpoint: Endpoint, open: usize) -> Option<(i64, &'static str)> {
+        let mut st = self.lock();
+        st.stats.requests += 1;
+        *st.stats
+            .by_endpoint
+            .entry(endpoint.name().to_string())
+            .or_default() += 1;
+        if open > self.opts.max_in_flight {
+            st.stats.throttled += 1;
+            return Some((40209, MSG_IN_FLIGHT));
+        }
+        let now = Instant::now();
+        while st
+            .window
+            .front()
+            .is_some_and(|t| now.duration_since(*t) >= Duration::from_secs(60))
+        {
+            st.window.pop_front();
+        }
+        if st.window.len() >= self.opts.max_per_minute as usize {
+            st.stats.throttled += 1;
+            return Some((40202, MSG_PER_MINUTE));
+        }
+        st.window.push_back(now);
+        None
+    }
+
+    /// Draws whether this POST gets a fault, and which.
+    fn roll_fault(&self) -> Option<Fault> {
+        let mut st = self.lock();
+        let rate = st.fault_rate.clamp(0.0, 1.0);
+        if rate <= 0.0 || st.rng.random::<f64>() >= rate {
+            return None;
+        }
+        st.stats.faults += 1;
+        Some(match st.rng.random_range(0..5) {
+            0 => Fault::Http500,
+            1 => Fault::Http502,
+            2 => Fault::TaskError,
+            3 => Fault::Throttle,
+            _ => Fault::Drop,
+        })
+    }
+
+    fn next_task_id(&self) -> String {
+        let mut st = self.lock();
+        st.tasks += 1;
+        format!(
+            "11251229-1535-0357-0000-{:012x}",
+            (self.nonce << 24) | (st.tasks & 0xff_ffff)
+        )
+    }
+
+    fn record(
+        &self,
+        endpoint: Endpoint,
+        request: &Option<Value>,
+        status: StatusCode,
+        response: Option<&Value>,
+        cost: Usd,
+    ) {
+        let mut st = self.lock();
+        st.stats.charged_usd += cost;
+        st.records.push(RequestRecord {
+            endpoint: endpoint.name().to_string(),
+            request: request.clone().unwrap_or(Value::Null),
+            http_status: status.as_u16(),
+            response: response.cloned(),
+            cost,
+        });
+    }
+
+    /// Records a JSON answer and sends it.
+    fn answer(
+        &self,
+        endpoint: Endpoint,
+        request: &Option<Value>,
+        status: StatusCode,
+        body: Value,
+        cost: Usd,
+    ) -> Response {
+        self.record(endpoint, request, status, Some(&body), cost);
+        json_response(status, &body)
+    }
+}
+
+/// Holds one in-flight slot; gives it back when the request ends, however it ends.
+struct Slot(Arc<Shared>);
+
+impl Slot {
+    fn enter(shared: &Arc<Shared>) -> (Slot, usize) {
+        let mut st = shared.lock();
+        st.open += 1;
+        let open = st.open;
+        st.stats.max_in_flight = st.stats.max_in_flight.max(open);
+        (Slot(shared.clone()), open)
+    }
+}
+
+impl Drop for Slot {
+    fn drop(&mut self) {
+        let mut st = self.0.lock();
+        st.open = st.open.saturating_sub(1);
+    }
+}
+
+#[derive(Clone, Copy, Debug)]
+enum Fault {
+    /// HTTP 500 with an HTML body.
+    Http500,
+    /// HTTP 502 from the gateway, HTML.
+    Http502,
+    /// HTTP 200, top level 20000, but the task failed with 50000.
+    TaskError,
+    /// HTTP 200 with a top-level 40202, as the API sends under load.
+    Throttle,
+    /// Headers sent, then the connection breaks in the middle of the body.
+    Drop,
+}
+
+// ---------------------------------------------------------------------------------------
+// HTTP
+// ---------------------------------------------------------------------------------------
+
+fn router(shared: Arc<Shared>) -> Router {
+    Router::new()
+        .route("/v3/backlinks/{name}/live", post(live))
+        .route("/v3/appendix/user_data", get(user_data))
+        .route("/sandbox/stats", get(stats_route))
+        .route("/sandbox/requests", get(requests_route))
+        .fallback(not_found)
+        .with_state(shared)
+}
+
+fn json_response(status: StatusCode, body: &Value) -> Response {
+    (
+        status,
+        [(CONTENT_TYPE, "application/json; charset=utf-8")],
+        body.to_string(),
+    )
+        .into_response()
+}
+
+fn html_response(status: StatusCode, body: &'static str) -> Response {
+    (status, [(CONTENT_TYPE, "text/html")], body).into_response()
+}
+
+fn seconds(d: Duration) -> String {
+    format!("{:.4} sec.", d.as_secs_f64())
+}
+
+/// An envelope without tasks: refusals before any task was looked at.
+fn top_level(code: i64, message: &str, elapsed: Duration) -> Value {
+    json!({
+        "version": VERSION,
+        "status_code": code,
+        "status_message": message,
+        "time": seconds(elapsed),
+        "cost": 0,
+        "tasks_count": 0,
+        "tasks_error": 0,
+        "tasks": null,
+    })
+}
+
+/// An envelope with its one task.
+fn with_task(task: Value, elapsed: Duration) -> Value {
+    let failed = task["status_code"] != 20000;
+    json!({
+        "version": VERSION,
+        "status_code": 20000,
+        "status_message": MSG_OK,
+        "time": seconds(elapsed),
+        "cost": task["cost"].clone(),
+        "tasks_count": 1,
+        "tasks_error": u8::from(failed),
+        "tasks": [task],
+    })
+}
+
+/// The request echoed in a task's `data`: the API and function, then the task's fields.
+fn echo(api: &str, function: &str, task: Option<&Value>) -> Value {
+    let mut data = Map::new();
+    data.insert("api".into(), json!(api));
+    data.insert("function".into(), json!(function));
+    if let Some(Value::Object(fields)) = task {
+        for (k, v) in fields {
+            data.insert(k.clone(), v.clone());
+        }
+    }
+    Value::Object(data)
+}
+
+struct TaskAnswer<'a> {
+    id: String,
+    code: i64,
+    message: &'a str,
+    cost: Usd,
+    path: &'a [&'a str],
+    data: Value,
+    result: Option<Value>,
+}
+
+fn task_json(t: TaskAnswer<'_>, elapsed: Duration) -> Value {
+    let result_count = t
+        .result
+        .as_ref()
+        .and_then(Value::as_array)
+        .map_or(0, Vec::len);
+    json!({
+        "id": t.id,
+        "status_code": t.code,
+        "status_message": t.message,
+        "time": seconds(elapsed),
+        "cost": t.cost,
+        "result_count": result_count,
+        "path": t.path,
+        "data": t.data,
+        "result": t.result,
+    })
+}
+
+async fn not_found() -> Response {
+    json_response(
+        StatusCode::NOT_FOUND,
+        &top_level(40400, MSG_NOT_FOUND, Duration::ZERO),
+    )
+}
+
+async fn stats_route(State(shared): State<Arc<Shared>>) -> Response {
+    let stats = shared.lock().stats.clone();
+    json_response(StatusCode::OK, &json!(stats))
+}
+
+async fn requests_route(State(shared): State<Arc<Shared>>) -> Response {
+    let records = shared.lock().records.clone();
+    json_response(StatusCode::OK, &json!(records))
+}
+
+/// `GET /v3/appendix/user_data`: free and not counted; the account, its limits, its
+/// balance and its own price list.
+#[instrument(skip_all)]
+async fn user_data(State(shared): State<Arc<Shared>>, headers: HeaderMap) -> Response {
+    if !shared.authorized(&headers) {
+        return shared.unauthorized();
+    }
+    let started = Instant::now();
+    let live_price = json!({
+        "live": {
+            "priority_normal": [
+                {"cost_type": "per_request", "cost": price(0)},
+                {"cost_type": "per_result", "cost": price(1) - price(0)},
+            ]
+        }
+    });
+    let backlinks: Map<String, Value> = Endpoint::ALL
+        .iter()
+        .map(|e| (e.name().to_string(), live_price.clone()))
+        .collect();
+    let result = json!([{
+        "login": shared.opts.login,
+        "timezone": "UTC",
+        "rates": {"limits": {"minute": {"total": shared.opts.max_per_minute}}},
+        "money": {"total": 100, "balance": 100, "limits": {"day": {"total": 0}}},
+        "price": {"backlinks": backlinks},
+    }]);
+    let task = task_json(
+        TaskAnswer {
+            id: shared.next_task_id(),
+            code: 20000,
+            message: MSG_OK,
+            cost: Usd::ZERO,
+            path: &["v3", "appendix", "user_data"],
+            data: echo("appendix", "user_data", None),
+            result: Some(result),
+        },
+        started.elapsed(),
+    );
+    json_response(StatusCode::OK, &with_task(task, started.elapsed()))
+}
+
+/// `POST /v3/backlinks/{name}/live`: auth, limits, latency, faults, validation, answer.
+#[instrument(skip_all, fields(endpoint = %name))]
+async fn live(
+    State(shared): State<Arc<Shared>>,
+    Path(name): Path<String>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    if !shared.authorized(&headers) {
+        return shared.unauthorized();
+    }
+    let Ok(endpoint) = name.parse::<Endpoint>() else {
+        return not_found().await;
+    };
+    let started = Instant::now();
+    let request: Option<Value> = serde_json::from_slice(&body).ok();
+    let (_slot, open) = Slot::enter(&shared);
+
+    if let Some((code, message)) = shared.admit(endpoint, open) {
+        tracing::debug!(code, "throttled");
+        let body = top_level(code, message, started.elapsed());
+        return shared.answer(endpoint, &request, StatusCode::OK, body, Usd::ZERO);
+    }
+
+    if !shared.opts.latency.is_zero() {
+        tokio::time::sleep(shared.opts.latency).await;
+    }
+
+    let task_in = match &request {
+        Some(Value::Array(tasks)) if tasks.len() == 1 && tasks[0].is_object() => Some(&tasks[0]),
+        _ => None,
+    };
+    let path: &[&str] = &["v3", "backlinks", endpoint.name(), "live"];
+
+    if let Some(fault) = shared.roll_fault() {
+        tracing::debug!(?fault, "injecting a fault");
+        return match fault {
+            Fault::Http500 => {
+                shared.record(
+                    endpoint,
+                    &request,
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    None,
+                    Usd::ZERO,
+                );
+                html_response(StatusCode::INTERNAL_SERVER_ERROR, HTML_500)
+            }
+            Fault::Http502 => {
+                shared.record(endpoint, &request, StatusCode::BAD_GATEWAY, None, Usd::ZERO);
+                html_response(StatusCode::BAD_GATEWAY, HTML_502)
+            }
+            Fault::TaskError => {
+                let task = task_json(
+                    TaskAnswer {
+                        id: shared.next_task_id(),
+                        code: 50000,
+                        message: MSG_INTERNAL,
+                        cost: Usd::ZERO,
+                        path,
+                        data: echo("backlinks", endpoint.name(), task_in),
+                        result: None,
+                    },
+                    started.elapsed(),
+                );
+                let body = with_task(task, started.elapsed());
+                shared.answer(endpoint, &request, StatusCode::OK, body, Usd::ZERO)
+            }
+            Fault::Throttle => {
+                let body = top_level(40202, MSG_PER_MINUTE, started.elapsed());
+                shared.answer(endpoint, &request, StatusCode::OK, body, Usd::ZERO)
+            }
+            Fault::Drop => {
+                shared.record(endpoint, &request, StatusCode::OK, None, Usd::ZERO);
+                dropped_connection()
+            }
+        };
+    }
+
+    // The envelope-level checks: a JSON array holding exactly one task.
+    if request.is_none() {
+        let body = top_level(40000, MSG_BAD_JSON, started.elapsed());
+        return shared.answer(endpoint, &request, StatusCode::BAD_REQUEST, body, Usd::ZERO);
+    }
+    let Some(task_in) = task_in else {
+        let body = top_level(40000, MSG_ONE_TASK, started.elapsed());
+        return shared.answer(endpoint, &request, StatusCode::OK, body, Usd::ZERO);
+    };
+
+    let data = echo("backlinks", endpoint.name(), Some(task_in));
+    let (code, message, cost, result) = match data::build_result(endpoint, task_in, shared.today())
+    {
+        Ok(result) => {
+            let cost = price(data::row_count(endpoint, &result));
+            (20000, MSG_OK.to_string(), cost, Some(result))
+        }
+        // A bad request is answered per task: 40501 with the field named, no charge.
+        Err(message) => (40501, message, Usd::ZERO, None),
+    };
+    tracing::debug!(code, %cost, "answered");
+    let task = task_json(
+        TaskAnswer {
+            id: shared.next_task_id(),
+            code,
+            message: &message,
+            cost,
+            path,
+            data,
+            result,
+        },
+        started.elapsed(),
+    );
+    let body = with_task(task, started.elapsed());
+    shared.answer(endpoint, &request, StatusCode::OK, body, cost)
+}
+
+/// HTTP 200 and the start of a body, then an I/O error: the client sees the
+/// connection break in the middle of the answer.
+fn dropped_connection() -> Response {
+    use futures::StreamExt;
+    let start = futures::stream::once(async {
+        Ok::<Bytes, std::io::Error>(Bytes::from_static(
+            b"{\"version\":\"0.1.20250526\",\"status_code\":",
+        ))
+    });
+    // The pause lets the headers and the first bytes reach the client before the break.
+    let broken = futures::stream::once(async {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        Err(std::io::Error::new(
+            std::io::ErrorKind::ConnectionReset,
+            "sandbox: connection dropped on purpose",
+        ))
+    });
+    Response::builder()
+        .status(StatusCode::OK)
+        .header(CONTENT_TYPE, "application/json; charset=utf-8")
+        .body(Body::from_stream(start.chain(broken)))
+        .unwrap_or_else(|_| StatusCode::INTERNAL_SERVER_ERROR.into_response())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    #[test]
+    fn price_of_3_rows_is_exactly_2009_hundred_thousandths_of_a_dollar() {
+        assert_eq!(price(3), "0.02009".parse::<Usd>().unwrap());
+        assert_eq!(price(3).to_string(), "$0.02009");
+        assert_eq!(price(0), "0.02".parse::<Usd>().unwrap());
+    }
+
+    #[test]
+    fn options_never_show_their_credentials() {
+        let text = format!("{:?}", SandboxOptions::default());
+        assert!(!text.contains("sandbox-token"), "{text}");
+        assert!(text.contains("REDACTED"));
+    }
+
+    /// One HTTP/1.1 exchange over a raw TCP connection: (status, body).
+    async fn http(
+        addr: SocketAddr,
+        method: &str,
+        path: &str,
+        auth: Option<&str>,
+        body: &str,
+    ) -> (u16, String) {
+        let mut stream = tokio::net::TcpStream::connect(addr).await.unwrap();
+        let auth = auth
+            .map(|a| format!("Authorization: {a}\r\n"))
+            .unwrap_or_default();
+        let req = format!(
+            "{method} {path} HTTP/1.1\r\nHost: {addr}\r\n{auth}Content-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+            body.len()
+        );
+        stream.write_all(req.as_bytes()).await.unwrap();
+        let mut raw = Vec::new();
+        let _ = stream.read_to_end(&mut raw).await;
+        let text = String::from_utf8_lossy(&raw).to_string();
+        let Some((head, rest)) = text.split_once("\r\n\r\n") else {
+            return (0, text);
+        };
+        let status = head[9..12].parse().unwrap();
+        let body = if head
+            .to_ascii_lowercase()
+            .contains("transfer-encoding: chunked")
+        {
+            dechunk(rest)
+        } else {
+            rest.to_string()
+        };
+        (status, body)
+    }
+
+    fn dechunk(mut s: &str) -> String {
+        let mut out = String::new();
+        while let Some((size, rest)) = s.split_once("\r\n") {
+            let n = usize::from_str_radix(size.trim(), 16).unwrap_or(0);
+            if n == 0 {
+                break;
+            }
+            // A dropped connection leaves the last chunk short.
+            let Some(chunk) = rest.get(..n) else {
+                out.push_str(rest);
+                break;
+            };
+            out.push_str(chunk);
+            s = rest.get(n + 2..).unwrap_or("");
+        }
+        out
+    }
+
+    fn basic(login: &str, password: &str) -> String {
+        format!(
+            "Basic {}",
+            base64::engine::general_purpose::STANDARD.encode(format!("{login}:{password}"))
+        )
+    }
+
+    #[tokio::test]
+    async fn bad_credentials_get_a_401_and_a_summary_is_answered_and_counted() {
+        let sb = Sandbox::start(SandboxOptions {
+            today: NaiveDate::from_ymd_opt(2025, 6, 15),
+            ..SandboxOptions::default()
+        })
+        .await
+        .unwrap();
+        assert!(sb.base_url().starts_with("http://127.0.0.1:"));
+        assert!(sb.base_url().ends_with("/v3"));
+        let addr = sb.addr();
+        let task = r#"[{"target":"example.com","tag":"t1"}]"#;
+
+        let (status, body) = http(
+            addr,
+            "POST",
+            "/v3/backlinks/summary/live",
+            Some(&basic("sandbox", "wrong")),
+            task,
+        )
+        .await;
+        assert_eq!(status, 401);
+        let v: Value = serde_json::from_str(&body).unwrap();
+        assert_eq!(v["status_code"], 40100);
+        let (status, _) = http(addr, "GET", "/v3/appendix/user_data", None, "").await;
+        assert_eq!(status, 401);
+        assert_eq!(sb.stats().unauthorized, 2);
+        assert_eq!(sb.stats().requests, 0);
+
+        let (status, body) = http(
+            addr,
+            "POST",
+            "/v3/backlinks/summary/live",
+            Some(&basic("sandbox", "sandbox")),
+            task,
+        )
+        .await;
+        assert_eq!(status, 200, "{body}");
+        let v: Value = serde_json::from_str(&body).unwrap();
+        assert_eq!(v["status_code"], 20000);
+        assert_eq!(v["tasks_count"], 1);
+        assert_eq!(v["tasks_error"], 0);
+        let t = &v["tasks"][0];
+        assert_eq!(t["status_code"], 20000);
+        assert_eq!(t["path"], json!(["v3", "backlinks", "summary", "live"]));
+        assert_eq!(t["data"]["function"], "summary");
+        assert_eq!(t["data"]["tag"], "t1");
+        assert_eq!(t["result"][0]["target"], "example.com");
+        assert_eq!(Usd::from_json(&v["cost"]), Some(price(1)));
+
+        let (status, body) = http(
+            addr,
+            "POST",
+            "/v3/backlinks/bulk_ranks/live",
+            Some("Bearer sandbox-token"),
+            r#"[{"targets":["b.com","a.com"]}]"#,
+        )
+        .await;
+        assert_eq!(status, 200);
+        let v: Value = serde_json::from_str(&body).unwrap();
+        assert_eq!(Usd::from_json(&v["tasks"][0]["cost"]), Some(price(2)));
+
+        let (status, body) = http(
+            addr,
+            "POST",
+            "/v3/backlinks/summary/live",
+            Some("Bearer sandbox-token"),
+            r#"[{"target":"a.com","x":1}]"#,
+        )
+        .await;
+        assert_eq!(status, 200);
+        let v: Value = serde_json::from_str(&body).unwrap();
+        assert_eq!(v["status_code"], 20000);
+        assert_eq!(v["tasks_error"], 1);
+        assert_eq!(v["tasks"][0]["status_code"], 40501);
+        assert_eq!(v["tasks"][0]["status_message"], "Invalid Field: 'x'.");
+        assert!(v["tasks"][0]["result"].is_null());
+
+        let (status, body) = http(
+            addr,
+            "POST",
+            "/v3/backlinks/no_such/live",
+            Some("Bearer sandbox-token"),
+            "[]",
+        )
+        .await;
+        assert_eq!(status, 404);
+        assert!(body.contains("40400"));
+
+        let (status, body) = http(
+            addr,
+            "GET",
+            "/v3/appendix/user_data",
+            Some("Bearer sandbox-token"),
+            "",
+        )
+        .await;
+        assert_eq!(status, 200);
+        let v: Value = serde_json::from_str(&body).unwrap();
+        assert_eq!(v["tasks"][0]["result"][0]["login"], "sandbox");
+        assert_eq!(v["cost"], 0);
+
+        let stats = sb.stats();
+        assert_eq!(stats.requests, 3, "{stats:?}");
+        assert_eq!(stats.by_endpoint.get("summary"), Some(&2));
+        assert_eq!(stats.charged_usd, price(1) + price(2));
+        assert_eq!(stats.max_in_flight, 1);
+        let records = sb.requests();
+        assert_eq!(records.len(), 3);
+        assert_eq!(records[0].request[0]["tag"], "t1");
+        assert_eq!(records[0].cost, price(1));
+        assert_eq!(records[2].cost, Usd::ZERO);
+
+        let (status, body) = http(addr, "GET", "/sandbox/stats", None, "").await;
+        assert_eq!(status, 200);
+        assert_eq!(serde_json::from_str::<Value>(&body).unwrap()["requests"], 3);
+        sb.stop().await;
+    }
+
+    #[tokio::test]
+    async fn faults_are_counted_cost_nothing_and_break_the_answer() {
+        let sb = Sandbox::start(SandboxOptions {
+            fault_rate: 1.0,
+            seed: 3,
+            ..SandboxOptions::default()
+        })
+        .await
+        .unwrap();
+        let auth = basic("sandbox", "sandbox");
+        let mut answers = Vec::new();
+        for _ in 0..20 {
+            answers.push(
+                http(
+                    sb.addr(),
+                    "POST",
+                    "/v3/backlinks/bulk_backlinks/live",
+                    Some(&auth),
+                    r#"[{"targets":["a.com"]}]"#,
+                )
+                .await,
+            );
+        }
+        // The dropped connection: a 200 whose body breaks off.
+        assert!(
+            answers.iter().any(
+                |(status, body)| *status == 200 && serde_json::from_str::<Value>(body).is_err()
+            ),
+            "{answers:?}"
+        );
+        let stats = sb.stats();
+        assert_eq!(stats.faults, 20);
+        assert_eq!(stats.throttled, 0);
+        assert_eq!(stats.charged_usd, Usd::ZERO);
+        let statuses: std::collections::BTreeSet<u16> =
+            sb.requests().iter().map(|r| r.http_status).collect();
+        assert!(statuses.contains(&500) && statuses.contains(&502) && statuses.contains(&200));
+        sb.set_fault_rate(0.0);
+        let (status, _) = http(
+            sb.addr(),
+            "POST",
+            "/v3/backlinks/bulk_backlinks/live",
+            Some(&auth),
+            r#"[{"targets":["a.com"]}]"#,
+        )
+        .await;
+        assert_eq!(status, 200);
+        assert_eq!(sb.stats().charged_usd, price(1));
+        sb.stop().await;
+    }
+
+    #[tokio::test]
+    async fn the_account_limits_answer_40209_and_40202() {
+        let sb = Sandbox::start(SandboxOptions {
+            latency: Duration::from_millis(200),
+            max_in_flight: 1,
+            max_per_minute: 2,
+            ..SandboxOptions::default()
+        })
+        .await
+        .unwrap();
+        let auth = basic("sandbox", "sandbox");
+        let task = r#"[{"target":"a.com"}]"#;
+        let addr = sb.addr();
+        let (a, b) = tokio::join!(
+            http(
+                addr,
+                "POST",
+                "/v3/backlinks/summary/live",
+                Some(&auth),
+                task
+            ),
+            async {
+                tokio::time::sleep(Duration::from_millis(50)).await;
+                http(
+                    addr,
+                    "POST",
+                    "/v3/backlinks/summary/live",
+                    Some(&auth),
+                    task,
+                )
+                .await
+            }
+        );
+        assert_eq!(a.0, 200);
+        assert!(a.1.contains("\"status_code\":20000"));
+        assert!(b.1.contains("40209"), "{}", b.1);
+        let _ = http(
+            addr,
+            "POST",
+            "/v3/backlinks/summary/live",
+            Some(&auth),
+            task,
+        )
+        .await;
+        let (_, third) = http(
+            addr,
+            "POST",
+            "/v3/backlinks/summary/live",
+            Some(&auth),
+            task,
+        )
+        .await;
+        assert!(third.contains("40202"), "{third}");
+        let stats = sb.stats();
+        assert_eq!(stats.throttled, 2);
+        assert_eq!(stats.requests, 4);
+        sb.stop().await;
+    }
+}

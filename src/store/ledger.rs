@@ -189,22 +189,19 @@ impl Store {
         .execute(&mut *tx)
         .await?;
         let mut raw_id = None;
-        if keep_raw {
-            if let Some(body) = &attempt.body {
-                let received_at = received_at(attempt);
-                raw_id = Some(
-                    sqlx::query_scalar(
-                        "INSERT INTO linkledger.raw_responses (api_call_id, endpoint, received_at, body)
-                         VALUES ($1, $2, $3, $4) RETURNING id",
-                    )
-                    .bind(call_id)
-                    .bind(endpoint)
-                    .bind(received_at)
-                    .bind(body)
-                    .fetch_one(&mut *tx)
-                    .await?,
-                );
-            }
+        if keep_raw && let Some(body) = &attempt.body {
+            raw_id = Some(
+                sqlx::query_scalar(
+                    "INSERT INTO linkledger.raw_responses (api_call_id, endpoint, received_at, body)
+                     VALUES ($1, $2, $3, $4) RETURNING id",
+                )
+                .bind(call_id)
+                .bind(endpoint)
+                .bind(received_at(attempt))
+                .bind(body)
+                .fetch_one(&mut *tx)
+                .await?,
+            );
         }
         tx.commit().await?;
         Ok(raw_id)

@@ -2,7 +2,7 @@
 //! (`DATABASE_URL`, else a throwaway cluster from the local binaries), the sandbox on
 //! port 0, and the `linkledger` binary run in a temporary working directory.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Output;
 use std::sync::OnceLock;
 use std::time::Duration;
@@ -139,10 +139,6 @@ impl Workdir {
     pub fn path(&self) -> &Path {
         self.dir.path()
     }
-
-    pub fn jobs_dir(&self) -> PathBuf {
-        self.dir.path().join("jobs")
-    }
 }
 
 /// Environment for the binary: the test database, the sandbox, its credentials and
@@ -185,34 +181,16 @@ pub fn stderr(o: &Output) -> String {
     String::from_utf8_lossy(&o.stderr).into_owned()
 }
 
-/// Waits until `cond` holds, polling, or panics after `timeout`.
-pub async fn wait_for<F, Fut>(timeout: Duration, what: &str, mut cond: F)
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = bool>,
-{
-    let deadline = tokio::time::Instant::now() + timeout;
-    loop {
-        if cond().await {
-            return;
-        }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "timed out waiting for {what}"
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-}
-
 /// An API configuration pointing at `sb`, with fast retries.
 pub fn api_config(sb: &Sandbox, max_in_flight: usize) -> linkledger::config::ApiConfig {
-    let mut api = linkledger::config::ApiConfig::default();
-    api.base_url = sb.base_url().parse().expect("sandbox URL");
-    api.max_in_flight = max_in_flight;
-    api.retry_base_delay = Duration::from_millis(5);
-    api.retry_max_delay = Duration::from_millis(50);
-    api.max_attempts = 12;
-    api
+    linkledger::config::ApiConfig {
+        base_url: sb.base_url().parse().expect("sandbox URL"),
+        max_in_flight,
+        retry_base_delay: Duration::from_millis(5),
+        retry_max_delay: Duration::from_millis(50),
+        max_attempts: 12,
+        ..Default::default()
+    }
 }
 
 pub fn sandbox_credentials() -> linkledger::config::Credentials {

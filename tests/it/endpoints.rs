@@ -112,13 +112,12 @@ fn served_value(item: &Value, column: &str) -> Value {
         return item["info"][field].clone();
     }
     let v = &item[column];
-    if v.is_null() {
-        if let Some(alias) = column
+    if v.is_null()
+        && let Some(alias) = column
             .strip_suffix("_referring_domains")
             .map(|p| format!("{p}_reffering_domains"))
-        {
-            return item[alias.as_str()].clone();
-        }
+    {
+        return item[alias.as_str()].clone();
     }
     v.clone()
 }
@@ -195,7 +194,8 @@ async fn for_each_endpoint_the_stored_rows_equal_what_the_sandbox_served() {
         match ep {
             "summary" => {
                 let t = result["target"].as_str().unwrap().to_string();
-                assert_row_matches(&store, ep, "target = $1", &[t.clone()], result).await;
+                assert_row_matches(&store, ep, "target = $1", std::slice::from_ref(&t), result)
+                    .await;
                 assert_breakdowns(&store, ep, &t, &collected_on, result).await;
                 *checked.entry(ep.into()).or_default() += 1;
             }
