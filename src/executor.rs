@@ -1,6 +1,7 @@
 //! Executes planned calls: limits, retries, the ledger, raw-first storage and
-//! normalization. `run --once`, `demo` and (later) the daemon's workers all go through
-//! [`Executor::execute`].
+//! normalization. Every HTTP attempt goes through [`Executor::attempt`]: the queue's
+//! workers (daemon, `run --once`, `demo`) make one attempt per claim; `execute` loops
+//! over attempts in-process for callers without a queue.
 //!
 //! Per attempt: the ledger row is written before the request is sent; the answer
 //! completes it, and a successful body is committed to `raw_responses` in the same
@@ -8,11 +9,12 @@
 //! fails normalization stays stored and the call is marked `invalid_response`.
 
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use anyhow::Context as _;
 use chrono::NaiveDate;
-use futures::StreamExt;
 use serde_json::Value;
+use tokio_util::sync::CancellationToken;
 use tracing::{info, instrument, warn};
 
 use crate::api::{Client, Endpoint, Outcome};
@@ -20,8 +22,10 @@ use crate::jobs::Job;
 use crate::money::Usd;
 use crate::normalize::{self, Context};
 use crate::plan::{self, CallSpec};
+use crate::queue::{WorkerConfig, Workers};
 use crate::store::ledger::received_at;
-use crate::store::{CallRecord, RunKind, RunStatus, Store};
+use crate::store::{CallRecord, Fence, NewWork, RunKind, RunStatus, Store};
+use crate::telemetry::Metrics;
 
 /// Why every further call of a run was stopped.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -151,6 +155,8 @@ pub struct Executor {
     store: Store,
     client: Client,
     halt: Arc<Mutex<Option<Halt>>>,
+    shared: Option<SharedLimits>,
+    metrics: Option<Arc<Metrics>>,
 }
 
 impl Executor {
@@ -159,7 +165,15 @@ impl Executor {
             store,
             client,
             halt: Arc::new(Mutex::new(None)),
+            shared: None,
+            metrics: None,
         }
+    }
+
+    /// Counts calls, retries and rows in `metrics`.
+    pub fn with_metrics(mut self, metrics: Arc<Metrics>) -> Executor {
+        self.metrics = Some(metrics);
+        self
     }
 
     pub fn store(&self) -> &Store {
@@ -175,7 +189,7 @@ impl Executor {
         self.halt.lock().expect("halt lock").clone()
     }
 
-    fn set_halt(&self, halt: Halt) {
+    pub(crate) fn set_halt(&self, halt: Halt) {
         let mut h = self.halt.lock().expect("halt lock");
         if h.is_none() {
             warn!(code = halt.code, reason = %halt.message, "stopping every further call");
@@ -222,8 +236,137 @@ impl Executor {
         Ok(Ok(()))
     }
 
-    /// Executes one call to its end: success, a fatal answer, a halt or exhausted
-    /// retries. `Err` only when the database fails.
+    /// Makes every request also hold one of the account's slots in Postgres, so that
+    /// all processes on the database together stay within the account's limits.
+    pub fn with_shared_limits(mut self, shared: SharedLimits) -> Executor {
+        self.shared = Some(shared);
+        self
+    }
+
+    /// One HTTP attempt of `call`: the ledger row, the request, the answer, and for a
+    /// success the raw body, then its rows. With a `fence`, the rows are written only
+    /// if the claim still holds, in the transaction that completes the work item.
+    #[instrument(skip_all, fields(endpoint = %call.endpoint, attempt = attempt_no))]
+    pub async fn attempt(
+        &self,
+        run_id: Option<i64>,
+        call: &CallSpec,
+        attempt_no: i32,
+        fence: Option<Fence>,
+    ) -> anyhow::Result<AttemptEnd> {
+        if let Some(h) = self.halted().await {
+            return Ok(AttemptEnd::NotSent(h));
+        }
+        let permit = self.client.acquire().await;
+        let slot = match &self.shared {
+            Some(shared) => Some(shared.acquire(&self.store).await?),
+            None => None,
+        };
+        // A halt may have come while this call waited for its slot.
+        if let Some(h) = self.halted().await {
+            if let (Some(shared), Some(slot)) = (&self.shared, slot) {
+                shared.release(&self.store, slot).await;
+            }
+            return Ok(AttemptEnd::NotSent(h));
+        }
+        let targets = call.target_strings();
+        let call_id = self
+            .store
+            .record_sent(&CallRecord {
+                run_id,
+                job: Some(&call.job),
+                collection: Some(&call.collection),
+                endpoint: call.endpoint.name(),
+                targets: &targets,
+                request: &call.task,
+                attempt: attempt_no,
+            })
+            .await
+            .context("writing the ledger row before the request")?;
+        let attempt = self.client.post(&permit, call.endpoint, &call.task).await;
+        drop(permit);
+        if let (Some(shared), Some(slot)) = (&self.shared, slot) {
+            shared.release(&self.store, slot).await;
+        }
+        if let Some(m) = &self.metrics {
+            m.record_call(call.endpoint.name(), attempt.outcome.label(), attempt.cost);
+            if attempt_no > 1 {
+                m.record_retry(call.endpoint.name());
+            }
+        }
+        let ok = attempt.outcome == Outcome::Ok;
+        let raw_id = self
+            .store
+            .record_answer(call_id, call.endpoint.name(), &attempt, ok)
+            .await
+            .context("recording the answer in the ledger")?;
+        Ok(match &attempt.outcome {
+            Outcome::Ok => {
+                let body = attempt.body.as_ref().expect("an ok answer has a body");
+                let ctx = Context {
+                    endpoint: call.endpoint,
+                    raw_response_id: raw_id.expect("an ok body is stored"),
+                    collected_at: received_at(&attempt),
+                    request: &call.task,
+                };
+                match normalize::normalize(&ctx, body) {
+                    Ok(batch) => {
+                        let written = match fence {
+                            None => Some(
+                                self.store
+                                    .store_normalized(Some(call_id), &batch)
+                                    .await
+                                    .context("writing normalized rows")?,
+                            ),
+                            Some(fence) => self
+                                .store
+                                .complete_with_rows(fence, call_id, &batch)
+                                .await
+                                .context("writing normalized rows")?,
+                        };
+                        match written {
+                            Some(rows) => {
+                                if let Some(m) = &self.metrics {
+                                    m.record_rows(call.endpoint.name(), rows);
+                                }
+                                AttemptEnd::Stored { rows }
+                            }
+                            None => AttemptEnd::Stale,
+                        }
+                    }
+                    Err(e) => {
+                        let why = e.to_string();
+                        warn!(error = %why, "answer could not be normalized; its raw body is kept");
+                        self.store
+                            .record_normalize_failure(call_id, &why)
+                            .await
+                            .context("recording a normalization failure")?;
+                        AttemptEnd::Invalid(why)
+                    }
+                }
+            }
+            Outcome::Halt { .. } | Outcome::DailyLimit { .. } => {
+                let halt = Halt::from_outcome(&attempt.outcome).expect("a halt");
+                self.set_halt(halt.clone());
+                AttemptEnd::Halted(halt)
+            }
+            Outcome::Rejected { message, .. } => {
+                warn!(reason = %message, "the API rejected the request; not retried");
+                AttemptEnd::Rejected(message.clone())
+            }
+            Outcome::Throttled { message, .. } => AttemptEnd::Retry {
+                throttled: true,
+                error: message.clone(),
+            },
+            Outcome::Retryable { message, .. } => AttemptEnd::Retry {
+                throttled: false,
+                error: message.clone(),
+            },
+        })
+    }
+
+    /// Executes one call to its end in this process: success, a fatal answer, a halt
+    /// or exhausted retries. `Err` only when the database fails.
     #[instrument(skip_all, fields(endpoint = %call.endpoint, targets = call.targets.len()))]
     pub async fn execute(
         &self,
@@ -231,106 +374,46 @@ impl Executor {
         call: &CallSpec,
     ) -> anyhow::Result<CallResult> {
         let policy = self.client.retry_policy().clone();
-        let mut delays = policy.delays();
-        let targets = call.target_strings();
         let mut result = CallResult::default();
+        let mut failures = 0;
         let mut last_error = String::new();
-        for attempt_no in 1..=policy.max_attempts.max(1) {
-            if let Some(h) = self.halted().await {
-                result.error = Some(format!("not sent: {h}"));
-                return Ok(result);
+        let mut attempt_no = 0;
+        while failures < policy.max_attempts.max(1) {
+            let end = self.attempt(run_id, call, attempt_no + 1, None).await?;
+            if !matches!(end, AttemptEnd::NotSent(_)) {
+                attempt_no += 1;
+                result.attempts = attempt_no as u32;
             }
-            let permit = self.client.acquire().await;
-            // A halt may have come while this call waited for its slot.
-            if let Some(h) = self.halted().await {
-                result.error = Some(format!("not sent: {h}"));
-                return Ok(result);
-            }
-            let call_id = self
-                .store
-                .record_sent(&CallRecord {
-                    run_id,
-                    job: Some(&call.job),
-                    collection: Some(&call.collection),
-                    endpoint: call.endpoint.name(),
-                    targets: &targets,
-                    request: &call.task,
-                    attempt: attempt_no as i32,
-                })
-                .await
-                .context("writing the ledger row before the request")?;
-            result.attempts = attempt_no;
-            let attempt = self.client.post(&permit, call.endpoint, &call.task).await;
-            drop(permit);
-            let ok = attempt.outcome == Outcome::Ok;
-            let raw_id = self
-                .store
-                .record_answer(call_id, call.endpoint.name(), &attempt, ok)
-                .await
-                .context("recording the answer in the ledger")?;
-            match &attempt.outcome {
-                Outcome::Ok => {
-                    let body = attempt.body.as_ref().expect("an ok answer has a body");
-                    let raw_id = raw_id.expect("an ok body is stored");
-                    let ctx = Context {
-                        endpoint: call.endpoint,
-                        raw_response_id: raw_id,
-                        collected_at: received_at(&attempt),
-                        request: &call.task,
-                    };
-                    match normalize::normalize(&ctx, body) {
-                        Ok(batch) => {
-                            result.rows = self
-                                .store
-                                .store_normalized(Some(call_id), &batch)
-                                .await
-                                .context("writing normalized rows")?;
-                            result.ok = true;
-                        }
-                        Err(e) => {
-                            let why = e.to_string();
-                            warn!(error = %why, "answer could not be normalized; its raw body is kept");
-                            self.store
-                                .record_normalize_failure(call_id, &why)
-                                .await
-                                .context("recording a normalization failure")?;
-                            result.error = Some(why);
+            match end {
+                AttemptEnd::Stored { rows } => {
+                    result.ok = true;
+                    result.rows = rows;
+                    return Ok(result);
+                }
+                AttemptEnd::Retry { throttled, error } => {
+                    last_error = error;
+                    // After a throttle the client pauses every caller; the next
+                    // acquire waits it out.
+                    if !throttled {
+                        failures += 1;
+                        if failures < policy.max_attempts {
+                            tokio::time::sleep(policy.delay(failures)).await;
                         }
                     }
+                }
+                other => {
+                    result.error = other.error();
                     return Ok(result);
-                }
-                Outcome::Halt { .. } | Outcome::DailyLimit { .. } => {
-                    let halt = Halt::from_outcome(&attempt.outcome).expect("a halt");
-                    result.error = Some(halt.to_string());
-                    self.set_halt(halt);
-                    return Ok(result);
-                }
-                Outcome::Rejected { message, .. } => {
-                    warn!(reason = %message, "the API rejected the request; not retried");
-                    result.error = Some(message.clone());
-                    return Ok(result);
-                }
-                Outcome::Throttled { message, .. } => {
-                    // The client paused every caller; the next acquire waits it out.
-                    last_error = message.clone();
-                }
-                Outcome::Retryable { message, .. } => {
-                    last_error = message.clone();
-                    if attempt_no < policy.max_attempts {
-                        let delay = delays.next().unwrap_or(policy.max_delay);
-                        tokio::time::sleep(delay).await;
-                    }
                 }
             }
         }
-        result.error = Some(format!(
-            "gave up after {} attempts: {last_error}",
-            result.attempts
-        ));
+        result.error = Some(format!("gave up after {attempt_no} attempts: {last_error}"));
         Ok(result)
     }
 
-    /// Runs every collection of `jobs` once, now: one run per job.
+    /// Runs every collection of `jobs` once, now: one run per job, its calls enqueued
+    /// in the work queue and executed by workers of this process (and of any daemon
+    /// on the same database), so a call is never made twice.
     #[instrument(skip_all, fields(jobs = jobs.len(), kind = kind.as_str()))]
     pub async fn run_once(
         &self,
@@ -338,6 +421,7 @@ impl Executor {
         kind: RunKind,
         today: NaiveDate,
     ) -> anyhow::Result<RunReport> {
+        let max_attempts = self.client.retry_policy().max_attempts as i32;
         let mut runs = Vec::new();
         for job in jobs {
             let run_id = self
@@ -345,65 +429,43 @@ impl Executor {
                 .start_run(&job.name, kind)
                 .await
                 .context("starting a run")?;
-            runs.push((*job, run_id, plan::plan_job(job, today)));
+            let work: Vec<NewWork> = plan::plan_job(job, today).iter().map(new_work).collect();
+            self.store
+                .enqueue(run_id, max_attempts, &work)
+                .await
+                .context("enqueueing the run's calls")?;
+            runs.push(run_id);
+        }
+        if let Err(h) = self.check_credentials(runs.first().copied()).await? {
+            for run in &runs {
+                self.store
+                    .cancel_queued(Some(*run), &format!("not sent: {h}"))
+                    .await?;
+            }
+        } else {
+            let workers = Workers::new(
+                self.clone(),
+                WorkerConfig::for_once(self.client.limits().max_in_flight()),
+            );
+            workers
+                .run_until_done(&runs, CancellationToken::new())
+                .await
+                .context("executing the queued calls")?;
         }
         let mut report = RunReport::default();
-        let first_run = runs.first().map(|r| r.1);
-        let refused = self.check_credentials(first_run).await?.err();
-        let width = self.client.limits().max_in_flight() * 2;
-        for (job, run_id, calls) in runs {
-            let mut errors = Vec::new();
-            let (mut failed, mut rows) = (0i64, 0i64);
-            if refused.is_none() {
-                let results: Vec<(usize, anyhow::Result<CallResult>)> =
-                    futures::stream::iter(calls.iter().enumerate())
-                        .map(|(i, c)| async move { (i, self.execute(Some(run_id), c).await) })
-                        .buffer_unordered(width)
-                        .collect()
-                        .await;
-                for (i, r) in results {
-                    let r = r?;
-                    rows += r.rows as i64;
-                    if !r.ok {
-                        failed += 1;
-                        let c = &calls[i];
-                        errors.push(format!(
-                            "{} {} [{}]: {}",
-                            c.collection,
-                            c.endpoint,
-                            summarize_targets(c),
-                            r.error.unwrap_or_default()
-                        ));
-                    }
-                }
-            }
-            let halt = self.halted().await;
-            let status = if halt.is_some() {
-                RunStatus::Halted
-            } else if failed > 0 {
-                RunStatus::Failed
-            } else {
-                RunStatus::Succeeded
-            };
-            let message = halt
-                .as_ref()
-                .map(ToString::to_string)
-                .or_else(|| errors.first().cloned());
-            let totals = self
-                .store
-                .finish_run(run_id, status, failed, rows, message.as_deref())
-                .await
-                .context("finishing a run")?;
-            info!(job = %job.name, run_id, status = status.as_str(), calls = totals.calls, rows, cost = %totals.cost, "run finished");
+        for run in runs {
+            self.store.close_run_if_done(run).await?;
+            let row = self.store.run_summary(run).await?;
+            info!(job = %row.job, run_id = run, status = %row.status, calls = row.calls, rows = row.rows_written, cost = %row.cost, "run finished");
             report.jobs.push(JobReport {
-                job: job.name.clone(),
-                run_id,
-                status,
-                calls: totals.calls,
-                failed,
-                rows,
-                cost: totals.cost,
-                errors,
+                job: row.job,
+                run_id: run,
+                status: RunStatus::parse(&row.status).unwrap_or(RunStatus::Failed),
+                calls: row.calls,
+                failed: row.failed_calls,
+                rows: row.rows_written,
+                cost: row.cost,
+                errors: self.store.run_errors(run).await?,
             });
         }
         report.halt = self.halted().await;
@@ -411,11 +473,86 @@ impl Executor {
     }
 }
 
-fn summarize_targets(c: &CallSpec) -> String {
-    match c.targets.len() {
-        0 => String::new(),
-        1 => c.targets[0].as_str().to_string(),
-        n => format!("{} and {} more", c.targets[0].as_str(), n - 1),
+/// A planned call as a queue row.
+pub fn new_work(c: &CallSpec) -> NewWork {
+    NewWork {
+        job: c.job.clone(),
+        collection: c.collection.clone(),
+        endpoint: c.endpoint.name().to_string(),
+        targets: c.target_strings(),
+        task: c.task.clone(),
+        estimated_rows: c.estimated_rows,
+    }
+}
+
+/// How one HTTP attempt ended.
+#[derive(Clone, Debug, PartialEq)]
+pub enum AttemptEnd {
+    /// The answer is stored and its rows written.
+    Stored { rows: u64 },
+    /// The answer is stored raw but could not be normalized.
+    Invalid(String),
+    /// Worth another attempt; a throttle does not count as a failure.
+    Retry { throttled: bool, error: String },
+    /// The API will not take this request; never retried.
+    Rejected(String),
+    /// The account was refused: every further call stops.
+    Halted(Halt),
+    /// Not sent because calls were already stopped.
+    NotSent(Halt),
+    /// The work item's claim was lost before the rows could be written; another
+    /// worker owns it now. The answer stays in the ledger and `raw_responses`.
+    Stale,
+}
+
+impl AttemptEnd {
+    pub fn error(&self) -> Option<String> {
+        match self {
+            AttemptEnd::Stored { .. } => None,
+            AttemptEnd::Invalid(e) | AttemptEnd::Rejected(e) => Some(e.clone()),
+            AttemptEnd::Retry { error, .. } => Some(error.clone()),
+            AttemptEnd::Halted(h) => Some(h.to_string()),
+            AttemptEnd::NotSent(h) => Some(format!("not sent: {h}")),
+            AttemptEnd::Stale => Some("the claim was lost to another worker".into()),
+        }
+    }
+}
+
+/// The account's limits held in Postgres, shared by every process on the database.
+#[derive(Clone, Debug)]
+pub struct SharedLimits {
+    /// Who holds a slot (host:pid), for `api_slots.holder`.
+    pub holder: String,
+    pub max_in_flight: i32,
+    pub max_per_minute: i64,
+    /// How long a slot stays held if its holder dies (the request timeout plus a margin).
+    pub lease: Duration,
+}
+
+impl SharedLimits {
+    async fn acquire(&self, store: &Store) -> anyhow::Result<i32> {
+        loop {
+            match store
+                .acquire_api_slot(
+                    &self.holder,
+                    self.max_in_flight,
+                    self.max_per_minute,
+                    self.lease,
+                )
+                .await
+                .context("taking a shared API slot")?
+            {
+                Ok(slot) => return Ok(slot),
+                Err(wait) => tokio::time::sleep(wait).await,
+            }
+        }
+    }
+
+    async fn release(&self, store: &Store, slot: i32) {
+        if let Err(e) = store.release_api_slot(slot, &self.holder).await {
+            // The lease lapses on its own.
+            warn!(error = %e, slot, "releasing a shared API slot failed");
+        }
     }
 }
 

@@ -12,6 +12,7 @@ pub mod jobs;
 pub mod money;
 pub mod normalize;
 pub mod plan;
+pub mod queue;
 pub mod sandbox;
 pub mod schedule;
 pub mod store;

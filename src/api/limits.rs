@@ -31,6 +31,20 @@ impl RetryPolicy {
             .with_max_times(self.max_attempts.saturating_sub(1) as usize)
             .build()
     }
+
+    /// The delay before retrying after the `failures`-th failed attempt (1-based).
+    pub fn delay(&self, failures: u32) -> Duration {
+        let nth = failures.max(1) as usize - 1;
+        ExponentialBuilder::default()
+            .with_min_delay(self.base_delay)
+            .with_max_delay(self.max_delay)
+            .with_factor(2.0)
+            .with_jitter()
+            .with_max_times(nth + 1)
+            .build()
+            .nth(nth)
+            .unwrap_or(self.max_delay)
+    }
 }
 
 /// The shared limiter. Cheap to clone.

@@ -44,6 +44,17 @@ pub enum RunStatus {
 }
 
 impl RunStatus {
+    pub fn parse(s: &str) -> Option<RunStatus> {
+        [
+            RunStatus::Succeeded,
+            RunStatus::Failed,
+            RunStatus::Halted,
+            RunStatus::Interrupted,
+        ]
+        .into_iter()
+        .find(|st| st.as_str() == s)
+    }
+
     pub fn as_str(self) -> &'static str {
         match self {
             RunStatus::Succeeded => "succeeded",
@@ -59,6 +70,18 @@ impl RunStatus {
 pub struct RunTotals {
     pub calls: i64,
     pub cost: Usd,
+}
+
+/// A run as the `runs` table has it.
+#[derive(Clone, Debug)]
+pub struct RunRow {
+    pub job: String,
+    pub status: String,
+    pub calls: i64,
+    pub failed_calls: i64,
+    pub rows_written: i64,
+    pub cost: Usd,
+    pub message: Option<String>,
 }
 
 /// A request about to be sent.
@@ -103,6 +126,25 @@ impl Store {
         .fetch_one(self.pool())
         .await?;
         Ok(id)
+    }
+
+    pub async fn run_summary(&self, run_id: i64) -> Result<RunRow, StoreError> {
+        let r = sqlx::query(
+            "SELECT job, status, calls, failed_calls, rows_written, cost_usd, message
+             FROM linkledger.runs WHERE id = $1",
+        )
+        .bind(run_id)
+        .fetch_one(self.pool())
+        .await?;
+        Ok(RunRow {
+            job: r.get(0),
+            status: r.get(1),
+            calls: r.get(2),
+            failed_calls: r.get(3),
+            rows_written: r.get(4),
+            cost: Usd(r.get::<Decimal, _>(5)),
+            message: r.get(6),
+        })
     }
 
     /// Closes a run; its call count and cost are summed from the ledger, not counted

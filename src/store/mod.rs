@@ -1,6 +1,7 @@
 //! Everything that talks SQL. No other module writes to the database.
 
 pub mod ledger;
+pub mod queue;
 pub mod reports;
 pub mod warehouse;
 
@@ -10,6 +11,7 @@ use sqlx::postgres::PgPoolOptions;
 use tracing::instrument;
 
 pub use ledger::{CallRecord, RunKind, RunStatus, RunTotals};
+pub use queue::{Fence, NewWork, RunProgress, Terminal, WorkItem};
 
 /// The database: a pool plus the queries linkledger runs.
 #[derive(Clone, Debug)]

@@ -1,6 +1,8 @@
-//! Writes normalized batches into the warehouse tables: one multi-row `UNNEST` upsert
-//! per table, never one round trip per row. Every write is idempotent by natural key;
-//! a parent's breakdowns are replaced as a whole, so keys that vanished upstream vanish
+//! Writes normalized batches into the warehouse tables, never one round trip per
+//! row: each endpoint table gets one multi-row `UNNEST` upsert per response, and
+//! `link_breakdowns`, the long table, gets its parents' rows replaced by a DELETE and a
+//! COPY under per-parent advisory locks. Every write is idempotent by natural key; a
+//! parent's breakdowns are replaced as a whole, so keys that vanished upstream vanish
 //! here too.
 
 use chrono::{DateTime, NaiveDate, Utc};
@@ -162,6 +164,11 @@ pub async fn write_batch(conn: &mut PgConnection, batch: &Batch) -> sqlx::Result
     Ok(written)
 }
 
+/// Replaces the breakdowns of every parent in the batch: a transaction-scoped advisory
+/// lock per parent (taken in a fixed order, so writers cannot deadlock), a DELETE of
+/// what the parents had, and a COPY of what they have now. Under the lock nothing else
+/// can write those parents' rows, so a plain COPY is safe and the write stays
+/// idempotent by natural key, at COPY speed for the largest table.
 async fn write_breakdowns(conn: &mut PgConnection, batch: &Batch) -> sqlx::Result<u64> {
     let n = batch.parents.len();
     let (mut tables, mut targets, mut dates, mut options) = (
@@ -177,6 +184,19 @@ async fn write_breakdowns(conn: &mut PgConnection, batch: &Batch) -> sqlx::Resul
         options.push(&p.options);
     }
     sqlx::query(
+        "SELECT pg_advisory_xact_lock(k) FROM (
+            SELECT DISTINCT hashtextextended(
+                p.source_table || '|' || p.target || '|' || p.date || '|' || p.options::text, 0) AS k
+            FROM UNNEST($1::text[], $2::text[], $3::date[], $4::jsonb[]) AS p(source_table, target, date, options)
+         ) locks ORDER BY k",
+    )
+    .bind(&tables)
+    .bind(&targets)
+    .bind(&dates)
+    .bind(&options)
+    .execute(&mut *conn)
+    .await?;
+    sqlx::query(
         "DELETE FROM linkledger.link_breakdowns b
          USING UNNEST($1::text[], $2::text[], $3::date[], $4::jsonb[]) AS p(source_table, target, date, options)
          WHERE b.source_table = p.source_table AND b.target = p.target
@@ -191,44 +211,50 @@ async fn write_breakdowns(conn: &mut PgConnection, batch: &Batch) -> sqlx::Resul
     if batch.breakdowns.is_empty() {
         return Ok(0);
     }
-    let m = batch.breakdowns.len();
-    let (mut parent, mut dims, mut keys, mut counts) = (
-        Vec::with_capacity(m),
-        Vec::with_capacity(m),
-        Vec::with_capacity(m),
-        Vec::with_capacity(m),
-    );
-    for b in &batch.breakdowns {
-        parent.push(b.parent as i32 + 1);
-        dims.push(b.dimension);
-        keys.push(b.key.as_str());
-        counts.push(b.count);
+    let mut data = String::with_capacity(batch.breakdowns.len() * 64);
+    breakdown_lines(&mut data, batch);
+    let mut copy = conn.copy_in_raw(COPY_BREAKDOWNS).await?;
+    copy.send(data.into_bytes()).await?;
+    copy.finish().await
+}
+
+const COPY_BREAKDOWNS: &str = "COPY linkledger.link_breakdowns \
+    (source_table, target, date, options, dimension, key, count, collected_at, raw_response_id) FROM STDIN";
+
+/// The breakdown rows of `batch` as COPY text lines, in [`COPY_BREAKDOWNS`] column order.
+fn breakdown_lines(out: &mut String, batch: &Batch) {
+    // Each parent's fields are encoded once, not once per breakdown row.
+    let prefixes: Vec<String> = batch
+        .parents
+        .iter()
+        .map(|p| {
+            let mut s = String::new();
+            for cell in [
+                Cell::Text(p.source_table.to_string()),
+                Cell::Text(p.target.clone()),
+                Cell::Date(p.date),
+                Cell::Json(p.options.clone()),
+            ] {
+                copy_field(&mut s, &cell);
+                s.push('\t');
+            }
+            s
+        })
+        .collect();
+    let mut suffix = String::from("\t");
+    copy_field(&mut suffix, &Cell::Timestamp(batch.collected_at));
+    suffix.push('\t');
+    copy_field(&mut suffix, &Cell::Int(batch.raw_response_id));
+    suffix.push('\n');
+    for d in &batch.breakdowns {
+        out.push_str(&prefixes[d.parent]);
+        out.push_str(d.dimension);
+        out.push('\t');
+        copy_field(out, &Cell::Text(d.key.clone()));
+        out.push('\t');
+        out.push_str(&d.count.to_string());
+        out.push_str(&suffix);
     }
-    // Parents are sent once and joined by ordinal, not repeated on every breakdown row.
-    let done = sqlx::query(
-        "INSERT INTO linkledger.link_breakdowns
-            (source_table, target, date, options, dimension, key, count, collected_at, raw_response_id)
-         SELECT p.source_table, p.target, p.date, p.options, b.dimension, b.key, b.count, $9, $10
-         FROM UNNEST($5::int[], $6::text[], $7::text[], $8::bigint[]) AS b(parent, dimension, key, count)
-         JOIN UNNEST($1::text[], $2::text[], $3::date[], $4::jsonb[]) WITH ORDINALITY
-              AS p(source_table, target, date, options, ord) ON p.ord = b.parent
-         ON CONFLICT (source_table, target, date, options, dimension, key)
-         DO UPDATE SET count = EXCLUDED.count, collected_at = EXCLUDED.collected_at,
-                       raw_response_id = EXCLUDED.raw_response_id",
-    )
-    .bind(&tables)
-    .bind(&targets)
-    .bind(&dates)
-    .bind(&options)
-    .bind(&parent)
-    .bind(&dims)
-    .bind(&keys)
-    .bind(&counts)
-    .bind(batch.collected_at)
-    .bind(batch.raw_response_id)
-    .execute(&mut *conn)
-    .await?;
-    Ok(done.rows_affected())
 }
 
 /// Appends `cell` to a COPY text-format line.
@@ -304,36 +330,10 @@ pub async fn copy_batches(conn: &mut PgConnection, batches: &[Batch]) -> sqlx::R
     }
     let mut data = String::new();
     for b in batches {
-        for d in &b.breakdowns {
-            let p = &b.parents[d.parent];
-            for (i, cell) in [
-                Cell::Text(p.source_table.to_string()),
-                Cell::Text(p.target.clone()),
-                Cell::Date(p.date),
-                Cell::Json(p.options.clone()),
-                Cell::Text(d.dimension.to_string()),
-                Cell::Text(d.key.clone()),
-                Cell::Int(d.count),
-                Cell::Timestamp(b.collected_at),
-                Cell::Int(b.raw_response_id),
-            ]
-            .iter()
-            .enumerate()
-            {
-                if i > 0 {
-                    data.push('\t');
-                }
-                copy_field(&mut data, cell);
-            }
-            data.push('\n');
-        }
+        breakdown_lines(&mut data, b);
     }
     if !data.is_empty() {
-        let mut copy = conn
-            .copy_in_raw(
-                "COPY linkledger.link_breakdowns (source_table, target, date, options, dimension, key, count, collected_at, raw_response_id) FROM STDIN",
-            )
-            .await?;
+        let mut copy = conn.copy_in_raw(COPY_BREAKDOWNS).await?;
         copy.send(data.into_bytes()).await?;
         written += copy.finish().await?;
     }

@@ -1,6 +1,14 @@
 //! Logging: `tracing` to stderr, human-readable by default, JSON with
 //! `LINKLEDGER_LOG_FORMAT=json`; the filter comes from `LINKLEDGER_LOG`, else `RUST_LOG`,
 //! else `info` for linkledger and `warn` for its dependencies.
+//!
+//! Metrics: [`metrics::Metrics`] (Prometheus families), exposed with `/healthz` by
+//! [`server::serve`].
+
+pub mod metrics;
+pub mod server;
+
+pub use metrics::Metrics;
 
 use tracing_subscriber::EnvFilter;
 

@@ -1,0 +1,536 @@
+//! The work queue, schedule fires and the account's shared limits, in SQL.
+//!
+//! Claiming is one statement: an `UPDATE ... RETURNING` over rows picked with
+//! `FOR UPDATE SKIP LOCKED`, accepting queued rows that are due and running rows whose
+//! lease expired (crash recovery is nothing more). Each claim increments `attempt`,
+//! and every later write of that claim says `WHERE attempt = $claimed`: a worker that
+//! lost its lease can never complete or overwrite the work (fencing).
+
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use serde_json::Value;
+use sqlx::Row;
+use tracing::instrument;
+
+use super::{Store, StoreError, warehouse};
+use crate::normalize::Batch;
+
+/// A claimed work item: one planned API call, with the claim's fencing token.
+#[derive(Clone, Debug)]
+pub struct WorkItem {
+    pub id: i64,
+    pub run_id: i64,
+    pub job: String,
+    pub collection: String,
+    pub endpoint: String,
+    pub targets: Vec<String>,
+    pub task: Value,
+    pub estimated_rows: i64,
+    /// The fencing token of this claim.
+    pub attempt: i32,
+    pub failures: i32,
+    pub max_attempts: i32,
+}
+
+/// A call to enqueue.
+#[derive(Clone, Debug)]
+pub struct NewWork {
+    pub job: String,
+    pub collection: String,
+    pub endpoint: String,
+    pub targets: Vec<String>,
+    pub task: Value,
+    pub estimated_rows: i64,
+}
+
+/// Terminal states a claim can end in.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Terminal {
+    Failed,
+    Cancelled,
+}
+
+impl Terminal {
+    fn as_str(self) -> &'static str {
+        match self {
+            Terminal::Failed => "failed",
+            Terminal::Cancelled => "cancelled",
+        }
+    }
+}
+
+/// The claim a write must still hold.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Fence {
+    pub work_id: i64,
+    pub attempt: i32,
+}
+
+/// How a run's work stands.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct RunProgress {
+    pub pending: i64,
+    pub succeeded: i64,
+    pub failed: i64,
+    pub cancelled: i64,
+}
+
+fn work_item(r: &sqlx::postgres::PgRow) -> WorkItem {
+    WorkItem {
+        id: r.get("id"),
+        run_id: r.get("run_id"),
+        job: r.get("job"),
+        collection: r.get("collection"),
+        endpoint: r.get("endpoint"),
+        targets: r.get("targets"),
+        task: r.get("task"),
+        estimated_rows: r.get("estimated_rows"),
+        attempt: r.get("attempt"),
+        failures: r.get("failures"),
+        max_attempts: r.get("max_attempts"),
+    }
+}
+
+async fn insert_work(
+    conn: &mut sqlx::PgConnection,
+    run_id: i64,
+    fire_id: Option<i64>,
+    max_attempts: i32,
+    work: &[NewWork],
+) -> Result<u64, sqlx::Error> {
+    if work.is_empty() {
+        return Ok(0);
+    }
+    let jobs: Vec<&str> = work.iter().map(|w| w.job.as_str()).collect();
+    let collections: Vec<&str> = work.iter().map(|w| w.collection.as_str()).collect();
+    let endpoints: Vec<&str> = work.iter().map(|w| w.endpoint.as_str()).collect();
+    // text[][] cannot be bound ragged; the targets travel as JSON arrays.
+    let targets: Vec<Value> = work
+        .iter()
+        .map(|w| Value::from(w.targets.clone()))
+        .collect();
+    let tasks: Vec<&Value> = work.iter().map(|w| &w.task).collect();
+    let rows: Vec<i64> = work.iter().map(|w| w.estimated_rows).collect();
+    let done = sqlx::query(
+        "INSERT INTO linkledger.work
+            (run_id, fire_id, job, collection, endpoint, targets, task, estimated_rows, max_attempts)
+         SELECT $1, $2, u.job, u.collection, u.endpoint,
+                ARRAY(SELECT jsonb_array_elements_text(u.targets)), u.task, u.rows, $9
+         FROM UNNEST($3::text[], $4::text[], $5::text[], $6::jsonb[], $7::jsonb[], $8::bigint[])
+              AS u(job, collection, endpoint, targets, task, rows)",
+    )
+    .bind(run_id)
+    .bind(fire_id)
+    .bind(&jobs)
+    .bind(&collections)
+    .bind(&endpoints)
+    .bind(&targets)
+    .bind(&tasks)
+    .bind(&rows)
+    .bind(max_attempts)
+    .execute(&mut *conn)
+    .await?;
+    Ok(done.rows_affected())
+}
+
+impl Store {
+    /// Enqueues the calls of a run (`run --once`).
+    #[instrument(skip_all, fields(run_id, items = work.len()))]
+    pub async fn enqueue(
+        &self,
+        run_id: i64,
+        max_attempts: i32,
+        work: &[NewWork],
+    ) -> Result<u64, StoreError> {
+        let mut tx = self.pool().begin().await?;
+        let n = insert_work(&mut tx, run_id, None, max_attempts, work).await?;
+        tx.commit().await?;
+        Ok(n)
+    }
+
+    /// Enqueues one schedule fire: a run, the fire row and its calls, in one
+    /// transaction. `None` when the fire was already enqueued (by this or another
+    /// daemon): the unique key decides, so each fire becomes work exactly once.
+    #[instrument(skip_all, fields(job, collection, %scheduled_for))]
+    pub async fn enqueue_fire(
+        &self,
+        job: &str,
+        collection: &str,
+        scheduled_for: DateTime<Utc>,
+        enqueued_by: &str,
+        max_attempts: i32,
+        work: &[NewWork],
+    ) -> Result<Option<i64>, StoreError> {
+        let mut tx = self.pool().begin().await?;
+        let run_id: i64 = sqlx::query_scalar(
+            "INSERT INTO linkledger.runs (job, kind) VALUES ($1, 'scheduled') RETURNING id",
+        )
+        .bind(job)
+        .fetch_one(&mut *tx)
+        .await?;
+        let fire_id: Option<i64> = sqlx::query_scalar(
+            "INSERT INTO linkledger.fires (job, collection, scheduled_for, run_id, enqueued_by)
+             VALUES ($1, $2, $3, $4, $5)
+             ON CONFLICT (job, collection, scheduled_for) DO NOTHING RETURNING id",
+        )
+        .bind(job)
+        .bind(collection)
+        .bind(scheduled_for)
+        .bind(run_id)
+        .bind(enqueued_by)
+        .fetch_optional(&mut *tx)
+        .await?;
+        let Some(fire_id) = fire_id else {
+            tx.rollback().await?;
+            return Ok(None);
+        };
+        insert_work(&mut tx, run_id, Some(fire_id), max_attempts, work).await?;
+        tx.commit().await?;
+        Ok(Some(run_id))
+    }
+
+    /// The newest fire enqueued for a collection.
+    pub async fn last_fire(
+        &self,
+        job: &str,
+        collection: &str,
+    ) -> Result<Option<DateTime<Utc>>, StoreError> {
+        Ok(sqlx::query_scalar(
+            "SELECT max(scheduled_for) FROM linkledger.fires WHERE job = $1 AND collection = $2",
+        )
+        .bind(job)
+        .bind(collection)
+        .fetch_one(self.pool())
+        .await?)
+    }
+
+    /// Claims up to `limit` due items (of the given runs only, if any) for `worker`.
+    #[instrument(skip_all, fields(worker, limit))]
+    pub async fn claim(
+        &self,
+        worker: &str,
+        lease: Duration,
+        limit: i64,
+        runs: Option<&[i64]>,
+    ) -> Result<Vec<WorkItem>, StoreError> {
+        let rows = sqlx::query(
+            "UPDATE linkledger.work w
+             SET state = 'running', attempt = w.attempt + 1, leased_by = $1,
+                 lease_expires_at = now() + $2 * interval '1 millisecond'
+             WHERE w.id IN (
+                 SELECT id FROM linkledger.work
+                 WHERE ((state = 'queued' AND run_after <= now())
+                        OR (state = 'running' AND lease_expires_at < now()))
+                   AND ($4::bigint[] IS NULL OR run_id = ANY($4))
+                 ORDER BY run_after, id
+                 LIMIT $3
+                 FOR UPDATE SKIP LOCKED)
+             RETURNING w.id, w.run_id, w.job, w.collection, w.endpoint, w.targets, w.task,
+                       w.estimated_rows, w.attempt, w.failures, w.max_attempts",
+        )
+        .bind(worker)
+        .bind(lease.as_millis() as i64)
+        .bind(limit)
+        .bind(runs)
+        .fetch_all(self.pool())
+        .await?;
+        Ok(rows.iter().map(work_item).collect())
+    }
+
+    /// Renews a claim's lease; `false` when the claim was lost.
+    pub async fn heartbeat(&self, fence: Fence, lease: Duration) -> Result<bool, StoreError> {
+        let done = sqlx::query(
+            "UPDATE linkledger.work SET lease_expires_at = now() + $3 * interval '1 millisecond'
+             WHERE id = $1 AND attempt = $2 AND state = 'running'",
+        )
+        .bind(fence.work_id)
+        .bind(fence.attempt)
+        .bind(lease.as_millis() as i64)
+        .execute(self.pool())
+        .await?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    /// Writes a response's normalized rows and completes the claim in one
+    /// transaction. `None` (and nothing written) when the claim was lost.
+    #[instrument(skip_all, fields(work_id = fence.work_id, rows = batch.row_count()))]
+    pub async fn complete_with_rows(
+        &self,
+        fence: Fence,
+        call_id: i64,
+        batch: &Batch,
+    ) -> Result<Option<u64>, StoreError> {
+        let mut tx = self.pool().begin().await?;
+        let held = sqlx::query(
+            "SELECT 1 FROM linkledger.work WHERE id = $1 AND attempt = $2 AND state = 'running' FOR UPDATE",
+        )
+        .bind(fence.work_id)
+        .bind(fence.attempt)
+        .fetch_optional(&mut *tx)
+        .await?;
+        if held.is_none() {
+            tx.rollback().await?;
+            return Ok(None);
+        }
+        let rows = warehouse::write_batch(&mut tx, batch).await?;
+        sqlx::query("UPDATE linkledger.api_calls SET rows_written = $2 WHERE id = $1")
+            .bind(call_id)
+            .bind(rows as i64)
+            .execute(&mut *tx)
+            .await?;
+        sqlx::query(
+            "UPDATE linkledger.work SET state = 'succeeded', rows_written = $3, finished_at = now(),
+                    lease_expires_at = NULL, last_error = NULL
+             WHERE id = $1 AND attempt = $2",
+        )
+        .bind(fence.work_id)
+        .bind(fence.attempt)
+        .bind(rows as i64)
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(Some(rows))
+    }
+
+    /// Ends a claim in a terminal state with its error; `false` if the claim was lost.
+    pub async fn finish_work(
+        &self,
+        fence: Fence,
+        state: Terminal,
+        error: &str,
+    ) -> Result<bool, StoreError> {
+        let done = sqlx::query(
+            "UPDATE linkledger.work SET state = $3, last_error = $4, finished_at = now(),
+                    lease_expires_at = NULL
+             WHERE id = $1 AND attempt = $2 AND state = 'running'",
+        )
+        .bind(fence.work_id)
+        .bind(fence.attempt)
+        .bind(state.as_str())
+        .bind(error)
+        .execute(self.pool())
+        .await?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    /// Puts a claim back in the queue to retry after `delay`. A failure (not a
+    /// throttle) counts toward `max_attempts`; when they are used up the item is
+    /// `exhausted`, its last error kept. `false` if the claim was lost.
+    pub async fn retry_work(
+        &self,
+        fence: Fence,
+        delay: Duration,
+        counts_as_failure: bool,
+        error: &str,
+    ) -> Result<bool, StoreError> {
+        let done = sqlx::query(
+            "UPDATE linkledger.work SET
+                failures = failures + $3::int,
+                state = CASE WHEN failures + $3::int >= max_attempts THEN 'exhausted' ELSE 'queued' END,
+                finished_at = CASE WHEN failures + $3::int >= max_attempts THEN now() END,
+                run_after = now() + $4 * interval '1 millisecond',
+                last_error = $5, lease_expires_at = NULL
+             WHERE id = $1 AND attempt = $2 AND state = 'running'",
+        )
+        .bind(fence.work_id)
+        .bind(fence.attempt)
+        .bind(i32::from(counts_as_failure))
+        .bind(delay.as_millis() as i64)
+        .bind(error)
+        .execute(self.pool())
+        .await?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    /// Gives a claim back untouched (shutdown): due at once for the next worker.
+    pub async fn release_work(&self, fence: Fence) -> Result<bool, StoreError> {
+        let done = sqlx::query(
+            "UPDATE linkledger.work SET state = 'queued', run_after = now(), lease_expires_at = NULL,
+                    leased_by = NULL
+             WHERE id = $1 AND attempt = $2 AND state = 'running'",
+        )
+        .bind(fence.work_id)
+        .bind(fence.attempt)
+        .execute(self.pool())
+        .await?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    /// Cancels the queued work of every unfinished run (the account refused us).
+    pub async fn cancel_queued(&self, run_id: Option<i64>, why: &str) -> Result<u64, StoreError> {
+        let done = sqlx::query(
+            "UPDATE linkledger.work SET state = 'cancelled', last_error = $2, finished_at = now()
+             WHERE state = 'queued' AND ($1::bigint IS NULL OR run_id = $1)",
+        )
+        .bind(run_id)
+        .bind(why)
+        .execute(self.pool())
+        .await?;
+        Ok(done.rows_affected())
+    }
+
+    pub async fn run_progress(&self, run_id: i64) -> Result<RunProgress, StoreError> {
+        let r = sqlx::query(
+            "SELECT count(*) FILTER (WHERE state IN ('queued', 'running')),
+                    count(*) FILTER (WHERE state = 'succeeded'),
+                    count(*) FILTER (WHERE state IN ('failed', 'exhausted')),
+                    count(*) FILTER (WHERE state = 'cancelled')
+             FROM linkledger.work WHERE run_id = $1",
+        )
+        .bind(run_id)
+        .fetch_one(self.pool())
+        .await?;
+        Ok(RunProgress {
+            pending: r.get(0),
+            succeeded: r.get(1),
+            failed: r.get(2),
+            cancelled: r.get(3),
+        })
+    }
+
+    /// Closes a run once none of its work is pending: status from its work (halted if
+    /// any was cancelled, failed if any failed or was exhausted), totals from the
+    /// ledger. Idempotent; `true` when this call closed it.
+    pub async fn close_run_if_done(&self, run_id: i64) -> Result<bool, StoreError> {
+        let done = sqlx::query(
+            "UPDATE linkledger.runs r SET finished_at = now(),
+                 status = CASE WHEN w.cancelled > 0 THEN 'halted'
+                               WHEN w.failed > 0 THEN 'failed' ELSE 'succeeded' END,
+                 failed_calls = w.failed + w.cancelled, rows_written = w.rows,
+                 message = w.message, calls = s.calls, cost_usd = s.cost
+             FROM (SELECT count(*) FILTER (WHERE state IN ('queued', 'running')) AS pending,
+                          count(*) FILTER (WHERE state IN ('failed', 'exhausted')) AS failed,
+                          count(*) FILTER (WHERE state = 'cancelled') AS cancelled,
+                          coalesce(sum(rows_written), 0)::bigint AS rows,
+                          (array_agg(last_error ORDER BY state = 'cancelled' DESC, id)
+                             FILTER (WHERE state IN ('failed', 'exhausted', 'cancelled')))[1] AS message
+                   FROM linkledger.work WHERE run_id = $1) w,
+                  (SELECT count(*)::bigint AS calls, coalesce(sum(cost_usd), 0) AS cost
+                   FROM linkledger.api_calls WHERE run_id = $1) s
+             WHERE r.id = $1 AND r.status = 'running' AND w.pending = 0",
+        )
+        .bind(run_id)
+        .execute(self.pool())
+        .await?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    /// Errors of a run's failed work, for reports.
+    pub async fn run_errors(&self, run_id: i64) -> Result<Vec<String>, StoreError> {
+        Ok(sqlx::query_scalar(
+            "SELECT collection || ' ' || endpoint || ' [' || array_to_string(targets[1:1], '') ||
+                    CASE WHEN cardinality(targets) > 1 THEN ' and ' || (cardinality(targets) - 1) || ' more' ELSE '' END ||
+                    ']: ' || coalesce(last_error, state)
+             FROM linkledger.work WHERE run_id = $1 AND state IN ('failed', 'exhausted', 'cancelled')
+             ORDER BY id",
+        )
+        .bind(run_id)
+        .fetch_all(self.pool())
+        .await?)
+    }
+
+    /// Work items per state and the age of the oldest queued one, for metrics.
+    pub async fn queue_depth(&self) -> Result<(Vec<(String, i64)>, Option<Duration>), StoreError> {
+        let rows = sqlx::query(
+            "SELECT state, count(*)::bigint,
+                    extract(epoch FROM now() - min(created_at) FILTER (WHERE state = 'queued'))::float8
+             FROM linkledger.work WHERE state IN ('queued', 'running') GROUP BY state",
+        )
+        .fetch_all(self.pool())
+        .await?;
+        let mut oldest = None;
+        let mut depth = vec![("queued".to_string(), 0), ("running".to_string(), 0)];
+        for r in rows {
+            let state: String = r.get(0);
+            let n: i64 = r.get(1);
+            if let Some(d) = depth.iter_mut().find(|(s, _)| *s == state) {
+                d.1 = n;
+            }
+            if let Some(age) = r.get::<Option<f64>, _>(2) {
+                oldest = Some(Duration::from_secs_f64(age.max(0.0)));
+            }
+        }
+        Ok((depth, oldest))
+    }
+
+    /// Claims one of the account's `max_in_flight` request slots and one start in the
+    /// sliding minute, across every process on this database. `Ok(None)` when none is
+    /// free now; the caller waits and asks again.
+    pub async fn acquire_api_slot(
+        &self,
+        holder: &str,
+        max_in_flight: i32,
+        max_per_minute: i64,
+        lease: Duration,
+    ) -> Result<Result<i32, Duration>, StoreError> {
+        let mut tx = self.pool().begin().await?;
+        // One writer of the start log at a time; the slots lock themselves.
+        sqlx::query("SELECT pg_advisory_xact_lock(7361636)")
+            .execute(&mut *tx)
+            .await?;
+        sqlx::query(
+            "DELETE FROM linkledger.api_starts WHERE started_at < now() - interval '60 seconds'",
+        )
+        .execute(&mut *tx)
+        .await?;
+        let (started, oldest): (i64, Option<f64>) = sqlx::query_as(
+            "SELECT count(*)::bigint,
+                    extract(epoch FROM min(started_at) + interval '60 seconds' - now())::float8
+             FROM linkledger.api_starts",
+        )
+        .fetch_one(&mut *tx)
+        .await?;
+        if started >= max_per_minute {
+            tx.rollback().await?;
+            let wait = oldest.unwrap_or(0.05).clamp(0.01, 60.0);
+            return Ok(Err(Duration::from_secs_f64(wait)));
+        }
+        let slot: Option<i32> = sqlx::query_scalar(
+            "UPDATE linkledger.api_slots SET holder = $1,
+                    lease_expires_at = now() + $3 * interval '1 millisecond'
+             WHERE slot = (SELECT slot FROM linkledger.api_slots
+                           WHERE slot <= $2 AND (holder IS NULL OR lease_expires_at < now())
+                           ORDER BY slot LIMIT 1 FOR UPDATE SKIP LOCKED)
+             RETURNING slot",
+        )
+        .bind(holder)
+        .bind(max_in_flight)
+        .bind(lease.as_millis() as i64)
+        .fetch_optional(&mut *tx)
+        .await?;
+        let Some(slot) = slot else {
+            tx.rollback().await?;
+            return Ok(Err(Duration::from_millis(10)));
+        };
+        sqlx::query("INSERT INTO linkledger.api_starts (started_at) VALUES (now())")
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(Ok(slot))
+    }
+
+    /// Makes sure slots 1..=n exist.
+    pub async fn ensure_api_slots(&self, n: i32) -> Result<(), StoreError> {
+        sqlx::query(
+            "INSERT INTO linkledger.api_slots (slot) SELECT generate_series(1, $1)
+             ON CONFLICT (slot) DO NOTHING",
+        )
+        .bind(n)
+        .execute(self.pool())
+        .await?;
+        Ok(())
+    }
+
+    pub async fn release_api_slot(&self, slot: i32, holder: &str) -> Result<(), StoreError> {
+        sqlx::query(
+            "UPDATE linkledger.api_slots SET holder = NULL, lease_expires_at = NULL
+             WHERE slot = $1 AND holder = $2",
+        )
+        .bind(slot)
+        .bind(holder)
+        .execute(self.pool())
+        .await?;
+        Ok(())
+    }
+}

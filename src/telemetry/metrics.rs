@@ -1,0 +1,350 @@
+//! Prometheus metrics, kept in a `prometheus_client` registry and rendered as
+//! OpenMetrics text for `/metrics`. Money stays exact everywhere else; it becomes an
+//! `f64` only here, at export.
+
+use std::sync::Mutex;
+use std::sync::atomic::AtomicU64;
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::registry::Registry;
+use rust_decimal::prelude::ToPrimitive;
+
+use crate::money::Usd;
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct EndpointLabels {
+    endpoint: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct CallLabels {
+    endpoint: String,
+    outcome: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct StateLabels {
+    state: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ScheduleLabels {
+    job: String,
+    collection: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ScopeLabels {
+    scope: String,
+}
+
+type FloatCounter = Counter<f64, AtomicU64>;
+type FloatGauge = Gauge<f64, AtomicU64>;
+
+/// Every metric the collector exports. Cheap to update from any thread; share it
+/// as `Arc<Metrics>`.
+pub struct Metrics {
+    registry: Registry,
+    api_calls: Family<CallLabels, Counter>,
+    api_cost: Family<EndpointLabels, FloatCounter>,
+    api_retries: Family<EndpointLabels, Counter>,
+    rows_written: Family<EndpointLabels, Counter>,
+    queue_depth: Family<StateLabels, Gauge>,
+    queue_oldest_age: FloatGauge,
+    schedule_lag: Family<ScheduleLabels, FloatGauge>,
+    scheduler_last_tick: FloatGauge,
+    last_tick: Mutex<Option<DateTime<Utc>>>,
+    budget_left: Family<ScopeLabels, FloatGauge>,
+    workers_busy: Gauge,
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl std::fmt::Debug for Metrics {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Metrics").finish_non_exhaustive()
+    }
+}
+
+fn usd_f64(amount: Usd) -> f64 {
+    amount.decimal().to_f64().unwrap_or(0.0)
+}
+
+impl Metrics {
+    pub fn new() -> Metrics {
+        let mut registry = Registry::with_prefix("linkledger");
+        let api_calls = Family::<CallLabels, Counter>::default();
+        // Counters get their `_total` suffix from the encoder.
+        registry.register(
+            "api_calls",
+            "HTTP requests made to the DataForSEO API, by endpoint and outcome",
+            api_calls.clone(),
+        );
+        let api_cost = Family::<EndpointLabels, FloatCounter>::default();
+        registry.register(
+            "api_cost_usd",
+            "US dollars the API reported as spent, by endpoint",
+            api_cost.clone(),
+        );
+        let api_retries = Family::<EndpointLabels, Counter>::default();
+        registry.register(
+            "api_retries",
+            "API requests retried after a failure, by endpoint",
+            api_retries.clone(),
+        );
+        let rows_written = Family::<EndpointLabels, Counter>::default();
+        registry.register(
+            "rows_written",
+            "Result rows written to the warehouse, by endpoint",
+            rows_written.clone(),
+        );
+        let queue_depth = Family::<StateLabels, Gauge>::default();
+        registry.register(
+            "queue_depth",
+            "Queue items by state, as of the last refresh",
+            queue_depth.clone(),
+        );
+        let queue_oldest_age = FloatGauge::default();
+        registry.register(
+            "queue_oldest_age_seconds",
+            "Age in seconds of the oldest queued item (0 if none)",
+            queue_oldest_age.clone(),
+        );
+        let schedule_lag = Family::<ScheduleLabels, FloatGauge>::default();
+        registry.register(
+            "schedule_lag_seconds",
+            "How many seconds after its due time the last scheduled fire was enqueued",
+            schedule_lag.clone(),
+        );
+        let scheduler_last_tick = FloatGauge::default();
+        registry.register(
+            "scheduler_last_tick_timestamp_seconds",
+            "Unix time of the scheduler's last tick",
+            scheduler_last_tick.clone(),
+        );
+        let budget_left = Family::<ScopeLabels, FloatGauge>::default();
+        registry.register(
+            "budget_left_usd",
+            "US dollars left in a budget (scope daily, monthly or job:<name>)",
+            budget_left.clone(),
+        );
+        let workers_busy = Gauge::default();
+        registry.register(
+            "workers_busy",
+            "Workers currently executing a queue item",
+            workers_busy.clone(),
+        );
+        Metrics {
+            registry,
+            api_calls,
+            api_cost,
+            api_retries,
+            rows_written,
+            queue_depth,
+            queue_oldest_age,
+            schedule_lag,
+            scheduler_last_tick,
+            last_tick: Mutex::new(None),
+            budget_left,
+            workers_busy,
+        }
+    }
+
+    /// One HTTP request made: counts it by endpoint and outcome and adds its cost, if
+    /// any, to the endpoint's spend.
+    pub fn record_call(&self, endpoint: &str, outcome: &str, cost: Option<Usd>) {
+        self.api_calls
+            .get_or_create(&CallLabels {
+                endpoint: endpoint.to_string(),
+                outcome: outcome.to_string(),
+            })
+            .inc();
+        if let Some(cost) = cost {
+            let value = usd_f64(cost);
+            let counter = self.api_cost.get_or_create(&EndpointLabels {
+                endpoint: endpoint.to_string(),
+            });
+            // A counter never goes down; a negative cost (a refund?) is not a call's spend.
+            if value > 0.0 {
+                counter.inc_by(value);
+            }
+        }
+    }
+
+    pub fn record_retry(&self, endpoint: &str) {
+        self.api_retries
+            .get_or_create(&EndpointLabels {
+                endpoint: endpoint.to_string(),
+            })
+            .inc();
+    }
+
+    pub fn record_rows(&self, endpoint: &str, rows: u64) {
+        self.rows_written
+            .get_or_create(&EndpointLabels {
+                endpoint: endpoint.to_string(),
+            })
+            .inc_by(rows);
+    }
+
+    /// Replaces the queue gauges: states not given disappear, so a stale count never
+    /// lingers.
+    pub fn set_queue(&self, depth_by_state: &[(String, i64)], oldest_queued_age: Option<Duration>) {
+        self.queue_depth.clear();
+        for (state, depth) in depth_by_state {
+            self.queue_depth
+                .get_or_create(&StateLabels {
+                    state: state.clone(),
+                })
+                .set(*depth);
+        }
+        self.queue_oldest_age
+            .set(oldest_queued_age.map_or(0.0, |age| age.as_secs_f64()));
+    }
+
+    pub fn set_schedule_lag(&self, job: &str, collection: &str, lag: Duration) {
+        self.schedule_lag
+            .get_or_create(&ScheduleLabels {
+                job: job.to_string(),
+                collection: collection.to_string(),
+            })
+            .set(lag.as_secs_f64());
+    }
+
+    pub fn scheduler_ticked(&self, at: DateTime<Utc>) {
+        self.scheduler_last_tick
+            .set(at.timestamp_millis() as f64 / 1000.0);
+        *self.last_tick.lock().unwrap_or_else(|e| e.into_inner()) = Some(at);
+    }
+
+    pub fn last_tick(&self) -> Option<DateTime<Utc>> {
+        *self.last_tick.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    pub fn set_budget_left(&self, scope: &str, left: Usd) {
+        self.budget_left
+            .get_or_create(&ScopeLabels {
+                scope: scope.to_string(),
+            })
+            .set(usd_f64(left));
+    }
+
+    /// Adds `delta` (negative to release) to the busy-worker gauge.
+    pub fn worker_busy(&self, delta: i64) {
+        self.workers_busy.inc_by(delta);
+    }
+
+    /// OpenMetrics text exposition of every family, ending in `# EOF`.
+    pub fn render(&self) -> String {
+        let mut out = String::new();
+        // Writing to a String cannot fail.
+        let _ = prometheus_client::encoding::text::encode(&mut out, &self.registry);
+        out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::str::FromStr;
+
+    use super::*;
+
+    fn usd(s: &str) -> Usd {
+        Usd(rust_decimal::Decimal::from_str(s).unwrap())
+    }
+
+    #[test]
+    fn recording_a_call_shows_up_in_the_rendered_text_with_its_labels_and_cost() {
+        let m = Metrics::new();
+        m.record_call("backlinks/summary/live", "ok", Some(usd("0.02003")));
+        m.record_call("backlinks/summary/live", "ok", Some(usd("0.02")));
+        m.record_call("backlinks/summary/live", "http_error", None);
+        m.record_retry("backlinks/summary/live");
+        m.record_rows("backlinks/backlinks/live", 1000);
+        let text = m.render();
+        assert!(
+            text.contains(
+                r#"linkledger_api_calls_total{endpoint="backlinks/summary/live",outcome="ok"} 2"#
+            ),
+            "{text}"
+        );
+        assert!(
+            text.contains(
+                r#"linkledger_api_calls_total{endpoint="backlinks/summary/live",outcome="http_error"} 1"#
+            ),
+            "{text}"
+        );
+        let cost_line = text
+            .lines()
+            .find(|l| {
+                l.starts_with(r#"linkledger_api_cost_usd_total{endpoint="backlinks/summary/live"}"#)
+            })
+            .expect(&text);
+        let cost: f64 = cost_line.rsplit(' ').next().unwrap().parse().unwrap();
+        assert!((cost - 0.04003).abs() < 1e-9, "{cost_line}");
+        assert!(
+            text.contains(r#"linkledger_api_retries_total{endpoint="backlinks/summary/live"} 1"#)
+        );
+        assert!(text.contains(
+            r#"linkledger_rows_written_total{endpoint="backlinks/backlinks/live"} 1000"#
+        ));
+        assert!(text.contains("# HELP linkledger_api_calls "), "{text}");
+        assert!(text.ends_with("# EOF\n"));
+    }
+
+    #[test]
+    fn queue_gauges_are_replaced_not_accumulated() {
+        let m = Metrics::new();
+        m.set_queue(
+            &[("queued".into(), 5), ("running".into(), 2)],
+            Some(Duration::from_secs(90)),
+        );
+        m.set_queue(&[("queued".into(), 3)], None);
+        let text = m.render();
+        assert!(
+            text.contains(r#"linkledger_queue_depth{state="queued"} 3"#),
+            "{text}"
+        );
+        assert!(!text.contains(r#"state="running""#), "{text}");
+        assert!(
+            text.contains("linkledger_queue_oldest_age_seconds 0"),
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn gauges_for_schedule_budget_workers_and_ticks_are_exported() {
+        let m = Metrics::new();
+        m.set_schedule_lag("weekly", "competitors", Duration::from_millis(1500));
+        m.set_budget_left("daily", usd("12.5"));
+        m.worker_busy(2);
+        m.worker_busy(-1);
+        assert_eq!(m.last_tick(), None);
+        let at = DateTime::from_timestamp(1_700_000_000, 0).unwrap();
+        m.scheduler_ticked(at);
+        assert_eq!(m.last_tick(), Some(at));
+        let text = m.render();
+        assert!(text.contains(
+            r#"linkledger_schedule_lag_seconds{job="weekly",collection="competitors"} 1.5"#
+        ));
+        assert!(text.contains(r#"linkledger_budget_left_usd{scope="daily"} 12.5"#));
+        assert!(text.contains("linkledger_workers_busy 1"));
+        assert!(text.contains("linkledger_scheduler_last_tick_timestamp_seconds 1700000000"));
+        for line in text.lines().filter(|l| l.starts_with("# TYPE")) {
+            let name = line.split(' ').nth(2).unwrap();
+            assert!(
+                text.contains(&format!("# HELP {name} ")),
+                "no HELP for {name}"
+            );
+        }
+    }
+}
