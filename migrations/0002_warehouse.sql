@@ -236,10 +236,12 @@ CREATE TABLE linkledger.link_breakdowns (
     key             text        NOT NULL,
     count           bigint      NOT NULL,
     collected_at    timestamptz NOT NULL,
-    raw_response_id bigint      NOT NULL REFERENCES linkledger.raw_responses (id),
-    PRIMARY KEY (source_table, target, date, options, dimension, key)
+    -- No foreign key here: a row is written in the transaction that writes its parent
+    -- row, which has one; a per-row check would halve the load speed of this table.
+    raw_response_id bigint      NOT NULL,
+    -- Target and date lead the key: the key is also the index BI filters use.
+    PRIMARY KEY (target, date, source_table, options, dimension, key)
 );
-CREATE INDEX link_breakdowns_target_idx ON linkledger.link_breakdowns (target, date);
 COMMENT ON TABLE linkledger.link_breakdowns IS 'The six referring_links_* maps of summary, history and bulk_pages_summary rows, one row per map key (the API''s empty-string key included)';
 
 CREATE VIEW linkledger.latest_summary AS

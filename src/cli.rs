@@ -16,7 +16,7 @@ use secrecy::SecretString;
 
 use crate::api::{Client, Endpoint};
 use crate::config::{Config, Credentials};
-use crate::executor::{self, Executor, RunReport};
+use crate::executor::{self, Executor, RunReport, SharedLimits};
 use crate::jobs::{self, Job};
 use crate::money::Usd;
 use crate::sandbox::{Sandbox, SandboxOptions};
@@ -51,7 +51,8 @@ pub enum Command {
         #[arg(long)]
         job: Option<String>,
     },
-    /// Runs the collections: `--once` runs every collection once, now, then exits.
+    /// The daemon: schedules, executes, serves /healthz and /metrics; `--once` runs
+    /// every collection once, now, then exits.
     Run {
         /// Run every collection of the selected jobs once, now, then exit.
         #[arg(long)]
@@ -179,20 +180,37 @@ async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Command::Run { once, job } => {
-            if !once {
-                return Err(UsageError(
-                    "the scheduling daemon is not available in this version; use `linkledger run --once`".into(),
-                )
-                .into());
-            }
             let cfg = config()?;
             let jobs = load_jobs(&cfg)?;
-            let selected = jobs::select(&jobs, job.as_deref()).map_err(UsageError)?;
             let creds = cfg.api.credentials()?;
             let client = Client::with_credentials(&cfg.api, &creds)?;
+            if !once {
+                if job.is_some() {
+                    return Err(
+                        UsageError("--job needs --once; the daemon runs every job".into()).into(),
+                    );
+                }
+                let store = connect(&cfg).await?;
+                crate::daemon::run(cfg, jobs, store, client).await?;
+                return Ok(ExitCode::SUCCESS);
+            }
+            let selected = jobs::select(&jobs, job.as_deref()).map_err(UsageError)?;
             let store = connect(&cfg).await?;
-            let exec = Executor::new(store, client);
-            let report = exec.run_once(&selected, RunKind::Once, today()).await?;
+            // Shares the account's limits with any daemon on the same database.
+            store.ensure_api_slots(cfg.api.max_in_flight as i32).await?;
+            let shared = SharedLimits::new(
+                crate::queue::worker_id("once"),
+                cfg.api.max_in_flight as i32,
+                i64::from(cfg.api.max_per_minute),
+                cfg.queue.lease,
+            );
+            let alive = tokio_util::sync::CancellationToken::new();
+            let keep = shared.keep_alive(store.clone(), alive.clone());
+            let exec = Executor::new(store, client).with_shared_limits(shared);
+            let report = exec.run_once(&selected, RunKind::Once, today()).await;
+            alive.cancel();
+            let _ = keep.await;
+            let report = report?;
             Ok(print_report(&report))
         }
         Command::Replay { endpoints, since } => {

@@ -100,6 +100,26 @@ impl Cluster {
         )
     }
 
+    /// Restarts the server (fast shutdown: open connections are cut), as an operator or
+    /// a failover would. For tests of reconnection.
+    pub fn restart(&self) -> Result<()> {
+        let data = self.dir.path().join("data");
+        let log = self.dir.path().join("log").join("postgres.log");
+        self.run(
+            "pg_ctl",
+            &[
+                "-D",
+                path_str(&data)?,
+                "-l",
+                path_str(&log)?,
+                "-m",
+                "fast",
+                "-w",
+                "restart",
+            ],
+        )
+    }
+
     fn command(&self, program: &str) -> Command {
         let mut cmd = Command::new(self.bin.join(program));
         if let Some((uid, gid)) = self.user {

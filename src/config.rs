@@ -32,6 +32,55 @@ pub struct Config {
     pub jobs: JobsConfig,
     #[serde(default)]
     pub server: ServerConfig,
+    #[serde(default)]
+    pub queue: QueueConfig,
+}
+
+/// How the daemon schedules and works the queue.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct QueueConfig {
+    /// How often the scheduler looks for due fires (and for edited job files).
+    #[serde(default = "default_tick", with = "humantime_serde")]
+    pub tick: Duration,
+    /// How often an idle worker looks for due work.
+    #[serde(default = "default_poll", with = "humantime_serde")]
+    pub poll: Duration,
+    /// A claim lapses after this long unless its heartbeat renews it; a crashed
+    /// worker's calls are retried after it.
+    #[serde(default = "default_lease", with = "humantime_serde")]
+    pub lease: Duration,
+    /// On SIGTERM, how long calls in flight may take before they are abandoned.
+    #[serde(default = "default_grace", with = "humantime_serde")]
+    pub shutdown_grace: Duration,
+    /// Calls executed at once by this process (0: twice api.max_in_flight).
+    #[serde(default)]
+    pub workers: usize,
+}
+
+impl Default for QueueConfig {
+    fn default() -> Self {
+        QueueConfig {
+            tick: default_tick(),
+            poll: default_poll(),
+            lease: default_lease(),
+            shutdown_grace: default_grace(),
+            workers: 0,
+        }
+    }
+}
+
+fn default_tick() -> Duration {
+    Duration::from_secs(1)
+}
+fn default_poll() -> Duration {
+    Duration::from_millis(250)
+}
+fn default_lease() -> Duration {
+    Duration::from_secs(30)
+}
+fn default_grace() -> Duration {
+    Duration::from_secs(30)
 }
 
 #[derive(Debug, Deserialize)]

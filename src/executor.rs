@@ -270,7 +270,7 @@ impl Executor {
             return Ok(AttemptEnd::NotSent(h));
         }
         let targets = call.target_strings();
-        let call_id = self
+        let sent = self
             .store
             .record_sent(&CallRecord {
                 run_id,
@@ -281,8 +281,16 @@ impl Executor {
                 request: &call.task,
                 attempt: attempt_no,
             })
-            .await
-            .context("writing the ledger row before the request")?;
+            .await;
+        let call_id = match sent {
+            Ok(id) => id,
+            Err(e) => {
+                if let (Some(shared), Some(slot)) = (&self.shared, slot) {
+                    shared.release(&self.store, slot).await;
+                }
+                return Err(e).context("writing the ledger row before the request");
+            }
+        };
         let attempt = self.client.post(&permit, call.endpoint, &call.task).await;
         drop(permit);
         if let (Some(shared), Some(slot)) = (&self.shared, slot) {
@@ -363,6 +371,55 @@ impl Executor {
                 error: message.clone(),
             },
         })
+    }
+
+    /// For a re-claimed work item: if an earlier attempt's answer was paid for and
+    /// stored raw (its worker died before the rows were written), finishes the item
+    /// from that answer without a request. `None` when there is no such answer.
+    #[instrument(skip_all, fields(endpoint = %call.endpoint))]
+    pub async fn recover(
+        &self,
+        run_id: i64,
+        call: &CallSpec,
+        fence: Fence,
+    ) -> anyhow::Result<Option<AttemptEnd>> {
+        let Some((call_id, raw_id, received_at, body)) = self
+            .store
+            .paid_answer(run_id, &call.task)
+            .await
+            .context("looking for an answer already paid for")?
+        else {
+            return Ok(None);
+        };
+        info!(
+            raw_response_id = raw_id,
+            "finishing from an answer already paid for; no request"
+        );
+        let ctx = Context {
+            endpoint: call.endpoint,
+            raw_response_id: raw_id,
+            collected_at: received_at,
+            request: &call.task,
+        };
+        Ok(Some(match normalize::normalize(&ctx, &body) {
+            Ok(batch) => match self
+                .store
+                .complete_with_rows(fence, call_id, &batch)
+                .await
+                .context("writing normalized rows")?
+            {
+                Some(rows) => AttemptEnd::Stored { rows },
+                None => AttemptEnd::Stale,
+            },
+            Err(e) => {
+                let why = e.to_string();
+                self.store
+                    .record_normalize_failure(call_id, &why)
+                    .await
+                    .context("recording a normalization failure")?;
+                AttemptEnd::Invalid(why)
+            }
+        }))
     }
 
     /// Executes one call to its end in this process: success, a fatal answer, a halt
@@ -525,11 +582,56 @@ pub struct SharedLimits {
     pub holder: String,
     pub max_in_flight: i32,
     pub max_per_minute: i64,
-    /// How long a slot stays held if its holder dies (the request timeout plus a margin).
+    /// How long a slot stays held if its holder dies; [`SharedLimits::keep_alive`]
+    /// renews the slots of a live holder.
     pub lease: Duration,
+    /// Slots this process holds now: only these are renewed, so a slot whose release
+    /// failed (Postgres restarting) lapses instead of leaking.
+    pub held: Arc<Mutex<std::collections::HashSet<i32>>>,
 }
 
 impl SharedLimits {
+    pub fn new(
+        holder: String,
+        max_in_flight: i32,
+        max_per_minute: i64,
+        lease: Duration,
+    ) -> SharedLimits {
+        SharedLimits {
+            holder,
+            max_in_flight,
+            max_per_minute,
+            lease,
+            held: Arc::default(),
+        }
+    }
+
+    /// Renews this holder's slot leases every third of a lease until `stop`.
+    pub fn keep_alive(&self, store: Store, stop: CancellationToken) -> tokio::task::JoinHandle<()> {
+        let this = self.clone();
+        tokio::spawn(async move {
+            loop {
+                tokio::select! {
+                    _ = stop.cancelled() => return,
+                    _ = tokio::time::sleep(this.lease / 3) => {}
+                }
+                let held: Vec<i32> = this
+                    .held
+                    .lock()
+                    .expect("held slots")
+                    .iter()
+                    .copied()
+                    .collect();
+                if held.is_empty() {
+                    continue;
+                }
+                if let Err(e) = store.renew_api_slots(&this.holder, &held, this.lease).await {
+                    warn!(error = %e, "renewing the shared API slots failed; retrying");
+                }
+            }
+        })
+    }
+
     async fn acquire(&self, store: &Store) -> anyhow::Result<i32> {
         loop {
             match store
@@ -542,15 +644,19 @@ impl SharedLimits {
                 .await
                 .context("taking a shared API slot")?
             {
-                Ok(slot) => return Ok(slot),
+                Ok(slot) => {
+                    self.held.lock().expect("held slots").insert(slot);
+                    return Ok(slot);
+                }
                 Err(wait) => tokio::time::sleep(wait).await,
             }
         }
     }
 
     async fn release(&self, store: &Store, slot: i32) {
+        self.held.lock().expect("held slots").remove(&slot);
         if let Err(e) = store.release_api_slot(slot, &self.holder).await {
-            // The lease lapses on its own.
+            // No longer renewed: the lease lapses on its own.
             warn!(error = %e, slot, "releasing a shared API slot failed");
         }
     }

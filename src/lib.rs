@@ -7,6 +7,7 @@ pub mod api;
 pub mod cli;
 pub mod cluster;
 pub mod config;
+pub mod daemon;
 pub mod executor;
 pub mod jobs;
 pub mod money;

@@ -243,12 +243,20 @@ async fn try_process(
     }
     let beat = CancellationToken::new();
     let heartbeat = tokio::spawn(heartbeat(store.clone(), fence, cfg.lease, beat.clone()));
-    let end = exec
-        .attempt(Some(item.run_id), &call, item.attempt, Some(fence))
-        .await;
+    let end = async {
+        // A re-claimed item may have been paid for already: never buy it twice.
+        if item.attempt > 1
+            && let Some(end) = exec.recover(item.run_id, &call, fence).await?
+        {
+            return Ok(end);
+        }
+        exec.attempt(Some(item.run_id), &call, item.attempt, Some(fence))
+            .await
+    }
+    .await;
     beat.cancel();
     let _ = heartbeat.await;
-    let end = end?;
+    let end: AttemptEnd = end?;
     let policy = exec.client().retry_policy();
     match &end {
         AttemptEnd::Stored { rows } => debug!(rows, "work done"),

@@ -238,6 +238,29 @@ impl Store {
         Ok(rows.iter().map(work_item).collect())
     }
 
+    /// The stored answer of an earlier attempt of this call in this run, if one was
+    /// paid for and stored raw but its work item never completed (its worker died
+    /// between the answer and the rows). Re-claiming work uses it instead of buying
+    /// the answer again. Returns (api_calls.id, raw_responses.id, received_at, body).
+    pub async fn paid_answer(
+        &self,
+        run_id: i64,
+        task: &Value,
+    ) -> Result<Option<(i64, i64, DateTime<Utc>, Value)>, StoreError> {
+        let row = sqlx::query(
+            "SELECT c.id, r.id, r.received_at, r.body
+             FROM linkledger.api_calls c
+             JOIN linkledger.raw_responses r ON r.api_call_id = c.id
+             WHERE c.run_id = $1 AND c.request = $2 AND c.outcome = 'ok'
+             ORDER BY c.id DESC LIMIT 1",
+        )
+        .bind(run_id)
+        .bind(task)
+        .fetch_optional(self.pool())
+        .await?;
+        Ok(row.map(|r| (r.get(0), r.get(1), r.get(2), r.get(3))))
+    }
+
     /// Renews a claim's lease; `false` when the claim was lost.
     pub async fn heartbeat(&self, fence: Fence, lease: Duration) -> Result<bool, StoreError> {
         let done = sqlx::query(
@@ -520,6 +543,26 @@ impl Store {
         .execute(self.pool())
         .await?;
         Ok(())
+    }
+
+    /// Extends the leases of the given slots `holder` holds: a live process keeps its
+    /// slots, a dead one's lapse within one lease.
+    pub async fn renew_api_slots(
+        &self,
+        holder: &str,
+        slots: &[i32],
+        lease: Duration,
+    ) -> Result<u64, StoreError> {
+        let done = sqlx::query(
+            "UPDATE linkledger.api_slots SET lease_expires_at = now() + $3 * interval '1 millisecond'
+             WHERE holder = $1 AND slot = ANY($2)",
+        )
+        .bind(holder)
+        .bind(slots)
+        .bind(lease.as_millis() as i64)
+        .execute(self.pool())
+        .await?;
+        Ok(done.rows_affected())
     }
 
     pub async fn release_api_slot(&self, slot: i32, holder: &str) -> Result<(), StoreError> {

@@ -2,8 +2,10 @@
 
 mod client;
 mod common;
+mod daemon;
 mod endpoints;
 mod jobs_check;
+mod queue;
 mod schema;
 mod secrets;
 mod summary;

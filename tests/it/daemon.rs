@@ -1,0 +1,436 @@
+//! The daemon as a process: replicas, kill -9, a Postgres restart, SIGTERM, shared
+//! limits, health and metrics.
+
+use std::process::Stdio;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use linkledger::sandbox::{Sandbox, SandboxOptions};
+use nix::sys::signal::{Signal, kill};
+use nix::unistd::Pid;
+use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
+
+use crate::common::*;
+
+/// A running `linkledger run`.
+struct Daemon {
+    child: tokio::process::Child,
+    addr: String,
+    log: Arc<Mutex<String>>,
+}
+
+impl Daemon {
+    async fn start(dir: &std::path::Path, env: &[(String, String)]) -> Daemon {
+        let mut cmd = tokio::process::Command::new(env!("CARGO_BIN_EXE_linkledger"));
+        cmd.current_dir(dir).arg("run").env_clear();
+        for key in ["PATH", "HOME"] {
+            if let Ok(v) = std::env::var(key) {
+                cmd.env(key, v);
+            }
+        }
+        cmd.env("LINKLEDGER_LOG", "info");
+        for (k, v) in env {
+            cmd.env(k, v);
+        }
+        cmd.stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .kill_on_drop(true);
+        let mut child = cmd.spawn().expect("starting the daemon");
+        let log = Arc::new(Mutex::new(String::new()));
+        let mut stderr = child.stderr.take().unwrap();
+        let l = log.clone();
+        tokio::spawn(async move {
+            let mut buf = vec![0u8; 8192];
+            while let Ok(n) = stderr.read(&mut buf).await {
+                if n == 0 {
+                    break;
+                }
+                l.lock()
+                    .unwrap()
+                    .push_str(&String::from_utf8_lossy(&buf[..n]));
+            }
+        });
+        let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+        let addr = tokio::time::timeout(Duration::from_secs(60), async {
+            while let Some(line) = lines.next_line().await.unwrap() {
+                if let Some(url) =
+                    line.strip_prefix("linkledger daemon: /healthz and /metrics on http://")
+                {
+                    return url.trim().to_string();
+                }
+            }
+            panic!(
+                "the daemon exited before it served: {}",
+                log.lock().unwrap()
+            );
+        })
+        .await
+        .expect("the daemon started within a minute");
+        tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
+        Daemon { child, addr, log }
+    }
+
+    fn signal(&self, sig: Signal) {
+        kill(Pid::from_raw(self.child.id().expect("running") as i32), sig)
+            .expect("signalling the daemon");
+    }
+
+    async fn wait(&mut self, within: Duration) -> std::process::ExitStatus {
+        tokio::time::timeout(within, self.child.wait())
+            .await
+            .unwrap_or_else(|_| panic!("the daemon did not exit within {within:?}: {}", self.log()))
+            .unwrap()
+    }
+
+    fn log(&self) -> String {
+        self.log.lock().unwrap().clone()
+    }
+
+    async fn get(&self, path: &str) -> (u16, String) {
+        let mut s = tokio::net::TcpStream::connect(&self.addr).await.unwrap();
+        s.write_all(format!("GET {path} HTTP/1.0\r\nHost: x\r\n\r\n").as_bytes())
+            .await
+            .unwrap();
+        let mut out = String::new();
+        s.read_to_string(&mut out).await.unwrap();
+        let status = out.split_whitespace().nth(1).unwrap().parse().unwrap();
+        (status, out)
+    }
+}
+
+fn daemon_env(db_url: &str, sb: &Sandbox, extra: &[(&str, &str)]) -> Vec<(String, String)> {
+    let mut env = vec![
+        ("DATABASE_URL".to_string(), db_url.to_string()),
+        ("LINKLEDGER_API__BASE_URL".into(), sb.base_url()),
+        ("DATAFORSEO_LOGIN".into(), "sandbox".into()),
+        ("DATAFORSEO_PASSWORD".into(), "sandbox".into()),
+        ("LINKLEDGER_API__RETRY_BASE_DELAY".into(), "5ms".into()),
+        ("LINKLEDGER_API__RETRY_MAX_DELAY".into(), "50ms".into()),
+        ("LINKLEDGER_SERVER__LISTEN".into(), "127.0.0.1:0".into()),
+        ("LINKLEDGER_QUEUE__TICK".into(), "100ms".into()),
+        ("LINKLEDGER_QUEUE__POLL".into(), "20ms".into()),
+        ("LINKLEDGER_QUEUE__LEASE".into(), "2s".into()),
+        ("LINKLEDGER_QUEUE__SHUTDOWN_GRACE".into(), "5s".into()),
+    ];
+    for (k, v) in extra {
+        env.retain(|(key, _)| key != k);
+        env.push((k.to_string(), v.to_string()));
+    }
+    env
+}
+
+fn summary_job(n: usize, schedule: &str, catch_up: &str) -> String {
+    let targets: Vec<String> = (0..n).map(|i| format!("\"d{i:03}.example.com\"")).collect();
+    format!(
+        "name = \"daemon\"\ntargets = [{}]\n[[collect]]\nendpoint = \"summary\"\nschedule = \"{schedule}\"\n{catch_up}\n",
+        targets.join(", ")
+    )
+}
+
+#[tokio::test]
+async fn two_daemons_on_one_database_enqueue_and_call_each_fire_once() {
+    let db = TestDb::new().await;
+    let store = db.store().await;
+    let sb = default_sandbox().await;
+    // Every minute, with the last five minutes' fires caught up at start: several
+    // fires at once, which both daemons race to enqueue.
+    let wd = Workdir::new(&[(
+        "daemon.toml",
+        &summary_job(
+            3,
+            "* * * * *",
+            "catch_up = \"all\"\ncatch_up_window = \"5m\"",
+        ),
+    )]);
+    let env = daemon_env(&db.url, &sb, &[]);
+    let (mut a, mut b) = tokio::join!(
+        Daemon::start(wd.path(), &env),
+        Daemon::start(wd.path(), &env)
+    );
+    wait_for(Duration::from_secs(60), "five fires executed", || async {
+        count(
+            &store,
+            "SELECT count(*) FROM linkledger.work WHERE state = 'succeeded'",
+        )
+        .await
+            >= 15
+    })
+    .await;
+    let (status, body) = a.get("/healthz").await;
+    assert_eq!(status, 200, "{body}");
+    let (status, metrics) = b.get("/metrics").await;
+    assert_eq!(status, 200);
+    assert!(
+        metrics.contains("# TYPE linkledger_api_calls counter"),
+        "{metrics}"
+    );
+    assert!(metrics.contains("linkledger_queue_depth"), "{metrics}");
+    a.signal(Signal::SIGTERM);
+    b.signal(Signal::SIGTERM);
+    assert!(
+        a.wait(Duration::from_secs(15)).await.success(),
+        "{}",
+        a.log()
+    );
+    assert!(
+        b.wait(Duration::from_secs(15)).await.success(),
+        "{}",
+        b.log()
+    );
+
+    let fires = count(&store, "SELECT count(*) FROM linkledger.fires").await;
+    assert!(fires >= 5, "{fires} fires");
+    assert_eq!(
+        count(&store, "SELECT count(*) FROM linkledger.work").await,
+        3 * fires
+    );
+    let succeeded = count(
+        &store,
+        "SELECT count(*) FROM linkledger.work WHERE state = 'succeeded'",
+    )
+    .await;
+    // Each succeeded item was one request: nothing was called twice.
+    assert_eq!(sb.stats().requests as i64, succeeded, "{:?}", sb.stats());
+    assert_eq!(
+        count(
+            &store,
+            "SELECT count(*) FROM linkledger.api_calls WHERE endpoint = 'summary'"
+        )
+        .await,
+        succeeded
+    );
+    assert_eq!(ledger_total(&store).await, sb.stats().charged_usd.decimal());
+    let enqueuers = count(
+        &store,
+        "SELECT count(DISTINCT enqueued_by) FROM linkledger.fires",
+    )
+    .await;
+    assert!(enqueuers >= 1);
+    assert_eq!(
+        count(
+            &store,
+            "SELECT count(*) FROM linkledger.work WHERE state = 'running'"
+        )
+        .await,
+        0
+    );
+}
+
+#[tokio::test]
+async fn sigterm_stops_the_daemon_within_the_deadline_with_nothing_left_claimed() {
+    let db = TestDb::new().await;
+    let store = db.store().await;
+    let sb = sandbox(SandboxOptions {
+        latency: Duration::from_millis(400),
+        ..SandboxOptions::default()
+    })
+    .await;
+    let wd = Workdir::new(&[("daemon.toml", &summary_job(12, "* * * * *", ""))]);
+    let env = daemon_env(&db.url, &sb, &[("LINKLEDGER_API__MAX_IN_FLIGHT", "2")]);
+    let mut d = Daemon::start(wd.path(), &env).await;
+    wait_for(Duration::from_secs(30), "calls in flight", || async {
+        count(
+            &store,
+            "SELECT count(*) FROM linkledger.api_calls WHERE outcome = 'ok'",
+        )
+        .await
+            >= 2
+    })
+    .await;
+    let t = Instant::now();
+    d.signal(Signal::SIGTERM);
+    let status = d.wait(Duration::from_secs(10)).await;
+    assert!(status.success(), "{}", d.log());
+    assert!(
+        t.elapsed() < Duration::from_secs(7),
+        "stopped after {:?}",
+        t.elapsed()
+    );
+    assert_eq!(
+        count(
+            &store,
+            "SELECT count(*) FROM linkledger.work WHERE state = 'running'"
+        )
+        .await,
+        0
+    );
+    // The calls in flight were let finish, and the rest is back in the queue.
+    assert_eq!(
+        count(
+            &store,
+            "SELECT count(*) FROM linkledger.api_calls WHERE outcome = 'sent'"
+        )
+        .await,
+        0
+    );
+    assert!(
+        count(
+            &store,
+            "SELECT count(*) FROM linkledger.work WHERE state = 'queued'"
+        )
+        .await
+            > 0
+    );
+    assert_eq!(
+        count(
+            &store,
+            "SELECT count(*) FROM linkledger.api_slots WHERE holder IS NOT NULL"
+        )
+        .await,
+        0
+    );
+}
+
+#[tokio::test]
+async fn after_kill_9_the_restarted_daemon_finishes_the_run_without_paying_twice() {
+    let db = TestDb::new().await;
+    let store = db.store().await;
+    let sb = sandbox(SandboxOptions {
+        latency: Duration::from_millis(150),
+        ..SandboxOptions::default()
+    })
+    .await;
+    let wd = Workdir::new(&[("daemon.toml", &summary_job(24, "* * * * *", ""))]);
+    let env = daemon_env(&db.url, &sb, &[("LINKLEDGER_API__MAX_IN_FLIGHT", "3")]);
+    let mut first = Daemon::start(wd.path(), &env).await;
+    wait_for(Duration::from_secs(30), "some targets stored", || async {
+        count(&store, "SELECT count(*) FROM linkledger.summary").await >= 6
+    })
+    .await;
+    first.signal(Signal::SIGKILL);
+    first.wait(Duration::from_secs(10)).await;
+    let requests_at_kill = sb.stats().requests;
+
+    let mut second = Daemon::start(wd.path(), &env).await;
+    wait_for(Duration::from_secs(60), "every target stored", || async {
+        count(&store, "SELECT count(*) FROM linkledger.summary").await == 24
+    })
+    .await;
+    wait_for(Duration::from_secs(10), "the run closed", || async {
+        count(&store, "SELECT count(*) FROM linkledger.runs WHERE kind = 'scheduled' AND status = 'succeeded'").await == 1
+    })
+    .await;
+    second.signal(Signal::SIGTERM);
+    assert!(
+        second.wait(Duration::from_secs(15)).await.success(),
+        "{}",
+        second.log()
+    );
+
+    let stats = sb.stats();
+    assert!(
+        requests_at_kill < 24,
+        "the kill came mid-run ({requests_at_kill} requests)"
+    );
+    // Only calls in flight at the kill (at most max_in_flight) may have been made twice.
+    assert!(stats.requests <= 24 + 3, "{stats:?}");
+    assert_eq!(
+        count(&store, "SELECT count(*) FROM linkledger.fires").await,
+        1
+    );
+    assert_eq!(
+        ledger_total(&store).await,
+        stats.charged_usd.decimal(),
+        "{stats:?}"
+    );
+}
+
+#[tokio::test]
+async fn the_daemon_carries_on_after_postgres_restarts() {
+    // A cluster of our own, so it can be restarted.
+    let cluster = tokio::task::spawn_blocking(linkledger::cluster::Cluster::start)
+        .await
+        .unwrap()
+        .expect("a throwaway cluster");
+    let url = cluster.url_for("postgres");
+    let store = linkledger::store::Store::connect(&secrecy::SecretString::from(url.clone()), 4)
+        .await
+        .unwrap();
+    store.migrate().await.unwrap();
+    let sb = sandbox(SandboxOptions {
+        latency: Duration::from_millis(100),
+        ..SandboxOptions::default()
+    })
+    .await;
+    let wd = Workdir::new(&[("daemon.toml", &summary_job(30, "* * * * *", ""))]);
+    let env = daemon_env(&url, &sb, &[("LINKLEDGER_API__MAX_IN_FLIGHT", "3")]);
+    let mut d = Daemon::start(wd.path(), &env).await;
+    wait_for(Duration::from_secs(30), "some targets stored", || async {
+        count(&store, "SELECT count(*) FROM linkledger.summary").await >= 3
+    })
+    .await;
+    let cluster = tokio::task::spawn_blocking(move || {
+        cluster.restart().expect("restarting PostgreSQL");
+        cluster
+    })
+    .await
+    .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(90);
+    loop {
+        let n = sqlx::query_scalar::<_, i64>("SELECT count(*) FROM linkledger.summary")
+            .fetch_one(store.pool())
+            .await
+            .unwrap_or(-1);
+        if n == 30 {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "only {n} of 30 targets stored after the restart; daemon log:\n{}",
+            d.log()
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(
+        d.child.try_wait().unwrap().is_none(),
+        "the daemon kept running: {}",
+        d.log()
+    );
+    let (status, body) = d.get("/healthz").await;
+    assert_eq!(status, 200, "{body}");
+    d.signal(Signal::SIGTERM);
+    assert!(
+        d.wait(Duration::from_secs(15)).await.success(),
+        "{}",
+        d.log()
+    );
+    drop(store);
+    drop(cluster);
+}
+
+#[tokio::test]
+async fn two_daemons_together_stay_within_the_accounts_in_flight_limit() {
+    let db = TestDb::new().await;
+    let store = db.store().await;
+    // The account allows 4 open requests; each daemon is configured for 4.
+    let sb = sandbox(SandboxOptions {
+        latency: Duration::from_millis(100),
+        max_in_flight: 4,
+        ..SandboxOptions::default()
+    })
+    .await;
+    let wd = Workdir::new(&[("daemon.toml", &summary_job(60, "* * * * *", ""))]);
+    let env = daemon_env(&db.url, &sb, &[("LINKLEDGER_API__MAX_IN_FLIGHT", "4")]);
+    let (mut a, mut b) = tokio::join!(
+        Daemon::start(wd.path(), &env),
+        Daemon::start(wd.path(), &env)
+    );
+    wait_for(Duration::from_secs(60), "every target stored", || async {
+        count(&store, "SELECT count(*) FROM linkledger.summary").await == 60
+    })
+    .await;
+    a.signal(Signal::SIGTERM);
+    b.signal(Signal::SIGTERM);
+    a.wait(Duration::from_secs(15)).await;
+    b.wait(Duration::from_secs(15)).await;
+    let stats = sb.stats();
+    assert!(stats.max_in_flight <= 4, "{stats:?}");
+    assert_eq!(stats.throttled, 0, "{stats:?}");
+    assert_eq!(stats.requests, 60);
+    let workers = count(
+        &store,
+        "SELECT count(DISTINCT split_part(leased_by, '/', 1)) FROM linkledger.work",
+    )
+    .await;
+    assert_eq!(workers, 2, "both daemons executed calls");
+}

@@ -1,0 +1,311 @@
+//! The work queue: contention between workers, fencing of lost claims, schedule fires.
+
+use std::time::Duration;
+
+use chrono::{TimeZone, Utc};
+use linkledger::executor::new_work;
+use linkledger::queue::{WorkerConfig, Workers};
+use linkledger::store::{Fence, RunKind, Store, Terminal};
+use secrecy::SecretString;
+use tokio_util::sync::CancellationToken;
+
+use crate::common::*;
+
+/// Enqueues one `bulk_ranks` call per target under a new run.
+async fn enqueue_calls(store: &Store, targets: &[String]) -> i64 {
+    let run = store.start_run("contention", RunKind::Once).await.unwrap();
+    let job = job_for("bulk_ranks", &targets[..1], "");
+    let mut work = Vec::new();
+    for t in targets {
+        let mut call = linkledger::plan::plan_job(&job, today()).remove(0);
+        call.targets = vec![linkledger::api::Target::parse(t).unwrap()];
+        call.task = serde_json::json!({"targets": [t]});
+        work.push(new_work(&call));
+    }
+    store.enqueue(run, 5, &work).await.unwrap();
+    run
+}
+
+#[tokio::test]
+async fn several_workers_on_several_connections_claim_and_execute_each_call_exactly_once() {
+    let db = TestDb::new().await;
+    let store = db.store().await;
+    let sb = default_sandbox().await;
+    let targets: Vec<String> = (0..2000).map(|i| format!("c{i:04}.example.org")).collect();
+    let run = enqueue_calls(&store, &targets).await;
+
+    let mut handles = Vec::new();
+    for w in 0..4 {
+        // Each worker has its own pool: separate connections, separate claims.
+        let own = Store::connect(&SecretString::from(db.url.clone()), 4)
+            .await
+            .unwrap();
+        let exec = executor(&own, &sb, 8);
+        let workers = Workers::new(
+            exec,
+            WorkerConfig {
+                worker_id: format!("test-worker-{w}"),
+                concurrency: 8,
+                lease: Duration::from_secs(30),
+                poll: Duration::from_millis(5),
+                shutdown_grace: Duration::from_secs(5),
+            },
+        );
+        handles.push(tokio::spawn(async move {
+            workers
+                .run_until_done(&[run], CancellationToken::new())
+                .await
+        }));
+    }
+    for h in handles {
+        h.await.unwrap().unwrap();
+    }
+    let stats = sb.stats();
+    assert_eq!(stats.requests, 2000, "each call made once: {stats:?}");
+    let (succeeded, claims, workers): (i64, i64, i64) = sqlx::query_as(
+        "SELECT count(*) FILTER (WHERE state = 'succeeded'), coalesce(sum(attempt), 0)::bigint,
+                count(DISTINCT leased_by)
+         FROM linkledger.work WHERE run_id = $1",
+    )
+    .bind(run)
+    .fetch_one(store.pool())
+    .await
+    .unwrap();
+    assert_eq!(succeeded, 2000);
+    assert_eq!(claims, 2000, "no item was claimed twice");
+    assert!(workers >= 2, "the work was shared: {workers} workers");
+    assert_eq!(
+        count(
+            &store,
+            "SELECT count(*) FROM linkledger.api_calls WHERE endpoint = 'bulk_ranks'"
+        )
+        .await,
+        2000
+    );
+    assert_eq!(
+        count(
+            &store,
+            "SELECT count(DISTINCT target) FROM linkledger.bulk_ranks"
+        )
+        .await,
+        2000
+    );
+    let status: String = sqlx::query_scalar("SELECT status FROM linkledger.runs WHERE id = $1")
+        .bind(run)
+        .fetch_one(store.pool())
+        .await
+        .unwrap();
+    assert_eq!(status, "succeeded");
+}
+
+#[tokio::test]
+async fn a_worker_whose_lease_expired_cannot_complete_its_stale_attempt_and_the_new_claim_reuses_its_paid_answer()
+ {
+    let db = TestDb::new().await;
+    let store = db.store().await;
+    let sb = default_sandbox().await;
+    let run = enqueue_calls(&store, &["fenced.example.org".to_string()]).await;
+
+    // Worker A claims with a lease that lapses at once.
+    let a = store
+        .claim("worker-a", Duration::from_millis(1), 1, Some(&[run]))
+        .await
+        .unwrap();
+    assert_eq!(a.len(), 1);
+    let stale = Fence {
+        work_id: a[0].id,
+        attempt: a[0].attempt,
+    };
+    wait_for(Duration::from_secs(5), "the lease to lapse", || async {
+        count(
+            &store,
+            "SELECT count(*) FROM linkledger.work WHERE lease_expires_at < now()",
+        )
+        .await
+            == 1
+    })
+    .await;
+    // Worker B claims the expired item: crash recovery is just the claim.
+    let b = store
+        .claim("worker-b", Duration::from_secs(30), 1, Some(&[run]))
+        .await
+        .unwrap();
+    assert_eq!(b.len(), 1);
+    assert_eq!(b[0].attempt, stale.attempt + 1);
+    let fresh = Fence {
+        work_id: b[0].id,
+        attempt: b[0].attempt,
+    };
+
+    // A's attempt comes back late: it is paid (the ledger has it) but cannot complete
+    // the item, write rows, heartbeat, retry or fail it.
+    let exec = executor(&store, &sb, 2);
+    let call = linkledger::plan::CallSpec {
+        job: a[0].job.clone(),
+        collection: a[0].collection.clone(),
+        endpoint: linkledger::api::Endpoint::BulkRanks,
+        targets: vec![linkledger::api::Target::parse("fenced.example.org").unwrap()],
+        task: a[0].task.clone(),
+        estimated_rows: 1,
+    };
+    let end = exec
+        .attempt(Some(run), &call, stale.attempt, Some(stale))
+        .await
+        .unwrap();
+    assert_eq!(end, linkledger::executor::AttemptEnd::Stale);
+    assert_eq!(
+        count(&store, "SELECT count(*) FROM linkledger.bulk_ranks").await,
+        0
+    );
+    assert!(
+        !store
+            .heartbeat(stale, Duration::from_secs(30))
+            .await
+            .unwrap()
+    );
+    assert!(
+        !store
+            .finish_work(stale, Terminal::Failed, "stale")
+            .await
+            .unwrap()
+    );
+    assert!(
+        !store
+            .retry_work(stale, Duration::ZERO, true, "stale")
+            .await
+            .unwrap()
+    );
+    assert!(!store.release_work(stale).await.unwrap());
+    assert_eq!(
+        count(&store, "SELECT count(*) FROM linkledger.work WHERE state = 'running' AND leased_by = 'worker-b'").await,
+        1
+    );
+    // B finishes the item from the answer A paid for: no second request.
+    assert_eq!(sb.stats().requests, 1);
+    let end = exec.recover(run, &call, fresh).await.unwrap();
+    assert!(
+        matches!(end, Some(linkledger::executor::AttemptEnd::Stored { .. })),
+        "{end:?}"
+    );
+    assert_eq!(
+        sb.stats().requests,
+        1,
+        "the paid answer was not bought again"
+    );
+    assert_eq!(
+        count(&store, "SELECT count(*) FROM linkledger.bulk_ranks").await,
+        1
+    );
+    assert_eq!(
+        count(
+            &store,
+            "SELECT count(*) FROM linkledger.work WHERE state = 'succeeded'"
+        )
+        .await,
+        1
+    );
+}
+
+#[tokio::test]
+async fn each_fire_is_enqueued_once_however_many_schedulers_tick() {
+    let db = TestDb::new().await;
+    let store = db.store().await;
+    let job = job(
+        "name = \"fires\"\ntargets = [\"a.com\", \"b.com\"]\n[[collect]]\nendpoint = \"summary\"\nschedule = \"*/10 * * * *\"\ncatch_up = \"all\"\ncatch_up_window = \"1h\"\n",
+    );
+    let now = Utc.with_ymd_and_hms(2026, 11, 25, 12, 5, 0).unwrap();
+    let mut schedulers: Vec<_> = (0..3)
+        .map(|i| {
+            linkledger::daemon::Scheduler::new(store.clone(), vec![job.clone()], format!("s{i}"), 5)
+        })
+        .collect();
+    let mut enqueued = 0;
+    for s in &mut schedulers {
+        enqueued += s.tick(now).await.unwrap().len();
+    }
+    // 11:10, 11:20, ..., 12:00 are within the hour before 12:05.
+    assert_eq!(enqueued, 6);
+    for s in &mut schedulers {
+        enqueued += s
+            .tick(now + chrono::Duration::minutes(10))
+            .await
+            .unwrap()
+            .len();
+    }
+    assert_eq!(enqueued, 7, "12:10 once");
+    assert_eq!(
+        count(&store, "SELECT count(*) FROM linkledger.fires").await,
+        7
+    );
+    assert_eq!(
+        count(&store, "SELECT count(*) FROM linkledger.work").await,
+        14
+    );
+    assert_eq!(
+        count(
+            &store,
+            "SELECT count(*) FROM linkledger.runs WHERE kind = 'scheduled'"
+        )
+        .await,
+        7
+    );
+}
+
+#[tokio::test]
+async fn missed_fires_follow_the_catch_up_policy() {
+    let db = TestDb::new().await;
+    let store = db.store().await;
+    let body = |policy: &str| {
+        format!(
+            "name = \"{policy}\"\ntargets = [\"a.com\"]\n[[collect]]\nendpoint = \"summary\"\nschedule = \"0 * * * *\"\ncatch_up = \"{policy}\"\ncatch_up_window = \"1d\"\n"
+        )
+    };
+    let jobs: Vec<_> = ["latest", "skip", "all"]
+        .iter()
+        .map(|p| job(&body(p)))
+        .collect();
+    let t0 = Utc.with_ymd_and_hms(2026, 11, 25, 8, 30, 0).unwrap();
+    // A daemon ran at 08:30 and stopped; the next one starts at 14:30.
+    linkledger::daemon::Scheduler::new(store.clone(), jobs.clone(), "first".into(), 5)
+        .tick(t0)
+        .await
+        .unwrap();
+    let fired = |job: &'static str| {
+        let store = store.clone();
+        async move {
+            count(
+                &store,
+                &format!("SELECT count(*) FROM linkledger.fires WHERE job = '{job}'"),
+            )
+            .await
+        }
+    };
+    let before = (
+        fired("latest").await,
+        fired("skip").await,
+        fired("all").await,
+    );
+    let mut later = linkledger::daemon::Scheduler::new(store.clone(), jobs, "second".into(), 5);
+    later.tick(t0 + chrono::Duration::hours(6)).await.unwrap();
+    // Missed: 09:00 ... 14:00 (6 fires).
+    assert_eq!(
+        fired("latest").await - before.0,
+        1,
+        "latest: only the newest missed fire"
+    );
+    assert_eq!(fired("skip").await - before.1, 0, "skip: none");
+    assert_eq!(
+        fired("all").await - before.2,
+        6,
+        "all: every missed fire in the window"
+    );
+    let newest: chrono::DateTime<Utc> =
+        sqlx::query_scalar("SELECT max(scheduled_for) FROM linkledger.fires WHERE job = 'latest'")
+            .fetch_one(store.pool())
+            .await
+            .unwrap();
+    assert_eq!(
+        newest,
+        Utc.with_ymd_and_hms(2026, 11, 25, 14, 0, 0).unwrap()
+    );
+}
