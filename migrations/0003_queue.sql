@@ -103,3 +103,13 @@ COMMENT ON COLUMN linkledger.queue.state IS 'Work state';
 COMMENT ON COLUMN linkledger.queue.items IS 'Work items in the state';
 COMMENT ON COLUMN linkledger.queue.oldest IS 'When the oldest item in the state was enqueued';
 COMMENT ON COLUMN linkledger.queue.last_finished IS 'When the last item reached the state, for terminal states';
+
+-- A request whose process died before its answer arrived is 'abandoned' once its
+-- work is claimed again: the API most likely charged it, so the ledger carries the
+-- list-price estimate for it (an answer arriving later still overwrites it).
+ALTER TABLE linkledger.api_calls DROP CONSTRAINT api_calls_outcome_check;
+ALTER TABLE linkledger.api_calls ADD CONSTRAINT api_calls_outcome_check
+    CHECK (outcome IN ('sent', 'ok', 'throttled', 'retryable', 'halt', 'daily_limit',
+                       'rejected', 'invalid_response', 'abandoned'));
+COMMENT ON COLUMN linkledger.api_calls.cost_usd IS 'Cost the API reported for the request, USD; for outcome abandoned (no answer ever arrived) the list-price estimate';
+COMMENT ON COLUMN linkledger.api_calls.outcome IS 'sent (no answer recorded yet), ok, throttled, retryable, halt (auth/payment), daily_limit, rejected (request error, not retried), invalid_response (stored raw but could not be normalized), abandoned (the process died before the answer)';

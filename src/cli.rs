@@ -181,6 +181,7 @@ async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
         }
         Command::Run { once, job } => {
             let cfg = config()?;
+            let loaded_from = crate::daemon::fingerprint(&cfg.jobs.dir);
             let jobs = load_jobs(&cfg)?;
             let creds = cfg.api.credentials()?;
             let client = Client::with_credentials(&cfg.api, &creds)?;
@@ -191,7 +192,7 @@ async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
                     );
                 }
                 let store = connect(&cfg).await?;
-                crate::daemon::run(cfg, jobs, store, client).await?;
+                crate::daemon::run(cfg, jobs, loaded_from, store, client).await?;
                 return Ok(ExitCode::SUCCESS);
             }
             let selected = jobs::select(&jobs, job.as_deref()).map_err(UsageError)?;

@@ -159,8 +159,13 @@ impl Scheduler {
     }
 }
 
-/// What the job directory looks like, to notice edits.
-fn fingerprint(dir: &Path) -> Vec<(PathBuf, SystemTime, u64)> {
+/// What the job directory looks like (files, modification times, sizes), to notice
+/// edits.
+pub type Fingerprint = Vec<(PathBuf, SystemTime, u64)>;
+
+/// Takes the job directory's fingerprint; take it *before* loading the jobs, so an
+/// edit made while they load is noticed.
+pub fn fingerprint(dir: &Path) -> Fingerprint {
     let mut out = Vec::new();
     let mut stack = vec![dir.to_path_buf()];
     while let Some(d) = stack.pop() {
@@ -185,7 +190,13 @@ fn fingerprint(dir: &Path) -> Vec<(PathBuf, SystemTime, u64)> {
 }
 
 /// Runs the daemon until SIGTERM/SIGINT. `jobs` were validated by the caller.
-pub async fn run(cfg: Config, jobs: Vec<Job>, store: Store, client: Client) -> anyhow::Result<()> {
+pub async fn run(
+    cfg: Config,
+    jobs: Vec<Job>,
+    loaded_from: Fingerprint,
+    store: Store,
+    client: Client,
+) -> anyhow::Result<()> {
     let metrics = Arc::new(Metrics::new());
     store
         .ensure_api_slots(cfg.api.max_in_flight as i32)
@@ -289,6 +300,7 @@ pub async fn run(cfg: Config, jobs: Vec<Job>, store: Store, client: Client) -> a
     let ticking = tokio::spawn(schedule_loop(
         scheduler,
         cfg.jobs.dir.clone(),
+        loaded_from,
         cfg.queue.tick,
         reload,
         shutdown.clone(),
@@ -306,6 +318,7 @@ pub async fn run(cfg: Config, jobs: Vec<Job>, store: Store, client: Client) -> a
             lease: cfg.queue.lease,
             poll: cfg.queue.poll,
             shutdown_grace: cfg.queue.shutdown_grace,
+            wait_out_pauses: true,
         },
     );
     info!(listen = %addr, "daemon started");
@@ -342,11 +355,11 @@ async fn watch_signals(shutdown: CancellationToken, reload: Arc<Notify>) {
 async fn schedule_loop(
     mut scheduler: Scheduler,
     dir: PathBuf,
+    mut seen: Fingerprint,
     tick: Duration,
     reload: Arc<Notify>,
     shutdown: CancellationToken,
 ) {
-    let mut seen = fingerprint(&dir);
     loop {
         if let Err(e) = scheduler.tick(Utc::now()).await {
             // Postgres may be restarting; the next tick retries.

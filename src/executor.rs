@@ -12,7 +12,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use anyhow::Context as _;
-use chrono::NaiveDate;
+use chrono::{DateTime, NaiveDate, Utc};
 use serde_json::Value;
 use tokio_util::sync::CancellationToken;
 use tracing::{info, instrument, warn};
@@ -32,6 +32,9 @@ use crate::telemetry::Metrics;
 pub struct Halt {
     pub code: Option<i64>,
     pub message: String,
+    /// When calls may resume on their own (the daily cost limit lifts at 00:00 UTC);
+    /// `None`: only a restart with fixed credentials or funds resumes them.
+    pub until: Option<DateTime<Utc>>,
 }
 
 impl Halt {
@@ -40,10 +43,12 @@ impl Halt {
             Outcome::Halt { code, message } => Some(Halt {
                 code: Some(*code),
                 message: message.clone(),
+                until: None,
             }),
             Outcome::DailyLimit { message } => Some(Halt {
                 code: Some(crate::api::status::DAILY_LIMIT_CODE),
                 message: message.clone(),
+                until: Some(next_utc_midnight(Utc::now())),
             }),
             _ => None,
         }
@@ -74,6 +79,14 @@ impl std::fmt::Display for Halt {
         }
         write!(f, "; {}", self.hint())
     }
+}
+
+/// 00:00 UTC after `now`.
+pub fn next_utc_midnight(now: DateTime<Utc>) -> DateTime<Utc> {
+    (now.date_naive() + chrono::Days::new(1))
+        .and_hms_opt(0, 0, 0)
+        .expect("midnight exists")
+        .and_utc()
 }
 
 /// How one logical call ended.
@@ -176,6 +189,10 @@ impl Executor {
         self
     }
 
+    pub fn metrics(&self) -> Option<&Arc<Metrics>> {
+        self.metrics.as_ref()
+    }
+
     pub fn store(&self) -> &Store {
         &self.store
     }
@@ -186,7 +203,15 @@ impl Executor {
 
     /// Why calls are stopped, if they are.
     pub async fn halted(&self) -> Option<Halt> {
-        self.halt.lock().expect("halt lock").clone()
+        let mut h = self.halt.lock().expect("halt lock");
+        if h.as_ref()
+            .and_then(|h| h.until)
+            .is_some_and(|t| t <= Utc::now())
+        {
+            info!("the pause is over; calls resume");
+            *h = None;
+        }
+        h.clone()
     }
 
     pub(crate) fn set_halt(&self, halt: Halt) {
@@ -383,6 +408,17 @@ impl Executor {
         call: &CallSpec,
         fence: Fence,
     ) -> anyhow::Result<Option<AttemptEnd>> {
+        let abandoned = self
+            .store
+            .abandon_unanswered(run_id, &call.task, call.estimated_cost())
+            .await
+            .context("accounting for requests abandoned in flight")?;
+        if abandoned > 0 {
+            warn!(
+                abandoned,
+                "requests of an earlier claim never got their answer; their list price is booked as an estimate"
+            );
+        }
         let Some((call_id, raw_id, received_at, body)) = self
             .store
             .paid_answer(run_id, &call.task)
@@ -702,4 +738,43 @@ pub async fn replay(
         }
     }
     Ok(report)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_daily_cost_limit_pause_ends_at_the_next_utc_midnight() {
+        let now: DateTime<Utc> = "2026-11-25T13:30:00Z".parse().unwrap();
+        assert_eq!(
+            next_utc_midnight(now),
+            "2026-11-26T00:00:00Z".parse::<DateTime<Utc>>().unwrap()
+        );
+        let just_before: DateTime<Utc> = "2026-11-25T23:59:59Z".parse().unwrap();
+        assert_eq!(
+            next_utc_midnight(just_before),
+            "2026-11-26T00:00:00Z".parse::<DateTime<Utc>>().unwrap()
+        );
+    }
+
+    #[test]
+    fn a_refusal_says_what_to_check() {
+        let h = Halt {
+            code: Some(40100),
+            message: "You are not authorized.".into(),
+            until: None,
+        };
+        let text = h.to_string();
+        assert!(
+            text.contains("40100") && text.contains("credentials"),
+            "{text}"
+        );
+        let h = Halt {
+            code: Some(40210),
+            message: "Insufficient funds.".into(),
+            until: None,
+        };
+        assert!(h.to_string().contains("balance"));
+    }
 }

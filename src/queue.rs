@@ -34,6 +34,9 @@ pub struct WorkerConfig {
     /// On shutdown, how long attempts in flight may take before they are abandoned
     /// and their claims released.
     pub shutdown_grace: Duration,
+    /// Keep work queued through a pause that lifts on its own (the daemon), instead
+    /// of cancelling it (a once-run).
+    pub wait_out_pauses: bool,
 }
 
 impl WorkerConfig {
@@ -45,6 +48,7 @@ impl WorkerConfig {
             lease: Duration::from_secs(30),
             poll: Duration::from_millis(20),
             shutdown_grace: Duration::from_secs(30),
+            wait_out_pauses: false,
         }
     }
 }
@@ -209,7 +213,14 @@ fn call_for(item: &WorkItem) -> Result<CallSpec, String> {
 /// One claim: one attempt, then the item's next state.
 #[instrument(skip_all, fields(work_id = item.id, attempt = item.attempt, endpoint = %item.endpoint))]
 async fn process(exec: Executor, cfg: WorkerConfig, item: WorkItem, shutdown: CancellationToken) {
-    if let Err(e) = try_process(&exec, &cfg, &item, &shutdown).await {
+    if let Some(m) = exec.metrics() {
+        m.worker_busy(1);
+    }
+    let result = try_process(&exec, &cfg, &item, &shutdown).await;
+    if let Some(m) = exec.metrics() {
+        m.worker_busy(-1);
+    }
+    if let Err(e) = result {
         // A database error: the claim is left to lapse and be retried.
         warn!(
             error = format!("{e:#}"),
@@ -273,6 +284,17 @@ async fn try_process(
                 policy.delay(item.failures as u32 + 1)
             };
             store.retry_work(fence, delay, !throttled, error).await?;
+        }
+        // A pause that lifts on its own (the daily cost limit): the daemon waits it
+        // out with the item queued; a once-run does not wait for midnight.
+        AttemptEnd::Halted(h) | AttemptEnd::NotSent(h)
+            if cfg.wait_out_pauses && h.until.is_some() =>
+        {
+            let until = h.until.expect("checked");
+            let delay = (until - chrono::Utc::now()).to_std().unwrap_or_default();
+            store
+                .retry_work(fence, delay, false, &h.to_string())
+                .await?;
         }
         AttemptEnd::Halted(h) => {
             store

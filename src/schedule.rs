@@ -265,7 +265,7 @@ mod tests {
     }
 
     #[test]
-    fn daily_at_six_utc() {
+    fn a_daily_six_oclock_line_fires_at_six_utc_every_day() {
         let s = Schedule::parse("0 6 * * *", None).unwrap();
         assert_eq!(
             s.next_after(utc(2026, 1, 1, 5, 0)),
@@ -297,7 +297,7 @@ mod tests {
     }
 
     #[test]
-    fn nicknames() {
+    fn nicknames_like_daily_and_hourly_mean_what_crontab_says() {
         let s = Schedule::parse("@daily", None).unwrap();
         assert_eq!(
             s.next_after(utc(2026, 5, 5, 13, 0)),
@@ -337,7 +337,7 @@ mod tests {
     }
 
     #[test]
-    fn every_fifteen_minutes() {
+    fn a_step_of_fifteen_minutes_fires_four_times_an_hour() {
         let s = Schedule::parse("*/15 * * * *", None).unwrap();
         let fires = s.fires_between(utc(2026, 1, 1, 0, 0), utc(2026, 1, 1, 1, 0), 100);
         assert_eq!(
@@ -365,7 +365,7 @@ mod tests {
     }
 
     #[test]
-    fn latest_fires_walk_backwards() {
+    fn latest_fires_are_found_walking_backwards_newest_first() {
         let s = Schedule::parse("*/15 * * * *", None).unwrap();
         let fires = s.latest_fires(utc(2020, 1, 1, 0, 0), utc(2026, 1, 1, 1, 0), 3);
         assert_eq!(
@@ -389,7 +389,7 @@ mod tests {
     }
 
     #[test]
-    fn last_day_of_month() {
+    fn l_fires_on_the_last_day_of_every_month() {
         let s = Schedule::parse("0 0 L * *", None).unwrap();
         assert_eq!(
             s.next_after(utc(2026, 2, 1, 0, 0)),
@@ -406,7 +406,7 @@ mod tests {
     }
 
     #[test]
-    fn berlin_spring_forward_fires_once() {
+    fn a_0230_berlin_job_fires_once_on_the_spring_forward_day() {
         let s = Schedule::parse("30 2 * * *", berlin()).unwrap();
         // 2026-03-29: 02:00 CET jumps to 03:00 CEST; 02:30 does not exist.
         let fires = s.fires_between(utc(2026, 3, 28, 12, 0), utc(2026, 3, 29, 12, 0), 10);
@@ -429,7 +429,7 @@ mod tests {
     }
 
     #[test]
-    fn berlin_fall_back_fires_once() {
+    fn a_0230_berlin_job_fires_once_on_the_fall_back_day() {
         let s = Schedule::parse("30 2 * * *", berlin()).unwrap();
         // 2026-10-25: 03:00 CEST goes back to 02:00 CET; 02:30 happens twice.
         let fires = s.fires_between(utc(2026, 10, 24, 12, 0), utc(2026, 10, 25, 12, 0), 10);
@@ -449,7 +449,7 @@ mod tests {
     }
 
     #[test]
-    fn berlin_schedule_is_local_time() {
+    fn a_berlin_schedule_fires_at_berlin_local_time() {
         let s = Schedule::parse("0 6 * * *", berlin()).unwrap();
         // Winter: CET = UTC+1; summer: CEST = UTC+2.
         assert_eq!(
@@ -463,7 +463,7 @@ mod tests {
     }
 
     #[test]
-    fn sunday_is_0_and_7() {
+    fn sunday_is_both_0_and_7() {
         let zero = Schedule::parse("0 0 * * 0", None).unwrap();
         let seven = Schedule::parse("0 0 * * 7", None).unwrap();
         let sun = Schedule::parse("0 0 * * SUN", None).unwrap();
@@ -532,7 +532,7 @@ mod tests {
     }
 
     #[test]
-    fn display_shows_the_zone() {
+    fn a_schedule_displays_with_its_time_zone() {
         let s = Schedule::parse("0 6 * * *", berlin()).unwrap();
         assert_eq!(s.to_string(), "0 6 * * * (Europe/Berlin)");
     }

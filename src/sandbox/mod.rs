@@ -640,10 +640,24 @@ async fn live(
         return shared.answer(endpoint, &request, StatusCode::OK, body, Usd::ZERO);
     }
 
+    // Like the real service, the task is processed (and charged) as soon as it is
+    // accepted; the answer then takes `latency` to arrive. A client that goes away
+    // meanwhile has still paid.
+    let response = respond(&shared, endpoint, &request, started);
     if !shared.opts.latency.is_zero() {
         tokio::time::sleep(shared.opts.latency).await;
     }
+    response
+}
 
+/// The answer to an admitted request, recorded and charged.
+fn respond(
+    shared: &Arc<Shared>,
+    endpoint: Endpoint,
+    request: &Option<Value>,
+    started: Instant,
+) -> Response {
+    let request = request.clone();
     let task_in = match &request {
         Some(Value::Array(tasks)) if tasks.len() == 1 && tasks[0].is_object() => Some(&tasks[0]),
         _ => None,

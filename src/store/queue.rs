@@ -14,6 +14,7 @@ use sqlx::Row;
 use tracing::instrument;
 
 use super::{Store, StoreError, warehouse};
+use crate::money::Usd;
 use crate::normalize::Batch;
 
 /// A claimed work item: one planned API call, with the claim's fencing token.
@@ -259,6 +260,28 @@ impl Store {
         .fetch_optional(self.pool())
         .await?;
         Ok(row.map(|r| (r.get(0), r.get(1), r.get(2), r.get(3))))
+    }
+
+    /// Marks the unanswered requests of earlier claims of this call `abandoned`,
+    /// with the list-price `estimate` as their cost: their process died with the
+    /// request in flight, and the API charges what it processed.
+    pub async fn abandon_unanswered(
+        &self,
+        run_id: i64,
+        task: &Value,
+        estimate: Usd,
+    ) -> Result<u64, StoreError> {
+        let done = sqlx::query(
+            "UPDATE linkledger.api_calls SET outcome = 'abandoned', cost_usd = $3,
+                    error = 'no answer: the process died with the request in flight; cost is the list-price estimate'
+             WHERE run_id = $1 AND request = $2 AND outcome = 'sent'",
+        )
+        .bind(run_id)
+        .bind(task)
+        .bind(estimate.decimal())
+        .execute(self.pool())
+        .await?;
+        Ok(done.rows_affected())
     }
 
     /// Renews a claim's lease; `false` when the claim was lost.
@@ -524,7 +547,7 @@ impl Store {
         .await?;
         let Some(slot) = slot else {
             tx.rollback().await?;
-            return Ok(Err(Duration::from_millis(10)));
+            return Ok(Err(Duration::from_millis(25)));
         };
         sqlx::query("INSERT INTO linkledger.api_starts (started_at) VALUES (now())")
             .execute(&mut *tx)

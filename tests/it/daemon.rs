@@ -109,7 +109,7 @@ fn daemon_env(db_url: &str, sb: &Sandbox, extra: &[(&str, &str)]) -> Vec<(String
         ("LINKLEDGER_SERVER__LISTEN".into(), "127.0.0.1:0".into()),
         ("LINKLEDGER_QUEUE__TICK".into(), "100ms".into()),
         ("LINKLEDGER_QUEUE__POLL".into(), "20ms".into()),
-        ("LINKLEDGER_QUEUE__LEASE".into(), "2s".into()),
+        ("LINKLEDGER_QUEUE__LEASE".into(), "5s".into()),
         ("LINKLEDGER_QUEUE__SHUTDOWN_GRACE".into(), "5s".into()),
     ];
     for (k, v) in extra {
@@ -118,6 +118,11 @@ fn daemon_env(db_url: &str, sb: &Sandbox, extra: &[(&str, &str)]) -> Vec<(String
     }
     env
 }
+
+/// A yearly schedule whose newest fire (1 January) is caught up at start: exactly one
+/// fire during a test, whatever the clock says.
+const ONE_FIRE: &str = "0 0 1 1 *";
+const ONE_FIRE_CATCH_UP: &str = "catch_up = \"latest\"\ncatch_up_window = \"400d\"";
 
 fn summary_job(n: usize, schedule: &str, catch_up: &str) -> String {
     let targets: Vec<String> = (0..n).map(|i| format!("\"d{i:03}.example.com\"")).collect();
@@ -158,13 +163,29 @@ async fn two_daemons_on_one_database_enqueue_and_call_each_fire_once() {
     .await;
     let (status, body) = a.get("/healthz").await;
     assert_eq!(status, 200, "{body}");
-    let (status, metrics) = b.get("/metrics").await;
-    assert_eq!(status, 200);
+    let (status_a, metrics_a) = a.get("/metrics").await;
+    let (status_b, metrics_b) = b.get("/metrics").await;
+    assert_eq!((status_a, status_b), (200, 200));
+    for m in [&metrics_a, &metrics_b] {
+        assert!(
+            m.contains("linkledger_queue_depth{state=\"queued\"}"),
+            "{m}"
+        );
+        assert!(
+            m.contains("linkledger_scheduler_last_tick_timestamp_seconds"),
+            "{m}"
+        );
+    }
+    // Whichever daemon made calls counts them by endpoint and outcome, with their cost.
+    let both = format!("{metrics_a}{metrics_b}");
     assert!(
-        metrics.contains("# TYPE linkledger_api_calls counter"),
-        "{metrics}"
+        both.contains("linkledger_api_calls_total{endpoint=\"summary\",outcome=\"ok\"}"),
+        "{both}"
     );
-    assert!(metrics.contains("linkledger_queue_depth"), "{metrics}");
+    assert!(
+        both.contains("linkledger_api_cost_usd_total{endpoint=\"summary\"}"),
+        "{both}"
+    );
     a.signal(Signal::SIGTERM);
     b.signal(Signal::SIGTERM);
     assert!(
@@ -225,7 +246,7 @@ async fn sigterm_stops_the_daemon_within_the_deadline_with_nothing_left_claimed(
         ..SandboxOptions::default()
     })
     .await;
-    let wd = Workdir::new(&[("daemon.toml", &summary_job(12, "* * * * *", ""))]);
+    let wd = Workdir::new(&[("daemon.toml", &summary_job(12, ONE_FIRE, ONE_FIRE_CATCH_UP))]);
     let env = daemon_env(&db.url, &sb, &[("LINKLEDGER_API__MAX_IN_FLIGHT", "2")]);
     let mut d = Daemon::start(wd.path(), &env).await;
     wait_for(Duration::from_secs(30), "calls in flight", || async {
@@ -290,7 +311,7 @@ async fn after_kill_9_the_restarted_daemon_finishes_the_run_without_paying_twice
         ..SandboxOptions::default()
     })
     .await;
-    let wd = Workdir::new(&[("daemon.toml", &summary_job(24, "* * * * *", ""))]);
+    let wd = Workdir::new(&[("daemon.toml", &summary_job(24, ONE_FIRE, ONE_FIRE_CATCH_UP))]);
     let env = daemon_env(&db.url, &sb, &[("LINKLEDGER_API__MAX_IN_FLIGHT", "3")]);
     let mut first = Daemon::start(wd.path(), &env).await;
     wait_for(Duration::from_secs(30), "some targets stored", || async {
@@ -352,7 +373,7 @@ async fn the_daemon_carries_on_after_postgres_restarts() {
         ..SandboxOptions::default()
     })
     .await;
-    let wd = Workdir::new(&[("daemon.toml", &summary_job(30, "* * * * *", ""))]);
+    let wd = Workdir::new(&[("daemon.toml", &summary_job(30, ONE_FIRE, ONE_FIRE_CATCH_UP))]);
     let env = daemon_env(&url, &sb, &[("LINKLEDGER_API__MAX_IN_FLIGHT", "3")]);
     let mut d = Daemon::start(wd.path(), &env).await;
     wait_for(Duration::from_secs(30), "some targets stored", || async {
@@ -409,7 +430,7 @@ async fn two_daemons_together_stay_within_the_accounts_in_flight_limit() {
         ..SandboxOptions::default()
     })
     .await;
-    let wd = Workdir::new(&[("daemon.toml", &summary_job(60, "* * * * *", ""))]);
+    let wd = Workdir::new(&[("daemon.toml", &summary_job(60, ONE_FIRE, ONE_FIRE_CATCH_UP))]);
     let env = daemon_env(&db.url, &sb, &[("LINKLEDGER_API__MAX_IN_FLIGHT", "4")]);
     let (mut a, mut b) = tokio::join!(
         Daemon::start(wd.path(), &env),
@@ -433,4 +454,59 @@ async fn two_daemons_together_stay_within_the_accounts_in_flight_limit() {
     )
     .await;
     assert_eq!(workers, 2, "both daemons executed calls");
+}
+
+#[tokio::test]
+async fn edited_job_files_take_effect_without_a_restart_and_a_bad_edit_keeps_the_previous_jobs() {
+    let db = TestDb::new().await;
+    let store = db.store().await;
+    let sb = default_sandbox().await;
+    // Yearly and nothing caught up: the first job makes no call.
+    let quiet = "name = \"quiet\"\ntargets = [\"quiet.example.com\"]\n[[collect]]\nendpoint = \"summary\"\nschedule = \"0 0 1 1 *\"\ncatch_up = \"skip\"\n";
+    let wd = Workdir::new(&[("quiet.toml", quiet)]);
+    let env = daemon_env(&db.url, &sb, &[]);
+    let mut d = Daemon::start(wd.path(), &env).await;
+
+    let added = wd.path().join("jobs").join("added.toml");
+    std::fs::write(&added, "name = \"added\"\ntargets = [\"added.example.com\"]\n[[collect]]\nendpoint = \"summary\"\nschedule = \"every minute\"\n").unwrap();
+    wait_for(Duration::from_secs(20), "the bad edit reported", || async {
+        d.log().contains("job files not reloaded")
+    })
+    .await;
+    assert!(
+        d.log().contains("jobs/added.toml: collect[1].schedule"),
+        "{}",
+        d.log()
+    );
+    let (status, _) = d.get("/healthz").await;
+    assert_eq!(status, 200, "the previous jobs keep running");
+
+    std::fs::write(&added, "name = \"added\"\ntargets = [\"added.example.com\"]\n[[collect]]\nendpoint = \"summary\"\nschedule = \"* * * * *\"\n").unwrap();
+    wait_for(
+        Duration::from_secs(20),
+        "the added job's first fire stored",
+        || async {
+            count(
+                &store,
+                "SELECT count(*) FROM linkledger.summary WHERE target = 'added.example.com'",
+            )
+            .await
+                == 1
+        },
+    )
+    .await;
+    assert_eq!(
+        count(
+            &store,
+            "SELECT count(*) FROM linkledger.fires WHERE job = 'quiet'"
+        )
+        .await,
+        0
+    );
+    d.signal(Signal::SIGTERM);
+    assert!(
+        d.wait(Duration::from_secs(15)).await.success(),
+        "{}",
+        d.log()
+    );
 }

@@ -49,6 +49,7 @@ async fn several_workers_on_several_connections_claim_and_execute_each_call_exac
                 lease: Duration::from_secs(30),
                 poll: Duration::from_millis(5),
                 shutdown_grace: Duration::from_secs(5),
+                wait_out_pauses: false,
             },
         );
         handles.push(tokio::spawn(async move {
