@@ -221,7 +221,7 @@ pub async fn run(
         Arc::new(move || {
             let (store, metrics, exec) = (store.clone(), metrics.clone(), exec.clone());
             Box::pin(async move {
-                let db = sqlx::query("SELECT 1").execute(store.pool()).await;
+                let db = store.ping().await;
                 let tick = metrics.last_tick();
                 let tick_ok = tick
                     .is_some_and(|t| (Utc::now() - t).to_std().unwrap_or_default() <= stale_after);

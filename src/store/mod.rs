@@ -75,6 +75,12 @@ impl Store {
         Ok(())
     }
 
+    /// A round trip to the database, for health checks.
+    pub async fn ping(&self) -> Result<(), StoreError> {
+        sqlx::query("SELECT 1").execute(&self.pool).await?;
+        Ok(())
+    }
+
     /// Row count of every normalized table, for reports.
     pub async fn table_counts(&self) -> Result<Vec<(String, i64)>, StoreError> {
         let mut out = Vec::new();
