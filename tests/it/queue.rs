@@ -310,3 +310,48 @@ async fn missed_fires_follow_the_catch_up_policy() {
         Utc.with_ymd_and_hms(2026, 11, 25, 14, 0, 0).unwrap()
     );
 }
+
+#[tokio::test]
+async fn a_call_that_keeps_failing_is_exhausted_with_its_last_error_visible_in_sql() {
+    let db = TestDb::new().await;
+    let store = db.store().await;
+    // Every request fails (500/502, 50000, dropped connections; throttles do not count).
+    let sb = sandbox(linkledger::sandbox::SandboxOptions {
+        fault_rate: 1.0,
+        ..Default::default()
+    })
+    .await;
+    let mut api = api_config(&sb, 2);
+    api.max_attempts = 3;
+    let client = linkledger::api::Client::with_credentials(&api, &sandbox_credentials()).unwrap();
+    let exec = linkledger::executor::Executor::new(store.clone(), client);
+    let job = job_for("summary", &["doomed.example.com".to_string()], "");
+    let report = exec
+        .run_once(&[&job], RunKind::Once, today())
+        .await
+        .unwrap();
+    assert!(!report.ok());
+    let (state, failures, last_error): (String, i32, Option<String>) =
+        sqlx::query_as("SELECT state, failures, last_error FROM linkledger.work")
+            .fetch_one(store.pool())
+            .await
+            .unwrap();
+    assert_eq!(state, "exhausted");
+    assert_eq!(failures, 3);
+    assert!(
+        last_error.as_deref().is_some_and(|e| !e.is_empty()),
+        "{last_error:?}"
+    );
+    let (status, message): (String, Option<String>) =
+        sqlx::query_as("SELECT status, message FROM linkledger.runs")
+            .fetch_one(store.pool())
+            .await
+            .unwrap();
+    assert_eq!(status, "failed");
+    assert_eq!(message, last_error, "the run says why");
+    assert!(
+        report.jobs[0].errors[0].contains("doomed.example.com"),
+        "{:?}",
+        report.jobs[0].errors
+    );
+}
