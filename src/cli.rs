@@ -325,7 +325,7 @@ async fn connect(cfg: &Config) -> anyhow::Result<Store> {
 
 fn print_plan(jobs: &[&Job], today: NaiveDate) {
     println!(
-        "{:<16} {:<28} {:<32} {:>7} {:>9} {:>10}",
+        "{:<16} {:<32} {:<46} {:>7} {:>9} {:>10}",
         "job", "collection", "endpoint", "targets", "est.rows", "est.cost"
     );
     let mut total = Usd::ZERO;
@@ -336,7 +336,7 @@ fn print_plan(jobs: &[&Job], today: NaiveDate) {
             let rows: i64 = planned.iter().map(|p| p.estimated_rows).sum();
             let cost: Usd = planned.iter().map(|p| p.estimated_cost()).sum();
             println!(
-                "{:<16} {:<28} {:<32} {:>7} {:>9} {:>10}",
+                "{:<16} {:<32} {:<46} {:>7} {:>9} {:>10}",
                 job.name,
                 c.name,
                 format!("{} ({} calls)", c.endpoint, planned.len()),
