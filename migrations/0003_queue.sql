@@ -113,3 +113,9 @@ ALTER TABLE linkledger.api_calls ADD CONSTRAINT api_calls_outcome_check
                        'rejected', 'invalid_response', 'abandoned'));
 COMMENT ON COLUMN linkledger.api_calls.cost_usd IS 'Cost the API reported for the request, USD; for outcome abandoned (no answer ever arrived) the list-price estimate';
 COMMENT ON COLUMN linkledger.api_calls.outcome IS 'sent (no answer recorded yet), ok, throttled, retryable, halt (auth/payment), daily_limit, rejected (request error, not retried), invalid_response (stored raw but could not be normalized), abandoned (the process died before the answer)';
+
+-- Which claim of which work item made a request: recovery after a crash finds the
+-- answers and the unanswered requests of earlier claims of the same item by it.
+ALTER TABLE linkledger.api_calls ADD COLUMN work_id bigint REFERENCES linkledger.work (id);
+CREATE INDEX api_calls_work_idx ON linkledger.api_calls (work_id) WHERE work_id IS NOT NULL;
+COMMENT ON COLUMN linkledger.api_calls.work_id IS 'Work item the request was made for (NULL outside the queue); attempt is then the claim that made it';

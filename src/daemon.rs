@@ -65,6 +65,37 @@ impl Scheduler {
         self
     }
 
+    /// The fires of collection `ci` of job `ji` due at `now`: after its cursor, or,
+    /// the first time it is seen, the missed ones its `catch_up` asks for.
+    async fn due(
+        &self,
+        ji: usize,
+        ci: usize,
+        now: DateTime<Utc>,
+    ) -> anyhow::Result<Vec<DateTime<Utc>>> {
+        let job = &self.jobs[ji];
+        let c = &job.collections[ci];
+        if let Some(cursor) = self.cursors.get(&(job.name.clone(), c.name.clone())) {
+            return Ok(c.schedule.fires_between(*cursor, now, MAX_CATCH_UP));
+        }
+        let last = self
+            .store
+            .last_fire(&job.name, &c.name)
+            .await
+            .context("reading the last fire")?;
+        let window =
+            chrono::Duration::from_std(c.catch_up_window).unwrap_or(chrono::Duration::days(7));
+        let from = match last {
+            Some(last) => last.max(now - window),
+            None => now - window,
+        };
+        Ok(match c.catch_up {
+            CatchUp::Skip => Vec::new(),
+            CatchUp::Latest => c.schedule.latest_fires(from, now, 1),
+            CatchUp::All => c.schedule.fires_between(from, now, MAX_CATCH_UP),
+        })
+    }
+
     /// New job definitions; collections seen before keep their place.
     pub fn replace_jobs(&mut self, jobs: Vec<Job>) {
         let keys: std::collections::HashSet<(String, String)> = jobs
@@ -89,69 +120,52 @@ impl Scheduler {
     /// `catch_up_window`. A fire another daemon already enqueued is skipped.
     #[instrument(skip_all, fields(%now))]
     pub async fn tick(&mut self, now: DateTime<Utc>) -> anyhow::Result<Vec<Enqueued>> {
-        let mut due: Vec<(usize, usize, DateTime<Utc>)> = Vec::new();
-        for (ji, job) in self.jobs.iter().enumerate() {
-            for (ci, c) in job.collections.iter().enumerate() {
-                let key = (job.name.clone(), c.name.clone());
-                let fires = match self.cursors.get(&key) {
-                    Some(cursor) => c.schedule.fires_between(*cursor, now, MAX_CATCH_UP),
-                    None => {
-                        let last = self
-                            .store
-                            .last_fire(&job.name, &c.name)
-                            .await
-                            .context("reading the last fire")?;
-                        let window = chrono::Duration::from_std(c.catch_up_window)
-                            .unwrap_or(chrono::Duration::days(7));
-                        let from = match last {
-                            Some(last) => last.max(now - window),
-                            None => now - window,
-                        };
-                        match c.catch_up {
-                            CatchUp::Skip => Vec::new(),
-                            CatchUp::Latest => c.schedule.latest_fires(from, now, 1),
-                            CatchUp::All => c.schedule.fires_between(from, now, MAX_CATCH_UP),
-                        }
-                    }
-                };
-                self.cursors.insert(key, now);
-                due.extend(fires.into_iter().map(|f| (ji, ci, f)));
-            }
-        }
         let mut enqueued = Vec::new();
-        for (ji, ci, fire) in due {
-            let job = &self.jobs[ji];
-            let c = &job.collections[ci];
-            let work: Vec<_> = plan::plan_collection(c, fire.date_naive())
-                .iter()
-                .map(executor::new_work)
-                .collect();
-            let run = self
-                .store
-                .enqueue_fire(
-                    &job.name,
-                    &c.name,
-                    fire,
-                    &self.enqueued_by,
-                    self.max_attempts,
-                    &work,
-                )
-                .await
-                .context("enqueueing a fire")?;
-            if let Some(run_id) = run {
-                let lag = (now - fire).to_std().unwrap_or_default();
-                info!(job = %job.name, collection = %c.name, scheduled_for = %fire, run_id, calls = work.len(), "fire enqueued");
-                if let Some(m) = &self.metrics {
-                    m.set_schedule_lag(&job.name, &c.name, lag);
+        for ji in 0..self.jobs.len() {
+            for ci in 0..self.jobs[ji].collections.len() {
+                let fires = self.due(ji, ci, now).await?;
+                let job = &self.jobs[ji];
+                let c = &job.collections[ci];
+                for fire in fires {
+                    let work: Vec<_> = plan::plan_collection(c, fire.date_naive())
+                        .iter()
+                        .map(executor::new_work)
+                        .collect();
+                    let run = self
+                        .store
+                        .enqueue_fire(
+                            &job.name,
+                            &c.name,
+                            fire,
+                            &self.enqueued_by,
+                            self.max_attempts,
+                            &work,
+                        )
+                        .await
+                        .context("enqueueing a fire")?;
+                    if let Some(run_id) = run {
+                        let lag = (now - fire).to_std().unwrap_or_default();
+                        info!(job = %job.name, collection = %c.name, scheduled_for = %fire, run_id, calls = work.len(), "fire enqueued");
+                        if let Some(m) = &self.metrics {
+                            m.set_schedule_lag(&job.name, &c.name, lag);
+                        }
+                        enqueued.push(Enqueued {
+                            job: job.name.clone(),
+                            collection: c.name.clone(),
+                            scheduled_for: fire,
+                            run_id,
+                        });
+                    }
                 }
-                enqueued.push(Enqueued {
-                    job: job.name.clone(),
-                    collection: c.name.clone(),
-                    scheduled_for: fire,
-                    run_id,
-                });
+                // Only now: a failed enqueue leaves the cursor where it was, so the
+                // next tick tries the same fires again (the unique key makes that safe).
+                self.cursors.insert((job.name.clone(), c.name.clone()), now);
             }
         }
+        self.store
+            .close_finished_runs()
+            .await
+            .context("closing finished runs")?;
         if let Some(m) = &self.metrics {
             m.scheduler_ticked(now);
         }
@@ -208,10 +222,11 @@ pub async fn run(
         i64::from(cfg.api.max_per_minute),
         cfg.queue.lease,
     );
+    let shutdown = CancellationToken::new();
     let exec = Executor::new(store.clone(), client)
         .with_shared_limits(shared.clone())
-        .with_metrics(metrics.clone());
-    let shutdown = CancellationToken::new();
+        .with_metrics(metrics.clone())
+        .with_stop(shutdown.clone());
     let slots_alive = CancellationToken::new();
     let keep_slots = shared.keep_alive(store.clone(), slots_alive.clone());
 
@@ -318,7 +333,7 @@ pub async fn run(
             lease: cfg.queue.lease,
             poll: cfg.queue.poll,
             shutdown_grace: cfg.queue.shutdown_grace,
-            wait_out_pauses: true,
+            keep_work_when_stopped: true,
         },
     );
     info!(listen = %addr, "daemon started");

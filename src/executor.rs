@@ -170,6 +170,8 @@ pub struct Executor {
     halt: Arc<Mutex<Option<Halt>>>,
     shared: Option<SharedLimits>,
     metrics: Option<Arc<Metrics>>,
+    /// Once cancelled, calls still waiting for a slot are not sent.
+    stop: CancellationToken,
 }
 
 impl Executor {
@@ -180,7 +182,16 @@ impl Executor {
             halt: Arc::new(Mutex::new(None)),
             shared: None,
             metrics: None,
+            stop: CancellationToken::new(),
         }
+    }
+
+    /// Calls that have not been sent when `stop` is cancelled are not sent
+    /// ([`AttemptEnd::Stopped`]): a shutdown lets calls in flight finish but starts
+    /// none.
+    pub fn with_stop(mut self, stop: CancellationToken) -> Executor {
+        self.stop = stop;
+        self
     }
 
     /// Counts calls, retries and rows in `metrics`.
@@ -287,7 +298,23 @@ impl Executor {
             Some(shared) => Some(shared.acquire(&self.store).await?),
             None => None,
         };
-        // A halt may have come while this call waited for its slot.
+        // If this future is dropped (shutdown, a panic) before the explicit release,
+        // the slot stops being renewed and lapses instead of leaking.
+        let _unrenewed_on_drop =
+            self.shared
+                .as_ref()
+                .zip(slot)
+                .map(|(shared, slot)| StopRenewing {
+                    held: shared.held.clone(),
+                    slot,
+                });
+        // A shutdown or a halt may have come while this call waited for its slot.
+        if self.stop.is_cancelled() {
+            if let (Some(shared), Some(slot)) = (&self.shared, slot) {
+                shared.release(&self.store, slot).await;
+            }
+            return Ok(AttemptEnd::Stopped);
+        }
         if let Some(h) = self.halted().await {
             if let (Some(shared), Some(slot)) = (&self.shared, slot) {
                 shared.release(&self.store, slot).await;
@@ -297,23 +324,30 @@ impl Executor {
         let targets = call.target_strings();
         let sent = self
             .store
-            .record_sent(&CallRecord {
-                run_id,
-                job: Some(&call.job),
-                collection: Some(&call.collection),
-                endpoint: call.endpoint.name(),
-                targets: &targets,
-                request: &call.task,
-                attempt: attempt_no,
-            })
+            .record_sent_fenced(
+                &CallRecord {
+                    run_id,
+                    job: Some(&call.job),
+                    collection: Some(&call.collection),
+                    endpoint: call.endpoint.name(),
+                    targets: &targets,
+                    request: &call.task,
+                    attempt: attempt_no,
+                },
+                fence,
+            )
             .await;
         let call_id = match sent {
-            Ok(id) => id,
-            Err(e) => {
+            Ok(Some(id)) => id,
+            // The claim was lost while this call waited: spend nothing.
+            Ok(None) | Err(_) => {
                 if let (Some(shared), Some(slot)) = (&self.shared, slot) {
                     shared.release(&self.store, slot).await;
                 }
-                return Err(e).context("writing the ledger row before the request");
+                return match sent {
+                    Err(e) => Err(e).context("writing the ledger row before the request"),
+                    _ => Ok(AttemptEnd::Stale),
+                };
             }
         };
         let attempt = self.client.post(&permit, call.endpoint, &call.task).await;
@@ -329,54 +363,14 @@ impl Executor {
         }
         let ok = attempt.outcome == Outcome::Ok;
         let raw_id = self
-            .store
-            .record_answer(call_id, call.endpoint.name(), &attempt, ok)
-            .await
-            .context("recording the answer in the ledger")?;
+            .record_answer_patiently(call_id, call.endpoint.name(), &attempt, ok)
+            .await?;
         Ok(match &attempt.outcome {
             Outcome::Ok => {
                 let body = attempt.body.as_ref().expect("an ok answer has a body");
-                let ctx = Context {
-                    endpoint: call.endpoint,
-                    raw_response_id: raw_id.expect("an ok body is stored"),
-                    collected_at: received_at(&attempt),
-                    request: &call.task,
-                };
-                match normalize::normalize(&ctx, body) {
-                    Ok(batch) => {
-                        let written = match fence {
-                            None => Some(
-                                self.store
-                                    .store_normalized(Some(call_id), &batch)
-                                    .await
-                                    .context("writing normalized rows")?,
-                            ),
-                            Some(fence) => self
-                                .store
-                                .complete_with_rows(fence, call_id, &batch)
-                                .await
-                                .context("writing normalized rows")?,
-                        };
-                        match written {
-                            Some(rows) => {
-                                if let Some(m) = &self.metrics {
-                                    m.record_rows(call.endpoint.name(), rows);
-                                }
-                                AttemptEnd::Stored { rows }
-                            }
-                            None => AttemptEnd::Stale,
-                        }
-                    }
-                    Err(e) => {
-                        let why = e.to_string();
-                        warn!(error = %why, "answer could not be normalized; its raw body is kept");
-                        self.store
-                            .record_normalize_failure(call_id, &why)
-                            .await
-                            .context("recording a normalization failure")?;
-                        AttemptEnd::Invalid(why)
-                    }
-                }
+                let raw_id = raw_id.expect("an ok body is stored");
+                self.finish(call, call_id, raw_id, received_at(&attempt), body, fence)
+                    .await?
             }
             Outcome::Halt { .. } | Outcome::DailyLimit { .. } => {
                 let halt = Halt::from_outcome(&attempt.outcome).expect("a halt");
@@ -398,19 +392,47 @@ impl Executor {
         })
     }
 
+    /// Records a paid answer, retrying while the database is away (a restart): the
+    /// body exists only in memory until it is stored, and losing it means buying it
+    /// again.
+    async fn record_answer_patiently(
+        &self,
+        call_id: i64,
+        endpoint: &str,
+        attempt: &crate::api::Attempt,
+        keep_raw: bool,
+    ) -> anyhow::Result<Option<i64>> {
+        let mut delay = Duration::from_millis(100);
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(120);
+        loop {
+            match self
+                .store
+                .record_answer(call_id, endpoint, attempt, keep_raw)
+                .await
+            {
+                Ok(raw) => return Ok(raw),
+                Err(e) if tokio::time::Instant::now() + delay < deadline => {
+                    warn!(error = %e, "recording a paid answer failed; retrying");
+                    tokio::time::sleep(delay).await;
+                    delay = (delay * 2).min(Duration::from_secs(5));
+                }
+                Err(e) => return Err(e).context("recording the answer in the ledger"),
+            }
+        }
+    }
+
     /// For a re-claimed work item: if an earlier attempt's answer was paid for and
     /// stored raw (its worker died before the rows were written), finishes the item
     /// from that answer without a request. `None` when there is no such answer.
     #[instrument(skip_all, fields(endpoint = %call.endpoint))]
     pub async fn recover(
         &self,
-        run_id: i64,
         call: &CallSpec,
         fence: Fence,
     ) -> anyhow::Result<Option<AttemptEnd>> {
         let abandoned = self
             .store
-            .abandon_unanswered(run_id, &call.task, call.estimated_cost())
+            .abandon_unanswered(fence, call.estimated_cost())
             .await
             .context("accounting for requests abandoned in flight")?;
         if abandoned > 0 {
@@ -421,7 +443,7 @@ impl Executor {
         }
         let Some((call_id, raw_id, received_at, body)) = self
             .store
-            .paid_answer(run_id, &call.task)
+            .paid_answer(fence.work_id)
             .await
             .context("looking for an answer already paid for")?
         else {
@@ -431,31 +453,63 @@ impl Executor {
             raw_response_id = raw_id,
             "finishing from an answer already paid for; no request"
         );
+        Ok(Some(
+            self.finish(call, call_id, raw_id, received_at, &body, Some(fence))
+                .await?,
+        ))
+    }
+
+    /// Normalizes a stored answer and writes its rows (completing the work item when
+    /// fenced), or records why it could not be normalized.
+    async fn finish(
+        &self,
+        call: &CallSpec,
+        call_id: i64,
+        raw_id: i64,
+        collected_at: DateTime<Utc>,
+        body: &Value,
+        fence: Option<Fence>,
+    ) -> anyhow::Result<AttemptEnd> {
         let ctx = Context {
             endpoint: call.endpoint,
             raw_response_id: raw_id,
-            collected_at: received_at,
+            collected_at,
             request: &call.task,
         };
-        Ok(Some(match normalize::normalize(&ctx, &body) {
-            Ok(batch) => match self
-                .store
-                .complete_with_rows(fence, call_id, &batch)
-                .await
-                .context("writing normalized rows")?
-            {
-                Some(rows) => AttemptEnd::Stored { rows },
-                None => AttemptEnd::Stale,
-            },
+        let batch = match normalize::normalize(&ctx, body) {
+            Ok(batch) => batch,
             Err(e) => {
                 let why = e.to_string();
+                warn!(error = %why, "answer could not be normalized; its raw body is kept");
                 self.store
                     .record_normalize_failure(call_id, &why)
                     .await
                     .context("recording a normalization failure")?;
-                AttemptEnd::Invalid(why)
+                return Ok(AttemptEnd::Invalid(why));
             }
-        }))
+        };
+        let written = match fence {
+            None => Some(
+                self.store
+                    .store_normalized(Some(call_id), &batch)
+                    .await
+                    .context("writing normalized rows")?,
+            ),
+            Some(fence) => self
+                .store
+                .complete_with_rows(fence, call_id, &batch)
+                .await
+                .context("writing normalized rows")?,
+        };
+        Ok(match written {
+            Some(rows) => {
+                if let Some(m) = &self.metrics {
+                    m.record_rows(call.endpoint.name(), rows);
+                }
+                AttemptEnd::Stored { rows }
+            }
+            None => AttemptEnd::Stale,
+        })
     }
 
     /// Executes one call to its end in this process: success, a fatal answer, a halt
@@ -517,16 +571,12 @@ impl Executor {
         let max_attempts = self.client.retry_policy().max_attempts as i32;
         let mut runs = Vec::new();
         for job in jobs {
+            let work: Vec<NewWork> = plan::plan_job(job, today).iter().map(new_work).collect();
             let run_id = self
                 .store
-                .start_run(&job.name, kind)
+                .start_run_with_work(&job.name, kind, max_attempts, &work)
                 .await
-                .context("starting a run")?;
-            let work: Vec<NewWork> = plan::plan_job(job, today).iter().map(new_work).collect();
-            self.store
-                .enqueue(run_id, max_attempts, &work)
-                .await
-                .context("enqueueing the run's calls")?;
+                .context("starting a run with its calls")?;
             runs.push(run_id);
         }
         if let Err(h) = self.check_credentials(runs.first().copied()).await? {
@@ -593,6 +643,9 @@ pub enum AttemptEnd {
     Halted(Halt),
     /// Not sent because calls were already stopped.
     NotSent(Halt),
+    /// Not sent because this process is shutting down; the item goes back to the
+    /// queue.
+    Stopped,
     /// The work item's claim was lost before the rows could be written; another
     /// worker owns it now. The answer stays in the ledger and `raw_responses`.
     Stale,
@@ -607,6 +660,21 @@ impl AttemptEnd {
             AttemptEnd::Halted(h) => Some(h.to_string()),
             AttemptEnd::NotSent(h) => Some(format!("not sent: {h}")),
             AttemptEnd::Stale => Some("the claim was lost to another worker".into()),
+            AttemptEnd::Stopped => Some("not sent: shutting down".into()),
+        }
+    }
+}
+
+/// Takes a slot out of the renewed set when dropped.
+struct StopRenewing {
+    held: Arc<Mutex<std::collections::HashSet<i32>>>,
+    slot: i32,
+}
+
+impl Drop for StopRenewing {
+    fn drop(&mut self) {
+        if let Ok(mut held) = self.held.lock() {
+            held.remove(&self.slot);
         }
     }
 }

@@ -34,9 +34,10 @@ pub struct WorkerConfig {
     /// On shutdown, how long attempts in flight may take before they are abandoned
     /// and their claims released.
     pub shutdown_grace: Duration,
-    /// Keep work queued through a pause that lifts on its own (the daemon), instead
-    /// of cancelling it (a once-run).
-    pub wait_out_pauses: bool,
+    /// When calls are stopped (a refusal, the daily cost limit): keep the work
+    /// queued and claim nothing new (the daemon), instead of cancelling it (a
+    /// once-run).
+    pub keep_work_when_stopped: bool,
 }
 
 impl WorkerConfig {
@@ -48,7 +49,7 @@ impl WorkerConfig {
             lease: Duration::from_secs(30),
             poll: Duration::from_millis(20),
             shutdown_grace: Duration::from_secs(30),
-            wait_out_pauses: false,
+            keep_work_when_stopped: false,
         }
     }
 }
@@ -97,7 +98,14 @@ impl Workers {
             if shutdown.is_cancelled() {
                 break;
             }
-            let free = self.cfg.concurrency.saturating_sub(tasks.len());
+            // A stopped daemon claims nothing: its work waits for the pause to lift or
+            // for a restart, and other daemons' work is left to them.
+            let stopped = self.cfg.keep_work_when_stopped && self.exec.halted().await.is_some();
+            let free = if stopped {
+                0
+            } else {
+                self.cfg.concurrency.saturating_sub(tasks.len())
+            };
             let mut claimed = 0;
             if free > 0 {
                 match store
@@ -131,14 +139,10 @@ impl Workers {
                 && claimed == 0
                 && let Some(runs) = scope
             {
-                let mut pending = 0;
-                for run in runs {
-                    pending += store
-                        .run_progress(*run)
-                        .await
-                        .context("reading a run's progress")?
-                        .pending;
-                }
+                let pending = store
+                    .pending_work(runs)
+                    .await
+                    .context("reading the runs' progress")?;
                 if pending == 0 {
                     break;
                 }
@@ -253,11 +257,13 @@ async fn try_process(
         return Ok(());
     }
     let beat = CancellationToken::new();
+    // Stops the heartbeat even if this task panics or is aborted, so the lease lapses.
+    let _stop_beat = beat.clone().drop_guard();
     let heartbeat = tokio::spawn(heartbeat(store.clone(), fence, cfg.lease, beat.clone()));
     let end = async {
         // A re-claimed item may have been paid for already: never buy it twice.
         if item.attempt > 1
-            && let Some(end) = exec.recover(item.run_id, &call, fence).await?
+            && let Some(end) = exec.recover(&call, fence).await?
         {
             return Ok(end);
         }
@@ -271,6 +277,9 @@ async fn try_process(
     let policy = exec.client().retry_policy();
     match &end {
         AttemptEnd::Stored { rows } => debug!(rows, "work done"),
+        AttemptEnd::Stopped => {
+            store.release_work(fence).await?;
+        }
         AttemptEnd::Stale => {
             warn!("claim lost before the rows were written; another worker owns the item")
         }
@@ -285,13 +294,14 @@ async fn try_process(
             };
             store.retry_work(fence, delay, !throttled, error).await?;
         }
-        // A pause that lifts on its own (the daily cost limit): the daemon waits it
-        // out with the item queued; a once-run does not wait for midnight.
-        AttemptEnd::Halted(h) | AttemptEnd::NotSent(h)
-            if cfg.wait_out_pauses && h.until.is_some() =>
-        {
-            let until = h.until.expect("checked");
-            let delay = (until - chrono::Utc::now()).to_std().unwrap_or_default();
+        // The daemon keeps the work when calls stop: a pause (the daily cost limit)
+        // lifts at 00:00 UTC, a refusal after a restart with fixed credentials. A
+        // once-run neither waits for midnight nor leaves work behind.
+        AttemptEnd::Halted(h) | AttemptEnd::NotSent(h) if cfg.keep_work_when_stopped => {
+            let delay = h
+                .until
+                .map(|until| (until - chrono::Utc::now()).to_std().unwrap_or_default())
+                .unwrap_or_default();
             store
                 .retry_work(fence, delay, false, &h.to_string())
                 .await?;

@@ -1040,7 +1040,13 @@ mod tests {
                 task
             ),
             async {
-                tokio::time::sleep(Duration::from_millis(50)).await;
+                // Sent once the first request is open (and held by the latency).
+                let deadline = Instant::now() + Duration::from_secs(5);
+                while sb.stats().max_in_flight < 1 {
+                    assert!(Instant::now() < deadline, "the first request never arrived");
+                    tokio::task::yield_now().await;
+                    tokio::time::sleep(Duration::from_millis(1)).await;
+                }
                 http(
                     addr,
                     "POST",

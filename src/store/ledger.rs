@@ -9,7 +9,7 @@ use serde_json::Value;
 use sqlx::Row;
 use tracing::instrument;
 
-use super::{Store, StoreError, warehouse};
+use super::{Fence, Store, StoreError, warehouse};
 use crate::api::{Attempt, Endpoint};
 use crate::money::Usd;
 use crate::normalize::Batch;
@@ -40,19 +40,13 @@ pub enum RunStatus {
     Succeeded,
     Failed,
     Halted,
-    Interrupted,
 }
 
 impl RunStatus {
     pub fn parse(s: &str) -> Option<RunStatus> {
-        [
-            RunStatus::Succeeded,
-            RunStatus::Failed,
-            RunStatus::Halted,
-            RunStatus::Interrupted,
-        ]
-        .into_iter()
-        .find(|st| st.as_str() == s)
+        [RunStatus::Succeeded, RunStatus::Failed, RunStatus::Halted]
+            .into_iter()
+            .find(|st| st.as_str() == s)
     }
 
     pub fn as_str(self) -> &'static str {
@@ -60,16 +54,8 @@ impl RunStatus {
             RunStatus::Succeeded => "succeeded",
             RunStatus::Failed => "failed",
             RunStatus::Halted => "halted",
-            RunStatus::Interrupted => "interrupted",
         }
     }
-}
-
-/// What a run did, as the ledger says.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct RunTotals {
-    pub calls: i64,
-    pub cost: Usd,
 }
 
 /// A run as the `runs` table has it.
@@ -117,17 +103,6 @@ pub fn received_at(attempt: &Attempt) -> DateTime<Utc> {
 }
 
 impl Store {
-    pub async fn start_run(&self, job: &str, kind: RunKind) -> Result<i64, StoreError> {
-        let id = sqlx::query_scalar(
-            "INSERT INTO linkledger.runs (job, kind) VALUES ($1, $2) RETURNING id",
-        )
-        .bind(job)
-        .bind(kind.as_str())
-        .fetch_one(self.pool())
-        .await?;
-        Ok(id)
-    }
-
     pub async fn run_summary(&self, run_id: i64) -> Result<RunRow, StoreError> {
         let r = sqlx::query(
             "SELECT job, status, calls, failed_calls, rows_written, cost_usd, message
@@ -147,45 +122,31 @@ impl Store {
         })
     }
 
-    /// Closes a run; its call count and cost are summed from the ledger, not counted
-    /// on the side, so they cannot disagree with it.
-    pub async fn finish_run(
-        &self,
-        run_id: i64,
-        status: RunStatus,
-        failed_calls: i64,
-        rows_written: i64,
-        message: Option<&str>,
-    ) -> Result<RunTotals, StoreError> {
-        let row = sqlx::query(
-            "UPDATE linkledger.runs r SET finished_at = now(), status = $2, failed_calls = $3,
-                    rows_written = $4, message = $5,
-                    calls = s.calls, cost_usd = s.cost
-             FROM (SELECT count(*)::bigint AS calls, coalesce(sum(cost_usd), 0) AS cost
-                   FROM linkledger.api_calls WHERE run_id = $1) s
-             WHERE r.id = $1
-             RETURNING r.calls, r.cost_usd",
-        )
-        .bind(run_id)
-        .bind(status.as_str())
-        .bind(failed_calls)
-        .bind(rows_written)
-        .bind(message)
-        .fetch_one(self.pool())
-        .await?;
-        Ok(RunTotals {
-            calls: row.get(0),
-            cost: Usd(row.get::<Decimal, _>(1)),
-        })
-    }
-
     /// Writes the ledger row of a request before it is sent.
     #[instrument(skip_all, fields(endpoint = call.endpoint, attempt = call.attempt))]
     pub async fn record_sent(&self, call: &CallRecord<'_>) -> Result<i64, StoreError> {
+        Ok(self
+            .record_sent_fenced(call, None)
+            .await?
+            .expect("an unfenced insert always inserts"))
+    }
+
+    /// Like [`Store::record_sent`] for a claimed work item: inserts only while the
+    /// claim still holds, so a worker that lost its claim cannot spend. `None` when
+    /// the claim was lost.
+    pub async fn record_sent_fenced(
+        &self,
+        call: &CallRecord<'_>,
+        fence: Option<Fence>,
+    ) -> Result<Option<i64>, StoreError> {
         let id = sqlx::query_scalar(
             "INSERT INTO linkledger.api_calls
-                (run_id, job, collection, endpoint, targets, request, attempt, started_at, outcome)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, now(), 'sent') RETURNING id",
+                (run_id, job, collection, endpoint, targets, request, attempt, started_at, outcome, work_id)
+             SELECT $1, $2, $3, $4, $5, $6, $7, now(), 'sent', $8
+             WHERE $8::bigint IS NULL OR EXISTS (
+                 SELECT 1 FROM linkledger.work
+                 WHERE id = $8 AND attempt = $7 AND state = 'running')
+             RETURNING id",
         )
         .bind(call.run_id)
         .bind(call.job)
@@ -194,7 +155,8 @@ impl Store {
         .bind(call.targets)
         .bind(call.request)
         .bind(call.attempt)
-        .fetch_one(self.pool())
+        .bind(fence.map(|f| f.work_id))
+        .fetch_optional(self.pool())
         .await?;
         Ok(id)
     }

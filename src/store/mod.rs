@@ -10,8 +10,8 @@ use sqlx::PgPool;
 use sqlx::postgres::PgPoolOptions;
 use tracing::instrument;
 
-pub use ledger::{CallRecord, RunKind, RunStatus, RunTotals};
-pub use queue::{Fence, NewWork, RunProgress, Terminal, WorkItem};
+pub use ledger::{CallRecord, RunKind, RunStatus};
+pub use queue::{Fence, NewWork, Terminal, WorkItem};
 
 /// The database: a pool plus the queries linkledger runs.
 #[derive(Clone, Debug)]

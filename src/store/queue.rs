@@ -68,15 +68,6 @@ pub struct Fence {
     pub attempt: i32,
 }
 
-/// How a run's work stands.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct RunProgress {
-    pub pending: i64,
-    pub succeeded: i64,
-    pub failed: i64,
-    pub cancelled: i64,
-}
-
 fn work_item(r: &sqlx::postgres::PgRow) -> WorkItem {
     WorkItem {
         id: r.get("id"),
@@ -136,18 +127,27 @@ async fn insert_work(
 }
 
 impl Store {
-    /// Enqueues the calls of a run (`run --once`).
-    #[instrument(skip_all, fields(run_id, items = work.len()))]
-    pub async fn enqueue(
+    /// Starts a run and enqueues its calls in one transaction (`run --once`), so no
+    /// run exists without its work (a sweep would close it as finished).
+    #[instrument(skip_all, fields(job, items = work.len()))]
+    pub async fn start_run_with_work(
         &self,
-        run_id: i64,
+        job: &str,
+        kind: super::RunKind,
         max_attempts: i32,
         work: &[NewWork],
-    ) -> Result<u64, StoreError> {
+    ) -> Result<i64, StoreError> {
         let mut tx = self.pool().begin().await?;
-        let n = insert_work(&mut tx, run_id, None, max_attempts, work).await?;
+        let run_id: i64 = sqlx::query_scalar(
+            "INSERT INTO linkledger.runs (job, kind) VALUES ($1, $2) RETURNING id",
+        )
+        .bind(job)
+        .bind(kind.as_str())
+        .fetch_one(&mut *tx)
+        .await?;
+        insert_work(&mut tx, run_id, None, max_attempts, work).await?;
         tx.commit().await?;
-        Ok(n)
+        Ok(run_id)
     }
 
     /// Enqueues one schedule fire: a run, the fire row and its calls, in one
@@ -216,10 +216,7 @@ impl Store {
         runs: Option<&[i64]>,
     ) -> Result<Vec<WorkItem>, StoreError> {
         let rows = sqlx::query(
-            "UPDATE linkledger.work w
-             SET state = 'running', attempt = w.attempt + 1, leased_by = $1,
-                 lease_expires_at = now() + $2 * interval '1 millisecond'
-             WHERE w.id IN (
+            "WITH picked AS MATERIALIZED (
                  SELECT id FROM linkledger.work
                  WHERE ((state = 'queued' AND run_after <= now())
                         OR (state = 'running' AND lease_expires_at < now()))
@@ -227,6 +224,10 @@ impl Store {
                  ORDER BY run_after, id
                  LIMIT $3
                  FOR UPDATE SKIP LOCKED)
+             UPDATE linkledger.work w
+             SET state = 'running', attempt = w.attempt + 1, leased_by = $1,
+                 lease_expires_at = now() + $2 * interval '1 millisecond'
+             FROM picked WHERE w.id = picked.id
              RETURNING w.id, w.run_id, w.job, w.collection, w.endpoint, w.targets, w.task,
                        w.estimated_rows, w.attempt, w.failures, w.max_attempts",
         )
@@ -239,45 +240,40 @@ impl Store {
         Ok(rows.iter().map(work_item).collect())
     }
 
-    /// The stored answer of an earlier attempt of this call in this run, if one was
-    /// paid for and stored raw but its work item never completed (its worker died
-    /// between the answer and the rows). Re-claiming work uses it instead of buying
-    /// the answer again. Returns (api_calls.id, raw_responses.id, received_at, body).
+    /// The stored answer of an earlier claim of this work item, if one was paid for
+    /// and stored raw but the item never completed (its worker died, or lost its
+    /// claim, between the answer and the rows). Re-claiming work uses it instead of
+    /// buying the answer again. Returns (api_calls.id, raw_responses.id, received_at,
+    /// body).
     pub async fn paid_answer(
         &self,
-        run_id: i64,
-        task: &Value,
+        work_id: i64,
     ) -> Result<Option<(i64, i64, DateTime<Utc>, Value)>, StoreError> {
         let row = sqlx::query(
             "SELECT c.id, r.id, r.received_at, r.body
              FROM linkledger.api_calls c
              JOIN linkledger.raw_responses r ON r.api_call_id = c.id
-             WHERE c.run_id = $1 AND c.request = $2 AND c.outcome = 'ok'
+             WHERE c.work_id = $1 AND c.outcome = 'ok'
              ORDER BY c.id DESC LIMIT 1",
         )
-        .bind(run_id)
-        .bind(task)
+        .bind(work_id)
         .fetch_optional(self.pool())
         .await?;
         Ok(row.map(|r| (r.get(0), r.get(1), r.get(2), r.get(3))))
     }
 
-    /// Marks the unanswered requests of earlier claims of this call `abandoned`,
+    /// Marks the unanswered requests of earlier claims of a work item `abandoned`,
     /// with the list-price `estimate` as their cost: their process died with the
-    /// request in flight, and the API charges what it processed.
-    pub async fn abandon_unanswered(
-        &self,
-        run_id: i64,
-        task: &Value,
-        estimate: Usd,
-    ) -> Result<u64, StoreError> {
+    /// request in flight, and the API charges what it processed. An answer that
+    /// still arrives overwrites this.
+    pub async fn abandon_unanswered(&self, fence: Fence, estimate: Usd) -> Result<u64, StoreError> {
         let done = sqlx::query(
             "UPDATE linkledger.api_calls SET outcome = 'abandoned', cost_usd = $3,
                     error = 'no answer: the process died with the request in flight; cost is the list-price estimate'
-             WHERE run_id = $1 AND request = $2 AND outcome = 'sent'",
+             WHERE work_id = $1 AND attempt < $2 AND outcome = 'sent'",
         )
-        .bind(run_id)
-        .bind(task)
+        .bind(fence.work_id)
+        .bind(fence.attempt)
         .bind(estimate.decimal())
         .execute(self.pool())
         .await?;
@@ -416,23 +412,15 @@ impl Store {
         Ok(done.rows_affected())
     }
 
-    pub async fn run_progress(&self, run_id: i64) -> Result<RunProgress, StoreError> {
-        let r = sqlx::query(
-            "SELECT count(*) FILTER (WHERE state IN ('queued', 'running')),
-                    count(*) FILTER (WHERE state = 'succeeded'),
-                    count(*) FILTER (WHERE state IN ('failed', 'exhausted')),
-                    count(*) FILTER (WHERE state = 'cancelled')
-             FROM linkledger.work WHERE run_id = $1",
+    /// Work of `runs` not yet in a terminal state.
+    pub async fn pending_work(&self, runs: &[i64]) -> Result<i64, StoreError> {
+        Ok(sqlx::query_scalar(
+            "SELECT count(*) FROM linkledger.work
+             WHERE run_id = ANY($1) AND state IN ('queued', 'running')",
         )
-        .bind(run_id)
+        .bind(runs)
         .fetch_one(self.pool())
-        .await?;
-        Ok(RunProgress {
-            pending: r.get(0),
-            succeeded: r.get(1),
-            failed: r.get(2),
-            cancelled: r.get(3),
-        })
+        .await?)
     }
 
     /// Closes a run once none of its work is pending: status from its work (halted if
@@ -454,12 +442,35 @@ impl Store {
                    FROM linkledger.work WHERE run_id = $1) w,
                   (SELECT count(*)::bigint AS calls, coalesce(sum(cost_usd), 0) AS cost
                    FROM linkledger.api_calls WHERE run_id = $1) s
-             WHERE r.id = $1 AND r.status = 'running' AND w.pending = 0",
+             WHERE r.id = $1 AND r.status = 'running' AND w.pending = 0
+               -- Checked first (a one-time filter), so the totals are only summed once.
+               AND NOT EXISTS (SELECT 1 FROM linkledger.work
+                               WHERE run_id = $1 AND state IN ('queued', 'running'))",
         )
         .bind(run_id)
         .execute(self.pool())
         .await?;
         Ok(done.rows_affected() == 1)
+    }
+
+    /// Closes every open run whose work is all done: a sweep for runs whose last item
+    /// ended without closing them (its worker died, or Postgres was away). Returns how
+    /// many it closed.
+    pub async fn close_finished_runs(&self) -> Result<u64, StoreError> {
+        let ids: Vec<i64> = sqlx::query_scalar(
+            "SELECT r.id FROM linkledger.runs r
+             WHERE r.status = 'running'
+               AND EXISTS (SELECT 1 FROM linkledger.work w WHERE w.run_id = r.id)
+               AND NOT EXISTS (SELECT 1 FROM linkledger.work w
+                               WHERE w.run_id = r.id AND w.state IN ('queued', 'running'))",
+        )
+        .fetch_all(self.pool())
+        .await?;
+        let mut closed = 0;
+        for id in ids {
+            closed += u64::from(self.close_run_if_done(id).await?);
+        }
+        Ok(closed)
     }
 
     /// Errors of a run's failed work, for reports.

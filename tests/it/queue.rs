@@ -13,7 +13,6 @@ use crate::common::*;
 
 /// Enqueues one `bulk_ranks` call per target under a new run.
 async fn enqueue_calls(store: &Store, targets: &[String]) -> i64 {
-    let run = store.start_run("contention", RunKind::Once).await.unwrap();
     let job = job_for("bulk_ranks", &targets[..1], "");
     let mut work = Vec::new();
     for t in targets {
@@ -22,8 +21,10 @@ async fn enqueue_calls(store: &Store, targets: &[String]) -> i64 {
         call.task = serde_json::json!({"targets": [t]});
         work.push(new_work(&call));
     }
-    store.enqueue(run, 5, &work).await.unwrap();
-    run
+    store
+        .start_run_with_work("contention", RunKind::Once, 5, &work)
+        .await
+        .unwrap()
 }
 
 #[tokio::test]
@@ -49,7 +50,7 @@ async fn several_workers_on_several_connections_claim_and_execute_each_call_exac
                 lease: Duration::from_secs(30),
                 poll: Duration::from_millis(5),
                 shutdown_grace: Duration::from_secs(5),
-                wait_out_pauses: false,
+                keep_work_when_stopped: false,
             },
         );
         handles.push(tokio::spawn(async move {
@@ -100,14 +101,21 @@ async fn several_workers_on_several_connections_claim_and_execute_each_call_exac
 }
 
 #[tokio::test]
-async fn a_worker_whose_lease_expired_cannot_complete_its_stale_attempt_and_the_new_claim_reuses_its_paid_answer()
+async fn a_worker_whose_claim_was_taken_over_cannot_complete_it_and_the_new_claim_reuses_its_paid_answer()
  {
     let db = TestDb::new().await;
     let store = db.store().await;
-    let sb = default_sandbox().await;
+    // Slow answers, so the first worker's request is still in flight when its claim
+    // is taken over.
+    let sb = sandbox(linkledger::sandbox::SandboxOptions {
+        latency: Duration::from_millis(500),
+        ..Default::default()
+    })
+    .await;
     let run = enqueue_calls(&store, &["fenced.example.org".to_string()]).await;
+    let exec = executor(&store, &sb, 2);
 
-    // Worker A claims with a lease that lapses at once.
+    // Worker A claims with a lease that lapses at once, and sends its request.
     let a = store
         .claim("worker-a", Duration::from_millis(1), 1, Some(&[run]))
         .await
@@ -117,15 +125,31 @@ async fn a_worker_whose_lease_expired_cannot_complete_its_stale_attempt_and_the_
         work_id: a[0].id,
         attempt: a[0].attempt,
     };
-    wait_for(Duration::from_secs(5), "the lease to lapse", || async {
+    let call = linkledger::plan::CallSpec {
+        job: a[0].job.clone(),
+        collection: a[0].collection.clone(),
+        endpoint: linkledger::api::Endpoint::BulkRanks,
+        targets: vec![linkledger::api::Target::parse("fenced.example.org").unwrap()],
+        task: a[0].task.clone(),
+        estimated_rows: 1,
+    };
+    let in_flight = {
+        let (exec, call) = (exec.clone(), call.clone());
+        tokio::spawn(async move {
+            exec.attempt(Some(run), &call, stale.attempt, Some(stale))
+                .await
+        })
+    };
+    wait_for(Duration::from_secs(10), "A's request in flight", || async {
         count(
             &store,
-            "SELECT count(*) FROM linkledger.work WHERE lease_expires_at < now()",
+            "SELECT count(*) FROM linkledger.api_calls WHERE outcome = 'sent'",
         )
         .await
             == 1
     })
     .await;
+
     // Worker B claims the expired item: crash recovery is just the claim.
     let b = store
         .claim("worker-b", Duration::from_secs(30), 1, Some(&[run]))
@@ -138,22 +162,14 @@ async fn a_worker_whose_lease_expired_cannot_complete_its_stale_attempt_and_the_
         attempt: b[0].attempt,
     };
 
-    // A's attempt comes back late: it is paid (the ledger has it) but cannot complete
-    // the item, write rows, heartbeat, retry or fail it.
-    let exec = executor(&store, &sb, 2);
-    let call = linkledger::plan::CallSpec {
-        job: a[0].job.clone(),
-        collection: a[0].collection.clone(),
-        endpoint: linkledger::api::Endpoint::BulkRanks,
-        targets: vec![linkledger::api::Target::parse("fenced.example.org").unwrap()],
-        task: a[0].task.clone(),
-        estimated_rows: 1,
-    };
-    let end = exec
-        .attempt(Some(run), &call, stale.attempt, Some(stale))
-        .await
-        .unwrap();
+    // A's answer comes back: it is paid and stored raw, but A can no longer complete
+    // the item, write rows, heartbeat, retry, fail, release it or send again.
+    let end = in_flight.await.unwrap().unwrap();
     assert_eq!(end, linkledger::executor::AttemptEnd::Stale);
+    assert_eq!(
+        count(&store, "SELECT count(*) FROM linkledger.raw_responses").await,
+        1
+    );
     assert_eq!(
         count(&store, "SELECT count(*) FROM linkledger.bulk_ranks").await,
         0
@@ -177,13 +193,15 @@ async fn a_worker_whose_lease_expired_cannot_complete_its_stale_attempt_and_the_
             .unwrap()
     );
     assert!(!store.release_work(stale).await.unwrap());
-    assert_eq!(
-        count(&store, "SELECT count(*) FROM linkledger.work WHERE state = 'running' AND leased_by = 'worker-b'").await,
-        1
-    );
+    let again = exec
+        .attempt(Some(run), &call, stale.attempt, Some(stale))
+        .await
+        .unwrap();
+    assert_eq!(again, linkledger::executor::AttemptEnd::Stale);
+    assert_eq!(sb.stats().requests, 1, "a lost claim cannot spend");
+
     // B finishes the item from the answer A paid for: no second request.
-    assert_eq!(sb.stats().requests, 1);
-    let end = exec.recover(run, &call, fresh).await.unwrap();
+    let end = exec.recover(&call, fresh).await.unwrap();
     assert!(
         matches!(end, Some(linkledger::executor::AttemptEnd::Stored { .. })),
         "{end:?}"
@@ -205,6 +223,79 @@ async fn a_worker_whose_lease_expired_cannot_complete_its_stale_attempt_and_the_
         .await,
         1
     );
+    assert_eq!(ledger_total(&store).await, sb.stats().charged_usd.decimal());
+}
+
+#[tokio::test]
+async fn a_request_left_unanswered_by_a_dead_claim_is_booked_at_its_list_price() {
+    let db = TestDb::new().await;
+    let store = db.store().await;
+    let run = enqueue_calls(&store, &["orphan.example.org".to_string()]).await;
+    let a = store
+        .claim("dead-worker", Duration::from_millis(1), 1, Some(&[run]))
+        .await
+        .unwrap();
+    let dead = Fence {
+        work_id: a[0].id,
+        attempt: a[0].attempt,
+    };
+    // The dead worker got as far as writing its ledger row.
+    let targets = vec!["orphan.example.org".to_string()];
+    store
+        .record_sent_fenced(
+            &linkledger::store::CallRecord {
+                run_id: Some(run),
+                job: Some(&a[0].job),
+                collection: Some(&a[0].collection),
+                endpoint: "bulk_ranks",
+                targets: &targets,
+                request: &a[0].task,
+                attempt: dead.attempt,
+            },
+            Some(dead),
+        )
+        .await
+        .unwrap()
+        .expect("the claim held");
+    wait_for(Duration::from_secs(5), "the lease to lapse", || async {
+        count(
+            &store,
+            "SELECT count(*) FROM linkledger.work WHERE lease_expires_at < now()",
+        )
+        .await
+            == 1
+    })
+    .await;
+    let b = store
+        .claim("next-worker", Duration::from_secs(30), 1, Some(&[run]))
+        .await
+        .unwrap();
+    let fresh = Fence {
+        work_id: b[0].id,
+        attempt: b[0].attempt,
+    };
+    let sb = default_sandbox().await;
+    let exec = executor(&store, &sb, 1);
+    let call = linkledger::plan::CallSpec {
+        job: b[0].job.clone(),
+        collection: b[0].collection.clone(),
+        endpoint: linkledger::api::Endpoint::BulkRanks,
+        targets: vec![linkledger::api::Target::parse("orphan.example.org").unwrap()],
+        task: b[0].task.clone(),
+        estimated_rows: 1,
+    };
+    assert_eq!(
+        exec.recover(&call, fresh).await.unwrap(),
+        None,
+        "nothing was stored to reuse"
+    );
+    let (outcome, cost): (String, rust_decimal::Decimal) =
+        sqlx::query_as("SELECT outcome, cost_usd FROM linkledger.api_calls")
+            .fetch_one(store.pool())
+            .await
+            .unwrap();
+    assert_eq!(outcome, "abandoned");
+    assert_eq!(cost.to_string(), "0.02003");
 }
 
 #[tokio::test]
@@ -220,19 +311,20 @@ async fn each_fire_is_enqueued_once_however_many_schedulers_tick() {
             linkledger::daemon::Scheduler::new(store.clone(), vec![job.clone()], format!("s{i}"), 5)
         })
         .collect();
-    let mut enqueued = 0;
-    for s in &mut schedulers {
-        enqueued += s.tick(now).await.unwrap().len();
-    }
+    // The three tick at once, racing to enqueue the same fires.
+    let mut enqueued: usize = futures::future::join_all(schedulers.iter_mut().map(|s| s.tick(now)))
+        .await
+        .into_iter()
+        .map(|r| r.unwrap().len())
+        .sum();
     // 11:10, 11:20, ..., 12:00 are within the hour before 12:05.
     assert_eq!(enqueued, 6);
-    for s in &mut schedulers {
-        enqueued += s
-            .tick(now + chrono::Duration::minutes(10))
-            .await
-            .unwrap()
-            .len();
-    }
+    let later = now + chrono::Duration::minutes(10);
+    enqueued += futures::future::join_all(schedulers.iter_mut().map(|s| s.tick(later)))
+        .await
+        .into_iter()
+        .map(|r| r.unwrap().len())
+        .sum::<usize>();
     assert_eq!(enqueued, 7, "12:10 once");
     assert_eq!(
         count(&store, "SELECT count(*) FROM linkledger.fires").await,
