@@ -55,6 +55,26 @@ const MSG_ONE_TASK: &str = "You can set only one task at a time.";
 const MSG_BAD_JSON: &str = "Invalid JSON in the POST body.";
 const MSG_NOT_FOUND: &str = "Not Found.";
 const MSG_INTERNAL: &str = "Internal Error.";
+const MSG_NO_FUNDS: &str = "Insufficient funds. Please, top up your account balance.";
+
+/// Whether a task names a target whose first label is `quirk-no-funds`: the sandbox
+/// then answers as an account that ran out of money (40210), to show what a payment
+/// refusal does to a run.
+fn asks_for_no_funds(task: &Value) -> bool {
+    let first_label = |t: &str| {
+        let host = t.split("://").nth(1).unwrap_or(t);
+        host.split(['.', '/']).next().unwrap_or("").to_string()
+    };
+    let mut targets: Vec<&str> = task
+        .get("target")
+        .and_then(Value::as_str)
+        .into_iter()
+        .collect();
+    if let Some(list) = task.get("targets").and_then(Value::as_array) {
+        targets.extend(list.iter().filter_map(Value::as_str));
+    }
+    targets.iter().any(|t| first_label(t) == "quirk-no-funds")
+}
 const HTML_500: &str = "<html><body><h1>500 Internal Server Error</h1></body></html>";
 const HTML_502: &str = "<html><head><title>502 Bad Gateway</title></head><body><center><h1>502 Bad Gateway</h1></center><hr><center>nginx</center></body></html>";
 
@@ -717,6 +737,11 @@ fn respond(
         let body = top_level(40000, MSG_ONE_TASK, started.elapsed());
         return shared.answer(endpoint, &request, StatusCode::OK, body, Usd::ZERO);
     };
+
+    if asks_for_no_funds(task_in) {
+        let body = top_level(40210, MSG_NO_FUNDS, started.elapsed());
+        return shared.answer(endpoint, &request, StatusCode::OK, body, Usd::ZERO);
+    }
 
     let data = echo("backlinks", endpoint.name(), Some(task_in));
     let (code, message, cost, result) = match data::build_result(endpoint, task_in, shared.today())

@@ -235,3 +235,52 @@ async fn throttling_answers_make_the_client_back_off_and_retry_until_done() {
     .await;
     assert_eq!(immediate, 0, "retries after a throttle must wait");
 }
+
+#[tokio::test]
+async fn a_payment_refusal_in_the_middle_of_a_run_stops_every_further_call_and_halts_the_run() {
+    let db = TestDb::new().await;
+    let store = db.store().await;
+    let sb = default_sandbox().await;
+    // One call at a time; the third target's account check fails with 40210.
+    let exec = executor(&store, &sb, 1);
+    let mut list = targets("paid", 10);
+    list[2] = "quirk-no-funds.example.com".into();
+    let job = job_for("summary", &list, "");
+    let report = exec
+        .run_once(&[&job], RunKind::Once, today())
+        .await
+        .unwrap();
+    assert!(!report.ok());
+    let halt = report.halt.clone().expect("the run was halted");
+    assert_eq!(halt.code, Some(40210));
+    assert!(report.line().contains("balance"), "{}", report.line());
+    assert_eq!(
+        sb.stats().requests,
+        3,
+        "nothing was sent after the refusal: {:?}",
+        sb.stats()
+    );
+    let states: Vec<(String, i64)> =
+        sqlx::query_as("SELECT state, count(*) FROM linkledger.work GROUP BY state ORDER BY state")
+            .fetch_all(store.pool())
+            .await
+            .unwrap();
+    assert_eq!(
+        states,
+        vec![
+            ("cancelled".into(), 7),
+            ("failed".into(), 1),
+            ("succeeded".into(), 2)
+        ]
+    );
+    let (status, message): (String, Option<String>) =
+        sqlx::query_as("SELECT status, message FROM linkledger.runs")
+            .fetch_one(store.pool())
+            .await
+            .unwrap();
+    assert_eq!(status, "halted");
+    assert!(
+        message.as_deref().is_some_and(|m| m.contains("40210")),
+        "{message:?}"
+    );
+}

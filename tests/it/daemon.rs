@@ -530,3 +530,56 @@ async fn edited_job_files_take_effect_without_a_restart_and_a_bad_edit_keeps_the
         d.log()
     );
 }
+
+#[tokio::test]
+async fn a_refused_daemon_makes_no_call_keeps_the_work_queued_and_reports_unhealthy() {
+    let db = TestDb::new().await;
+    let store = db.store().await;
+    let sb = default_sandbox().await;
+    let wd = Workdir::new(&[("daemon.toml", &summary_job(3, ONE_FIRE, ONE_FIRE_CATCH_UP))]);
+    let env = daemon_env(&db.url, &sb, &[("DATAFORSEO_PASSWORD", "not-the-password")]);
+    let mut d = Daemon::start(wd.path(), &env).await;
+    wait_for(Duration::from_secs(20), "the fire enqueued", || async {
+        count(&store, "SELECT count(*) FROM linkledger.work").await == 3
+    })
+    .await;
+    let (status, body) = d.get("/healthz").await;
+    assert_eq!(status, 503, "{body}");
+    assert!(body.contains("40100"), "{body}");
+    // Let the daemon run on for a while (its scheduler ticks half a second past now,
+    // many worker polls) before looking: a refused daemon must still claim nothing.
+    let until = chrono::Utc::now().timestamp_millis() as f64 / 1000.0 + 0.5;
+    wait_for(
+        Duration::from_secs(10),
+        "the scheduler to tick on",
+        || async {
+            let (_, metrics) = d.get("/metrics").await;
+            metrics
+                .lines()
+                .find_map(|l| l.strip_prefix("linkledger_scheduler_last_tick_timestamp_seconds "))
+                .and_then(|v| v.trim().parse::<f64>().ok())
+                .is_some_and(|t| t >= until)
+        },
+    )
+    .await;
+    assert_eq!(
+        count(
+            &store,
+            "SELECT count(*) FROM linkledger.work WHERE state = 'queued'"
+        )
+        .await,
+        3
+    );
+    let stats = sb.stats();
+    assert_eq!(stats.requests, 0, "{stats:?}");
+    assert_eq!(
+        stats.unauthorized, 1,
+        "only the free credentials check: {stats:?}"
+    );
+    d.signal(Signal::SIGTERM);
+    assert!(
+        d.wait(Duration::from_secs(15)).await.success(),
+        "{}",
+        d.log()
+    );
+}
