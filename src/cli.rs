@@ -339,7 +339,12 @@ fn print_plan(jobs: &[&Job], today: NaiveDate) {
                 "{:<16} {:<32} {:<46} {:>7} {:>9} {:>10}",
                 job.name,
                 c.name,
-                format!("{} ({} calls)", c.endpoint, planned.len()),
+                format!(
+                    "{} ({} call{})",
+                    c.endpoint,
+                    planned.len(),
+                    if planned.len() == 1 { "" } else { "s" }
+                ),
                 c.targets.len(),
                 rows,
                 cost.to_string()
