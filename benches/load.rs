@@ -1,6 +1,7 @@
-//! Loading speed: normalized rows written the way the collector writes them (one
-//! multi-row `UNNEST` upsert transaction per response) against a plain `COPY` of the
-//! same rows into the same tables, measured in the same run on the same database.
+//! Loading speed: normalized rows written the way the collector writes them (per
+//! response, one transaction: `UNNEST` upserts, breakdowns replaced by DELETE + COPY,
+//! the work item completed under its claim) against a plain `COPY` of the same rows
+//! into the same tables, measured in the same run on the same database.
 //!
 //!     cargo bench --bench load                       # 1000 domains, monthly history since 2019
 //!     LINKLEDGER_BENCH_TARGETS=200 cargo bench --bench load
@@ -15,7 +16,7 @@ use futures::StreamExt;
 use linkledger::api::Endpoint;
 use linkledger::cluster::Cluster;
 use linkledger::normalize::{self, Batch, Context};
-use linkledger::store::Store;
+use linkledger::store::{Fence, NewWork, RunKind, Store};
 use secrecy::SecretString;
 use serde_json::{Value, json};
 use sqlx::Connection;
@@ -79,7 +80,9 @@ async fn bench(url: &SecretString, targets: usize) -> anyhow::Result<()> {
             json!({"status_code": 20000, "tasks": [{"status_code": 20000, "result": result}]}),
         ));
     }
-    let raw_ids = store_raw(&store, &bodies).await?;
+    let stored = store_raw(&store, &bodies).await?;
+    let raw_ids: Vec<i64> = stored.iter().map(|(_, raw)| *raw).collect();
+    let call_ids: Vec<i64> = stored.iter().map(|(call, _)| *call).collect();
 
     let t = Instant::now();
     let batches: Vec<Batch> = bodies
@@ -107,33 +110,40 @@ async fn bench(url: &SecretString, targets: usize) -> anyhow::Result<()> {
     // Baseline first: one plain COPY per table of the same rows.
     let copy_first = copy_all(&store, &batches, rows).await?;
 
-    // Upsert path, as the collector writes: one transaction per response.
+    // The collector's path: each response's rows and its work item's completion,
+    // fenced by the claim, in one transaction.
     truncate(&store).await?;
+    let fences = claimed(&store, &bodies).await?;
     let t = Instant::now();
     let mut written = 0;
-    for b in &batches {
-        written += store.store_normalized(None, b).await?;
+    for ((b, fence), call) in batches.iter().zip(&fences).zip(&call_ids) {
+        written += store
+            .complete_with_rows(*fence, *call, b)
+            .await?
+            .expect("the claim holds");
     }
     let upsert = t.elapsed();
     assert_eq!(written as usize, rows, "every row written once");
 
-    // The same upserts again: the idempotent re-load (every row replaced).
+    // Replay's path over the same rows: every row replaced.
     let t = Instant::now();
     for b in &batches {
-        store.store_normalized(None, b).await?;
+        store.store_normalized(b).await?;
     }
     let reload = t.elapsed();
 
-    // As the collector runs: responses written concurrently, one per pooled connection.
+    // As the collector's workers write: several responses at once, one per pooled
+    // connection.
     truncate(&store).await?;
+    let fences = claimed(&store, &bodies).await?;
     let t = Instant::now();
-    let results: Vec<_> = futures::stream::iter(&batches)
-        .map(|b| store.store_normalized(None, b))
+    let results: Vec<_> = futures::stream::iter(batches.iter().zip(&fences).zip(&call_ids))
+        .map(|((b, fence), call)| store.complete_with_rows(*fence, *call, b))
         .buffer_unordered(WRITERS)
         .collect()
         .await;
     for r in results {
-        r?;
+        r?.expect("the claim holds");
     }
     let concurrent = t.elapsed();
 
@@ -145,7 +155,7 @@ async fn bench(url: &SecretString, targets: usize) -> anyhow::Result<()> {
     println!("\n{:<44} {:>10} {:>14}", "method", "time", "rows/s");
     let lines = [
         ("collector writes, one transaction per response", upsert),
-        ("the same again (every row replaced)", reload),
+        ("replay of the same responses (rows replaced)", reload),
         ("collector writes, 8 responses at once", concurrent),
         ("plain COPY, one per table, first run", copy_first),
         ("plain COPY, one per table, last run", copy_last),
@@ -160,7 +170,7 @@ async fn bench(url: &SecretString, targets: usize) -> anyhow::Result<()> {
         "  8 responses at once          {:.2}x   (how the collector's workers write)",
         ratio(concurrent)
     );
-    println!("  re-load, every row replaced  {:.2}x", ratio(reload));
+    println!("  replay, every row replaced   {:.2}x", ratio(reload));
     Ok(())
 }
 
@@ -186,23 +196,67 @@ async fn truncate(store: &Store) -> anyhow::Result<()> {
 }
 
 /// Ledger and raw rows the normalized rows point at (not measured).
-async fn store_raw(store: &Store, bodies: &[(Value, Value)]) -> anyhow::Result<Vec<i64>> {
-    let requests: Vec<&Value> = bodies.iter().map(|(t, _)| t).collect();
-    let call_ids: Vec<i64> = sqlx::query_scalar(
-        "INSERT INTO linkledger.api_calls (endpoint, request, attempt, started_at, outcome)
-         SELECT 'history', r, 1, now(), 'ok' FROM UNNEST($1::jsonb[]) AS r RETURNING id",
-    )
-    .bind(&requests)
-    .fetch_all(store.pool())
-    .await?;
-    let bodies: Vec<&Value> = bodies.iter().map(|(_, b)| b).collect();
-    let raw_ids = sqlx::query_scalar(
-        "INSERT INTO linkledger.raw_responses (api_call_id, endpoint, received_at, body)
-         SELECT c, 'history', now(), b FROM UNNEST($1::bigint[], $2::jsonb[]) AS u(c, b) RETURNING id",
-    )
-    .bind(&call_ids)
-    .bind(&bodies)
-    .fetch_all(store.pool())
-    .await?;
-    Ok(raw_ids)
+async fn store_raw(store: &Store, bodies: &[(Value, Value)]) -> anyhow::Result<Vec<(i64, i64)>> {
+    let mut ids = Vec::with_capacity(bodies.len());
+    for (task, body) in bodies {
+        let call: i64 = sqlx::query_scalar(
+            "INSERT INTO linkledger.api_calls (endpoint, request, attempt, started_at, outcome)
+             VALUES ('history', $1, 1, now(), 'ok') RETURNING id",
+        )
+        .bind(task)
+        .fetch_one(store.pool())
+        .await?;
+        let raw: i64 = sqlx::query_scalar(
+            "INSERT INTO linkledger.raw_responses (api_call_id, endpoint, received_at, body)
+             VALUES ($1, 'history', now(), $2) RETURNING id",
+        )
+        .bind(call)
+        .bind(body)
+        .fetch_one(store.pool())
+        .await?;
+        ids.push((call, raw));
+    }
+    Ok(ids)
+}
+
+/// One claimed work item per response, in the order of `bodies` (not measured).
+async fn claimed(store: &Store, bodies: &[(Value, Value)]) -> anyhow::Result<Vec<Fence>> {
+    let work: Vec<NewWork> = bodies
+        .iter()
+        .map(|(task, _)| NewWork {
+            job: "bench".into(),
+            collection: "history".into(),
+            endpoint: "history".into(),
+            targets: vec![task["target"].as_str().unwrap_or_default().to_string()],
+            task: task.clone(),
+            estimated_rows: 0,
+        })
+        .collect();
+    let run = store
+        .start_run_with_work("bench", RunKind::Once, 1, &work)
+        .await?;
+    let items = store
+        .claim(
+            "bench",
+            Duration::from_secs(3600),
+            bodies.len() as i64,
+            Some(&[run]),
+        )
+        .await?;
+    let by_target: std::collections::HashMap<String, Fence> = items
+        .iter()
+        .map(|w| {
+            (
+                w.targets[0].clone(),
+                Fence {
+                    work_id: w.id,
+                    attempt: w.attempt,
+                },
+            )
+        })
+        .collect();
+    Ok(bodies
+        .iter()
+        .map(|(task, _)| by_target[task["target"].as_str().unwrap_or_default()])
+        .collect())
 }

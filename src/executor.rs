@@ -89,16 +89,6 @@ pub fn next_utc_midnight(now: DateTime<Utc>) -> DateTime<Utc> {
         .and_utc()
 }
 
-/// How one logical call ended.
-#[derive(Clone, Debug, Default)]
-pub struct CallResult {
-    pub ok: bool,
-    /// HTTP requests made for it (0 when a halt stopped it before the first).
-    pub attempts: u32,
-    pub rows: u64,
-    pub error: Option<String>,
-}
-
 /// What one job's run did.
 #[derive(Clone, Debug)]
 pub struct JobReport {
@@ -279,16 +269,16 @@ impl Executor {
         self
     }
 
-    /// One HTTP attempt of `call`: the ledger row, the request, the answer, and for a
-    /// success the raw body, then its rows. With a `fence`, the rows are written only
-    /// if the claim still holds, in the transaction that completes the work item.
-    #[instrument(skip_all, fields(endpoint = %call.endpoint, attempt = attempt_no))]
+    /// One HTTP attempt of `call` for the claim `fence` of its work item: the ledger
+    /// row (only while the claim holds), the request, the answer, and for a success
+    /// the raw body, then its rows, written in the transaction that completes the
+    /// item (only if the claim still holds).
+    #[instrument(skip_all, fields(endpoint = %call.endpoint, work_id = fence.work_id, attempt = fence.attempt))]
     pub async fn attempt(
         &self,
-        run_id: Option<i64>,
+        run_id: i64,
         call: &CallSpec,
-        attempt_no: i32,
-        fence: Option<Fence>,
+        fence: Fence,
     ) -> anyhow::Result<AttemptEnd> {
         if let Some(h) = self.halted().await {
             return Ok(AttemptEnd::NotSent(h));
@@ -326,15 +316,15 @@ impl Executor {
             .store
             .record_sent_fenced(
                 &CallRecord {
-                    run_id,
+                    run_id: Some(run_id),
                     job: Some(&call.job),
                     collection: Some(&call.collection),
                     endpoint: call.endpoint.name(),
                     targets: &targets,
                     request: &call.task,
-                    attempt: attempt_no,
+                    attempt: fence.attempt,
                 },
-                fence,
+                Some(fence),
             )
             .await;
         let call_id = match sent {
@@ -357,7 +347,7 @@ impl Executor {
         }
         if let Some(m) = &self.metrics {
             m.record_call(call.endpoint.name(), attempt.outcome.label(), attempt.cost);
-            if attempt_no > 1 {
+            if fence.attempt > 1 {
                 m.record_retry(call.endpoint.name());
             }
         }
@@ -454,13 +444,13 @@ impl Executor {
             "finishing from an answer already paid for; no request"
         );
         Ok(Some(
-            self.finish(call, call_id, raw_id, received_at, &body, Some(fence))
+            self.finish(call, call_id, raw_id, received_at, &body, fence)
                 .await?,
         ))
     }
 
-    /// Normalizes a stored answer and writes its rows (completing the work item when
-    /// fenced), or records why it could not be normalized.
+    /// Normalizes a stored answer and writes its rows, completing the work item if
+    /// the claim still holds, or records why it could not be normalized.
     async fn finish(
         &self,
         call: &CallSpec,
@@ -468,7 +458,7 @@ impl Executor {
         raw_id: i64,
         collected_at: DateTime<Utc>,
         body: &Value,
-        fence: Option<Fence>,
+        fence: Fence,
     ) -> anyhow::Result<AttemptEnd> {
         let ctx = Context {
             endpoint: call.endpoint,
@@ -488,19 +478,11 @@ impl Executor {
                 return Ok(AttemptEnd::Invalid(why));
             }
         };
-        let written = match fence {
-            None => Some(
-                self.store
-                    .store_normalized(Some(call_id), &batch)
-                    .await
-                    .context("writing normalized rows")?,
-            ),
-            Some(fence) => self
-                .store
-                .complete_with_rows(fence, call_id, &batch)
-                .await
-                .context("writing normalized rows")?,
-        };
+        let written = self
+            .store
+            .complete_with_rows(fence, call_id, &batch)
+            .await
+            .context("writing normalized rows")?;
         Ok(match written {
             Some(rows) => {
                 if let Some(m) = &self.metrics {
@@ -510,52 +492,6 @@ impl Executor {
             }
             None => AttemptEnd::Stale,
         })
-    }
-
-    /// Executes one call to its end in this process: success, a fatal answer, a halt
-    /// or exhausted retries. `Err` only when the database fails.
-    #[instrument(skip_all, fields(endpoint = %call.endpoint, targets = call.targets.len()))]
-    pub async fn execute(
-        &self,
-        run_id: Option<i64>,
-        call: &CallSpec,
-    ) -> anyhow::Result<CallResult> {
-        let policy = self.client.retry_policy().clone();
-        let mut result = CallResult::default();
-        let mut failures = 0;
-        let mut last_error = String::new();
-        let mut attempt_no = 0;
-        while failures < policy.max_attempts.max(1) {
-            let end = self.attempt(run_id, call, attempt_no + 1, None).await?;
-            if !matches!(end, AttemptEnd::NotSent(_)) {
-                attempt_no += 1;
-                result.attempts = attempt_no as u32;
-            }
-            match end {
-                AttemptEnd::Stored { rows } => {
-                    result.ok = true;
-                    result.rows = rows;
-                    return Ok(result);
-                }
-                AttemptEnd::Retry { throttled, error } => {
-                    last_error = error;
-                    // After a throttle the client pauses every caller; the next
-                    // acquire waits it out.
-                    if !throttled {
-                        failures += 1;
-                        if failures < policy.max_attempts {
-                            tokio::time::sleep(policy.delay(failures)).await;
-                        }
-                    }
-                }
-                other => {
-                    result.error = other.error();
-                    return Ok(result);
-                }
-            }
-        }
-        result.error = Some(format!("gave up after {attempt_no} attempts: {last_error}"));
-        Ok(result)
     }
 
     /// Runs every collection of `jobs` once, now: one run per job, its calls enqueued
@@ -795,7 +731,7 @@ pub async fn replay(
             match normalize::normalize(&ctx, &raw.body) {
                 Ok(batch) => {
                     report.rows += store
-                        .store_normalized(None, &batch)
+                        .store_normalized(&batch)
                         .await
                         .with_context(|| format!("writing the rows of raw response {}", raw.id))?;
                 }

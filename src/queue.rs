@@ -267,8 +267,7 @@ async fn try_process(
         {
             return Ok(end);
         }
-        exec.attempt(Some(item.run_id), &call, item.attempt, Some(fence))
-            .await
+        exec.attempt(item.run_id, &call, fence).await
     }
     .await;
     beat.cancel();

@@ -211,23 +211,12 @@ impl Store {
         Ok(raw_id)
     }
 
-    /// Writes one response's normalized rows: one transaction.
+    /// Writes one response's normalized rows in one transaction, outside the queue
+    /// (`replay`).
     #[instrument(skip_all, fields(rows = batch.row_count()))]
-    /// `call_id` is the ledger row to credit with the rows (`None` in replay).
-    pub async fn store_normalized(
-        &self,
-        call_id: Option<i64>,
-        batch: &Batch,
-    ) -> Result<u64, StoreError> {
+    pub async fn store_normalized(&self, batch: &Batch) -> Result<u64, StoreError> {
         let mut tx = self.pool().begin().await?;
         let rows = warehouse::write_batch(&mut tx, batch).await?;
-        if let Some(call_id) = call_id {
-            sqlx::query("UPDATE linkledger.api_calls SET rows_written = $2 WHERE id = $1")
-                .bind(call_id)
-                .bind(rows as i64)
-                .execute(&mut *tx)
-                .await?;
-        }
         tx.commit().await?;
         Ok(rows)
     }

@@ -104,39 +104,12 @@ async fn wrong_credentials_stop_the_run_after_the_first_refusal() {
 }
 
 #[tokio::test]
-async fn a_refusal_in_the_middle_of_a_run_stops_every_further_call() {
-    let db = TestDb::new().await;
-    let store = db.store().await;
-    let sb = default_sandbox().await;
-    // Credentials pass the check, then the account is refused: simulate by pointing a
-    // second client with a bad password at the same run after the check.
-    let mut api = api_config(&sb, 1);
-    api.max_attempts = 3;
-    let bad = linkledger::config::Credentials::Basic {
-        login: "sandbox".into(),
-        password: secrecy::SecretString::from("wrong"),
-    };
-    let client = linkledger::api::Client::with_credentials(&api, &bad).unwrap();
-    let exec = linkledger::executor::Executor::new(store.clone(), client);
-    let job = job_for("summary", &targets("halt", 5), "");
-    let calls = linkledger::plan::plan_job(&job, today());
-    let mut results = Vec::new();
-    for call in &calls {
-        results.push(exec.execute(None, call).await.unwrap());
-    }
-    assert!(results.iter().all(|r| !r.ok));
-    assert_eq!(results[0].attempts, 1, "a 401 is not retried");
-    assert!(results[1..].iter().all(|r| r.attempts == 0), "{results:?}");
-    assert_eq!(sb.stats().unauthorized, 1);
-    assert!(exec.halted().await.is_some());
-}
-
-#[tokio::test]
 async fn a_task_level_40501_is_recorded_with_its_message_and_not_retried() {
     let db = TestDb::new().await;
     let store = db.store().await;
     let sb = default_sandbox().await;
     let exec = executor(&store, &sb, 2);
+    // A task the API refuses: a field it does not know.
     let call = CallSpec {
         job: "j".into(),
         collection: "c".into(),
@@ -145,14 +118,30 @@ async fn a_task_level_40501_is_recorded_with_its_message_and_not_retried() {
         task: serde_json::json!({"target": "example.com", "no_such_field": 1}),
         estimated_rows: 1,
     };
-    let result = exec.execute(None, &call).await.unwrap();
-    assert!(!result.ok);
-    assert_eq!(result.attempts, 1);
-    assert!(
-        result.error.as_deref().unwrap().contains("Invalid Field"),
-        "{result:?}"
+    let run = store
+        .start_run_with_work(
+            "j",
+            RunKind::Once,
+            5,
+            &[linkledger::executor::new_work(&call)],
+        )
+        .await
+        .unwrap();
+    linkledger::queue::Workers::new(exec, linkledger::queue::WorkerConfig::for_once(2))
+        .run_until_done(&[run], tokio_util::sync::CancellationToken::new())
+        .await
+        .unwrap();
+    assert_eq!(sb.stats().requests, 1, "not retried");
+    let (state, claims, last_error): (String, i32, Option<String>) =
+        sqlx::query_as("SELECT state, attempt, last_error FROM linkledger.work")
+            .fetch_one(store.pool())
+            .await
+            .unwrap();
+    assert_eq!((state.as_str(), claims), ("failed", 1));
+    assert_eq!(
+        last_error.as_deref(),
+        Some("Invalid Field: 'no_such_field'.")
     );
-    assert_eq!(sb.stats().requests, 1);
     let (outcome, code, message): (String, Option<i32>, Option<String>) = sqlx::query_as(
         "SELECT outcome, task_status_code, task_status_message FROM linkledger.api_calls WHERE endpoint = 'summary'",
     )
@@ -166,6 +155,11 @@ async fn a_task_level_40501_is_recorded_with_its_message_and_not_retried() {
         count(&store, "SELECT count(*) FROM linkledger.raw_responses").await,
         0
     );
+    let status: String = sqlx::query_scalar("SELECT status FROM linkledger.runs")
+        .fetch_one(store.pool())
+        .await
+        .unwrap();
+    assert_eq!(status, "failed");
 }
 
 #[tokio::test]

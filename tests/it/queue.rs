@@ -135,10 +135,7 @@ async fn a_worker_whose_claim_was_taken_over_cannot_complete_it_and_the_new_clai
     };
     let in_flight = {
         let (exec, call) = (exec.clone(), call.clone());
-        tokio::spawn(async move {
-            exec.attempt(Some(run), &call, stale.attempt, Some(stale))
-                .await
-        })
+        tokio::spawn(async move { exec.attempt(run, &call, stale).await })
     };
     wait_for(Duration::from_secs(10), "A's request in flight", || async {
         count(
@@ -193,10 +190,7 @@ async fn a_worker_whose_claim_was_taken_over_cannot_complete_it_and_the_new_clai
             .unwrap()
     );
     assert!(!store.release_work(stale).await.unwrap());
-    let again = exec
-        .attempt(Some(run), &call, stale.attempt, Some(stale))
-        .await
-        .unwrap();
+    let again = exec.attempt(run, &call, stale).await.unwrap();
     assert_eq!(again, linkledger::executor::AttemptEnd::Stale);
     assert_eq!(sb.stats().requests, 1, "a lost claim cannot spend");
 
