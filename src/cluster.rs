@@ -41,6 +41,15 @@ impl Cluster {
         let data = dir.path().join("data");
         let sock = dir.path().join("sock");
         let log = dir.path().join("log");
+        // The directory itself belongs to the cluster's user too, so the watchdog
+        // (running as that user) can remove all of it when this process dies.
+        if let Some((uid, gid)) = user {
+            nix::unistd::chown(
+                dir.path(),
+                Some(nix::unistd::Uid::from_raw(uid)),
+                Some(nix::unistd::Gid::from_raw(gid)),
+            )?;
+        }
         for d in [&data, &sock, &log] {
             std::fs::create_dir(d)?;
             if let Some((uid, gid)) = user {
