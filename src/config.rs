@@ -292,14 +292,6 @@ impl Credentials {
             }
         }
     }
-
-    /// Every secret string, for scrubbing (tests assert none reaches a log or a row).
-    pub fn secrets(&self) -> Vec<String> {
-        match self {
-            Credentials::Basic { password, .. } => vec![password.expose_secret().to_string()],
-            Credentials::Bearer { token } => vec![token.expose_secret().to_string()],
-        }
-    }
 }
 
 impl ApiConfig {

@@ -110,10 +110,6 @@ impl Scheduler {
         self.jobs = jobs;
     }
 
-    pub fn jobs(&self) -> &[Job] {
-        &self.jobs
-    }
-
     /// Enqueues every fire due at `now` (the clock is the caller's, so tests can move
     /// it). The first time a collection is seen, missed fires follow its `catch_up`:
     /// `latest` enqueues the newest one, `skip` none, `all` every one within

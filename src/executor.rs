@@ -518,7 +518,7 @@ impl Executor {
         if let Err(h) = self.check_credentials(runs.first().copied()).await? {
             for run in &runs {
                 self.store
-                    .cancel_queued(Some(*run), &format!("not sent: {h}"))
+                    .cancel_queued(*run, &format!("not sent: {h}"))
                     .await?;
             }
         } else {

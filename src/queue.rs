@@ -310,7 +310,7 @@ async fn try_process(
                 .finish_work(fence, Terminal::Failed, &h.to_string())
                 .await?;
             store
-                .cancel_queued(Some(item.run_id), &format!("not sent: {h}"))
+                .cancel_queued(item.run_id, &format!("not sent: {h}"))
                 .await?;
         }
         AttemptEnd::NotSent(h) => {

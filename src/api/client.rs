@@ -74,11 +74,6 @@ impl std::fmt::Debug for Client {
 }
 
 impl Client {
-    pub fn new(cfg: &ApiConfig) -> Result<Client, ConfigError> {
-        let creds = cfg.credentials()?;
-        Self::with_credentials(cfg, &creds)
-    }
-
     pub fn with_credentials(cfg: &ApiConfig, creds: &Credentials) -> Result<Client, ConfigError> {
         // reqwest is built without a default crypto provider; install ring once.
         let _ = rustls::crypto::ring::default_provider().install_default();

@@ -32,17 +32,11 @@ impl RetryPolicy {
             .build()
     }
 
-    /// The delay before retrying after the `failures`-th failed attempt (1-based).
+    /// The delay before retrying after the `failures`-th failed attempt (1-based):
+    /// the `failures`-th of [`RetryPolicy::delays`], the cap once those run out.
     pub fn delay(&self, failures: u32) -> Duration {
-        let nth = failures.max(1) as usize - 1;
-        ExponentialBuilder::default()
-            .with_min_delay(self.base_delay)
-            .with_max_delay(self.max_delay)
-            .with_factor(2.0)
-            .with_jitter()
-            .with_max_times(nth + 1)
-            .build()
-            .nth(nth)
+        self.delays()
+            .nth(failures.max(1) as usize - 1)
             .unwrap_or(self.max_delay)
     }
 }

@@ -84,7 +84,7 @@ impl Store {
     /// Row count of every normalized table, for reports.
     pub async fn table_counts(&self) -> Result<Vec<(String, i64)>, StoreError> {
         let mut out = Vec::new();
-        for table in warehouse::NORMALIZED_TABLES {
+        for table in warehouse::normalized_tables() {
             let n: i64 = sqlx::query_scalar(sqlx::AssertSqlSafe(format!(
                 "SELECT count(*) FROM linkledger.{table}"
             )))

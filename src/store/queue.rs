@@ -399,11 +399,11 @@ impl Store {
         Ok(done.rows_affected() == 1)
     }
 
-    /// Cancels the queued work of every unfinished run (the account refused us).
-    pub async fn cancel_queued(&self, run_id: Option<i64>, why: &str) -> Result<u64, StoreError> {
+    /// Cancels the queued work of a run (a once-run the account refused).
+    pub async fn cancel_queued(&self, run_id: i64, why: &str) -> Result<u64, StoreError> {
         let done = sqlx::query(
             "UPDATE linkledger.work SET state = 'cancelled', last_error = $2, finished_at = now()
-             WHERE state = 'queued' AND ($1::bigint IS NULL OR run_id = $1)",
+             WHERE state = 'queued' AND run_id = $1",
         )
         .bind(run_id)
         .bind(why)

@@ -14,21 +14,14 @@ use tracing::instrument;
 
 use crate::normalize::{Batch, Cell, ColType, TABLES, TableSpec};
 
-/// Every normalized table (rebuilt by `replay`), in a stable order.
-pub const NORMALIZED_TABLES: &[&str] = &[
-    "summary",
-    "history",
-    "timeseries_summary",
-    "timeseries_new_lost_summary",
-    "bulk_new_lost_backlinks",
-    "bulk_new_lost_referring_domains",
-    "bulk_ranks",
-    "bulk_backlinks",
-    "bulk_referring_domains",
-    "bulk_spam_score",
-    "bulk_pages_summary",
-    "link_breakdowns",
-];
+/// Every normalized table (rebuilt by `replay`): the endpoint tables of
+/// [`TABLES`], then `link_breakdowns`.
+pub fn normalized_tables() -> impl Iterator<Item = &'static str> {
+    TABLES
+        .iter()
+        .map(|t| t.name)
+        .chain(std::iter::once("link_breakdowns"))
+}
 
 /// One column's values, typed for binding as a Postgres array.
 enum Column {

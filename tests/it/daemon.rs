@@ -132,6 +132,34 @@ fn summary_job(n: usize, schedule: &str, catch_up: &str) -> String {
     )
 }
 
+/// A database, a sandbox, a work directory holding one summary job over `targets`
+/// targets that fires once, and the daemon environment for them.
+struct Scene {
+    _db: TestDb,
+    store: linkledger::store::Store,
+    sb: Sandbox,
+    wd: Workdir,
+    env: Vec<(String, String)>,
+}
+
+async fn scene(targets: usize, sandbox_opts: SandboxOptions, env: &[(&str, &str)]) -> Scene {
+    let db = TestDb::new().await;
+    let store = db.store().await;
+    let sb = sandbox(sandbox_opts).await;
+    let wd = Workdir::new(&[(
+        "daemon.toml",
+        &summary_job(targets, ONE_FIRE, ONE_FIRE_CATCH_UP),
+    )]);
+    let env = daemon_env(&db.url, &sb, env);
+    Scene {
+        _db: db,
+        store,
+        sb,
+        wd,
+        env,
+    }
+}
+
 #[tokio::test]
 async fn two_daemons_on_one_database_enqueue_and_call_each_fire_once() {
     let db = TestDb::new().await;
@@ -233,15 +261,16 @@ async fn two_daemons_on_one_database_enqueue_and_call_each_fire_once() {
 
 #[tokio::test]
 async fn sigterm_stops_the_daemon_within_the_deadline_with_nothing_left_claimed() {
-    let db = TestDb::new().await;
-    let store = db.store().await;
-    let sb = sandbox(SandboxOptions {
-        latency: Duration::from_millis(400),
-        ..SandboxOptions::default()
-    })
+    let sc = scene(
+        12,
+        SandboxOptions {
+            latency: Duration::from_millis(400),
+            ..SandboxOptions::default()
+        },
+        &[("LINKLEDGER_API__MAX_IN_FLIGHT", "2")],
+    )
     .await;
-    let wd = Workdir::new(&[("daemon.toml", &summary_job(12, ONE_FIRE, ONE_FIRE_CATCH_UP))]);
-    let env = daemon_env(&db.url, &sb, &[("LINKLEDGER_API__MAX_IN_FLIGHT", "2")]);
+    let (store, wd, env) = (sc.store.clone(), &sc.wd, sc.env.clone());
     let mut d = Daemon::start(wd.path(), &env).await;
     wait_for(Duration::from_secs(30), "calls in flight", || async {
         count(
@@ -298,15 +327,16 @@ async fn sigterm_stops_the_daemon_within_the_deadline_with_nothing_left_claimed(
 
 #[tokio::test]
 async fn after_kill_9_the_restarted_daemon_finishes_the_run_without_paying_twice() {
-    let db = TestDb::new().await;
-    let store = db.store().await;
-    let sb = sandbox(SandboxOptions {
-        latency: Duration::from_millis(150),
-        ..SandboxOptions::default()
-    })
+    let sc = scene(
+        24,
+        SandboxOptions {
+            latency: Duration::from_millis(150),
+            ..SandboxOptions::default()
+        },
+        &[("LINKLEDGER_API__MAX_IN_FLIGHT", "3")],
+    )
     .await;
-    let wd = Workdir::new(&[("daemon.toml", &summary_job(24, ONE_FIRE, ONE_FIRE_CATCH_UP))]);
-    let env = daemon_env(&db.url, &sb, &[("LINKLEDGER_API__MAX_IN_FLIGHT", "3")]);
+    let (store, sb, wd, env) = (sc.store.clone(), &sc.sb, &sc.wd, sc.env.clone());
     let mut first = Daemon::start(wd.path(), &env).await;
     wait_for(Duration::from_secs(30), "some targets stored", || async {
         count(&store, "SELECT count(*) FROM linkledger.summary").await >= 6
@@ -433,17 +463,17 @@ async fn the_daemon_carries_on_after_postgres_restarts() {
 
 #[tokio::test]
 async fn two_daemons_together_stay_within_the_accounts_in_flight_limit() {
-    let db = TestDb::new().await;
-    let store = db.store().await;
-    // The account allows 4 open requests; each daemon is configured for 4.
-    let sb = sandbox(SandboxOptions {
-        latency: Duration::from_millis(100),
-        max_in_flight: 4,
-        ..SandboxOptions::default()
-    })
+    let sc = scene(
+        60,
+        SandboxOptions {
+            latency: Duration::from_millis(100),
+            max_in_flight: 4,
+            ..SandboxOptions::default()
+        },
+        &[("LINKLEDGER_API__MAX_IN_FLIGHT", "4")],
+    )
     .await;
-    let wd = Workdir::new(&[("daemon.toml", &summary_job(60, ONE_FIRE, ONE_FIRE_CATCH_UP))]);
-    let env = daemon_env(&db.url, &sb, &[("LINKLEDGER_API__MAX_IN_FLIGHT", "4")]);
+    let (store, sb, wd, env) = (sc.store.clone(), &sc.sb, &sc.wd, sc.env.clone());
     let (mut a, mut b) = tokio::join!(
         Daemon::start(wd.path(), &env),
         Daemon::start(wd.path(), &env)

@@ -28,11 +28,8 @@ async fn migrate_creates_every_table_and_running_it_again_changes_nothing() {
         "link_breakdowns",
     ]
     .into_iter()
-    .chain(
-        linkledger::store::warehouse::NORMALIZED_TABLES
-            .iter()
-            .copied(),
-    ) {
+    .chain(linkledger::store::warehouse::normalized_tables())
+    {
         assert!(
             tables.iter().any(|x| x == t),
             "missing table {t}: {tables:?}"
