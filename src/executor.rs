@@ -341,6 +341,10 @@ impl Executor {
             }
         };
         let attempt = self.client.post(&permit, call.endpoint, &call.task).await;
+        // A refusal stops the calls waiting for this permit: set it before letting go.
+        if let Some(halt) = Halt::from_outcome(&attempt.outcome) {
+            self.set_halt(halt);
+        }
         drop(permit);
         if let (Some(shared), Some(slot)) = (&self.shared, slot) {
             shared.release(&self.store, slot).await;
@@ -363,9 +367,7 @@ impl Executor {
                     .await?
             }
             Outcome::Halt { .. } | Outcome::DailyLimit { .. } => {
-                let halt = Halt::from_outcome(&attempt.outcome).expect("a halt");
-                self.set_halt(halt.clone());
-                AttemptEnd::Halted(halt)
+                AttemptEnd::Halted(Halt::from_outcome(&attempt.outcome).expect("a halt"))
             }
             Outcome::Rejected { message, .. } => {
                 warn!(reason = %message, "the API rejected the request; not retried");
