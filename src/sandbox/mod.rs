@@ -7,8 +7,11 @@
 //! task-level `40501 Invalid Field: '…'.` for bad requests. Its data is fake but
 //! deterministic (see [`data`]). On top of that it can inject the faults the real API
 //! and the network produce (HTTP 5xx with an HTML body, task-level 50000, throttling, a
-//! dropped connection) at a chosen rate, and it keeps statistics and a record of every
-//! request so that tests can compare what was stored with what was served.
+//! dropped connection) at a chosen rate. It counts every request in its statistics and
+//! keeps a log of the most recent requests and their answers (at most
+//! [`SandboxOptions::record_limit`], the oldest dropped first) so that tests can compare
+//! what was stored with what was served, and a sandbox left running for days does not
+//! grow without bound.
 //!
 //! `GET /sandbox/stats` and `GET /sandbox/requests` expose the same to other processes.
 
@@ -99,6 +102,10 @@ pub struct SandboxOptions {
     pub token: String,
     /// The sandbox's "today"; `None` means the UTC date when a request arrives.
     pub today: Option<NaiveDate>,
+    /// How many of the most recent requests [`Sandbox::requests`] and
+    /// `GET /sandbox/requests` keep, with their bodies; older ones are dropped from the
+    /// log (0 keeps none). [`Stats`] count every request regardless.
+    pub record_limit: usize,
 }
 
 impl Default for SandboxOptions {
@@ -114,6 +121,7 @@ impl Default for SandboxOptions {
             password: "sandbox".into(),
             token: "sandbox-token".into(),
             today: None,
+            record_limit: 10_000,
         }
     }
 }
@@ -132,6 +140,7 @@ impl fmt::Debug for SandboxOptions {
             .field("password", &"[REDACTED]")
             .field("token", &"[REDACTED]")
             .field("today", &self.today)
+            .field("record_limit", &self.record_limit)
             .finish()
     }
 }
@@ -200,7 +209,7 @@ impl Sandbox {
                 window: VecDeque::new(),
                 rng: StdRng::seed_from_u64(opts.seed),
                 fault_rate: opts.fault_rate,
-                records: Vec::new(),
+                records: VecDeque::new(),
                 tasks: 0,
             }),
             nonce,
@@ -237,9 +246,10 @@ impl Sandbox {
         self.shared.lock().stats.clone()
     }
 
-    /// Every counted request, in the order their answers were decided.
+    /// The most recent counted requests (at most [`SandboxOptions::record_limit`]),
+    /// oldest first, in the order their answers were decided.
     pub fn requests(&self) -> Vec<RequestRecord> {
-        self.shared.lock().records.clone()
+        self.shared.lock().records.iter().cloned().collect()
     }
 
     pub fn set_fault_rate(&self, rate: f64) {
@@ -300,7 +310,8 @@ struct Inner {
     window: VecDeque<Instant>,
     rng: StdRng,
     fault_rate: f64,
-    records: Vec<RequestRecord>,
+    /// The most recent records, oldest first, at most `opts.record_limit` of them.
+    records: VecDeque<RequestRecord>,
     /// Tasks answered so far, for task ids.
     tasks: u64,
 }
@@ -416,15 +427,23 @@ impl Shared {
         response: Option<&Value>,
         cost: Usd,
     ) {
-        let mut st = self.lock();
-        st.stats.charged_usd += cost;
-        st.records.push(RequestRecord {
+        let limit = self.opts.record_limit;
+        // Built before taking the lock: the bodies can be large.
+        let record = (limit > 0).then(|| RequestRecord {
             endpoint: endpoint.name().to_string(),
             request: request.clone().unwrap_or(Value::Null),
             http_status: status.as_u16(),
             response: response.cloned(),
             cost,
         });
+        let mut st = self.lock();
+        st.stats.charged_usd += cost;
+        if let Some(record) = record {
+            while st.records.len() >= limit {
+                st.records.pop_front();
+            }
+            st.records.push_back(record);
+        }
     }
 
     /// Records a JSON answer and sends it.
@@ -589,6 +608,7 @@ async fn stats_route(State(shared): State<Arc<Shared>>) -> Response {
     json_response(StatusCode::OK, &json!(stats))
 }
 
+/// The recent requests, oldest first.
 async fn requests_route(State(shared): State<Arc<Shared>>) -> Response {
     let records = shared.lock().records.clone();
     json_response(StatusCode::OK, &json!(records))
@@ -1105,6 +1125,50 @@ mod tests {
         let stats = sb.stats();
         assert_eq!(stats.throttled, 2);
         assert_eq!(stats.requests, 4);
+        sb.stop().await;
+    }
+
+    #[tokio::test]
+    async fn only_the_most_recent_requests_are_kept_but_all_are_counted() {
+        let sb = Sandbox::start(SandboxOptions {
+            record_limit: 5,
+            ..SandboxOptions::default()
+        })
+        .await
+        .unwrap();
+        let auth = basic("sandbox", "sandbox");
+        for i in 0..8 {
+            let (status, _) = http(
+                sb.addr(),
+                "POST",
+                "/v3/backlinks/summary/live",
+                Some(&auth),
+                &format!(r#"[{{"target":"site{i}.com","tag":"r{i}"}}]"#),
+            )
+            .await;
+            assert_eq!(status, 200);
+        }
+        let stats = sb.stats();
+        assert_eq!(stats.requests, 8);
+        assert_eq!(stats.charged_usd, price(1) * 8);
+        let tags = |records: &[Value]| -> Vec<String> {
+            records
+                .iter()
+                .map(|r| r["request"][0]["tag"].as_str().unwrap().to_string())
+                .collect()
+        };
+        let kept: Vec<Value> = sb.requests().iter().map(|r| json!(r)).collect();
+        assert_eq!(kept.len(), 5);
+        assert_eq!(tags(&kept), ["r3", "r4", "r5", "r6", "r7"]);
+        assert_eq!(
+            kept[4]["response"]["tasks"][0]["result"][0]["target"],
+            "site7.com"
+        );
+
+        let (status, body) = http(sb.addr(), "GET", "/sandbox/requests", None, "").await;
+        assert_eq!(status, 200);
+        let served: Vec<Value> = serde_json::from_str(&body).unwrap();
+        assert_eq!(tags(&served), ["r3", "r4", "r5", "r6", "r7"]);
         sb.stop().await;
     }
 }
