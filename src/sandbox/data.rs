@@ -8,7 +8,8 @@
 //! 0..=100, rank 0..=1000) so that loaders can be tested against realistic numbers.
 //!
 //! Targets whose host starts with `quirk-…` reproduce the schema drift the real API is
-//! known for; see [`Quirk`].
+//! known for; see [`Quirk`]. The modes that change the envelope rather than the result
+//! (and `quirk-no-funds`) are the server's, described in [`crate::sandbox`].
 
 use std::collections::BTreeSet;
 
@@ -305,6 +306,14 @@ fn is_ip(host: &str) -> bool {
     host.parse::<std::net::IpAddr>().is_ok()
 }
 
+/// The first DNS label of a target's host, lowercase and without `www.`: `quirk-nulls`
+/// for `https://www.quirk-nulls.example.org/`. It selects the `quirk-…` modes, here and
+/// in the server.
+pub(super) fn first_label(target: &str) -> String {
+    let host = host(target);
+    host.split('.').next().unwrap_or("").to_string()
+}
+
 /// A page is a URL with a path below the root; its counts are a fraction of a domain's.
 fn is_page(target: &str) -> bool {
     target
@@ -330,8 +339,7 @@ enum Quirk {
 
 impl Quirk {
     fn of(target: &str) -> Option<Quirk> {
-        let host = host(target);
-        match host.split('.').next().unwrap_or("") {
+        match first_label(target).as_str() {
             "quirk-unknown-fields" => Some(Quirk::UnknownFields),
             "quirk-wrong-type" => Some(Quirk::WrongType),
             "quirk-misspelled" => Some(Quirk::Misspelled),
