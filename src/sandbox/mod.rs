@@ -14,6 +14,38 @@
 //! grow without bound.
 //!
 //! `GET /sandbox/stats` and `GET /sandbox/requests` expose the same to other processes.
+//!
+//! # Target modes
+//!
+//! A target whose host's first label (lowercase, without `www.`) is one of these names
+//! changes the answer; for the bulk endpoints, any of the `targets` does.
+//!
+//! - `quirk-unknown-fields`, `quirk-wrong-type`, `quirk-misspelled`, `quirk-nulls`:
+//!   the result's schema drifts (see [`data`]); the envelope is normal.
+//! - `quirk-no-funds`: a top-level 40210 (insufficient funds) with no task, not
+//!   charged. It wins over every other mode of the same task.
+//!
+//! The envelope modes keep the result and the charge exactly as without them (the same
+//! cost, counted in [`Stats::charged_usd`] and [`RequestRecord::cost`]) and change only
+//! the envelope, after it was built, so that the recorded response is what was sent:
+//!
+//! - `quirk-envelope-types`: the fields that do not matter for classification have other
+//!   JSON types: top-level `time` is a number of seconds (`0.0123`), `tasks_count` and
+//!   `tasks_error` are strings (`"1"`, `"0"`); the task's `id` is a number, its `time`
+//!   a number of seconds, `result_count` a string (`"1"`), and `path` one string
+//!   (`"v3/backlinks/<endpoint>/live"`). Status codes and costs stay numbers and
+//!   `result` stays an array.
+//! - `quirk-string-codes`: `status_code` and `cost` are strings at both levels
+//!   (`"20000"`, `"0.02003"`); everything else is normal.
+//! - `quirk-result-object`: the task's `result` is the one result object itself, not an
+//!   array holding it (`result_count` stays 1).
+//! - `quirk-no-status`: neither the envelope nor the task has a `status_code` or a
+//!   `status_message` key; cost and result as usual.
+//!
+//! The envelope modes shape every answer built for the task, a 40501 included (its cost
+//! 0); refusals decided before the task is read (401, 40202, 40209, 40210) and injected
+//! faults are served as without them. Several envelope modes in one bulk task: the
+//! first target's in request order wins.
 
 pub mod data;
 
@@ -60,24 +92,147 @@ const MSG_NOT_FOUND: &str = "Not Found.";
 const MSG_INTERNAL: &str = "Internal Error.";
 const MSG_NO_FUNDS: &str = "Insufficient funds. Please, top up your account balance.";
 
-/// Whether a task names a target whose first label is `quirk-no-funds`: the sandbox
-/// then answers as an account that ran out of money (40210), to show what a payment
-/// refusal does to a run.
-fn asks_for_no_funds(task: &Value) -> bool {
-    let first_label = |t: &str| {
-        let host = t.split("://").nth(1).unwrap_or(t);
-        host.split(['.', '/']).next().unwrap_or("").to_string()
-    };
-    let mut targets: Vec<&str> = task
-        .get("target")
-        .and_then(Value::as_str)
-        .into_iter()
-        .collect();
-    if let Some(list) = task.get("targets").and_then(Value::as_array) {
-        targets.extend(list.iter().filter_map(Value::as_str));
-    }
-    targets.iter().any(|t| first_label(t) == "quirk-no-funds")
+/// What a task's targets ask of the server (see the module doc, "Target modes").
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum TargetMode {
+    /// `quirk-no-funds`: the account has run out of money (40210), to show what a
+    /// payment refusal does to a run.
+    NoFunds,
+    /// A normal, charged answer whose envelope is shaped by the quirk.
+    Envelope(EnvelopeQuirk),
 }
+
+/// Surprising envelopes that still carry a classifiable answer.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum EnvelopeQuirk {
+    /// `quirk-envelope-types`: `time`, counts, `id`, `result_count` and `path` retyped.
+    Types,
+    /// `quirk-string-codes`: `status_code` and `cost` as strings at both levels.
+    StringCodes,
+    /// `quirk-result-object`: `result` is the result object, not an array of one.
+    ResultObject,
+    /// `quirk-no-status`: no `status_code` / `status_message` at either level.
+    NoStatus,
+}
+
+/// The mode the first host label of the task's `target`, or of any of its `targets`,
+/// asks for: `quirk-no-funds` first, else the first envelope quirk in request order.
+fn target_mode(task: &Value) -> Option<TargetMode> {
+    let mut labels: Vec<String> = Vec::new();
+    if let Some(t) = task.get("target").and_then(Value::as_str) {
+        labels.push(data::first_label(t));
+    }
+    if let Some(list) = task.get("targets").and_then(Value::as_array) {
+        labels.extend(list.iter().filter_map(Value::as_str).map(data::first_label));
+    }
+    if labels.iter().any(|l| l == "quirk-no-funds") {
+        return Some(TargetMode::NoFunds);
+    }
+    labels.iter().find_map(|l| {
+        let quirk = match l.as_str() {
+            "quirk-envelope-types" => EnvelopeQuirk::Types,
+            "quirk-string-codes" => EnvelopeQuirk::StringCodes,
+            "quirk-result-object" => EnvelopeQuirk::ResultObject,
+            "quirk-no-status" => EnvelopeQuirk::NoStatus,
+            _ => return None,
+        };
+        Some(TargetMode::Envelope(quirk))
+    })
+}
+
+impl EnvelopeQuirk {
+    /// Reshapes a built envelope (top level and its tasks) in place.
+    fn apply(self, envelope: &mut Value) {
+        let Some(top) = envelope.as_object_mut() else {
+            return;
+        };
+        match self {
+            EnvelopeQuirk::Types => {
+                retype(top, "time", seconds_as_number);
+                retype(top, "tasks_count", number_as_string);
+                retype(top, "tasks_error", number_as_string);
+                for task in tasks_mut(top) {
+                    retype(task, "id", id_as_number);
+                    retype(task, "time", seconds_as_number);
+                    retype(task, "result_count", number_as_string);
+                    retype(task, "path", path_as_string);
+                }
+            }
+            EnvelopeQuirk::StringCodes => {
+                for field in ["status_code", "cost"] {
+                    retype(top, field, number_as_string);
+                }
+                for task in tasks_mut(top) {
+                    for field in ["status_code", "cost"] {
+                        retype(task, field, number_as_string);
+                    }
+                }
+            }
+            EnvelopeQuirk::ResultObject => {
+                for task in tasks_mut(top) {
+                    if let Some(Value::Array(results)) = task.get_mut("result")
+                        && results.len() == 1
+                    {
+                        let only = results.remove(0);
+                        task.insert("result".into(), only);
+                    }
+                }
+            }
+            EnvelopeQuirk::NoStatus => {
+                for field in ["status_code", "status_message"] {
+                    top.shift_remove(field);
+                }
+                for task in tasks_mut(top) {
+                    for field in ["status_code", "status_message"] {
+                        task.shift_remove(field);
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// The task objects of an envelope.
+fn tasks_mut(top: &mut Map<String, Value>) -> impl Iterator<Item = &mut Map<String, Value>> {
+    top.get_mut("tasks")
+        .and_then(Value::as_array_mut)
+        .into_iter()
+        .flatten()
+        .filter_map(Value::as_object_mut)
+}
+
+/// Replaces `obj[field]`, where it exists, by `f` of it; `None` leaves it as it was.
+fn retype(obj: &mut Map<String, Value>, field: &str, f: fn(&Value) -> Option<Value>) {
+    if let Some(v) = obj.get_mut(field)
+        && let Some(new) = f(v)
+    {
+        *v = new;
+    }
+}
+
+/// `1` → `"1"`, `0.02003` → `"0.02003"`.
+fn number_as_string(v: &Value) -> Option<Value> {
+    v.as_number().map(|n| Value::String(n.to_string()))
+}
+
+/// `"0.0123 sec."` → `0.0123`.
+fn seconds_as_number(v: &Value) -> Option<Value> {
+    let secs: f64 = v.as_str()?.strip_suffix(" sec.")?.trim().parse().ok()?;
+    Some(json!(secs))
+}
+
+/// A task id's last group, read as hex: a number below 2^48, exact in any JSON reader.
+fn id_as_number(v: &Value) -> Option<Value> {
+    let last = v.as_str()?.rsplit('-').next()?;
+    u64::from_str_radix(last, 16).ok().map(|n| json!(n))
+}
+
+/// `["v3", "backlinks", "summary", "live"]` → `"v3/backlinks/summary/live"`.
+fn path_as_string(v: &Value) -> Option<Value> {
+    let parts: Option<Vec<&str>> = v.as_array()?.iter().map(Value::as_str).collect();
+    Some(Value::String(parts?.join("/")))
+}
+
 const HTML_500: &str = "<html><body><h1>500 Internal Server Error</h1></body></html>";
 const HTML_502: &str = "<html><head><title>502 Bad Gateway</title></head><body><center><h1>502 Bad Gateway</h1></center><hr><center>nginx</center></body></html>";
 
@@ -758,7 +913,8 @@ fn respond(
         return shared.answer(endpoint, &request, StatusCode::OK, body, Usd::ZERO);
     };
 
-    if asks_for_no_funds(task_in) {
+    let mode = target_mode(task_in);
+    if mode == Some(TargetMode::NoFunds) {
         let body = top_level(40210, MSG_NO_FUNDS, started.elapsed());
         return shared.answer(endpoint, &request, StatusCode::OK, body, Usd::ZERO);
     }
@@ -786,7 +942,11 @@ fn respond(
         },
         started.elapsed(),
     );
-    let body = with_task(task, started.elapsed());
+    let mut body = with_task(task, started.elapsed());
+    // After the body is built, so the record keeps what is sent; the cost is unchanged.
+    if let Some(TargetMode::Envelope(quirk)) = mode {
+        quirk.apply(&mut body);
+    }
     shared.answer(endpoint, &request, StatusCode::OK, body, cost)
 }
 
@@ -1169,6 +1329,183 @@ mod tests {
         assert_eq!(status, 200);
         let served: Vec<Value> = serde_json::from_str(&body).unwrap();
         assert_eq!(tags(&served), ["r3", "r4", "r5", "r6", "r7"]);
+        sb.stop().await;
+    }
+
+    #[test]
+    fn a_task_asks_for_a_mode_by_the_first_host_label_of_any_of_its_targets() {
+        let mode = |task: Value| target_mode(&task);
+        assert_eq!(mode(json!({"target": "example.com"})), None);
+        assert_eq!(mode(json!({"target": "example.quirk-no-status.com"})), None);
+        assert_eq!(
+            mode(json!({"target": "https://www.Quirk-No-Status.example.com/page"})),
+            Some(TargetMode::Envelope(EnvelopeQuirk::NoStatus))
+        );
+        assert_eq!(
+            mode(
+                json!({"targets": ["a.com", "quirk-result-object.b.com", "quirk-string-codes.c.com"]})
+            ),
+            Some(TargetMode::Envelope(EnvelopeQuirk::ResultObject))
+        );
+        assert_eq!(
+            mode(json!({"targets": ["quirk-envelope-types.a.com", "quirk-no-funds.b.com"]})),
+            Some(TargetMode::NoFunds)
+        );
+    }
+
+    const BULK: &str = "/v3/backlinks/bulk_backlinks/live";
+    const SUMMARY: &str = "/v3/backlinks/summary/live";
+
+    /// A sandbox with a fixed "today", so that results can be compared.
+    async fn dated_sandbox() -> Sandbox {
+        Sandbox::start(SandboxOptions {
+            today: NaiveDate::from_ymd_opt(2025, 6, 15),
+            ..SandboxOptions::default()
+        })
+        .await
+        .unwrap()
+    }
+
+    /// POSTs `body` and returns the JSON served, after checking that the sandbox
+    /// recorded exactly that and charged `charge` for it, in the record and the stats.
+    async fn served_and_charged(sb: &Sandbox, path: &str, body: &str, charge: Usd) -> Value {
+        let before = sb.stats().charged_usd;
+        let (status, text) =
+            http(sb.addr(), "POST", path, Some("Bearer sandbox-token"), body).await;
+        assert_eq!(status, 200, "{text}");
+        let served: Value = serde_json::from_str(&text).unwrap();
+        let record = sb.requests().pop().unwrap();
+        assert_eq!(record.response.as_ref(), Some(&served));
+        assert_eq!(record.cost, charge, "{text}");
+        assert_eq!(sb.stats().charged_usd - before, charge, "{text}");
+        served
+    }
+
+    /// Three targets, three billed rows, led by `first`.
+    fn bulk_task(first: &str) -> String {
+        format!(r#"[{{"targets":["{first}","b.com","c.com"]}}]"#)
+    }
+
+    #[tokio::test]
+    async fn envelope_types_mode_retypes_the_fields_classification_ignores_and_charges_as_usual() {
+        let sb = dated_sandbox().await;
+        let plain = served_and_charged(&sb, BULK, &bulk_task("a.com"), price(3)).await;
+        let v = served_and_charged(
+            &sb,
+            BULK,
+            &bulk_task("quirk-envelope-types.example.com"),
+            price(3),
+        )
+        .await;
+        assert!(plain["time"].is_string() && plain["tasks_count"] == 1);
+
+        assert!(v["time"].is_f64(), "{v}");
+        assert_eq!(v["tasks_count"], "1");
+        assert_eq!(v["tasks_error"], "0");
+        assert_eq!(v["status_code"], 20000);
+        assert_eq!(Usd::from_json(&v["cost"]), Some(price(3)));
+        assert!(v["cost"].is_number());
+        let t = &v["tasks"][0];
+        assert!(t["id"].is_u64(), "{t}");
+        assert!(t["time"].is_f64(), "{t}");
+        assert_eq!(t["result_count"], "1");
+        assert_eq!(t["path"], "v3/backlinks/bulk_backlinks/live");
+        assert_eq!(t["status_code"], 20000);
+        assert_eq!(t["status_message"], "Ok.");
+        assert!(t["cost"].is_number());
+        assert_eq!(Usd::from_json(&t["cost"]), Some(price(3)));
+        assert_eq!(t["result"].as_array().unwrap().len(), 1);
+        assert_eq!(t["result"][0]["items"].as_array().unwrap().len(), 3);
+        sb.stop().await;
+    }
+
+    #[tokio::test]
+    async fn string_codes_mode_sends_status_codes_and_costs_as_strings_and_charges_as_usual() {
+        let sb = dated_sandbox().await;
+        let v = served_and_charged(
+            &sb,
+            BULK,
+            &bulk_task("quirk-string-codes.example.com"),
+            price(3),
+        )
+        .await;
+        assert_eq!(v["status_code"], "20000", "{v}");
+        assert_eq!(v["cost"], "0.02009");
+        assert_eq!(v["status_message"], "Ok.");
+        assert_eq!(v["tasks_count"], 1);
+        assert!(v["time"].is_string());
+        let t = &v["tasks"][0];
+        assert_eq!(t["status_code"], "20000");
+        assert_eq!(t["cost"], "0.02009");
+        assert_eq!(t["result_count"], 1);
+        assert_eq!(
+            t["path"],
+            json!(["v3", "backlinks", "bulk_backlinks", "live"])
+        );
+        assert!(t["id"].is_string());
+        assert_eq!(t["result"][0]["items"].as_array().unwrap().len(), 3);
+        sb.stop().await;
+    }
+
+    #[tokio::test]
+    async fn result_object_mode_sends_the_result_without_its_array_and_charges_as_usual() {
+        let sb = dated_sandbox().await;
+        let target = "quirk-result-object.example.com";
+        let v = served_and_charged(
+            &sb,
+            SUMMARY,
+            &format!(r#"[{{"target":"{target}"}}]"#),
+            price(1),
+        )
+        .await;
+        let t = &v["tasks"][0];
+        assert!(t["result"].is_object(), "{t}");
+        let expected = data::build_result(
+            Endpoint::Summary,
+            &json!({"target": target}),
+            NaiveDate::from_ymd_opt(2025, 6, 15).unwrap(),
+        )
+        .unwrap();
+        assert_eq!(t["result"], expected[0]);
+        assert_eq!(t["result"]["target"], target);
+        assert_eq!(t["result_count"], 1);
+        assert_eq!(t["status_code"], 20000);
+        assert_eq!(v["status_code"], 20000);
+        assert_eq!(Usd::from_json(&v["cost"]), Some(price(1)));
+
+        let v = served_and_charged(
+            &sb,
+            BULK,
+            &bulk_task("quirk-result-object.example.com"),
+            price(3),
+        )
+        .await;
+        let result = &v["tasks"][0]["result"];
+        assert_eq!(result["items"].as_array().unwrap().len(), 3, "{result}");
+        sb.stop().await;
+    }
+
+    #[tokio::test]
+    async fn no_status_mode_sends_no_status_code_or_message_at_either_level_and_charges_as_usual() {
+        let sb = dated_sandbox().await;
+        let v = served_and_charged(
+            &sb,
+            BULK,
+            &bulk_task("quirk-no-status.example.com"),
+            price(3),
+        )
+        .await;
+        let top = v.as_object().unwrap();
+        let task = v["tasks"][0].as_object().unwrap();
+        for key in ["status_code", "status_message"] {
+            assert!(!top.contains_key(key), "{v}");
+            assert!(!task.contains_key(key), "{v}");
+        }
+        assert_eq!(Usd::from_json(&v["cost"]), Some(price(3)));
+        assert_eq!(Usd::from_json(&task["cost"]), Some(price(3)));
+        assert_eq!(v["tasks_count"], 1);
+        assert_eq!(task["result_count"], 1);
+        assert_eq!(task["result"][0]["items"].as_array().unwrap().len(), 3);
         sb.stop().await;
     }
 }
