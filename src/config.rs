@@ -204,8 +204,16 @@ fn default_pool_size() -> u32 {
 fn default_base_url() -> url::Url {
     url::Url::parse("https://api.dataforseo.com/v3").expect("valid default URL")
 }
+/// The API answers a live call within this long, or with 50401.
+pub const API_ANSWERS_WITHIN: Duration = Duration::from_secs(120);
+/// The shortest `api.timeout` that [`Config::warnings`] does not warn about: the API's
+/// 120 s plus a margin for the network and the body.
+pub const SAFE_TIMEOUT: Duration = Duration::from_secs(130);
+
+/// Longer than the API takes to answer, so that no answer the API completed (and
+/// charged) is given up on and paid again by the retry.
 fn default_timeout() -> Duration {
-    Duration::from_secs(120)
+    Duration::from_secs(180)
 }
 fn default_connect_timeout() -> Duration {
     Duration::from_secs(10)
@@ -403,6 +411,32 @@ impl Config {
     pub fn database_url(&self) -> Option<&SecretString> {
         self.database.url.as_ref()
     }
+
+    /// Settings that load but are likely mistakes, one message per setting, each naming
+    /// the key, its value and the risk. Empty when nothing looks wrong.
+    pub fn warnings(&self) -> Vec<String> {
+        let mut out = Vec::new();
+        if self.api.timeout < SAFE_TIMEOUT {
+            out.push(format!(
+                "config: api.timeout = {} is under {}: the API may take up to {} s to answer \
+                 a live call, so a shorter timeout can give up on an answer the API completed \
+                 and charged, and the retry pays again",
+                show_duration(self.api.timeout),
+                show_duration(SAFE_TIMEOUT),
+                API_ANSWERS_WITHIN.as_secs()
+            ));
+        }
+        out
+    }
+}
+
+/// `60s` for whole seconds, else humantime's form (`1s 500ms`).
+fn show_duration(d: Duration) -> String {
+    if d.subsec_nanos() == 0 {
+        format!("{}s", d.as_secs())
+    } else {
+        humantime::format_duration(d).to_string()
+    }
 }
 
 /// Environment values are typed the way TOML would read them (`30` is a number,
@@ -442,6 +476,59 @@ mod tests {
         assert_eq!(cfg.api.max_in_flight, 30);
         assert_eq!(cfg.api.max_per_minute, 2000);
         assert_eq!(cfg.api.base_url.as_str(), "https://api.dataforseo.com/v3");
+        assert_eq!(cfg.api.timeout, Duration::from_secs(180));
+        assert!(cfg.warnings().is_empty(), "{:?}", cfg.warnings());
+    }
+
+    /// Loads `toml` as the config file, with `vars` as the environment.
+    fn load(toml: &str, vars: &[(&str, &str)]) -> Result<Config, ConfigError> {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("c.toml");
+        std::fs::write(&file, toml).unwrap();
+        Config::load_from(Some(&file), env(vars))
+    }
+
+    #[test]
+    fn the_shipped_config_file_loads_without_warnings() {
+        let file = Path::new(env!("CARGO_MANIFEST_DIR")).join(DEFAULT_FILE);
+        let cfg = Config::load_from(Some(&file), env(&[])).unwrap();
+        assert_eq!(cfg.api.timeout, Duration::from_secs(180));
+        assert!(cfg.warnings().is_empty(), "{:?}", cfg.warnings());
+    }
+
+    #[test]
+    fn a_timeout_under_130s_warns_naming_the_key_the_value_and_the_risk() {
+        let cfg = load("[api]\ntimeout = \"60s\"\n", &[]).unwrap();
+        assert_eq!(
+            cfg.warnings(),
+            vec![
+                "config: api.timeout = 60s is under 130s: the API may take up to 120 s to \
+                 answer a live call, so a shorter timeout can give up on an answer the API \
+                 completed and charged, and the retry pays again"
+                    .to_string()
+            ]
+        );
+        let cfg = load("", &[("LINKLEDGER_API__TIMEOUT", "2m")]).unwrap();
+        let warnings = cfg.warnings();
+        assert_eq!(warnings.len(), 1, "{warnings:?}");
+        assert!(
+            warnings[0].starts_with("config: api.timeout = 120s is under 130s: "),
+            "{warnings:?}"
+        );
+        let cfg = load("[api]\ntimeout = \"129s 500ms\"\n", &[]).unwrap();
+        assert!(
+            cfg.warnings()[0].starts_with("config: api.timeout = 2m 9s 500ms is under 130s"),
+            "{:?}",
+            cfg.warnings()
+        );
+    }
+
+    #[test]
+    fn a_timeout_of_130s_or_more_does_not_warn() {
+        for t in ["130s", "180s", "10m"] {
+            let cfg = load(&format!("[api]\ntimeout = \"{t}\"\n"), &[]).unwrap();
+            assert!(cfg.warnings().is_empty(), "{t}: {:?}", cfg.warnings());
+        }
     }
 
     #[test]
