@@ -10,8 +10,8 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use figment::Figment;
 use figment::providers::{Format, Serialized, Toml};
+use figment::{Figment, Metadata, Profile, Provider};
 use secrecy::{ExposeSecret, SecretString};
 use serde::{Deserialize, Deserializer, Serialize};
 
@@ -116,7 +116,8 @@ pub enum AuthKind {
 #[derive(Clone, Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ApiConfig {
-    #[serde(default = "default_base_url")]
+    /// An absolute http(s) URL with a host and no credentials (checked at load).
+    #[serde(default = "default_base_url", deserialize_with = "http_url")]
     pub base_url: url::Url,
     #[serde(default)]
     pub auth: AuthKind,
@@ -247,6 +248,89 @@ fn secret_opt<'de, D: Deserializer<'de>>(d: D) -> Result<Option<SecretString>, D
     Ok(v.filter(|s| !s.is_empty()).map(SecretString::from))
 }
 
+/// Deserializes `api.base_url`: see [`check_base_url`].
+fn http_url<'de, D: Deserializer<'de>>(d: D) -> Result<url::Url, D::Error> {
+    let raw = String::deserialize(d)?;
+    check_base_url(&raw).map_err(serde::de::Error::custom)
+}
+
+/// An absolute `http` or `https` URL with a host, or why `raw` is not one. Messages show
+/// the value with any password in it replaced by `***`. A URL carrying a login or
+/// password is refused: the client sends credentials from `api.login`/`api.password`
+/// or `api.token`, and a URL is printed in logs and `Debug` output.
+pub fn check_base_url(raw: &str) -> Result<url::Url, String> {
+    let shown = redact_userinfo(raw);
+    let value = raw.trim();
+    // `rest` (a URL without its scheme) with an http(s) scheme in front and without a
+    // `user:password@` part, for a hint: http for this machine, else https.
+    let with_scheme = |rest: &str| {
+        let authority_end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
+        let rest = match rest[..authority_end].rfind('@') {
+            Some(at) => &rest[at + 1..],
+            None => rest,
+        };
+        let local = ["localhost", "127.", "[::1]"]
+            .iter()
+            .any(|p| rest.starts_with(p));
+        let scheme = if local { "http" } else { "https" };
+        format!("{scheme}://{rest}")
+    };
+    let parsed = url::Url::parse(value);
+    match parsed {
+        Ok(url) if url.scheme() == "http" || url.scheme() == "https" => {
+            if url.host_str().is_none_or(str::is_empty) {
+                Err(format!(
+                    "`{shown}` has no host; write one like {}",
+                    default_base_url()
+                ))
+            } else if !url.username().is_empty() || url.password().is_some() {
+                Err(format!(
+                    "`{shown}` carries a login or password; put them in api.login and \
+                     api.password (or api.token), not in the URL"
+                ))
+            } else {
+                Ok(url)
+            }
+        }
+        _ if value.is_empty() => Err(format!(
+            "is empty; write an http(s) URL like {}",
+            default_base_url()
+        )),
+        // `localhost:8089/v3` parses with the scheme `localhost`, `api.example.com/v3`
+        // does not parse at all: both lack the scheme.
+        _ if !value.contains("://") => Err(format!(
+            "`{shown}` is not an http(s) URL; write the scheme, e.g. {}",
+            with_scheme(value)
+        )),
+        Ok(url) => {
+            let rest = &value[value.find("://").map_or(0, |i| i + 3)..];
+            Err(format!(
+                "`{shown}` is not an http(s) URL: its scheme is `{}`; write http:// or \
+                 https://, e.g. {}",
+                url.scheme(),
+                with_scheme(rest)
+            ))
+        }
+        Err(e) => Err(format!("`{shown}` is not an http(s) URL: {e}")),
+    }
+}
+
+/// `raw` with the password of a `user:password@` part replaced by `***`. Works on text
+/// that does not parse as a URL too.
+fn redact_userinfo(raw: &str) -> String {
+    let start = raw.find("://").map_or(0, |i| i + 3);
+    let authority_end = raw[start..]
+        .find(['/', '?', '#'])
+        .map_or(raw.len(), |i| start + i);
+    let Some(at) = raw[start..authority_end].rfind('@').map(|i| start + i) else {
+        return raw.to_string();
+    };
+    match raw[start..at].find(':').map(|i| start + i) {
+        Some(colon) => format!("{}***{}", &raw[..=colon], &raw[at..]),
+        None => raw.to_string(),
+    }
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
     #[error("config file {0} does not exist")]
@@ -367,23 +451,28 @@ impl Config {
             ("DATAFORSEO_TOKEN", "api.token"),
         ];
         for (var, key) in conventional {
-            if let Some(v) = lookup(var) {
-                fig = fig.merge(Serialized::global(key, v));
+            if let Some(value) = lookup(var) {
+                fig = fig.merge(EnvVar {
+                    var: var.to_string(),
+                    key: key.to_string(),
+                    value: figment::value::Value::from(value),
+                });
             }
         }
         // The same mapping as figment's `Env::prefixed("LINKLEDGER_").split("__")`, built
         // from the given pairs so tests can pass their own environment.
-        let prefixed: Vec<(String, String)> = env
-            .iter()
-            .filter_map(|(k, v)| {
-                k.strip_prefix("LINKLEDGER_")
-                    .filter(|rest| rest.contains("__"))
-                    .map(|rest| (rest.to_ascii_lowercase().replace("__", "."), v.clone()))
-            })
-            .collect();
-        for (key, value) in prefixed {
-            let parsed = toml_value(&value);
-            fig = fig.merge(Serialized::global(&key, parsed));
+        for (var, value) in &env {
+            let Some(rest) = var
+                .strip_prefix("LINKLEDGER_")
+                .filter(|rest| rest.contains("__"))
+            else {
+                continue;
+            };
+            fig = fig.merge(EnvVar {
+                var: var.clone(),
+                key: rest.to_ascii_lowercase().replace("__", "."),
+                value: toml_value(value),
+            });
         }
         fig.extract::<Config>().map_err(|e| {
             ConfigError::Invalid(
@@ -394,7 +483,10 @@ impl Config {
                         let src = e
                             .metadata
                             .as_ref()
-                            .map(|m| format!(" (from {})", m.name))
+                            .map(|m| match &m.source {
+                                Some(source) => format!(" (from {} {source})", m.name),
+                                None => format!(" (from {})", m.name),
+                            })
                             .unwrap_or_default();
                         if path.is_empty() {
                             format!("config: {msg}{src}")
@@ -436,6 +528,25 @@ fn show_duration(d: Duration) -> String {
         format!("{}s", d.as_secs())
     } else {
         humantime::format_duration(d).to_string()
+    }
+}
+
+/// One environment variable as a configuration layer, named after the variable so that
+/// an error about its value says where the value came from.
+struct EnvVar {
+    var: String,
+    /// The dotted key it sets (`api.max_in_flight`).
+    key: String,
+    value: figment::value::Value,
+}
+
+impl Provider for EnvVar {
+    fn metadata(&self) -> Metadata {
+        Metadata::named(format!("environment variable {}", self.var))
+    }
+
+    fn data(&self) -> Result<figment::value::Map<Profile, figment::value::Dict>, figment::Error> {
+        Serialized::global(&self.key, &self.value).data()
     }
 }
 
@@ -581,6 +692,114 @@ mod tests {
             .to_string();
         assert!(err.contains("api.password"), "{err}");
         assert!(!err.contains("123456789"), "{err}");
+    }
+
+    fn base_url_error(toml: &str, vars: &[(&str, &str)]) -> String {
+        match load(toml, vars) {
+            Ok(cfg) => panic!("loaded with base_url {}", cfg.api.base_url),
+            Err(ConfigError::Invalid(e)) => e,
+            Err(e) => panic!("expected Invalid, got {e:?}"),
+        }
+    }
+
+    #[test]
+    fn a_base_url_without_a_scheme_is_an_error_saying_what_to_write() {
+        let err = base_url_error("[api]\nbase_url = \"localhost:8089/v3\"\n", &[]);
+        assert!(
+            err.starts_with(
+                "config: api.base_url: `localhost:8089/v3` is not an http(s) URL; write the \
+                 scheme, e.g. http://localhost:8089/v3 (from TOML file "
+            ),
+            "{err}"
+        );
+        assert!(err.ends_with("c.toml)"), "{err}");
+        let err = base_url_error("", &[("LINKLEDGER_API__BASE_URL", "api.example.com/v3")]);
+        assert!(
+            err == ("config: api.base_url: `api.example.com/v3` is not an http(s) URL; write the \
+                 scheme, e.g. https://api.example.com/v3 \
+                 (from environment variable LINKLEDGER_API__BASE_URL)"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn a_base_url_that_is_not_http_or_has_no_host_is_an_error() {
+        let err = base_url_error("[api]\nbase_url = \"ftp://x/v3\"\n", &[]);
+        assert!(
+            err.starts_with(
+                "config: api.base_url: `ftp://x/v3` is not an http(s) URL: its scheme is `ftp`; \
+                 write http:// or https://, e.g. https://x/v3"
+            ),
+            "{err}"
+        );
+        let err = base_url_error("", &[("LINKLEDGER_API__BASE_URL", "ftp://x/v3")]);
+        assert!(
+            err.starts_with("config: api.base_url: `ftp://x/v3` "),
+            "{err}"
+        );
+        let err = base_url_error("[api]\nbase_url = \"http://\"\n", &[]);
+        assert!(
+            err.starts_with("config: api.base_url: `http://` is not an http(s) URL: empty host"),
+            "{err}"
+        );
+        let err = base_url_error("[api]\nbase_url = \"file:///v3\"\n", &[]);
+        assert!(
+            err.starts_with("config: api.base_url: `file:///v3` "),
+            "{err}"
+        );
+        let err = base_url_error("[api]\nbase_url = \"\"\n", &[]);
+        assert!(
+            err.starts_with("config: api.base_url: is empty; write an http(s) URL like "),
+            "{err}"
+        );
+        let err = base_url_error("[api]\nbase_url = 8089\n", &[]);
+        assert!(err.starts_with("config: api.base_url: "), "{err}");
+    }
+
+    #[test]
+    fn http_and_https_base_urls_load_from_the_file_and_the_environment() {
+        let cfg = load("[api]\nbase_url = \"http://127.0.0.1:8089/v3\"\n", &[]).unwrap();
+        assert_eq!(cfg.api.base_url.as_str(), "http://127.0.0.1:8089/v3");
+        let cfg = load(
+            "[api]\nbase_url = \"http://127.0.0.1:8089/v3\"\n",
+            &[(
+                "LINKLEDGER_API__BASE_URL",
+                "https://gateway.example.com/dfs/v3",
+            )],
+        )
+        .unwrap();
+        assert_eq!(
+            cfg.api.base_url.as_str(),
+            "https://gateway.example.com/dfs/v3"
+        );
+    }
+
+    #[test]
+    fn a_password_in_a_base_url_is_never_echoed() {
+        for (value, shown) in [
+            ("ftp://me:s3cret@x/v3", "`ftp://me:***@x/v3`"),
+            ("me:s3cret@localhost:8089/v3", "`me:***@localhost:8089/v3`"),
+            ("https://me:s3cret@x/v3", "`https://me:***@x/v3`"),
+            ("http://me:s3cret@[::1/v3", "`http://me:***@[::1/v3`"),
+        ] {
+            for err in [
+                base_url_error(&format!("[api]\nbase_url = \"{value}\"\n"), &[]),
+                base_url_error("", &[("LINKLEDGER_API__BASE_URL", value)]),
+            ] {
+                assert!(!err.contains("s3cret"), "{err}");
+                assert!(err.contains(shown), "{err}");
+            }
+        }
+        let err = base_url_error("[api]\nbase_url = \"ftp://me:s3cret@x/v3\"\n", &[]);
+        assert!(
+            err.contains("e.g. https://x/v3 "),
+            "the hint has no login: {err}"
+        );
+        let err = base_url_error("[api]\nbase_url = \"https://me:s3cret@x/v3\"\n", &[]);
+        assert!(
+            err.contains("carries a login or password; put them in api.login and api.password"),
+            "{err}"
+        );
     }
 
     #[test]
