@@ -2,6 +2,8 @@
 //! (`--config PATH`, else `LINKLEDGER_CONFIG`, else `config/linkledger.toml` if present),
 //! then the ecosystem's variables (`DATABASE_URL`, `DATAFORSEO_LOGIN`,
 //! `DATAFORSEO_PASSWORD`, `DATAFORSEO_TOKEN`), then `LINKLEDGER_<SECTION>__<KEY>`.
+//! Environment values are strings as written; a numeric setting reads its string as a
+//! number.
 //!
 //! Secrets are `SecretString`: their `Debug` prints `[REDACTED]`, and errors about
 //! them never echo the value.
@@ -455,7 +457,7 @@ impl Config {
                 fig = fig.merge(EnvVar {
                     var: var.to_string(),
                     key: key.to_string(),
-                    value: figment::value::Value::from(value),
+                    value,
                 });
             }
         }
@@ -471,10 +473,13 @@ impl Config {
             fig = fig.merge(EnvVar {
                 var: var.clone(),
                 key: rest.to_ascii_lowercase().replace("__", "."),
-                value: toml_value(value),
+                value: value.clone(),
             });
         }
-        fig.extract::<Config>().map_err(|e| {
+        // Every environment value is a string, exactly as written: a password `00123`
+        // stays `00123`. Lossy extraction reads a string as a number or a boolean only
+        // where the setting is one (`LINKLEDGER_API__MAX_IN_FLIGHT=10`).
+        fig.extract_lossy::<Config>().map_err(|e| {
             ConfigError::Invalid(
                 e.into_iter()
                     .map(|e| {
@@ -537,7 +542,8 @@ struct EnvVar {
     var: String,
     /// The dotted key it sets (`api.max_in_flight`).
     key: String,
-    value: figment::value::Value,
+    /// Always a string; see the extraction in [`Config::load_from`].
+    value: String,
 }
 
 impl Provider for EnvVar {
@@ -547,21 +553,6 @@ impl Provider for EnvVar {
 
     fn data(&self) -> Result<figment::value::Map<Profile, figment::value::Dict>, figment::Error> {
         Serialized::global(&self.key, &self.value).data()
-    }
-}
-
-/// Environment values are typed the way TOML would read them (`30` is a number,
-/// `true` a bool), else kept as strings.
-fn toml_value(raw: &str) -> figment::value::Value {
-    let wrapped = format!("v = {raw}");
-    match toml::from_str::<toml::Table>(&wrapped) {
-        Ok(t) => match t.get("v") {
-            Some(toml::Value::Integer(i)) => figment::value::Value::from(*i),
-            Some(toml::Value::Float(f)) => figment::value::Value::from(*f),
-            Some(toml::Value::Boolean(b)) => figment::value::Value::from(*b),
-            _ => figment::value::Value::from(raw.to_string()),
-        },
-        Err(_) => figment::value::Value::from(raw.to_string()),
     }
 }
 
@@ -798,6 +789,77 @@ mod tests {
         let err = base_url_error("[api]\nbase_url = \"https://me:s3cret@x/v3\"\n", &[]);
         assert!(
             err.contains("carries a login or password; put them in api.login and api.password"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn numeric_secrets_from_the_environment_load_exactly_as_written() {
+        for password in ["00123", "123456", "1e5", "0x1F", "true", "1_000", "-7"] {
+            for var in ["LINKLEDGER_API__PASSWORD", "DATAFORSEO_PASSWORD"] {
+                let cfg = load("[api]\nlogin = \"me\"\n", &[(var, password)])
+                    .unwrap_or_else(|e| panic!("{var}={password}: {e}"));
+                let secret = cfg.api.password.as_ref().expect("a password");
+                assert_eq!(secret.expose_secret(), password, "{var}");
+            }
+        }
+        let cfg = load(
+            "[api]\nauth = \"bearer\"\n",
+            &[("LINKLEDGER_API__TOKEN", "0042")],
+        )
+        .unwrap();
+        let header = cfg.api.credentials().unwrap().header_value();
+        assert_eq!(header.expose_secret(), "Bearer 0042");
+    }
+
+    #[test]
+    fn string_settings_from_the_environment_keep_their_text() {
+        let cfg = load(
+            "",
+            &[
+                ("LINKLEDGER_API__LOGIN", "007"),
+                ("LINKLEDGER_DATABASE__URL", "1e5"),
+                ("LINKLEDGER_JOBS__DIR", "2024"),
+                ("LINKLEDGER_API__BASE_URL", "http://127.0.0.1:8089/v3"),
+            ],
+        )
+        .unwrap();
+        assert_eq!(cfg.api.login.as_deref(), Some("007"));
+        assert_eq!(cfg.database_url().unwrap().expose_secret(), "1e5");
+        assert_eq!(cfg.jobs.dir, PathBuf::from("2024"));
+        assert_eq!(cfg.api.base_url.as_str(), "http://127.0.0.1:8089/v3");
+    }
+
+    #[test]
+    fn numbers_and_durations_from_the_environment_are_read_as_their_settings() {
+        let cfg = load(
+            "",
+            &[
+                ("LINKLEDGER_API__MAX_IN_FLIGHT", "7"),
+                ("LINKLEDGER_API__MAX_PER_MINUTE", "1500"),
+                ("LINKLEDGER_DATABASE__POOL_SIZE", "4"),
+                ("LINKLEDGER_QUEUE__WORKERS", "0"),
+                ("LINKLEDGER_API__TIMEOUT", "3m"),
+                ("LINKLEDGER_BUDGET__DAILY_USD", "0.1"),
+                ("LINKLEDGER_API__AUTH", "bearer"),
+                ("LINKLEDGER_SERVER__LISTEN", "0.0.0.0:9000"),
+            ],
+        )
+        .unwrap();
+        assert_eq!(cfg.api.max_in_flight, 7);
+        assert_eq!(cfg.api.max_per_minute, 1500);
+        assert_eq!(cfg.database.pool_size, 4);
+        assert_eq!(cfg.queue.workers, 0);
+        assert_eq!(cfg.api.timeout, Duration::from_secs(180));
+        assert_eq!(cfg.budget.daily_usd, Some("0.1".parse().unwrap()));
+        assert_eq!(cfg.api.auth, AuthKind::Bearer);
+        assert_eq!(cfg.server.listen, "0.0.0.0:9000".parse().unwrap());
+        let err = load("", &[("LINKLEDGER_API__MAX_IN_FLIGHT", "many")])
+            .unwrap_err()
+            .to_string();
+        assert!(err.starts_with("config: api.max_in_flight: "), "{err}");
+        assert!(
+            err.ends_with("(from environment variable LINKLEDGER_API__MAX_IN_FLIGHT)"),
             "{err}"
         );
     }
