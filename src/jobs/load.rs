@@ -673,7 +673,8 @@ fn targets(ctx: &mut Ctx, t: &toml::Table, base: &Path, prefix: &str) -> TargetL
         match v {
             toml::Value::Array(items) => {
                 for (i, item) in items.iter().enumerate() {
-                    let field = format!("{prefix}targets[{i}]");
+                    // 1-based, like `collect[1]`: `targets[1]` is the first target.
+                    let field = format!("{prefix}targets[{}]", i + 1);
                     match item {
                         toml::Value::String(s) => match Target::parse(s) {
                             Ok(target) => push(

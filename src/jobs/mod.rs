@@ -123,6 +123,8 @@ impl fmt::Display for CatchUp {
 pub struct Problem {
     pub file: PathBuf,
     /// Where in the file: `name`, `targets[3]`, `collect[1].params.date_from`, ...
+    /// Indexes count from 1: `collect[1]` is the first `[[collect]]` section and
+    /// `targets[1]` the first target.
     pub field: String,
     pub why: String,
 }

@@ -263,9 +263,9 @@ fn each_mistake_gives_its_message() {
         (with("params = 3\n"), "collect[1].params: expected a table"),
         (
             GOOD.replace("example.com", "not a domain"),
-            "targets[0]: `not a domain` is not a valid domain or absolute URL",
+            "targets[1]: `not a domain` is not a valid domain or absolute URL",
         ),
-        (GOOD.replace("\"example.com\"", "\"example.com\", 3"), "targets[1]: expected a string, found integer"),
+        (GOOD.replace("\"example.com\"", "\"example.com\", 3"), "targets[2]: expected a string, found integer"),
         (
             GOOD.replace("targets = [\"example.com\"]", "targets_file = \"nope.txt\""),
             "targets_file: cannot read ",
@@ -288,11 +288,11 @@ fn each_mistake_gives_its_message() {
         ),
         (
             "name = \"h\"\ntargets = [\"https://example.com/page\"]\n[[collect]]\nendpoint = \"history\"\nschedule = \"@monthly\"\n".to_string(),
-            "targets[0]: history takes a bare domain, not the page `https://example.com/page`",
+            "targets[1]: history takes a bare domain, not the page `https://example.com/page`",
         ),
         (
             format!("{GOOD}[[collect]]\nendpoint = \"timeseries_summary\"\nschedule = \"@daily\"\ntargets = [\"example.com\", \"https://example.com/p\"]\n"),
-            "collect[2].targets[1]: timeseries_summary takes a bare domain, not the page `https://example.com/p`",
+            "collect[2].targets[2]: timeseries_summary takes a bare domain, not the page `https://example.com/p`",
         ),
         ("name = \"x\nfoo".to_string(), "line 2, column "),
     ];

@@ -17,7 +17,7 @@ fn mistakes() -> Vec<(&'static str, String, &'static str)> {
         ("wrong param type", with("params = { include_subdomains = \"yes\" }\n"), "collect[1].params.include_subdomains"),
         ("param out of range", with("params = { internal_list_limit = 5000 }\n"), "collect[1].params.internal_list_limit"),
         ("bad choice", with("params = { backlinks_status_type = \"dead\" }\n"), "collect[1].params.backlinks_status_type"),
-        ("bad target", GOOD.replace("example.com", "not a domain"), "targets"),
+        ("bad target", GOOD.replace("example.com", "not a domain"), "targets[1]: `not a domain`"),
         ("page for history", "name = \"h\"\ntargets = [\"https://example.com/page\"]\n[[collect]]\nendpoint = \"history\"\nschedule = \"@monthly\"\n".to_string(), "bare domain"),
         ("missing targets file", GOOD.replace("targets = [\"example.com\"]", "targets_file = \"nope.txt\""), "nope.txt"),
         ("bad catch_up", with("catch_up = \"sometimes\"\n"), "collect[1].catch_up"),
