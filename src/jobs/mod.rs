@@ -4,7 +4,10 @@
 //! Loading validates everything a call could later trip on (unknown keys, endpoints and
 //! parameters, parameter types and ranges, cron syntax, time zones, targets an endpoint
 //! cannot take, date rules of the API), and reports every problem of every file as
-//! `file: field: why`, not just the first.
+//! `file: field: why`, not just the first. What loads but will likely fail later (an
+//! absolute `date_from` about to leave the API's one-year window) is a warning in
+//! [`Job::warnings`], in the same form. [`check_request_dates`] re-checks the date rules
+//! on a later day, for the planner.
 
 mod load;
 mod params;
@@ -21,7 +24,7 @@ use crate::api::endpoint::Endpoint;
 use crate::api::target::Target;
 use crate::schedule::Schedule;
 
-pub use load::{load_dir, load_file};
+pub use load::{AGE_OUT_WARNING_DAYS, check_request_dates, load_dir, load_file};
 pub use params::{DateSpec, DateUnit, ParamValue, Params};
 
 /// Default `catch_up_window`: how far back `catch_up = "all"` looks for missed fires.
@@ -37,6 +40,9 @@ pub struct Job {
     pub timezone: Option<Tz>,
     pub budget_monthly_usd: Option<Decimal>,
     pub collections: Vec<Collection>,
+    /// What loads but will likely go wrong later, as `file: field: why` like a problem:
+    /// an absolute `date_from` about to leave the API's one-year window.
+    pub warnings: Vec<Problem>,
 }
 
 impl Job {

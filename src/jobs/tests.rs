@@ -621,3 +621,266 @@ fn the_example_job_files_are_valid() {
         }
     }
 }
+
+fn day(s: &str) -> NaiveDate {
+    NaiveDate::parse_from_str(s, "%Y-%m-%d").unwrap()
+}
+
+/// Loads `body` as `jobs/x.toml` on `today`.
+fn load_on(body: &str, today: NaiveDate) -> Result<Job, Problems> {
+    let d = dir(&[("x.toml", body)]);
+    load_file(&d.jobs.join("x.toml"), today)
+}
+
+/// The warnings of a job file that loads, as `field: why` lines.
+fn warnings_on(body: &str, today: NaiveDate) -> Vec<String> {
+    let job = load_on(body, today).unwrap_or_else(|p| panic!("{p}\nfor:\n{body}"));
+    job.warnings
+        .iter()
+        .map(|p| format!("{}: {}", p.field, p.why))
+        .collect()
+}
+
+#[test]
+fn an_absolute_date_from_about_to_leave_the_one_year_window_loads_with_a_warning() {
+    let d = dir(&[(
+        "x.toml",
+        &dated(
+            "bulk_new_lost_backlinks",
+            "example.com",
+            "date_from = \"2025-12-20\"",
+        ),
+    )]);
+    let file = d.jobs.join("x.toml");
+    let job = load_file(&file, day("2026-12-01")).unwrap();
+    let shown: Vec<String> = job.warnings.iter().map(|w| w.to_string()).collect();
+    assert_eq!(
+        shown,
+        vec![format!(
+            "{}: collect[1].params.date_from: 2025-12-20 leaves the API's one-year window on \
+             2026-12-20 (in 19 days); after that every call of this collection would be \
+             refused; use a relative date such as -30d",
+            file.display()
+        )]
+    );
+    // The warning is the job's, not a problem: the collection is there to run.
+    assert_eq!(job.collections.len(), 1);
+}
+
+#[test]
+fn the_age_out_warning_starts_30_days_before_the_last_accepted_day() {
+    // today() is 2026-03-31: 2025-04-30 is accepted until 2026-04-30, 30 days on.
+    let cases = [
+        ("2025-05-01", None),
+        (
+            "2025-04-30",
+            Some("2025-04-30 leaves the API's one-year window on 2026-04-30 (in 30 days); "),
+        ),
+        (
+            "2025-04-01",
+            Some("2025-04-01 leaves the API's one-year window on 2026-04-01 (in 1 day); "),
+        ),
+        (
+            "2025-03-31",
+            Some("2025-03-31 leaves the API's one-year window on 2026-03-31 (today); "),
+        ),
+    ];
+    for endpoint in ["bulk_new_lost_backlinks", "bulk_new_lost_referring_domains"] {
+        for (from, expected) in cases {
+            let body = format!(
+                "{GOOD}[[collect]]\nendpoint = \"{endpoint}\"\nschedule = \"@daily\"\nparams = {{ date_from = {from} }}\n"
+            );
+            let w = warnings_on(&body, today());
+            match expected {
+                None => assert!(w.is_empty(), "{endpoint} {from}: {w:?}"),
+                Some(expected) => {
+                    assert_eq!(w.len(), 1, "{endpoint} {from}: {w:?}");
+                    let want = format!("collect[2].params.date_from: {expected}");
+                    assert!(w[0].starts_with(&want), "{endpoint} {from}: {w:?}");
+                }
+            }
+        }
+    }
+}
+
+#[test]
+fn relative_dates_and_endpoints_without_a_one_year_window_never_warn() {
+    for (endpoint, params) in [
+        ("bulk_new_lost_backlinks", "date_from = \"-1y\""),
+        ("bulk_new_lost_backlinks", "date_from = \"-12m\""),
+        ("bulk_new_lost_referring_domains", "date_from = \"-365d\""),
+        ("bulk_new_lost_backlinks", "date_from = \"today\""),
+        ("bulk_new_lost_backlinks", ""),
+        ("history", "date_from = \"2025-04-01\""),
+        ("timeseries_summary", "date_from = \"2025-04-01\""),
+        ("timeseries_new_lost_summary", "date_from = \"2025-04-01\""),
+    ] {
+        let w = warnings_on(&dated(endpoint, "example.com", params), today());
+        assert!(w.is_empty(), "{endpoint} {params}: {w:?}");
+    }
+    assert!(load(GOOD).unwrap().warnings.is_empty());
+}
+
+#[test]
+fn load_dir_keeps_each_job_s_warnings() {
+    let d = dir(&[
+        ("a.toml", GOOD),
+        (
+            "b.toml",
+            &dated(
+                "bulk_new_lost_backlinks",
+                "example.com",
+                "date_from = \"2025-04-10\"",
+            ),
+        ),
+    ]);
+    let jobs = load_dir(&d.jobs, today()).unwrap();
+    assert!(jobs[0].warnings.is_empty(), "{:?}", jobs[0].warnings);
+    assert_eq!(jobs[1].warnings.len(), 1, "{:?}", jobs[1].warnings);
+    assert_eq!(jobs[1].warnings[0].file, d.jobs.join("b.toml"));
+    assert_eq!(jobs[1].warnings[0].field, "collect[1].params.date_from");
+}
+
+fn request(pairs: &[(&str, &str)]) -> serde_json::Map<String, serde_json::Value> {
+    pairs
+        .iter()
+        .map(|(k, v)| (k.to_string(), serde_json::Value::from(*v)))
+        .collect()
+}
+
+#[test]
+fn a_request_date_that_aged_out_of_the_one_year_window_is_refused_at_plan_time() {
+    let p = request(&[("date_from", "2025-10-01")]);
+    for endpoint in [
+        Endpoint::BulkNewLostBacklinks,
+        Endpoint::BulkNewLostReferringDomains,
+    ] {
+        assert_eq!(check_request_dates(endpoint, &p, day("2026-10-01")), Ok(()));
+        assert_eq!(
+            check_request_dates(endpoint, &p, day("2026-10-02")),
+            Err(
+                "date_from 2025-10-01 is now older than the API's one-year window; use a \
+                 relative date such as -30d"
+                    .to_string()
+            )
+        );
+    }
+}
+
+#[test]
+fn a_collection_that_loaded_is_refused_at_plan_time_once_its_absolute_date_ages_out() {
+    let job = load(&dated(
+        "bulk_new_lost_backlinks",
+        "example.com",
+        "date_from = \"2025-04-15\"",
+    ))
+    .unwrap();
+    let c = &job.collections[0];
+    let on = |d: NaiveDate| check_request_dates(c.endpoint, &c.request_params(d), d);
+    assert_eq!(on(today()), Ok(()));
+    assert_eq!(on(day("2026-04-15")), Ok(()));
+    assert!(on(day("2026-04-16")).is_err());
+
+    let job = load(&dated(
+        "bulk_new_lost_backlinks",
+        "example.com",
+        "date_from = \"-1y\"",
+    ))
+    .unwrap();
+    let c = &job.collections[0];
+    let mut d = today();
+    for _ in 0..800 {
+        d = d.succ_opt().unwrap();
+        let p = c.request_params(d);
+        assert_eq!(check_request_dates(c.endpoint, &p, d), Ok(()), "{d}: {p:?}");
+    }
+}
+
+#[test]
+fn the_day_a_warning_names_is_the_last_day_the_rule_accepts() {
+    // Every from-date of two years, leap days and month ends included.
+    let mut from = day("2023-01-01");
+    while from < day("2025-01-01") {
+        let last = super::load::last_day_in_one_year_window(from);
+        let p = request(&[("date_from", &from.format("%Y-%m-%d").to_string())]);
+        let e = Endpoint::BulkNewLostBacklinks;
+        assert_eq!(check_request_dates(e, &p, last), Ok(()), "{from} on {last}");
+        let next = last.succ_opt().unwrap();
+        assert!(
+            check_request_dates(e, &p, next).is_err(),
+            "{from} on {next}"
+        );
+        from = from.succ_opt().unwrap();
+    }
+    assert_eq!(
+        super::load::last_day_in_one_year_window(day("2023-02-28")),
+        day("2024-02-29")
+    );
+}
+
+#[test]
+fn request_dates_are_checked_by_the_rules_job_loading_uses() {
+    let today = today();
+    let check =
+        |e: Endpoint, pairs: &[(&str, &str)]| check_request_dates(e, &request(pairs), today);
+    assert_eq!(
+        check(Endpoint::History, &[("date_from", "2018-12-31")]),
+        Err("date_from 2018-12-31 is before 2019-01-01, where history data starts".into())
+    );
+    assert_eq!(
+        check(
+            Endpoint::History,
+            &[("date_from", "2024-01-01"), ("date_to", "2027-01-01")]
+        ),
+        Err("date_to 2027-01-01 is in the future (today is 2026-03-31)".into())
+    );
+    assert_eq!(
+        check(
+            Endpoint::TimeseriesSummary,
+            &[("date_from", "2026-03-21"), ("date_to", "2026-03-11")]
+        ),
+        Err("date_from 2026-03-21 is after date_to 2026-03-11".into())
+    );
+    assert_eq!(
+        check(Endpoint::History, &[("date_from", "soon")]),
+        Err("date_from `soon` is not a yyyy-mm-dd date".into())
+    );
+    let mut p = request(&[]);
+    p.insert("date_from".into(), serde_json::json!(20240101));
+    assert_eq!(
+        check_request_dates(Endpoint::History, &p, today),
+        Err("date_from must be a yyyy-mm-dd string, found 20240101".into())
+    );
+    // Dates left out are the endpoint's defaults, which keep the rules.
+    for e in Endpoint::ALL {
+        assert_eq!(check(e, &[]), Ok(()), "{e}");
+    }
+    assert_eq!(
+        check(Endpoint::Summary, &[("rank_scale", "one_hundred")]),
+        Ok(())
+    );
+    // Every request a loaded collection makes passes on its load day.
+    for (endpoint, params) in [
+        ("history", "date_from = \"2019-01-01\""),
+        (
+            "timeseries_summary",
+            "date_from = \"-8w\", date_to = \"today\"",
+        ),
+        (
+            "timeseries_new_lost_summary",
+            "date_from = \"-30d\", date_to = \"-30d\"",
+        ),
+        (
+            "bulk_new_lost_referring_domains",
+            "date_from = \"2025-03-31\"",
+        ),
+    ] {
+        let job = load(&dated(endpoint, "example.com", params)).unwrap();
+        let c = &job.collections[0];
+        assert_eq!(
+            check_request_dates(c.endpoint, &c.request_params(today), today),
+            Ok(()),
+            "{endpoint} {params}"
+        );
+    }
+}

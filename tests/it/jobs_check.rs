@@ -89,3 +89,21 @@ async fn the_example_jobs_pass_the_check() {
     assert!(out.status.success(), "{}", stderr(&out));
     assert!(stdout(&out).contains("ok"), "{}", stdout(&out));
 }
+
+#[tokio::test]
+async fn an_absolute_date_about_to_age_out_is_a_warning_not_a_failure() {
+    // Accepted for ten more days: the check passes (the warning is Job::warnings).
+    let from = today()
+        .checked_sub_months(chrono::Months::new(12))
+        .unwrap()
+        .checked_add_days(chrono::Days::new(10))
+        .unwrap();
+    let body = format!(
+        "name = \"n\"\ntargets = [\"example.com\"]\n[[collect]]\nendpoint = \"bulk_new_lost_backlinks\"\nschedule = \"@daily\"\nparams = {{ date_from = \"{}\" }}\n",
+        from.format("%Y-%m-%d")
+    );
+    let wd = Workdir::new(&[("job.toml", &body)]);
+    let out = linkledger(wd.path(), &[], &["jobs", "check"]).await;
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(stdout(&out).starts_with("ok: "), "{}", stdout(&out));
+}
