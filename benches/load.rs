@@ -16,7 +16,7 @@ use futures::StreamExt;
 use linkledger::api::Endpoint;
 use linkledger::cluster::Cluster;
 use linkledger::normalize::{self, Batch, Context};
-use linkledger::store::{Fence, NewWork, RunKind, Store};
+use linkledger::store::{ClaimScope, Fence, NewWork, RunKind, Store};
 use secrecy::SecretString;
 use serde_json::{Value, json};
 use sqlx::Connection;
@@ -240,9 +240,10 @@ async fn claimed(store: &Store, bodies: &[(Value, Value)]) -> anyhow::Result<Vec
             "bench",
             Duration::from_secs(3600),
             bodies.len() as i64,
-            Some(&[run]),
+            ClaimScope::Runs(&[run]),
         )
-        .await?;
+        .await?
+        .items;
     let by_target: std::collections::HashMap<String, Fence> = items
         .iter()
         .map(|w| {

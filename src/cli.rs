@@ -1,26 +1,33 @@
-//! The command line: parses arguments, loads configuration and job files, and calls
-//! into the library. The only module that prints to stdout.
+//! The command line: parses arguments, loads configuration and job files, handles
+//! signals, and calls into the library. The commands' own output (stdout, and the
+//! summaries on stderr) is printed here and nowhere else; everything else is logged.
 //!
 //! Exit status: 0 success, 1 work failed, 2 bad usage, configuration or job files (in
-//! which case nothing was written anywhere).
+//! which case nothing was written anywhere), 128 + the signal's number when a signal
+//! interrupted a once-run (130 for SIGINT, 143 for SIGTERM).
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU8, Ordering};
 use std::time::Duration;
 
 use anyhow::Context as _;
 use chrono::{NaiveDate, Utc};
 use clap::{Parser, Subcommand};
 use secrecy::SecretString;
+use tokio::sync::Notify;
+use tokio_util::sync::CancellationToken;
 
-use crate::api::{Client, Endpoint};
-use crate::config::{Config, Credentials};
-use crate::executor::{self, Executor, RunReport, SharedLimits};
+use crate::api::Endpoint;
+use crate::app::{self, App};
+use crate::config::{AuthKind, Config};
 use crate::jobs::{self, Job};
 use crate::money::Usd;
+use crate::once::{self, RunReport};
 use crate::sandbox::{Sandbox, SandboxOptions};
-use crate::store::{RunKind, Store, reports};
+use crate::store::{RunKind, reports};
 
 #[derive(Debug, Parser)]
 #[command(
@@ -150,10 +157,16 @@ fn today() -> NaiveDate {
 }
 
 async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
-    let config = || Config::load(cli.config.as_deref()).map_err(anyhow::Error::from);
+    let config = || {
+        let cfg = Config::load(cli.config.as_deref())?;
+        for warning in cfg.warnings() {
+            eprintln!("warning: {warning}");
+        }
+        Ok::<_, anyhow::Error>(cfg)
+    };
     match &cli.command {
         Command::Migrate => {
-            let store = connect(&config()?).await?;
+            let store = app::connect(&config()?).await?;
             drop(store);
             println!("migrations applied");
             Ok(ExitCode::SUCCESS)
@@ -183,36 +196,19 @@ async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
             let cfg = config()?;
             let loaded_from = crate::daemon::fingerprint(&cfg.jobs.dir);
             let jobs = load_jobs(&cfg)?;
-            let creds = cfg.api.credentials()?;
-            let client = Client::with_credentials(&cfg.api, &creds)?;
             if !once {
                 if job.is_some() {
                     return Err(
                         UsageError("--job needs --once; the daemon runs every job".into()).into(),
                     );
                 }
-                let store = connect(&cfg).await?;
-                crate::daemon::run(cfg, jobs, loaded_from, store, client).await?;
-                return Ok(ExitCode::SUCCESS);
+                return daemon(cfg, jobs, loaded_from).await;
             }
             let selected = jobs::select(&jobs, job.as_deref()).map_err(UsageError)?;
-            let store = connect(&cfg).await?;
-            // Shares the account's limits with any daemon on the same database.
-            store.ensure_api_slots(cfg.api.max_in_flight as i32).await?;
-            let shared = SharedLimits::new(
-                crate::queue::worker_id("once"),
-                cfg.api.max_in_flight as i32,
-                i64::from(cfg.api.max_per_minute),
-                cfg.queue.lease,
-            );
-            let alive = tokio_util::sync::CancellationToken::new();
-            let keep = shared.keep_alive(store.clone(), alive.clone());
-            let exec = Executor::new(store, client).with_shared_limits(shared);
-            let report = exec.run_once(&selected, RunKind::Once, today()).await;
-            alive.cancel();
-            let _ = keep.await;
-            let report = report?;
-            Ok(print_report(&report))
+            let app = App::build(cfg, "once").await?;
+            let code = run_once(&app, &selected, RunKind::Once).await;
+            app.close().await?;
+            code
         }
         Command::Replay { endpoints, since } => {
             let endpoints: Vec<Endpoint> = if endpoints.is_empty() {
@@ -226,8 +222,8 @@ async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
                     })
                     .collect::<Result<_, _>>()?
             };
-            let store = connect(&config()?).await?;
-            let report = executor::replay(&store, &endpoints, *since).await?;
+            let store = app::connect(&config()?).await?;
+            let report = crate::replay::replay(&store, &endpoints, *since).await?;
             println!(
                 "replayed {} raw responses into {} rows, no API call made",
                 report.responses, report.rows
@@ -243,7 +239,7 @@ async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
         }
         Command::Spend { since, by } => {
             let cfg = config()?;
-            let store = connect(&cfg).await?;
+            let store = app::connect(&cfg).await?;
             let since = since.unwrap_or_else(|| {
                 let t = today();
                 NaiveDate::from_ymd_opt(chrono::Datelike::year(&t), chrono::Datelike::month(&t), 1)
@@ -308,19 +304,145 @@ async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
     }
 }
 
-/// Loads and validates the job files; problems are a usage error (exit 2).
+/// Loads and validates the job files; problems are a usage error (exit 2), warnings
+/// are printed and the jobs load.
 fn load_jobs(cfg: &Config) -> anyhow::Result<Vec<Job>> {
-    jobs::load_dir(&cfg.jobs.dir, today())
-        .map_err(|problems| UsageError(problems.to_string()).into())
+    let jobs = jobs::load_dir(&cfg.jobs.dir, today())
+        .map_err(|problems| UsageError(problems.to_string()))?;
+    for warning in jobs.iter().flat_map(|j| &j.warnings) {
+        eprintln!("warning: {warning}");
+    }
+    Ok(jobs)
 }
 
-async fn connect(cfg: &Config) -> anyhow::Result<Store> {
-    let url = cfg.database_url().ok_or_else(|| {
-        UsageError("no database configured: set DATABASE_URL or database.url".into())
-    })?;
-    let store = Store::connect(url, cfg.database.pool_size).await?;
-    store.migrate().await?;
-    Ok(store)
+/// Signals asking this process to stop (SIGINT, SIGTERM) or to reload (SIGHUP).
+struct Signals {
+    /// Cancelled by the first SIGINT or SIGTERM.
+    shutdown: CancellationToken,
+    reload: Arc<Notify>,
+    /// The number of the signal that cancelled `shutdown` (0: none).
+    received: Arc<AtomicU8>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Signals {
+    fn listen() -> anyhow::Result<Signals> {
+        use tokio::signal::unix::{SignalKind, signal};
+        let mut term = signal(SignalKind::terminate()).context("installing a SIGTERM handler")?;
+        let mut int = signal(SignalKind::interrupt()).context("installing a SIGINT handler")?;
+        let mut hup = signal(SignalKind::hangup()).context("installing a SIGHUP handler")?;
+        let shutdown = CancellationToken::new();
+        let reload = Arc::new(Notify::new());
+        let received = Arc::new(AtomicU8::new(0));
+        let task = tokio::spawn({
+            let (shutdown, reload, received) = (shutdown.clone(), reload.clone(), received.clone());
+            async move {
+                loop {
+                    let (number, name) = tokio::select! {
+                        _ = term.recv() => (15, "SIGTERM"),
+                        _ = int.recv() => (2, "SIGINT"),
+                        _ = hup.recv() => {
+                            tracing::info!("SIGHUP: reloading the job files");
+                            reload.notify_one();
+                            continue;
+                        }
+                    };
+                    if shutdown.is_cancelled() {
+                        tracing::warn!(
+                            signal = name,
+                            "already stopping: waiting for the calls in flight (queue.shutdown_grace)"
+                        );
+                        continue;
+                    }
+                    tracing::info!(
+                        signal = name,
+                        "stopping: no new calls; calls in flight may finish"
+                    );
+                    received.store(number, Ordering::SeqCst);
+                    shutdown.cancel();
+                }
+            }
+        });
+        Ok(Signals {
+            shutdown,
+            reload,
+            received,
+            task,
+        })
+    }
+
+    /// The signal that stopped the process, if one did: (number, name).
+    fn received(&self) -> Option<(u8, &'static str)> {
+        match self.received.load(Ordering::SeqCst) {
+            2 => Some((2, "SIGINT")),
+            15 => Some((15, "SIGTERM")),
+            _ => None,
+        }
+    }
+}
+
+impl Drop for Signals {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+/// `run`: the daemon, until SIGTERM or SIGINT.
+async fn daemon(
+    cfg: Config,
+    jobs: Vec<Job>,
+    loaded_from: crate::daemon::Fingerprint,
+) -> anyhow::Result<ExitCode> {
+    let listen = cfg.server.listen;
+    let app = App::build(cfg, "daemon").await?;
+    let listener = tokio::net::TcpListener::bind(listen)
+        .await
+        .with_context(|| format!("serving /healthz and /metrics on {listen}"))?;
+    let addr = listener.local_addr()?;
+    // The one line operators and tests look for.
+    println!("linkledger daemon: /healthz and /metrics on http://{addr}");
+    let signals = Signals::listen()?;
+    let result = crate::daemon::run(
+        &app,
+        jobs,
+        loaded_from,
+        listener,
+        signals.shutdown.clone(),
+        signals.reload.clone(),
+    )
+    .await;
+    app.close().await?;
+    result?;
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `run --once` and `demo`: the selected jobs once, now; a signal interrupts them.
+async fn run_once(app: &App, jobs: &[&Job], kind: RunKind) -> anyhow::Result<ExitCode> {
+    let signals = Signals::listen()?;
+    let exec = app.executor(signals.shutdown.clone());
+    let mut workers = app.workers();
+    workers.poll = workers.poll.min(Duration::from_millis(20));
+    let report = once::run(
+        &exec,
+        workers,
+        jobs,
+        kind,
+        today(),
+        signals.shutdown.clone(),
+    )
+    .await?;
+    let code = print_report(&report);
+    Ok(match signals.received().filter(|_| report.interrupted) {
+        Some((number, name)) => {
+            eprintln!(
+                "interrupted by {name}: {} planned calls done, {} not made (cancelled; nothing is left queued)",
+                report.done(),
+                report.cancelled()
+            );
+            ExitCode::from(128 + number)
+        }
+        None => code,
+    })
 }
 
 fn print_plan(jobs: &[&Job], today: NaiveDate) {
@@ -360,8 +482,13 @@ fn print_plan(jobs: &[&Job], today: NaiveDate) {
 
 fn print_report(report: &RunReport) -> ExitCode {
     for j in &report.jobs {
+        let not_made = if j.cancelled > 0 {
+            format!("; {} calls not made", j.cancelled)
+        } else {
+            String::new()
+        };
         println!(
-            "{}: {} ({} calls, {} failed, {} rows, cost {})",
+            "{}: {} ({} calls, {} failed, {} rows, cost {}{not_made})",
             j.job,
             j.status.as_str(),
             j.calls,
@@ -411,26 +538,23 @@ async fn demo(cfg: Config) -> anyhow::Result<ExitCode> {
             url
         }
     };
-    let store = Store::connect(&url, cfg.database.pool_size).await?;
-    store.migrate().await?;
     let sb = Sandbox::start(SandboxOptions::default()).await?;
-    let mut api = cfg.api.clone();
-    api.base_url = sb.base_url().parse().context("sandbox URL")?;
-    let creds = Credentials::Basic {
-        login: "sandbox".into(),
-        password: SecretString::from("sandbox"),
-    };
-    let client = Client::with_credentials(&api, &creds)?;
-    let exec = Executor::new(store.clone(), client);
+    let mut cfg = cfg;
+    cfg.database.url = Some(url);
+    cfg.api.base_url = sb.base_url().parse().context("sandbox URL")?;
+    cfg.api.auth = AuthKind::Basic;
+    cfg.api.login = Some("sandbox".into());
+    cfg.api.password = Some(SecretString::from("sandbox"));
+    let app = App::build(cfg, "demo").await?;
     let selected: Vec<&Job> = jobs.iter().collect();
     println!(
         "running {} example jobs from {} once against the built-in sandbox at {}",
         selected.len(),
-        cfg.jobs.dir.display(),
+        app.config.jobs.dir.display(),
         sb.base_url()
     );
-    let report = exec.run_once(&selected, RunKind::Demo, today()).await?;
-    let code = print_report(&report);
+    let code = run_once(&app, &selected, RunKind::Demo).await?;
+    let store = app.store.clone();
     println!("\nstored (schema linkledger):");
     for (table, n) in store.table_counts().await? {
         println!("  {table:<34} {n:>8} rows");
@@ -449,11 +573,16 @@ async fn demo(cfg: Config) -> anyhow::Result<ExitCode> {
         "\nthe sandbox served {} requests and charged {}; the ledger says {}",
         stats.requests,
         stats.charged_usd,
-        report.cost()
+        reports::spend(&store, None, "endpoint")
+            .await?
+            .iter()
+            .map(|r| r.cost)
+            .sum::<Usd>()
     );
     if _cluster.is_some() {
         println!("(the throwaway cluster is removed now; set DATABASE_URL to keep the data)");
     }
+    app.close().await?;
     sb.stop().await;
     Ok(code)
 }

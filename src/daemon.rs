@@ -1,12 +1,13 @@
 //! `linkledger run`: the long-running daemon. A scheduler turns each collection's fire
 //! times into queued work (each fire exactly once across any number of daemons, by
-//! the unique key of `fires`), workers execute the queue, and a small HTTP server
-//! answers `/healthz` and `/metrics`. SIGTERM/SIGINT stop it cleanly; SIGHUP or an
-//! edit of the job files reloads them once they pass `jobs check`.
+//! the unique key of `fires`), workers execute the scheduled work of the queue, and a
+//! small HTTP server answers `/healthz` and `/metrics`. The caller owns the listener
+//! and the signals: cancelling `shutdown` stops the daemon cleanly, notifying `reload`
+//! (or an edit of the job files) reloads the jobs once they pass `jobs check`.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};
 
 use anyhow::Context as _;
@@ -15,15 +16,18 @@ use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 use tracing::{error, info, instrument, warn};
 
-use crate::api::Client;
-use crate::config::Config;
-use crate::executor::{self, Executor, SharedLimits};
+use crate::app::App;
+use crate::executor::{CredentialsCheck, Executor};
 use crate::jobs::{self, CatchUp, Job};
 use crate::plan;
-use crate::queue::{self, WorkerConfig, Workers};
+use crate::queue::{self, Scope, Workers};
 use crate::store::Store;
 use crate::telemetry::Metrics;
 use crate::telemetry::server::{self, HealthCheck, HealthReport};
+
+/// Collections whose last fire could not be planned, with why: `(job, collection)`
+/// → message. Shared with `/healthz`.
+pub type PlanProblems = Arc<Mutex<BTreeMap<(String, String), String>>>;
 
 /// Turns schedule fires into queued work.
 pub struct Scheduler {
@@ -34,6 +38,7 @@ pub struct Scheduler {
     enqueued_by: String,
     max_attempts: i32,
     metrics: Option<Arc<Metrics>>,
+    problems: PlanProblems,
 }
 
 /// A fire this scheduler enqueued.
@@ -57,7 +62,13 @@ impl Scheduler {
             enqueued_by,
             max_attempts,
             metrics: None,
+            problems: PlanProblems::default(),
         }
+    }
+
+    /// Collections whose last fire could not be planned (shared, live).
+    pub fn problems(&self) -> PlanProblems {
+        self.problems.clone()
     }
 
     pub fn with_metrics(mut self, metrics: Arc<Metrics>) -> Scheduler {
@@ -66,7 +77,9 @@ impl Scheduler {
     }
 
     /// The fires of collection `ci` of job `ji` due at `now`: after its cursor, or,
-    /// the first time it is seen, the missed ones its `catch_up` asks for.
+    /// the first time this scheduler sees it, the fires missed since its last recorded
+    /// fire as its `catch_up` asks. A collection that never fired starts at its next
+    /// scheduled instant: nothing from before it existed is caught up.
     async fn due(
         &self,
         ji: usize,
@@ -78,26 +91,40 @@ impl Scheduler {
         if let Some(cursor) = self.cursors.get(&(job.name.clone(), c.name.clone())) {
             return Ok(c.schedule.fires_between(*cursor, now, MAX_CATCH_UP));
         }
-        let last = self
+        let Some(last) = self
             .store
             .last_fire(&job.name, &c.name)
             .await
-            .context("reading the last fire")?;
-        let window =
-            chrono::Duration::from_std(c.catch_up_window).unwrap_or(chrono::Duration::days(7));
-        let from = match last {
-            Some(last) => last.max(now - window),
-            None => now - window,
+            .context("reading the last fire")?
+        else {
+            return Ok(Vec::new());
         };
         Ok(match c.catch_up {
             CatchUp::Skip => Vec::new(),
-            CatchUp::Latest => c.schedule.latest_fires(from, now, 1),
-            CatchUp::All => c.schedule.fires_between(from, now, MAX_CATCH_UP),
+            CatchUp::Latest => c.schedule.latest_fires(last, now, 1),
+            CatchUp::All => {
+                let window = chrono::Duration::from_std(c.catch_up_window)
+                    .unwrap_or(chrono::Duration::days(7));
+                c.schedule
+                    .fires_between(last.max(now - window), now, MAX_CATCH_UP)
+            }
         })
     }
 
-    /// New job definitions; collections seen before keep their place.
-    pub fn replace_jobs(&mut self, jobs: Vec<Job>) {
+    /// New job definitions (loaded on `today`); collections seen before keep their
+    /// place. A collection whose fires could not be planned stays reported only while
+    /// its new definition still breaks the rules.
+    pub fn replace_jobs(&mut self, jobs: Vec<Job>, today: chrono::NaiveDate) {
+        let still_broken = |key: &(String, String)| {
+            jobs.iter()
+                .filter(|j| j.name == key.0)
+                .flat_map(|j| &j.collections)
+                .any(|c| c.name == key.1 && plan::check_collection(c, today, today).is_err())
+        };
+        self.problems
+            .lock()
+            .expect("plan problems")
+            .retain(|k, _| still_broken(k));
         let keys: std::collections::HashSet<(String, String)> = jobs
             .iter()
             .flat_map(|j| {
@@ -111,9 +138,11 @@ impl Scheduler {
     }
 
     /// Enqueues every fire due at `now` (the clock is the caller's, so tests can move
-    /// it). The first time a collection is seen, missed fires follow its `catch_up`:
-    /// `latest` enqueues the newest one, `skip` none, `all` every one within
-    /// `catch_up_window`. A fire another daemon already enqueued is skipped.
+    /// it). The first time a collection is seen, fires missed since its last recorded
+    /// fire follow its `catch_up`: `latest` enqueues the newest one, `skip` none, `all`
+    /// every one within `catch_up_window`; a collection that never fired waits for its
+    /// next instant. A fire another daemon already enqueued is skipped; a fire that
+    /// would break a rule of the API is recorded as a failed run, not sent.
     #[instrument(skip_all, fields(%now))]
     pub async fn tick(&mut self, now: DateTime<Utc>) -> anyhow::Result<Vec<Enqueued>> {
         let mut enqueued = Vec::new();
@@ -123,9 +152,36 @@ impl Scheduler {
                 let job = &self.jobs[ji];
                 let c = &job.collections[ci];
                 for fire in fires {
+                    let key = (job.name.clone(), c.name.clone());
+                    // The API's rules are checked again now: an absolute date that was
+                    // valid when the job loaded may have aged out since.
+                    if let Err(why) = plan::check_collection(c, fire.date_naive(), now.date_naive())
+                    {
+                        let why = format!("{}: {why}", c.name);
+                        let recorded = self
+                            .store
+                            .record_unplannable_fire(
+                                &job.name,
+                                &c.name,
+                                fire,
+                                &self.enqueued_by,
+                                &why,
+                            )
+                            .await
+                            .context("recording a fire that could not be planned")?;
+                        if recorded {
+                            error!(job = %job.name, collection = %c.name, scheduled_for = %fire, reason = %why, "fire not sent");
+                        }
+                        self.problems
+                            .lock()
+                            .expect("plan problems")
+                            .insert(key, why);
+                        continue;
+                    }
+                    self.problems.lock().expect("plan problems").remove(&key);
                     let work: Vec<_> = plan::plan_collection(c, fire.date_naive())
                         .iter()
-                        .map(executor::new_work)
+                        .map(queue::new_work)
                         .collect();
                     let run = self
                         .store
@@ -199,168 +255,141 @@ pub fn fingerprint(dir: &Path) -> Fingerprint {
     out
 }
 
-/// Runs the daemon until SIGTERM/SIGINT. `jobs` were validated by the caller.
+/// Runs the daemon on `app` until `shutdown`: schedules `jobs` (validated by the
+/// caller, `loaded_from` their directory's fingerprint), executes scheduled work and
+/// serves `/healthz` and `/metrics` on `listener`. `reload` reloads the job files.
 pub async fn run(
-    cfg: Config,
+    app: &App,
     jobs: Vec<Job>,
     loaded_from: Fingerprint,
-    store: Store,
-    client: Client,
+    listener: tokio::net::TcpListener,
+    shutdown: CancellationToken,
+    reload: Arc<Notify>,
 ) -> anyhow::Result<()> {
-    let metrics = Arc::new(Metrics::new());
-    store
-        .ensure_api_slots(cfg.api.max_in_flight as i32)
-        .await
-        .context("preparing the shared API slots")?;
-    let shared = SharedLimits::new(
-        queue::worker_id("daemon"),
-        cfg.api.max_in_flight as i32,
-        i64::from(cfg.api.max_per_minute),
-        cfg.queue.lease,
-    );
-    let shutdown = CancellationToken::new();
-    let exec = Executor::new(store.clone(), client)
-        .with_shared_limits(shared.clone())
-        .with_metrics(metrics.clone())
-        .with_stop(shutdown.clone());
-    let slots_alive = CancellationToken::new();
-    let keep_slots = shared.keep_alive(store.clone(), slots_alive.clone());
-
-    let health = {
-        let (store, metrics, exec) = (store.clone(), metrics.clone(), exec.clone());
-        let stale_after = cfg.queue.tick * 3 + Duration::from_secs(5);
-        Arc::new(move || {
-            let (store, metrics, exec) = (store.clone(), metrics.clone(), exec.clone());
-            Box::pin(async move {
-                let db = store.ping().await;
-                let tick = metrics.last_tick();
-                let tick_ok = tick
-                    .is_some_and(|t| (Utc::now() - t).to_std().unwrap_or_default() <= stale_after);
-                let halt = exec.halted().await;
-                let checks = vec![
-                    HealthCheck {
-                        name: "database".into(),
-                        ok: db.is_ok(),
-                        detail: match &db {
-                            Ok(_) => "reachable".into(),
-                            Err(e) => e.to_string(),
-                        },
-                    },
-                    HealthCheck {
-                        name: "scheduler".into(),
-                        ok: tick_ok,
-                        detail: match tick {
-                            Some(t) => format!("last tick {t}"),
-                            None => "not ticked yet".into(),
-                        },
-                    },
-                    HealthCheck {
-                        name: "api".into(),
-                        ok: halt.is_none(),
-                        detail: match &halt {
-                            Some(h) => format!("calls stopped: {h}"),
-                            None => "calls allowed".into(),
-                        },
-                    },
-                ];
-                HealthReport {
-                    ok: checks.iter().all(|c| c.ok),
-                    checks,
-                }
-            }) as futures::future::BoxFuture<'static, HealthReport>
-        }) as server::HealthFn
-    };
-    let refresh = {
-        let (store, metrics) = (store.clone(), metrics.clone());
-        Arc::new(move || {
-            let (store, metrics) = (store.clone(), metrics.clone());
-            Box::pin(async move {
-                match store.queue_depth().await {
-                    Ok((depth, oldest)) => metrics.set_queue(&depth, oldest),
-                    Err(e) => warn!(error = %e, "reading the queue depth for /metrics failed"),
-                }
-            }) as futures::future::BoxFuture<'static, ()>
-        }) as server::RefreshFn
-    };
-    let (addr, server_task) = server::serve(
-        cfg.server.listen,
-        metrics.clone(),
-        health,
-        refresh,
-        shutdown.clone(),
+    let exec = app.executor(shutdown.clone());
+    let scheduler = Scheduler::new(
+        app.store.clone(),
+        jobs,
+        queue::worker_id("scheduler"),
+        app.config.api.max_attempts as i32,
     )
-    .await
-    .with_context(|| format!("serving /healthz and /metrics on {}", cfg.server.listen))?;
-    // The one line operators and tests look for.
-    println!("linkledger daemon: /healthz and /metrics on http://{addr}");
+    .with_metrics(app.metrics.clone());
+    let server_task = server::serve(
+        listener,
+        app.metrics.clone(),
+        health(app, &exec, scheduler.problems()),
+        refresh(app),
+        shutdown.clone(),
+    )?;
 
-    if let Err(h) = exec.check_credentials(None).await? {
+    if let CredentialsCheck::Refused(h) = exec.check_credentials(None).await? {
         error!(reason = %h, "the API refused the credentials; no call will be made until restart");
     }
 
-    let reload = Arc::new(Notify::new());
-    let signals = tokio::spawn(watch_signals(shutdown.clone(), reload.clone()));
-
-    let scheduler = Scheduler::new(
-        store.clone(),
-        jobs,
-        queue::worker_id("scheduler"),
-        cfg.api.max_attempts as i32,
-    )
-    .with_metrics(metrics.clone());
     let ticking = tokio::spawn(schedule_loop(
         scheduler,
-        cfg.jobs.dir.clone(),
+        app.config.jobs.dir.clone(),
         loaded_from,
-        cfg.queue.tick,
+        app.config.queue.tick,
         reload,
         shutdown.clone(),
     ));
-
-    let workers = Workers::new(
-        exec,
-        WorkerConfig {
-            worker_id: queue::worker_id("daemon"),
-            concurrency: if cfg.queue.workers == 0 {
-                cfg.api.max_in_flight * 2
-            } else {
-                cfg.queue.workers
-            },
-            lease: cfg.queue.lease,
-            poll: cfg.queue.poll,
-            shutdown_grace: cfg.queue.shutdown_grace,
-            keep_work_when_stopped: true,
-        },
-    );
-    info!(listen = %addr, "daemon started");
-    let result = workers.run(shutdown.clone()).await;
+    info!("daemon started");
+    let result = Workers::new(exec, app.workers(), Scope::Scheduled)
+        .run(shutdown.clone())
+        .await;
     shutdown.cancel();
     let _ = ticking.await;
     let _ = server_task.await;
-    slots_alive.cancel();
-    let _ = keep_slots.await;
-    signals.abort();
     info!("daemon stopped");
     result
 }
 
-async fn watch_signals(shutdown: CancellationToken, reload: Arc<Notify>) {
-    use tokio::signal::unix::{SignalKind, signal};
-    let (Ok(mut term), Ok(mut int), Ok(mut hup)) = (
-        signal(SignalKind::terminate()),
-        signal(SignalKind::interrupt()),
-        signal(SignalKind::hangup()),
-    ) else {
-        error!("cannot install signal handlers");
-        return;
-    };
-    loop {
-        tokio::select! {
-            _ = term.recv() => { info!("SIGTERM: stopping"); shutdown.cancel(); return; }
-            _ = int.recv() => { info!("SIGINT: stopping"); shutdown.cancel(); return; }
-            _ = hup.recv() => { info!("SIGHUP: reloading the job files"); reload.notify_one(); }
-        }
+/// `/healthz`: the database answers, the scheduler ticks, the API takes our calls, and
+/// every collection's last fire could be planned.
+fn health(app: &App, exec: &Executor, problems: PlanProblems) -> server::HealthFn {
+    let (store, metrics, exec) = (app.store.clone(), app.metrics.clone(), exec.clone());
+    let stale_after = app.config.queue.tick * 3 + Duration::from_secs(5);
+    Arc::new(move || {
+        let (store, metrics, exec, problems) = (
+            store.clone(),
+            metrics.clone(),
+            exec.clone(),
+            problems.clone(),
+        );
+        Box::pin(async move {
+            let db = store.ping().await;
+            let tick = metrics.last_tick();
+            let tick_ok =
+                tick.is_some_and(|t| (Utc::now() - t).to_std().unwrap_or_default() <= stale_after);
+            let halt = exec.halted();
+            let checks = vec![
+                HealthCheck {
+                    name: "database".into(),
+                    ok: db.is_ok(),
+                    detail: match &db {
+                        Ok(_) => "reachable".into(),
+                        Err(e) => e.to_string(),
+                    },
+                },
+                HealthCheck {
+                    name: "scheduler".into(),
+                    ok: tick_ok,
+                    detail: match tick {
+                        Some(t) => format!("last tick {t}"),
+                        None => "not ticked yet".into(),
+                    },
+                },
+                HealthCheck {
+                    name: "api".into(),
+                    ok: halt.is_none(),
+                    detail: match &halt {
+                        Some(h) => format!("calls stopped: {h}"),
+                        None => "calls allowed".into(),
+                    },
+                },
+                jobs_health(&problems),
+            ];
+            HealthReport {
+                ok: checks.iter().all(|c| c.ok),
+                checks,
+            }
+        }) as futures::future::BoxFuture<'static, HealthReport>
+    })
+}
+
+/// The `jobs` health check: unhealthy while some collection's last fire could not be
+/// planned, naming the job and why.
+pub fn jobs_health(problems: &PlanProblems) -> HealthCheck {
+    let unplannable: Vec<String> = problems
+        .lock()
+        .expect("plan problems")
+        .iter()
+        .map(|((job, _), why)| format!("job {job}: {why}"))
+        .collect();
+    HealthCheck {
+        name: "jobs".into(),
+        ok: unplannable.is_empty(),
+        detail: if unplannable.is_empty() {
+            "every collection's last fire was planned".into()
+        } else {
+            unplannable.join("; ")
+        },
     }
+}
+
+/// Brings the queue gauges up to date before a scrape.
+fn refresh(app: &App) -> server::RefreshFn {
+    let (store, metrics) = (app.store.clone(), app.metrics.clone());
+    Arc::new(move || {
+        let (store, metrics) = (store.clone(), metrics.clone());
+        Box::pin(async move {
+            match store.queue_depth().await {
+                Ok(depth) => metrics.set_queue(&depth.by_state, depth.oldest_queued),
+                Err(e) => warn!(error = %e, "reading the queue depth for /metrics failed"),
+            }
+        }) as futures::future::BoxFuture<'static, ()>
+    })
 }
 
 async fn schedule_loop(
@@ -385,10 +414,14 @@ async fn schedule_loop(
         let now = fingerprint(&dir);
         if reload_now || now != seen {
             seen = now;
-            match jobs::load_dir(&dir, Utc::now().date_naive()) {
+            let today = Utc::now().date_naive();
+            match jobs::load_dir(&dir, today) {
                 Ok(jobs) => {
                     info!(jobs = jobs.len(), "job files reloaded");
-                    scheduler.replace_jobs(jobs);
+                    for w in jobs.iter().flat_map(|j| &j.warnings) {
+                        warn!(warning = %w, "job file warning");
+                    }
+                    scheduler.replace_jobs(jobs, today);
                 }
                 Err(problems) => {
                     for p in &problems.0 {

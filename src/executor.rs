@@ -1,39 +1,40 @@
-//! Executes planned calls: limits, retries, the ledger, raw-first storage and
-//! normalization. Every HTTP attempt goes through [`Executor::attempt`]: the queue's
-//! workers (daemon, `run --once`, `demo`) make one attempt per claim; `execute` loops
-//! over attempts in-process for callers without a queue.
+//! One HTTP attempt of one planned call, for one claim of its work item: the limits,
+//! the ledger, raw-first storage and normalization. The queue's workers call
+//! [`Executor::attempt`] once per claim (and [`Executor::recover`] first on a re-claim);
+//! what happens to the item afterwards (retry, fail, cancel) is theirs to decide.
 //!
-//! Per attempt: the ledger row is written before the request is sent; the answer
-//! completes it, and a successful body is committed to `raw_responses` in the same
-//! transaction; only then is it normalized, in a transaction of its own. A body that
-//! fails normalization stays stored and the call is marked `invalid_response`.
+//! Per attempt: the ledger row is written before the request is sent (only while the
+//! claim holds); the answer completes it, and every JSON body of an HTTP 2xx answer is
+//! committed to `raw_responses` in the same transaction; only then is it normalized,
+//! and its rows are written in the transaction that completes the item. An answer that
+//! cannot be normalized stays stored and the call fails as `invalid_response`.
 
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use anyhow::Context as _;
-use chrono::{DateTime, NaiveDate, Utc};
+use chrono::{DateTime, Utc};
 use serde_json::Value;
 use tokio_util::sync::CancellationToken;
 use tracing::{info, instrument, warn};
 
-use crate::api::{Client, Endpoint, Outcome};
-use crate::jobs::Job;
-use crate::money::Usd;
+use crate::api::status::WRONG_PATH_CODES;
+use crate::api::{Attempt, Client, Outcome};
+use crate::limits::{SharedLimits, Slot};
 use crate::normalize::{self, Context};
-use crate::plan::{self, CallSpec};
-use crate::queue::{WorkerConfig, Workers};
+use crate::plan::CallSpec;
 use crate::store::ledger::received_at;
-use crate::store::{CallRecord, Fence, NewWork, RunKind, RunStatus, Store};
+use crate::store::{CallRecord, Fence, Store};
 use crate::telemetry::Metrics;
 
-/// Why every further call of a run was stopped.
+/// Why every further call was stopped.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Halt {
     pub code: Option<i64>,
     pub message: String,
     /// When calls may resume on their own (the daily cost limit lifts at 00:00 UTC);
-    /// `None`: only a restart with fixed credentials or funds resumes them.
+    /// `None`: only a restart with fixed configuration, credentials or funds resumes
+    /// them.
     pub until: Option<DateTime<Utc>>,
 }
 
@@ -54,6 +55,11 @@ impl Halt {
         }
     }
 
+    /// A path the API does not know: the base URL is wrong.
+    pub fn is_wrong_path(&self) -> bool {
+        self.code.is_some_and(|c| WRONG_PATH_CODES.contains(&c))
+    }
+
     /// What the operator should do about it.
     pub fn hint(&self) -> &'static str {
         match self.code {
@@ -66,6 +72,9 @@ impl Halt {
             Some(40200) | Some(40201) | Some(40204) | Some(40207) | Some(40210) => {
                 "check the account's balance and payment settings"
             }
+            Some(c) if WRONG_PATH_CODES.contains(&c) => {
+                "check api.base_url (LINKLEDGER_API__BASE_URL): the API does not know this path, so every call would fail the same way"
+            }
             _ => "check the account",
         }
     }
@@ -73,9 +82,14 @@ impl Halt {
 
 impl std::fmt::Display for Halt {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let what = if self.is_wrong_path() {
+            "the API does not know the path"
+        } else {
+            "the API refused the request"
+        };
         match self.code {
-            Some(code) => write!(f, "the API refused the request ({code} {})", self.message)?,
-            None => write!(f, "the API refused the request ({})", self.message)?,
+            Some(code) => write!(f, "{what} ({code} {})", self.message)?,
+            None => write!(f, "{what} ({})", self.message)?,
         }
         write!(f, "; {}", self.hint())
     }
@@ -89,71 +103,58 @@ pub fn next_utc_midnight(now: DateTime<Utc>) -> DateTime<Utc> {
         .and_utc()
 }
 
-/// What one job's run did.
-#[derive(Clone, Debug)]
-pub struct JobReport {
-    pub job: String,
-    pub run_id: i64,
-    pub status: RunStatus,
-    /// HTTP requests, as the ledger counts them.
-    pub calls: i64,
-    /// Logical calls that ended without data.
-    pub failed: i64,
-    pub rows: i64,
-    pub cost: Usd,
-    pub errors: Vec<String>,
+/// What the free `appendix/user_data` said about the credentials.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum CredentialsCheck {
+    Accepted,
+    /// The account was refused: no paid call will be made.
+    Refused(Halt),
+    /// No verdict (a network fault, or a gateway that does not serve user_data); the
+    /// paid calls find out on their own.
+    Unknown(String),
 }
 
-/// What a `run --once` did.
-#[derive(Clone, Debug, Default)]
-pub struct RunReport {
-    pub jobs: Vec<JobReport>,
-    pub halt: Option<Halt>,
+/// How one HTTP attempt ended.
+#[derive(Clone, Debug, PartialEq)]
+pub enum AttemptEnd {
+    /// The answer is stored and its rows written.
+    Stored { rows: u64 },
+    /// The answer is stored raw but could not be read or normalized; never retried.
+    Invalid(String),
+    /// Worth another attempt; a throttle does not count as a failure.
+    Retry { throttled: bool, error: String },
+    /// The API will not take this request; never retried.
+    Rejected(String),
+    /// The account was refused (or the path is wrong): every further call stops.
+    Halted(Halt),
+    /// Not sent because calls were already stopped.
+    NotSent(Halt),
+    /// Not sent because this process is shutting down; the item goes back to the
+    /// queue.
+    Stopped,
+    /// The work item's claim was lost before the rows could be written; another
+    /// worker owns it now. The answer stays in the ledger and `raw_responses`.
+    Stale,
 }
 
-impl RunReport {
-    pub fn ok(&self) -> bool {
-        self.halt.is_none() && self.jobs.iter().all(|j| j.status == RunStatus::Succeeded)
-    }
-    pub fn calls(&self) -> i64 {
-        self.jobs.iter().map(|j| j.calls).sum()
-    }
-    pub fn failed(&self) -> i64 {
-        self.jobs.iter().map(|j| j.failed).sum()
-    }
-    pub fn rows(&self) -> i64 {
-        self.jobs.iter().map(|j| j.rows).sum()
-    }
-    pub fn cost(&self) -> Usd {
-        self.jobs.iter().map(|j| j.cost).sum()
-    }
-
-    /// The one-line summary `run --once` prints.
-    pub fn line(&self) -> String {
-        let mut s = format!(
-            "{} jobs, {} calls, {} failed, {} rows, cost {}",
-            self.jobs.len(),
-            self.calls(),
-            self.failed(),
-            self.rows(),
-            self.cost()
-        );
-        if let Some(h) = &self.halt {
-            s.push_str(&format!("; halted: {h}"));
+impl AttemptEnd {
+    pub fn error(&self) -> Option<String> {
+        match self {
+            AttemptEnd::Stored { .. } => None,
+            AttemptEnd::Invalid(e) | AttemptEnd::Rejected(e) => Some(e.clone()),
+            AttemptEnd::Retry { error, .. } => Some(error.clone()),
+            AttemptEnd::Halted(h) => Some(h.to_string()),
+            AttemptEnd::NotSent(h) => Some(format!("not sent: {h}")),
+            AttemptEnd::Stale => Some("the claim was lost to another worker".into()),
+            AttemptEnd::Stopped => Some("not sent: shutting down".into()),
         }
-        s
     }
 }
 
-/// What `replay` did.
-#[derive(Clone, Debug, Default)]
-pub struct ReplayReport {
-    pub responses: u64,
-    pub rows: u64,
-    pub failures: Vec<String>,
-}
+/// A test's hook, run before each answer is normalized (to force a crash there).
+pub type NormalizeHook = Arc<dyn Fn(&CallSpec) + Send + Sync>;
 
-#[derive(Clone, Debug)]
+#[derive(Clone)]
 pub struct Executor {
     store: Store,
     client: Client,
@@ -162,6 +163,16 @@ pub struct Executor {
     metrics: Option<Arc<Metrics>>,
     /// Once cancelled, calls still waiting for a slot are not sent.
     stop: CancellationToken,
+    before_normalize: Option<NormalizeHook>,
+}
+
+impl std::fmt::Debug for Executor {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Executor")
+            .field("client", &self.client)
+            .field("shared_limits", &self.shared.is_some())
+            .finish_non_exhaustive()
+    }
 }
 
 impl Executor {
@@ -173,6 +184,7 @@ impl Executor {
             shared: None,
             metrics: None,
             stop: CancellationToken::new(),
+            before_normalize: None,
         }
     }
 
@@ -190,6 +202,20 @@ impl Executor {
         self
     }
 
+    /// Makes every request also hold one of the account's slots in Postgres, so that
+    /// all processes on the database together stay within the account's limits.
+    pub fn with_shared_limits(mut self, shared: SharedLimits) -> Executor {
+        self.shared = Some(shared);
+        self
+    }
+
+    /// For tests: runs `hook` before each answer is normalized.
+    #[doc(hidden)]
+    pub fn with_before_normalize(mut self, hook: NormalizeHook) -> Executor {
+        self.before_normalize = Some(hook);
+        self
+    }
+
     pub fn metrics(&self) -> Option<&Arc<Metrics>> {
         self.metrics.as_ref()
     }
@@ -203,7 +229,7 @@ impl Executor {
     }
 
     /// Why calls are stopped, if they are.
-    pub async fn halted(&self) -> Option<Halt> {
+    pub fn halted(&self) -> Option<Halt> {
         let mut h = self.halt.lock().expect("halt lock");
         if h.as_ref()
             .and_then(|h| h.until)
@@ -215,7 +241,7 @@ impl Executor {
         h.clone()
     }
 
-    pub(crate) fn set_halt(&self, halt: Halt) {
+    fn set_halt(&self, halt: Halt) {
         let mut h = self.halt.lock().expect("halt lock");
         if h.is_none() {
             warn!(code = halt.code, reason = %halt.message, "stopping every further call");
@@ -224,9 +250,9 @@ impl Executor {
     }
 
     /// Checks the credentials with the free `appendix/user_data` before anything is
-    /// spent. The outer error is a database failure; the inner one a refusal.
+    /// spent; a refusal stops every call of this executor.
     #[instrument(skip_all)]
-    pub async fn check_credentials(&self, run_id: Option<i64>) -> anyhow::Result<Result<(), Halt>> {
+    pub async fn check_credentials(&self, run_id: Option<i64>) -> anyhow::Result<CredentialsCheck> {
         let request = Value::Object(Default::default());
         let permit = self.client.acquire().await;
         let call_id = self
@@ -248,25 +274,25 @@ impl Executor {
             .record_answer(call_id, "appendix/user_data", &attempt, false)
             .await
             .context("recording the credentials check")?;
-        if let Some(halt) = Halt::from_outcome(&attempt.outcome) {
-            self.set_halt(halt.clone());
-            return Ok(Err(halt));
-        }
-        if attempt.outcome != Outcome::Ok {
-            // A network fault here is not a refusal; the paid calls retry on their own.
-            warn!(
-                outcome = attempt.outcome.label(),
-                "credentials check inconclusive"
-            );
-        }
-        Ok(Ok(()))
-    }
-
-    /// Makes every request also hold one of the account's slots in Postgres, so that
-    /// all processes on the database together stay within the account's limits.
-    pub fn with_shared_limits(mut self, shared: SharedLimits) -> Executor {
-        self.shared = Some(shared);
-        self
+        Ok(match Halt::from_outcome(&attempt.outcome) {
+            // Gateways may not serve user_data at all: that says nothing about the
+            // paths of the paid endpoints.
+            Some(halt) if halt.is_wrong_path() => {
+                warn!(reason = %halt.message, "the API does not serve appendix/user_data (a gateway?); the credentials are checked by the first call");
+                CredentialsCheck::Unknown(halt.message)
+            }
+            Some(halt) => {
+                self.set_halt(halt.clone());
+                CredentialsCheck::Refused(halt)
+            }
+            None if attempt.outcome == Outcome::Ok => CredentialsCheck::Accepted,
+            None => {
+                // A network fault here is not a refusal; the paid calls retry on their own.
+                let why = attempt.outcome.message().unwrap_or("no answer").to_string();
+                warn!(outcome = attempt.outcome.label(), reason = %why, "credentials check inconclusive");
+                CredentialsCheck::Unknown(why)
+            }
+        })
     }
 
     /// One HTTP attempt of `call` for the claim `fence` of its work item: the ledger
@@ -280,36 +306,23 @@ impl Executor {
         call: &CallSpec,
         fence: Fence,
     ) -> anyhow::Result<AttemptEnd> {
-        if let Some(h) = self.halted().await {
+        if let Some(h) = self.halted() {
             return Ok(AttemptEnd::NotSent(h));
         }
         let permit = self.client.acquire().await;
         let slot = match &self.shared {
-            Some(shared) => Some(shared.acquire(&self.store).await?),
+            Some(shared) => Some(shared.acquire().await?),
             None => None,
         };
-        // If this future is dropped (shutdown, a panic) before the explicit release,
-        // the slot stops being renewed and lapses instead of leaking.
-        let _unrenewed_on_drop =
-            self.shared
-                .as_ref()
-                .zip(slot)
-                .map(|(shared, slot)| StopRenewing {
-                    held: shared.held.clone(),
-                    slot,
-                });
         // A shutdown or a halt may have come while this call waited for its slot.
-        if self.stop.is_cancelled() {
-            if let (Some(shared), Some(slot)) = (&self.shared, slot) {
-                shared.release(&self.store, slot).await;
-            }
-            return Ok(AttemptEnd::Stopped);
-        }
-        if let Some(h) = self.halted().await {
-            if let (Some(shared), Some(slot)) = (&self.shared, slot) {
-                shared.release(&self.store, slot).await;
-            }
-            return Ok(AttemptEnd::NotSent(h));
+        let not_sent = if self.stop.is_cancelled() {
+            Some(AttemptEnd::Stopped)
+        } else {
+            self.halted().map(AttemptEnd::NotSent)
+        };
+        if let Some(end) = not_sent {
+            self.release(slot).await;
+            return Ok(end);
         }
         let targets = call.target_strings();
         let sent = self
@@ -330,14 +343,13 @@ impl Executor {
         let call_id = match sent {
             Ok(Some(id)) => id,
             // The claim was lost while this call waited: spend nothing.
-            Ok(None) | Err(_) => {
-                if let (Some(shared), Some(slot)) = (&self.shared, slot) {
-                    shared.release(&self.store, slot).await;
-                }
-                return match sent {
-                    Err(e) => Err(e).context("writing the ledger row before the request"),
-                    _ => Ok(AttemptEnd::Stale),
-                };
+            Ok(None) => {
+                self.release(slot).await;
+                return Ok(AttemptEnd::Stale);
+            }
+            Err(e) => {
+                self.release(slot).await;
+                return Err(e).context("writing the ledger row before the request");
             }
         };
         let attempt = self.client.post(&permit, call.endpoint, &call.task).await;
@@ -346,42 +358,53 @@ impl Executor {
             self.set_halt(halt);
         }
         drop(permit);
-        if let (Some(shared), Some(slot)) = (&self.shared, slot) {
-            shared.release(&self.store, slot).await;
-        }
+        self.release(slot).await;
         if let Some(m) = &self.metrics {
             m.record_call(call.endpoint.name(), attempt.outcome.label(), attempt.cost);
             if fence.attempt > 1 {
                 m.record_retry(call.endpoint.name());
             }
         }
-        let ok = attempt.outcome == Outcome::Ok;
         let raw_id = self
-            .record_answer_patiently(call_id, call.endpoint.name(), &attempt, ok)
+            .record_answer_patiently(call_id, call.endpoint.name(), &attempt)
             .await?;
-        Ok(match &attempt.outcome {
-            Outcome::Ok => {
-                let body = attempt.body.as_ref().expect("an ok answer has a body");
-                let raw_id = raw_id.expect("an ok body is stored");
-                self.finish(call, call_id, raw_id, received_at(&attempt), body, fence)
-                    .await?
-            }
+        Ok(match attempt.outcome {
+            Outcome::Ok => match (raw_id, &attempt.body) {
+                (Some(raw_id), Some(body)) => {
+                    self.finish(call, call_id, raw_id, received_at(&attempt), body, fence)
+                        .await?
+                }
+                _ => AttemptEnd::Invalid("an ok answer without a body".into()),
+            },
             Outcome::Halt { .. } | Outcome::DailyLimit { .. } => {
-                AttemptEnd::Halted(Halt::from_outcome(&attempt.outcome).expect("a halt"))
+                match Halt::from_outcome(&attempt.outcome) {
+                    Some(h) => AttemptEnd::Halted(h),
+                    None => AttemptEnd::Rejected("refused".into()),
+                }
             }
             Outcome::Rejected { message, .. } => {
                 warn!(reason = %message, "the API rejected the request; not retried");
-                AttemptEnd::Rejected(message.clone())
+                AttemptEnd::Rejected(message)
+            }
+            Outcome::Unreadable { message } => {
+                warn!(reason = %message, "the answer's status cannot be read; kept raw, not retried");
+                AttemptEnd::Invalid(message)
             }
             Outcome::Throttled { message, .. } => AttemptEnd::Retry {
                 throttled: true,
-                error: message.clone(),
+                error: message,
             },
             Outcome::Retryable { message, .. } => AttemptEnd::Retry {
                 throttled: false,
-                error: message.clone(),
+                error: message,
             },
         })
+    }
+
+    async fn release(&self, slot: Option<Slot>) {
+        if let (Some(shared), Some(slot)) = (&self.shared, slot) {
+            shared.release(slot).await;
+        }
     }
 
     /// Records a paid answer, retrying while the database is away (a restart): the
@@ -391,15 +414,14 @@ impl Executor {
         &self,
         call_id: i64,
         endpoint: &str,
-        attempt: &crate::api::Attempt,
-        keep_raw: bool,
+        attempt: &Attempt,
     ) -> anyhow::Result<Option<i64>> {
         let mut delay = Duration::from_millis(100);
         let deadline = tokio::time::Instant::now() + Duration::from_secs(120);
         loop {
             match self
                 .store
-                .record_answer(call_id, endpoint, attempt, keep_raw)
+                .record_answer(call_id, endpoint, attempt, attempt.keeps_raw())
                 .await
             {
                 Ok(raw) => return Ok(raw),
@@ -433,7 +455,7 @@ impl Executor {
                 "requests of an earlier claim never got their answer; their list price is booked as an estimate"
             );
         }
-        let Some((call_id, raw_id, received_at, body)) = self
+        let Some(paid) = self
             .store
             .paid_answer(fence.work_id)
             .await
@@ -442,12 +464,19 @@ impl Executor {
             return Ok(None);
         };
         info!(
-            raw_response_id = raw_id,
+            raw_response_id = paid.raw_id,
             "finishing from an answer already paid for; no request"
         );
         Ok(Some(
-            self.finish(call, call_id, raw_id, received_at, &body, fence)
-                .await?,
+            self.finish(
+                call,
+                paid.call_id,
+                paid.raw_id,
+                paid.received_at,
+                &paid.body,
+                fence,
+            )
+            .await?,
         ))
     }
 
@@ -462,6 +491,9 @@ impl Executor {
         body: &Value,
         fence: Fence,
     ) -> anyhow::Result<AttemptEnd> {
+        if let Some(hook) = &self.before_normalize {
+            hook(call);
+        }
         let ctx = Context {
             endpoint: call.endpoint,
             raw_response_id: raw_id,
@@ -495,255 +527,6 @@ impl Executor {
             None => AttemptEnd::Stale,
         })
     }
-
-    /// Runs every collection of `jobs` once, now: one run per job, its calls enqueued
-    /// in the work queue and executed by workers of this process (and of any daemon
-    /// on the same database), so a call is never made twice.
-    #[instrument(skip_all, fields(jobs = jobs.len(), kind = kind.as_str()))]
-    pub async fn run_once(
-        &self,
-        jobs: &[&Job],
-        kind: RunKind,
-        today: NaiveDate,
-    ) -> anyhow::Result<RunReport> {
-        let max_attempts = self.client.retry_policy().max_attempts as i32;
-        let mut runs = Vec::new();
-        for job in jobs {
-            let work: Vec<NewWork> = plan::plan_job(job, today).iter().map(new_work).collect();
-            let run_id = self
-                .store
-                .start_run_with_work(&job.name, kind, max_attempts, &work)
-                .await
-                .context("starting a run with its calls")?;
-            runs.push(run_id);
-        }
-        if let Err(h) = self.check_credentials(runs.first().copied()).await? {
-            for run in &runs {
-                self.store
-                    .cancel_queued(*run, &format!("not sent: {h}"))
-                    .await?;
-            }
-        } else {
-            let workers = Workers::new(
-                self.clone(),
-                WorkerConfig::for_once(self.client.limits().max_in_flight()),
-            );
-            workers
-                .run_until_done(&runs, CancellationToken::new())
-                .await
-                .context("executing the queued calls")?;
-        }
-        let mut report = RunReport::default();
-        for run in runs {
-            self.store.close_run_if_done(run).await?;
-            let row = self.store.run_summary(run).await?;
-            info!(job = %row.job, run_id = run, status = %row.status, calls = row.calls, rows = row.rows_written, cost = %row.cost, "run finished");
-            report.jobs.push(JobReport {
-                job: row.job,
-                run_id: run,
-                status: RunStatus::parse(&row.status).unwrap_or(RunStatus::Failed),
-                calls: row.calls,
-                failed: row.failed_calls,
-                rows: row.rows_written,
-                cost: row.cost,
-                errors: self.store.run_errors(run).await?,
-            });
-        }
-        report.halt = self.halted().await;
-        Ok(report)
-    }
-}
-
-/// A planned call as a queue row.
-pub fn new_work(c: &CallSpec) -> NewWork {
-    NewWork {
-        job: c.job.clone(),
-        collection: c.collection.clone(),
-        endpoint: c.endpoint.name().to_string(),
-        targets: c.target_strings(),
-        task: c.task.clone(),
-        estimated_rows: c.estimated_rows,
-    }
-}
-
-/// How one HTTP attempt ended.
-#[derive(Clone, Debug, PartialEq)]
-pub enum AttemptEnd {
-    /// The answer is stored and its rows written.
-    Stored { rows: u64 },
-    /// The answer is stored raw but could not be normalized.
-    Invalid(String),
-    /// Worth another attempt; a throttle does not count as a failure.
-    Retry { throttled: bool, error: String },
-    /// The API will not take this request; never retried.
-    Rejected(String),
-    /// The account was refused: every further call stops.
-    Halted(Halt),
-    /// Not sent because calls were already stopped.
-    NotSent(Halt),
-    /// Not sent because this process is shutting down; the item goes back to the
-    /// queue.
-    Stopped,
-    /// The work item's claim was lost before the rows could be written; another
-    /// worker owns it now. The answer stays in the ledger and `raw_responses`.
-    Stale,
-}
-
-impl AttemptEnd {
-    pub fn error(&self) -> Option<String> {
-        match self {
-            AttemptEnd::Stored { .. } => None,
-            AttemptEnd::Invalid(e) | AttemptEnd::Rejected(e) => Some(e.clone()),
-            AttemptEnd::Retry { error, .. } => Some(error.clone()),
-            AttemptEnd::Halted(h) => Some(h.to_string()),
-            AttemptEnd::NotSent(h) => Some(format!("not sent: {h}")),
-            AttemptEnd::Stale => Some("the claim was lost to another worker".into()),
-            AttemptEnd::Stopped => Some("not sent: shutting down".into()),
-        }
-    }
-}
-
-/// Takes a slot out of the renewed set when dropped.
-struct StopRenewing {
-    held: Arc<Mutex<std::collections::HashSet<i32>>>,
-    slot: i32,
-}
-
-impl Drop for StopRenewing {
-    fn drop(&mut self) {
-        if let Ok(mut held) = self.held.lock() {
-            held.remove(&self.slot);
-        }
-    }
-}
-
-/// The account's limits held in Postgres, shared by every process on the database.
-#[derive(Clone, Debug)]
-pub struct SharedLimits {
-    /// Who holds a slot (host:pid), for `api_slots.holder`.
-    pub holder: String,
-    pub max_in_flight: i32,
-    pub max_per_minute: i64,
-    /// How long a slot stays held if its holder dies; [`SharedLimits::keep_alive`]
-    /// renews the slots of a live holder.
-    pub lease: Duration,
-    /// Slots this process holds now: only these are renewed, so a slot whose release
-    /// failed (Postgres restarting) lapses instead of leaking.
-    pub held: Arc<Mutex<std::collections::HashSet<i32>>>,
-}
-
-impl SharedLimits {
-    pub fn new(
-        holder: String,
-        max_in_flight: i32,
-        max_per_minute: i64,
-        lease: Duration,
-    ) -> SharedLimits {
-        SharedLimits {
-            holder,
-            max_in_flight,
-            max_per_minute,
-            lease,
-            held: Arc::default(),
-        }
-    }
-
-    /// Renews this holder's slot leases every third of a lease until `stop`.
-    pub fn keep_alive(&self, store: Store, stop: CancellationToken) -> tokio::task::JoinHandle<()> {
-        let this = self.clone();
-        tokio::spawn(async move {
-            loop {
-                tokio::select! {
-                    _ = stop.cancelled() => return,
-                    _ = tokio::time::sleep(this.lease / 3) => {}
-                }
-                let held: Vec<i32> = this
-                    .held
-                    .lock()
-                    .expect("held slots")
-                    .iter()
-                    .copied()
-                    .collect();
-                if held.is_empty() {
-                    continue;
-                }
-                if let Err(e) = store.renew_api_slots(&this.holder, &held, this.lease).await {
-                    warn!(error = %e, "renewing the shared API slots failed; retrying");
-                }
-            }
-        })
-    }
-
-    async fn acquire(&self, store: &Store) -> anyhow::Result<i32> {
-        loop {
-            match store
-                .acquire_api_slot(
-                    &self.holder,
-                    self.max_in_flight,
-                    self.max_per_minute,
-                    self.lease,
-                )
-                .await
-                .context("taking a shared API slot")?
-            {
-                Ok(slot) => {
-                    self.held.lock().expect("held slots").insert(slot);
-                    return Ok(slot);
-                }
-                Err(wait) => tokio::time::sleep(wait).await,
-            }
-        }
-    }
-
-    async fn release(&self, store: &Store, slot: i32) {
-        self.held.lock().expect("held slots").remove(&slot);
-        if let Err(e) = store.release_api_slot(slot, &self.holder).await {
-            // No longer renewed: the lease lapses on its own.
-            warn!(error = %e, slot, "releasing a shared API slot failed");
-        }
-    }
-}
-
-/// Rebuilds normalized rows from stored raw responses, oldest first, without a single
-/// API call. Each response is its own transaction; a response that fails to normalize
-/// is reported and skipped.
-#[instrument(skip_all)]
-pub async fn replay(
-    store: &Store,
-    endpoints: &[Endpoint],
-    since: Option<NaiveDate>,
-) -> anyhow::Result<ReplayReport> {
-    let mut report = ReplayReport::default();
-    let mut after = 0;
-    loop {
-        let page = store
-            .raw_responses_after(after, endpoints, since, 500)
-            .await
-            .context("reading raw responses")?;
-        let Some(last) = page.last() else { break };
-        after = last.id;
-        for raw in &page {
-            report.responses += 1;
-            let ctx = Context {
-                endpoint: raw.endpoint,
-                raw_response_id: raw.id,
-                collected_at: raw.received_at,
-                request: &raw.request,
-            };
-            match normalize::normalize(&ctx, &raw.body) {
-                Ok(batch) => {
-                    report.rows += store
-                        .store_normalized(&batch)
-                        .await
-                        .with_context(|| format!("writing the rows of raw response {}", raw.id))?;
-                }
-                Err(e) => report
-                    .failures
-                    .push(format!("raw response {}: {e}", raw.id)),
-            }
-        }
-    }
-    Ok(report)
 }
 
 #[cfg(test)]
@@ -782,5 +565,15 @@ mod tests {
             until: None,
         };
         assert!(h.to_string().contains("balance"));
+        let h = Halt {
+            code: Some(40400),
+            message: "Not Found. (POST http://localhost:8089/v2/backlinks/summary/live)".into(),
+            until: None,
+        };
+        let text = h.to_string();
+        assert!(
+            text.contains("api.base_url") && text.contains("/v2/"),
+            "{text}"
+        );
     }
 }

@@ -4,16 +4,20 @@
 //! See `ARCHITECTURE.md` for the data flow and the invariants.
 
 pub mod api;
+pub mod app;
 pub mod cli;
 pub mod cluster;
 pub mod config;
 pub mod daemon;
 pub mod executor;
 pub mod jobs;
+pub mod limits;
 pub mod money;
 pub mod normalize;
+pub mod once;
 pub mod plan;
 pub mod queue;
+pub mod replay;
 pub mod sandbox;
 pub mod schedule;
 pub mod store;

@@ -45,6 +45,12 @@ impl Usd {
     }
 }
 
+impl From<Decimal> for Usd {
+    fn from(d: Decimal) -> Usd {
+        Usd(d)
+    }
+}
+
 impl fmt::Display for Usd {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let rounded = self.0.round_dp(5).normalize();

@@ -13,7 +13,7 @@ use std::collections::HashMap;
 use chrono::{DateTime, Datelike, NaiveDate, Utc};
 use serde_json::{Map, Value};
 
-use crate::api::Endpoint;
+use crate::api::{Endpoint, Status};
 
 /// SQL type of a warehouse column, and the JSON type it is read from.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -388,10 +388,20 @@ pub fn normalize(ctx: &Context<'_>, body: &Value) -> Result<Batch, NormalizeErro
         Some(Value::Array(tasks)) => tasks,
         Some(other) => return Err(n.err("tasks", expected("array", other))),
     };
+    // The same lenient reading of the status codes as the client's: a task is loaded
+    // when it says 20000, or says nothing under an envelope that says 20000.
+    let top_ok = body
+        .as_object()
+        .map(Status::read)
+        .is_some_and(|s| s.status_code == Some(20000));
     for (ti, task) in tasks.iter().enumerate() {
-        let code = task.get("status_code").and_then(Value::as_i64);
-        if code.is_some_and(|c| c != 20000) {
-            continue;
+        let Some(task_obj) = task.as_object() else {
+            return Err(n.err(format!("tasks[{ti}]"), expected("object", task)));
+        };
+        match Status::read(task_obj).status_code {
+            Some(20000) => {}
+            None if top_ok => {}
+            _ => continue,
         }
         let results = match task.get("result") {
             None | Some(Value::Null) => continue,
@@ -919,6 +929,24 @@ mod tests {
         let body = json!({"status_code": 20000, "tasks": [{"status_code": 40501, "result": null}]});
         let b = normalize(&ctx(Endpoint::Summary, &req), &body).unwrap();
         assert_eq!(b.row_count(), 0);
+    }
+
+    #[test]
+    fn status_codes_are_read_as_leniently_as_the_client_reads_them() {
+        let req = json!({"target": "example.com"});
+        let result = json!({"target": "example.com", "backlinks": 5});
+        // Codes written as strings still say ok.
+        let strings = json!({"status_code": "20000", "tasks": [{"status_code": "20000", "result": [result]}]});
+        let batch = normalize(&ctx(Endpoint::Summary, &req), &strings).unwrap();
+        assert_eq!(batch.row_count(), 1);
+        // A task without a code is loaded under an envelope that says ok...
+        let top_only = json!({"status_code": 20000, "tasks": [{"result": [result]}]});
+        let batch = normalize(&ctx(Endpoint::Summary, &req), &top_only).unwrap();
+        assert_eq!(batch.row_count(), 1);
+        // ...but an answer that says ok nowhere gives no rows, as it failed live.
+        let silent = json!({"cost": 0.02, "tasks": [{"result": [result]}]});
+        let batch = normalize(&ctx(Endpoint::Summary, &req), &silent).unwrap();
+        assert_eq!(batch.row_count(), 0);
     }
 
     #[test]

@@ -16,11 +16,15 @@ use crate::api::endpoint::{BULK_MAX_TARGETS, PAGES_SUMMARY_MAX_DOMAINS};
 use crate::jobs::{Collection, Job};
 use crate::money::Usd;
 
+/// The API's list price per request, USD.
+pub const PRICE_PER_REQUEST: Usd = Usd(rust_decimal::Decimal::from_parts(2, 0, 0, false, 2));
+/// The API's list price per returned row, USD.
+pub const PRICE_PER_ROW: Usd = Usd(rust_decimal::Decimal::from_parts(3, 0, 0, false, 5));
+
 /// The API's list price: $0.02 per request plus $0.00003 per returned row. Only an
 /// estimate; the ledger records what the API reports.
 pub fn price(rows: i64) -> Usd {
-    Usd(rust_decimal::Decimal::new(2, 2)
-        + rust_decimal::Decimal::new(3, 5) * rust_decimal::Decimal::from(rows))
+    Usd(PRICE_PER_REQUEST.decimal() + PRICE_PER_ROW.decimal() * rust_decimal::Decimal::from(rows))
 }
 
 /// One planned API call.
@@ -97,6 +101,21 @@ pub fn plan_collection(collection: &Collection, today: NaiveDate) -> Vec<CallSpe
             .collect()
     };
     chunks.into_iter().map(call).collect()
+}
+
+/// Checks the request of `collection`, planned on `planned_on`, against the API's date
+/// rules as they stand on `today` (UTC): an absolute date valid when the job file was
+/// loaded may have aged out since. The error says what is wrong and what to write.
+pub fn check_collection(
+    collection: &Collection,
+    planned_on: NaiveDate,
+    today: NaiveDate,
+) -> Result<(), String> {
+    crate::jobs::check_request_dates(
+        collection.endpoint,
+        &collection.request_params(planned_on),
+        today,
+    )
 }
 
 /// Every call of every collection of `job`.

@@ -1,11 +1,13 @@
 //! Workers of the Postgres work queue: claim due items, make one attempt per claim
 //! through the executor, and record how it ended (done, retry later, failed,
-//! exhausted). A heartbeat renews each claim's lease while its attempt runs; a worker
-//! that loses its lease cannot write (the store fences every write by attempt).
+//! exhausted, cancelled). A heartbeat renews each claim's lease while its attempt runs;
+//! a worker that loses its lease cannot write (the store fences every write by
+//! attempt).
 //!
-//! The daemon runs workers over every run; `run --once` and `demo` run them over their
-//! own runs until those are done. Because both claim from the same table, a once-run
-//! and a daemon on one database never make the same call twice.
+//! Which work a process may claim is part of the data: the daemon's workers
+//! ([`Scope::Scheduled`]) claim the work of scheduled runs only; a once-run's
+//! ([`Scope::Runs`]) only the work of its own runs. So a daemon never pays for work a
+//! once-run left behind, and a once-run never takes the daemon's.
 
 use std::collections::HashMap;
 use std::time::Duration;
@@ -18,7 +20,8 @@ use tracing::{debug, instrument, warn};
 use crate::api::{Endpoint, Target};
 use crate::executor::{AttemptEnd, Executor};
 use crate::plan::CallSpec;
-use crate::store::{Fence, Terminal, WorkItem};
+use crate::store::{ClaimScope, Fence, NewWork, Store, Terminal, WorkItem};
+use crate::telemetry::Metrics;
 
 /// How workers behave.
 #[derive(Clone, Debug)]
@@ -34,23 +37,33 @@ pub struct WorkerConfig {
     /// On shutdown, how long attempts in flight may take before they are abandoned
     /// and their claims released.
     pub shutdown_grace: Duration,
-    /// When calls are stopped (a refusal, the daily cost limit): keep the work
-    /// queued and claim nothing new (the daemon), instead of cancelling it (a
-    /// once-run).
-    pub keep_work_when_stopped: bool,
 }
 
 impl WorkerConfig {
-    /// For `run --once` and `demo`.
-    pub fn for_once(max_in_flight: usize) -> WorkerConfig {
+    /// Workers of `role` (`daemon`, `once`, ...) from the queue configuration.
+    pub fn from_config(
+        role: &str,
+        queue: &crate::config::QueueConfig,
+        max_in_flight: usize,
+    ) -> WorkerConfig {
         WorkerConfig {
-            worker_id: worker_id("once"),
-            concurrency: (max_in_flight * 2).max(2),
-            lease: Duration::from_secs(30),
-            poll: Duration::from_millis(20),
-            shutdown_grace: Duration::from_secs(30),
-            keep_work_when_stopped: false,
+            worker_id: worker_id(role),
+            concurrency: if queue.workers == 0 {
+                (max_in_flight * 2).max(2)
+            } else {
+                queue.workers
+            },
+            lease: queue.lease,
+            poll: queue.poll,
+            shutdown_grace: queue.shutdown_grace,
         }
+    }
+
+    /// For `run --once` and `demo` with the default queue settings, polling briskly.
+    pub fn for_once(max_in_flight: usize) -> WorkerConfig {
+        let mut cfg = WorkerConfig::from_config("once", &Default::default(), max_in_flight);
+        cfg.poll = Duration::from_millis(20);
+        cfg
     }
 }
 
@@ -60,47 +73,73 @@ pub fn worker_id(role: &str) -> String {
     format!("{host}:{}/{role}", std::process::id())
 }
 
+/// A planned call as a queue row.
+pub fn new_work(c: &CallSpec) -> NewWork {
+    NewWork {
+        job: c.job.clone(),
+        collection: c.collection.clone(),
+        endpoint: c.endpoint.name().to_string(),
+        targets: c.target_strings(),
+        task: c.task.clone(),
+        estimated_rows: c.estimated_rows,
+    }
+}
+
+/// Which work the workers take.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Scope {
+    /// Scheduled work, whoever enqueued it, until shutdown (the daemon). When calls
+    /// are stopped (a refusal, the daily cost limit), the work stays queued.
+    Scheduled,
+    /// The work of these runs, until none of it is pending (a once-run). When calls
+    /// are stopped, the rest of the run is cancelled.
+    Runs(Vec<i64>),
+}
+
+impl Scope {
+    fn claim_scope(&self) -> ClaimScope<'_> {
+        match self {
+            Scope::Scheduled => ClaimScope::Scheduled,
+            Scope::Runs(runs) => ClaimScope::Runs(runs),
+        }
+    }
+
+    fn keeps_work_when_stopped(&self) -> bool {
+        matches!(self, Scope::Scheduled)
+    }
+}
+
 pub struct Workers {
     exec: Executor,
     cfg: WorkerConfig,
+    scope: Scope,
 }
 
 impl Workers {
-    pub fn new(exec: Executor, cfg: WorkerConfig) -> Workers {
-        Workers { exec, cfg }
+    pub fn new(exec: Executor, cfg: WorkerConfig, scope: Scope) -> Workers {
+        Workers { exec, cfg, scope }
     }
 
-    /// Executes the work of `runs` until none of it is pending (other processes may
-    /// execute some of it).
-    pub async fn run_until_done(
-        &self,
-        runs: &[i64],
-        shutdown: CancellationToken,
-    ) -> anyhow::Result<()> {
-        self.work(Some(runs), shutdown).await
-    }
-
-    /// Executes any due work until `shutdown`; then lets attempts in flight finish
-    /// within the grace period and releases the claims of the rest.
-    pub async fn run(&self, shutdown: CancellationToken) -> anyhow::Result<()> {
-        self.work(None, shutdown).await
-    }
-
+    /// Executes the scope's work until `shutdown` (or, for runs, until none of it is
+    /// pending); on shutdown lets attempts in flight finish within the grace period
+    /// and releases the claims of the rest.
     #[instrument(skip_all, fields(worker = %self.cfg.worker_id))]
-    async fn work(&self, scope: Option<&[i64]>, shutdown: CancellationToken) -> anyhow::Result<()> {
+    pub async fn run(&self, shutdown: CancellationToken) -> anyhow::Result<()> {
         let store = self.exec.store().clone();
         let mut tasks: JoinSet<()> = JoinSet::new();
-        let mut fences: HashMap<tokio::task::Id, Fence> = HashMap::new();
+        let mut fences: HashMap<tokio::task::Id, Claim> = HashMap::new();
+        let mut crashed: Vec<(Claim, String)> = Vec::new();
         loop {
             while let Some(done) = tasks.try_join_next_with_id() {
-                reap(&mut fences, done);
+                reap(&mut fences, &mut crashed, done);
             }
+            self.book_crashes(&mut crashed).await;
             if shutdown.is_cancelled() {
                 break;
             }
             // A stopped daemon claims nothing: its work waits for the pause to lift or
-            // for a restart, and other daemons' work is left to them.
-            let stopped = self.cfg.keep_work_when_stopped && self.exec.halted().await.is_some();
+            // for a restart.
+            let stopped = self.scope.keeps_work_when_stopped() && self.exec.halted().is_some();
             let free = if stopped {
                 0
             } else {
@@ -109,23 +148,41 @@ impl Workers {
             let mut claimed = 0;
             if free > 0 {
                 match store
-                    .claim(&self.cfg.worker_id, self.cfg.lease, free as i64, scope)
+                    .claim(
+                        &self.cfg.worker_id,
+                        self.cfg.lease,
+                        free as i64,
+                        self.scope.claim_scope(),
+                    )
                     .await
                 {
-                    Ok(items) => {
-                        claimed = items.len();
-                        for item in items {
-                            let fence = Fence {
-                                work_id: item.id,
-                                attempt: item.attempt,
+                    Ok(batch) => {
+                        claimed = batch.items.len() + batch.exhausted_runs.len();
+                        for run in batch.exhausted_runs {
+                            warn!(
+                                run_id = run,
+                                "a call was exhausted by claims that ended without an outcome"
+                            );
+                            if let Err(e) = store.close_run_if_done(run).await {
+                                warn!(error = %e, run_id = run, "closing a run failed; the sweep will");
+                            }
+                        }
+                        for item in batch.items {
+                            let claim = Claim {
+                                fence: Fence {
+                                    work_id: item.id,
+                                    attempt: item.attempt,
+                                },
+                                run_id: item.run_id,
                             };
                             let handle = tasks.spawn(process(
                                 self.exec.clone(),
                                 self.cfg.clone(),
+                                self.scope.keeps_work_when_stopped(),
                                 item,
                                 shutdown.clone(),
                             ));
-                            fences.insert(handle.id(), fence);
+                            fences.insert(handle.id(), claim);
                         }
                     }
                     // Postgres may be restarting: keep going, the claim is retried.
@@ -137,7 +194,7 @@ impl Workers {
             }
             if tasks.is_empty()
                 && claimed == 0
-                && let Some(runs) = scope
+                && let Scope::Runs(runs) = &self.scope
             {
                 let pending = store
                     .pending_work(runs)
@@ -149,7 +206,7 @@ impl Workers {
             }
             tokio::select! {
                 _ = tokio::time::sleep(self.cfg.poll) => {}
-                Some(done) = tasks.join_next_with_id(), if !tasks.is_empty() => reap(&mut fences, done),
+                Some(done) = tasks.join_next_with_id(), if !tasks.is_empty() => reap(&mut fences, &mut crashed, done),
                 _ = shutdown.cancelled() => {}
             }
         }
@@ -158,40 +215,85 @@ impl Workers {
         tokio::pin!(deadline);
         while !tasks.is_empty() {
             tokio::select! {
-                Some(done) = tasks.join_next_with_id() => reap(&mut fences, done),
+                Some(done) = tasks.join_next_with_id() => reap(&mut fences, &mut crashed, done),
                 _ = &mut deadline => {
                     warn!(left = tasks.len(), "shutdown grace period over; abandoning attempts in flight");
                     tasks.abort_all();
                     while let Some(done) = tasks.join_next_with_id().await {
-                        reap(&mut fences, done);
+                        reap(&mut fences, &mut crashed, done);
                     }
                 }
             }
         }
-        // Whatever was abandoned goes back to the queue for the next start.
-        for fence in fences.into_values() {
-            if let Err(e) = store.release_work(fence).await {
-                warn!(error = %e, work_id = fence.work_id, "releasing a claim failed; its lease will lapse");
+        self.book_crashes(&mut crashed).await;
+        // Whatever was abandoned goes back to the queue (for the next start, or for
+        // the once-run to cancel).
+        for claim in fences.into_values() {
+            if let Err(e) = store.release_work(claim.fence).await {
+                warn!(error = %e, work_id = claim.fence.work_id, "releasing a claim failed; its lease will lapse");
             }
         }
         Ok(())
     }
+
+    /// An attempt that crashed (panicked) counts as a failed attempt at once, so a
+    /// call that crashes every time ends `exhausted` instead of being re-claimed
+    /// forever.
+    async fn book_crashes(&self, crashed: &mut Vec<(Claim, String)>) {
+        let store = self.exec.store();
+        let policy = self.exec.client().retry_policy();
+        for (claim, why) in crashed.drain(..) {
+            let error = format!("the attempt crashed: {why}");
+            let booked = async {
+                store
+                    .retry_work(claim.fence, policy.delay(1), true, &error)
+                    .await?;
+                store.close_run_if_done(claim.run_id).await
+            }
+            .await;
+            if let Err(e) = booked {
+                // Left to its lease: the next claim counts it.
+                warn!(error = %e, work_id = claim.fence.work_id, "recording a crashed attempt failed");
+            }
+        }
+    }
 }
 
+/// A claim a task works on.
+#[derive(Clone, Copy, Debug)]
+struct Claim {
+    fence: Fence,
+    run_id: i64,
+}
+
+/// Takes a finished task out of the running set; a panicked one goes to `crashed`,
+/// an aborted one keeps its claim, to be released.
 fn reap(
-    fences: &mut HashMap<tokio::task::Id, Fence>,
+    fences: &mut HashMap<tokio::task::Id, Claim>,
+    crashed: &mut Vec<(Claim, String)>,
     done: Result<(tokio::task::Id, ()), tokio::task::JoinError>,
 ) {
     match done {
         Ok((id, ())) => {
             fences.remove(&id);
         }
-        // Aborted tasks keep their fence, to be released.
         Err(e) if e.is_cancelled() => {}
         Err(e) => {
-            // A panicked attempt: its lease lapses and another claim retries it.
-            warn!(error = %e, "a work task failed");
-            fences.remove(&e.id());
+            let id = e.id();
+            let why = if e.is_panic() {
+                let payload = e.into_panic();
+                payload
+                    .downcast_ref::<&str>()
+                    .map(|s| s.to_string())
+                    .or_else(|| payload.downcast_ref::<String>().cloned())
+                    .unwrap_or_else(|| "a panic".into())
+            } else {
+                e.to_string()
+            };
+            warn!(error = %why, "a work task crashed");
+            if let Some(claim) = fences.remove(&id) {
+                crashed.push((claim, why));
+            }
         }
     }
 }
@@ -214,17 +316,37 @@ fn call_for(item: &WorkItem) -> Result<CallSpec, String> {
     })
 }
 
+/// Counts a worker busy while it lives, however the task ends (a panic included).
+struct Busy(Option<std::sync::Arc<Metrics>>);
+
+impl Busy {
+    fn start(metrics: Option<&std::sync::Arc<Metrics>>) -> Busy {
+        if let Some(m) = metrics {
+            m.worker_busy(1);
+        }
+        Busy(metrics.cloned())
+    }
+}
+
+impl Drop for Busy {
+    fn drop(&mut self) {
+        if let Some(m) = &self.0 {
+            m.worker_busy(-1);
+        }
+    }
+}
+
 /// One claim: one attempt, then the item's next state.
 #[instrument(skip_all, fields(work_id = item.id, attempt = item.attempt, endpoint = %item.endpoint))]
-async fn process(exec: Executor, cfg: WorkerConfig, item: WorkItem, shutdown: CancellationToken) {
-    if let Some(m) = exec.metrics() {
-        m.worker_busy(1);
-    }
-    let result = try_process(&exec, &cfg, &item, &shutdown).await;
-    if let Some(m) = exec.metrics() {
-        m.worker_busy(-1);
-    }
-    if let Err(e) = result {
+async fn process(
+    exec: Executor,
+    cfg: WorkerConfig,
+    keep_work_when_stopped: bool,
+    item: WorkItem,
+    shutdown: CancellationToken,
+) {
+    let _busy = Busy::start(exec.metrics());
+    if let Err(e) = try_process(&exec, &cfg, keep_work_when_stopped, &item, &shutdown).await {
         // A database error: the claim is left to lapse and be retried.
         warn!(
             error = format!("{e:#}"),
@@ -236,6 +358,7 @@ async fn process(exec: Executor, cfg: WorkerConfig, item: WorkItem, shutdown: Ca
 async fn try_process(
     exec: &Executor,
     cfg: &WorkerConfig,
+    keep_work_when_stopped: bool,
     item: &WorkItem,
     shutdown: &CancellationToken,
 ) -> anyhow::Result<()> {
@@ -273,8 +396,22 @@ async fn try_process(
     beat.cancel();
     let _ = heartbeat.await;
     let end: AttemptEnd = end?;
+    settle(exec, keep_work_when_stopped, item, fence, &end).await?;
+    store.close_run_if_done(item.run_id).await?;
+    Ok(())
+}
+
+/// The item's next state after an attempt ended with `end`.
+async fn settle(
+    exec: &Executor,
+    keep_work_when_stopped: bool,
+    item: &WorkItem,
+    fence: Fence,
+    end: &AttemptEnd,
+) -> anyhow::Result<()> {
+    let store = exec.store();
     let policy = exec.client().retry_policy();
-    match &end {
+    match end {
         AttemptEnd::Stored { rows } => debug!(rows, "work done"),
         AttemptEnd::Stopped => {
             store.release_work(fence).await?;
@@ -296,7 +433,7 @@ async fn try_process(
         // The daemon keeps the work when calls stop: a pause (the daily cost limit)
         // lifts at 00:00 UTC, a refusal after a restart with fixed credentials. A
         // once-run neither waits for midnight nor leaves work behind.
-        AttemptEnd::Halted(h) | AttemptEnd::NotSent(h) if cfg.keep_work_when_stopped => {
+        AttemptEnd::Halted(h) | AttemptEnd::NotSent(h) if keep_work_when_stopped => {
             let delay = h
                 .until
                 .map(|until| (until - chrono::Utc::now()).to_std().unwrap_or_default())
@@ -319,17 +456,11 @@ async fn try_process(
                 .await?;
         }
     }
-    store.close_run_if_done(item.run_id).await?;
     Ok(())
 }
 
 /// Renews the lease every third of it until `stop`; gives up once the claim is lost.
-async fn heartbeat(
-    store: crate::store::Store,
-    fence: Fence,
-    lease: Duration,
-    stop: CancellationToken,
-) {
+async fn heartbeat(store: Store, fence: Fence, lease: Duration, stop: CancellationToken) {
     loop {
         tokio::select! {
             _ = stop.cancelled() => return,

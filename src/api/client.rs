@@ -24,8 +24,9 @@ pub struct Attempt {
     pub duration: Duration,
     /// `None` when no HTTP answer arrived (network error, timeout).
     pub http_status: Option<u16>,
-    /// The body when it was JSON.
+    /// The body when it was JSON, whatever its shape.
     pub body: Option<Value>,
+    /// The lenient read of the body's status codes and costs.
     pub envelope: Option<Envelope>,
     pub outcome: Outcome,
     /// The cost the API reported (`None` when it reported none).
@@ -34,7 +35,7 @@ pub struct Attempt {
 
 impl Attempt {
     pub fn status_code(&self) -> Option<i64> {
-        self.envelope.as_ref().and_then(|e| e.status_code)
+        self.envelope.as_ref().and_then(|e| e.top.status_code)
     }
     pub fn task_status_code(&self) -> Option<i64> {
         self.envelope
@@ -45,13 +46,19 @@ impl Attempt {
     pub fn status_message(&self) -> Option<&str> {
         self.envelope
             .as_ref()
-            .and_then(|e| e.status_message.as_deref())
+            .and_then(|e| e.top.status_message.as_deref())
     }
     pub fn task_status_message(&self) -> Option<&str> {
         self.envelope
             .as_ref()
             .and_then(|e| e.first_task())
             .and_then(|t| t.status_message.as_deref())
+    }
+
+    /// A JSON body of an HTTP 2xx answer: an answer the API may have charged for,
+    /// which is stored raw whatever its shape.
+    pub fn keeps_raw(&self) -> bool {
+        self.body.is_some() && self.http_status.is_some_and(|s| (200..300).contains(&s))
     }
 }
 
@@ -127,29 +134,62 @@ impl Client {
     /// POSTs one task to `endpoint`. The permit proves the limits were respected.
     #[instrument(skip_all, fields(endpoint = %endpoint))]
     pub async fn post(&self, _permit: &Permit, endpoint: Endpoint, task: &Value) -> Attempt {
-        let url = self
-            .base
-            .join(&endpoint.path())
-            .expect("endpoint paths are valid");
+        let url = match self.url(&endpoint.path()) {
+            Ok(url) => url,
+            Err(attempt) => return *attempt,
+        };
         let body = Value::Array(vec![task.clone()]);
         let req = self
             .http
-            .post(url)
+            .post(url.clone())
             .header(AUTHORIZATION, self.auth.clone())
             .header(CONTENT_TYPE, "application/json")
             .json(&body);
-        self.exchange(req).await
+        self.exchange(req, "POST", &url).await
     }
 
     /// `GET /v3/appendix/user_data`: free; checks the credentials and shows the balance.
     #[instrument(skip_all)]
     pub async fn user_data(&self, _permit: &Permit) -> Attempt {
-        let url = self.base.join("appendix/user_data").expect("valid path");
-        let req = self.http.get(url).header(AUTHORIZATION, self.auth.clone());
-        self.exchange(req).await
+        let url = match self.url("appendix/user_data") {
+            Ok(url) => url,
+            Err(attempt) => return *attempt,
+        };
+        let req = self
+            .http
+            .get(url.clone())
+            .header(AUTHORIZATION, self.auth.clone());
+        self.exchange(req, "GET", &url).await
     }
 
-    async fn exchange(&self, req: reqwest::RequestBuilder) -> Attempt {
+    /// `path` below the base URL. Configuration only accepts http(s) base URLs, which
+    /// every path joins; should one not, the call stops with a message, never a panic.
+    fn url(&self, path: &str) -> Result<url::Url, Box<Attempt>> {
+        self.base.join(path).map_err(|e| {
+            Box::new(Attempt {
+                started_at: Utc::now(),
+                duration: Duration::ZERO,
+                http_status: None,
+                body: None,
+                envelope: None,
+                outcome: Outcome::Halt {
+                    code: super::status::WRONG_PATH_CODES[0],
+                    message: format!(
+                        "cannot build a request URL from api.base_url {} and {path}: {e}",
+                        shown(&self.base)
+                    ),
+                },
+                cost: None,
+            })
+        })
+    }
+
+    async fn exchange(
+        &self,
+        req: reqwest::RequestBuilder,
+        method: &str,
+        url: &url::Url,
+    ) -> Attempt {
         let started_at = Utc::now();
         let t0 = std::time::Instant::now();
         let result = async {
@@ -179,11 +219,15 @@ impl Client {
             }
         };
         let body: Option<Value> = serde_json::from_slice(&bytes).ok();
-        let envelope: Option<Envelope> = body
-            .as_ref()
-            .filter(|b| b.is_object())
-            .and_then(|b| serde_json::from_value(b.clone()).ok());
-        let outcome = Outcome::classify(status, envelope.as_ref());
+        let envelope = body.as_ref().and_then(Envelope::read);
+        let mut outcome = Outcome::classify(status, envelope.as_ref());
+        // A path the API does not know: say which URL, so the operator can see what
+        // is wrong with api.base_url.
+        if let Outcome::Halt { code, message } = &mut outcome
+            && super::status::WRONG_PATH_CODES.contains(code)
+        {
+            message.push_str(&format!(" ({method} {})", shown(url)));
+        }
         let cost = envelope.as_ref().and_then(Envelope::cost);
         match &outcome {
             Outcome::Throttled { .. } => self.limits.throttled(self.policy.base_delay).await,
@@ -206,6 +250,14 @@ impl Client {
             cost,
         }
     }
+}
+
+/// A URL as it may appear in messages: without user or password.
+fn shown(url: &url::Url) -> String {
+    let mut u = url.clone();
+    let _ = u.set_password(None);
+    let _ = u.set_username("");
+    u.to_string()
 }
 
 /// The error and its sources on one line (reqwest hides the useful part in sources).

@@ -269,6 +269,13 @@ pub struct UnknownEndpoint {
     pub suggestion: Option<&'static str>,
 }
 
+impl TryFrom<String> for Endpoint {
+    type Error = UnknownEndpoint;
+    fn try_from(s: String) -> Result<Endpoint, UnknownEndpoint> {
+        s.parse()
+    }
+}
+
 impl FromStr for Endpoint {
     type Err = UnknownEndpoint;
     fn from_str(s: &str) -> Result<Self, Self::Err> {

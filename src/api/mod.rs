@@ -11,4 +11,4 @@ pub use client::{Attempt, Client};
 pub use endpoint::{Endpoint, ParamDefault, ParamKind, ParamSpec};
 pub use status::Outcome;
 pub use target::Target;
-pub use types::{Envelope, Task};
+pub use types::{Envelope, Status};

@@ -1,32 +1,44 @@
 //! What an answer means: the HTTP status, the envelope's status code and the task's
-//! status code are all checked, and the first that is not "ok" decides.
+//! status code are all checked, and the first that is not "ok" decides. Codes follow
+//! the API's documents (`reference/`): throttling and transient faults are retried,
+//! request errors are not, account refusals and a wrong path stop every call.
 
 use super::types::Envelope;
+use crate::money::Usd;
 
 /// How the executor must treat an attempt's answer.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Outcome {
-    /// 20000 at both levels.
+    /// 20000 at both levels (or at the task level with no envelope code).
     Ok,
     /// 40202 (per minute) or 40209 (in flight): slow down, then retry.
     Throttled { code: i64, message: String },
-    /// 5xx, network errors and 500xx codes: retry with a bound.
+    /// 5xx, network errors, 40103 and the transient 500xx codes: retry with a bound.
     Retryable { code: Option<i64>, message: String },
-    /// Auth, payment and funds codes: stop every further call of the run.
+    /// Auth, payment and funds codes, or a path the API does not know (a wrong
+    /// `api.base_url`): stop every further call.
     Halt { code: i64, message: String },
     /// 40203: the account's daily cost limit; nothing more until 00:00 UTC.
     DailyLimit { message: String },
-    /// 40000, 40501–40506 and other request errors: fatal for this call only.
+    /// 40000, 40501–40506, 50100 and other request errors: fatal for this call only.
     Rejected { code: Option<i64>, message: String },
+    /// An answer whose status cannot be read although the API charged for it: kept raw,
+    /// never bought again, and the call fails visibly.
+    Unreadable { message: String },
 }
 
 /// Codes the API uses for throttling.
 pub const THROTTLE_CODES: [i64; 2] = [40202, 40209];
-/// Codes that mean a transient server problem.
-pub const RETRYABLE_CODES: [i64; 6] = [50000, 50001, 50301, 50303, 50304, 50401];
+/// Codes that mean a transient problem: resubmit (40103) or a server fault.
+pub const RETRYABLE_CODES: [i64; 7] = [40103, 50000, 50001, 50301, 50303, 50304, 50401];
 /// Codes that stop all calls: authentication, payment, funds.
 pub const HALT_CODES: [i64; 7] = [40100, 40104, 40200, 40201, 40204, 40207, 40210];
+/// A path the API does not know: every call would get it, because `api.base_url` is
+/// wrong. Stops all calls.
+pub const WRONG_PATH_CODES: [i64; 2] = [40400, 40402];
 pub const DAILY_LIMIT_CODE: i64 = 40203;
+/// "Not implemented": a request this API cannot serve; retrying cannot help.
+pub const NOT_IMPLEMENTED_CODE: i64 = 50100;
 
 impl Outcome {
     /// Classifies one status code with its message.
@@ -36,10 +48,15 @@ impl Outcome {
             Outcome::Ok
         } else if THROTTLE_CODES.contains(&code) {
             Outcome::Throttled { code, message }
-        } else if HALT_CODES.contains(&code) {
+        } else if HALT_CODES.contains(&code) || WRONG_PATH_CODES.contains(&code) {
             Outcome::Halt { code, message }
         } else if code == DAILY_LIMIT_CODE {
             Outcome::DailyLimit { message }
+        } else if code == NOT_IMPLEMENTED_CODE {
+            Outcome::Rejected {
+                code: Some(code),
+                message,
+            }
         } else if RETRYABLE_CODES.contains(&code) || (50000..60000).contains(&code) {
             Outcome::Retryable {
                 code: Some(code),
@@ -55,12 +72,13 @@ impl Outcome {
         }
     }
 
-    /// Classifies an HTTP answer. `envelope` is `None` when the body was not JSON.
+    /// Classifies an HTTP answer from the lenient read of its envelope (`None` when
+    /// the body was not a JSON object).
     pub fn classify(http_status: u16, envelope: Option<&Envelope>) -> Outcome {
         if let Some(env) = envelope
-            && let Some(code) = env.status_code.filter(|c| *c != 20000)
+            && let Some(code) = env.top.status_code.filter(|c| *c != 20000)
         {
-            return Outcome::from_code(code, env.status_message.as_deref().unwrap_or(""));
+            return Outcome::from_code(code, env.top.status_message.as_deref().unwrap_or(""));
         }
         match http_status {
             200..=299 => {}
@@ -74,6 +92,12 @@ impl Outcome {
                 return Outcome::Halt {
                     code: 40200,
                     message: "HTTP 402: payment required".into(),
+                };
+            }
+            404 => {
+                return Outcome::Halt {
+                    code: 40400,
+                    message: "HTTP 404: not found".into(),
                 };
             }
             429 => {
@@ -101,24 +125,37 @@ impl Outcome {
                 message: format!("HTTP {http_status} with a body that is not a JSON envelope"),
             };
         };
-        if env.status_code.is_none() {
-            return Outcome::Retryable {
-                code: None,
-                message: "envelope without status_code".into(),
-            };
-        }
-        let Some(task) = env.first_task() else {
-            return Outcome::Retryable {
-                code: None,
-                message: "envelope without a task".into(),
-            };
-        };
-        match task.status_code {
-            Some(code) => Outcome::from_code(code, task.status_message.as_deref().unwrap_or("")),
-            None => Outcome::Retryable {
-                code: None,
-                message: "task without status_code".into(),
-            },
+        let task_code = env.first_task().and_then(|t| t.status_code);
+        match (env.top.status_code, task_code) {
+            (_, Some(code)) => Outcome::from_code(
+                code,
+                env.first_task()
+                    .and_then(|t| t.status_message.as_deref())
+                    .unwrap_or(""),
+            ),
+            // The envelope says ok; the task's shape is normalization's to judge.
+            (Some(_), None) if !env.tasks.is_empty() => Outcome::Ok,
+            _ => {
+                let what = if env.tasks.is_empty() {
+                    "an answer without a task"
+                } else {
+                    "an answer without a status_code at either level"
+                };
+                // Paid: retrying would buy it again. Free: worth another try.
+                if env.cost().is_some_and(|c| c > Usd::ZERO) {
+                    Outcome::Unreadable {
+                        message: format!(
+                            "{what}, charged {}; kept raw, not bought again",
+                            env.cost().unwrap_or_default()
+                        ),
+                    }
+                } else {
+                    Outcome::Retryable {
+                        code: None,
+                        message: what.to_string(),
+                    }
+                }
+            }
         }
     }
 
@@ -131,6 +168,7 @@ impl Outcome {
             Outcome::Halt { .. } => "halt",
             Outcome::DailyLimit { .. } => "daily_limit",
             Outcome::Rejected { .. } => "rejected",
+            Outcome::Unreadable { .. } => "invalid_response",
         }
     }
 
@@ -141,7 +179,8 @@ impl Outcome {
             | Outcome::Retryable { message, .. }
             | Outcome::Halt { message, .. }
             | Outcome::DailyLimit { message }
-            | Outcome::Rejected { message, .. } => Some(message),
+            | Outcome::Rejected { message, .. }
+            | Outcome::Unreadable { message } => Some(message),
         }
     }
 
@@ -159,7 +198,7 @@ mod tests {
             "status_code": top, "status_message": "top",
             "tasks": task.map(|c| vec![serde_json::json!({"status_code": c, "status_message": "task says"})]),
         });
-        serde_json::from_value(body).unwrap()
+        Envelope::read(&body).unwrap()
     }
 
     #[test]
@@ -196,6 +235,35 @@ mod tests {
         for c in [40000, 40501, 40502, 40503, 40504, 40505, 40506] {
             assert_eq!(Outcome::from_code(c, "").label(), "rejected");
         }
+    }
+
+    #[test]
+    fn status_codes_follow_the_documents() {
+        // 40103 asks for a resubmission; 50100 is a request the API cannot serve.
+        assert!(Outcome::from_code(40103, "").is_retryable());
+        assert_eq!(Outcome::from_code(50100, "").label(), "rejected");
+        // A wrong path is every call's problem: it stops them all.
+        assert_eq!(Outcome::from_code(40400, "").label(), "halt");
+        assert_eq!(Outcome::from_code(40402, "").label(), "halt");
+        assert_eq!(Outcome::classify(404, None).label(), "halt");
+    }
+
+    #[test]
+    fn an_answer_without_status_codes_is_kept_when_charged_and_retried_when_free() {
+        let charged =
+            Envelope::read(&serde_json::json!({"cost": 0.02, "tasks": [{"result": []}]})).unwrap();
+        assert_eq!(
+            Outcome::classify(200, Some(&charged)).label(),
+            "invalid_response"
+        );
+        let free =
+            Envelope::read(&serde_json::json!({"cost": 0, "tasks": [{"result": []}]})).unwrap();
+        assert!(Outcome::classify(200, Some(&free)).is_retryable());
+        // The envelope says ok and the task has no code: normalization judges the task.
+        let top_only =
+            Envelope::read(&serde_json::json!({"status_code": 20000, "tasks": [{"result": []}]}))
+                .unwrap();
+        assert_eq!(Outcome::classify(200, Some(&top_only)), Outcome::Ok);
     }
 
     #[test]

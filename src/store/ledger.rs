@@ -6,7 +6,6 @@
 use chrono::{DateTime, NaiveDate, Utc};
 use rust_decimal::Decimal;
 use serde_json::Value;
-use sqlx::Row;
 use tracing::instrument;
 
 use super::{Fence, Store, StoreError, warehouse};
@@ -37,37 +36,54 @@ impl RunKind {
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum RunStatus {
+    Running,
     Succeeded,
     Failed,
     Halted,
+    Interrupted,
 }
 
 impl RunStatus {
+    const ALL: [RunStatus; 5] = [
+        RunStatus::Running,
+        RunStatus::Succeeded,
+        RunStatus::Failed,
+        RunStatus::Halted,
+        RunStatus::Interrupted,
+    ];
+
     pub fn parse(s: &str) -> Option<RunStatus> {
-        [RunStatus::Succeeded, RunStatus::Failed, RunStatus::Halted]
-            .into_iter()
-            .find(|st| st.as_str() == s)
+        Self::ALL.into_iter().find(|st| st.as_str() == s)
     }
 
     pub fn as_str(self) -> &'static str {
         match self {
+            RunStatus::Running => "running",
             RunStatus::Succeeded => "succeeded",
             RunStatus::Failed => "failed",
             RunStatus::Halted => "halted",
+            RunStatus::Interrupted => "interrupted",
         }
     }
 }
 
-/// A run as the `runs` table has it.
-#[derive(Clone, Debug)]
+/// A run as the `runs` table has it, with what became of its work.
+#[derive(Clone, Debug, sqlx::FromRow)]
 pub struct RunRow {
     pub job: String,
     pub status: String,
+    /// HTTP requests made.
     pub calls: i64,
+    /// Logical calls that ended without data (failed, exhausted or cancelled).
     pub failed_calls: i64,
     pub rows_written: i64,
+    #[sqlx(try_from = "Decimal")]
     pub cost: Usd,
     pub message: Option<String>,
+    /// Planned calls that got their data.
+    pub done: i64,
+    /// Planned calls never made (cancelled: a refusal, an interrupt).
+    pub cancelled: i64,
 }
 
 /// A request about to be sent.
@@ -84,9 +100,10 @@ pub struct CallRecord<'a> {
 }
 
 /// One stored raw response, as replay reads it back.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, sqlx::FromRow)]
 pub struct RawResponse {
     pub id: i64,
+    #[sqlx(try_from = "String")]
     pub endpoint: Endpoint,
     pub received_at: DateTime<Utc>,
     pub request: Value,
@@ -104,22 +121,17 @@ pub fn received_at(attempt: &Attempt) -> DateTime<Utc> {
 
 impl Store {
     pub async fn run_summary(&self, run_id: i64) -> Result<RunRow, StoreError> {
-        let r = sqlx::query(
-            "SELECT job, status, calls, failed_calls, rows_written, cost_usd, message
-             FROM linkledger.runs WHERE id = $1",
+        Ok(sqlx::query_as(
+            "SELECT r.job, r.status, r.calls, r.failed_calls, r.rows_written, r.cost_usd AS cost,
+                    r.message,
+                    count(w.id) FILTER (WHERE w.state = 'succeeded') AS done,
+                    count(w.id) FILTER (WHERE w.state = 'cancelled') AS cancelled
+             FROM linkledger.runs r LEFT JOIN linkledger.work w ON w.run_id = r.id
+             WHERE r.id = $1 GROUP BY r.id",
         )
         .bind(run_id)
         .fetch_one(self.pool())
-        .await?;
-        Ok(RunRow {
-            job: r.get(0),
-            status: r.get(1),
-            calls: r.get(2),
-            failed_calls: r.get(3),
-            rows_written: r.get(4),
-            cost: Usd(r.get::<Decimal, _>(5)),
-            message: r.get(6),
-        })
+        .await?)
     }
 
     /// Writes the ledger row of a request before it is sent.
@@ -161,8 +173,9 @@ impl Store {
         Ok(id)
     }
 
-    /// Completes a ledger row with its answer. With `keep_raw`, a successful body is
-    /// stored in `raw_responses` in the same transaction; returns its id.
+    /// Completes a ledger row with its answer. With `keep_raw`, the body is stored in
+    /// `raw_responses` in the same transaction (the executor keeps every JSON body of
+    /// an HTTP 2xx answer to a paid call, whatever its shape); returns its id.
     #[instrument(skip_all, fields(call_id, outcome = attempt.outcome.label()))]
     pub async fn record_answer(
         &self,
@@ -183,9 +196,13 @@ impl Store {
         .bind(attempt.started_at)
         .bind(attempt.duration.as_millis() as i64)
         .bind(attempt.http_status.map(i32::from))
-        .bind(attempt.status_code().map(|c| c as i32))
+        .bind(attempt.status_code().and_then(|c| i32::try_from(c).ok()))
         .bind(attempt.status_message())
-        .bind(attempt.task_status_code().map(|c| c as i32))
+        .bind(
+            attempt
+                .task_status_code()
+                .and_then(|c| i32::try_from(c).ok()),
+        )
         .bind(attempt.task_status_message())
         .bind(attempt.outcome.label())
         .bind(attempt.cost.map(Usd::decimal))
@@ -237,7 +254,9 @@ impl Store {
         Ok(())
     }
 
-    /// Raw responses with id greater than `after`, oldest first, for replay.
+    /// Raw responses with id greater than `after`, oldest first, for replay: the
+    /// answers that carried data (`ok`) and those that could not be read when they
+    /// arrived (`invalid_response`), which replay loads once the code can.
     pub async fn raw_responses_after(
         &self,
         after: i64,
@@ -246,12 +265,13 @@ impl Store {
         limit: i64,
     ) -> Result<Vec<RawResponse>, StoreError> {
         let names: Vec<&str> = endpoints.iter().map(|e| e.name()).collect();
-        let rows = sqlx::query(
+        Ok(sqlx::query_as(
             "SELECT r.id, r.endpoint, r.received_at, c.request, r.body
              FROM linkledger.raw_responses r
              JOIN linkledger.api_calls c ON c.id = r.api_call_id
              WHERE r.id > $1 AND r.endpoint = ANY($2)
-               AND ($3::date IS NULL OR r.received_at >= $3::date)
+               AND c.outcome IN ('ok', 'invalid_response')
+               AND ($3::date IS NULL OR r.received_at >= $3::date::timestamp AT TIME ZONE 'UTC')
              ORDER BY r.id LIMIT $4",
         )
         .bind(after)
@@ -259,22 +279,6 @@ impl Store {
         .bind(since)
         .bind(limit)
         .fetch_all(self.pool())
-        .await?;
-        rows.into_iter()
-            .map(|r| {
-                let endpoint: String = r.get(1);
-                Ok(RawResponse {
-                    id: r.get(0),
-                    endpoint: endpoint.parse().map_err(
-                        |e: crate::api::endpoint::UnknownEndpoint| {
-                            StoreError::Sql(sqlx::Error::Decode(e.to_string().into()))
-                        },
-                    )?,
-                    received_at: r.get(2),
-                    request: r.get(3),
-                    body: r.get(4),
-                })
-            })
-            .collect()
+        .await?)
     }
 }

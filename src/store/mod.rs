@@ -1,6 +1,7 @@
 //! Everything that talks SQL. No other module writes to the database.
 
 pub mod ledger;
+pub mod limits;
 pub mod queue;
 pub mod reports;
 pub mod warehouse;
@@ -11,7 +12,7 @@ use sqlx::postgres::PgPoolOptions;
 use tracing::instrument;
 
 pub use ledger::{CallRecord, RunKind, RunStatus};
-pub use queue::{Fence, NewWork, Terminal, WorkItem};
+pub use queue::{ClaimScope, Claimed, Fence, NewWork, PaidAnswer, QueueDepth, Terminal, WorkItem};
 
 /// The database: a pool plus the queries linkledger runs.
 #[derive(Clone, Debug)]

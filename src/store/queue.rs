@@ -1,24 +1,26 @@
-//! The work queue, schedule fires and the account's shared limits, in SQL.
+//! The work queue and schedule fires, in SQL.
 //!
 //! Claiming is one statement: an `UPDATE ... RETURNING` over rows picked with
 //! `FOR UPDATE SKIP LOCKED`, accepting queued rows that are due and running rows whose
-//! lease expired (crash recovery is nothing more). Each claim increments `attempt`,
-//! and every later write of that claim says `WHERE attempt = $claimed`: a worker that
-//! lost its lease can never complete or overwrite the work (fencing).
+//! lease expired (crash recovery is nothing more). Who may claim what is data: a daemon
+//! claims work of scheduled runs only, a once-run the work of its own runs. Each claim
+//! increments `attempt`, and every later write of that claim says
+//! `WHERE attempt = $claimed`: a worker that lost its lease can never complete or
+//! overwrite the work (fencing). A claim whose lease lapsed without an outcome counts as
+//! a failed attempt, so work that kills its process every time ends `exhausted`.
 
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use serde_json::Value;
-use sqlx::Row;
 use tracing::instrument;
 
-use super::{Store, StoreError, warehouse};
+use super::{RunKind, RunStatus, Store, StoreError, warehouse};
 use crate::money::Usd;
 use crate::normalize::Batch;
 
 /// A claimed work item: one planned API call, with the claim's fencing token.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, sqlx::FromRow)]
 pub struct WorkItem {
     pub id: i64,
     pub run_id: i64,
@@ -68,25 +70,60 @@ pub struct Fence {
     pub attempt: i32,
 }
 
-fn work_item(r: &sqlx::postgres::PgRow) -> WorkItem {
-    WorkItem {
-        id: r.get("id"),
-        run_id: r.get("run_id"),
-        job: r.get("job"),
-        collection: r.get("collection"),
-        endpoint: r.get("endpoint"),
-        targets: r.get("targets"),
-        task: r.get("task"),
-        estimated_rows: r.get("estimated_rows"),
-        attempt: r.get("attempt"),
-        failures: r.get("failures"),
-        max_attempts: r.get("max_attempts"),
-    }
+/// Which work a claim may take.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ClaimScope<'a> {
+    /// Work of scheduled runs (the daemon).
+    Scheduled,
+    /// Work of these runs only (a once-run, demo, backfill).
+    Runs(&'a [i64]),
+}
+
+/// What one claim statement took.
+#[derive(Clone, Debug, Default)]
+pub struct Claimed {
+    /// Items now claimed by the caller.
+    pub items: Vec<WorkItem>,
+    /// Items whose previous claims ended without an outcome `max_attempts` times: now
+    /// `exhausted`, not claimed (the runs they belong to).
+    pub exhausted_runs: Vec<i64>,
+}
+
+/// An answer an earlier claim of a work item paid for and stored raw.
+#[derive(Clone, Debug, sqlx::FromRow)]
+pub struct PaidAnswer {
+    pub call_id: i64,
+    pub raw_id: i64,
+    pub received_at: DateTime<Utc>,
+    pub body: Value,
+}
+
+/// Work items per state, for metrics.
+#[derive(Clone, Debug, Default)]
+pub struct QueueDepth {
+    pub by_state: Vec<(String, i64)>,
+    pub oldest_queued: Option<Duration>,
+}
+
+#[derive(sqlx::FromRow)]
+struct DepthRow {
+    state: String,
+    items: i64,
+    oldest_queued_secs: Option<f64>,
+}
+
+/// Claimed or exhausted, as the claim statement returns it.
+#[derive(sqlx::FromRow)]
+struct ClaimRow {
+    state: String,
+    #[sqlx(flatten)]
+    item: WorkItem,
 }
 
 async fn insert_work(
     conn: &mut sqlx::PgConnection,
     run_id: i64,
+    kind: RunKind,
     fire_id: Option<i64>,
     max_attempts: i32,
     work: &[NewWork],
@@ -106,8 +143,9 @@ async fn insert_work(
     let rows: Vec<i64> = work.iter().map(|w| w.estimated_rows).collect();
     let done = sqlx::query(
         "INSERT INTO linkledger.work
-            (run_id, fire_id, job, collection, endpoint, targets, task, estimated_rows, max_attempts)
-         SELECT $1, $2, u.job, u.collection, u.endpoint,
+            (run_id, run_kind, fire_id, job, collection, endpoint, targets, task, estimated_rows,
+             max_attempts)
+         SELECT $1, $10, $2, u.job, u.collection, u.endpoint,
                 ARRAY(SELECT jsonb_array_elements_text(u.targets)), u.task, u.rows, $9
          FROM UNNEST($3::text[], $4::text[], $5::text[], $6::jsonb[], $7::jsonb[], $8::bigint[])
               AS u(job, collection, endpoint, targets, task, rows)",
@@ -121,6 +159,7 @@ async fn insert_work(
     .bind(&tasks)
     .bind(&rows)
     .bind(max_attempts)
+    .bind(kind.as_str())
     .execute(&mut *conn)
     .await?;
     Ok(done.rows_affected())
@@ -145,7 +184,7 @@ impl Store {
         .bind(kind.as_str())
         .fetch_one(&mut *tx)
         .await?;
-        insert_work(&mut tx, run_id, None, max_attempts, work).await?;
+        insert_work(&mut tx, run_id, kind, None, max_attempts, work).await?;
         tx.commit().await?;
         Ok(run_id)
     }
@@ -186,7 +225,15 @@ impl Store {
             tx.rollback().await?;
             return Ok(None);
         };
-        insert_work(&mut tx, run_id, Some(fire_id), max_attempts, work).await?;
+        insert_work(
+            &mut tx,
+            run_id,
+            RunKind::Scheduled,
+            Some(fire_id),
+            max_attempts,
+            work,
+        )
+        .await?;
         tx.commit().await?;
         Ok(Some(run_id))
     }
@@ -206,29 +253,93 @@ impl Store {
         .await?)
     }
 
-    /// Claims up to `limit` due items (of the given runs only, if any) for `worker`.
+    /// Records a fire that could not be planned (a rule of the API it would break): the
+    /// fire row and a run that failed with `why`, no work. `false` when the fire was
+    /// already recorded (by this or another daemon).
+    #[instrument(skip_all, fields(job, collection, %scheduled_for))]
+    pub async fn record_unplannable_fire(
+        &self,
+        job: &str,
+        collection: &str,
+        scheduled_for: DateTime<Utc>,
+        enqueued_by: &str,
+        why: &str,
+    ) -> Result<bool, StoreError> {
+        let mut tx = self.pool().begin().await?;
+        let run_id: i64 = sqlx::query_scalar(
+            "INSERT INTO linkledger.runs (job, kind, status, finished_at, message)
+             VALUES ($1, 'scheduled', 'failed', now(), $2) RETURNING id",
+        )
+        .bind(job)
+        .bind(why)
+        .fetch_one(&mut *tx)
+        .await?;
+        let fire: Option<i64> = sqlx::query_scalar(
+            "INSERT INTO linkledger.fires (job, collection, scheduled_for, run_id, enqueued_by)
+             VALUES ($1, $2, $3, $4, $5)
+             ON CONFLICT (job, collection, scheduled_for) DO NOTHING RETURNING id",
+        )
+        .bind(job)
+        .bind(collection)
+        .bind(scheduled_for)
+        .bind(run_id)
+        .bind(enqueued_by)
+        .fetch_optional(&mut *tx)
+        .await?;
+        if fire.is_none() {
+            tx.rollback().await?;
+            return Ok(false);
+        }
+        tx.commit().await?;
+        Ok(true)
+    }
+
+    /// Claims up to `limit` due items of `scope` for `worker`. An item whose lease
+    /// lapsed (its claim ended without an outcome: the process died, or its attempt
+    /// never finished) counts that claim as a failed attempt; one that has used up
+    /// `max_attempts` that way is marked `exhausted` instead of being claimed again.
     #[instrument(skip_all, fields(worker, limit))]
     pub async fn claim(
         &self,
         worker: &str,
         lease: Duration,
         limit: i64,
-        runs: Option<&[i64]>,
-    ) -> Result<Vec<WorkItem>, StoreError> {
-        let rows = sqlx::query(
+        scope: ClaimScope<'_>,
+    ) -> Result<Claimed, StoreError> {
+        let runs = match scope {
+            ClaimScope::Scheduled => None,
+            ClaimScope::Runs(runs) => Some(runs),
+        };
+        let rows: Vec<ClaimRow> = sqlx::query_as(
             "WITH picked AS MATERIALIZED (
                  SELECT id FROM linkledger.work
                  WHERE ((state = 'queued' AND run_after <= now())
                         OR (state = 'running' AND lease_expires_at < now()))
-                   AND ($4::bigint[] IS NULL OR run_id = ANY($4))
+                   AND (($4::bigint[] IS NULL AND run_kind = 'scheduled') OR run_id = ANY($4))
                  ORDER BY run_after, id
                  LIMIT $3
-                 FOR UPDATE SKIP LOCKED)
+                 FOR UPDATE SKIP LOCKED),
+             next AS (
+                 SELECT w.id, w.state = 'running' AS lapsed,
+                        w.failures + (w.state = 'running')::int AS failures
+                 FROM linkledger.work w JOIN picked USING (id))
              UPDATE linkledger.work w
-             SET state = 'running', attempt = w.attempt + 1, leased_by = $1,
-                 lease_expires_at = now() + $2 * interval '1 millisecond'
-             FROM picked WHERE w.id = picked.id
-             RETURNING w.id, w.run_id, w.job, w.collection, w.endpoint, w.targets, w.task,
+             SET attempt = w.attempt + 1,
+                 failures = next.failures,
+                 state = CASE WHEN next.lapsed AND next.failures >= w.max_attempts
+                              THEN 'exhausted' ELSE 'running' END,
+                 leased_by = CASE WHEN next.lapsed AND next.failures >= w.max_attempts
+                                  THEN NULL ELSE $1 END,
+                 lease_expires_at = CASE WHEN next.lapsed AND next.failures >= w.max_attempts
+                                         THEN NULL ELSE now() + $2 * interval '1 millisecond' END,
+                 finished_at = CASE WHEN next.lapsed AND next.failures >= w.max_attempts
+                                    THEN now() END,
+                 last_error = CASE WHEN next.lapsed
+                     THEN 'a claim ended without an outcome (its process died or the attempt never finished); '
+                          || next.failures || ' of ' || w.max_attempts || ' attempts failed'
+                     ELSE w.last_error END
+             FROM next WHERE w.id = next.id
+             RETURNING w.state, w.id, w.run_id, w.job, w.collection, w.endpoint, w.targets, w.task,
                        w.estimated_rows, w.attempt, w.failures, w.max_attempts",
         )
         .bind(worker)
@@ -237,20 +348,24 @@ impl Store {
         .bind(runs)
         .fetch_all(self.pool())
         .await?;
-        Ok(rows.iter().map(work_item).collect())
+        let mut claimed = Claimed::default();
+        for row in rows {
+            if row.state == "running" {
+                claimed.items.push(row.item);
+            } else {
+                claimed.exhausted_runs.push(row.item.run_id);
+            }
+        }
+        Ok(claimed)
     }
 
     /// The stored answer of an earlier claim of this work item, if one was paid for
     /// and stored raw but the item never completed (its worker died, or lost its
     /// claim, between the answer and the rows). Re-claiming work uses it instead of
-    /// buying the answer again. Returns (api_calls.id, raw_responses.id, received_at,
-    /// body).
-    pub async fn paid_answer(
-        &self,
-        work_id: i64,
-    ) -> Result<Option<(i64, i64, DateTime<Utc>, Value)>, StoreError> {
-        let row = sqlx::query(
-            "SELECT c.id, r.id, r.received_at, r.body
+    /// buying the answer again.
+    pub async fn paid_answer(&self, work_id: i64) -> Result<Option<PaidAnswer>, StoreError> {
+        Ok(sqlx::query_as(
+            "SELECT c.id AS call_id, r.id AS raw_id, r.received_at, r.body
              FROM linkledger.api_calls c
              JOIN linkledger.raw_responses r ON r.api_call_id = c.id
              WHERE c.work_id = $1 AND c.outcome = 'ok'
@@ -258,8 +373,7 @@ impl Store {
         )
         .bind(work_id)
         .fetch_optional(self.pool())
-        .await?;
-        Ok(row.map(|r| (r.get(0), r.get(1), r.get(2), r.get(3))))
+        .await?)
     }
 
     /// Marks the unanswered requests of earlier claims of a work item `abandoned`,
@@ -427,30 +541,43 @@ impl Store {
     /// any was cancelled, failed if any failed or was exhausted), totals from the
     /// ledger. Idempotent; `true` when this call closed it.
     pub async fn close_run_if_done(&self, run_id: i64) -> Result<bool, StoreError> {
-        let done = sqlx::query(
-            "UPDATE linkledger.runs r SET finished_at = now(),
-                 status = CASE WHEN w.cancelled > 0 THEN 'halted'
-                               WHEN w.failed > 0 THEN 'failed' ELSE 'succeeded' END,
-                 failed_calls = w.failed + w.cancelled, rows_written = w.rows,
-                 message = w.message, calls = s.calls, cost_usd = s.cost
-             FROM (SELECT count(*) FILTER (WHERE state IN ('queued', 'running')) AS pending,
-                          count(*) FILTER (WHERE state IN ('failed', 'exhausted')) AS failed,
-                          count(*) FILTER (WHERE state = 'cancelled') AS cancelled,
-                          coalesce(sum(rows_written), 0)::bigint AS rows,
-                          (array_agg(last_error ORDER BY state = 'cancelled' DESC, id)
-                             FILTER (WHERE state IN ('failed', 'exhausted', 'cancelled')))[1] AS message
-                   FROM linkledger.work WHERE run_id = $1) w,
-                  (SELECT count(*)::bigint AS calls, coalesce(sum(cost_usd), 0) AS cost
-                   FROM linkledger.api_calls WHERE run_id = $1) s
-             WHERE r.id = $1 AND r.status = 'running' AND w.pending = 0
-               -- Checked first (a one-time filter), so the totals are only summed once.
-               AND NOT EXISTS (SELECT 1 FROM linkledger.work
-                               WHERE run_id = $1 AND state IN ('queued', 'running'))",
+        close_run(self.pool(), run_id, None).await
+    }
+
+    /// Stops runs a signal interrupted, once their workers have drained: requests left
+    /// unanswered are booked `abandoned` at their list price, the rest of the work is
+    /// `cancelled` with `why` (so no other process ever pays for it), and each run is
+    /// closed `interrupted`. Returns how many calls were cancelled.
+    #[instrument(skip_all, fields(runs = runs.len()))]
+    pub async fn interrupt_runs(&self, runs: &[i64], why: &str) -> Result<u64, StoreError> {
+        let mut tx = self.pool().begin().await?;
+        sqlx::query(
+            "UPDATE linkledger.api_calls c SET outcome = 'abandoned',
+                    cost_usd = $2 + $3 * w.estimated_rows,
+                    error = 'no answer: the run was interrupted with the request in flight; cost is the list-price estimate'
+             FROM linkledger.work w
+             WHERE c.work_id = w.id AND w.run_id = ANY($1) AND c.outcome = 'sent'",
         )
-        .bind(run_id)
-        .execute(self.pool())
+        .bind(runs)
+        .bind(crate::plan::PRICE_PER_REQUEST.decimal())
+        .bind(crate::plan::PRICE_PER_ROW.decimal())
+        .execute(&mut *tx)
         .await?;
-        Ok(done.rows_affected() == 1)
+        let cancelled = sqlx::query(
+            "UPDATE linkledger.work SET state = 'cancelled', last_error = $2, finished_at = now(),
+                    lease_expires_at = NULL
+             WHERE run_id = ANY($1) AND state IN ('queued', 'running')",
+        )
+        .bind(runs)
+        .bind(why)
+        .execute(&mut *tx)
+        .await?
+        .rows_affected();
+        for run in runs {
+            close_run(&mut *tx, *run, Some((RunStatus::Interrupted, why))).await?;
+        }
+        tx.commit().await?;
+        Ok(cancelled)
     }
 
     /// Closes every open run whose work is all done: a sweep for runs whose last item
@@ -488,126 +615,62 @@ impl Store {
     }
 
     /// Work items per state and the age of the oldest queued one, for metrics.
-    pub async fn queue_depth(&self) -> Result<(Vec<(String, i64)>, Option<Duration>), StoreError> {
-        let rows = sqlx::query(
-            "SELECT state, count(*)::bigint,
+    pub async fn queue_depth(&self) -> Result<QueueDepth, StoreError> {
+        let rows: Vec<DepthRow> = sqlx::query_as(
+            "SELECT state, count(*)::bigint AS items,
                     extract(epoch FROM now() - min(created_at) FILTER (WHERE state = 'queued'))::float8
+                      AS oldest_queued_secs
              FROM linkledger.work WHERE state IN ('queued', 'running') GROUP BY state",
         )
         .fetch_all(self.pool())
         .await?;
-        let mut oldest = None;
-        let mut depth = vec![("queued".to_string(), 0), ("running".to_string(), 0)];
-        for r in rows {
-            let state: String = r.get(0);
-            let n: i64 = r.get(1);
-            if let Some(d) = depth.iter_mut().find(|(s, _)| *s == state) {
-                d.1 = n;
-            }
-            if let Some(age) = r.get::<Option<f64>, _>(2) {
-                oldest = Some(Duration::from_secs_f64(age.max(0.0)));
-            }
-        }
-        Ok((depth, oldest))
-    }
-
-    /// Claims one of the account's `max_in_flight` request slots and one start in the
-    /// sliding minute, across every process on this database. `Ok(None)` when none is
-    /// free now; the caller waits and asks again.
-    pub async fn acquire_api_slot(
-        &self,
-        holder: &str,
-        max_in_flight: i32,
-        max_per_minute: i64,
-        lease: Duration,
-    ) -> Result<Result<i32, Duration>, StoreError> {
-        let mut tx = self.pool().begin().await?;
-        // One writer of the start log at a time; the slots lock themselves.
-        sqlx::query("SELECT pg_advisory_xact_lock(7361636)")
-            .execute(&mut *tx)
-            .await?;
-        sqlx::query(
-            "DELETE FROM linkledger.api_starts WHERE started_at < now() - interval '60 seconds'",
-        )
-        .execute(&mut *tx)
-        .await?;
-        let (started, oldest): (i64, Option<f64>) = sqlx::query_as(
-            "SELECT count(*)::bigint,
-                    extract(epoch FROM min(started_at) + interval '60 seconds' - now())::float8
-             FROM linkledger.api_starts",
-        )
-        .fetch_one(&mut *tx)
-        .await?;
-        if started >= max_per_minute {
-            tx.rollback().await?;
-            let wait = oldest.unwrap_or(0.05).clamp(0.01, 60.0);
-            return Ok(Err(Duration::from_secs_f64(wait)));
-        }
-        let slot: Option<i32> = sqlx::query_scalar(
-            "UPDATE linkledger.api_slots SET holder = $1,
-                    lease_expires_at = now() + $3 * interval '1 millisecond'
-             WHERE slot = (SELECT slot FROM linkledger.api_slots
-                           WHERE slot <= $2 AND (holder IS NULL OR lease_expires_at < now())
-                           ORDER BY slot LIMIT 1 FOR UPDATE SKIP LOCKED)
-             RETURNING slot",
-        )
-        .bind(holder)
-        .bind(max_in_flight)
-        .bind(lease.as_millis() as i64)
-        .fetch_optional(&mut *tx)
-        .await?;
-        let Some(slot) = slot else {
-            tx.rollback().await?;
-            return Ok(Err(Duration::from_millis(25)));
+        let mut depth = QueueDepth {
+            by_state: vec![("queued".to_string(), 0), ("running".to_string(), 0)],
+            oldest_queued: None,
         };
-        sqlx::query("INSERT INTO linkledger.api_starts (started_at) VALUES (now())")
-            .execute(&mut *tx)
-            .await?;
-        tx.commit().await?;
-        Ok(Ok(slot))
+        for r in rows {
+            if let Some(d) = depth.by_state.iter_mut().find(|(s, _)| *s == r.state) {
+                d.1 = r.items;
+            }
+            if let Some(age) = r.oldest_queued_secs {
+                depth.oldest_queued = Some(Duration::from_secs_f64(age.max(0.0)));
+            }
+        }
+        Ok(depth)
     }
+}
 
-    /// Makes sure slots 1..=n exist.
-    pub async fn ensure_api_slots(&self, n: i32) -> Result<(), StoreError> {
-        sqlx::query(
-            "INSERT INTO linkledger.api_slots (slot) SELECT generate_series(1, $1)
-             ON CONFLICT (slot) DO NOTHING",
-        )
-        .bind(n)
-        .execute(self.pool())
-        .await?;
-        Ok(())
-    }
-
-    /// Extends the leases of the given slots `holder` holds: a live process keeps its
-    /// slots, a dead one's lapse within one lease.
-    pub async fn renew_api_slots(
-        &self,
-        holder: &str,
-        slots: &[i32],
-        lease: Duration,
-    ) -> Result<u64, StoreError> {
-        let done = sqlx::query(
-            "UPDATE linkledger.api_slots SET lease_expires_at = now() + $3 * interval '1 millisecond'
-             WHERE holder = $1 AND slot = ANY($2)",
-        )
-        .bind(holder)
-        .bind(slots)
-        .bind(lease.as_millis() as i64)
-        .execute(self.pool())
-        .await?;
-        Ok(done.rows_affected())
-    }
-
-    pub async fn release_api_slot(&self, slot: i32, holder: &str) -> Result<(), StoreError> {
-        sqlx::query(
-            "UPDATE linkledger.api_slots SET holder = NULL, lease_expires_at = NULL
-             WHERE slot = $1 AND holder = $2",
-        )
-        .bind(slot)
-        .bind(holder)
-        .execute(self.pool())
-        .await?;
-        Ok(())
-    }
+/// Closes a run whose work is all done, with its totals; `forced` sets the status and
+/// the message (an interrupted run) instead of deriving them from the work.
+async fn close_run<'e>(
+    conn: impl sqlx::PgExecutor<'e>,
+    run_id: i64,
+    forced: Option<(RunStatus, &str)>,
+) -> Result<bool, StoreError> {
+    let done = sqlx::query(
+        "UPDATE linkledger.runs r SET finished_at = now(),
+             status = coalesce($2, CASE WHEN w.cancelled > 0 THEN 'halted'
+                                        WHEN w.failed > 0 THEN 'failed' ELSE 'succeeded' END),
+             failed_calls = w.failed + w.cancelled, rows_written = w.rows,
+             message = coalesce($3, w.message), calls = s.calls, cost_usd = s.cost
+         FROM (SELECT count(*) FILTER (WHERE state IN ('queued', 'running')) AS pending,
+                      count(*) FILTER (WHERE state IN ('failed', 'exhausted')) AS failed,
+                      count(*) FILTER (WHERE state = 'cancelled') AS cancelled,
+                      coalesce(sum(rows_written), 0)::bigint AS rows,
+                      (array_agg(last_error ORDER BY state = 'cancelled' DESC, id)
+                         FILTER (WHERE state IN ('failed', 'exhausted', 'cancelled')))[1] AS message
+               FROM linkledger.work WHERE run_id = $1) w,
+              (SELECT count(*)::bigint AS calls, coalesce(sum(cost_usd), 0) AS cost
+               FROM linkledger.api_calls WHERE run_id = $1) s
+         WHERE r.id = $1 AND r.status = 'running' AND w.pending = 0
+           -- Checked first (a one-time filter), so the totals are only summed once.
+           AND NOT EXISTS (SELECT 1 FROM linkledger.work
+                           WHERE run_id = $1 AND state IN ('queued', 'running'))",
+    )
+    .bind(run_id)
+    .bind(forced.map(|(status, _)| status.as_str()))
+    .bind(forced.map(|(_, why)| why))
+    .execute(conn)
+    .await?;
+    Ok(done.rows_affected() == 1)
 }

@@ -2,15 +2,15 @@
 
 use chrono::NaiveDate;
 use rust_decimal::Decimal;
-use sqlx::Row;
 
 use super::{Store, StoreError};
 use crate::money::Usd;
 
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, sqlx::FromRow)]
 pub struct SpendRow {
     pub key: String,
     pub calls: i64,
+    #[sqlx(try_from = "Decimal")]
     pub cost: Usd,
 }
 
@@ -27,23 +27,16 @@ pub async fn spend(
         _ => "endpoint",
     };
     let sql = format!(
-        "SELECT {key} AS k, count(*)::bigint, coalesce(sum(cost_usd), 0)
+        "SELECT {key} AS key, count(*)::bigint AS calls, coalesce(sum(cost_usd), 0) AS cost
          FROM linkledger.api_calls
-         WHERE $1::date IS NULL OR started_at >= $1::date
+         -- The day starts at 00:00 UTC, whatever the session's time zone.
+         WHERE $1::date IS NULL OR started_at >= $1::date::timestamp AT TIME ZONE 'UTC'
          GROUP BY 1 ORDER BY 1"
     );
-    let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
+    Ok(sqlx::query_as(sqlx::AssertSqlSafe(sql))
         .bind(since)
         .fetch_all(store.pool())
-        .await?;
-    Ok(rows
-        .into_iter()
-        .map(|r| SpendRow {
-            key: r.get(0),
-            calls: r.get(1),
-            cost: Usd(r.get::<Decimal, _>(2)),
-        })
-        .collect())
+        .await?)
 }
 
 /// What the ledger says was spent in the current UTC month.

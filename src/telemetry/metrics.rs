@@ -38,11 +38,6 @@ struct ScheduleLabels {
     collection: String,
 }
 
-#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
-struct ScopeLabels {
-    scope: String,
-}
-
 type FloatCounter = Counter<f64, AtomicU64>;
 type FloatGauge = Gauge<f64, AtomicU64>;
 
@@ -59,7 +54,6 @@ pub struct Metrics {
     schedule_lag: Family<ScheduleLabels, FloatGauge>,
     scheduler_last_tick: FloatGauge,
     last_tick: Mutex<Option<DateTime<Utc>>>,
-    budget_left: Family<ScopeLabels, FloatGauge>,
     workers_busy: Gauge,
 }
 
@@ -131,12 +125,6 @@ impl Metrics {
             "Unix time of the scheduler's last tick",
             scheduler_last_tick.clone(),
         );
-        let budget_left = Family::<ScopeLabels, FloatGauge>::default();
-        registry.register(
-            "budget_left_usd",
-            "US dollars left in a budget (scope daily, monthly or job:<name>)",
-            budget_left.clone(),
-        );
         let workers_busy = Gauge::default();
         registry.register(
             "workers_busy",
@@ -154,7 +142,6 @@ impl Metrics {
             schedule_lag,
             scheduler_last_tick,
             last_tick: Mutex::new(None),
-            budget_left,
             workers_busy,
         }
     }
@@ -230,15 +217,6 @@ impl Metrics {
         *self.last_tick.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    pub fn set_budget_left(&self, scope: &str, left: Usd) {
-        self.budget_left
-            .get_or_create(&ScopeLabels {
-                scope: scope.to_string(),
-            })
-            .set(usd_f64(left));
-    }
-
-    /// Adds `delta` (negative to release) to the busy-worker gauge.
     pub fn worker_busy(&self, delta: i64) {
         self.workers_busy.inc_by(delta);
     }
@@ -322,10 +300,9 @@ mod tests {
     }
 
     #[test]
-    fn gauges_for_schedule_budget_workers_and_ticks_are_exported() {
+    fn gauges_for_schedule_workers_and_ticks_are_exported() {
         let m = Metrics::new();
         m.set_schedule_lag("weekly", "competitors", Duration::from_millis(1500));
-        m.set_budget_left("daily", usd("12.5"));
         m.worker_busy(2);
         m.worker_busy(-1);
         assert_eq!(m.last_tick(), None);
@@ -336,7 +313,6 @@ mod tests {
         assert!(text.contains(
             r#"linkledger_schedule_lag_seconds{job="weekly",collection="competitors"} 1.5"#
         ));
-        assert!(text.contains(r#"linkledger_budget_left_usd{scope="daily"} 12.5"#));
         assert!(text.contains("linkledger_workers_busy 1"));
         assert!(text.contains("linkledger_scheduler_last_tick_timestamp_seconds 1700000000"));
         for line in text.lines().filter(|l| l.starts_with("# TYPE")) {

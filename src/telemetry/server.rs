@@ -1,7 +1,6 @@
 //! The daemon's HTTP side door: `GET /healthz` (JSON, 200 or 503) and `GET /metrics`
 //! (Prometheus/OpenMetrics text).
 
-use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -49,19 +48,15 @@ struct AppState {
     refresh: RefreshFn,
 }
 
-/// Binds `listen` (port 0 picks a free port) and serves until `shutdown` is
-/// cancelled. Returns the bound address and the server task.
-#[instrument(skip_all, fields(listen = %listen))]
-pub async fn serve(
-    listen: SocketAddr,
+/// Serves on `listener` until `shutdown` is cancelled. Returns the server task.
+#[instrument(skip_all)]
+pub fn serve(
+    listener: tokio::net::TcpListener,
     metrics: Arc<Metrics>,
     health: HealthFn,
     refresh: RefreshFn,
     shutdown: CancellationToken,
-) -> anyhow::Result<(SocketAddr, tokio::task::JoinHandle<()>)> {
-    let listener = tokio::net::TcpListener::bind(listen)
-        .await
-        .map_err(|e| anyhow::anyhow!("binding the metrics/health listener on {listen}: {e}"))?;
+) -> anyhow::Result<tokio::task::JoinHandle<()>> {
     let addr = listener.local_addr()?;
     let app = router(AppState {
         metrics,
@@ -77,7 +72,7 @@ pub async fn serve(
         }
     });
     tracing::info!(%addr, "serving /healthz and /metrics");
-    Ok((addr, task))
+    Ok(task)
 }
 
 fn router(state: AppState) -> Router {
@@ -162,6 +157,7 @@ async fn metrics(State(state): State<AppState>) -> Response {
 
 #[cfg(test)]
 mod tests {
+    use std::net::SocketAddr;
     use std::sync::atomic::{AtomicUsize, Ordering};
 
     use futures::FutureExt;
@@ -220,14 +216,15 @@ mod tests {
             .boxed()
         });
         let shutdown = CancellationToken::new();
-        let (addr, task) = serve(
-            "127.0.0.1:0".parse().unwrap(),
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let task = serve(
+            listener,
             metrics,
             failing_health(),
             refresh,
             shutdown.clone(),
         )
-        .await
         .unwrap();
         assert_ne!(addr.port(), 0);
 
@@ -279,14 +276,15 @@ mod tests {
         });
         let refresh: RefreshFn = Arc::new(|| async {}.boxed());
         let shutdown = CancellationToken::new();
-        let (addr, task) = serve(
-            "127.0.0.1:0".parse().unwrap(),
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let task = serve(
+            listener,
             Arc::new(Metrics::new()),
             health,
             refresh,
             shutdown.clone(),
         )
-        .await
         .unwrap();
         let (status, body) = get_raw(addr, "/healthz").await;
         assert_eq!(status, 200, "{body}");

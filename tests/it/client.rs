@@ -26,8 +26,7 @@ async fn with_faults_every_target_is_stored_and_the_ledger_equals_what_the_sandb
     let exec = executor(&store, &sb, 8);
     let list = targets("faulty", 40);
     let job = job_for("summary", &list, "");
-    let report = exec
-        .run_once(&[&job], RunKind::Once, today())
+    let report = run_once(&exec, &[&job], RunKind::Once, today())
         .await
         .unwrap();
     assert!(
@@ -119,18 +118,17 @@ async fn a_task_level_40501_is_recorded_with_its_message_and_not_retried() {
         estimated_rows: 1,
     };
     let run = store
-        .start_run_with_work(
-            "j",
-            RunKind::Once,
-            5,
-            &[linkledger::executor::new_work(&call)],
-        )
+        .start_run_with_work("j", RunKind::Once, 5, &[linkledger::queue::new_work(&call)])
         .await
         .unwrap();
-    linkledger::queue::Workers::new(exec, linkledger::queue::WorkerConfig::for_once(2))
-        .run_until_done(&[run], tokio_util::sync::CancellationToken::new())
-        .await
-        .unwrap();
+    linkledger::queue::Workers::new(
+        exec,
+        linkledger::queue::WorkerConfig::for_once(2),
+        linkledger::queue::Scope::Runs(vec![run]),
+    )
+    .run(tokio_util::sync::CancellationToken::new())
+    .await
+    .unwrap();
     assert_eq!(sb.stats().requests, 1, "not retried");
     let (state, claims, last_error): (String, i32, Option<String>) =
         sqlx::query_as("SELECT state, attempt, last_error FROM linkledger.work")
@@ -151,8 +149,13 @@ async fn a_task_level_40501_is_recorded_with_its_message_and_not_retried() {
     assert_eq!(outcome, "rejected");
     assert_eq!(code, Some(40501));
     assert_eq!(message.as_deref(), Some("Invalid Field: 'no_such_field'."));
+    // The answer is kept as it came (every JSON answer is), but yields no rows.
     assert_eq!(
         count(&store, "SELECT count(*) FROM linkledger.raw_responses").await,
+        1
+    );
+    assert_eq!(
+        count(&store, "SELECT count(*) FROM linkledger.summary").await,
         0
     );
     let status: String = sqlx::query_scalar("SELECT status FROM linkledger.runs")
@@ -173,8 +176,7 @@ async fn the_client_never_has_more_than_max_in_flight_requests_open() {
     .await;
     let exec = executor(&store, &sb, 5);
     let job = job_for("summary", &targets("inflight", 40), "");
-    let report = exec
-        .run_once(&[&job], RunKind::Once, today())
+    let report = run_once(&exec, &[&job], RunKind::Once, today())
         .await
         .unwrap();
     assert!(report.ok(), "{}", report.line());
@@ -201,8 +203,7 @@ async fn throttling_answers_make_the_client_back_off_and_retry_until_done() {
     .await;
     let exec = executor(&store, &sb, 10);
     let job = job_for("summary", &targets("throttle", 30), "");
-    let report = exec
-        .run_once(&[&job], RunKind::Once, today())
+    let report = run_once(&exec, &[&job], RunKind::Once, today())
         .await
         .unwrap();
     assert!(report.ok(), "{} {:?}", report.line(), report.jobs[0].errors);
@@ -240,8 +241,7 @@ async fn a_payment_refusal_in_the_middle_of_a_run_stops_every_further_call_and_h
     let mut list = targets("paid", 10);
     list[2] = "quirk-no-funds.example.com".into();
     let job = job_for("summary", &list, "");
-    let report = exec
-        .run_once(&[&job], RunKind::Once, today())
+    let report = run_once(&exec, &[&job], RunKind::Once, today())
         .await
         .unwrap();
     assert!(!report.ok());

@@ -233,6 +233,25 @@ pub fn executor(
     linkledger::executor::Executor::new(store.clone(), client)
 }
 
+/// Runs `jobs` once, now, the way `run --once` does (no signal interrupts it).
+pub async fn run_once(
+    exec: &linkledger::executor::Executor,
+    jobs: &[&linkledger::jobs::Job],
+    kind: linkledger::store::RunKind,
+    today: chrono::NaiveDate,
+) -> anyhow::Result<linkledger::once::RunReport> {
+    let workers = linkledger::queue::WorkerConfig::for_once(exec.client().limits().max_in_flight());
+    linkledger::once::run(
+        exec,
+        workers,
+        jobs,
+        kind,
+        today,
+        tokio_util::sync::CancellationToken::new(),
+    )
+    .await
+}
+
 /// Loads one job from TOML text.
 pub fn job(toml: &str) -> linkledger::jobs::Job {
     let dir = tempfile::tempdir().unwrap();
@@ -255,6 +274,29 @@ pub fn job_for(endpoint: &str, targets: &[String], params: &str) -> linkledger::
     job(&format!(
         "name = \"t\"\ntargets = [{list}]\n[[collect]]\nendpoint = \"{endpoint}\"\nschedule = \"@daily\"\nparams = {{ {params} }}\n"
     ))
+}
+
+/// Records that `collection` of `job` fired at `at` (its run long finished), as if a
+/// daemon had run it then. A collection that never fired waits for its next scheduled
+/// instant; one that fired before catches up what it missed since.
+pub async fn seed_fire(
+    store: &Store,
+    job: &str,
+    collection: &str,
+    at: chrono::DateTime<chrono::Utc>,
+) {
+    sqlx::query(
+        "WITH run AS (INSERT INTO linkledger.runs (job, kind, status, finished_at)
+                      VALUES ($1, 'scheduled', 'succeeded', $3) RETURNING id)
+         INSERT INTO linkledger.fires (job, collection, scheduled_for, run_id, enqueued_by)
+         SELECT $1, $2, $3, id, 'test' FROM run",
+    )
+    .bind(job)
+    .bind(collection)
+    .bind(at)
+    .execute(store.pool())
+    .await
+    .expect("seeding a past fire");
 }
 
 /// Sum of `cost_usd` in the ledger.

@@ -119,10 +119,18 @@ fn daemon_env(db_url: &str, sb: &Sandbox, extra: &[(&str, &str)]) -> Vec<(String
     env
 }
 
-/// A yearly schedule whose newest fire (1 January) is caught up at start: exactly one
-/// fire during a test, whatever the clock says.
+/// A yearly schedule whose newest fire (1 January) is caught up at start, once the
+/// collection has fired before (see [`fired_long_ago`]): exactly one fire during a
+/// test, whatever the clock says.
 const ONE_FIRE: &str = "0 0 1 1 *";
-const ONE_FIRE_CATCH_UP: &str = "catch_up = \"latest\"\ncatch_up_window = \"400d\"";
+const ONE_FIRE_CATCH_UP: &str = "catch_up = \"latest\"";
+
+/// The `daemon` job's summary collection last fired in 2000: its missed fires are
+/// caught up at start (a collection that never fired would wait for its next one).
+async fn fired_long_ago(store: &linkledger::store::Store) {
+    let at = chrono::DateTime::parse_from_rfc3339("2000-01-01T00:00:00Z").unwrap();
+    seed_fire(store, "daemon", "summary", at.into()).await;
+}
 
 fn summary_job(n: usize, schedule: &str, catch_up: &str) -> String {
     let targets: Vec<String> = (0..n).map(|i| format!("\"d{i:03}.example.com\"")).collect();
@@ -145,6 +153,7 @@ struct Scene {
 async fn scene(targets: usize, sandbox_opts: SandboxOptions, env: &[(&str, &str)]) -> Scene {
     let db = TestDb::new().await;
     let store = db.store().await;
+    fired_long_ago(&store).await;
     let sb = sandbox(sandbox_opts).await;
     let wd = Workdir::new(&[(
         "daemon.toml",
@@ -165,8 +174,15 @@ async fn two_daemons_on_one_database_enqueue_and_call_each_fire_once() {
     let db = TestDb::new().await;
     let store = db.store().await;
     let sb = default_sandbox().await;
-    // Every minute, with the last five minutes' fires caught up at start: several
-    // fires at once, which both daemons race to enqueue.
+    // Every minute, with the last five minutes' fires caught up at start (it last
+    // fired an hour ago): several fires at once, which both daemons race to enqueue.
+    seed_fire(
+        &store,
+        "daemon",
+        "summary",
+        chrono::Utc::now() - chrono::Duration::hours(1),
+    )
+    .await;
     let wd = Workdir::new(&[(
         "daemon.toml",
         &summary_job(
@@ -227,7 +243,11 @@ async fn two_daemons_on_one_database_enqueue_and_call_each_fire_once() {
         b.log()
     );
 
-    let fires = count(&store, "SELECT count(*) FROM linkledger.fires").await;
+    let fires = count(
+        &store,
+        "SELECT count(*) FROM linkledger.fires WHERE enqueued_by <> 'test'",
+    )
+    .await;
     assert!(fires >= 5, "{fires} fires");
     assert_eq!(
         count(&store, "SELECT count(*) FROM linkledger.work").await,
@@ -352,7 +372,7 @@ async fn after_kill_9_the_restarted_daemon_finishes_the_run_without_paying_twice
     })
     .await;
     wait_for(Duration::from_secs(10), "the run closed", || async {
-        count(&store, "SELECT count(*) FROM linkledger.runs WHERE kind = 'scheduled' AND status = 'succeeded'").await == 1
+        count(&store, "SELECT count(*) FROM linkledger.runs r JOIN linkledger.fires f ON f.run_id = r.id WHERE f.enqueued_by <> 'test' AND r.status = 'succeeded'").await == 1
     })
     .await;
     second.signal(Signal::SIGTERM);
@@ -370,7 +390,11 @@ async fn after_kill_9_the_restarted_daemon_finishes_the_run_without_paying_twice
     // Only calls in flight at the kill (at most max_in_flight) may have been made twice.
     assert!(stats.requests <= 24 + 3, "{stats:?}");
     assert_eq!(
-        count(&store, "SELECT count(*) FROM linkledger.fires").await,
+        count(
+            &store,
+            "SELECT count(*) FROM linkledger.fires WHERE enqueued_by <> 'test'"
+        )
+        .await,
         1
     );
     assert_eq!(
@@ -410,6 +434,7 @@ async fn the_daemon_carries_on_after_postgres_restarts() {
         .await
         .unwrap();
     store.migrate().await.unwrap();
+    fired_long_ago(&store).await;
     let sb = sandbox(SandboxOptions {
         latency: Duration::from_millis(100),
         ..SandboxOptions::default()
@@ -517,6 +542,15 @@ async fn edited_job_files_take_effect_without_a_restart_and_a_bad_edit_keeps_the
     let env = daemon_env(&db.url, &sb, &[]);
     let mut d = Daemon::start(wd.path(), &env).await;
 
+    // The added collection fired before, an hour ago: its latest missed fire (the last
+    // minute's) is caught up as soon as it is loaded.
+    seed_fire(
+        &store,
+        "added",
+        "summary",
+        chrono::Utc::now() - chrono::Duration::hours(1),
+    )
+    .await;
     let added = wd.path().join("jobs").join("added.toml");
     std::fs::write(&added, "name = \"added\"\ntargets = [\"added.example.com\"]\n[[collect]]\nendpoint = \"summary\"\nschedule = \"every minute\"\n").unwrap();
     wait_for(Duration::from_secs(20), "the bad edit reported", || async {
@@ -565,6 +599,7 @@ async fn edited_job_files_take_effect_without_a_restart_and_a_bad_edit_keeps_the
 async fn a_refused_daemon_makes_no_call_keeps_the_work_queued_and_reports_unhealthy() {
     let db = TestDb::new().await;
     let store = db.store().await;
+    fired_long_ago(&store).await;
     let sb = default_sandbox().await;
     let wd = Workdir::new(&[("daemon.toml", &summary_job(3, ONE_FIRE, ONE_FIRE_CATCH_UP))]);
     let env = daemon_env(&db.url, &sb, &[("DATAFORSEO_PASSWORD", "not-the-password")]);
@@ -612,4 +647,159 @@ async fn a_refused_daemon_makes_no_call_keeps_the_work_queued_and_reports_unheal
         "{}",
         d.log()
     );
+}
+
+/// `run --once` as a child process with piped output.
+fn once_run(dir: &std::path::Path, env: &[(String, String)]) -> tokio::process::Child {
+    let mut cmd = tokio::process::Command::new(env!("CARGO_BIN_EXE_linkledger"));
+    cmd.current_dir(dir).args(["run", "--once"]).env_clear();
+    for key in ["PATH", "HOME"] {
+        if let Ok(v) = std::env::var(key) {
+            cmd.env(key, v);
+        }
+    }
+    cmd.env("LINKLEDGER_LOG", "info");
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    cmd.stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("starting run --once")
+}
+
+/// Interrupts a once-run against a slow sandbox once calls are in flight, and returns
+/// its exit code, stdout and stderr.
+async fn interrupt_once_run(sc: &Scene, sig: Signal) -> (Option<i32>, String, String) {
+    let child = once_run(sc.wd.path(), &sc.env);
+    let pid = Pid::from_raw(child.id().expect("running") as i32);
+    wait_for(Duration::from_secs(30), "calls in flight", || async {
+        sc.sb.stats().requests >= 2
+    })
+    .await;
+    kill(pid, sig).expect("signalling the once-run");
+    let out = tokio::time::timeout(Duration::from_secs(30), child.wait_with_output())
+        .await
+        .expect("the interrupted run exits within the grace period")
+        .unwrap();
+    (
+        out.status.code(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+#[tokio::test]
+async fn ctrl_c_on_a_once_run_cancels_its_work_and_no_daemon_pays_for_it_later() {
+    let sc = scene(
+        20,
+        SandboxOptions {
+            latency: Duration::from_millis(1500),
+            ..SandboxOptions::default()
+        },
+        &[
+            ("LINKLEDGER_API__MAX_IN_FLIGHT", "2"),
+            ("LINKLEDGER_QUEUE__SHUTDOWN_GRACE", "10s"),
+        ],
+    )
+    .await;
+    let store = sc.store.clone();
+    let (code, out, err) = interrupt_once_run(&sc, Signal::SIGINT).await;
+    assert_eq!(code, Some(130), "{out}\n{err}");
+    assert!(err.contains("interrupted by SIGINT"), "{err}");
+    assert!(out.contains("calls not made"), "{out}");
+    let requests_at_exit = sc.sb.stats().requests;
+    assert!(requests_at_exit < 20, "interrupted mid-run");
+
+    let once = "SELECT count(*) FROM linkledger.work w JOIN linkledger.runs r ON r.id = w.run_id WHERE r.kind = 'once'";
+    assert_eq!(
+        count(
+            &store,
+            &format!("{once} AND w.state IN ('queued', 'running')")
+        )
+        .await,
+        0,
+        "nothing is left for another process to claim"
+    );
+    let done = count(&store, &format!("{once} AND w.state = 'succeeded'")).await;
+    let cancelled = count(&store, &format!("{once} AND w.state = 'cancelled'")).await;
+    assert!(done >= 2, "the calls in flight finished: {done}");
+    assert_eq!(done + cancelled, 20);
+    assert!(
+        out.contains(&format!("{cancelled} calls not made")),
+        "{out}"
+    );
+    let status: String =
+        sqlx::query_scalar("SELECT status FROM linkledger.runs WHERE kind = 'once'")
+            .fetch_one(store.pool())
+            .await
+            .unwrap();
+    assert_eq!(status, "interrupted");
+    assert_eq!(
+        count(
+            &store,
+            "SELECT count(*) FROM linkledger.api_calls WHERE outcome = 'sent'"
+        )
+        .await,
+        0,
+        "every request has its outcome"
+    );
+    assert_eq!(
+        ledger_total(&store).await,
+        sc.sb.stats().charged_usd.decimal()
+    );
+
+    // A daemon started later on the same database runs its own schedule (one fire,
+    // caught up) but never the interrupted run's work.
+    let mut d = Daemon::start(sc.wd.path(), &sc.env).await;
+    wait_for(Duration::from_secs(60), "the daemon's own fire done", || async {
+        count(
+            &store,
+            "SELECT count(*) FROM linkledger.runs WHERE kind = 'scheduled' AND status = 'succeeded' AND finished_at > now() - interval '5 minutes'",
+        )
+        .await
+            == 1
+    })
+    .await;
+    d.signal(Signal::SIGTERM);
+    assert!(
+        d.wait(Duration::from_secs(30)).await.success(),
+        "{}",
+        d.log()
+    );
+    assert_eq!(
+        count(&store, &format!("{once} AND w.state = 'cancelled'")).await,
+        cancelled,
+        "the daemon claimed none of the once-run's work"
+    );
+    let by_daemon = count(
+        &store,
+        "SELECT count(*) FROM linkledger.api_calls c JOIN linkledger.runs r ON r.id = c.run_id WHERE r.kind = 'scheduled'",
+    )
+    .await;
+    assert_eq!(by_daemon, 20, "the daemon made its own 20 calls only");
+    assert_eq!(sc.sb.stats().requests, requests_at_exit + 20);
+}
+
+#[tokio::test]
+async fn sigterm_on_a_once_run_exits_143_with_the_run_interrupted() {
+    let sc = scene(
+        10,
+        SandboxOptions {
+            latency: Duration::from_millis(1000),
+            ..SandboxOptions::default()
+        },
+        &[("LINKLEDGER_API__MAX_IN_FLIGHT", "2")],
+    )
+    .await;
+    let (code, out, err) = interrupt_once_run(&sc, Signal::SIGTERM).await;
+    assert_eq!(code, Some(143), "{out}\n{err}");
+    assert!(err.contains("interrupted by SIGTERM"), "{err}");
+    let status: String =
+        sqlx::query_scalar("SELECT status FROM linkledger.runs WHERE kind = 'once'")
+            .fetch_one(sc.store.pool())
+            .await
+            .unwrap();
+    assert_eq!(status, "interrupted");
 }

@@ -57,8 +57,7 @@ fn every_endpoint_job() -> String {
 async fn collect_all(store: &Store, sb: &Sandbox) {
     let exec = executor(store, sb, 8);
     let job = job(&every_endpoint_job());
-    let report = exec
-        .run_once(&[&job], RunKind::Once, today())
+    let report = run_once(&exec, &[&job], RunKind::Once, today())
         .await
         .unwrap();
     assert!(report.ok(), "{} {:?}", report.line(), report.jobs[0].errors);
@@ -280,8 +279,7 @@ async fn a_bulk_collection_of_2500_targets_makes_3_calls_and_stores_each_under_i
         .collect();
     let job = job_for("bulk_ranks", &targets, "");
     let exec = executor(&store, &sb, 8);
-    let report = exec
-        .run_once(&[&job], RunKind::Once, today())
+    let report = run_once(&exec, &[&job], RunKind::Once, today())
         .await
         .unwrap();
     assert!(report.ok(), "{}", report.line());
@@ -391,8 +389,7 @@ async fn unknown_fields_load_a_wrong_typed_field_fails_only_its_call_and_the_mis
         &targets[2..3],
         "date_from = \"2024-01-01\", date_to = \"2024-12-31\"",
     );
-    let report = exec
-        .run_once(&[&summary, &history], RunKind::Once, today())
+    let report = run_once(&exec, &[&summary, &history], RunKind::Once, today())
         .await
         .unwrap();
     assert!(!report.ok(), "the wrong-typed answer is a failed call");

@@ -92,7 +92,7 @@ async fn the_example_jobs_pass_the_check() {
 
 #[tokio::test]
 async fn an_absolute_date_about_to_age_out_is_a_warning_not_a_failure() {
-    // Accepted for ten more days: the check passes (the warning is Job::warnings).
+    // Accepted for ten more days: the check passes and says when it stops.
     let from = today()
         .checked_sub_months(chrono::Months::new(12))
         .unwrap()
@@ -106,4 +106,33 @@ async fn an_absolute_date_about_to_age_out_is_a_warning_not_a_failure() {
     let out = linkledger(wd.path(), &[], &["jobs", "check"]).await;
     assert!(out.status.success(), "{}", stderr(&out));
     assert!(stdout(&out).starts_with("ok: "), "{}", stdout(&out));
+    let err = stderr(&out);
+    assert!(
+        err.contains("warning: jobs/job.toml: collect[1].params.date_from: ")
+            && err.contains("one-year window")
+            && err.contains("relative date"),
+        "{err}"
+    );
+}
+
+#[tokio::test]
+async fn a_timeout_the_api_may_outlast_is_a_configuration_warning() {
+    let wd = Workdir::new(&[(
+        "job.toml",
+        "name = \"n\"\ntargets = [\"example.com\"]\n[[collect]]\nendpoint = \"summary\"\nschedule = \"@daily\"\n",
+    )]);
+    let env = vec![("LINKLEDGER_API__TIMEOUT".to_string(), "60s".to_string())];
+    let out = linkledger(wd.path(), &env, &["jobs", "check"]).await;
+    assert!(out.status.success(), "{}", stderr(&out));
+    let err = stderr(&out);
+    assert!(
+        err.contains("warning: config: api.timeout = 60s is under 130s"),
+        "{err}"
+    );
+    let quiet = linkledger(wd.path(), &[], &["jobs", "check"]).await;
+    assert!(
+        !stderr(&quiet).contains("api.timeout"),
+        "{}",
+        stderr(&quiet)
+    );
 }

@@ -6,6 +6,7 @@ mod common;
 mod daemon;
 mod endpoints;
 mod jobs_check;
+mod money_path;
 mod queue;
 mod schema;
 mod secrets;

@@ -227,8 +227,7 @@ async fn a_summary_collected_on_another_day_adds_a_row() {
     let exec = executor(&store, &sb, 4);
     let job = job_for("summary", &["dated.com".to_string()], "");
     let jobs = [&job];
-    let r = exec
-        .run_once(&jobs, linkledger::store::RunKind::Once, today())
+    let r = run_once(&exec, &jobs, linkledger::store::RunKind::Once, today())
         .await
         .unwrap();
     assert!(r.ok(), "{}", r.line());
@@ -237,8 +236,7 @@ async fn a_summary_collected_on_another_day_adds_a_row() {
         .execute(store.pool())
         .await
         .unwrap();
-    let r = exec
-        .run_once(&jobs, linkledger::store::RunKind::Once, today())
+    let r = run_once(&exec, &jobs, linkledger::store::RunKind::Once, today())
         .await
         .unwrap();
     assert!(r.ok(), "{}", r.line());

@@ -1,0 +1,146 @@
+//! The account's limits shared by every process on the database: at most
+//! `api.max_in_flight` requests open and `api.max_per_minute` started per sliding minute,
+//! whichever daemon, replica or once-run sends them. A request holds a leased slot of
+//! `api_slots` (see `store::limits`); a keep-alive task renews the leases this process
+//! holds, so a dead process's slots lapse within one lease.
+
+use std::collections::HashSet;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use anyhow::Context as _;
+use tokio_util::sync::CancellationToken;
+use tracing::warn;
+
+use crate::store::Store;
+use crate::store::limits::{SlotGrant, SlotLease};
+
+#[derive(Clone, Debug)]
+pub struct SharedLimits {
+    store: Store,
+    /// Who holds a slot (host:pid/role), for people reading `api_slots.holder`.
+    holder: String,
+    max_in_flight: i32,
+    max_per_minute: i64,
+    /// How long a slot stays held if its holder dies.
+    lease: Duration,
+    /// The acquisitions this process holds now: only these are renewed, so one whose
+    /// release failed (Postgres restarting) lapses instead of leaking.
+    held: Arc<Mutex<HashSet<SlotLease>>>,
+}
+
+/// A held slot. Dropping it without [`SharedLimits::release`] (a shutdown, a panic)
+/// stops its renewal, so its lease lapses instead of leaking.
+#[derive(Debug)]
+pub struct Slot {
+    lease: SlotLease,
+    held: Arc<Mutex<HashSet<SlotLease>>>,
+}
+
+impl Slot {
+    pub fn lease(&self) -> SlotLease {
+        self.lease
+    }
+}
+
+impl Drop for Slot {
+    fn drop(&mut self) {
+        if let Ok(mut held) = self.held.lock() {
+            held.remove(&self.lease);
+        }
+    }
+}
+
+impl SharedLimits {
+    pub fn new(
+        store: Store,
+        holder: String,
+        max_in_flight: i32,
+        max_per_minute: i64,
+        lease: Duration,
+    ) -> SharedLimits {
+        SharedLimits {
+            store,
+            holder,
+            max_in_flight,
+            max_per_minute,
+            lease,
+            held: Arc::default(),
+        }
+    }
+
+    /// Makes sure the account's slots exist.
+    pub async fn prepare(&self) -> anyhow::Result<()> {
+        self.store
+            .ensure_api_slots(self.max_in_flight)
+            .await
+            .context("preparing the shared API slots")
+    }
+
+    /// Renews this process's slot leases every third of a lease until `stop`.
+    pub fn keep_alive(&self, stop: CancellationToken) -> tokio::task::JoinHandle<()> {
+        let this = self.clone();
+        tokio::spawn(async move {
+            loop {
+                tokio::select! {
+                    _ = stop.cancelled() => return,
+                    _ = tokio::time::sleep(this.lease / 3) => {}
+                }
+                let held: Vec<SlotLease> = this
+                    .held
+                    .lock()
+                    .expect("held slots")
+                    .iter()
+                    .copied()
+                    .collect();
+                if held.is_empty() {
+                    continue;
+                }
+                if let Err(e) = this.store.renew_api_slots(&held, this.lease).await {
+                    warn!(error = %e, "renewing the shared API slots failed; retrying");
+                }
+            }
+        })
+    }
+
+    /// Waits for a slot and a start in the minute.
+    pub async fn acquire(&self) -> anyhow::Result<Slot> {
+        loop {
+            let grant = self
+                .store
+                .acquire_api_slot(
+                    &self.holder,
+                    self.max_in_flight,
+                    self.max_per_minute,
+                    self.lease,
+                )
+                .await
+                .context("taking a shared API slot")?;
+            match grant {
+                SlotGrant::Granted(lease) => {
+                    self.held.lock().expect("held slots").insert(lease);
+                    return Ok(Slot {
+                        lease,
+                        held: self.held.clone(),
+                    });
+                }
+                SlotGrant::Wait(wait) => tokio::time::sleep(wait).await,
+            }
+        }
+    }
+
+    /// Gives the slot back, if this acquisition still holds it.
+    pub async fn release(&self, slot: Slot) {
+        let lease = slot.lease;
+        drop(slot);
+        match self.store.release_api_slot(lease).await {
+            Ok(true) => {}
+            Ok(false) => warn!(
+                slot = lease.slot,
+                "a shared API slot had lapsed and was taken again; left to its new holder"
+            ),
+            // No longer renewed: the lease lapses on its own.
+            Err(e) => warn!(error = %e, slot = lease.slot, "releasing a shared API slot failed"),
+        }
+    }
+}

@@ -1,0 +1,164 @@
+//! `run --once` and `demo`: every collection of the selected jobs once, now. One run
+//! per job, its calls enqueued in the work queue and executed by this process's
+//! workers, which claim only the work of these runs (a daemon on the same database
+//! never claims it, and shares the account's limits with it).
+//!
+//! A signal (`shutdown`) stops claiming, lets calls in flight finish within the grace
+//! period, cancels the rest and closes the runs `interrupted`: nothing is left behind
+//! for another process to pay for.
+
+use anyhow::Context as _;
+use chrono::NaiveDate;
+use tokio_util::sync::CancellationToken;
+use tracing::{info, instrument};
+
+use crate::executor::{CredentialsCheck, Executor, Halt};
+use crate::jobs::Job;
+use crate::money::Usd;
+use crate::plan;
+use crate::queue::{self, Scope, WorkerConfig, Workers};
+use crate::store::{RunKind, RunStatus};
+
+/// What one job's run did.
+#[derive(Clone, Debug)]
+pub struct JobReport {
+    pub job: String,
+    pub run_id: i64,
+    pub status: RunStatus,
+    /// HTTP requests, as the ledger counts them.
+    pub calls: i64,
+    /// Logical calls that ended without data (failed, exhausted or cancelled).
+    pub failed: i64,
+    /// Planned calls that got their data.
+    pub done: i64,
+    /// Planned calls never made (a refusal, an interrupt).
+    pub cancelled: i64,
+    pub rows: i64,
+    pub cost: Usd,
+    pub errors: Vec<String>,
+}
+
+/// What a once-run did.
+#[derive(Clone, Debug, Default)]
+pub struct RunReport {
+    pub jobs: Vec<JobReport>,
+    pub halt: Option<Halt>,
+    /// A signal stopped the run before its work was done.
+    pub interrupted: bool,
+}
+
+impl RunReport {
+    pub fn ok(&self) -> bool {
+        self.halt.is_none()
+            && !self.interrupted
+            && self.jobs.iter().all(|j| j.status == RunStatus::Succeeded)
+    }
+    pub fn calls(&self) -> i64 {
+        self.jobs.iter().map(|j| j.calls).sum()
+    }
+    pub fn failed(&self) -> i64 {
+        self.jobs.iter().map(|j| j.failed).sum()
+    }
+    pub fn cancelled(&self) -> i64 {
+        self.jobs.iter().map(|j| j.cancelled).sum()
+    }
+    pub fn done(&self) -> i64 {
+        self.jobs.iter().map(|j| j.done).sum()
+    }
+    pub fn rows(&self) -> i64 {
+        self.jobs.iter().map(|j| j.rows).sum()
+    }
+    pub fn cost(&self) -> Usd {
+        self.jobs.iter().map(|j| j.cost).sum()
+    }
+
+    /// The one-line summary a once-run prints.
+    pub fn line(&self) -> String {
+        let mut s = format!(
+            "{} jobs, {} calls, {} failed, {} rows, cost {}",
+            self.jobs.len(),
+            self.calls(),
+            self.failed(),
+            self.rows(),
+            self.cost()
+        );
+        if let Some(h) = &self.halt {
+            s.push_str(&format!("; halted: {h}"));
+        }
+        s
+    }
+}
+
+/// Why the work of an interrupted run was not done.
+pub const INTERRUPTED: &str = "not sent: the run was interrupted";
+
+/// Runs every collection of `jobs` once, now, with workers configured by `workers`,
+/// until the work is done or `shutdown` is cancelled.
+#[instrument(skip_all, fields(jobs = jobs.len(), kind = kind.as_str()))]
+pub async fn run(
+    exec: &Executor,
+    workers: WorkerConfig,
+    jobs: &[&Job],
+    kind: RunKind,
+    today: NaiveDate,
+    shutdown: CancellationToken,
+) -> anyhow::Result<RunReport> {
+    let store = exec.store();
+    let max_attempts = exec.client().retry_policy().max_attempts as i32;
+    let mut runs = Vec::new();
+    for job in jobs {
+        let work: Vec<_> = plan::plan_job(job, today)
+            .iter()
+            .map(queue::new_work)
+            .collect();
+        let run_id = store
+            .start_run_with_work(&job.name, kind, max_attempts, &work)
+            .await
+            .context("starting a run with its calls")?;
+        runs.push(run_id);
+    }
+    match exec.check_credentials(runs.first().copied()).await? {
+        CredentialsCheck::Refused(h) => {
+            for run in &runs {
+                store.cancel_queued(*run, &format!("not sent: {h}")).await?;
+            }
+        }
+        CredentialsCheck::Accepted | CredentialsCheck::Unknown(_) => {
+            Workers::new(exec.clone(), workers, Scope::Runs(runs.clone()))
+                .run(shutdown.clone())
+                .await
+                .context("executing the queued calls")?;
+        }
+    }
+    let interrupted = shutdown.is_cancelled();
+    if interrupted {
+        let cancelled = store
+            .interrupt_runs(&runs, INTERRUPTED)
+            .await
+            .context("cancelling the interrupted runs' work")?;
+        info!(cancelled, "interrupted: the calls not made are cancelled");
+    }
+    let mut report = RunReport {
+        interrupted,
+        ..RunReport::default()
+    };
+    for run in runs {
+        store.close_run_if_done(run).await?;
+        let row = store.run_summary(run).await?;
+        info!(job = %row.job, run_id = run, status = %row.status, calls = row.calls, rows = row.rows_written, cost = %row.cost, "run finished");
+        report.jobs.push(JobReport {
+            job: row.job,
+            run_id: run,
+            status: RunStatus::parse(&row.status).unwrap_or(RunStatus::Failed),
+            calls: row.calls,
+            failed: row.failed_calls,
+            done: row.done,
+            cancelled: row.cancelled,
+            rows: row.rows_written,
+            cost: row.cost,
+            errors: store.run_errors(run).await?,
+        });
+    }
+    report.halt = exec.halted();
+    Ok(report)
+}
