@@ -165,6 +165,43 @@ async fn insert_work(
     Ok(done.rows_affected())
 }
 
+/// Inserts a scheduled run and its fire row: `(run id, fire id)`, or `None` when the
+/// fire was already recorded (the caller rolls back, taking the run with it). With
+/// `failed`, the run is closed at once as failed with that message.
+async fn insert_fire(
+    tx: &mut sqlx::PgConnection,
+    job: &str,
+    collection: &str,
+    scheduled_for: DateTime<Utc>,
+    enqueued_by: &str,
+    failed: Option<&str>,
+) -> Result<Option<(i64, i64)>, sqlx::Error> {
+    let run_id: i64 = sqlx::query_scalar(
+        "INSERT INTO linkledger.runs (job, kind, status, finished_at, message)
+         VALUES ($1, 'scheduled',
+                 CASE WHEN $2::text IS NULL THEN 'running' ELSE 'failed' END,
+                 CASE WHEN $2::text IS NULL THEN NULL ELSE now() END, $2)
+         RETURNING id",
+    )
+    .bind(job)
+    .bind(failed)
+    .fetch_one(&mut *tx)
+    .await?;
+    let fire_id: Option<i64> = sqlx::query_scalar(
+        "INSERT INTO linkledger.fires (job, collection, scheduled_for, run_id, enqueued_by)
+         VALUES ($1, $2, $3, $4, $5)
+         ON CONFLICT (job, collection, scheduled_for) DO NOTHING RETURNING id",
+    )
+    .bind(job)
+    .bind(collection)
+    .bind(scheduled_for)
+    .bind(run_id)
+    .bind(enqueued_by)
+    .fetch_optional(&mut *tx)
+    .await?;
+    Ok(fire_id.map(|fire_id| (run_id, fire_id)))
+}
+
 impl Store {
     /// Starts a run and enqueues its calls in one transaction (`run --once`), so no
     /// run exists without its work (a sweep would close it as finished).
@@ -203,25 +240,9 @@ impl Store {
         work: &[NewWork],
     ) -> Result<Option<i64>, StoreError> {
         let mut tx = self.pool().begin().await?;
-        let run_id: i64 = sqlx::query_scalar(
-            "INSERT INTO linkledger.runs (job, kind) VALUES ($1, 'scheduled') RETURNING id",
-        )
-        .bind(job)
-        .fetch_one(&mut *tx)
-        .await?;
-        let fire_id: Option<i64> = sqlx::query_scalar(
-            "INSERT INTO linkledger.fires (job, collection, scheduled_for, run_id, enqueued_by)
-             VALUES ($1, $2, $3, $4, $5)
-             ON CONFLICT (job, collection, scheduled_for) DO NOTHING RETURNING id",
-        )
-        .bind(job)
-        .bind(collection)
-        .bind(scheduled_for)
-        .bind(run_id)
-        .bind(enqueued_by)
-        .fetch_optional(&mut *tx)
-        .await?;
-        let Some(fire_id) = fire_id else {
+        let Some((run_id, fire_id)) =
+            insert_fire(&mut tx, job, collection, scheduled_for, enqueued_by, None).await?
+        else {
             tx.rollback().await?;
             return Ok(None);
         };
@@ -266,27 +287,16 @@ impl Store {
         why: &str,
     ) -> Result<bool, StoreError> {
         let mut tx = self.pool().begin().await?;
-        let run_id: i64 = sqlx::query_scalar(
-            "INSERT INTO linkledger.runs (job, kind, status, finished_at, message)
-             VALUES ($1, 'scheduled', 'failed', now(), $2) RETURNING id",
+        let recorded = insert_fire(
+            &mut tx,
+            job,
+            collection,
+            scheduled_for,
+            enqueued_by,
+            Some(why),
         )
-        .bind(job)
-        .bind(why)
-        .fetch_one(&mut *tx)
         .await?;
-        let fire: Option<i64> = sqlx::query_scalar(
-            "INSERT INTO linkledger.fires (job, collection, scheduled_for, run_id, enqueued_by)
-             VALUES ($1, $2, $3, $4, $5)
-             ON CONFLICT (job, collection, scheduled_for) DO NOTHING RETURNING id",
-        )
-        .bind(job)
-        .bind(collection)
-        .bind(scheduled_for)
-        .bind(run_id)
-        .bind(enqueued_by)
-        .fetch_optional(&mut *tx)
-        .await?;
-        if fire.is_none() {
+        if recorded.is_none() {
             tx.rollback().await?;
             return Ok(false);
         }

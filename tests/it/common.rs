@@ -154,8 +154,8 @@ pub fn env_for(db: &TestDb, sb: &Sandbox) -> Vec<(String, String)> {
     ]
 }
 
-/// Runs `linkledger ARGS` in `dir` with exactly `env` (plus PATH/HOME), and waits.
-pub async fn linkledger(dir: &Path, env: &[(String, String)], args: &[&str]) -> Output {
+/// `linkledger ARGS` in `dir` with exactly `env` (plus PATH/HOME), logging at info.
+pub fn command(dir: &Path, env: &[(String, String)], args: &[&str]) -> tokio::process::Command {
     let mut cmd = tokio::process::Command::new(env!("CARGO_BIN_EXE_linkledger"));
     cmd.current_dir(dir).args(args).env_clear();
     for key in ["PATH", "HOME"] {
@@ -167,6 +167,12 @@ pub async fn linkledger(dir: &Path, env: &[(String, String)], args: &[&str]) -> 
     for (k, v) in env {
         cmd.env(k, v);
     }
+    cmd
+}
+
+/// Runs `linkledger ARGS` in `dir` with exactly `env` (plus PATH/HOME), and waits.
+pub async fn linkledger(dir: &Path, env: &[(String, String)], args: &[&str]) -> Output {
+    let mut cmd = command(dir, env, args);
     tokio::time::timeout(Duration::from_secs(120), cmd.output())
         .await
         .expect("linkledger finished within 2 minutes")
@@ -250,6 +256,23 @@ pub async fn run_once(
         tokio_util::sync::CancellationToken::new(),
     )
     .await
+}
+
+/// Starts a run of `kind` with the calls one cycle of `job` makes (no worker yet).
+pub async fn enqueue_job(
+    store: &Store,
+    job: &linkledger::jobs::Job,
+    kind: linkledger::store::RunKind,
+    max_attempts: i32,
+) -> i64 {
+    let work: Vec<_> = linkledger::plan::plan_job(job, today())
+        .iter()
+        .map(linkledger::queue::new_work)
+        .collect();
+    store
+        .start_run_with_work(&job.name, kind, max_attempts, &work)
+        .await
+        .expect("starting a run with its calls")
 }
 
 /// Loads one job from TOML text.

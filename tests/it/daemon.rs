@@ -21,17 +21,7 @@ struct Daemon {
 
 impl Daemon {
     async fn start(dir: &std::path::Path, env: &[(String, String)]) -> Daemon {
-        let mut cmd = tokio::process::Command::new(env!("CARGO_BIN_EXE_linkledger"));
-        cmd.current_dir(dir).arg("run").env_clear();
-        for key in ["PATH", "HOME"] {
-            if let Ok(v) = std::env::var(key) {
-                cmd.env(key, v);
-            }
-        }
-        cmd.env("LINKLEDGER_LOG", "info");
-        for (k, v) in env {
-            cmd.env(k, v);
-        }
+        let mut cmd = command(dir, env, &["run"]);
         cmd.stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .kill_on_drop(true);
@@ -651,18 +641,8 @@ async fn a_refused_daemon_makes_no_call_keeps_the_work_queued_and_reports_unheal
 
 /// `run --once` as a child process with piped output.
 fn once_run(dir: &std::path::Path, env: &[(String, String)]) -> tokio::process::Child {
-    let mut cmd = tokio::process::Command::new(env!("CARGO_BIN_EXE_linkledger"));
-    cmd.current_dir(dir).args(["run", "--once"]).env_clear();
-    for key in ["PATH", "HOME"] {
-        if let Ok(v) = std::env::var(key) {
-            cmd.env(key, v);
-        }
-    }
-    cmd.env("LINKLEDGER_LOG", "info");
-    for (k, v) in env {
-        cmd.env(k, v);
-    }
-    cmd.stdout(Stdio::piped())
+    command(dir, env, &["run", "--once"])
+        .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .kill_on_drop(true)
         .spawn()

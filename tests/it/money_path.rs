@@ -118,14 +118,7 @@ async fn a_call_whose_claims_keep_lapsing_ends_exhausted_after_max_attempts() {
     let db = TestDb::new().await;
     let store = db.store().await;
     let job = job_for("summary", &["lapsing.example.com".to_string()], "");
-    let work: Vec<_> = linkledger::plan::plan_job(&job, today())
-        .iter()
-        .map(linkledger::queue::new_work)
-        .collect();
-    let run = store
-        .start_run_with_work("lapsing", RunKind::Once, 3, &work)
-        .await
-        .unwrap();
+    let run = enqueue_job(&store, &job, RunKind::Once, 3).await;
     let lapsed = || async {
         count(
             &store,
@@ -473,14 +466,11 @@ async fn who_may_claim_work_follows_the_kind_of_its_run() {
     let db = TestDb::new().await;
     let store = db.store().await;
     let job = job_for("summary", &["kind.example.com".to_string()], "");
+    let once = enqueue_job(&store, &job, RunKind::Once, 3).await;
     let work: Vec<_> = linkledger::plan::plan_job(&job, today())
         .iter()
         .map(linkledger::queue::new_work)
         .collect();
-    let once = store
-        .start_run_with_work("t", RunKind::Once, 3, &work)
-        .await
-        .unwrap();
     let scheduled = store
         .enqueue_fire("t", "summary", Utc::now(), "s", 3, &work)
         .await
