@@ -328,27 +328,25 @@ impl Store {
                    AND (($4::bigint[] IS NULL AND run_kind = 'scheduled') OR run_id = ANY($4))
                  ORDER BY run_after, id
                  LIMIT $3
-                 FOR UPDATE SKIP LOCKED),
-             next AS (
-                 SELECT w.id, w.state = 'running' AS lapsed,
-                        w.failures + (w.state = 'running')::int AS failures
-                 FROM linkledger.work w JOIN picked USING (id))
+                 FOR UPDATE SKIP LOCKED)
+             -- SET reads the row as locked (a concurrent release is seen), not as the
+             -- statement's snapshot had it.
              UPDATE linkledger.work w
              SET attempt = w.attempt + 1,
-                 failures = next.failures,
-                 state = CASE WHEN next.lapsed AND next.failures >= w.max_attempts
+                 failures = w.failures + (w.state = 'running')::int,
+                 state = CASE WHEN w.state = 'running' AND w.failures + 1 >= w.max_attempts
                               THEN 'exhausted' ELSE 'running' END,
-                 leased_by = CASE WHEN next.lapsed AND next.failures >= w.max_attempts
+                 leased_by = CASE WHEN w.state = 'running' AND w.failures + 1 >= w.max_attempts
                                   THEN NULL ELSE $1 END,
-                 lease_expires_at = CASE WHEN next.lapsed AND next.failures >= w.max_attempts
+                 lease_expires_at = CASE WHEN w.state = 'running' AND w.failures + 1 >= w.max_attempts
                                          THEN NULL ELSE now() + $2 * interval '1 millisecond' END,
-                 finished_at = CASE WHEN next.lapsed AND next.failures >= w.max_attempts
+                 finished_at = CASE WHEN w.state = 'running' AND w.failures + 1 >= w.max_attempts
                                     THEN now() END,
-                 last_error = CASE WHEN next.lapsed
+                 last_error = CASE WHEN w.state = 'running'
                      THEN 'a claim ended without an outcome (its process died or the attempt never finished); '
-                          || next.failures || ' of ' || w.max_attempts || ' attempts failed'
+                          || (w.failures + 1) || ' of ' || w.max_attempts || ' attempts failed'
                      ELSE w.last_error END
-             FROM next WHERE w.id = next.id
+             FROM picked WHERE w.id = picked.id
              RETURNING w.state, w.id, w.run_id, w.job, w.collection, w.endpoint, w.targets, w.task,
                        w.estimated_rows, w.attempt, w.failures, w.max_attempts",
         )
