@@ -261,6 +261,9 @@ pub struct SandboxOptions {
     /// `GET /sandbox/requests` keep, with their bodies; older ones are dropped from the
     /// log (0 keeps none). [`Stats`] count every request regardless.
     pub record_limit: usize,
+    /// The most bytes of request and response bodies the log keeps (bulk answers are
+    /// large): older records are dropped first, the newest is always kept.
+    pub record_bytes: usize,
 }
 
 impl Default for SandboxOptions {
@@ -277,6 +280,7 @@ impl Default for SandboxOptions {
             token: "sandbox-token".into(),
             today: None,
             record_limit: 10_000,
+            record_bytes: 64 << 20,
         }
     }
 }
@@ -296,6 +300,7 @@ impl fmt::Debug for SandboxOptions {
             .field("token", &"[REDACTED]")
             .field("today", &self.today)
             .field("record_limit", &self.record_limit)
+            .field("record_bytes", &self.record_bytes)
             .finish()
     }
 }
@@ -365,6 +370,7 @@ impl Sandbox {
                 rng: StdRng::seed_from_u64(opts.seed),
                 fault_rate: opts.fault_rate,
                 records: VecDeque::new(),
+                record_bytes: 0,
                 tasks: 0,
             }),
             nonce,
@@ -404,7 +410,12 @@ impl Sandbox {
     /// The most recent counted requests (at most [`SandboxOptions::record_limit`]),
     /// oldest first, in the order their answers were decided.
     pub fn requests(&self) -> Vec<RequestRecord> {
-        self.shared.lock().records.iter().cloned().collect()
+        self.shared
+            .lock()
+            .records
+            .iter()
+            .map(|(r, _)| r.clone())
+            .collect()
     }
 
     pub fn set_fault_rate(&self, rate: f64) {
@@ -465,8 +476,11 @@ struct Inner {
     window: VecDeque<Instant>,
     rng: StdRng,
     fault_rate: f64,
-    /// The most recent records, oldest first, at most `opts.record_limit` of them.
-    records: VecDeque<RequestRecord>,
+    /// The most recent records with their size in bytes, oldest first, at most
+    /// `opts.record_limit` of them and `opts.record_bytes` together.
+    records: VecDeque<(RequestRecord, usize)>,
+    /// The bytes `records` hold.
+    record_bytes: usize,
     /// Tasks answered so far, for task ids.
     tasks: u64,
 }
@@ -574,6 +588,8 @@ impl Shared {
         )
     }
 
+    /// Counts the charge and logs the exchange; `response_len` is the size of the
+    /// response body as sent.
     fn record(
         &self,
         endpoint: Endpoint,
@@ -581,23 +597,37 @@ impl Shared {
         status: StatusCode,
         response: Option<&Value>,
         cost: Usd,
+        response_len: usize,
     ) {
         let limit = self.opts.record_limit;
         // Built before taking the lock: the bodies can be large.
-        let record = (limit > 0).then(|| RequestRecord {
-            endpoint: endpoint.name().to_string(),
-            request: request.clone().unwrap_or(Value::Null),
-            http_status: status.as_u16(),
-            response: response.cloned(),
-            cost,
+        let record = (limit > 0).then(|| {
+            let request_len = request
+                .as_ref()
+                .map_or(0, |r| serde_json::to_vec(r).map_or(0, |v| v.len()));
+            (
+                RequestRecord {
+                    endpoint: endpoint.name().to_string(),
+                    request: request.clone().unwrap_or(Value::Null),
+                    http_status: status.as_u16(),
+                    response: response.cloned(),
+                    cost,
+                },
+                request_len + response_len,
+            )
         });
         let mut st = self.lock();
         st.stats.charged_usd += cost;
-        if let Some(record) = record {
-            while st.records.len() >= limit {
-                st.records.pop_front();
+        if let Some((record, size)) = record {
+            while !st.records.is_empty()
+                && (st.records.len() >= limit || st.record_bytes + size > self.opts.record_bytes)
+            {
+                if let Some((_, dropped)) = st.records.pop_front() {
+                    st.record_bytes -= dropped;
+                }
             }
-            st.records.push_back(record);
+            st.record_bytes += size;
+            st.records.push_back((record, size));
         }
     }
 
@@ -610,8 +640,9 @@ impl Shared {
         body: Value,
         cost: Usd,
     ) -> Response {
-        self.record(endpoint, request, status, Some(&body), cost);
-        json_response(status, &body)
+        let text = body.to_string();
+        self.record(endpoint, request, status, Some(&body), cost, text.len());
+        json_text(status, text)
     }
 }
 
@@ -664,10 +695,14 @@ fn router(shared: Arc<Shared>) -> Router {
 }
 
 fn json_response(status: StatusCode, body: &Value) -> Response {
+    json_text(status, body.to_string())
+}
+
+fn json_text(status: StatusCode, text: String) -> Response {
     (
         status,
         [(CONTENT_TYPE, "application/json; charset=utf-8")],
-        body.to_string(),
+        text,
     )
         .into_response()
 }
@@ -765,7 +800,12 @@ async fn stats_route(State(shared): State<Arc<Shared>>) -> Response {
 
 /// The recent requests, oldest first.
 async fn requests_route(State(shared): State<Arc<Shared>>) -> Response {
-    let records = shared.lock().records.clone();
+    let records: Vec<RequestRecord> = shared
+        .lock()
+        .records
+        .iter()
+        .map(|(r, _)| r.clone())
+        .collect();
     json_response(StatusCode::OK, &json!(records))
 }
 
@@ -869,11 +909,19 @@ fn respond(
                     StatusCode::INTERNAL_SERVER_ERROR,
                     None,
                     Usd::ZERO,
+                    0,
                 );
                 html_response(StatusCode::INTERNAL_SERVER_ERROR, HTML_500)
             }
             Fault::Http502 => {
-                shared.record(endpoint, &request, StatusCode::BAD_GATEWAY, None, Usd::ZERO);
+                shared.record(
+                    endpoint,
+                    &request,
+                    StatusCode::BAD_GATEWAY,
+                    None,
+                    Usd::ZERO,
+                    0,
+                );
                 html_response(StatusCode::BAD_GATEWAY, HTML_502)
             }
             Fault::TaskError => {
@@ -897,7 +945,7 @@ fn respond(
                 shared.answer(endpoint, &request, StatusCode::OK, body, Usd::ZERO)
             }
             Fault::Drop => {
-                shared.record(endpoint, &request, StatusCode::OK, None, Usd::ZERO);
+                shared.record(endpoint, &request, StatusCode::OK, None, Usd::ZERO, 0);
                 dropped_connection()
             }
         };
@@ -1329,6 +1377,85 @@ mod tests {
         assert_eq!(status, 200);
         let served: Vec<Value> = serde_json::from_str(&body).unwrap();
         assert_eq!(tags(&served), ["r3", "r4", "r5", "r6", "r7"]);
+        sb.stop().await;
+    }
+
+    #[tokio::test]
+    async fn the_log_keeps_no_more_bytes_than_its_limit_and_always_the_newest_request() {
+        const LIMIT: usize = 20_000;
+        let sb = Sandbox::start(SandboxOptions {
+            record_bytes: LIMIT,
+            ..SandboxOptions::default()
+        })
+        .await
+        .unwrap();
+        let auth = basic("sandbox", "sandbox");
+        let size = |records: &[RequestRecord]| -> usize {
+            records
+                .iter()
+                .map(|r| {
+                    serde_json::to_vec(&r.request).unwrap().len()
+                        + r.response.as_ref().map_or(0, |b| b.to_string().len())
+                })
+                .sum()
+        };
+        let summary = |i: usize| format!(r#"[{{"target":"site{i}.com","tag":"s{i}"}}]"#);
+        for i in 0..3 {
+            http(
+                sb.addr(),
+                "POST",
+                "/v3/backlinks/summary/live",
+                Some(&auth),
+                &summary(i),
+            )
+            .await;
+        }
+        let small = sb.requests();
+        assert_eq!(small.len(), 3, "small answers fit");
+        // A bulk answer for 1000 targets alone is larger than the limit: it is kept
+        // (the newest always is), and everything before it goes.
+        let targets: Vec<String> = (0..1000).map(|i| format!("\"b{i}.com\"")).collect();
+        let bulk = format!(r#"[{{"targets":[{}],"tag":"bulk"}}]"#, targets.join(","));
+        http(
+            sb.addr(),
+            "POST",
+            "/v3/backlinks/bulk_ranks/live",
+            Some(&auth),
+            &bulk,
+        )
+        .await;
+        let kept = sb.requests();
+        assert!(
+            size(&kept) > LIMIT,
+            "the bulk answer is large: {}",
+            size(&kept)
+        );
+        assert_eq!(kept.len(), 1);
+        assert_eq!(kept[0].request[0]["tag"], "bulk");
+        for i in 3..40 {
+            http(
+                sb.addr(),
+                "POST",
+                "/v3/backlinks/summary/live",
+                Some(&auth),
+                &summary(i),
+            )
+            .await;
+        }
+        let kept = sb.requests();
+        assert!(
+            size(&kept) <= LIMIT,
+            "{} bytes in {} records",
+            size(&kept),
+            kept.len()
+        );
+        assert!(
+            kept.len() < 37,
+            "older records were dropped: {}",
+            kept.len()
+        );
+        assert_eq!(kept.last().unwrap().request[0]["tag"], "s39");
+        assert_eq!(sb.stats().requests, 41, "every request is counted");
         sb.stop().await;
     }
 
