@@ -82,7 +82,9 @@ fn default_lease() -> Duration {
     Duration::from_secs(30)
 }
 fn default_grace() -> Duration {
-    Duration::from_secs(30)
+    // Long enough for any call in flight to get its answer (the API answers within
+    // 120 s), so that stopping never drops an answer that was charged.
+    SAFE_TIMEOUT
 }
 
 #[derive(Debug, Deserialize)]
@@ -519,6 +521,16 @@ impl Config {
                  a live call, so a shorter timeout can give up on an answer the API completed \
                  and charged, and the retry pays again",
                 show_duration(self.api.timeout),
+                show_duration(SAFE_TIMEOUT),
+                API_ANSWERS_WITHIN.as_secs()
+            ));
+        }
+        if self.queue.shutdown_grace < SAFE_TIMEOUT {
+            out.push(format!(
+                "config: queue.shutdown_grace = {} is under {}: a call in flight when the process \
+                 is told to stop may take up to {} s to answer; one abandoned sooner was likely \
+                 charged, its answer is lost, and the daemon buys it again after the restart",
+                show_duration(self.queue.shutdown_grace),
                 show_duration(SAFE_TIMEOUT),
                 API_ANSWERS_WITHIN.as_secs()
             ));
