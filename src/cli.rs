@@ -18,7 +18,6 @@ use chrono::{NaiveDate, Utc};
 use clap::{Parser, Subcommand};
 use secrecy::SecretString;
 use tokio::sync::Notify;
-use tokio_util::sync::CancellationToken;
 
 use crate::api::Endpoint;
 use crate::app::{self, App};
@@ -26,6 +25,7 @@ use crate::config::{AuthKind, Config};
 use crate::jobs::{self, Job};
 use crate::money::Usd;
 use crate::once::{self, RunReport};
+use crate::queue::Shutdown;
 use crate::sandbox::{Sandbox, SandboxOptions};
 use crate::store::{RunKind, reports};
 
@@ -194,16 +194,20 @@ async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
         }
         Command::Run { once, job } => {
             let cfg = config()?;
-            let loaded_from = crate::daemon::fingerprint(&cfg.jobs.dir);
-            let jobs = load_jobs(&cfg)?;
             if !once {
                 if job.is_some() {
                     return Err(
                         UsageError("--job needs --once; the daemon runs every job".into()).into(),
                     );
                 }
+                let loaded_from = crate::daemon::fingerprint(&cfg.jobs.dir);
+                let jobs = print_warnings(
+                    jobs::load_dir_for_daemon(&cfg.jobs.dir, today())
+                        .map_err(|problems| UsageError(problems.to_string()))?,
+                );
                 return daemon(cfg, jobs, loaded_from).await;
             }
+            let jobs = load_jobs(&cfg)?;
             let selected = jobs::select(&jobs, job.as_deref()).map_err(UsageError)?;
             let app = App::build(cfg, "once").await?;
             let code = run_once(&app, &selected, RunKind::Once).await;
@@ -309,16 +313,20 @@ async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
 fn load_jobs(cfg: &Config) -> anyhow::Result<Vec<Job>> {
     let jobs = jobs::load_dir(&cfg.jobs.dir, today())
         .map_err(|problems| UsageError(problems.to_string()))?;
+    Ok(print_warnings(jobs))
+}
+
+fn print_warnings(jobs: Vec<Job>) -> Vec<Job> {
     for warning in jobs.iter().flat_map(|j| &j.warnings) {
         eprintln!("warning: {warning}");
     }
-    Ok(jobs)
+    jobs
 }
 
 /// Signals asking this process to stop (SIGINT, SIGTERM) or to reload (SIGHUP).
 struct Signals {
-    /// Cancelled by the first SIGINT or SIGTERM.
-    shutdown: CancellationToken,
+    /// The first SIGINT or SIGTERM stops; a second one aborts the calls in flight.
+    shutdown: Shutdown,
     reload: Arc<Notify>,
     /// The number of the signal that cancelled `shutdown` (0: none).
     received: Arc<AtomicU8>,
@@ -331,7 +339,7 @@ impl Signals {
         let mut term = signal(SignalKind::terminate()).context("installing a SIGTERM handler")?;
         let mut int = signal(SignalKind::interrupt()).context("installing a SIGINT handler")?;
         let mut hup = signal(SignalKind::hangup()).context("installing a SIGHUP handler")?;
-        let shutdown = CancellationToken::new();
+        let shutdown = Shutdown::default();
         let reload = Arc::new(Notify::new());
         let received = Arc::new(AtomicU8::new(0));
         let task = tokio::spawn({
@@ -347,19 +355,20 @@ impl Signals {
                             continue;
                         }
                     };
-                    if shutdown.is_cancelled() {
+                    if shutdown.is_stopping() {
                         tracing::warn!(
                             signal = name,
-                            "already stopping: waiting for the calls in flight (queue.shutdown_grace)"
+                            "second signal: abandoning the calls in flight (their requests are booked at list price)"
                         );
+                        shutdown.abort.cancel();
                         continue;
                     }
                     tracing::info!(
                         signal = name,
-                        "stopping: no new calls; calls in flight may finish"
+                        "stopping: no new calls; calls in flight may finish within queue.shutdown_grace (a second signal stops them now)"
                     );
                     received.store(number, Ordering::SeqCst);
-                    shutdown.cancel();
+                    shutdown.stop.cancel();
                 }
             }
         });
@@ -399,9 +408,9 @@ async fn daemon(
         .await
         .with_context(|| format!("serving /healthz and /metrics on {listen}"))?;
     let addr = listener.local_addr()?;
+    let signals = Signals::listen()?;
     // The one line operators and tests look for.
     println!("linkledger daemon: /healthz and /metrics on http://{addr}");
-    let signals = Signals::listen()?;
     let result = crate::daemon::run(
         &app,
         jobs,
@@ -419,18 +428,10 @@ async fn daemon(
 /// `run --once` and `demo`: the selected jobs once, now; a signal interrupts them.
 async fn run_once(app: &App, jobs: &[&Job], kind: RunKind) -> anyhow::Result<ExitCode> {
     let signals = Signals::listen()?;
-    let exec = app.executor(signals.shutdown.clone());
+    let exec = app.executor(signals.shutdown.stop.clone());
     let mut workers = app.workers();
     workers.poll = workers.poll.min(Duration::from_millis(20));
-    let report = once::run(
-        &exec,
-        workers,
-        jobs,
-        kind,
-        today(),
-        signals.shutdown.clone(),
-    )
-    .await?;
+    let report = once::run(&exec, workers, jobs, kind, today(), &signals.shutdown).await?;
     let code = print_report(&report);
     Ok(match signals.received().filter(|_| report.interrupted) {
         Some((number, name)) => {

@@ -20,7 +20,7 @@ use crate::app::App;
 use crate::executor::{CredentialsCheck, Executor};
 use crate::jobs::{self, CatchUp, Job};
 use crate::plan;
-use crate::queue::{self, Scope, Workers};
+use crate::queue::{self, Scope, Shutdown, Workers};
 use crate::store::Store;
 use crate::telemetry::Metrics;
 use crate::telemetry::server::{self, HealthCheck, HealthReport};
@@ -77,9 +77,9 @@ impl Scheduler {
     }
 
     /// The fires of collection `ci` of job `ji` due at `now`: after its cursor, or,
-    /// the first time this scheduler sees it, the fires missed since its last recorded
-    /// fire as its `catch_up` asks. A collection that never fired starts at its next
-    /// scheduled instant: nothing from before it existed is caught up.
+    /// the first time this scheduler sees it, the fires missed since its last fire as
+    /// its `catch_up` asks. A collection that never fired counts from when a daemon
+    /// first saw it (now, for a new one): nothing from before it existed is caught up.
     async fn due(
         &self,
         ji: usize,
@@ -91,14 +91,11 @@ impl Scheduler {
         if let Some(cursor) = self.cursors.get(&(job.name.clone(), c.name.clone())) {
             return Ok(c.schedule.fires_between(*cursor, now, MAX_CATCH_UP));
         }
-        let Some(last) = self
+        let last = self
             .store
-            .last_fire(&job.name, &c.name)
+            .schedule_anchor(&job.name, &c.name, now)
             .await
-            .context("reading the last fire")?
-        else {
-            return Ok(Vec::new());
-        };
+            .context("reading where the schedule resumes")?;
         Ok(match c.catch_up {
             CatchUp::Skip => Vec::new(),
             CatchUp::Latest => c.schedule.latest_fires(last, now, 1),
@@ -111,20 +108,8 @@ impl Scheduler {
         })
     }
 
-    /// New job definitions (loaded on `today`); collections seen before keep their
-    /// place. A collection whose fires could not be planned stays reported only while
-    /// its new definition still breaks the rules.
-    pub fn replace_jobs(&mut self, jobs: Vec<Job>, today: chrono::NaiveDate) {
-        let still_broken = |key: &(String, String)| {
-            jobs.iter()
-                .filter(|j| j.name == key.0)
-                .flat_map(|j| &j.collections)
-                .any(|c| c.name == key.1 && plan::check_collection(c, today, today).is_err())
-        };
-        self.problems
-            .lock()
-            .expect("plan problems")
-            .retain(|k, _| still_broken(k));
+    /// New job definitions; collections seen before keep their place.
+    pub fn replace_jobs(&mut self, jobs: Vec<Job>) {
         let keys: std::collections::HashSet<(String, String)> = jobs
             .iter()
             .flat_map(|j| {
@@ -134,6 +119,10 @@ impl Scheduler {
             })
             .collect();
         self.cursors.retain(|k, _| keys.contains(k));
+        self.problems
+            .lock()
+            .expect("plan problems")
+            .retain(|k, _| keys.contains(k));
         self.jobs = jobs;
     }
 
@@ -151,8 +140,18 @@ impl Scheduler {
                 let fires = self.due(ji, ci, now).await?;
                 let job = &self.jobs[ji];
                 let c = &job.collections[ci];
+                // Whether the collection could be planned now, for /healthz, even
+                // before its next fire.
+                let key = (job.name.clone(), c.name.clone());
+                match plan::check_collection(c, now.date_naive(), now.date_naive()) {
+                    Ok(()) => self.problems.lock().expect("plan problems").remove(&key),
+                    Err(why) => self
+                        .problems
+                        .lock()
+                        .expect("plan problems")
+                        .insert(key, format!("{}: {why}", c.name)),
+                };
                 for fire in fires {
-                    let key = (job.name.clone(), c.name.clone());
                     // The API's rules are checked again now: an absolute date that was
                     // valid when the job loaded may have aged out since.
                     if let Err(why) = plan::check_collection(c, fire.date_naive(), now.date_naive())
@@ -172,13 +171,8 @@ impl Scheduler {
                         if recorded {
                             error!(job = %job.name, collection = %c.name, scheduled_for = %fire, reason = %why, "fire not sent");
                         }
-                        self.problems
-                            .lock()
-                            .expect("plan problems")
-                            .insert(key, why);
                         continue;
                     }
-                    self.problems.lock().expect("plan problems").remove(&key);
                     let work: Vec<_> = plan::plan_collection(c, fire.date_naive())
                         .iter()
                         .map(queue::new_work)
@@ -255,7 +249,7 @@ pub fn fingerprint(dir: &Path) -> Fingerprint {
     out
 }
 
-/// Runs the daemon on `app` until `shutdown`: schedules `jobs` (validated by the
+/// Runs the daemon on `app` until `shutdown.stop`: schedules `jobs` (validated by the
 /// caller, `loaded_from` their directory's fingerprint), executes scheduled work and
 /// serves `/healthz` and `/metrics` on `listener`. `reload` reloads the job files.
 pub async fn run(
@@ -263,10 +257,10 @@ pub async fn run(
     jobs: Vec<Job>,
     loaded_from: Fingerprint,
     listener: tokio::net::TcpListener,
-    shutdown: CancellationToken,
+    shutdown: Shutdown,
     reload: Arc<Notify>,
 ) -> anyhow::Result<()> {
-    let exec = app.executor(shutdown.clone());
+    let exec = app.executor(shutdown.stop.clone());
     let scheduler = Scheduler::new(
         app.store.clone(),
         jobs,
@@ -279,7 +273,7 @@ pub async fn run(
         app.metrics.clone(),
         health(app, &exec, scheduler.problems()),
         refresh(app),
-        shutdown.clone(),
+        shutdown.stop.clone(),
     )?;
 
     if let CredentialsCheck::Refused(h) = exec.check_credentials(None).await? {
@@ -292,13 +286,13 @@ pub async fn run(
         loaded_from,
         app.config.queue.tick,
         reload,
-        shutdown.clone(),
+        shutdown.stop.clone(),
     ));
     info!("daemon started");
     let result = Workers::new(exec, app.workers(), Scope::Scheduled)
-        .run(shutdown.clone())
+        .run(&shutdown)
         .await;
-    shutdown.cancel();
+    shutdown.stop.cancel();
     let _ = ticking.await;
     let _ = server_task.await;
     info!("daemon stopped");
@@ -415,13 +409,13 @@ async fn schedule_loop(
         if reload_now || now != seen {
             seen = now;
             let today = Utc::now().date_naive();
-            match jobs::load_dir(&dir, today) {
+            match jobs::load_dir_for_daemon(&dir, today) {
                 Ok(jobs) => {
                     info!(jobs = jobs.len(), "job files reloaded");
                     for w in jobs.iter().flat_map(|j| &j.warnings) {
                         warn!(warning = %w, "job file warning");
                     }
-                    scheduler.replace_jobs(jobs, today);
+                    scheduler.replace_jobs(jobs);
                 }
                 Err(problems) => {
                     for p in &problems.0 {

@@ -435,9 +435,11 @@ impl Executor {
         }
     }
 
-    /// For a re-claimed work item: if an earlier attempt's answer was paid for and
-    /// stored raw (its worker died before the rows were written), finishes the item
-    /// from that answer without a request. `None` when there is no such answer.
+    /// For a re-claimed work item: if an earlier attempt's answer was paid for (its
+    /// worker died, or lost its claim, before the item reached its next state),
+    /// settles the item from that answer without a request: data is normalized from
+    /// `raw_responses`, a refusal or an unreadable answer ends the item as it would
+    /// have. `None` when there is no such answer.
     #[instrument(skip_all, fields(endpoint = %call.endpoint))]
     pub async fn recover(
         &self,
@@ -463,20 +465,26 @@ impl Executor {
         else {
             return Ok(None);
         };
-        info!(
-            raw_response_id = paid.raw_id,
-            "finishing from an answer already paid for; no request"
-        );
+        let why = || paid.error.clone().unwrap_or_else(|| paid.outcome.clone());
         Ok(Some(
-            self.finish(
-                call,
-                paid.call_id,
+            match (
+                paid.outcome.as_str(),
                 paid.raw_id,
                 paid.received_at,
                 &paid.body,
-                fence,
-            )
-            .await?,
+            ) {
+                ("ok", Some(raw_id), Some(received_at), Some(body)) => {
+                    info!(
+                        raw_response_id = raw_id,
+                        "finishing from an answer already paid for; no request"
+                    );
+                    self.finish(call, paid.call_id, raw_id, received_at, body, fence)
+                        .await?
+                }
+                // Asking again would pay again for the same refusal.
+                ("rejected", ..) => AttemptEnd::Rejected(why()),
+                _ => AttemptEnd::Invalid(why()),
+            },
         ))
     }
 

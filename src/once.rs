@@ -9,14 +9,13 @@
 
 use anyhow::Context as _;
 use chrono::NaiveDate;
-use tokio_util::sync::CancellationToken;
-use tracing::{info, instrument};
+use tracing::{info, instrument, warn};
 
 use crate::executor::{CredentialsCheck, Executor, Halt};
 use crate::jobs::Job;
 use crate::money::Usd;
 use crate::plan;
-use crate::queue::{self, Scope, WorkerConfig, Workers};
+use crate::queue::{self, Scope, Shutdown, WorkerConfig, Workers};
 use crate::store::{RunKind, RunStatus};
 
 /// What one job's run did.
@@ -91,9 +90,12 @@ impl RunReport {
 
 /// Why the work of an interrupted run was not done.
 pub const INTERRUPTED: &str = "not sent: the run was interrupted";
+/// Why the work of a run that stopped on an error was not done.
+const STOPPED_ON_ERROR: &str = "not sent: the run stopped on an error";
 
 /// Runs every collection of `jobs` once, now, with workers configured by `workers`,
-/// until the work is done or `shutdown` is cancelled.
+/// until the work is done or `shutdown` stops it. However it ends, none of its work is
+/// left queued: what was not done is cancelled (only this process may claim it).
 #[instrument(skip_all, fields(jobs = jobs.len(), kind = kind.as_str()))]
 pub async fn run(
     exec: &Executor,
@@ -101,7 +103,7 @@ pub async fn run(
     jobs: &[&Job],
     kind: RunKind,
     today: NaiveDate,
-    shutdown: CancellationToken,
+    shutdown: &Shutdown,
 ) -> anyhow::Result<RunReport> {
     let store = exec.store();
     let max_attempts = exec.client().retry_policy().max_attempts as i32;
@@ -117,27 +119,23 @@ pub async fn run(
             .context("starting a run with its calls")?;
         runs.push(run_id);
     }
-    match exec.check_credentials(runs.first().copied()).await? {
-        CredentialsCheck::Refused(h) => {
-            for run in &runs {
-                store.cancel_queued(*run, &format!("not sent: {h}")).await?;
+    let executed = execute(exec, workers, &runs, shutdown).await;
+    let interrupted = shutdown.is_stopping();
+    if interrupted || executed.is_err() {
+        let why = if interrupted {
+            INTERRUPTED
+        } else {
+            STOPPED_ON_ERROR
+        };
+        match store.interrupt_runs(&runs, why).await {
+            Ok(cancelled) => info!(cancelled, reason = why, "the calls not made are cancelled"),
+            Err(e) if executed.is_err() => {
+                warn!(error = %e, "cancelling the runs' work failed; it stays queued for this command")
             }
-        }
-        CredentialsCheck::Accepted | CredentialsCheck::Unknown(_) => {
-            Workers::new(exec.clone(), workers, Scope::Runs(runs.clone()))
-                .run(shutdown.clone())
-                .await
-                .context("executing the queued calls")?;
+            Err(e) => return Err(e).context("cancelling the interrupted runs' work"),
         }
     }
-    let interrupted = shutdown.is_cancelled();
-    if interrupted {
-        let cancelled = store
-            .interrupt_runs(&runs, INTERRUPTED)
-            .await
-            .context("cancelling the interrupted runs' work")?;
-        info!(cancelled, "interrupted: the calls not made are cancelled");
-    }
+    executed?;
     let mut report = RunReport {
         interrupted,
         ..RunReport::default()
@@ -161,4 +159,34 @@ pub async fn run(
     }
     report.halt = exec.halted();
     Ok(report)
+}
+
+/// The credentials check, then the workers over `runs`; a signal during the (free)
+/// check stops before anything is spent.
+async fn execute(
+    exec: &Executor,
+    workers: WorkerConfig,
+    runs: &[i64],
+    shutdown: &Shutdown,
+) -> anyhow::Result<()> {
+    let check = tokio::select! {
+        check = exec.check_credentials(runs.first().copied()) => check?,
+        _ = shutdown.stop.cancelled() => return Ok(()),
+    };
+    match check {
+        CredentialsCheck::Refused(h) => {
+            for run in runs {
+                exec.store()
+                    .cancel_queued(*run, &format!("not sent: {h}"))
+                    .await?;
+            }
+            Ok(())
+        }
+        CredentialsCheck::Accepted | CredentialsCheck::Unknown(_) => {
+            Workers::new(exec.clone(), workers, Scope::Runs(runs.to_vec()))
+                .run(shutdown)
+                .await
+                .context("executing the queued calls")
+        }
+    }
 }

@@ -1,8 +1,8 @@
 //! Workers of the Postgres work queue: claim due items, make one attempt per claim
 //! through the executor, and record how it ended (done, retry later, failed,
 //! exhausted, cancelled). A heartbeat renews each claim's lease while its attempt runs;
-//! a worker that loses its lease cannot write (the store fences every write by
-//! attempt).
+//! once another worker has claimed the item again, the old claim cannot write (the
+//! store fences every write by attempt).
 //!
 //! Which work a process may claim is part of the data: the daemon's workers
 //! ([`Scope::Scheduled`]) claim the work of scheduled runs only; a once-run's
@@ -12,7 +12,6 @@
 use std::collections::HashMap;
 use std::time::Duration;
 
-use anyhow::Context as _;
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, instrument, warn};
@@ -59,7 +58,8 @@ impl WorkerConfig {
         }
     }
 
-    /// For `run --once` and `demo` with the default queue settings, polling briskly.
+    /// A once-run's workers with the default queue settings, polling briskly (tests and
+    /// benchmarks; the commands use [`crate::app::App::workers`]).
     pub fn for_once(max_in_flight: usize) -> WorkerConfig {
         let mut cfg = WorkerConfig::from_config("once", &Default::default(), max_in_flight);
         cfg.poll = Duration::from_millis(20);
@@ -82,6 +82,21 @@ pub fn new_work(c: &CallSpec) -> NewWork {
         targets: c.target_strings(),
         task: c.task.clone(),
         estimated_rows: c.estimated_rows,
+    }
+}
+
+/// How a process tells its workers to stop: `stop` ends claiming and lets attempts
+/// in flight finish within `queue.shutdown_grace`; `abort` ends that grace period at
+/// once (a second Ctrl-C). Cheap to clone.
+#[derive(Clone, Debug, Default)]
+pub struct Shutdown {
+    pub stop: CancellationToken,
+    pub abort: CancellationToken,
+}
+
+impl Shutdown {
+    pub fn is_stopping(&self) -> bool {
+        self.stop.is_cancelled()
     }
 }
 
@@ -120,11 +135,13 @@ impl Workers {
         Workers { exec, cfg, scope }
     }
 
-    /// Executes the scope's work until `shutdown` (or, for runs, until none of it is
-    /// pending); on shutdown lets attempts in flight finish within the grace period
-    /// and releases the claims of the rest.
+    /// Executes the scope's work until `shutdown.stop` (or, for runs, until none of it
+    /// is pending); then lets attempts in flight finish within the grace period (or
+    /// until `shutdown.abort`) and releases the claims of the rest.
     #[instrument(skip_all, fields(worker = %self.cfg.worker_id))]
-    pub async fn run(&self, shutdown: CancellationToken) -> anyhow::Result<()> {
+    pub async fn run(&self, shutdown: &Shutdown) -> anyhow::Result<()> {
+        let abort = shutdown.abort.clone();
+        let shutdown = shutdown.stop.clone();
         let store = self.exec.store().clone();
         let mut tasks: JoinSet<()> = JoinSet::new();
         let mut fences: HashMap<tokio::task::Id, Claim> = HashMap::new();
@@ -196,12 +213,11 @@ impl Workers {
                 && claimed == 0
                 && let Scope::Runs(runs) = &self.scope
             {
-                let pending = store
-                    .pending_work(runs)
-                    .await
-                    .context("reading the runs' progress")?;
-                if pending == 0 {
-                    break;
+                match store.pending_work(runs).await {
+                    Ok(0) => break,
+                    Ok(_) => {}
+                    // Postgres may be restarting: ask again at the next poll.
+                    Err(e) => warn!(error = %e, "reading the runs' progress failed; retrying"),
                 }
             }
             tokio::select! {
@@ -216,6 +232,13 @@ impl Workers {
         while !tasks.is_empty() {
             tokio::select! {
                 Some(done) = tasks.join_next_with_id() => reap(&mut fences, &mut crashed, done),
+                _ = abort.cancelled(), if !tasks.is_empty() => {
+                    warn!(left = tasks.len(), "told to stop now; abandoning attempts in flight");
+                    tasks.abort_all();
+                    while let Some(done) = tasks.join_next_with_id().await {
+                        reap(&mut fences, &mut crashed, done);
+                    }
+                }
                 _ = &mut deadline => {
                     warn!(left = tasks.len(), "shutdown grace period over; abandoning attempts in flight");
                     tasks.abort_all();

@@ -40,6 +40,18 @@ const COLLECT_KEYS: &[&str] = &[
 /// Loads every `*.toml` file directly in `dir` (sorted by file name). Job names must be
 /// unique across files. A directory without job files gives no jobs.
 pub fn load_dir(dir: &Path, today: NaiveDate) -> Result<Vec<Job>, Problems> {
+    load_dir_with(dir, today, false)
+}
+
+/// Like [`load_dir`] for a daemon: an absolute `date_from` that has aged out of the
+/// API's one-year window is a warning, not a problem, so one collection that aged out
+/// while the daemon was down does not keep every job from running. Its fires are
+/// checked again when they are due, recorded as failed and named by `/healthz`.
+pub fn load_dir_for_daemon(dir: &Path, today: NaiveDate) -> Result<Vec<Job>, Problems> {
+    load_dir_with(dir, today, true)
+}
+
+fn load_dir_with(dir: &Path, today: NaiveDate, aged_out_warns: bool) -> Result<Vec<Job>, Problems> {
     let entries = match std::fs::read_dir(dir) {
         Ok(entries) => entries,
         Err(e) => {
@@ -76,7 +88,7 @@ pub fn load_dir(dir: &Path, today: NaiveDate) -> Result<Vec<Job>, Problems> {
     let mut jobs = Vec::new();
     let mut seen: HashMap<String, PathBuf> = HashMap::new();
     for (_, path) in files {
-        let loaded = load(&path, today);
+        let loaded = load(&path, today, aged_out_warns);
         let mut file_problems = loaded.problems;
         if let Some(name) = &loaded.name {
             if let Some(first) = seen.get(name) {
@@ -108,7 +120,7 @@ pub fn load_dir(dir: &Path, today: NaiveDate) -> Result<Vec<Job>, Problems> {
 
 /// Loads and validates one job file. Date rules are checked against `today` (UTC).
 pub fn load_file(path: &Path, today: NaiveDate) -> Result<Job, Problems> {
-    let loaded = load(path, today);
+    let loaded = load(path, today, false);
     match loaded.job {
         Some(job) if loaded.problems.is_empty() => Ok(job),
         _ => Err(Problems(loaded.problems)),
@@ -128,6 +140,8 @@ struct Ctx<'a> {
     problems: Vec<Problem>,
     /// What loads but will likely go wrong later.
     warnings: Vec<Problem>,
+    /// An absolute date that aged out of the one-year window is a warning (a daemon).
+    aged_out_warns: bool,
 }
 
 impl Ctx<'_> {
@@ -196,11 +210,12 @@ struct TargetList {
     broken: bool,
 }
 
-fn load(path: &Path, today: NaiveDate) -> Loaded {
+fn load(path: &Path, today: NaiveDate, aged_out_warns: bool) -> Loaded {
     let mut ctx = Ctx {
         file: path,
         problems: Vec::new(),
         warnings: Vec::new(),
+        aged_out_warns,
     };
     let done = |ctx: Ctx, name, job| Loaded {
         name,
@@ -688,7 +703,25 @@ fn check_dates(
     today: NaiveDate,
 ) -> bool {
     let date = |name: &'static str| date_param(endpoint, set, name, today);
-    let breaks = date_breaks(endpoint, date, today);
+    let mut breaks = date_breaks(endpoint, date, today);
+    if ctx.aged_out_warns {
+        breaks.retain(|b| match *b {
+            DateBreak::OutsideYear { from, earliest } if from.set && !from.spec.is_relative() => {
+                ctx.warn(
+                    format!("{prefix}date_from"),
+                    format!(
+                        "{} is older than the API's one-year window (not before {}): this \
+                         collection's fires are not sent until it is fixed; use a relative date \
+                         such as -30d",
+                        format_date(from.date),
+                        format_date(earliest)
+                    ),
+                );
+                false
+            }
+            _ => true,
+        });
+    }
     for b in &breaks {
         let (field, why) = match *b {
             DateBreak::Future(d) => (

@@ -24,7 +24,9 @@ use crate::api::endpoint::Endpoint;
 use crate::api::target::Target;
 use crate::schedule::Schedule;
 
-pub use load::{AGE_OUT_WARNING_DAYS, check_request_dates, load_dir, load_file};
+pub use load::{
+    AGE_OUT_WARNING_DAYS, check_request_dates, load_dir, load_dir_for_daemon, load_file,
+};
 pub use params::{DateSpec, DateUnit, ParamValue, Params};
 
 /// Default `catch_up_window`: how far back `catch_up = "all"` looks for missed fires.

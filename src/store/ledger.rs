@@ -211,10 +211,13 @@ impl Store {
         .await?;
         let mut raw_id = None;
         if keep_raw && let Some(body) = &attempt.body {
+            // A retry after a commit whose acknowledgement was lost finds the row.
             raw_id = Some(
                 sqlx::query_scalar(
                     "INSERT INTO linkledger.raw_responses (api_call_id, endpoint, received_at, body)
-                     VALUES ($1, $2, $3, $4) RETURNING id",
+                     VALUES ($1, $2, $3, $4)
+                     ON CONFLICT (api_call_id) DO UPDATE SET body = EXCLUDED.body
+                     RETURNING id",
                 )
                 .bind(call_id)
                 .bind(endpoint)
@@ -223,6 +226,20 @@ impl Store {
                 .fetch_one(&mut *tx)
                 .await?,
             );
+        }
+        if attempt.outcome == crate::api::Outcome::Ok {
+            // The answer is bought: the failures that count from now on are failures
+            // to load it, so a crash while loading cannot exhaust an item whose earlier
+            // attempts to buy it failed.
+            sqlx::query(
+                "UPDATE linkledger.work w SET failures = 0
+                 FROM linkledger.api_calls c
+                 WHERE c.id = $1 AND w.id = c.work_id AND w.attempt = c.attempt
+                   AND w.state = 'running'",
+            )
+            .bind(call_id)
+            .execute(&mut *tx)
+            .await?;
         }
         tx.commit().await?;
         Ok(raw_id)

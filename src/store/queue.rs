@@ -89,13 +89,19 @@ pub struct Claimed {
     pub exhausted_runs: Vec<i64>,
 }
 
-/// An answer an earlier claim of a work item paid for and stored raw.
+/// The last answer an earlier claim of a work item got that settles it: data (`ok`,
+/// stored raw), or an answer that will not change by asking again (`rejected`,
+/// `invalid_response`).
 #[derive(Clone, Debug, sqlx::FromRow)]
 pub struct PaidAnswer {
     pub call_id: i64,
-    pub raw_id: i64,
-    pub received_at: DateTime<Utc>,
-    pub body: Value,
+    /// `ok`, `rejected` or `invalid_response`.
+    pub outcome: String,
+    /// Why it failed, for `rejected` and `invalid_response`.
+    pub error: Option<String>,
+    pub raw_id: Option<i64>,
+    pub received_at: Option<DateTime<Utc>>,
+    pub body: Option<Value>,
 }
 
 /// Work items per state, for metrics.
@@ -259,17 +265,27 @@ impl Store {
         Ok(Some(run_id))
     }
 
-    /// The newest fire enqueued for a collection.
-    pub async fn last_fire(
+    /// Where a collection's schedule resumes: its newest fire, else the instant a
+    /// daemon first saw it (`now`, recorded, when none has).
+    pub async fn schedule_anchor(
         &self,
         job: &str,
         collection: &str,
-    ) -> Result<Option<DateTime<Utc>>, StoreError> {
+        now: DateTime<Utc>,
+    ) -> Result<DateTime<Utc>, StoreError> {
         Ok(sqlx::query_scalar(
-            "SELECT max(scheduled_for) FROM linkledger.fires WHERE job = $1 AND collection = $2",
+            "WITH seen AS (
+                 INSERT INTO linkledger.collections (job, collection, first_seen_at)
+                 VALUES ($1, $2, $3) ON CONFLICT (job, collection) DO NOTHING
+                 RETURNING first_seen_at)
+             SELECT coalesce(
+                 (SELECT max(scheduled_for) FROM linkledger.fires WHERE job = $1 AND collection = $2),
+                 (SELECT first_seen_at FROM seen),
+                 (SELECT first_seen_at FROM linkledger.collections WHERE job = $1 AND collection = $2))",
         )
         .bind(job)
         .bind(collection)
+        .bind(now)
         .fetch_one(self.pool())
         .await?)
     }
@@ -328,10 +344,10 @@ impl Store {
                    AND (($4::bigint[] IS NULL AND run_kind = 'scheduled') OR run_id = ANY($4))
                  ORDER BY run_after, id
                  LIMIT $3
-                 FOR UPDATE SKIP LOCKED)
+                 FOR UPDATE SKIP LOCKED),
              -- SET reads the row as locked (a concurrent release is seen), not as the
              -- statement's snapshot had it.
-             UPDATE linkledger.work w
+             claimed AS (UPDATE linkledger.work w
              SET attempt = w.attempt + 1,
                  failures = w.failures + (w.state = 'running')::int,
                  state = CASE WHEN w.state = 'running' AND w.failures + 1 >= w.max_attempts
@@ -348,12 +364,22 @@ impl Store {
                      ELSE w.last_error END
              FROM picked WHERE w.id = picked.id
              RETURNING w.state, w.id, w.run_id, w.job, w.collection, w.endpoint, w.targets, w.task,
-                       w.estimated_rows, w.attempt, w.failures, w.max_attempts",
+                       w.estimated_rows, w.attempt, w.failures, w.max_attempts),
+             -- An exhausted item is never claimed again: its requests left unanswered
+             -- are booked now, at their list price.
+             abandoned AS (UPDATE linkledger.api_calls c SET outcome = 'abandoned',
+                    cost_usd = $5 + $6 * claimed.estimated_rows,
+                    error = 'no answer: the process died with the request in flight; cost is the list-price estimate'
+                 FROM claimed
+                 WHERE claimed.state = 'exhausted' AND c.work_id = claimed.id AND c.outcome = 'sent')
+             SELECT * FROM claimed",
         )
         .bind(worker)
         .bind(lease.as_millis() as i64)
         .bind(limit)
         .bind(runs)
+        .bind(crate::plan::PRICE_PER_REQUEST.decimal())
+        .bind(crate::plan::PRICE_PER_ROW.decimal())
         .fetch_all(self.pool())
         .await?;
         let mut claimed = Claimed::default();
@@ -367,16 +393,16 @@ impl Store {
         Ok(claimed)
     }
 
-    /// The stored answer of an earlier claim of this work item, if one was paid for
-    /// and stored raw but the item never completed (its worker died, or lost its
-    /// claim, between the answer and the rows). Re-claiming work uses it instead of
+    /// The answer an earlier claim of this work item already paid for, if the item
+    /// never reached its next state after it (its worker died, or lost its claim, or
+    /// the database was away). Re-claiming work settles the item from it instead of
     /// buying the answer again.
     pub async fn paid_answer(&self, work_id: i64) -> Result<Option<PaidAnswer>, StoreError> {
         Ok(sqlx::query_as(
-            "SELECT c.id AS call_id, r.id AS raw_id, r.received_at, r.body
+            "SELECT c.id AS call_id, c.outcome, c.error, r.id AS raw_id, r.received_at, r.body
              FROM linkledger.api_calls c
-             JOIN linkledger.raw_responses r ON r.api_call_id = c.id
-             WHERE c.work_id = $1 AND c.outcome = 'ok'
+             LEFT JOIN linkledger.raw_responses r ON r.api_call_id = c.id
+             WHERE c.work_id = $1 AND c.outcome IN ('ok', 'rejected', 'invalid_response')
              ORDER BY c.id DESC LIMIT 1",
         )
         .bind(work_id)
@@ -622,13 +648,16 @@ impl Store {
         .await?)
     }
 
-    /// Work items per state and the age of the oldest queued one, for metrics.
+    /// Scheduled work items per state and the age of the oldest queued one, for the
+    /// daemon's metrics (a once-run's work is its own).
     pub async fn queue_depth(&self) -> Result<QueueDepth, StoreError> {
         let rows: Vec<DepthRow> = sqlx::query_as(
             "SELECT state, count(*)::bigint AS items,
                     extract(epoch FROM now() - min(created_at) FILTER (WHERE state = 'queued'))::float8
                       AS oldest_queued_secs
-             FROM linkledger.work WHERE state IN ('queued', 'running') GROUP BY state",
+             FROM linkledger.work
+             WHERE state IN ('queued', 'running') AND run_kind = 'scheduled'
+             GROUP BY state",
         )
         .fetch_all(self.pool())
         .await?;

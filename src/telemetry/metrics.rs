@@ -104,13 +104,13 @@ impl Metrics {
         let queue_depth = Family::<StateLabels, Gauge>::default();
         registry.register(
             "queue_depth",
-            "Queue items by state, as of the last refresh",
+            "Scheduled work items by state, as of the last refresh",
             queue_depth.clone(),
         );
         let queue_oldest_age = FloatGauge::default();
         registry.register(
             "queue_oldest_age_seconds",
-            "Age in seconds of the oldest queued item (0 if none)",
+            "Age in seconds of the oldest queued scheduled item (0 if none)",
             queue_oldest_age.clone(),
         );
         let schedule_lag = Family::<ScheduleLabels, FloatGauge>::default();

@@ -126,7 +126,7 @@ async fn a_task_level_40501_is_recorded_with_its_message_and_not_retried() {
         linkledger::queue::WorkerConfig::for_once(2),
         linkledger::queue::Scope::Runs(vec![run]),
     )
-    .run(tokio_util::sync::CancellationToken::new())
+    .run(&linkledger::queue::Shutdown::default())
     .await
     .unwrap();
     assert_eq!(sb.stats().requests, 1, "not retried");

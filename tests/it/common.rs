@@ -253,7 +253,7 @@ pub async fn run_once(
         jobs,
         kind,
         today,
-        tokio_util::sync::CancellationToken::new(),
+        &linkledger::queue::Shutdown::default(),
     )
     .await
 }

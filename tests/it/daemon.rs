@@ -19,6 +19,25 @@ struct Daemon {
     log: Arc<Mutex<String>>,
 }
 
+/// Collects a child's stderr as it comes, to wait on what it logs.
+fn capture_stderr(child: &mut tokio::process::Child) -> Arc<Mutex<String>> {
+    let log = Arc::new(Mutex::new(String::new()));
+    let mut stderr = child.stderr.take().expect("stderr is piped");
+    let l = log.clone();
+    tokio::spawn(async move {
+        let mut buf = vec![0u8; 8192];
+        while let Ok(n) = stderr.read(&mut buf).await {
+            if n == 0 {
+                break;
+            }
+            l.lock()
+                .unwrap()
+                .push_str(&String::from_utf8_lossy(&buf[..n]));
+        }
+    });
+    log
+}
+
 impl Daemon {
     async fn start(dir: &std::path::Path, env: &[(String, String)]) -> Daemon {
         let mut cmd = command(dir, env, &["run"]);
@@ -26,20 +45,7 @@ impl Daemon {
             .stderr(Stdio::piped())
             .kill_on_drop(true);
         let mut child = cmd.spawn().expect("starting the daemon");
-        let log = Arc::new(Mutex::new(String::new()));
-        let mut stderr = child.stderr.take().unwrap();
-        let l = log.clone();
-        tokio::spawn(async move {
-            let mut buf = vec![0u8; 8192];
-            while let Ok(n) = stderr.read(&mut buf).await {
-                if n == 0 {
-                    break;
-                }
-                l.lock()
-                    .unwrap()
-                    .push_str(&String::from_utf8_lossy(&buf[..n]));
-            }
-        });
+        let log = capture_stderr(&mut child);
         let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
         let addr = tokio::time::timeout(Duration::from_secs(60), async {
             while let Some(line) = lines.next_line().await.unwrap() {
@@ -782,4 +788,174 @@ async fn sigterm_on_a_once_run_exits_143_with_the_run_interrupted() {
             .await
             .unwrap();
     assert_eq!(status, "interrupted");
+}
+
+#[tokio::test]
+async fn a_daemon_never_claims_the_work_a_killed_once_run_left_behind() {
+    let sc = scene(
+        20,
+        SandboxOptions {
+            latency: Duration::from_millis(1500),
+            ..SandboxOptions::default()
+        },
+        &[("LINKLEDGER_API__MAX_IN_FLIGHT", "2")],
+    )
+    .await;
+    let store = sc.store.clone();
+    let mut child = once_run(sc.wd.path(), &sc.env);
+    wait_for(Duration::from_secs(30), "calls in flight", || async {
+        sc.sb.stats().requests >= 2
+    })
+    .await;
+    child.kill().await.expect("kill -9 of the once-run");
+    let requests_at_kill = sc.sb.stats().requests;
+    let once =
+        "FROM linkledger.work w JOIN linkledger.runs r ON r.id = w.run_id WHERE r.kind = 'once'";
+    let left = count(
+        &store,
+        &format!("SELECT count(*) {once} AND w.state IN ('queued', 'running')"),
+    )
+    .await;
+    assert!(left > 0, "the kill left work behind");
+    let claims_before = count(&store, &format!("SELECT sum(w.attempt)::bigint {once}")).await;
+
+    // The daemon runs its own fire (20 calls at 1.5 s, two at a time: longer than the
+    // killed run's 5 s leases), and nothing of the once-run.
+    let mut d = Daemon::start(sc.wd.path(), &sc.env).await;
+    wait_for(Duration::from_secs(90), "the daemon's own fire done", || async {
+        count(
+            &store,
+            "SELECT count(*) FROM linkledger.runs WHERE kind = 'scheduled' AND status = 'succeeded' AND finished_at > now() - interval '5 minutes'",
+        )
+        .await
+            == 1
+    })
+    .await;
+    d.signal(Signal::SIGTERM);
+    assert!(
+        d.wait(Duration::from_secs(30)).await.success(),
+        "{}",
+        d.log()
+    );
+    assert_eq!(
+        count(&store, &format!("SELECT sum(w.attempt)::bigint {once}")).await,
+        claims_before,
+        "no claim was made on the once-run's work"
+    );
+    assert_eq!(
+        sc.sb.stats().requests,
+        requests_at_kill + 20,
+        "{:?}",
+        sc.sb.stats()
+    );
+}
+
+#[tokio::test]
+async fn a_daemon_starts_with_a_date_that_aged_out_and_health_names_its_job() {
+    let db = TestDb::new().await;
+    let sb = default_sandbox().await;
+    let aged = (chrono::Utc::now() - chrono::Duration::days(400))
+        .format("%Y-%m-%d")
+        .to_string();
+    let wd = Workdir::new(&[
+        (
+            "aged.toml",
+            &format!(
+                "name = \"aged\"\ntargets = [\"a.com\"]\n[[collect]]\nendpoint = \"bulk_new_lost_backlinks\"\nschedule = \"0 0 1 1 *\"\nparams = {{ date_from = \"{aged}\" }}\n"
+            ),
+        ),
+        ("daemon.toml", &summary_job(2, ONE_FIRE, ONE_FIRE_CATCH_UP)),
+    ]);
+    let env = daemon_env(&db.url, &sb, &[]);
+    // `jobs check` still refuses the file: the API would refuse the call.
+    let check = linkledger(wd.path(), &env, &["jobs", "check"]).await;
+    assert_eq!(check.status.code(), Some(2), "{}", stderr(&check));
+    assert!(stderr(&check).contains("collect[1].params.date_from"));
+
+    let mut d = Daemon::start(wd.path(), &env).await;
+    wait_for(
+        Duration::from_secs(20),
+        "the health check naming the job",
+        || async {
+            let (status, body) = d.get("/healthz").await;
+            status == 503 && body.contains("job aged") && body.contains("one-year window")
+        },
+    )
+    .await;
+    assert!(
+        d.log()
+            .contains("warning: jobs/aged.toml: collect[1].params.date_from"),
+        "{}",
+        d.log()
+    );
+    d.signal(Signal::SIGTERM);
+    assert!(
+        d.wait(Duration::from_secs(15)).await.success(),
+        "{}",
+        d.log()
+    );
+    assert_eq!(sb.stats().requests, 0, "nothing was sent for it");
+}
+
+#[tokio::test]
+async fn a_second_ctrl_c_stops_a_once_run_without_waiting_for_its_calls_in_flight() {
+    let sc = scene(
+        6,
+        SandboxOptions {
+            latency: Duration::from_secs(20),
+            ..SandboxOptions::default()
+        },
+        &[
+            ("LINKLEDGER_API__MAX_IN_FLIGHT", "2"),
+            ("LINKLEDGER_QUEUE__SHUTDOWN_GRACE", "130s"),
+        ],
+    )
+    .await;
+    let mut child = once_run(sc.wd.path(), &sc.env);
+    let log = capture_stderr(&mut child);
+    let pid = Pid::from_raw(child.id().expect("running") as i32);
+    wait_for(Duration::from_secs(30), "calls in flight", || async {
+        sc.sb.stats().requests >= 2
+    })
+    .await;
+    kill(pid, Signal::SIGINT).unwrap();
+    wait_for(
+        Duration::from_secs(10),
+        "the first signal handled",
+        || async { log.lock().unwrap().contains("stopping: no new calls") },
+    )
+    .await;
+    let started = Instant::now();
+    kill(pid, Signal::SIGINT).unwrap();
+    let status = tokio::time::timeout(Duration::from_secs(15), child.wait())
+        .await
+        .expect("exits without waiting for the 20-second answers")
+        .unwrap();
+    assert!(started.elapsed() < Duration::from_secs(15));
+    assert_eq!(status.code(), Some(130), "{}", log.lock().unwrap());
+    assert_eq!(
+        count(
+            &sc.store,
+            "SELECT count(*) FROM linkledger.api_calls WHERE outcome = 'sent'"
+        )
+        .await,
+        0,
+        "the abandoned requests are booked"
+    );
+    assert_eq!(
+        count(
+            &sc.store,
+            "SELECT count(*) FROM linkledger.api_calls WHERE outcome = 'abandoned'"
+        )
+        .await,
+        2
+    );
+    assert_eq!(
+        count(
+            &sc.store,
+            "SELECT count(*) FROM linkledger.work WHERE state IN ('queued', 'running')"
+        )
+        .await,
+        0
+    );
 }

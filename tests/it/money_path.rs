@@ -467,6 +467,7 @@ async fn who_may_claim_work_follows_the_kind_of_its_run() {
     let store = db.store().await;
     let job = job_for("summary", &["kind.example.com".to_string()], "");
     let once = enqueue_job(&store, &job, RunKind::Once, 3).await;
+    let other_once = enqueue_job(&store, &job, RunKind::Once, 3).await;
     let work: Vec<_> = linkledger::plan::plan_job(&job, today())
         .iter()
         .map(linkledger::queue::new_work)
@@ -476,24 +477,9 @@ async fn who_may_claim_work_follows_the_kind_of_its_run() {
         .await
         .unwrap()
         .unwrap();
-    let daemon = store
-        .claim("daemon", Duration::from_secs(30), 10, ClaimScope::Scheduled)
-        .await
-        .unwrap();
-    assert_eq!(
-        daemon.items.iter().map(|w| w.run_id).collect::<Vec<_>>(),
-        vec![scheduled]
-    );
-    let other_once = store
-        .claim(
-            "other",
-            Duration::from_secs(30),
-            10,
-            ClaimScope::Runs(&[once + 1000]),
-        )
-        .await
-        .unwrap();
-    assert!(other_once.items.is_empty());
+    // Everything is due; each claim may take up to ten items.
+    let runs_of =
+        |c: linkledger::store::Claimed| c.items.iter().map(|w| w.run_id).collect::<Vec<_>>();
     let own = store
         .claim(
             "once",
@@ -504,7 +490,116 @@ async fn who_may_claim_work_follows_the_kind_of_its_run() {
         .await
         .unwrap();
     assert_eq!(
-        own.items.iter().map(|w| w.run_id).collect::<Vec<_>>(),
-        vec![once]
+        runs_of(own),
+        vec![once],
+        "a once-run takes only its own work"
     );
+    let daemon = store
+        .claim("daemon", Duration::from_secs(30), 10, ClaimScope::Scheduled)
+        .await
+        .unwrap();
+    assert_eq!(
+        runs_of(daemon),
+        vec![scheduled],
+        "a daemon takes only scheduled work"
+    );
+    assert_eq!(
+        count(
+            &store,
+            &format!("SELECT count(*) FROM linkledger.work WHERE run_id = {other_once} AND state = 'queued'")
+        )
+        .await,
+        1,
+        "another once-run's work is left to it"
+    );
+}
+
+/// A worker that died after its answer was recorded but before the item reached its
+/// next state leaves the answer in the ledger: the next claim settles the item from it
+/// (a refusal stays a refusal, an unreadable answer stays unreadable) and buys nothing.
+#[tokio::test]
+async fn a_reclaimed_item_is_settled_from_a_refusal_or_an_unreadable_answer_already_paid_for() {
+    let db = TestDb::new().await;
+    let store = db.store().await;
+    let sb = default_sandbox().await;
+    let exec = executor(&store, &sb, 2);
+    let cases = [
+        // An unknown field: the API refuses the task (40501).
+        (
+            "refused.example.com",
+            serde_json::json!({"target": "refused.example.com", "no_such_field": 1}),
+            "rejected",
+        ),
+        // A charged answer whose result is not an array: it cannot be normalized.
+        (
+            "quirk-result-object.example.com",
+            serde_json::json!({"target": "quirk-result-object.example.com"}),
+            "invalid",
+        ),
+    ];
+    for (i, (target, task, expected)) in cases.into_iter().enumerate() {
+        let call = linkledger::plan::CallSpec {
+            job: "j".into(),
+            collection: "c".into(),
+            endpoint: linkledger::api::Endpoint::Summary,
+            targets: vec![linkledger::api::Target::parse(target).unwrap()],
+            task,
+            estimated_rows: 1,
+        };
+        let run = store
+            .start_run_with_work("j", RunKind::Once, 5, &[linkledger::queue::new_work(&call)])
+            .await
+            .unwrap();
+        let first = store
+            .claim(
+                "dies",
+                Duration::from_millis(300),
+                1,
+                ClaimScope::Runs(&[run]),
+            )
+            .await
+            .unwrap()
+            .items;
+        let dying = linkledger::store::Fence {
+            work_id: first[0].id,
+            attempt: first[0].attempt,
+        };
+        // The attempt gets and records its answer; the worker dies before settling.
+        exec.attempt(run, &call, dying).await.unwrap();
+        assert_eq!(sb.stats().requests as usize, i + 1);
+        wait_for(Duration::from_secs(5), "the lease to lapse", || async {
+            count(
+                &store,
+                &format!("SELECT count(*) FROM linkledger.work WHERE run_id = {run} AND lease_expires_at < now()"),
+            )
+            .await
+                == 1
+        })
+        .await;
+        let again = store
+            .claim("next", Duration::from_secs(30), 1, ClaimScope::Runs(&[run]))
+            .await
+            .unwrap()
+            .items;
+        let fresh = linkledger::store::Fence {
+            work_id: again[0].id,
+            attempt: again[0].attempt,
+        };
+        let end = exec.recover(&call, fresh).await.unwrap();
+        match (expected, &end) {
+            ("rejected", Some(linkledger::executor::AttemptEnd::Rejected(why))) => {
+                assert!(why.contains("no_such_field"), "{why}")
+            }
+            ("invalid", Some(linkledger::executor::AttemptEnd::Invalid(why))) => {
+                assert!(why.contains("result"), "{why}")
+            }
+            _ => panic!("{target}: expected {expected}, got {end:?}"),
+        }
+        assert_eq!(
+            sb.stats().requests as usize,
+            i + 1,
+            "{target}: not bought again"
+        );
+    }
+    assert_eq!(ledger_total(&store).await, sb.stats().charged_usd.decimal());
 }

@@ -4,10 +4,9 @@ use std::time::Duration;
 
 use chrono::{TimeZone, Utc};
 use linkledger::queue::new_work;
-use linkledger::queue::{Scope, WorkerConfig, Workers};
+use linkledger::queue::{Scope, Shutdown, WorkerConfig, Workers};
 use linkledger::store::{ClaimScope, Fence, RunKind, Store, Terminal};
 use secrecy::SecretString;
-use tokio_util::sync::CancellationToken;
 
 use crate::common::*;
 
@@ -54,7 +53,7 @@ async fn several_workers_on_several_connections_claim_and_execute_each_call_exac
             Scope::Runs(vec![run]),
         );
         handles.push(tokio::spawn(async move {
-            workers.run(CancellationToken::new()).await
+            workers.run(&Shutdown::default()).await
         }));
     }
     for h in handles {
@@ -430,16 +429,19 @@ async fn missed_fires_follow_the_catch_up_policy() {
 async fn a_collection_that_never_fired_starts_at_its_next_instant_and_catches_nothing_up() {
     let db = TestDb::new().await;
     let store = db.store().await;
-    let jobs: Vec<_> = ["latest", "all"]
-        .iter()
-        .map(|policy| {
-            job(&format!(
-                "name = \"new-{policy}\"\ntargets = [\"a.com\"]\n[[collect]]\nendpoint = \"summary\"\nschedule = \"0 * * * *\"\ncatch_up = \"{policy}\"\ncatch_up_window = \"7d\"\n"
-            ))
-        })
-        .collect();
+    let jobs = |prefix: &str| -> Vec<linkledger::jobs::Job> {
+        ["latest", "all"]
+            .iter()
+            .map(|policy| {
+                job(&format!(
+                    "name = \"{prefix}-{policy}\"\ntargets = [\"a.com\"]\n[[collect]]\nendpoint = \"summary\"\nschedule = \"0 * * * *\"\ncatch_up = \"{policy}\"\ncatch_up_window = \"7d\"\n"
+                ))
+            })
+            .collect()
+    };
     let now = Utc.with_ymd_and_hms(2026, 11, 25, 14, 30, 0).unwrap();
-    let mut scheduler = linkledger::daemon::Scheduler::new(store.clone(), jobs, "s".into(), 5);
+    let mut scheduler =
+        linkledger::daemon::Scheduler::new(store.clone(), jobs("new"), "s".into(), 5);
     let first = scheduler.tick(now).await.unwrap();
     assert!(
         first.is_empty(),
@@ -458,6 +460,27 @@ async fn a_collection_that_never_fired_starts_at_its_next_instant_and_catches_no
         next.iter()
             .all(|e| e.scheduled_for == Utc.with_ymd_and_hms(2026, 11, 25, 15, 0, 0).unwrap())
     );
+
+    // Seen by a daemon that stopped before their first instant: the next daemon, at
+    // 17:30, catches up what they missed since they were first seen, not before.
+    linkledger::daemon::Scheduler::new(store.clone(), jobs("seen"), "first".into(), 5)
+        .tick(now)
+        .await
+        .unwrap();
+    let caught_up =
+        linkledger::daemon::Scheduler::new(store.clone(), jobs("seen"), "next".into(), 5)
+            .tick(now + chrono::Duration::hours(3))
+            .await
+            .unwrap();
+    let when = |job: &str| {
+        caught_up
+            .iter()
+            .filter(|e| e.job == job)
+            .map(|e| e.scheduled_for.format("%H:%M").to_string())
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(when("seen-latest"), vec!["17:00"]);
+    assert_eq!(when("seen-all"), vec!["15:00", "16:00", "17:00"]);
 }
 
 #[tokio::test]
