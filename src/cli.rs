@@ -457,7 +457,10 @@ fn print_plan(jobs: &[&Job], today: NaiveDate) {
         for c in &job.collections {
             let planned = crate::plan::plan_collection(c, today);
             let rows: i64 = planned.iter().map(|p| p.estimated_rows).sum();
-            let cost: Usd = planned.iter().map(|p| p.estimated_cost()).sum();
+            let cost: Usd = planned
+                .iter()
+                .map(|p| p.estimated_cost(&crate::plan::Prices::default()))
+                .sum();
             println!(
                 "{:<16} {:<32} {:<46} {:>7} {:>9} {:>10}",
                 job.name,

@@ -448,7 +448,7 @@ impl Executor {
     ) -> anyhow::Result<Option<AttemptEnd>> {
         let abandoned = self
             .store
-            .abandon_unanswered(fence, call.estimated_cost())
+            .abandon_unanswered(fence, call.estimated_cost(&crate::plan::Prices::default()))
             .await
             .context("accounting for requests abandoned in flight")?;
         if abandoned > 0 {

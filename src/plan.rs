@@ -7,11 +7,12 @@
 
 use std::collections::BTreeMap;
 
-use chrono::{Datelike, NaiveDate};
+use chrono::NaiveDate;
 use serde_json::Value;
 
 use crate::api::Endpoint;
 use crate::api::Target;
+use crate::api::endpoint::GroupRange;
 use crate::api::endpoint::{BULK_MAX_TARGETS, PAGES_SUMMARY_MAX_DOMAINS};
 use crate::jobs::{Collection, Job};
 use crate::money::Usd;
@@ -24,7 +25,69 @@ pub const PRICE_PER_ROW: Usd = Usd(rust_decimal::Decimal::from_parts(3, 0, 0, fa
 /// The API's list price: $0.02 per request plus $0.00003 per returned row. Only an
 /// estimate; the ledger records what the API reports.
 pub fn price(rows: i64) -> Usd {
-    Usd(PRICE_PER_REQUEST.decimal() + PRICE_PER_ROW.decimal() * rust_decimal::Decimal::from(rows))
+    Rate::LIST.price(rows)
+}
+
+/// A price per request and per returned row.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Rate {
+    pub per_request: Usd,
+    pub per_row: Usd,
+}
+
+impl Rate {
+    /// DataForSEO's list price for the live Backlinks endpoints.
+    pub const LIST: Rate = Rate {
+        per_request: PRICE_PER_REQUEST,
+        per_row: PRICE_PER_ROW,
+    };
+
+    pub fn price(self, rows: i64) -> Usd {
+        Usd(self.per_request.decimal() + self.per_row.decimal() * rust_decimal::Decimal::from(rows))
+    }
+}
+
+/// What calls cost the user: the account's own price list when `appendix/user_data`
+/// gave one, else the list price; or a gateway's flat price per call.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Prices {
+    /// Per endpoint, from the account's price list; endpoints not in it pay the list
+    /// price.
+    pub per_endpoint: BTreeMap<Endpoint, Rate>,
+    /// `api.price_per_call`: a gateway's flat price, whatever the rows.
+    pub flat_per_call: Option<Usd>,
+    /// When the price list was read (`None`: the built-in list price).
+    pub as_of: Option<chrono::DateTime<chrono::Utc>>,
+}
+
+impl Prices {
+    /// The rate of `endpoint`.
+    pub fn rate(&self, endpoint: Endpoint) -> Rate {
+        self.per_endpoint
+            .get(&endpoint)
+            .copied()
+            .unwrap_or(Rate::LIST)
+    }
+
+    /// What a call of `endpoint` returning `rows` rows costs.
+    pub fn estimate(&self, endpoint: Endpoint, rows: i64) -> Usd {
+        match self.flat_per_call {
+            Some(flat) => flat,
+            None => self.rate(endpoint).price(rows),
+        }
+    }
+
+    /// Where the prices come from, for people.
+    pub fn source(&self) -> String {
+        match (self.flat_per_call, self.as_of) {
+            (Some(flat), _) => format!("api.price_per_call {flat} per call"),
+            (None, Some(at)) => format!(
+                "the account's price list of {}",
+                at.format("%Y-%m-%d %H:%M UTC")
+            ),
+            (None, None) => "list price $0.02 per call + $0.00003 per row".into(),
+        }
+    }
 }
 
 /// One planned API call.
@@ -41,8 +104,9 @@ pub struct CallSpec {
 }
 
 impl CallSpec {
-    pub fn estimated_cost(&self) -> Usd {
-        price(self.estimated_rows)
+    /// The estimated cost of the call under `prices`.
+    pub fn estimated_cost(&self, prices: &Prices) -> Usd {
+        prices.estimate(self.endpoint, self.estimated_rows)
     }
 
     pub fn target_strings(&self) -> Vec<String> {
@@ -165,9 +229,10 @@ fn date_param(params: &serde_json::Map<String, Value>, name: &str) -> Option<Nai
         .and_then(|s| NaiveDate::parse_from_str(s, "%Y-%m-%d").ok())
 }
 
-/// Rows an answer is expected to hold: one per target, one per month of history, one
-/// per period of a time series.
-fn estimate_rows(
+/// Rows an answer is expected to hold, as the API bills them: one for a summary, one
+/// per target of a bulk call, one per month of history (up to this month), one per
+/// period of a time series (each dated the last day of its period).
+pub fn estimate_rows(
     endpoint: Endpoint,
     params: &serde_json::Map<String, Value>,
     targets: usize,
@@ -175,21 +240,21 @@ fn estimate_rows(
 ) -> i64 {
     let from = date_param(params, "date_from");
     let to = date_param(params, "date_to").unwrap_or(today).min(today);
-    let months = |from: NaiveDate| {
-        ((to.year() - from.year()) * 12 + to.month() as i32 - from.month() as i32 + 1).max(0) as i64
-    };
     match endpoint {
-        Endpoint::History => months(from.unwrap_or(crate::api::endpoint::history_earliest())),
+        Endpoint::History => {
+            let from = from.unwrap_or(crate::api::endpoint::history_earliest());
+            crate::api::endpoint::months(from, to)
+        }
         Endpoint::TimeseriesSummary | Endpoint::TimeseriesNewLostSummary => {
             let from = from.unwrap_or(today);
-            let days = (to - from).num_days().max(0) + 1;
-            match params.get("group_range").and_then(Value::as_str) {
-                Some("day") => days,
-                Some("week") => days / 7 + 1,
-                Some("year") => (to.year() - from.year() + 1) as i64,
-                _ => months(from),
-            }
+            let group = params
+                .get("group_range")
+                .and_then(Value::as_str)
+                .and_then(GroupRange::parse)
+                .unwrap_or(GroupRange::Month);
+            crate::api::endpoint::periods(from, to, group).len() as i64
         }
+        Endpoint::Summary => 1,
         _ => targets as i64,
     }
 }

@@ -5,7 +5,7 @@
 use std::fmt;
 use std::str::FromStr;
 
-use chrono::NaiveDate;
+use chrono::{Datelike, NaiveDate};
 use serde::{Deserialize, Serialize};
 
 /// Most targets one bulk call takes.
@@ -21,6 +21,86 @@ pub fn history_earliest() -> NaiveDate {
 /// Earliest `date_from` of the timeseries endpoints.
 pub fn timeseries_earliest() -> NaiveDate {
     NaiveDate::from_ymd_opt(2019, 1, 30).expect("valid date")
+}
+
+/// `group_range` of the timeseries endpoints.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum GroupRange {
+    Day,
+    Week,
+    Month,
+    Year,
+}
+
+impl GroupRange {
+    pub fn name(self) -> &'static str {
+        match self {
+            GroupRange::Day => "day",
+            GroupRange::Week => "week",
+            GroupRange::Month => "month",
+            GroupRange::Year => "year",
+        }
+    }
+
+    /// The API's name for it; `None` for anything else.
+    pub fn parse(s: &str) -> Option<GroupRange> {
+        [
+            GroupRange::Day,
+            GroupRange::Week,
+            GroupRange::Month,
+            GroupRange::Year,
+        ]
+        .into_iter()
+        .find(|g| g.name() == s)
+    }
+}
+
+/// The first day of `d`'s month.
+pub fn first_of_month(d: NaiveDate) -> NaiveDate {
+    d.with_day(1).expect("day 1 exists")
+}
+
+/// The last day of `d`'s month.
+pub fn last_of_month(d: NaiveDate) -> NaiveDate {
+    first_of_month(d)
+        .checked_add_months(chrono::Months::new(1))
+        .and_then(|n| n.pred_opt())
+        .expect("date in range")
+}
+
+/// The periods a timeseries answer covers for `from..=to`, each as (first day, last
+/// day): the API dates each item on the last day of its period. Weeks are ISO weeks
+/// (Monday to Sunday).
+pub fn periods(from: NaiveDate, to: NaiveDate, group: GroupRange) -> Vec<(NaiveDate, NaiveDate)> {
+    let mut out = Vec::new();
+    let mut start = match group {
+        GroupRange::Day => from,
+        GroupRange::Week => {
+            from - chrono::Days::new(u64::from(from.weekday().num_days_from_monday()))
+        }
+        GroupRange::Month => first_of_month(from),
+        GroupRange::Year => NaiveDate::from_ymd_opt(from.year(), 1, 1).expect("valid date"),
+    };
+    while start <= to {
+        let end = match group {
+            GroupRange::Day => start,
+            GroupRange::Week => start + chrono::Days::new(6),
+            GroupRange::Month => last_of_month(start),
+            GroupRange::Year => NaiveDate::from_ymd_opt(start.year(), 12, 31).expect("valid date"),
+        };
+        out.push((start, end));
+        let Some(next) = end.succ_opt() else { break };
+        start = next;
+    }
+    out
+}
+
+/// The months a history answer covers for `from..=to` (as first days).
+pub fn months(from: NaiveDate, to: NaiveDate) -> i64 {
+    if to < from {
+        return 0;
+    }
+    i64::from((to.year() - from.year()) * 12 + to.month() as i32 - from.month() as i32 + 1)
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]

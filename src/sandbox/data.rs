@@ -18,7 +18,8 @@ use serde_json::{Map, Value, json};
 use xxhash_rust::xxh3::xxh3_64;
 
 use crate::api::endpoint::{
-    BULK_MAX_TARGETS, PAGES_SUMMARY_MAX_DOMAINS, history_earliest, timeseries_earliest,
+    BULK_MAX_TARGETS, GroupRange, PAGES_SUMMARY_MAX_DOMAINS, first_of_month, history_earliest,
+    periods, timeseries_earliest,
 };
 use crate::api::{Endpoint, ParamKind};
 
@@ -65,26 +66,6 @@ pub fn build_result(endpoint: Endpoint, task: &Value, today: NaiveDate) -> Resul
 // Validation
 // ---------------------------------------------------------------------------------------
 
-/// `group_range` of the timeseries endpoints.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum Group {
-    Day,
-    Week,
-    Month,
-    Year,
-}
-
-impl Group {
-    fn name(self) -> &'static str {
-        match self {
-            Group::Day => "day",
-            Group::Week => "week",
-            Group::Month => "month",
-            Group::Year => "year",
-        }
-    }
-}
-
 /// A validated task with the API's defaults filled in.
 #[derive(Debug)]
 struct Request {
@@ -94,7 +75,7 @@ struct Request {
     targets: Vec<String>,
     date_from: Option<NaiveDate>,
     date_to: Option<NaiveDate>,
-    group: Group,
+    group: GroupRange,
     list_limit: usize,
     /// `rank_scale = one_hundred`: ranks are shown on 0..=100.
     rank_hundred: bool,
@@ -138,7 +119,7 @@ impl Request {
             targets,
             date_from: None,
             date_to: None,
-            group: Group::Month,
+            group: GroupRange::Month,
             list_limit: obj
                 .get("internal_list_limit")
                 .and_then(Value::as_u64)
@@ -173,10 +154,10 @@ impl Request {
                 req.date_from = Some(from);
                 req.date_to = Some(to);
                 req.group = match str_param("group_range").unwrap_or("month") {
-                    "day" => Group::Day,
-                    "week" => Group::Week,
-                    "year" => Group::Year,
-                    _ => Group::Month,
+                    "day" => GroupRange::Day,
+                    "week" => GroupRange::Week,
+                    "year" => GroupRange::Year,
+                    _ => GroupRange::Month,
                 };
             }
             Endpoint::BulkNewLostBacklinks | Endpoint::BulkNewLostReferringDomains => {
@@ -858,40 +839,6 @@ fn history(req: &Request, today: NaiveDate) -> Value {
     });
     apply_quirk(target, &mut result);
     result
-}
-
-fn first_of_month(d: NaiveDate) -> NaiveDate {
-    d.with_day(1).expect("day 1 exists")
-}
-
-fn last_of_month(d: NaiveDate) -> NaiveDate {
-    first_of_month(d)
-        .checked_add_months(Months::new(1))
-        .and_then(|n| n.pred_opt())
-        .expect("date in range")
-}
-
-/// The periods covering `from..=to`, each as (first day, last day). Weeks are ISO weeks
-/// (Monday to Sunday); the API dates each item on the last day of its period.
-fn periods(from: NaiveDate, to: NaiveDate, group: Group) -> Vec<(NaiveDate, NaiveDate)> {
-    let mut out = Vec::new();
-    let mut start = match group {
-        Group::Day => from,
-        Group::Week => from - Days::new(u64::from(from.weekday().num_days_from_monday())),
-        Group::Month => first_of_month(from),
-        Group::Year => NaiveDate::from_ymd_opt(from.year(), 1, 1).expect("valid date"),
-    };
-    while start <= to {
-        let end = match group {
-            Group::Day => start,
-            Group::Week => start + Days::new(6),
-            Group::Month => last_of_month(start),
-            Group::Year => NaiveDate::from_ymd_opt(start.year(), 12, 31).expect("valid date"),
-        };
-        out.push((start, end));
-        start = end.succ_opt().expect("date in range");
-    }
-    out
 }
 
 fn timeseries(req: &Request) -> Value {
