@@ -1,5 +1,6 @@
 //! The DataForSEO client and its response types.
 
+pub mod account;
 pub mod client;
 pub mod endpoint;
 pub mod limits;

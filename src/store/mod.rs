@@ -1,5 +1,6 @@
 //! Everything that talks SQL. No other module writes to the database.
 
+pub mod account;
 pub mod ledger;
 pub mod limits;
 pub mod queue;
