@@ -8,11 +8,15 @@ use std::sync::Arc;
 use anyhow::Context as _;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
+use tracing::info;
 
 use crate::api::Client;
+use crate::budget::Budgets;
 use crate::config::{Config, ConfigError};
 use crate::executor::Executor;
+use crate::jobs::Job;
 use crate::limits::SharedLimits;
+use crate::plan::Prices;
 use crate::queue::{self, WorkerConfig};
 use crate::store::Store;
 use crate::telemetry::Metrics;
@@ -23,6 +27,13 @@ pub struct App {
     pub client: Client,
     pub limits: SharedLimits,
     pub metrics: Arc<Metrics>,
+    /// The caps in force (config and jobs), shared by every executor.
+    pub budgets: Budgets,
+    /// What calls cost, as the database last knew it (the account's price list, or a
+    /// gateway's flat price); executors refresh it from `user_data`.
+    pub prices: Prices,
+    /// `--config` as given, to read the configuration again on reload.
+    pub config_source: Option<std::path::PathBuf>,
     /// Who this process is in `work.leased_by` and `api_slots.holder`: `daemon`, `once`.
     role: String,
     keep_alive: CancellationToken,
@@ -39,10 +50,57 @@ pub async fn connect(config: &Config) -> anyhow::Result<Store> {
     Ok(store)
 }
 
+/// Records the caps in force (for `budget_status`); when they changed, the calls a
+/// budget held back try again at once.
+async fn publish_budgets(store: &Store, budgets: &Budgets) -> anyhow::Result<()> {
+    let caps = budgets.all();
+    let changed = store
+        .set_budgets(&caps)
+        .await
+        .context("recording the budgets in force")?;
+    store
+        .prepare_budgets(&caps)
+        .await
+        .context("preparing the budgets' totals")?;
+    if changed {
+        let released = store
+            .release_held()
+            .await
+            .context("letting held calls try again")?;
+        if released > 0 {
+            info!(released, "budgets changed; the calls they held try again");
+        }
+    }
+    Ok(())
+}
+
+/// Changes the budgets in force (a reload).
+#[derive(Clone, Debug)]
+pub struct BudgetHandle {
+    store: Store,
+    budgets: Budgets,
+}
+
+impl BudgetHandle {
+    /// Takes the budgets of reloaded configuration and jobs; when they changed, the
+    /// calls a budget held back try again at once.
+    pub async fn reload(
+        &self,
+        config: &crate::config::BudgetConfig,
+        jobs: &[Job],
+    ) -> anyhow::Result<()> {
+        if self.budgets.replace(config, jobs) {
+            info!("budgets changed");
+            publish_budgets(&self.store, &self.budgets).await?;
+        }
+        Ok(())
+    }
+}
+
 impl App {
     /// Builds everything a command that calls the API needs; `role` names this
-    /// process in the queue and the shared limits.
-    pub async fn build(config: Config, role: &str) -> anyhow::Result<App> {
+    /// process in the queue and the shared limits; `jobs` give their budgets.
+    pub async fn build(config: Config, role: &str, jobs: &[Job]) -> anyhow::Result<App> {
         let creds = config.api.credentials()?;
         let client = Client::with_credentials(&config.api, &creds)?;
         let store = connect(&config).await?;
@@ -54,6 +112,15 @@ impl App {
             config.queue.lease,
         );
         limits.prepare().await?;
+        let budgets = Budgets::new(&config.budget, jobs);
+        publish_budgets(&store, &budgets).await?;
+        let mut prices = store
+            .latest_account(Some(client.api_host()))
+            .await
+            .context("reading the last known price list")?
+            .map(|a| a.prices())
+            .unwrap_or_default();
+        prices.flat_per_call = config.api.price_per_call;
         let keep_alive = CancellationToken::new();
         let keep_alive_task = limits.keep_alive(keep_alive.clone());
         Ok(App {
@@ -62,6 +129,9 @@ impl App {
             client,
             limits,
             metrics: Arc::new(Metrics::new()),
+            budgets,
+            prices,
+            config_source: None,
             role: role.to_string(),
             keep_alive,
             keep_alive_task,
@@ -74,7 +144,23 @@ impl App {
         Executor::new(self.store.clone(), self.client.clone())
             .with_shared_limits(self.limits.clone())
             .with_metrics(self.metrics.clone())
+            .with_budgets(self.budgets.clone())
+            .with_prices(self.prices.clone())
             .with_stop(stop)
+    }
+
+    /// Reads the configuration from `source` (`--config`) again on reload.
+    pub fn with_config_source(mut self, source: Option<std::path::PathBuf>) -> App {
+        self.config_source = source;
+        self
+    }
+
+    /// What a reload needs to change the budgets in force.
+    pub fn budget_handle(&self) -> BudgetHandle {
+        BudgetHandle {
+            store: self.store.clone(),
+            budgets: self.budgets.clone(),
+        }
     }
 
     /// Workers as the queue configuration says.

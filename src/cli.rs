@@ -205,11 +205,11 @@ async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
                     jobs::load_dir_for_daemon(&cfg.jobs.dir, today())
                         .map_err(|problems| UsageError(problems.to_string()))?,
                 );
-                return daemon(cfg, jobs, loaded_from).await;
+                return daemon(cfg, cli.config.clone(), jobs, loaded_from).await;
             }
             let jobs = load_jobs(&cfg)?;
             let selected = jobs::select(&jobs, job.as_deref()).map_err(UsageError)?;
-            let app = App::build(cfg, "once").await?;
+            let app = App::build(cfg, "once", &jobs).await?;
             let code = run_once(&app, &selected, RunKind::Once).await;
             app.close().await?;
             code
@@ -399,11 +399,14 @@ impl Drop for Signals {
 /// `run`: the daemon, until SIGTERM or SIGINT.
 async fn daemon(
     cfg: Config,
+    config_source: Option<PathBuf>,
     jobs: Vec<Job>,
     loaded_from: crate::daemon::Fingerprint,
 ) -> anyhow::Result<ExitCode> {
     let listen = cfg.server.listen;
-    let app = App::build(cfg, "daemon").await?;
+    let app = App::build(cfg, "daemon", &jobs)
+        .await?
+        .with_config_source(config_source);
     let listener = tokio::net::TcpListener::bind(listen)
         .await
         .with_context(|| format!("serving /healthz and /metrics on {listen}"))?;
@@ -512,6 +515,11 @@ fn print_report(report: &RunReport) -> ExitCode {
         }
     }
     println!("{}", report.line());
+    for (budget, calls) in &report.held {
+        eprintln!(
+            "error: {budget} held back {calls} calls: they were not made (raise the cap, or run again in its next period)"
+        );
+    }
     if let Some(h) = &report.halt {
         eprintln!("error: run halted: {h}");
     }
@@ -549,7 +557,7 @@ async fn demo(cfg: Config) -> anyhow::Result<ExitCode> {
     cfg.api.auth = AuthKind::Basic;
     cfg.api.login = Some("sandbox".into());
     cfg.api.password = Some(SecretString::from("sandbox"));
-    let app = App::build(cfg, "demo").await?;
+    let app = App::build(cfg, "demo", &jobs).await?;
     let selected: Vec<&Job> = jobs.iter().collect();
     println!(
         "running {} example jobs from {} once against the built-in sandbox at {}",

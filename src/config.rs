@@ -145,6 +145,25 @@ pub struct ApiConfig {
     pub retry_base_delay: Duration,
     #[serde(default = "default_retry_max", with = "humantime_serde")]
     pub retry_max_delay: Duration,
+    /// How a task travels in the POST body: `array` (DataForSEO: a JSON array holding
+    /// the one task) or `object` (gateways that take the bare task object).
+    #[serde(default)]
+    pub body: BodyShape,
+    /// A gateway's flat price per call, USD: what the user pays, whatever cost the
+    /// answer reports (kept beside it). Unset: the cost the API reports.
+    #[serde(default)]
+    pub price_per_call: Option<Usd>,
+}
+
+/// How a task travels in the POST body.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum BodyShape {
+    /// `[{task}]`, as DataForSEO documents it.
+    #[default]
+    Array,
+    /// `{task}`, as some gateways take it.
+    Object,
 }
 
 impl Default for ApiConfig {
@@ -162,11 +181,13 @@ impl Default for ApiConfig {
             max_attempts: default_max_attempts(),
             retry_base_delay: default_retry_base(),
             retry_max_delay: default_retry_max(),
+            body: BodyShape::Array,
+            price_per_call: None,
         }
     }
 }
 
-#[derive(Debug, Default, Deserialize)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct BudgetConfig {
     pub daily_usd: Option<Usd>,

@@ -282,18 +282,24 @@ pub async fn run(
 
     let ticking = tokio::spawn(schedule_loop(
         scheduler,
-        app.config.jobs.dir.clone(),
+        Reloader {
+            dir: app.config.jobs.dir.clone(),
+            config_source: app.config_source.clone(),
+            budgets: app.budget_handle(),
+        },
         loaded_from,
         app.config.queue.tick,
         reload,
         shutdown.stop.clone(),
     ));
+    let account = tokio::spawn(watch_account(exec.clone(), shutdown.stop.clone()));
     info!("daemon started");
     let result = Workers::new(exec, app.workers(), Scope::Scheduled)
         .run(&shutdown)
         .await;
     shutdown.stop.cancel();
     let _ = ticking.await;
+    let _ = account.await;
     let _ = server_task.await;
     info!("daemon stopped");
     result
@@ -382,13 +388,67 @@ fn refresh(app: &App) -> server::RefreshFn {
                 Ok(depth) => metrics.set_queue(&depth.by_state, depth.oldest_queued),
                 Err(e) => warn!(error = %e, "reading the queue depth for /metrics failed"),
             }
+            match store.budget_gauges().await {
+                Ok((left, held)) => metrics.set_budgets(&left, &held),
+                Err(e) => warn!(error = %e, "reading the budgets for /metrics failed"),
+            }
         }) as futures::future::BoxFuture<'static, ()>
     })
 }
 
+/// How often the daemon reads the account's balance and price list (it also does at
+/// start, with the credentials check).
+const ACCOUNT_EVERY: Duration = Duration::from_secs(3600);
+
+/// Reads the account (free) every [`ACCOUNT_EVERY`] until `stop`.
+async fn watch_account(exec: Executor, stop: CancellationToken) {
+    loop {
+        tokio::select! {
+            _ = stop.cancelled() => return,
+            _ = tokio::time::sleep(ACCOUNT_EVERY) => {}
+        }
+        if exec.halted().is_some() {
+            continue;
+        }
+        match exec.refresh_account().await {
+            Ok(Some(account)) => {
+                info!(balance = ?account.balance.map(|b| b.to_string()), "account read")
+            }
+            Ok(None) => warn!("the API did not answer with the account's balance"),
+            Err(e) => warn!(error = format!("{e:#}"), "reading the account failed"),
+        }
+    }
+}
+
+/// What a reload reads again: the job files, and the budgets of the configuration.
+struct Reloader {
+    dir: PathBuf,
+    /// `--config`, as given (the default file otherwise).
+    config_source: Option<PathBuf>,
+    budgets: crate::app::BudgetHandle,
+}
+
+impl Reloader {
+    /// The budgets of the configuration as it reads now, for `jobs`; a configuration
+    /// that no longer loads keeps the budgets in force.
+    async fn budgets(&self, jobs: &[Job]) {
+        match crate::config::Config::load(self.config_source.as_deref()) {
+            Ok(cfg) => {
+                if let Err(e) = self.budgets.reload(&cfg.budget, jobs).await {
+                    warn!(
+                        error = format!("{e:#}"),
+                        "applying the reloaded budgets failed"
+                    );
+                }
+            }
+            Err(e) => error!(error = %e, "configuration not reloaded; the budgets in force stay"),
+        }
+    }
+}
+
 async fn schedule_loop(
     mut scheduler: Scheduler,
-    dir: PathBuf,
+    reloader: Reloader,
     mut seen: Fingerprint,
     tick: Duration,
     reload: Arc<Notify>,
@@ -405,16 +465,17 @@ async fn schedule_loop(
             _ = tokio::time::sleep(tick) => {}
             _ = reload.notified() => reload_now = true,
         }
-        let now = fingerprint(&dir);
+        let now = fingerprint(&reloader.dir);
         if reload_now || now != seen {
             seen = now;
             let today = Utc::now().date_naive();
-            match jobs::load_dir_for_daemon(&dir, today) {
+            match jobs::load_dir_for_daemon(&reloader.dir, today) {
                 Ok(jobs) => {
                     info!(jobs = jobs.len(), "job files reloaded");
                     for w in jobs.iter().flat_map(|j| &j.warnings) {
                         warn!(warning = %w, "job file warning");
                     }
+                    reloader.budgets(&jobs).await;
                     scheduler.replace_jobs(jobs);
                 }
                 Err(problems) => {

@@ -9,7 +9,7 @@
 //! and its rows are written in the transaction that completes the item. An answer that
 //! cannot be normalized stays stored and the call fails as `invalid_response`.
 
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
 
 use anyhow::Context as _;
@@ -18,13 +18,17 @@ use serde_json::Value;
 use tokio_util::sync::CancellationToken;
 use tracing::{info, instrument, warn};
 
+use crate::api::account::Account;
 use crate::api::status::WRONG_PATH_CODES;
 use crate::api::{Attempt, Client, Outcome};
+use crate::budget::{Budgets, Cap, Hold};
 use crate::limits::{SharedLimits, Slot};
+use crate::money::Usd;
 use crate::normalize::{self, Context};
 use crate::plan::CallSpec;
+use crate::plan::Prices;
 use crate::store::ledger::received_at;
-use crate::store::{CallRecord, Fence, Store};
+use crate::store::{Booking, CallRecord, Fence, SendDecision, Settlement, Store};
 use crate::telemetry::Metrics;
 
 /// Why every further call was stopped.
@@ -129,6 +133,9 @@ pub enum AttemptEnd {
     Halted(Halt),
     /// Not sent because calls were already stopped.
     NotSent(Halt),
+    /// Not sent because its estimate would cross a budget; it waits for the budget's
+    /// next period (the daemon) or is not done (a once-run).
+    Held(Hold),
     /// Not sent because this process is shutting down; the item goes back to the
     /// queue.
     Stopped,
@@ -145,11 +152,15 @@ impl AttemptEnd {
             AttemptEnd::Retry { error, .. } => Some(error.clone()),
             AttemptEnd::Halted(h) => Some(h.to_string()),
             AttemptEnd::NotSent(h) => Some(format!("not sent: {h}")),
+            AttemptEnd::Held(h) => Some(format!("not sent: {h}")),
             AttemptEnd::Stale => Some("the claim was lost to another worker".into()),
             AttemptEnd::Stopped => Some("not sent: shutting down".into()),
         }
     }
 }
+
+/// Holds already logged: (budget, until).
+type HoldsLogged = std::collections::HashSet<(String, DateTime<Utc>)>;
 
 /// A test's hook, run before each answer is normalized (to force a crash there).
 pub type NormalizeHook = Arc<dyn Fn(&CallSpec) + Send + Sync>;
@@ -164,6 +175,12 @@ pub struct Executor {
     /// Once cancelled, calls still waiting for a slot are not sent.
     stop: CancellationToken,
     before_normalize: Option<NormalizeHook>,
+    /// The caps each call's estimate is reserved against.
+    budgets: Budgets,
+    /// What calls cost: the account's price list once `user_data` gave one.
+    prices: Arc<RwLock<Prices>>,
+    /// Holds already logged (budget and until), so each is logged once.
+    holds_logged: Arc<Mutex<HoldsLogged>>,
 }
 
 impl std::fmt::Debug for Executor {
@@ -185,7 +202,43 @@ impl Executor {
             metrics: None,
             stop: CancellationToken::new(),
             before_normalize: None,
+            budgets: Budgets::default(),
+            prices: Arc::default(),
+            holds_logged: Arc::default(),
         }
+    }
+
+    /// `true` the first time this process sees `hold` (its budget and period).
+    pub fn note_hold(&self, hold: &Hold) -> bool {
+        self.holds_logged
+            .lock()
+            .expect("holds lock")
+            .insert((hold.name().to_string(), hold.until))
+    }
+
+    /// Reserves each call's estimate against `budgets` before it is sent.
+    pub fn with_budgets(mut self, budgets: Budgets) -> Executor {
+        self.budgets = budgets;
+        self
+    }
+
+    /// Estimates calls with `prices` (until `user_data` gives the account's own list).
+    pub fn with_prices(mut self, prices: Prices) -> Executor {
+        self.prices = Arc::new(RwLock::new(prices));
+        self
+    }
+
+    /// The prices calls are estimated with now.
+    pub fn prices(&self) -> Prices {
+        self.prices.read().expect("prices lock").clone()
+    }
+
+    pub fn budgets(&self) -> &Budgets {
+        &self.budgets
+    }
+
+    fn flat_price(&self) -> Option<Usd> {
+        self.prices.read().expect("prices lock").flat_per_call
     }
 
     /// Calls that have not been sent when `stop` is cancelled are not sent
@@ -265,15 +318,28 @@ impl Executor {
                 targets: &[],
                 request: &request,
                 attempt: 1,
+                api_host: Some(self.client.api_host()),
             })
             .await
             .context("recording the credentials check")?;
         let attempt = self.client.user_data(&permit).await;
         drop(permit);
+        let free = Settlement {
+            cost: attempt.cost,
+            budget: None,
+            sandbox: attempt.sandbox,
+        };
         self.store
-            .record_answer(call_id, "appendix/user_data", &attempt, false)
+            .record_answer(call_id, "appendix/user_data", &attempt, false, &free)
             .await
             .context("recording the credentials check")?;
+        if attempt.outcome == Outcome::Ok
+            && let Some(body) = &attempt.body
+        {
+            self.take_account(body, attempt.sandbox)
+                .await
+                .context("storing the account's balance and price list")?;
+        }
         Ok(match Halt::from_outcome(&attempt.outcome) {
             // Gateways may not serve user_data at all: that says nothing about the
             // paths of the paid endpoints.
@@ -295,6 +361,38 @@ impl Executor {
         })
     }
 
+    /// Stores what `user_data` said about the account and estimates calls with its
+    /// price list from now on (unless a gateway's flat price is what the user pays).
+    async fn take_account(&self, body: &Value, sandbox: bool) -> anyhow::Result<Account> {
+        let account = Account::read(body);
+        self.store
+            .record_account(self.client.api_host(), sandbox, &account, body)
+            .await?;
+        if !account.prices.is_empty() {
+            let mut prices = self.prices.write().expect("prices lock");
+            prices.per_endpoint = account.prices.clone();
+            prices.as_of = Some(Utc::now());
+        }
+        if let Some(m) = &self.metrics
+            && let Some(balance) = account.balance
+        {
+            m.set_balance(balance);
+        }
+        Ok(account)
+    }
+
+    /// Reads the account's balance and price list again (free): the daemon does it
+    /// hourly. `None` when the API did not answer with them.
+    pub async fn refresh_account(&self) -> anyhow::Result<Option<Account>> {
+        let permit = self.client.acquire().await;
+        let attempt = self.client.user_data(&permit).await;
+        drop(permit);
+        match (&attempt.outcome, &attempt.body) {
+            (Outcome::Ok, Some(body)) => Ok(Some(self.take_account(body, attempt.sandbox).await?)),
+            _ => Ok(None),
+        }
+    }
+
     /// One HTTP attempt of `call` for the claim `fence` of its work item: the ledger
     /// row (only while the claim holds), the request, the answer, and for a success
     /// the raw body, then its rows, written in the transaction that completes the
@@ -308,6 +406,21 @@ impl Executor {
     ) -> anyhow::Result<AttemptEnd> {
         if let Some(h) = self.halted() {
             return Ok(AttemptEnd::NotSent(h));
+        }
+        let targets = call.target_strings();
+        let record = CallRecord {
+            run_id: Some(run_id),
+            job: Some(&call.job),
+            collection: Some(&call.collection),
+            endpoint: call.endpoint.name(),
+            targets: &targets,
+            request: &call.task,
+            attempt: fence.attempt,
+            api_host: Some(self.client.api_host()),
+        };
+        // Bought already today, for this or another collection: use it, buy nothing.
+        if let Some(end) = self.reuse(call, &record, fence).await? {
+            return Ok(end);
         }
         let permit = self.client.acquire().await;
         let slot = match &self.shared {
@@ -324,28 +437,24 @@ impl Executor {
             self.release(slot).await;
             return Ok(end);
         }
-        let targets = call.target_strings();
-        let sent = self
-            .store
-            .record_sent_fenced(
-                &CallRecord {
-                    run_id: Some(run_id),
-                    job: Some(&call.job),
-                    collection: Some(&call.collection),
-                    endpoint: call.endpoint.name(),
-                    targets: &targets,
-                    request: &call.task,
-                    attempt: fence.attempt,
-                },
-                Some(fence),
-            )
-            .await;
+        let estimate = call.estimated_cost(&self.prices());
+        let sent = self.book(&record, fence, estimate).await;
         let call_id = match sent {
-            Ok(Some(id)) => id,
+            Ok(SendDecision::Sent(id)) => id,
             // The claim was lost while this call waited: spend nothing.
-            Ok(None) => {
+            Ok(SendDecision::Stale | SendDecision::Unprepared) => {
                 self.release(slot).await;
                 return Ok(AttemptEnd::Stale);
+            }
+            Ok(SendDecision::Held(scopes)) => {
+                self.release(slot).await;
+                let caps: Vec<Cap> = self
+                    .budgets
+                    .for_job(Some(&call.job))
+                    .into_iter()
+                    .filter(|c| scopes.contains(&c.scope))
+                    .collect();
+                return Ok(AttemptEnd::Held(Hold::new(caps, Utc::now())));
             }
             Err(e) => {
                 self.release(slot).await;
@@ -401,6 +510,107 @@ impl Executor {
         })
     }
 
+    /// Writes the call's ledger row with its estimate reserved against the budgets
+    /// (nothing for a sandbox), preparing the budgets' rows for this period once.
+    async fn book(
+        &self,
+        record: &CallRecord<'_>,
+        fence: Fence,
+        estimate: Usd,
+    ) -> Result<SendDecision, crate::store::StoreError> {
+        let caps = self.budgets.for_job(record.job);
+        let booking = Booking {
+            estimate,
+            caps: &caps,
+            sandbox: self.client.is_sandbox(),
+        };
+        let decision = self
+            .store
+            .record_sent_booked(record, Some(fence), &booking)
+            .await?;
+        if decision != SendDecision::Unprepared {
+            return Ok(decision);
+        }
+        self.store.prepare_budgets(&caps).await?;
+        self.store
+            .record_sent_booked(record, Some(fence), &booking)
+            .await
+    }
+
+    /// Finishes the item from an answer bought today for the same endpoint and task
+    /// (another collection's, or an earlier fire's), recording the reuse in the ledger:
+    /// the same data is never bought twice in a UTC day. `None` when there is none.
+    async fn reuse(
+        &self,
+        call: &CallSpec,
+        record: &CallRecord<'_>,
+        fence: Fence,
+    ) -> anyhow::Result<Option<AttemptEnd>> {
+        let Some(bought) = self
+            .store
+            .answer_bought_today(record.endpoint, record.request, record.api_host)
+            .await
+            .context("looking for an answer bought today")?
+        else {
+            return Ok(None);
+        };
+        let Some(call_id) = self
+            .store
+            .record_reused(record, fence, &bought)
+            .await
+            .context("recording a reused answer")?
+        else {
+            return Ok(Some(AttemptEnd::Stale));
+        };
+        info!(
+            reused_call_id = bought.call_id,
+            "bought already today; answered from it, nothing sent"
+        );
+        if let Some(m) = &self.metrics {
+            m.record_call(call.endpoint.name(), "reused", Some(Usd::ZERO));
+        }
+        Ok(Some(
+            self.finish(
+                call,
+                call_id,
+                bought.raw_id,
+                bought.received_at,
+                &bought.body,
+                fence,
+            )
+            .await?,
+        ))
+    }
+
+    /// What an answered call costs the user and counts against the budgets.
+    fn settlement(&self, attempt: &Attempt) -> Settlement {
+        let processed = matches!(
+            attempt.outcome,
+            Outcome::Ok | Outcome::Rejected { .. } | Outcome::Unreadable { .. }
+        );
+        let cost = match self.flat_price() {
+            // A gateway's flat price is what the user pays for a call it processed.
+            Some(flat) if processed => Some(flat),
+            Some(_) if attempt.http_status.is_some() => Some(Usd::ZERO),
+            Some(_) => None,
+            None => attempt.cost,
+        };
+        let budget = if attempt.http_status.is_some() {
+            Some(cost.unwrap_or(Usd::ZERO))
+        } else if attempt.reached {
+            // No answer to say what it cost: the reservation stays.
+            None
+        } else {
+            // The connection was never made: nothing was spent.
+            Some(Usd::ZERO)
+        };
+        Settlement {
+            cost,
+            budget,
+            sandbox: attempt.sandbox,
+        }
+    }
+
     async fn release(&self, slot: Option<Slot>) {
         if let (Some(shared), Some(slot)) = (&self.shared, slot) {
             shared.release(slot).await;
@@ -416,12 +626,13 @@ impl Executor {
         endpoint: &str,
         attempt: &Attempt,
     ) -> anyhow::Result<Option<i64>> {
+        let settlement = self.settlement(attempt);
         let mut delay = Duration::from_millis(100);
         let deadline = tokio::time::Instant::now() + Duration::from_secs(120);
         loop {
             match self
                 .store
-                .record_answer(call_id, endpoint, attempt, attempt.keeps_raw())
+                .record_answer(call_id, endpoint, attempt, attempt.keeps_raw(), &settlement)
                 .await
             {
                 Ok(raw) => return Ok(raw),
@@ -448,7 +659,7 @@ impl Executor {
     ) -> anyhow::Result<Option<AttemptEnd>> {
         let abandoned = self
             .store
-            .abandon_unanswered(fence, call.estimated_cost(&crate::plan::Prices::default()))
+            .abandon_unanswered(fence, call.estimated_cost(&self.prices()))
             .await
             .context("accounting for requests abandoned in flight")?;
         if abandoned > 0 {

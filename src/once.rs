@@ -44,12 +44,15 @@ pub struct RunReport {
     pub halt: Option<Halt>,
     /// A signal stopped the run before its work was done.
     pub interrupted: bool,
+    /// Calls a budget kept from being made: (budget, calls).
+    pub held: Vec<(String, i64)>,
 }
 
 impl RunReport {
     pub fn ok(&self) -> bool {
         self.halt.is_none()
             && !self.interrupted
+            && self.held.is_empty()
             && self.jobs.iter().all(|j| j.status == RunStatus::Succeeded)
     }
     pub fn calls(&self) -> i64 {
@@ -83,6 +86,9 @@ impl RunReport {
         );
         if let Some(h) = &self.halt {
             s.push_str(&format!("; halted: {h}"));
+        }
+        for (budget, calls) in &self.held {
+            s.push_str(&format!("; {budget} held back {calls} calls"));
         }
         s
     }
@@ -158,6 +164,9 @@ pub async fn run(
         });
     }
     report.halt = exec.halted();
+    report.held = store
+        .held_back(&report.jobs.iter().map(|j| j.run_id).collect::<Vec<_>>())
+        .await?;
     Ok(report)
 }
 

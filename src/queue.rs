@@ -478,6 +478,27 @@ async fn settle(
                 .finish_work(fence, Terminal::Cancelled, &format!("not sent: {h}"))
                 .await?;
         }
+        // The daemon's call waits, queued, for the budget's next period (or a raised
+        // cap); a once-run's is not done.
+        AttemptEnd::Held(hold) if keep_work_when_stopped => {
+            if exec.note_hold(hold) {
+                warn!(budget = hold.name(), until = %hold.until, "{hold}");
+            }
+            let delay = (hold.until - chrono::Utc::now())
+                .to_std()
+                .unwrap_or_default();
+            store
+                .hold_work(fence, delay, hold.name(), &format!("not sent: {hold}"))
+                .await?;
+        }
+        AttemptEnd::Held(hold) => {
+            if exec.note_hold(hold) {
+                warn!(budget = hold.name(), "{hold}");
+            }
+            store
+                .finish_held(fence, hold.name(), &format!("not sent: {hold}"))
+                .await?;
+        }
     }
     Ok(())
 }

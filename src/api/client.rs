@@ -10,11 +10,14 @@ use secrecy::ExposeSecret;
 use serde_json::Value;
 use tracing::instrument;
 
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+
 use super::endpoint::Endpoint;
 use super::limits::{Limits, Permit, RetryPolicy};
 use super::status::Outcome;
 use super::types::Envelope;
-use crate::config::{ApiConfig, ConfigError, Credentials};
+use crate::config::{ApiConfig, BodyShape, ConfigError, Credentials};
 use crate::money::Usd;
 
 /// One HTTP exchange, whatever its outcome.
@@ -31,6 +34,13 @@ pub struct Attempt {
     pub outcome: Outcome,
     /// The cost the API reported (`None` when it reported none).
     pub cost: Option<Usd>,
+    /// Whether the request may have reached the API (`false` when the connection was
+    /// never made): an unanswered request that may have reached it may have been
+    /// charged.
+    pub reached: bool,
+    /// The answer came from a sandbox (its `x-linkledger-sandbox` header, or
+    /// DataForSEO's sandbox host): not real spend.
+    pub sandbox: bool,
 }
 
 impl Attempt {
@@ -62,6 +72,11 @@ impl Attempt {
     }
 }
 
+/// The header `linkledger sandbox` marks every answer with.
+pub const SANDBOX_HEADER: &str = "x-linkledger-sandbox";
+/// DataForSEO's own free sandbox, with fake data.
+pub const DATAFORSEO_SANDBOX_HOST: &str = "sandbox.dataforseo.com";
+
 #[derive(Clone)]
 pub struct Client {
     http: reqwest::Client,
@@ -69,6 +84,9 @@ pub struct Client {
     auth: HeaderValue,
     limits: Limits,
     policy: RetryPolicy,
+    body: BodyShape,
+    /// Known to be a sandbox: from its host, or once an answer said so.
+    sandbox: Arc<AtomicBool>,
 }
 
 impl std::fmt::Debug for Client {
@@ -101,7 +119,10 @@ impl Client {
         if !base.path().ends_with('/') {
             base.set_path(&format!("{}/", base.path()));
         }
+        let sandbox = base.host_str() == Some(DATAFORSEO_SANDBOX_HOST);
         Ok(Client {
+            body: cfg.body,
+            sandbox: Arc::new(AtomicBool::new(sandbox)),
             http,
             base,
             auth,
@@ -126,6 +147,16 @@ impl Client {
         &self.base
     }
 
+    /// The host calls go to, as the ledger records it.
+    pub fn api_host(&self) -> &str {
+        self.base.host_str().unwrap_or("")
+    }
+
+    /// Whether the API is known to be a sandbox (its host, or an answer's header).
+    pub fn is_sandbox(&self) -> bool {
+        self.sandbox.load(Ordering::Relaxed)
+    }
+
     /// Waits for the client-side limits; hold the permit for the request.
     pub async fn acquire(&self) -> Permit {
         self.limits.acquire().await
@@ -138,7 +169,10 @@ impl Client {
             Ok(url) => url,
             Err(attempt) => return *attempt,
         };
-        let body = Value::Array(vec![task.clone()]);
+        let body = match self.body {
+            BodyShape::Array => Value::Array(vec![task.clone()]),
+            BodyShape::Object => task.clone(),
+        };
         let req = self
             .http
             .post(url.clone())
@@ -180,6 +214,8 @@ impl Client {
                     ),
                 },
                 cost: None,
+                reached: false,
+                sandbox: false,
             })
         })
     }
@@ -195,12 +231,13 @@ impl Client {
         let result = async {
             let resp = req.send().await?;
             let status = resp.status().as_u16();
+            let sandbox = resp.headers().contains_key(SANDBOX_HEADER);
             let bytes = resp.bytes().await?;
-            Ok::<_, reqwest::Error>((status, bytes))
+            Ok::<_, reqwest::Error>((status, sandbox, bytes))
         }
         .await;
         let duration = t0.elapsed();
-        let (status, bytes) = match result {
+        let (status, marked, bytes) = match result {
             Ok(ok) => ok,
             Err(e) => {
                 tracing::warn!(error = %error_chain(&e), "request failed without an answer");
@@ -215,9 +252,14 @@ impl Client {
                         message: format!("network error: {}", error_chain(&e)),
                     },
                     cost: None,
+                    reached: !e.is_connect(),
+                    sandbox: self.is_sandbox(),
                 };
             }
         };
+        if marked {
+            self.sandbox.store(true, Ordering::Relaxed);
+        }
         let body: Option<Value> = serde_json::from_slice(&bytes).ok();
         let envelope = body.as_ref().and_then(Envelope::read);
         let mut outcome = Outcome::classify(status, envelope.as_ref());
@@ -248,6 +290,8 @@ impl Client {
             envelope,
             outcome,
             cost,
+            reached: true,
+            sandbox: self.is_sandbox(),
         }
     }
 }

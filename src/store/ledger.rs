@@ -10,6 +10,7 @@ use tracing::instrument;
 
 use super::{Fence, Store, StoreError, warehouse};
 use crate::api::{Attempt, Endpoint};
+use crate::budget::Cap;
 use crate::money::Usd;
 use crate::normalize::Batch;
 
@@ -97,6 +98,54 @@ pub struct CallRecord<'a> {
     pub targets: &'a [String],
     pub request: &'a Value,
     pub attempt: i32,
+    /// Host of the API it goes to.
+    pub api_host: Option<&'a str>,
+}
+
+/// What a request is booked against before it is sent.
+#[derive(Clone, Copy, Debug)]
+pub struct Booking<'a> {
+    /// Reserved against every budget the call counts against.
+    pub estimate: Usd,
+    /// The caps in force for the call (scopes without a cap are still kept current).
+    pub caps: &'a [Cap],
+    /// A sandbox call: booked against nothing.
+    pub sandbox: bool,
+}
+
+impl Booking<'_> {
+    /// Booked against nothing (the free `appendix/user_data`).
+    pub const FREE: Booking<'static> = Booking {
+        estimate: Usd::ZERO,
+        caps: &[],
+        sandbox: false,
+    };
+}
+
+/// Whether a request may be sent.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum SendDecision {
+    /// Its ledger row is written and its estimate reserved.
+    Sent(i64),
+    /// The claim was lost: nothing written.
+    Stale,
+    /// These caps (scopes) would be crossed: nothing written.
+    Held(Vec<String>),
+    /// A capped budget has no `spend_totals` row for this period yet:
+    /// [`Store::prepare_budgets`] first.
+    Unprepared,
+}
+
+/// How an answered request is settled.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Settlement {
+    /// What the call cost the user (the reported cost, or a gateway's flat price).
+    pub cost: Option<Usd>,
+    /// What it counts against the budgets, replacing its reservation; `None` keeps the
+    /// reservation (no answer arrived to say what it cost).
+    pub budget: Option<Usd>,
+    /// The answer came from a sandbox: nothing counts.
+    pub sandbox: bool,
 }
 
 /// One stored raw response, as replay reads it back.
@@ -108,6 +157,24 @@ pub struct RawResponse {
     pub received_at: DateTime<Utc>,
     pub request: Value,
     pub body: Value,
+}
+
+/// An answer already bought, stored raw.
+#[derive(Clone, Debug, sqlx::FromRow)]
+pub struct BoughtAnswer {
+    pub call_id: i64,
+    pub sandbox: bool,
+    pub raw_id: i64,
+    pub received_at: DateTime<Utc>,
+    pub body: Value,
+}
+
+#[derive(sqlx::FromRow)]
+struct SentRow {
+    call_id: Option<i64>,
+    over: Option<Vec<String>>,
+    missing: i64,
+    claim_held: bool,
 }
 
 /// When an answer arrived, to the microsecond Postgres keeps, so rows normalized
@@ -134,31 +201,84 @@ impl Store {
         .await?)
     }
 
-    /// Writes the ledger row of a request before it is sent.
+    /// Writes the ledger row of a request before it is sent, booked against nothing
+    /// (the free `appendix/user_data`).
     #[instrument(skip_all, fields(endpoint = call.endpoint, attempt = call.attempt))]
     pub async fn record_sent(&self, call: &CallRecord<'_>) -> Result<i64, StoreError> {
-        Ok(self
-            .record_sent_fenced(call, None)
-            .await?
-            .expect("an unfenced insert always inserts"))
+        match self.record_sent_booked(call, None, &Booking::FREE).await? {
+            SendDecision::Sent(id) => Ok(id),
+            other => Err(StoreError::Sql(sqlx::Error::Protocol(format!(
+                "an unfenced, unbooked ledger row was not written: {other:?}"
+            )))),
+        }
     }
 
-    /// Like [`Store::record_sent`] for a claimed work item: inserts only while the
-    /// claim still holds, so a worker that lost its claim cannot spend. `None` when
-    /// the claim was lost.
-    pub async fn record_sent_fenced(
+    /// Writes the ledger row of a request before it is sent, in one statement with its
+    /// booking: only while the claim `fence` still holds (a worker that lost its claim
+    /// cannot spend), and only if reserving `booking.estimate` crosses no cap, in which
+    /// case it is reserved against every budget the call counts against (the rows are
+    /// locked, so concurrent callers cannot jointly cross a cap).
+    #[instrument(skip_all, fields(endpoint = call.endpoint, attempt = call.attempt))]
+    pub async fn record_sent_booked(
         &self,
         call: &CallRecord<'_>,
         fence: Option<Fence>,
-    ) -> Result<Option<i64>, StoreError> {
-        let id = sqlx::query_scalar(
-            "INSERT INTO linkledger.api_calls
-                (run_id, job, collection, endpoint, targets, request, attempt, started_at, outcome, work_id)
-             SELECT $1, $2, $3, $4, $5, $6, $7, now(), 'sent', $8
-             WHERE $8::bigint IS NULL OR EXISTS (
-                 SELECT 1 FROM linkledger.work
-                 WHERE id = $8 AND attempt = $7 AND state = 'running')
-             RETURNING id",
+        booking: &Booking<'_>,
+    ) -> Result<SendDecision, StoreError> {
+        // Every scope the call counts against, with its cap when one is in force.
+        let mut scopes = vec!["daily".to_string(), "monthly".to_string()];
+        if let Some(job) = call.job {
+            scopes.push(crate::budget::job_scope(job));
+        }
+        let caps: Vec<Option<rust_decimal::Decimal>> = scopes
+            .iter()
+            .map(|s| {
+                booking
+                    .caps
+                    .iter()
+                    .find(|c| &c.scope == s)
+                    .map(|c| c.usd.decimal())
+            })
+            .collect();
+        let row: SentRow = sqlx::query_as(
+            "WITH today AS (SELECT (now() AT TIME ZONE 'UTC')::date AS day),
+             keyed AS (
+                 SELECT s.scope, s.cap,
+                        CASE WHEN s.scope = 'daily' THEN t.day
+                             ELSE date_trunc('month', t.day)::date END AS period
+                 FROM UNNEST($11::text[], $12::numeric[]) AS s(scope, cap), today t
+                 WHERE NOT $13),
+             locked AS (
+                 SELECT k.scope, k.cap, st.booked_usd
+                 FROM keyed k
+                 JOIN linkledger.spend_totals st ON st.scope = k.scope AND st.period = k.period
+                 ORDER BY k.scope
+                 FOR UPDATE OF st),
+             verdict AS (
+                 SELECT (SELECT array_agg(scope ORDER BY scope) FROM locked
+                         WHERE cap IS NOT NULL AND booked_usd + $10 > cap) AS over,
+                        (SELECT count(*) FROM keyed WHERE cap IS NOT NULL)
+                          - (SELECT count(*) FROM locked WHERE cap IS NOT NULL) AS missing,
+                        ($8::bigint IS NULL OR EXISTS (
+                            SELECT 1 FROM linkledger.work
+                            WHERE id = $8 AND attempt = $7 AND state = 'running')) AS claim_held),
+             go AS (SELECT over IS NULL AND missing = 0 AND claim_held AS go FROM verdict),
+             reserve AS (
+                 UPDATE linkledger.spend_totals st SET booked_usd = st.booked_usd + $10
+                 FROM keyed k, go
+                 WHERE go.go AND st.scope = k.scope AND st.period = k.period
+                 RETURNING st.scope),
+             ins AS (
+                 INSERT INTO linkledger.api_calls
+                    (run_id, job, collection, endpoint, targets, request, attempt, started_at,
+                     outcome, work_id, estimated_usd, booked_on, api_host, sandbox)
+                 SELECT $1, $2, $3, $4, $5, $6, $7, now(), 'sent', $8, $10,
+                        CASE WHEN $13 OR $10 = 0 THEN NULL ELSE (SELECT day FROM today) END, $9, $13
+                 FROM go WHERE go.go
+                 RETURNING id)
+             SELECT (SELECT id FROM ins) AS call_id, v.over, v.missing::bigint AS missing,
+                    v.claim_held
+             FROM verdict v",
         )
         .bind(call.run_id)
         .bind(call.job)
@@ -168,9 +288,145 @@ impl Store {
         .bind(call.request)
         .bind(call.attempt)
         .bind(fence.map(|f| f.work_id))
-        .fetch_optional(self.pool())
+        .bind(call.api_host)
+        .bind(booking.estimate.decimal())
+        .bind(&scopes)
+        .bind(&caps)
+        .bind(booking.sandbox)
+        .fetch_one(self.pool())
         .await?;
-        Ok(id)
+        Ok(match row {
+            SentRow {
+                call_id: Some(id), ..
+            } => SendDecision::Sent(id),
+            SentRow {
+                claim_held: false, ..
+            } => SendDecision::Stale,
+            SentRow {
+                over: Some(over), ..
+            } => SendDecision::Held(over),
+            SentRow { missing, .. } if missing > 0 => SendDecision::Unprepared,
+            _ => SendDecision::Stale,
+        })
+    }
+
+    /// An answer bought today (UTC) from the same API for the same endpoint and task,
+    /// stored raw: a call that would buy it again reuses it instead.
+    pub async fn answer_bought_today(
+        &self,
+        endpoint: &str,
+        task: &Value,
+        api_host: Option<&str>,
+    ) -> Result<Option<BoughtAnswer>, StoreError> {
+        Ok(sqlx::query_as(
+            "SELECT c.id AS call_id, c.sandbox, r.id AS raw_id, r.received_at, r.body
+             FROM linkledger.api_calls c
+             JOIN linkledger.raw_responses r ON r.api_call_id = c.id
+             WHERE c.endpoint = $1 AND c.outcome = 'ok' AND c.request = $2
+               AND c.api_host IS NOT DISTINCT FROM $3
+               AND c.started_at >= (now() AT TIME ZONE 'UTC')::date::timestamp AT TIME ZONE 'UTC'
+             ORDER BY c.id DESC LIMIT 1",
+        )
+        .bind(endpoint)
+        .bind(task)
+        .bind(api_host)
+        .fetch_optional(self.pool())
+        .await?)
+    }
+
+    /// Writes the ledger row of a call answered from `reused` instead of being bought
+    /// (nothing sent, nothing booked), only while the claim `fence` holds. `None` when
+    /// the claim was lost.
+    pub async fn record_reused(
+        &self,
+        call: &CallRecord<'_>,
+        fence: Fence,
+        reused: &BoughtAnswer,
+    ) -> Result<Option<i64>, StoreError> {
+        Ok(sqlx::query_scalar(
+            "INSERT INTO linkledger.api_calls
+                (run_id, job, collection, endpoint, targets, request, attempt, started_at,
+                 outcome, work_id, cost_usd, api_host, sandbox, reused_call_id, duration_ms)
+             SELECT $1, $2, $3, $4, $5, $6, $7, now(), 'reused', $8, 0, $9, $10, $11, 0
+             WHERE EXISTS (SELECT 1 FROM linkledger.work
+                           WHERE id = $8 AND attempt = $7 AND state = 'running')
+             RETURNING id",
+        )
+        .bind(call.run_id)
+        .bind(call.job)
+        .bind(call.collection)
+        .bind(call.endpoint)
+        .bind(call.targets)
+        .bind(call.request)
+        .bind(call.attempt)
+        .bind(fence.work_id)
+        .bind(call.api_host)
+        .bind(reused.sandbox)
+        .bind(reused.call_id)
+        .fetch_optional(self.pool())
+        .await?)
+    }
+
+    /// Makes sure every capped budget has its row for the current period, starting
+    /// from what the ledger already booked in it (so a cap set mid-month counts the
+    /// month's spend so far).
+    pub async fn prepare_budgets(&self, caps: &[Cap]) -> Result<(), StoreError> {
+        let scopes: Vec<&str> = caps.iter().map(|c| c.scope.as_str()).collect();
+        sqlx::query(
+            "WITH today AS (SELECT (now() AT TIME ZONE 'UTC')::date AS day),
+             keyed AS (
+                 SELECT s.scope,
+                        CASE WHEN s.scope = 'daily' THEN t.day
+                             ELSE date_trunc('month', t.day)::date END AS period
+                 FROM UNNEST($1::text[]) AS s(scope), today t)
+             INSERT INTO linkledger.spend_totals (scope, period, booked_usd)
+             SELECT k.scope, k.period,
+                    (SELECT coalesce(sum(coalesce(c.cost_usd, c.estimated_usd)), 0)
+                     FROM linkledger.api_calls c
+                     WHERE c.booked_on IS NOT NULL AND NOT c.sandbox
+                       AND CASE WHEN k.scope = 'daily' THEN c.booked_on = k.period
+                                ELSE c.booked_on >= k.period
+                                     AND c.booked_on < (k.period + interval '1 month')::date END
+                       AND (k.scope NOT LIKE 'job:%' OR c.job = substr(k.scope, 5)))
+             FROM keyed k
+             WHERE NOT EXISTS (SELECT 1 FROM linkledger.spend_totals st
+                               WHERE st.scope = k.scope AND st.period = k.period)
+             ON CONFLICT (scope, period) DO NOTHING",
+        )
+        .bind(&scopes)
+        .execute(self.pool())
+        .await?;
+        Ok(())
+    }
+
+    /// Records the caps in force, for `budget_status` (replacing the previous set);
+    /// `true` when they differ from the ones recorded.
+    pub async fn set_budgets(&self, caps: &[Cap]) -> Result<bool, StoreError> {
+        let scopes: Vec<&str> = caps.iter().map(|c| c.scope.as_str()).collect();
+        let names: Vec<&str> = caps.iter().map(|c| c.name.as_str()).collect();
+        let usd: Vec<rust_decimal::Decimal> = caps.iter().map(|c| c.usd.decimal()).collect();
+        let mut tx = self.pool().begin().await?;
+        let removed = sqlx::query("DELETE FROM linkledger.budgets WHERE NOT (scope = ANY($1))")
+            .bind(&scopes)
+            .execute(&mut *tx)
+            .await?
+            .rows_affected();
+        let set = sqlx::query(
+            "INSERT INTO linkledger.budgets (scope, name, cap_usd)
+             SELECT * FROM UNNEST($1::text[], $2::text[], $3::numeric[])
+             ON CONFLICT (scope) DO UPDATE SET name = EXCLUDED.name, cap_usd = EXCLUDED.cap_usd,
+                 updated_at = now()
+             WHERE linkledger.budgets.cap_usd <> EXCLUDED.cap_usd
+                OR linkledger.budgets.name <> EXCLUDED.name",
+        )
+        .bind(&scopes)
+        .bind(&names)
+        .bind(&usd)
+        .execute(&mut *tx)
+        .await?
+        .rows_affected();
+        tx.commit().await?;
+        Ok(removed + set > 0)
     }
 
     /// Completes a ledger row with its answer. With `keep_raw`, the body is stored in
@@ -183,13 +439,40 @@ impl Store {
         endpoint: &str,
         attempt: &Attempt,
         keep_raw: bool,
+        settlement: &Settlement,
     ) -> Result<Option<i64>, StoreError> {
         let mut tx = self.pool().begin().await?;
+        // The reservation becomes what the call counts against the budgets; only while
+        // the row still waits for its answer, so a retry after a lost commit
+        // acknowledgement does not settle twice.
+        if let Some(budget) = settlement
+            .budget
+            .or(settlement.sandbox.then_some(Usd::ZERO))
+        {
+            sqlx::query(
+                "UPDATE linkledger.spend_totals st
+                 SET booked_usd = st.booked_usd + ($2 - c.estimated_usd)
+                 FROM linkledger.api_calls c
+                 WHERE c.id = $1 AND c.booked_on IS NOT NULL AND c.estimated_usd IS NOT NULL
+                   AND c.outcome IN ('sent', 'abandoned')
+                   AND (st.scope = 'daily' AND st.period = c.booked_on
+                        OR st.scope = 'monthly'
+                           AND st.period = date_trunc('month', c.booked_on)::date
+                        OR st.scope = 'job:' || c.job
+                           AND st.period = date_trunc('month', c.booked_on)::date)",
+            )
+            .bind(call_id)
+            .bind(budget.decimal())
+            .execute(&mut *tx)
+            .await?;
+        }
         sqlx::query(
             "UPDATE linkledger.api_calls SET
                 started_at = $2, duration_ms = $3, http_status = $4, status_code = $5,
                 status_message = $6, task_status_code = $7, task_status_message = $8,
-                outcome = $9, cost_usd = $10, error = $11
+                outcome = $9, cost_usd = $10, error = $11, reported_cost_usd = $12,
+                sandbox = sandbox OR $13,
+                booked_on = CASE WHEN $13 THEN NULL ELSE booked_on END
              WHERE id = $1",
         )
         .bind(call_id)
@@ -205,8 +488,10 @@ impl Store {
         )
         .bind(attempt.task_status_message())
         .bind(attempt.outcome.label())
-        .bind(attempt.cost.map(Usd::decimal))
+        .bind(settlement.cost.map(Usd::decimal))
         .bind(attempt.outcome.message())
+        .bind(attempt.cost.map(Usd::decimal))
+        .bind(settlement.sandbox)
         .execute(&mut *tx)
         .await?;
         let mut raw_id = None;

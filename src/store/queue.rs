@@ -348,7 +348,7 @@ impl Store {
              -- SET reads the row as locked (a concurrent release is seen), not as the
              -- statement's snapshot had it.
              claimed AS (UPDATE linkledger.work w
-             SET attempt = w.attempt + 1,
+             SET attempt = w.attempt + 1, held_by = NULL,
                  failures = w.failures + (w.state = 'running')::int,
                  state = CASE WHEN w.state = 'running' AND w.failures + 1 >= w.max_attempts
                               THEN 'exhausted' ELSE 'running' END,
@@ -368,7 +368,7 @@ impl Store {
              -- An exhausted item is never claimed again: its requests left unanswered
              -- are booked now, at their list price.
              abandoned AS (UPDATE linkledger.api_calls c SET outcome = 'abandoned',
-                    cost_usd = $5 + $6 * claimed.estimated_rows,
+                    cost_usd = coalesce(c.estimated_usd, $5 + $6 * claimed.estimated_rows),
                     error = 'no answer: the process died with the request in flight; cost is the list-price estimate'
                  FROM claimed
                  WHERE claimed.state = 'exhausted' AND c.work_id = claimed.id AND c.outcome = 'sent')
@@ -416,7 +416,8 @@ impl Store {
     /// still arrives overwrites this.
     pub async fn abandon_unanswered(&self, fence: Fence, estimate: Usd) -> Result<u64, StoreError> {
         let done = sqlx::query(
-            "UPDATE linkledger.api_calls SET outcome = 'abandoned', cost_usd = $3,
+            "UPDATE linkledger.api_calls SET outcome = 'abandoned',
+                    cost_usd = coalesce(estimated_usd, $3),
                     error = 'no answer: the process died with the request in flight; cost is the list-price estimate'
              WHERE work_id = $1 AND attempt < $2 AND outcome = 'sent'",
         )
@@ -533,6 +534,94 @@ impl Store {
         Ok(done.rows_affected() == 1)
     }
 
+    /// Puts a claim back in the queue, held by the budget `held_by` until `delay` has
+    /// passed (its next period): not a failure. `false` if the claim was lost.
+    pub async fn hold_work(
+        &self,
+        fence: Fence,
+        delay: Duration,
+        held_by: &str,
+        why: &str,
+    ) -> Result<bool, StoreError> {
+        let done = sqlx::query(
+            "UPDATE linkledger.work SET state = 'queued', held_by = $3, last_error = $4,
+                    run_after = now() + $5 * interval '1 millisecond', lease_expires_at = NULL
+             WHERE id = $1 AND attempt = $2 AND state = 'running'",
+        )
+        .bind(fence.work_id)
+        .bind(fence.attempt)
+        .bind(held_by)
+        .bind(why)
+        .bind(delay.as_millis() as i64)
+        .execute(self.pool())
+        .await?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    /// Ends a claim `cancelled` because the budget `held_by` would not take it (a
+    /// once-run does not wait for the next period). `false` if the claim was lost.
+    pub async fn finish_held(
+        &self,
+        fence: Fence,
+        held_by: &str,
+        why: &str,
+    ) -> Result<bool, StoreError> {
+        let done = sqlx::query(
+            "UPDATE linkledger.work SET state = 'cancelled', held_by = $3, last_error = $4,
+                    finished_at = now(), lease_expires_at = NULL
+             WHERE id = $1 AND attempt = $2 AND state = 'running'",
+        )
+        .bind(fence.work_id)
+        .bind(fence.attempt)
+        .bind(held_by)
+        .bind(why)
+        .execute(self.pool())
+        .await?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    /// Calls of `runs` a budget kept from being made, per budget.
+    pub async fn held_back(&self, runs: &[i64]) -> Result<Vec<(String, i64)>, StoreError> {
+        Ok(sqlx::query_as(
+            "SELECT held_by, count(*)::bigint FROM linkledger.work
+             WHERE run_id = ANY($1) AND state = 'cancelled' AND held_by IS NOT NULL
+             GROUP BY held_by ORDER BY held_by",
+        )
+        .bind(runs)
+        .fetch_all(self.pool())
+        .await?)
+    }
+
+    /// Makes every call a budget holds due at once (the caps changed): each tries its
+    /// reservation again. Returns how many.
+    pub async fn release_held(&self) -> Result<u64, StoreError> {
+        let done = sqlx::query(
+            "UPDATE linkledger.work SET run_after = now()
+             WHERE state = 'queued' AND held_by IS NOT NULL",
+        )
+        .execute(self.pool())
+        .await?;
+        Ok(done.rows_affected())
+    }
+
+    /// Scheduled calls held back, per budget; and what is left of each capped budget
+    /// in its current period.
+    pub async fn budget_gauges(
+        &self,
+    ) -> Result<(Vec<(String, Usd)>, Vec<(String, i64)>), StoreError> {
+        let left: Vec<(String, rust_decimal::Decimal)> =
+            sqlx::query_as("SELECT budget, left_usd FROM linkledger.budget_status ORDER BY budget")
+                .fetch_all(self.pool())
+                .await?;
+        let held: Vec<(String, i64)> = sqlx::query_as(
+            "SELECT held_by, count(*)::bigint FROM linkledger.work
+             WHERE state = 'queued' AND held_by IS NOT NULL GROUP BY held_by ORDER BY held_by",
+        )
+        .fetch_all(self.pool())
+        .await?;
+        Ok((left.into_iter().map(|(b, d)| (b, Usd(d))).collect(), held))
+    }
+
     /// Gives a claim back untouched (shutdown): due at once for the next worker.
     pub async fn release_work(&self, fence: Fence) -> Result<bool, StoreError> {
         let done = sqlx::query(
@@ -587,7 +676,7 @@ impl Store {
         let mut tx = self.pool().begin().await?;
         sqlx::query(
             "UPDATE linkledger.api_calls c SET outcome = 'abandoned',
-                    cost_usd = $2 + $3 * w.estimated_rows,
+                    cost_usd = coalesce(c.estimated_usd, $2 + $3 * w.estimated_rows),
                     error = 'no answer: the run was interrupted with the request in flight; cost is the list-price estimate'
              FROM linkledger.work w
              WHERE c.work_id = w.id AND w.run_id = ANY($1) AND c.outcome = 'sent'",

@@ -33,6 +33,11 @@ struct StateLabels {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct BudgetLabels {
+    budget: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct ScheduleLabels {
     job: String,
     collection: String,
@@ -55,6 +60,9 @@ pub struct Metrics {
     scheduler_last_tick: FloatGauge,
     last_tick: Mutex<Option<DateTime<Utc>>>,
     workers_busy: Gauge,
+    balance: FloatGauge,
+    budget_left: Family<BudgetLabels, FloatGauge>,
+    budget_held: Family<BudgetLabels, Gauge>,
 }
 
 impl Default for Metrics {
@@ -131,7 +139,28 @@ impl Metrics {
             "Workers currently executing a queue item",
             workers_busy.clone(),
         );
+        let balance = FloatGauge::default();
+        registry.register(
+            "balance_usd",
+            "The account's balance as appendix/user_data last reported it, USD",
+            balance.clone(),
+        );
+        let budget_left = Family::<BudgetLabels, FloatGauge>::default();
+        registry.register(
+            "budget_left_usd",
+            "USD left in a budget's current period (budget.daily_usd, budget.monthly_usd, <job>.budget_monthly_usd)",
+            budget_left.clone(),
+        );
+        let budget_held = Family::<BudgetLabels, Gauge>::default();
+        registry.register(
+            "budget_held_calls",
+            "Queued calls a budget holds back until its next period",
+            budget_held.clone(),
+        );
         Metrics {
+            balance,
+            budget_left,
+            budget_held,
             registry,
             api_calls,
             api_cost,
@@ -219,6 +248,32 @@ impl Metrics {
 
     pub fn worker_busy(&self, delta: i64) {
         self.workers_busy.inc_by(delta);
+    }
+
+    /// The account's balance as `user_data` last reported it.
+    pub fn set_balance(&self, balance: Usd) {
+        self.balance.set(usd_f64(balance));
+    }
+
+    /// What is left of each budget and how many calls each holds back (budgets no
+    /// longer in force disappear).
+    pub fn set_budgets(&self, left: &[(String, Usd)], held: &[(String, i64)]) {
+        self.budget_left.clear();
+        for (budget, usd) in left {
+            self.budget_left
+                .get_or_create(&BudgetLabels {
+                    budget: budget.clone(),
+                })
+                .set(usd_f64(*usd));
+        }
+        self.budget_held.clear();
+        for (budget, n) in held {
+            self.budget_held
+                .get_or_create(&BudgetLabels {
+                    budget: budget.clone(),
+                })
+                .set(*n);
+        }
     }
 
     /// OpenMetrics text exposition of every family, ending in `# EOF`.

@@ -254,8 +254,25 @@ async fn two_daemons_on_one_database_enqueue_and_call_each_fire_once() {
         "SELECT count(*) FROM linkledger.work WHERE state = 'succeeded'",
     )
     .await;
-    // Each succeeded item was one request: nothing was called twice.
-    assert_eq!(sb.stats().requests as i64, succeeded, "{:?}", sb.stats());
+    // Each succeeded item has one ledger row: bought, or (the same target bought
+    // already today by an earlier fire) answered from that answer. Nothing was bought
+    // twice for one item, and every request the sandbox saw is a bought row.
+    let bought = count(
+        &store,
+        "SELECT count(*) FROM linkledger.api_calls WHERE endpoint = 'summary' AND outcome = 'ok'",
+    )
+    .await;
+    let reused = count(
+        &store,
+        "SELECT count(*) FROM linkledger.api_calls WHERE endpoint = 'summary' AND outcome = 'reused'",
+    )
+    .await;
+    assert_eq!(sb.stats().requests as i64, bought, "{:?}", sb.stats());
+    assert_eq!(bought + reused, succeeded);
+    assert!(
+        reused > 0,
+        "later fires of the same day reuse the first's answers"
+    );
     assert_eq!(
         count(
             &store,
@@ -765,7 +782,18 @@ async fn ctrl_c_on_a_once_run_cancels_its_work_and_no_daemon_pays_for_it_later()
     )
     .await;
     assert_eq!(by_daemon, 20, "the daemon made its own 20 calls only");
-    assert_eq!(sc.sb.stats().requests, requests_at_exit + 20);
+    // What the once-run bought before the signal, the daemon's fire of the same day
+    // reuses; it buys the rest.
+    let reused = count(
+        &store,
+        "SELECT count(*) FROM linkledger.api_calls c JOIN linkledger.runs r ON r.id = c.run_id WHERE r.kind = 'scheduled' AND c.outcome = 'reused'",
+    )
+    .await;
+    assert_eq!(reused, done, "every target the once-run got is reused");
+    assert_eq!(
+        sc.sb.stats().requests,
+        requests_at_exit + 20 - reused as u64
+    );
 }
 
 #[tokio::test]

@@ -250,8 +250,8 @@ async fn a_request_left_unanswered_by_a_dead_claim_is_booked_at_its_list_price()
     };
     // The dead worker got as far as writing its ledger row.
     let targets = vec!["orphan.example.org".to_string()];
-    store
-        .record_sent_fenced(
+    let sent = store
+        .record_sent_booked(
             &linkledger::store::CallRecord {
                 run_id: Some(run),
                 job: Some(&a[0].job),
@@ -260,12 +260,21 @@ async fn a_request_left_unanswered_by_a_dead_claim_is_booked_at_its_list_price()
                 targets: &targets,
                 request: &a[0].task,
                 attempt: dead.attempt,
+                api_host: Some("127.0.0.1"),
             },
             Some(dead),
+            &linkledger::store::Booking {
+                estimate: linkledger::plan::price(1),
+                caps: &[],
+                sandbox: false,
+            },
         )
         .await
-        .unwrap()
-        .expect("the claim held");
+        .unwrap();
+    assert!(
+        matches!(sent, linkledger::store::SendDecision::Sent(_)),
+        "the claim held: {sent:?}"
+    );
     wait_for(Duration::from_secs(5), "the lease to lapse", || async {
         count(
             &store,
