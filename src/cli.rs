@@ -105,6 +105,10 @@ pub enum Command {
         /// Requests open at once before 40209.
         #[arg(long, default_value_t = 30)]
         max_in_flight: usize,
+        /// Leave out the `x-linkledger-sandbox: 1` header, so that clients take this for
+        /// the real API and count its charges against their budgets (tests of budgets).
+        #[arg(long)]
+        as_real_api: bool,
     },
     /// Zero-setup tour: runs the example jobs once against a built-in sandbox.
     Demo,
@@ -274,6 +278,7 @@ async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
             seed,
             max_per_minute,
             max_in_flight,
+            as_real_api,
         } => {
             if !(0.0..=1.0).contains(fault_rate) {
                 return Err(UsageError("--fault-rate must be between 0 and 1".into()).into());
@@ -285,6 +290,7 @@ async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
                 seed: *seed,
                 max_per_minute: *max_per_minute,
                 max_in_flight: *max_in_flight,
+                identify: !*as_real_api,
                 ..SandboxOptions::default()
             };
             let (login, password) = (opts.login.clone(), opts.password.clone());

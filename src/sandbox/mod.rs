@@ -15,6 +15,17 @@
 //!
 //! `GET /sandbox/stats` and `GET /sandbox/requests` expose the same to other processes.
 //!
+//! # Saying it is a sandbox
+//!
+//! Every answer, whatever its path or status (live endpoints, `user_data`, 401, 404,
+//! injected faults, the statistics), carries the response header
+//! `x-linkledger-sandbox: 1` ([`SANDBOX_HEADER`]), so that a client can mark what the
+//! sandbox charged as not real spend: a demo into the user's database must not eat
+//! the user's budget. Tests of budgets need the opposite, a stand-in the client takes
+//! for the real API, whose charges count against the caps; for them
+//! [`SandboxOptions::identify`] = false (`linkledger sandbox --as-real-api`) leaves the
+//! header out and nothing else changes.
+//!
 //! # Target modes
 //!
 //! A target whose host's first label (lowercase, without `www.`) is one of these names
@@ -59,7 +70,7 @@ use axum::Router;
 use axum::body::{Body, Bytes};
 use axum::extract::{Path, State};
 use axum::http::header::{AUTHORIZATION, CONTENT_TYPE};
-use axum::http::{HeaderMap, StatusCode};
+use axum::http::{HeaderMap, HeaderName, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use base64::Engine;
@@ -233,6 +244,10 @@ fn path_as_string(v: &Value) -> Option<Value> {
     Some(Value::String(parts?.join("/")))
 }
 
+/// The response header by which the sandbox says it is one (value `1`); see the
+/// module doc, "Saying it is a sandbox".
+pub const SANDBOX_HEADER: &str = "x-linkledger-sandbox";
+
 const HTML_500: &str = "<html><body><h1>500 Internal Server Error</h1></body></html>";
 const HTML_502: &str = "<html><head><title>502 Bad Gateway</title></head><body><center><h1>502 Bad Gateway</h1></center><hr><center>nginx</center></body></html>";
 
@@ -264,6 +279,9 @@ pub struct SandboxOptions {
     /// The most bytes of request and response bodies the log keeps (bulk answers are
     /// large): older records are dropped first, the newest is always kept.
     pub record_bytes: usize,
+    /// Send [`SANDBOX_HEADER`] with every answer (default true). False makes the
+    /// sandbox pass for the real API, for tests of budgets.
+    pub identify: bool,
 }
 
 impl Default for SandboxOptions {
@@ -281,6 +299,7 @@ impl Default for SandboxOptions {
             today: None,
             record_limit: 10_000,
             record_bytes: 64 << 20,
+            identify: true,
         }
     }
 }
@@ -301,6 +320,7 @@ impl fmt::Debug for SandboxOptions {
             .field("today", &self.today)
             .field("record_limit", &self.record_limit)
             .field("record_bytes", &self.record_bytes)
+            .field("identify", &self.identify)
             .finish()
     }
 }
@@ -685,13 +705,29 @@ enum Fault {
 // ---------------------------------------------------------------------------------------
 
 fn router(shared: Arc<Shared>) -> Router {
-    Router::new()
+    let identify = shared.opts.identify;
+    let app = Router::new()
         .route("/v3/backlinks/{name}/live", post(live))
         .route("/v3/appendix/user_data", get(user_data))
         .route("/sandbox/stats", get(stats_route))
         .route("/sandbox/requests", get(requests_route))
         .fallback(not_found)
-        .with_state(shared)
+        .with_state(shared);
+    if identify {
+        // A layer over the whole router, so no answer can miss it (axum's own 405s
+        // and the dropped connection's headers included).
+        app.layer(axum::middleware::map_response(say_it_is_a_sandbox))
+    } else {
+        app
+    }
+}
+
+async fn say_it_is_a_sandbox(mut response: Response) -> Response {
+    response.headers_mut().insert(
+        HeaderName::from_static(SANDBOX_HEADER),
+        HeaderValue::from_static("1"),
+    );
+    response
 }
 
 fn json_response(status: StatusCode, body: &Value) -> Response {
@@ -1049,6 +1085,26 @@ mod tests {
         auth: Option<&str>,
         body: &str,
     ) -> (u16, String) {
+        let (status, _, body) = exchange(addr, method, path, auth, body).await;
+        (status, body)
+    }
+
+    /// The value of the response header `name` in a raw response head.
+    fn header<'h>(head: &'h str, name: &str) -> Option<&'h str> {
+        head.lines().skip(1).find_map(|line| {
+            let (k, v) = line.split_once(':')?;
+            k.trim().eq_ignore_ascii_case(name).then(|| v.trim())
+        })
+    }
+
+    /// One HTTP/1.1 exchange over a raw TCP connection: (status, head, body).
+    async fn exchange(
+        addr: SocketAddr,
+        method: &str,
+        path: &str,
+        auth: Option<&str>,
+        body: &str,
+    ) -> (u16, String, String) {
         let mut stream = tokio::net::TcpStream::connect(addr).await.unwrap();
         let auth = auth
             .map(|a| format!("Authorization: {a}\r\n"))
@@ -1062,7 +1118,7 @@ mod tests {
         let _ = stream.read_to_end(&mut raw).await;
         let text = String::from_utf8_lossy(&raw).to_string();
         let Some((head, rest)) = text.split_once("\r\n\r\n") else {
-            return (0, text);
+            return (0, text, String::new());
         };
         let status = head[9..12].parse().unwrap();
         let body = if head
@@ -1073,7 +1129,7 @@ mod tests {
         } else {
             rest.to_string()
         };
-        (status, body)
+        (status, head.to_string(), body)
     }
 
     fn dechunk(mut s: &str) -> String {
@@ -1634,5 +1690,81 @@ mod tests {
         assert_eq!(task["result_count"], 1);
         assert_eq!(task["result"][0]["items"].as_array().unwrap().len(), 3);
         sb.stop().await;
+    }
+
+    /// Every kind of answer the sandbox gives, as (what, status, its sandbox header):
+    /// live, 40501, bad JSON, 401, 404s, 405, user_data, the statistics and, with
+    /// faults switched on, HTTP 500 and 502 and a dropped connection.
+    async fn every_kind_of_answer(opts: SandboxOptions) -> Vec<(String, u16, Option<String>)> {
+        let sb = Sandbox::start(SandboxOptions { seed: 3, ..opts })
+            .await
+            .unwrap();
+        let auth = basic("sandbox", "sandbox");
+        let asks: [(&str, &str, Option<&str>, &str); 10] = [
+            ("POST", SUMMARY, Some(&auth), r#"[{"target":"a.com"}]"#),
+            (
+                "POST",
+                SUMMARY,
+                Some(&auth),
+                r#"[{"target":"a.com","x":1}]"#,
+            ),
+            ("POST", SUMMARY, Some(&auth), "[{"),
+            ("POST", SUMMARY, Some("Bearer wrong"), "[]"),
+            ("GET", "/v3/appendix/user_data", Some(&auth), ""),
+            ("POST", "/v3/backlinks/no_such/live", Some(&auth), "[]"),
+            ("GET", "/nowhere", None, ""),
+            ("GET", SUMMARY, Some(&auth), ""),
+            ("GET", "/sandbox/stats", None, ""),
+            ("GET", "/sandbox/requests", None, ""),
+        ];
+        let mut seen = Vec::new();
+        for (method, path, auth, body) in asks {
+            let (status, head, _) = exchange(sb.addr(), method, path, auth, body).await;
+            seen.push((
+                format!("{method} {path}"),
+                status,
+                header(&head, SANDBOX_HEADER).map(str::to_string),
+            ));
+        }
+        sb.set_fault_rate(1.0);
+        for i in 0..20 {
+            let (status, head, body) =
+                exchange(sb.addr(), "POST", BULK, Some(&auth), &bulk_task("a.com")).await;
+            let what = if serde_json::from_str::<Value>(&body).is_err() && status == 200 {
+                "dropped connection".to_string()
+            } else {
+                format!("fault {i}")
+            };
+            seen.push((
+                what,
+                status,
+                header(&head, SANDBOX_HEADER).map(str::to_string),
+            ));
+        }
+        sb.stop().await;
+        seen
+    }
+
+    #[tokio::test]
+    async fn every_answer_says_it_comes_from_the_sandbox_unless_it_is_to_pass_for_the_real_api() {
+        let seen = every_kind_of_answer(SandboxOptions::default()).await;
+        let statuses: std::collections::BTreeSet<u16> = seen.iter().map(|s| s.1).collect();
+        for status in [200, 400, 401, 404, 405, 500, 502] {
+            assert!(statuses.contains(&status), "no {status} in {seen:?}");
+        }
+        assert!(seen.iter().any(|s| s.0 == "dropped connection"), "{seen:?}");
+        for (what, status, mark) in &seen {
+            assert_eq!(mark.as_deref(), Some("1"), "{what} ({status})");
+        }
+
+        let seen = every_kind_of_answer(SandboxOptions {
+            identify: false,
+            ..SandboxOptions::default()
+        })
+        .await;
+        assert_eq!(seen.len(), 30);
+        for (what, status, mark) in &seen {
+            assert_eq!(mark, &None, "{what} ({status})");
+        }
     }
 }
