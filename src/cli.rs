@@ -109,6 +109,15 @@ pub enum Command {
         /// the real API and count its charges against their budgets (tests of budgets).
         #[arg(long)]
         as_real_api: bool,
+        /// The account's balance at start; `appendix/user_data` reports it less what was charged.
+        #[arg(long, value_name = "USD", default_value = "100")]
+        balance: Usd,
+        /// Serve and charge this price per request instead of the list price ($0.02).
+        #[arg(long, value_name = "USD")]
+        price_per_request: Option<Usd>,
+        /// Serve and charge this price per returned row instead of the list price ($0.00003).
+        #[arg(long, value_name = "USD")]
+        price_per_row: Option<Usd>,
     },
     /// Zero-setup tour: runs the example jobs once against a built-in sandbox.
     Demo,
@@ -279,6 +288,9 @@ async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
             max_per_minute,
             max_in_flight,
             as_real_api,
+            balance,
+            price_per_request,
+            price_per_row,
         } => {
             if !(0.0..=1.0).contains(fault_rate) {
                 return Err(UsageError("--fault-rate must be between 0 and 1".into()).into());
@@ -291,8 +303,17 @@ async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
                 max_per_minute: *max_per_minute,
                 max_in_flight: *max_in_flight,
                 identify: !*as_real_api,
+                balance: *balance,
+                // One price given: the other part stays the list price.
+                prices: (price_per_request.is_some() || price_per_row.is_some()).then(|| {
+                    (
+                        price_per_request.unwrap_or(crate::plan::PRICE_PER_REQUEST),
+                        price_per_row.unwrap_or(crate::plan::PRICE_PER_ROW),
+                    )
+                }),
                 ..SandboxOptions::default()
             };
+            opts.check().map_err(UsageError)?;
             let (login, password) = (opts.login.clone(), opts.password.clone());
             let sb = Sandbox::start(opts).await?;
             println!(

@@ -15,6 +15,17 @@
 //!
 //! `GET /sandbox/stats` and `GET /sandbox/requests` expose the same to other processes.
 //!
+//! # The account
+//!
+//! `GET /v3/appendix/user_data` is free and not counted. It reports the account the way
+//! the API does: `money.total` is [`SandboxOptions::balance`] (default $100) and
+//! `money.balance` that minus everything charged so far, so a client can watch it
+//! fall (it can go below zero: the sandbox refuses for money only in the
+//! `quirk-no-funds` mode); `price.backlinks.<endpoint>.live.priority_normal` is the
+//! price list it charges by, `per_request` and `per_result`: the list price, or
+//! [`SandboxOptions::prices`], so a client's estimates can be shown to follow the
+//! account's own price list.
+//!
 //! # Saying it is a sandbox
 //!
 //! Every answer, whatever its path or status (live endpoints, `user_data`, 401, 404,
@@ -279,6 +290,12 @@ pub struct SandboxOptions {
     /// The most bytes of request and response bodies the log keeps (bulk answers are
     /// large): older records are dropped first, the newest is always kept.
     pub record_bytes: usize,
+    /// The account's balance at start (default $100): `user_data` reports it, less
+    /// what the sandbox has charged since.
+    pub balance: Usd,
+    /// The price list served by `user_data` and charged, as (USD per request, USD per
+    /// returned row); `None` is the API's list price (see [`price`]).
+    pub prices: Option<(Usd, Usd)>,
     /// Send [`SANDBOX_HEADER`] with every answer (default true). False makes the
     /// sandbox pass for the real API, for tests of budgets.
     pub identify: bool,
@@ -299,8 +316,24 @@ impl Default for SandboxOptions {
             today: None,
             record_limit: 10_000,
             record_bytes: 64 << 20,
+            balance: Usd(Decimal::ONE_HUNDRED),
+            prices: None,
             identify: true,
         }
+    }
+}
+
+impl SandboxOptions {
+    /// What is wrong with these options, for people: [`Sandbox::start`] refuses them.
+    pub fn check(&self) -> Result<(), String> {
+        if let Some((per_request, per_row)) = self.prices
+            && (per_request < Usd::ZERO || per_row < Usd::ZERO)
+        {
+            return Err(format!(
+                "prices cannot be negative: {per_request} per request, {per_row} per row"
+            ));
+        }
+        Ok(())
     }
 }
 
@@ -320,6 +353,8 @@ impl fmt::Debug for SandboxOptions {
             .field("today", &self.today)
             .field("record_limit", &self.record_limit)
             .field("record_bytes", &self.record_bytes)
+            .field("balance", &self.balance)
+            .field("prices", &self.prices)
             .field("identify", &self.identify)
             .finish()
     }
@@ -362,6 +397,11 @@ pub fn price(rows: usize) -> Usd {
     Usd((per_request + per_row * Decimal::from(rows as u64)).normalize())
 }
 
+/// The API's list price as (per request, per returned row).
+fn list_price() -> (Usd, Usd) {
+    (price(0), price(1) - price(0))
+}
+
 /// A running sandbox server.
 pub struct Sandbox {
     addr: SocketAddr,
@@ -374,6 +414,7 @@ impl Sandbox {
     /// Binds `opts.listen` and serves on a tokio task until [`Sandbox::stop`] or drop.
     #[instrument(skip_all, fields(listen = %opts.listen))]
     pub async fn start(opts: SandboxOptions) -> anyhow::Result<Sandbox> {
+        opts.check().map_err(|e| anyhow::anyhow!("sandbox: {e}"))?;
         let listener = tokio::net::TcpListener::bind(opts.listen)
             .await
             .map_err(|e| anyhow::anyhow!("sandbox: cannot listen on {}: {e}", opts.listen))?;
@@ -425,6 +466,11 @@ impl Sandbox {
 
     pub fn stats(&self) -> Stats {
         self.shared.lock().stats.clone()
+    }
+
+    /// The balance `user_data` reports now: the starting balance less what was charged.
+    pub fn balance(&self) -> Usd {
+        self.shared.balance()
     }
 
     /// The most recent counted requests (at most [`SandboxOptions::record_limit`]),
@@ -509,6 +555,21 @@ impl Shared {
     fn lock(&self) -> MutexGuard<'_, Inner> {
         // A panic elsewhere must not take the sandbox down with it.
         self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// The price list charged: (per request, per returned row).
+    fn rate(&self) -> (Usd, Usd) {
+        self.opts.prices.unwrap_or_else(list_price)
+    }
+
+    /// What a live call returning `rows` rows is charged.
+    fn price(&self, rows: usize) -> Usd {
+        let (per_request, per_row) = self.rate();
+        Usd((per_request.decimal() + per_row.decimal() * Decimal::from(rows as u64)).normalize())
+    }
+
+    fn balance(&self) -> Usd {
+        self.opts.balance - self.lock().stats.charged_usd
     }
 
     fn today(&self) -> NaiveDate {
@@ -853,11 +914,12 @@ async fn user_data(State(shared): State<Arc<Shared>>, headers: HeaderMap) -> Res
         return shared.unauthorized();
     }
     let started = Instant::now();
+    let (per_request, per_row) = shared.rate();
     let live_price = json!({
         "live": {
             "priority_normal": [
-                {"cost_type": "per_request", "cost": price(0)},
-                {"cost_type": "per_result", "cost": price(1) - price(0)},
+                {"cost_type": "per_request", "cost": per_request},
+                {"cost_type": "per_result", "cost": per_row},
             ]
         }
     });
@@ -869,7 +931,11 @@ async fn user_data(State(shared): State<Arc<Shared>>, headers: HeaderMap) -> Res
         "login": shared.opts.login,
         "timezone": "UTC",
         "rates": {"limits": {"minute": {"total": shared.opts.max_per_minute}}},
-        "money": {"total": 100, "balance": 100, "limits": {"day": {"total": 0}}},
+        "money": {
+            "total": shared.opts.balance,
+            "balance": shared.balance(),
+            "limits": {"day": {"total": 0}},
+        },
         "price": {"backlinks": backlinks},
     }]);
     let task = task_json(
@@ -1007,7 +1073,7 @@ fn respond(
     let (code, message, cost, result) = match data::build_result(endpoint, task_in, shared.today())
     {
         Ok(result) => {
-            let cost = price(data::row_count(endpoint, &result));
+            let cost = shared.price(data::row_count(endpoint, &result));
             (20000, MSG_OK.to_string(), cost, Some(result))
         }
         // A bad request is answered per task: 40501 with the field named, no charge.
@@ -1766,5 +1832,99 @@ mod tests {
         for (what, status, mark) in &seen {
             assert_eq!(mark, &None, "{what} ({status})");
         }
+    }
+
+    /// `GET /v3/appendix/user_data` read the way the daemon reads it.
+    async fn account(sb: &Sandbox) -> (crate::api::account::Account, Value) {
+        let (status, body) = http(
+            sb.addr(),
+            "GET",
+            "/v3/appendix/user_data",
+            Some("Bearer sandbox-token"),
+            "",
+        )
+        .await;
+        assert_eq!(status, 200, "{body}");
+        let v: Value = serde_json::from_str(&body).unwrap();
+        (crate::api::account::Account::read(&v), v)
+    }
+
+    fn usd(s: &str) -> Usd {
+        s.parse().unwrap()
+    }
+
+    #[tokio::test]
+    async fn the_balance_user_data_reports_falls_by_what_was_charged_and_the_client_reads_it() {
+        use crate::plan::Rate;
+        let sb = dated_sandbox().await;
+        let (before, v) = account(&sb).await;
+        assert_eq!(before.balance, Some(usd("100")));
+        let money = &v["tasks"][0]["result"][0]["money"];
+        assert_eq!(Usd::from_json(&money["total"]), Some(usd("100")));
+        assert_eq!(before.prices.len(), Endpoint::ALL.len());
+        for e in Endpoint::ALL {
+            assert_eq!(before.prices.get(&e), Some(&Rate::LIST), "{e:?}");
+        }
+        assert_eq!(v["cost"], 0);
+
+        served_and_charged(&sb, SUMMARY, r#"[{"target":"a.com"}]"#, price(1)).await;
+        served_and_charged(&sb, BULK, &bulk_task("a.com"), price(3)).await;
+        // A bad request is not charged, so it costs the balance nothing.
+        served_and_charged(&sb, SUMMARY, r#"[{"target":"a.com","x":1}]"#, Usd::ZERO).await;
+
+        let (after, v) = account(&sb).await;
+        let left = usd("100") - price(1) - price(3);
+        assert_eq!(left, usd("99.95988"));
+        assert_eq!(after.balance, Some(left));
+        assert_eq!(sb.balance(), left);
+        let money = &v["tasks"][0]["result"][0]["money"];
+        assert_eq!(Usd::from_json(&money["total"]), Some(usd("100")));
+        assert_eq!(after.prices, before.prices);
+        assert_eq!(sb.stats().requests, 3, "user_data is not counted");
+        sb.stop().await;
+    }
+
+    #[tokio::test]
+    async fn an_account_with_its_own_price_list_and_balance_is_served_and_charged_by_it() {
+        use crate::plan::Rate;
+        let rate = Rate {
+            per_request: usd("0.05"),
+            per_row: usd("0.0001"),
+        };
+        let sb = Sandbox::start(SandboxOptions {
+            today: NaiveDate::from_ymd_opt(2025, 6, 15),
+            balance: usd("1"),
+            prices: Some((rate.per_request, rate.per_row)),
+            ..SandboxOptions::default()
+        })
+        .await
+        .unwrap();
+        let (before, _) = account(&sb).await;
+        assert_eq!(before.balance, Some(usd("1")));
+        for e in Endpoint::ALL {
+            assert_eq!(before.prices.get(&e), Some(&rate), "{e:?}");
+        }
+
+        let v = served_and_charged(&sb, BULK, &bulk_task("a.com"), usd("0.0503")).await;
+        assert_eq!(Usd::from_json(&v["cost"]), Some(usd("0.0503")));
+        assert_eq!(Usd::from_json(&v["tasks"][0]["cost"]), Some(rate.price(3)));
+        served_and_charged(&sb, SUMMARY, r#"[{"target":"a.com"}]"#, rate.price(1)).await;
+
+        let (after, _) = account(&sb).await;
+        assert_eq!(after.balance, Some(usd("0.8996")));
+        assert_eq!(sb.stats().charged_usd, usd("0.1004"));
+        sb.stop().await;
+    }
+
+    #[tokio::test]
+    async fn a_negative_price_is_refused_before_the_sandbox_starts() {
+        let opts = SandboxOptions {
+            prices: Some((usd("0.02"), usd("-0.001"))),
+            ..SandboxOptions::default()
+        };
+        assert!(opts.check().unwrap_err().contains("negative"));
+        let e = Sandbox::start(opts).await.unwrap_err();
+        assert!(e.to_string().contains("negative"), "{e}");
+        assert!(SandboxOptions::default().check().is_ok());
     }
 }
