@@ -26,7 +26,7 @@ use crate::jobs::{self, Job};
 use crate::money::Usd;
 use crate::once::{self, RunReport};
 use crate::queue::Shutdown;
-use crate::sandbox::{Sandbox, SandboxOptions};
+use crate::sandbox::{GatewayOptions, Sandbox, SandboxOptions};
 use crate::store::{RunKind, reports};
 
 #[derive(Debug, Parser)]
@@ -118,6 +118,10 @@ pub enum Command {
         /// Serve and charge this price per returned row instead of the list price ($0.00003).
         #[arg(long, value_name = "USD")]
         price_per_row: Option<Usd>,
+        /// Serve as a gateway does: live endpoints under PATH (e.g. /apis/v1/dataforseo)
+        /// instead of /v3, a bare JSON object as the body, Bearer auth only, no user_data.
+        #[arg(long, value_name = "PATH")]
+        gateway_prefix: Option<String>,
     },
     /// Zero-setup tour: runs the example jobs once against a built-in sandbox.
     Demo,
@@ -291,6 +295,7 @@ async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
             balance,
             price_per_request,
             price_per_row,
+            gateway_prefix,
         } => {
             if !(0.0..=1.0).contains(fault_rate) {
                 return Err(UsageError("--fault-rate must be between 0 and 1".into()).into());
@@ -311,14 +316,25 @@ async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
                         price_per_row.unwrap_or(crate::plan::PRICE_PER_ROW),
                     )
                 }),
+                gateway: gateway_prefix.as_ref().map(|prefix| GatewayOptions {
+                    prefix: prefix.clone(),
+                }),
                 ..SandboxOptions::default()
             };
             opts.check().map_err(UsageError)?;
-            let (login, password) = (opts.login.clone(), opts.password.clone());
+            let auth = if opts.gateway.is_some() {
+                format!("Bearer token `{}`", opts.token)
+            } else {
+                format!(
+                    "login `{}`, password `{}`, or Bearer token `{}`",
+                    opts.login, opts.password, opts.token
+                )
+            };
             let sb = Sandbox::start(opts).await?;
             println!(
-                "sandbox API at {} (login `{login}`, password `{password}`); Ctrl-C stops it",
-                sb.base_url()
+                "sandbox API at {} ({auth}); {}; Ctrl-C stops it",
+                sb.base_url(),
+                sb.describe()
             );
             tokio::signal::ctrl_c()
                 .await

@@ -26,6 +26,22 @@
 //! [`SandboxOptions::prices`], so a client's estimates can be shown to follow the
 //! account's own price list.
 //!
+//! # Gateway mode
+//!
+//! Some gateways put the same API behind another prefix
+//! (`https://api.aisa.one/apis/v1/dataforseo/backlinks/history/live`), show a bare JSON
+//! object as the request body, authenticate with a Bearer token, bill a flat price per
+//! call while passing DataForSEO's own `cost` through in the envelope, and may not serve
+//! `appendix/user_data`. With [`SandboxOptions::gateway`] set the sandbox is such a
+//! gateway: the live endpoints are served at `{prefix}/backlinks/<name>/live` and not
+//! under `/v3`; the body may be the one task as a bare object (an array of one task
+//! still works; [`RequestRecord::request`] keeps the body as received); only
+//! `Authorization: Bearer` is accepted; `user_data` answers 404 like any unknown path;
+//! the envelope, its `cost` (DataForSEO's, at [`SandboxOptions::prices`]), the limits,
+//! faults, target modes and [`Stats`] are as without it. The flat price is the client's
+//! business (its configured price per call): the sandbox cannot know it.
+//! [`Sandbox::base_url`] is then `http://ADDR{prefix}`.
+//!
 //! # Saying it is a sandbox
 //!
 //! Every answer, whatever its path or status (live endpoints, `user_data`, 401, 404,
@@ -296,6 +312,9 @@ pub struct SandboxOptions {
     /// The price list served by `user_data` and charged, as (USD per request, USD per
     /// returned row); `None` is the API's list price (see [`price`]).
     pub prices: Option<(Usd, Usd)>,
+    /// Serve as a gateway does (see the module doc, "Gateway mode"); `None`, the
+    /// default, is the API itself under `/v3`.
+    pub gateway: Option<GatewayOptions>,
     /// Send [`SANDBOX_HEADER`] with every answer (default true). False makes the
     /// sandbox pass for the real API, for tests of budgets.
     pub identify: bool,
@@ -318,14 +337,56 @@ impl Default for SandboxOptions {
             record_bytes: 64 << 20,
             balance: Usd(Decimal::ONE_HUNDRED),
             prices: None,
+            gateway: None,
             identify: true,
         }
+    }
+}
+
+/// A gateway in front of the API (see the module doc, "Gateway mode").
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct GatewayOptions {
+    /// The path the live endpoints hang under instead of `/v3`, e.g.
+    /// `/apis/v1/dataforseo`. Leading and trailing slashes are optional.
+    pub prefix: String,
+}
+
+impl GatewayOptions {
+    /// The prefix as served: `/` before every segment, none at the end (`""` is the
+    /// root). Segments are letters, digits and `-._~`, and not `.` or `..`.
+    pub fn path(&self) -> Result<String, String> {
+        let trimmed = self.prefix.trim_matches('/');
+        if trimmed.is_empty() {
+            return Ok(String::new());
+        }
+        let mut path = String::new();
+        for segment in trimmed.split('/') {
+            let fine = !segment.is_empty()
+                && segment != "."
+                && segment != ".."
+                && segment
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || "-._~".contains(c));
+            if !fine {
+                return Err(format!(
+                    "gateway prefix {:?}: segment {segment:?} is not a plain path segment \
+                     (letters, digits, -._~)",
+                    self.prefix
+                ));
+            }
+            path.push('/');
+            path.push_str(segment);
+        }
+        Ok(path)
     }
 }
 
 impl SandboxOptions {
     /// What is wrong with these options, for people: [`Sandbox::start`] refuses them.
     pub fn check(&self) -> Result<(), String> {
+        if let Some(gateway) = &self.gateway {
+            gateway.path()?;
+        }
         if let Some((per_request, per_row)) = self.prices
             && (per_request < Usd::ZERO || per_row < Usd::ZERO)
         {
@@ -355,6 +416,7 @@ impl fmt::Debug for SandboxOptions {
             .field("record_bytes", &self.record_bytes)
             .field("balance", &self.balance)
             .field("prices", &self.prices)
+            .field("gateway", &self.gateway)
             .field("identify", &self.identify)
             .finish()
     }
@@ -423,7 +485,14 @@ impl Sandbox {
         let nonce = xxhash_rust::xxh3::xxh3_64(
             format!("{addr}{:?}", std::time::SystemTime::now()).as_bytes(),
         ) & 0xff_ffff;
+        let live_prefix = match &opts.gateway {
+            Some(gateway) => gateway
+                .path()
+                .map_err(|e| anyhow::anyhow!("sandbox: {e}"))?,
+            None => "/v3".to_string(),
+        };
         let shared = Arc::new(Shared {
+            live_prefix,
             state: Mutex::new(Inner {
                 stats: Stats::default(),
                 open: 0,
@@ -459,13 +528,31 @@ impl Sandbox {
         self.addr
     }
 
-    /// The base URL to configure a client with: `http://127.0.0.1:PORT/v3`.
+    /// The base URL to configure a client with: `http://127.0.0.1:PORT/v3`, or in
+    /// gateway mode `http://127.0.0.1:PORT{prefix}` (`…/apis/v1/dataforseo`).
     pub fn base_url(&self) -> String {
-        format!("http://{}/v3", self.addr)
+        format!("http://{}{}", self.addr, self.shared.live_prefix)
     }
 
     pub fn stats(&self) -> Stats {
         self.shared.lock().stats.clone()
+    }
+
+    /// The account and how the sandbox shows itself, for people: "balance $100.00,
+    /// $0.02 per request + $0.00003 per row, answers marked x-linkledger-sandbox: 1".
+    pub fn describe(&self) -> String {
+        let (per_request, per_row) = self.shared.rate();
+        let account = if self.shared.opts.gateway.is_some() {
+            "no user_data".to_string()
+        } else {
+            format!("balance {}", self.balance())
+        };
+        let mark = if self.shared.opts.identify {
+            format!("answers marked {SANDBOX_HEADER}: 1")
+        } else {
+            "passes for the real API (no sandbox header)".to_string()
+        };
+        format!("{account}, {per_request} per request + {per_row} per row, {mark}")
     }
 
     /// The balance `user_data` reports now: the starting balance less what was charged.
@@ -529,6 +616,8 @@ impl fmt::Debug for Sandbox {
 
 struct Shared {
     opts: SandboxOptions,
+    /// What the live endpoints hang under: `/v3`, or the gateway's prefix.
+    live_prefix: String,
     state: Mutex<Inner>,
     /// Mixed into task ids.
     nonce: u64,
@@ -578,7 +667,7 @@ impl Shared {
             .unwrap_or_else(|| chrono::Utc::now().date_naive())
     }
 
-    /// HTTP Basic with the login and password, or a Bearer token.
+    /// HTTP Basic with the login and password (not at a gateway), or a Bearer token.
     fn authorized(&self, headers: &HeaderMap) -> bool {
         let Some((scheme, value)) = headers
             .get(AUTHORIZATION)
@@ -588,7 +677,7 @@ impl Shared {
             return false;
         };
         let value = value.trim();
-        if scheme.eq_ignore_ascii_case("basic") {
+        if scheme.eq_ignore_ascii_case("basic") && self.opts.gateway.is_none() {
             base64::engine::general_purpose::STANDARD
                 .decode(value)
                 .ok()
@@ -767,9 +856,15 @@ enum Fault {
 
 fn router(shared: Arc<Shared>) -> Router {
     let identify = shared.opts.identify;
-    let app = Router::new()
-        .route("/v3/backlinks/{name}/live", post(live))
-        .route("/v3/appendix/user_data", get(user_data))
+    let mut app = Router::new().route(
+        &format!("{}/backlinks/{{name}}/live", shared.live_prefix),
+        post(live),
+    );
+    // A gateway does not serve it: 404 like any unknown path.
+    if shared.opts.gateway.is_none() {
+        app = app.route("/v3/appendix/user_data", get(user_data));
+    }
+    let app = app
         .route("/sandbox/stats", get(stats_route))
         .route("/sandbox/requests", get(requests_route))
         .fallback(not_found)
@@ -997,6 +1092,8 @@ fn respond(
     let request = request.clone();
     let task_in = match &request {
         Some(Value::Array(tasks)) if tasks.len() == 1 && tasks[0].is_object() => Some(&tasks[0]),
+        // A gateway also takes the one task as a bare object.
+        Some(task @ Value::Object(_)) if shared.opts.gateway.is_some() => Some(task),
         _ => None,
     };
     let path: &[&str] = &["v3", "backlinks", endpoint.name(), "live"];
@@ -1053,7 +1150,8 @@ fn respond(
         };
     }
 
-    // The envelope-level checks: a JSON array holding exactly one task.
+    // The envelope-level checks: a JSON array holding exactly one task (or, at a
+    // gateway, the task itself).
     if request.is_none() {
         let body = top_level(40000, MSG_BAD_JSON, started.elapsed());
         return shared.answer(endpoint, &request, StatusCode::BAD_REQUEST, body, Usd::ZERO);
@@ -1877,6 +1975,11 @@ mod tests {
         assert_eq!(left, usd("99.95988"));
         assert_eq!(after.balance, Some(left));
         assert_eq!(sb.balance(), left);
+        assert_eq!(
+            sb.describe(),
+            "balance $99.95988, $0.02 per request + $0.00003 per row, \
+             answers marked x-linkledger-sandbox: 1"
+        );
         let money = &v["tasks"][0]["result"][0]["money"];
         assert_eq!(Usd::from_json(&money["total"]), Some(usd("100")));
         assert_eq!(after.prices, before.prices);
@@ -1926,5 +2029,154 @@ mod tests {
         let e = Sandbox::start(opts).await.unwrap_err();
         assert!(e.to_string().contains("negative"), "{e}");
         assert!(SandboxOptions::default().check().is_ok());
+    }
+
+    const GATEWAY: &str = "/apis/v1/dataforseo";
+
+    /// A dated sandbox serving as a gateway under [`GATEWAY`].
+    async fn gateway_sandbox() -> Sandbox {
+        Sandbox::start(SandboxOptions {
+            today: NaiveDate::from_ymd_opt(2025, 6, 15),
+            gateway: Some(GatewayOptions {
+                prefix: GATEWAY.into(),
+            }),
+            ..SandboxOptions::default()
+        })
+        .await
+        .unwrap()
+    }
+
+    #[tokio::test]
+    async fn a_gateway_serves_under_its_prefix_takes_a_bare_object_and_passes_the_cost_through() {
+        let sb = gateway_sandbox().await;
+        assert_eq!(sb.base_url(), format!("http://{}{GATEWAY}", sb.addr()));
+        assert!(
+            sb.describe().starts_with("no user_data, "),
+            "{}",
+            sb.describe()
+        );
+        let history = format!("{GATEWAY}/backlinks/history/live");
+        let task = r#"{"target":"example.com","date_from":"2025-01-01","tag":"h1"}"#;
+        // January to June: six monthly rows.
+        let v = served_and_charged(&sb, &history, task, price(6)).await;
+        assert_eq!(v["status_code"], 20000, "{v}");
+        assert_eq!(Usd::from_json(&v["cost"]), Some(price(6)));
+        let t = &v["tasks"][0];
+        assert_eq!(t["status_code"], 20000);
+        assert_eq!(Usd::from_json(&t["cost"]), Some(price(6)));
+        assert_eq!(t["path"], json!(["v3", "backlinks", "history", "live"]));
+        assert_eq!(t["data"]["tag"], "h1");
+        assert_eq!(t["result"][0]["target"], "example.com");
+        assert_eq!(t["result"][0]["items"].as_array().unwrap().len(), 6);
+        assert_eq!(sb.requests().pop().unwrap().request["tag"], "h1");
+
+        // The same task as an array of one is the same answer.
+        let array = served_and_charged(&sb, &history, &format!("[{task}]"), price(6)).await;
+        assert_eq!(array["tasks"][0]["result"], t["result"]);
+
+        let summary = format!("{GATEWAY}/backlinks/summary/live");
+        let v = served_and_charged(&sb, &summary, r#"{"target":"a.com","x":1}"#, Usd::ZERO).await;
+        assert_eq!(v["tasks"][0]["status_code"], 40501);
+        assert_eq!(v["tasks"][0]["status_message"], "Invalid Field: 'x'.");
+        let v = served_and_charged(
+            &sb,
+            &summary,
+            r#"[{"target":"a.com"},{"target":"b.com"}]"#,
+            Usd::ZERO,
+        )
+        .await;
+        assert_eq!(v["status_code"], 40000, "{v}");
+        let v = served_and_charged(&sb, &summary, r#""a.com""#, Usd::ZERO).await;
+        assert_eq!(v["status_code"], 40000, "{v}");
+
+        let stats = sb.stats();
+        assert_eq!(stats.requests, 5);
+        assert_eq!(stats.by_endpoint.get("history"), Some(&2));
+        assert_eq!(stats.by_endpoint.get("summary"), Some(&3));
+        assert_eq!(stats.charged_usd, price(6) * 2);
+        sb.stop().await;
+    }
+
+    #[tokio::test]
+    async fn a_gateway_serves_nothing_under_v3_no_user_data_and_takes_only_a_bearer_token() {
+        let sb = gateway_sandbox().await;
+        let bearer = Some("Bearer sandbox-token");
+        let task = r#"{"target":"a.com"}"#;
+        for path in [
+            SUMMARY.to_string(),
+            "/v3/appendix/user_data".to_string(),
+            format!("{GATEWAY}/appendix/user_data"),
+        ] {
+            let method = if path.contains("user_data") {
+                "GET"
+            } else {
+                "POST"
+            };
+            let (status, body) = http(sb.addr(), method, &path, bearer, task).await;
+            assert_eq!(status, 404, "{path}: {body}");
+        }
+        let summary = format!("{GATEWAY}/backlinks/summary/live");
+        let (status, _) = http(
+            sb.addr(),
+            "POST",
+            &summary,
+            Some(&basic("sandbox", "sandbox")),
+            task,
+        )
+        .await;
+        assert_eq!(status, 401, "a gateway takes no login and password");
+        let (status, _) = http(sb.addr(), "POST", &summary, bearer, task).await;
+        assert_eq!(status, 200);
+        let stats = sb.stats();
+        assert_eq!((stats.requests, stats.unauthorized), (1, 1));
+        sb.stop().await;
+
+        // The API itself takes no bare object.
+        let sb = dated_sandbox().await;
+        let v = served_and_charged(&sb, SUMMARY, task, Usd::ZERO).await;
+        assert_eq!(v["status_code"], 40000, "{v}");
+        assert_eq!(v["status_message"], MSG_ONE_TASK);
+        sb.stop().await;
+    }
+
+    #[tokio::test]
+    async fn a_gateway_prefix_is_read_with_or_without_slashes_and_a_malformed_one_is_refused() {
+        let path = |p: &str| GatewayOptions { prefix: p.into() }.path();
+        assert_eq!(path("/apis/v1/dataforseo").unwrap(), "/apis/v1/dataforseo");
+        assert_eq!(path("apis/v1/dataforseo/").unwrap(), "/apis/v1/dataforseo");
+        assert_eq!(path("/").unwrap(), "");
+        for bad in ["/a//b", "/a/{name}", "/a b", "/a/../b", "/*rest", "/a?b=1"] {
+            assert!(path(bad).is_err(), "{bad}");
+        }
+
+        let sb = Sandbox::start(SandboxOptions {
+            gateway: Some(GatewayOptions {
+                prefix: "gw/".into(),
+            }),
+            ..SandboxOptions::default()
+        })
+        .await
+        .unwrap();
+        assert_eq!(sb.base_url(), format!("http://{}/gw", sb.addr()));
+        let (status, _) = http(
+            sb.addr(),
+            "POST",
+            "/gw/backlinks/summary/live",
+            Some("Bearer sandbox-token"),
+            r#"{"target":"a.com"}"#,
+        )
+        .await;
+        assert_eq!(status, 200);
+        sb.stop().await;
+
+        let e = Sandbox::start(SandboxOptions {
+            gateway: Some(GatewayOptions {
+                prefix: "/a/{name}".into(),
+            }),
+            ..SandboxOptions::default()
+        })
+        .await
+        .unwrap_err();
+        assert!(e.to_string().contains("gateway prefix"), "{e}");
     }
 }
