@@ -8,7 +8,7 @@
 //! 0..=100, rank 0..=1000) so that loaders can be tested against realistic numbers.
 //!
 //! Targets whose host starts with `quirk-…` reproduce the schema drift the real API is
-//! known for; see [`Quirk`]. The modes that change the envelope rather than the result
+//! known for; see `Quirk` below. The modes that change the envelope rather than the result
 //! (and `quirk-no-funds`) are the server's, described in [`crate::sandbox`].
 
 use std::collections::BTreeSet;
