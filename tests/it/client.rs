@@ -248,12 +248,31 @@ async fn a_payment_refusal_in_the_middle_of_a_run_stops_every_further_call_and_h
     let halt = report.halt.clone().expect("the run was halted");
     assert_eq!(halt.code, Some(40210));
     assert!(report.line().contains("balance"), "{}", report.line());
+    // One call at a time: whichever calls came before the refusal were answered, and
+    // none was sent after it.
+    let ledger: Vec<String> = sqlx::query_scalar(
+        "SELECT outcome FROM linkledger.api_calls WHERE endpoint = 'summary' ORDER BY started_at, id",
+    )
+    .fetch_all(store.pool())
+    .await
+    .unwrap();
     assert_eq!(
-        sb.stats().requests,
-        3,
+        ledger.last().map(String::as_str),
+        Some("halt"),
+        "{ledger:?}"
+    );
+    assert!(
+        ledger[..ledger.len() - 1].iter().all(|o| o == "ok"),
+        "{ledger:?}"
+    );
+    assert_eq!(
+        sb.stats().requests as usize,
+        ledger.len(),
         "nothing was sent after the refusal: {:?}",
         sb.stats()
     );
+    let answered = ledger.len() as i64 - 1;
+    assert!(answered <= 2, "the refused target is the third: {ledger:?}");
     let states: Vec<(String, i64)> =
         sqlx::query_as("SELECT state, count(*) FROM linkledger.work GROUP BY state ORDER BY state")
             .fetch_all(store.pool())
@@ -262,9 +281,9 @@ async fn a_payment_refusal_in_the_middle_of_a_run_stops_every_further_call_and_h
     assert_eq!(
         states,
         vec![
-            ("cancelled".into(), 7),
+            ("cancelled".into(), 9 - answered),
             ("failed".into(), 1),
-            ("succeeded".into(), 2)
+            ("succeeded".into(), answered)
         ]
     );
     let (status, message): (String, Option<String>) =
