@@ -1,0 +1,986 @@
+//! The bill: what the jobs' schedules will cost per fire, per day and per month, the
+//! share of each budget that uses, and the cheaper way (waste a user would not see).
+//! Pure: jobs, prices, caps and the instant "now" in, a [`Bill`] out; `linkledger plan`
+//! prints it with [`render_text`] or as JSON (serde).
+//!
+//! Definitions:
+//! - A *month* is the coming 30 days. A collection's fires per month are its schedule's
+//!   fires in `(now, now + 30 days]`, counted with croner in the job's time zone, so a
+//!   daily 02:30 in Europe/Berlin fires 30 times across a daylight saving change, as
+//!   with crontab.
+//! - Cost per fire: the calls one fire makes, packed as `run` packs them
+//!   ([`crate::plan::plan_collection`] on now's UTC day), at the given [`Prices`].
+//! - Cost per month = cost per fire × fires per month; per day = per month / 30,
+//!   rounded to $0.00001. Totals add the monthly figures, then divide.
+//! - *Bought once*: when a fire would buy what a fire of another collection already
+//!   bought the same UTC day (same endpoint, target and request parameters), linkledger
+//!   reuses that answer, so the second one costs nothing for those targets. What a
+//!   collection pays is its cost minus what it reuses; budgets are measured against
+//!   what is paid.
+//! - *Finer than the data*: a collection that fires twice in one period of its data
+//!   (history: a month; a timeseries: its `group_range`, `year` counted as `month`;
+//!   summary and the bulk endpoints: a day, the grain they are stored at), on its
+//!   schedule's calendar, buys the same thing again. At stake: cost per fire × (fires per month − the fires the data
+//!   needs: 1 a month for monthly data, 30/7 for weekly, 30 for daily).
+//! - *Bulk alternative*: a summary collection of at least [`SUMMARY_BULK_THRESHOLD`]
+//!   targets, beside what `bulk_ranks` + `bulk_backlinks` + `bulk_referring_domains`
+//!   over the same targets on the same schedule would cost: an option, not a verdict.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+
+use chrono::{DateTime, Datelike, NaiveDate, SecondsFormat, Utc};
+use chrono_tz::Tz;
+use rust_decimal::{Decimal, RoundingStrategy};
+use serde::{Serialize, Serializer};
+
+use crate::api::Endpoint;
+use crate::api::Target;
+use crate::api::endpoint::GroupRange;
+use crate::jobs::{Collection, Job, Params};
+use crate::money::Usd;
+use crate::plan::{CallSpec, Prices, plan_collection};
+
+/// Days in a bill's month.
+pub const WINDOW_DAYS: i64 = 30;
+/// A summary collection with at least this many targets gets the bulk alternative
+/// beside it.
+pub const SUMMARY_BULK_THRESHOLD: usize = 100;
+/// The bulk endpoints that give a summary's rank, backlinks and referring domains.
+pub const BULK_ALTERNATIVE: [Endpoint; 3] = [
+    Endpoint::BulkRanks,
+    Endpoint::BulkBacklinks,
+    Endpoint::BulkReferringDomains,
+];
+/// More than a 5-field cron expression can fire in 30 days (once a minute: 43,200).
+const MAX_FIRES: usize = 50_000;
+
+/// The account's budgets (`budget.daily_usd`, `budget.monthly_usd`); a job's own
+/// monthly budget comes with the job.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Caps {
+    pub daily_usd: Option<Usd>,
+    pub monthly_usd: Option<Usd>,
+}
+
+/// What the selected jobs will cost over the coming 30 days.
+#[derive(Clone, Debug, Serialize)]
+pub struct Bill {
+    /// The instant the bill starts from.
+    pub now: DateTime<Utc>,
+    /// `now` + 30 days: fires are counted in `(now, until]`.
+    pub until: DateTime<Utc>,
+    pub window_days: i64,
+    /// Which prices the estimates use ([`Prices::source`]).
+    pub prices: String,
+    /// Why those prices, when the caller knows (e.g. "no database configured").
+    pub prices_note: Option<String>,
+    /// The one job shown, when the bill was asked for one job.
+    pub only_job: Option<String>,
+    pub jobs: Vec<JobBill>,
+    /// Over the jobs shown.
+    pub total: Totals,
+    /// The account's caps against `total`.
+    pub budgets: Vec<BudgetUse>,
+    pub cheaper: Cheaper,
+}
+
+/// One job's collections and totals.
+#[derive(Clone, Debug, Serialize)]
+pub struct JobBill {
+    pub name: String,
+    /// IANA name of the zone its schedules run in (`UTC` when the job sets none).
+    pub timezone: String,
+    pub collections: Vec<CollectionBill>,
+    pub total: Totals,
+    /// The job's `budget_monthly_usd` against what it pays per month.
+    pub budget: Option<BudgetUse>,
+    /// What it pays per month is more than its `budget_monthly_usd`.
+    pub over_budget: bool,
+}
+
+/// One collection: one fire, and the month of fires its schedule makes.
+#[derive(Clone, Debug, Serialize)]
+pub struct CollectionBill {
+    pub name: String,
+    pub endpoint: Endpoint,
+    pub schedule: String,
+    pub targets: usize,
+    pub calls_per_fire: usize,
+    pub rows_per_fire: i64,
+    #[serde(serialize_with = "money")]
+    pub cost_per_fire: Usd,
+    /// RFC 3339 with the offset of the job's time zone.
+    pub next_fire: Option<String>,
+    /// The same instant for people: `2026-03-29 03:00 CEST`.
+    pub next_fire_local: Option<String>,
+    pub fires_per_month: i64,
+    #[serde(serialize_with = "money")]
+    pub cost_per_day: Usd,
+    /// cost_per_fire × fires_per_month.
+    #[serde(serialize_with = "money")]
+    pub cost_per_month: Usd,
+    /// What fires of other collections already bought the same UTC day, reused.
+    #[serde(serialize_with = "money")]
+    pub bought_once_per_month: Usd,
+    /// cost_per_month − bought_once_per_month.
+    #[serde(serialize_with = "money")]
+    pub pays_per_month: Usd,
+}
+
+/// Sums over collections.
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct Totals {
+    /// One fire of every collection.
+    pub calls_per_fire: usize,
+    /// One fire of every collection.
+    #[serde(serialize_with = "money")]
+    pub cost_per_fire: Usd,
+    pub fires_per_month: i64,
+    pub calls_per_month: i64,
+    #[serde(serialize_with = "money")]
+    pub cost_per_day: Usd,
+    #[serde(serialize_with = "money")]
+    pub cost_per_month: Usd,
+    #[serde(serialize_with = "money")]
+    pub bought_once_per_month: Usd,
+    /// What is paid: cost − bought once, per day (/ 30) and per month.
+    #[serde(serialize_with = "money")]
+    pub pays_per_day: Usd,
+    #[serde(serialize_with = "money")]
+    pub pays_per_month: Usd,
+    /// The UTC day of the window that pays the most.
+    pub busiest_day: Option<DayCost>,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+pub struct DayCost {
+    pub day: NaiveDate,
+    #[serde(serialize_with = "money")]
+    pub cost: Usd,
+}
+
+/// A budget against the projection.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct BudgetUse {
+    /// `budget.daily_usd`, `budget.monthly_usd` or `budget_monthly_usd` (a job's).
+    pub budget: String,
+    #[serde(serialize_with = "money")]
+    pub cap: Usd,
+    /// What is paid per day (daily cap) or per month (monthly caps).
+    #[serde(serialize_with = "money")]
+    pub projected: Usd,
+    /// projected / cap in percent, to 0.1; `None` for a zero cap.
+    pub share_percent: Option<Decimal>,
+    pub over: bool,
+}
+
+/// The cheaper way.
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct Cheaper {
+    pub finer_than_data: Vec<FinerThanData>,
+    pub bought_once: Vec<BoughtOnce>,
+    pub bulk_alternatives: Vec<BulkAlternative>,
+    /// The sum of the finer-than-data stakes.
+    #[serde(serialize_with = "money")]
+    pub finer_than_data_per_month: Usd,
+    /// The sum of the bought-once savings (already out of what is paid).
+    #[serde(serialize_with = "money")]
+    pub bought_once_per_month: Usd,
+}
+
+/// A schedule that fires more often than the data it buys changes.
+#[derive(Clone, Debug, Serialize)]
+pub struct FinerThanData {
+    pub job: String,
+    pub collection: String,
+    pub endpoint: Endpoint,
+    pub schedule: String,
+    /// `day`, `week` or `month`: one answer per this period is all the data holds.
+    pub data_period: &'static str,
+    pub why: String,
+    pub fires_per_month: i64,
+    /// Fires per month the data needs (1, 30/7 or 30), to 0.01.
+    pub needed_per_month: Decimal,
+    #[serde(serialize_with = "money")]
+    pub cost_per_fire: Usd,
+    /// cost_per_fire × (fires_per_month − needed_per_month).
+    #[serde(serialize_with = "money")]
+    pub stake_per_month: Usd,
+    /// A schedule that buys each period once.
+    pub suggested_schedule: String,
+}
+
+/// A collection whose fires reuse what another collection bought the same UTC day.
+#[derive(Clone, Debug, Serialize)]
+pub struct BoughtOnce {
+    pub job: String,
+    pub collection: String,
+    pub endpoint: Endpoint,
+    /// Distinct targets reused at least once.
+    pub targets: usize,
+    /// The collections that bought them first, as `job/collection`.
+    pub bought_by: Vec<String>,
+    /// Fires over the month that reuse something.
+    pub fires: i64,
+    #[serde(serialize_with = "money")]
+    pub saves_per_month: Usd,
+}
+
+/// A large summary collection beside its bulk alternative.
+#[derive(Clone, Debug, Serialize)]
+pub struct BulkAlternative {
+    pub job: String,
+    pub collection: String,
+    pub targets: usize,
+    pub fires_per_month: i64,
+    #[serde(serialize_with = "money")]
+    pub summary_per_day: Usd,
+    #[serde(serialize_with = "money")]
+    pub summary_per_month: Usd,
+    pub endpoints: Vec<Endpoint>,
+    #[serde(serialize_with = "money")]
+    pub bulk_per_day: Usd,
+    #[serde(serialize_with = "money")]
+    pub bulk_per_month: Usd,
+    /// summary_per_month − bulk_per_month.
+    #[serde(serialize_with = "money")]
+    pub difference_per_month: Usd,
+}
+
+/// Money in JSON: an exact decimal string, never a float.
+fn money<S: Serializer>(v: &Usd, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_str(&v.decimal().normalize().to_string())
+}
+
+/// per month / 30, to $0.00001.
+pub fn per_day(per_month: Usd) -> Usd {
+    Usd((per_month.decimal() / Decimal::from(WINDOW_DAYS))
+        .round_dp_with_strategy(5, RoundingStrategy::MidpointAwayFromZero))
+}
+
+fn round5(d: Decimal) -> Usd {
+    Usd(d.round_dp_with_strategy(5, RoundingStrategy::MidpointAwayFromZero))
+}
+
+fn share(projected: Usd, cap: Usd) -> Option<Decimal> {
+    (!cap.is_zero()).then(|| {
+        (projected.decimal() * Decimal::from(100) / cap.decimal())
+            .round_dp_with_strategy(1, RoundingStrategy::MidpointAwayFromZero)
+    })
+}
+
+fn budget_use(name: &str, cap: Usd, projected: Usd) -> BudgetUse {
+    BudgetUse {
+        budget: name.to_string(),
+        cap,
+        projected,
+        share_percent: share(projected, cap),
+        over: projected > cap,
+    }
+}
+
+fn cost_of(calls: &[CallSpec], prices: &Prices) -> Usd {
+    calls.iter().map(|c| c.estimated_cost(prices)).sum()
+}
+
+/// One collection with its fires, and what reuse saves it.
+struct Line<'a> {
+    job: usize,
+    collection: &'a Collection,
+    calls: Vec<CallSpec>,
+    cost_per_fire: Usd,
+    fires: Vec<DateTime<Utc>>,
+    saves: Usd,
+    saves_by_day: BTreeMap<NaiveDate, Usd>,
+    reused_targets: BTreeSet<Target>,
+    bought_by: BTreeSet<usize>,
+    reuse_fires: i64,
+}
+
+impl Line<'_> {
+    fn fires_per_month(&self) -> i64 {
+        self.fires.len() as i64
+    }
+
+    fn cost_per_month(&self) -> Usd {
+        self.cost_per_fire * self.fires_per_month()
+    }
+
+    fn label(&self, jobs: &[Job]) -> String {
+        format!("{}/{}", jobs[self.job].name, self.collection.name)
+    }
+}
+
+/// The bill of `jobs` (all of them, so that reuse across jobs is seen) over the 30
+/// days after `now`, showing only the job named `only_job` when given.
+pub fn compute(
+    jobs: &[Job],
+    only_job: Option<&str>,
+    prices: &Prices,
+    caps: Caps,
+    now: DateTime<Utc>,
+) -> Bill {
+    let today = now.date_naive();
+    let until = now + chrono::Duration::days(WINDOW_DAYS);
+    let mut lines: Vec<Line> = Vec::new();
+    for (j, job) in jobs.iter().enumerate() {
+        for c in &job.collections {
+            let calls = plan_collection(c, today);
+            let cost_per_fire = cost_of(&calls, prices);
+            lines.push(Line {
+                job: j,
+                collection: c,
+                calls,
+                cost_per_fire,
+                fires: c.schedule.fires_between(now, until, MAX_FIRES),
+                saves: Usd::ZERO,
+                saves_by_day: BTreeMap::new(),
+                reused_targets: BTreeSet::new(),
+                bought_by: BTreeSet::new(),
+                reuse_fires: 0,
+            });
+        }
+    }
+    simulate_reuse(&mut lines, prices, today);
+
+    let shown = |l: &Line| only_job.is_none_or(|name| jobs[l.job].name == name);
+    let mut job_bills = Vec::new();
+    for (j, job) in jobs.iter().enumerate() {
+        if only_job.is_some_and(|name| job.name != name) {
+            continue;
+        }
+        let mine: Vec<&Line> = lines.iter().filter(|l| l.job == j).collect();
+        let total = totals(&mine);
+        let budget = job
+            .budget_monthly_usd
+            .map(|cap| budget_use("budget_monthly_usd", Usd(cap), total.pays_per_month));
+        job_bills.push(JobBill {
+            name: job.name.clone(),
+            timezone: job
+                .timezone
+                .map_or_else(|| "UTC".to_string(), |tz| tz.name().to_string()),
+            collections: mine.iter().map(|l| collection_bill(l, now)).collect(),
+            over_budget: budget.as_ref().is_some_and(|b| b.over),
+            budget,
+            total,
+        });
+    }
+    let shown_lines: Vec<&Line> = lines.iter().filter(|l| shown(l)).collect();
+    let total = totals(&shown_lines);
+    let mut budgets = Vec::new();
+    if let Some(cap) = caps.daily_usd {
+        budgets.push(budget_use("budget.daily_usd", cap, total.pays_per_day));
+    }
+    if let Some(cap) = caps.monthly_usd {
+        budgets.push(budget_use("budget.monthly_usd", cap, total.pays_per_month));
+    }
+    let cheaper = cheaper(jobs, &lines, &shown_lines, prices, today);
+    Bill {
+        now,
+        until,
+        window_days: WINDOW_DAYS,
+        prices: prices.source(),
+        prices_note: None,
+        only_job: only_job.map(str::to_string),
+        jobs: job_bills,
+        total,
+        budgets,
+        cheaper,
+    }
+}
+
+fn collection_bill(l: &Line, now: DateTime<Utc>) -> CollectionBill {
+    let c = l.collection;
+    let next = c.schedule.next_after(now);
+    let tz = c.schedule.timezone();
+    let cost_per_month = l.cost_per_month();
+    CollectionBill {
+        name: c.name.clone(),
+        endpoint: c.endpoint,
+        schedule: c.schedule.as_str().to_string(),
+        targets: c.targets.len(),
+        calls_per_fire: l.calls.len(),
+        rows_per_fire: l.calls.iter().map(|s| s.estimated_rows).sum(),
+        cost_per_fire: l.cost_per_fire,
+        next_fire: next.map(|t| rfc3339_in(t, tz)),
+        next_fire_local: next.map(|t| local(t, tz)),
+        fires_per_month: l.fires_per_month(),
+        cost_per_day: per_day(cost_per_month),
+        cost_per_month,
+        bought_once_per_month: l.saves,
+        pays_per_month: cost_per_month - l.saves,
+    }
+}
+
+fn rfc3339_in(t: DateTime<Utc>, tz: Option<Tz>) -> String {
+    match tz {
+        Some(tz) => t
+            .with_timezone(&tz)
+            .to_rfc3339_opts(SecondsFormat::Secs, true),
+        None => t.to_rfc3339_opts(SecondsFormat::Secs, true),
+    }
+}
+
+fn local(t: DateTime<Utc>, tz: Option<Tz>) -> String {
+    match tz {
+        Some(tz) => t.with_timezone(&tz).format("%Y-%m-%d %H:%M %Z").to_string(),
+        None => t.format("%Y-%m-%d %H:%M UTC").to_string(),
+    }
+}
+
+fn totals(lines: &[&Line]) -> Totals {
+    let mut t = Totals::default();
+    let mut by_day: BTreeMap<NaiveDate, Usd> = BTreeMap::new();
+    for l in lines {
+        t.calls_per_fire += l.calls.len();
+        t.cost_per_fire += l.cost_per_fire;
+        t.fires_per_month += l.fires_per_month();
+        t.calls_per_month += l.calls.len() as i64 * l.fires_per_month();
+        t.cost_per_month += l.cost_per_month();
+        t.bought_once_per_month += l.saves;
+        for f in &l.fires {
+            *by_day.entry(f.date_naive()).or_default() += l.cost_per_fire;
+        }
+        for (day, saved) in &l.saves_by_day {
+            let cost = by_day.entry(*day).or_default();
+            *cost = *cost - *saved;
+        }
+    }
+    t.cost_per_day = per_day(t.cost_per_month);
+    t.pays_per_month = t.cost_per_month - t.bought_once_per_month;
+    t.pays_per_day = per_day(t.pays_per_month);
+    t.busiest_day = by_day
+        .into_iter()
+        .filter(|(_, cost)| !cost.is_zero())
+        // The earliest of equally busy days.
+        .max_by(|a, b| a.1.cmp(&b.1).then(b.0.cmp(&a.0)))
+        .map(|(day, cost)| DayCost { day, cost });
+    t
+}
+
+/// The request parameters of `c` on `day`, keys sorted: two collections asking the
+/// same thing give the same string.
+fn request_key(c: &Collection, day: NaiveDate) -> String {
+    let sorted: BTreeMap<String, serde_json::Value> = c.request_params(day).into_iter().collect();
+    serde_json::to_string(&sorted).unwrap_or_default()
+}
+
+/// Walks every fire of the window in time order; a fire reuses the targets another
+/// collection bought the same UTC day with the same endpoint and request parameters,
+/// and pays only for the calls the rest need.
+fn simulate_reuse(lines: &mut [Line], prices: &Prices, today: NaiveDate) {
+    let mut per_endpoint: HashMap<Endpoint, usize> = HashMap::new();
+    for l in lines.iter() {
+        *per_endpoint.entry(l.collection.endpoint).or_default() += 1;
+    }
+    let mut events: Vec<(DateTime<Utc>, usize)> = lines
+        .iter()
+        .enumerate()
+        .filter(|(_, l)| per_endpoint[&l.collection.endpoint] > 1)
+        .flat_map(|(i, l)| l.fires.iter().map(move |f| (*f, i)))
+        .collect();
+    events.sort();
+    let mut day: Option<NaiveDate> = None;
+    // (endpoint, request) -> target -> the line that bought it today.
+    let mut bought: HashMap<(Endpoint, String), HashMap<Target, usize>> = HashMap::new();
+    let mut keys: HashMap<(usize, NaiveDate), String> = HashMap::new();
+    for (at, i) in events {
+        let fire_day = at.date_naive();
+        if day != Some(fire_day) {
+            bought.clear();
+            keys.clear();
+            day = Some(fire_day);
+        }
+        let c = lines[i].collection;
+        let key = keys
+            .entry((i, fire_day))
+            .or_insert_with(|| request_key(c, fire_day))
+            .clone();
+        let seen = bought.entry((c.endpoint, key)).or_default();
+        let mut remaining = Vec::new();
+        let mut reused = Vec::new();
+        for t in &c.targets {
+            match seen.get(t) {
+                Some(&buyer) if buyer != i => reused.push((t.clone(), buyer)),
+                _ => remaining.push(t.clone()),
+            }
+        }
+        for t in &remaining {
+            seen.entry(t.clone()).or_insert(i);
+        }
+        if reused.is_empty() {
+            continue;
+        }
+        let pays = if remaining.is_empty() {
+            Usd::ZERO
+        } else {
+            let rest = Collection {
+                targets: remaining,
+                ..c.clone()
+            };
+            cost_of(&plan_collection(&rest, today), prices)
+        };
+        let line = &mut lines[i];
+        let saved = line.cost_per_fire - pays;
+        line.saves += saved;
+        *line.saves_by_day.entry(fire_day).or_default() += saved;
+        line.reuse_fires += 1;
+        for (t, buyer) in reused {
+            line.reused_targets.insert(t);
+            line.bought_by.insert(buyer);
+        }
+    }
+}
+
+/// The period of the data a collection buys.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Grain {
+    Day,
+    Week,
+    Month,
+}
+
+impl Grain {
+    fn name(self) -> &'static str {
+        match self {
+            Grain::Day => "day",
+            Grain::Week => "week",
+            Grain::Month => "month",
+        }
+    }
+
+    /// The period a day falls in.
+    fn period(self, d: NaiveDate) -> (i32, u32) {
+        match self {
+            Grain::Day => (d.year(), d.ordinal()),
+            Grain::Week => (d.iso_week().year(), d.iso_week().week()),
+            Grain::Month => (d.year(), d.month()),
+        }
+    }
+
+    /// Fires a month of this data needs.
+    fn needed_per_month(self) -> Decimal {
+        match self {
+            Grain::Day => Decimal::from(WINDOW_DAYS),
+            Grain::Week => Decimal::from(WINDOW_DAYS) / Decimal::from(7),
+            Grain::Month => Decimal::ONE,
+        }
+    }
+}
+
+/// How often the data of `c` changes, and why.
+fn grain(c: &Collection, today: NaiveDate) -> (Grain, String) {
+    match c.endpoint {
+        Endpoint::History => (
+            Grain::Month,
+            "history has one item per month: a month bought once holds it".into(),
+        ),
+        Endpoint::TimeseriesSummary | Endpoint::TimeseriesNewLostSummary => {
+            let group = c
+                .request_params(today)
+                .get("group_range")
+                .and_then(serde_json::Value::as_str)
+                .and_then(GroupRange::parse)
+                .unwrap_or(GroupRange::Month);
+            let grain = match group {
+                GroupRange::Day => Grain::Day,
+                GroupRange::Week => Grain::Week,
+                GroupRange::Month | GroupRange::Year => Grain::Month,
+            };
+            (
+                grain,
+                format!(
+                    "group_range = \"{}\" gives one item per {}",
+                    group.name(),
+                    group.name()
+                ),
+            )
+        }
+        Endpoint::BulkNewLostBacklinks | Endpoint::BulkNewLostReferringDomains => (
+            Grain::Day,
+            "new and lost links are counted per day".into(),
+        ),
+        _ => (
+            Grain::Day,
+            "it is stored once per target and UTC day: a second fetch the same day replaces the first".into(),
+        ),
+    }
+}
+
+/// A schedule at the collection's own minute and hour (else 06:00) that fires once
+/// per `grain`.
+fn suggested_schedule(c: &Collection, grain: Grain) -> String {
+    let fields: Vec<&str> = c.schedule.as_str().split_whitespace().collect();
+    let numeric = |s: &str| !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit());
+    let (minute, hour) = match fields.as_slice() {
+        [m, h, _, _, _] if numeric(m) && numeric(h) => (*m, *h),
+        _ => ("0", "6"),
+    };
+    match grain {
+        Grain::Day => format!("{minute} {hour} * * *"),
+        Grain::Week => format!("{minute} {hour} * * 1"),
+        Grain::Month => format!("{minute} {hour} 2 * *"),
+    }
+}
+
+fn finer_than_data(l: &Line, jobs: &[Job], today: NaiveDate) -> Option<FinerThanData> {
+    let c = l.collection;
+    let (grain, why) = grain(c, today);
+    // Periods on the schedule's own calendar: a daily fire whose UTC time shifts by an
+    // hour at a DST change may land twice on one UTC day, and is still daily.
+    let tz = c.schedule.timezone();
+    let local_day = |t: &DateTime<Utc>| match tz {
+        Some(tz) => t.with_timezone(&tz).date_naive(),
+        None => t.date_naive(),
+    };
+    let mut periods = BTreeSet::new();
+    let twice_in_a_period = l
+        .fires
+        .iter()
+        .any(|f| !periods.insert(grain.period(local_day(f))));
+    let fires = Decimal::from(l.fires_per_month());
+    let needed = grain.needed_per_month();
+    if !twice_in_a_period || fires <= needed || l.cost_per_fire.is_zero() {
+        return None;
+    }
+    Some(FinerThanData {
+        job: jobs[l.job].name.clone(),
+        collection: c.name.clone(),
+        endpoint: c.endpoint,
+        schedule: c.schedule.as_str().to_string(),
+        data_period: grain.name(),
+        why,
+        fires_per_month: l.fires_per_month(),
+        needed_per_month: needed.round_dp(2).normalize(),
+        cost_per_fire: l.cost_per_fire,
+        stake_per_month: round5(l.cost_per_fire.decimal() * (fires - needed)),
+        suggested_schedule: suggested_schedule(c, grain),
+    })
+}
+
+fn bulk_alternative(
+    l: &Line,
+    jobs: &[Job],
+    prices: &Prices,
+    today: NaiveDate,
+) -> Option<BulkAlternative> {
+    let c = l.collection;
+    if c.endpoint != Endpoint::Summary
+        || c.targets.len() < SUMMARY_BULK_THRESHOLD
+        || l.fires.is_empty()
+    {
+        return None;
+    }
+    let per_fire: Usd = BULK_ALTERNATIVE
+        .iter()
+        .map(|&endpoint| {
+            // Only the parameters the bulk endpoint takes (rank_scale for bulk_ranks).
+            let params = Params(
+                c.params
+                    .0
+                    .iter()
+                    .filter(|(k, _)| endpoint.param(k).is_some())
+                    .map(|(k, v)| (k.clone(), v.clone()))
+                    .collect(),
+            );
+            let alt = Collection {
+                endpoint,
+                params,
+                ..c.clone()
+            };
+            cost_of(&plan_collection(&alt, today), prices)
+        })
+        .sum();
+    let summary_per_month = l.cost_per_month();
+    let bulk_per_month = per_fire * l.fires_per_month();
+    Some(BulkAlternative {
+        job: jobs[l.job].name.clone(),
+        collection: c.name.clone(),
+        targets: c.targets.len(),
+        fires_per_month: l.fires_per_month(),
+        summary_per_day: per_day(summary_per_month),
+        summary_per_month,
+        endpoints: BULK_ALTERNATIVE.to_vec(),
+        bulk_per_day: per_day(bulk_per_month),
+        bulk_per_month,
+        difference_per_month: summary_per_month - bulk_per_month,
+    })
+}
+
+fn cheaper(
+    jobs: &[Job],
+    lines: &[Line],
+    shown: &[&Line],
+    prices: &Prices,
+    today: NaiveDate,
+) -> Cheaper {
+    let mut out = Cheaper::default();
+    for l in shown {
+        if let Some(f) = finer_than_data(l, jobs, today) {
+            out.finer_than_data_per_month += f.stake_per_month;
+            out.finer_than_data.push(f);
+        }
+        if let Some(b) = bulk_alternative(l, jobs, prices, today) {
+            out.bulk_alternatives.push(b);
+        }
+    }
+    // Reuse concerns the job shown when it either reuses or is reused from.
+    let shown_jobs: BTreeSet<usize> = shown.iter().map(|l| l.job).collect();
+    for l in lines {
+        if l.saves.is_zero() && l.reused_targets.is_empty() {
+            continue;
+        }
+        let involved = shown_jobs.contains(&l.job)
+            || l.bought_by
+                .iter()
+                .any(|b| shown_jobs.contains(&lines[*b].job));
+        if !involved {
+            continue;
+        }
+        out.bought_once_per_month += l.saves;
+        out.bought_once.push(BoughtOnce {
+            job: jobs[l.job].name.clone(),
+            collection: l.collection.name.clone(),
+            endpoint: l.collection.endpoint,
+            targets: l.reused_targets.len(),
+            bought_by: l.bought_by.iter().map(|b| lines[*b].label(jobs)).collect(),
+            fires: l.reuse_fires,
+            saves_per_month: l.saves,
+        });
+    }
+    out
+}
+
+/// `10000` as `10,000`.
+fn thousands(n: usize) -> String {
+    let s = n.to_string();
+    let mut out = String::new();
+    for (i, ch) in s.chars().enumerate() {
+        if i > 0 && (s.len() - i) % 3 == 0 {
+            out.push(',');
+        }
+        out.push(ch);
+    }
+    out
+}
+
+/// How often a schedule fires, in words, from its fires in 30 days.
+fn cadence(fires: i64) -> String {
+    match fires {
+        1 => "monthly".into(),
+        4 | 5 => "weekly".into(),
+        30 => "daily".into(),
+        720 => "hourly".into(),
+        n => format!("{n} times in 30 days"),
+    }
+}
+
+fn percent(b: &BudgetUse) -> String {
+    match b.share_percent {
+        Some(p) => format!("{p}%"),
+        None => "a zero cap".into(),
+    }
+}
+
+/// The bill for people.
+pub fn render_text(bill: &Bill) -> String {
+    use std::fmt::Write as _;
+    let mut out = String::new();
+    let _ = writeln!(
+        out,
+        "the bill of the next {} days, {} to {}; nothing is spent",
+        bill.window_days,
+        bill.now.format("%Y-%m-%d %H:%M UTC"),
+        bill.until.format("%Y-%m-%d %H:%M UTC")
+    );
+    let _ = writeln!(
+        out,
+        "prices: {}{}",
+        bill.prices,
+        bill.prices_note
+            .as_deref()
+            .map(|n| format!(" ({n})"))
+            .unwrap_or_default()
+    );
+    for job in &bill.jobs {
+        let budget = job
+            .budget
+            .as_ref()
+            .map(|b| format!(", budget_monthly_usd {}", b.cap))
+            .unwrap_or_default();
+        let _ = writeln!(out, "\njob {} ({}){budget}", job.name, job.timezone);
+        let _ = writeln!(
+            out,
+            "  {:<28} {:<42} {:>7} {:>9} {:>10} {:<22} {:>9} {:>10} {:>11}",
+            "collection",
+            "endpoint (calls per fire)",
+            "targets",
+            "rows/fire",
+            "cost/fire",
+            "next fire",
+            "fires/30d",
+            "per day",
+            "per month"
+        );
+        for c in &job.collections {
+            let _ = writeln!(
+                out,
+                "  {:<28} {:<42} {:>7} {:>9} {:>10} {:<22} {:>9} {:>10} {:>11}",
+                c.name,
+                format!(
+                    "{} ({} call{})",
+                    c.endpoint,
+                    c.calls_per_fire,
+                    if c.calls_per_fire == 1 { "" } else { "s" }
+                ),
+                c.targets,
+                c.rows_per_fire,
+                c.cost_per_fire.to_string(),
+                c.next_fire_local.as_deref().unwrap_or("never"),
+                c.fires_per_month,
+                c.cost_per_day.to_string(),
+                c.cost_per_month.to_string()
+            );
+        }
+        let t = &job.total;
+        let _ = writeln!(
+            out,
+            "  {:<28} {:<42} {:>7} {:>9} {:>10} {:<22} {:>9} {:>10} {:>11}",
+            "job total",
+            format!("{} calls per fire of each", t.calls_per_fire),
+            "",
+            "",
+            t.cost_per_fire.to_string(),
+            "",
+            t.fires_per_month,
+            t.cost_per_day.to_string(),
+            t.cost_per_month.to_string()
+        );
+        if !t.bought_once_per_month.is_zero() {
+            let _ = writeln!(
+                out,
+                "  bought once (reused the same UTC day): -{}/month, so it pays {}/day, {}/month",
+                t.bought_once_per_month, t.pays_per_day, t.pays_per_month
+            );
+        }
+        if let Some(b) = &job.budget {
+            let _ = writeln!(
+                out,
+                "  budget_monthly_usd {}: {} of it used by {}/month{}",
+                b.cap,
+                percent(b),
+                b.projected,
+                if b.over { "  OVER BUDGET" } else { "" }
+            );
+        }
+    }
+    let t = &bill.total;
+    let scope = match &bill.only_job {
+        Some(name) => format!("job {name}"),
+        None => "all jobs".into(),
+    };
+    let _ = writeln!(
+        out,
+        "\n{scope}: one fire of every collection: {} calls, estimated cost {}",
+        t.calls_per_fire, t.cost_per_fire
+    );
+    let _ = writeln!(
+        out,
+        "{scope}: {} calls in 30 days; projected {}/day, {}/month{}",
+        t.calls_per_month,
+        t.pays_per_day,
+        t.pays_per_month,
+        if t.bought_once_per_month.is_zero() {
+            String::new()
+        } else {
+            format!(
+                " (schedules cost {}/month; {} of it bought once)",
+                t.cost_per_month, t.bought_once_per_month
+            )
+        }
+    );
+    if let Some(d) = t.busiest_day {
+        let _ = writeln!(out, "busiest UTC day: {} with {}", d.day, d.cost);
+    }
+    for b in &bill.budgets {
+        let per = if b.budget == "budget.daily_usd" {
+            "day"
+        } else {
+            "month"
+        };
+        let _ = writeln!(
+            out,
+            "{} {}: {} of it used by {}/{per}{}",
+            b.budget,
+            b.cap,
+            percent(b),
+            b.projected,
+            if b.over { "  OVER BUDGET" } else { "" }
+        );
+        if per == "day"
+            && !b.over
+            && let Some(d) = t.busiest_day.filter(|d| d.cost > b.cap)
+        {
+            let _ = writeln!(
+                out,
+                "  but {} needs {}: what is over the cap that day waits for the next",
+                d.day, d.cost
+            );
+        }
+    }
+    let ch = &bill.cheaper;
+    let _ = writeln!(out, "\nthe cheaper way (money at stake per month):");
+    if ch.finer_than_data.is_empty() && ch.bought_once.is_empty() && ch.bulk_alternatives.is_empty()
+    {
+        let _ = writeln!(out, "  nothing found");
+    }
+    for f in &ch.finer_than_data {
+        let _ = writeln!(
+            out,
+            "  - {}/{}: `{}` fires {} times in 30 days, but {}: once a {} is enough (e.g. `{}`): {}/month at stake",
+            f.job,
+            f.collection,
+            f.schedule,
+            f.fires_per_month,
+            f.why,
+            f.data_period,
+            f.suggested_schedule,
+            f.stake_per_month
+        );
+    }
+    for b in &ch.bought_once {
+        let _ = writeln!(
+            out,
+            "  - bought once: {}/{} ({}) reuses {} target{} {} bought the same UTC day: saves {}/month (already out of the projection)",
+            b.job,
+            b.collection,
+            b.endpoint,
+            thousands(b.targets),
+            if b.targets == 1 { "" } else { "s" },
+            b.bought_by.join(", "),
+            b.saves_per_month
+        );
+    }
+    for a in &ch.bulk_alternatives {
+        let _ = writeln!(
+            out,
+            "  - option: {}/{}: summary for {} targets {}: {}/day; {} give rank, backlinks and referring domains for {}/day ({}/month less); only you know which summary fields you read",
+            a.job,
+            a.collection,
+            thousands(a.targets),
+            cadence(a.fires_per_month),
+            a.summary_per_day,
+            a.endpoints
+                .iter()
+                .map(|e| e.name())
+                .collect::<Vec<_>>()
+                .join(" + "),
+            a.bulk_per_day,
+            a.difference_per_month
+        );
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,691 @@
+use std::path::PathBuf;
+use std::time::Duration;
+
+use chrono::TimeZone;
+
+use super::*;
+use crate::jobs::{CatchUp, DateSpec, ParamValue};
+use crate::schedule::Schedule;
+
+fn at(s: &str) -> DateTime<Utc> {
+    s.parse().unwrap()
+}
+
+fn usd(s: &str) -> Usd {
+    s.parse().unwrap()
+}
+
+fn collection(
+    endpoint: &str,
+    schedule: &str,
+    tz: Option<Tz>,
+    targets: &[String],
+    params: &[(&str, ParamValue)],
+) -> Collection {
+    Collection {
+        job: String::new(),
+        name: endpoint.to_string(),
+        endpoint: endpoint.parse().unwrap(),
+        schedule: Schedule::parse(schedule, tz).unwrap(),
+        params: Params(
+            params
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.clone()))
+                .collect(),
+        ),
+        targets: targets.iter().map(|t| Target::parse(t).unwrap()).collect(),
+        catch_up: CatchUp::Latest,
+        catch_up_window: Duration::from_secs(3600),
+    }
+}
+
+fn job(name: &str, tz: Option<Tz>, budget: Option<&str>, collections: Vec<Collection>) -> Job {
+    let mut seen: BTreeMap<String, usize> = BTreeMap::new();
+    Job {
+        name: name.to_string(),
+        file: PathBuf::from(format!("jobs/{name}.toml")),
+        timezone: tz,
+        budget_monthly_usd: budget.map(|b| b.parse().unwrap()),
+        collections: collections
+            .into_iter()
+            .map(|mut c| {
+                c.job = name.to_string();
+                let n = seen.entry(c.name.clone()).or_default();
+                *n += 1;
+                if *n > 1 {
+                    c.name = format!("{}-{n}", c.name);
+                }
+                c
+            })
+            .collect(),
+        warnings: Vec::new(),
+    }
+}
+
+fn domains(n: usize) -> Vec<String> {
+    (0..n).map(|i| format!("d{i}.com")).collect()
+}
+
+fn names(list: &[&str]) -> Vec<String> {
+    list.iter().map(|s| s.to_string()).collect()
+}
+
+fn str_param(v: &str) -> ParamValue {
+    ParamValue::Str(v.into())
+}
+
+fn date_param(v: &str) -> ParamValue {
+    ParamValue::Date(DateSpec::parse(v).unwrap())
+}
+
+fn bill(jobs: &[Job], now: &str) -> Bill {
+    compute(jobs, None, &Prices::default(), Caps::default(), at(now))
+}
+
+fn berlin() -> Option<Tz> {
+    Some(chrono_tz::Europe::Berlin)
+}
+
+#[test]
+fn cost_per_fire_day_and_month_are_the_list_price_times_the_schedules_fires() {
+    let abc = names(&["a.com", "b.com", "c.com"]);
+    let jobs = [job(
+        "brands",
+        None,
+        None,
+        vec![
+            collection("summary", "0 6 * * *", None, &abc, &[]),
+            collection("bulk_ranks", "30 8 * * 1-5", None, &abc, &[]),
+        ],
+    )];
+    // 2026-03-01 is a Sunday: 30 days hold 30 mornings and 21 weekdays.
+    let b = bill(&jobs, "2026-03-01T00:00:00Z");
+    let [summary, ranks] = &b.jobs[0].collections[..] else {
+        panic!()
+    };
+    assert_eq!(
+        (summary.calls_per_fire, summary.rows_per_fire),
+        (3, 3),
+        "one call per target"
+    );
+    assert_eq!(summary.cost_per_fire, usd("0.06009"));
+    assert_eq!(summary.fires_per_month, 30);
+    assert_eq!(summary.cost_per_month, usd("1.8027"));
+    assert_eq!(summary.cost_per_day, usd("0.06009"));
+    assert_eq!(
+        summary.next_fire.as_deref(),
+        Some("2026-03-01T06:00:00Z"),
+        "the first fire after now"
+    );
+    assert_eq!((ranks.calls_per_fire, ranks.rows_per_fire), (1, 3));
+    assert_eq!(ranks.cost_per_fire, usd("0.02009"));
+    assert_eq!(ranks.fires_per_month, 21);
+    assert_eq!(ranks.cost_per_month, usd("0.42189"));
+    assert_eq!(
+        ranks.cost_per_day,
+        usd("0.01406"),
+        "0.42189 / 30, to $0.00001"
+    );
+    let t = &b.total;
+    assert_eq!(t.calls_per_fire, 4);
+    assert_eq!(t.cost_per_fire, usd("0.08018"));
+    assert_eq!(t.calls_per_month, 3 * 30 + 21);
+    assert_eq!(t.cost_per_month, usd("2.22459"));
+    assert_eq!(t.pays_per_month, usd("2.22459"));
+    assert_eq!(t.pays_per_day, usd("0.07415"));
+    // Weekdays hold both collections.
+    assert_eq!(
+        t.busiest_day,
+        Some(DayCost {
+            day: NaiveDate::from_ymd_opt(2026, 3, 2).unwrap(),
+            cost: usd("0.08018")
+        })
+    );
+}
+
+#[test]
+fn a_daily_0230_in_berlin_fires_30_times_in_30_days_across_either_dst_change() {
+    let jobs = [job(
+        "berlin",
+        berlin(),
+        None,
+        vec![collection(
+            "summary",
+            "30 2 * * *",
+            berlin(),
+            &names(&["a.com"]),
+            &[],
+        )],
+    )];
+    // 2026-03-29: 02:00 CET jumps to 03:00 CEST, 02:30 does not exist that day.
+    // 2026-10-25: 03:00 CEST falls back to 02:00 CET, 02:30 happens twice.
+    for now in ["2026-03-15T00:00:00Z", "2026-10-15T00:00:00Z"] {
+        let b = bill(&jobs, now);
+        let c = &b.jobs[0].collections[0];
+        assert_eq!(c.fires_per_month, 30, "from {now}");
+        assert_eq!(c.cost_per_month, usd("0.6009"));
+        assert_eq!(c.cost_per_day, usd("0.02003"));
+    }
+    // The fire on the spring-forward day runs right after the gap, in Berlin time.
+    let b = bill(&jobs, "2026-03-28T12:00:00Z");
+    let c = &b.jobs[0].collections[0];
+    assert_eq!(c.next_fire.as_deref(), Some("2026-03-29T03:00:00+02:00"));
+    assert_eq!(c.next_fire_local.as_deref(), Some("2026-03-29 03:00 CEST"));
+    assert_eq!(b.jobs[0].timezone, "Europe/Berlin");
+}
+
+#[test]
+fn a_job_over_its_monthly_budget_is_flagged_and_each_cap_shows_its_share() {
+    let jobs = [
+        job(
+            "big",
+            None,
+            Some("1"),
+            vec![collection("summary", "0 6 * * *", None, &domains(2), &[])],
+        ),
+        job(
+            "small",
+            None,
+            Some("10"),
+            vec![collection(
+                "summary",
+                "0 6 * * *",
+                None,
+                &names(&["other.com"]),
+                &[],
+            )],
+        ),
+    ];
+    let caps = Caps {
+        daily_usd: Some(usd("0.05")),
+        monthly_usd: Some(usd("100")),
+    };
+    let b = compute(
+        &jobs,
+        None,
+        &Prices::default(),
+        caps,
+        at("2026-03-01T00:00:00Z"),
+    );
+    // big: 2 × $0.02003 × 30 = $1.2018 of $1; small: $0.6009 of $10.
+    let big = &b.jobs[0];
+    assert!(big.over_budget);
+    assert_eq!(
+        big.budget,
+        Some(BudgetUse {
+            budget: "budget_monthly_usd".into(),
+            cap: usd("1"),
+            projected: usd("1.2018"),
+            share_percent: Some("120.2".parse().unwrap()),
+            over: true,
+        })
+    );
+    let small = &b.jobs[1];
+    assert!(!small.over_budget);
+    assert_eq!(
+        small.budget.as_ref().unwrap().share_percent,
+        Some("6.0".parse().unwrap())
+    );
+    // All: $1.8027 a month, $0.06009 a day.
+    assert_eq!(
+        b.budgets,
+        vec![
+            BudgetUse {
+                budget: "budget.daily_usd".into(),
+                cap: usd("0.05"),
+                projected: usd("0.06009"),
+                share_percent: Some("120.2".parse().unwrap()),
+                over: true,
+            },
+            BudgetUse {
+                budget: "budget.monthly_usd".into(),
+                cap: usd("100"),
+                projected: usd("1.8027"),
+                share_percent: Some("1.8".parse().unwrap()),
+                over: false,
+            },
+        ]
+    );
+    let text = render_text(&b);
+    assert!(
+        text.contains("budget_monthly_usd $1.00: 120.2% of it used by $1.2018/month  OVER BUDGET"),
+        "{text}"
+    );
+    assert!(
+        text.contains("budget.daily_usd $0.05: 120.2% of it used by $0.06009/day  OVER BUDGET"),
+        "{text}"
+    );
+}
+
+#[test]
+fn a_daily_history_buys_the_same_months_again_and_the_stake_is_all_but_one_fire() {
+    let jobs = [job(
+        "h",
+        None,
+        None,
+        vec![
+            collection(
+                "history",
+                "0 7 * * *",
+                None,
+                &names(&["a.com"]),
+                &[("date_from", date_param("2025-01-01"))],
+            ),
+            collection(
+                "history",
+                "0 7 2 * *",
+                None,
+                &names(&["b.com"]),
+                &[("date_from", date_param("2025-01-01"))],
+            ),
+        ],
+    )];
+    let b = bill(&jobs, "2026-03-01T00:00:00Z");
+    // 2025-01 to 2026-03: 15 months, $0.02 + 15 × $0.00003 = $0.02045 a fire.
+    assert_eq!(b.jobs[0].collections[0].cost_per_fire, usd("0.02045"));
+    let [f] = &b.cheaper.finer_than_data[..] else {
+        panic!("{:#?}", b.cheaper.finer_than_data)
+    };
+    assert_eq!(f.collection, "history", "the monthly one is fine");
+    assert_eq!(f.data_period, "month");
+    assert_eq!(f.fires_per_month, 30);
+    assert_eq!(f.needed_per_month, Decimal::ONE);
+    assert_eq!(f.stake_per_month, usd("0.59305"), "$0.02045 × 29");
+    assert_eq!(f.suggested_schedule, "0 7 2 * *");
+    assert_eq!(b.cheaper.finer_than_data_per_month, usd("0.59305"));
+}
+
+#[test]
+fn a_timeseries_is_flagged_only_when_it_fires_more_often_than_its_group_range() {
+    let a = names(&["a.com"]);
+    let jobs = [job(
+        "ts",
+        None,
+        None,
+        vec![
+            // Monthly items, fetched every Monday: 5 fires where 1 does.
+            collection(
+                "timeseries_summary",
+                "0 5 * * 1",
+                None,
+                &a,
+                &[
+                    ("group_range", str_param("month")),
+                    ("date_from", date_param("-3m")),
+                ],
+            ),
+            // Weekly items fetched weekly, daily items daily: nothing to flag.
+            collection(
+                "timeseries_summary",
+                "0 5 * * 1",
+                None,
+                &a,
+                &[("group_range", str_param("week"))],
+            ),
+            collection(
+                "timeseries_new_lost_summary",
+                "0 5 * * *",
+                None,
+                &a,
+                &[("group_range", str_param("day"))],
+            ),
+            // Weekly items, every day: 30 fires where 30/7 do.
+            collection(
+                "timeseries_new_lost_summary",
+                "0 5 * * *",
+                None,
+                &a,
+                &[
+                    ("group_range", str_param("week")),
+                    ("date_from", date_param("-4w")),
+                ],
+            ),
+        ],
+    )];
+    let b = bill(&jobs, "2026-03-01T00:00:00Z");
+    let found: Vec<(&str, &str, i64)> = b
+        .cheaper
+        .finer_than_data
+        .iter()
+        .map(|f| (f.collection.as_str(), f.data_period, f.fires_per_month))
+        .collect();
+    assert_eq!(
+        found,
+        vec![
+            ("timeseries_summary", "month", 5),
+            ("timeseries_new_lost_summary-2", "week", 30)
+        ]
+    );
+    let monthly = &b.cheaper.finer_than_data[0];
+    // 2025-12-01 .. 2026-03-01 by month: 4 periods, $0.02012 a fire, 4 fires too many.
+    assert_eq!(monthly.cost_per_fire, usd("0.02012"));
+    assert_eq!(monthly.stake_per_month, usd("0.08048"));
+    let weekly = &b.cheaper.finer_than_data[1];
+    // 2026-02-01 .. 2026-03-01 by ISO week: 5 periods, $0.02015 a fire; 30 - 30/7 fires.
+    assert_eq!(weekly.cost_per_fire, usd("0.02015"));
+    assert_eq!(weekly.needed_per_month, "4.29".parse::<Decimal>().unwrap());
+    assert_eq!(
+        weekly.stake_per_month,
+        round5(
+            usd("0.02015").decimal() * (Decimal::from(30) - Decimal::from(30) / Decimal::from(7))
+        )
+    );
+    assert_eq!(weekly.stake_per_month, usd("0.51814"));
+}
+
+#[test]
+fn summary_and_bulk_new_lost_more_often_than_daily_are_flagged_but_a_daily_fire_across_dst_is_not()
+{
+    let london = Some(chrono_tz::Europe::London);
+    let a = names(&["a.com"]);
+    let jobs = [
+        job(
+            "h",
+            None,
+            None,
+            vec![
+                collection("summary", "0 * * * *", None, &a, &[]),
+                collection("bulk_new_lost_backlinks", "0 */12 * * *", None, &a, &[]),
+            ],
+        ),
+        // 00:30 London is 00:30Z in winter and 23:30Z the day before in summer: on
+        // 2026-03-29 two fires fall on one UTC day, yet it is one fire a day (and 31
+        // in the 30 days: the window gains the hour the clocks skip).
+        job(
+            "london",
+            london,
+            None,
+            vec![collection("summary", "30 0 * * *", london, &a, &[])],
+        ),
+    ];
+    let b = bill(&jobs, "2026-03-15T00:00:00Z");
+    let found: Vec<(&str, &str, i64, Usd)> = b
+        .cheaper
+        .finer_than_data
+        .iter()
+        .map(|f| {
+            (
+                f.job.as_str(),
+                f.collection.as_str(),
+                f.fires_per_month,
+                f.stake_per_month,
+            )
+        })
+        .collect();
+    assert_eq!(
+        found,
+        vec![
+            // 720 hourly fires where 30 do: 690 × $0.02003.
+            ("h", "summary", 720, usd("13.8207")),
+            // 60 fires where 30 do: 30 × $0.02003.
+            ("h", "bulk_new_lost_backlinks", 60, usd("0.6009")),
+        ]
+    );
+    assert_eq!(b.jobs[1].collections[0].fires_per_month, 31);
+    assert_eq!(b.cheaper.finer_than_data[0].suggested_schedule, "0 6 * * *");
+}
+
+#[test]
+fn the_same_target_endpoint_and_parameters_in_two_jobs_the_same_day_is_bought_once() {
+    let first = job(
+        "first",
+        None,
+        None,
+        vec![
+            collection(
+                "summary",
+                "0 6 * * *",
+                None,
+                &names(&["a.com", "b.com"]),
+                &[],
+            ),
+            collection(
+                "bulk_ranks",
+                "0 6 * * *",
+                None,
+                &names(&["a.com", "b.com"]),
+                &[],
+            ),
+        ],
+    );
+    let second = job(
+        "second",
+        None,
+        None,
+        vec![
+            collection(
+                "summary",
+                "0 7 * * *",
+                None,
+                &names(&["b.com", "c.com"]),
+                &[],
+            ),
+            collection(
+                "bulk_ranks",
+                "0 7 * * *",
+                None,
+                &names(&["b.com", "c.com"]),
+                &[],
+            ),
+            // Other parameters: another answer, bought on its own.
+            collection(
+                "summary",
+                "0 7 * * *",
+                None,
+                &names(&["a.com"]),
+                &[("include_subdomains", ParamValue::Bool(false))],
+            ),
+        ],
+    );
+    let jobs = [first, second];
+    let b = bill(&jobs, "2026-03-01T00:00:00Z");
+    let found: Vec<(&str, &str, usize, Vec<String>, i64, Usd)> = b
+        .cheaper
+        .bought_once
+        .iter()
+        .map(|o| {
+            (
+                o.job.as_str(),
+                o.collection.as_str(),
+                o.targets,
+                o.bought_by.clone(),
+                o.fires,
+                o.saves_per_month,
+            )
+        })
+        .collect();
+    assert_eq!(
+        found,
+        vec![
+            // b.com's summary call, 30 times.
+            (
+                "second",
+                "summary",
+                1,
+                vec!["first/summary".to_string()],
+                30,
+                usd("0.6009")
+            ),
+            // The bulk call still goes out for c.com: one row less, 30 times.
+            (
+                "second",
+                "bulk_ranks",
+                1,
+                vec!["first/bulk_ranks".to_string()],
+                30,
+                usd("0.0009")
+            ),
+        ]
+    );
+    let second = &b.jobs[1];
+    assert_eq!(second.collections[0].cost_per_month, usd("1.2018"));
+    assert_eq!(second.collections[0].pays_per_month, usd("0.6009"));
+    assert_eq!(second.total.bought_once_per_month, usd("0.6018"));
+    // second: summary 1.2018 + bulk_ranks 0.6018 + summary-2 0.6009, less 0.6018.
+    assert_eq!(second.total.cost_per_month, usd("2.4045"));
+    assert_eq!(second.total.pays_per_month, usd("1.8027"));
+    assert_eq!(b.total.bought_once_per_month, usd("0.6018"));
+    assert_eq!(
+        b.total.pays_per_month,
+        b.total.cost_per_month - usd("0.6018")
+    );
+    assert_eq!(b.cheaper.bought_once_per_month, usd("0.6018"));
+
+    // Asked for the first job only, the reuse by the second is still shown.
+    let only = compute(
+        &jobs,
+        Some("first"),
+        &Prices::default(),
+        Caps::default(),
+        at("2026-03-01T00:00:00Z"),
+    );
+    assert_eq!(only.jobs.len(), 1);
+    assert_eq!(only.cheaper.bought_once.len(), 2);
+    assert_eq!(only.total.bought_once_per_month, Usd::ZERO);
+}
+
+#[test]
+fn a_collection_firing_twice_a_day_does_not_reuse_its_own_answers() {
+    // Reuse is between collections; a schedule finer than the data is its own finding.
+    let jobs = [job(
+        "twice",
+        None,
+        None,
+        vec![collection(
+            "summary",
+            "0 6,18 * * *",
+            None,
+            &names(&["a.com"]),
+            &[],
+        )],
+    )];
+    let b = bill(&jobs, "2026-03-01T00:00:00Z");
+    assert!(b.cheaper.bought_once.is_empty());
+    assert_eq!(b.total.pays_per_month, usd("1.2018"));
+    assert_eq!(b.cheaper.finer_than_data[0].stake_per_month, usd("0.6009"));
+}
+
+#[test]
+fn a_daily_summary_of_10000_targets_is_shown_beside_its_bulk_alternative() {
+    let jobs = [job(
+        "many",
+        None,
+        None,
+        vec![
+            collection("summary", "0 6 * * *", None, &domains(10_000), &[]),
+            collection("summary", "0 6 * * *", None, &domains(99), &[]),
+        ],
+    )];
+    let b = bill(&jobs, "2026-03-01T00:00:00Z");
+    let [a] = &b.cheaper.bulk_alternatives[..] else {
+        panic!("only the summary of 100 targets or more")
+    };
+    assert_eq!(a.targets, 10_000);
+    // 10,000 calls × $0.02003.
+    assert_eq!(a.summary_per_day, usd("200.30"));
+    // 3 endpoints × 10 calls × $0.02 + 30,000 rows × $0.00003.
+    assert_eq!(a.bulk_per_day, usd("1.50"));
+    assert_eq!(a.summary_per_month, usd("6009"));
+    assert_eq!(a.bulk_per_month, usd("45"));
+    assert_eq!(a.difference_per_month, usd("5964"));
+    let text = render_text(&b);
+    assert!(
+        text.contains(
+            "summary for 10,000 targets daily: $200.30/day; bulk_ranks + bulk_backlinks + \
+             bulk_referring_domains give rank, backlinks and referring domains for $1.50/day \
+             ($5964.00/month less)"
+        ),
+        "{text}"
+    );
+}
+
+#[test]
+fn the_account_price_list_and_a_flat_price_per_call_are_used_when_given() {
+    let jobs = [job(
+        "p",
+        None,
+        None,
+        vec![collection("summary", "0 6 * * *", None, &domains(2), &[])],
+    )];
+    let now = at("2026-03-01T00:00:00Z");
+    let mut prices = Prices::default();
+    prices.per_endpoint.insert(
+        Endpoint::Summary,
+        crate::plan::Rate {
+            per_request: usd("0.01"),
+            per_row: usd("0.0001"),
+        },
+    );
+    prices.as_of = Some(Utc.with_ymd_and_hms(2026, 2, 27, 10, 0, 0).unwrap());
+    let b = compute(&jobs, None, &prices, Caps::default(), now);
+    assert_eq!(b.jobs[0].collections[0].cost_per_fire, usd("0.0202"));
+    assert_eq!(b.prices, "the account's price list of 2026-02-27 10:00 UTC");
+    prices.flat_per_call = Some(usd("0.05"));
+    let b = compute(&jobs, None, &prices, Caps::default(), now);
+    assert_eq!(b.jobs[0].collections[0].cost_per_month, usd("3"));
+}
+
+#[test]
+fn the_json_form_writes_money_as_exact_decimal_strings() {
+    let jobs = [job(
+        "j",
+        None,
+        Some("25"),
+        vec![collection(
+            "bulk_ranks",
+            "30 8 * * 1-5",
+            None,
+            &domains(3),
+            &[],
+        )],
+    )];
+    let b = bill(&jobs, "2026-03-01T00:00:00Z");
+    let v = serde_json::to_value(&b).unwrap();
+    let c = &v["jobs"][0]["collections"][0];
+    assert_eq!(c["cost_per_fire"], "0.02009");
+    assert_eq!(c["cost_per_month"], "0.42189");
+    assert_eq!(c["cost_per_day"], "0.01406");
+    assert_eq!(c["fires_per_month"], 21);
+    assert_eq!(c["endpoint"], "bulk_ranks");
+    assert_eq!(v["jobs"][0]["budget"]["share_percent"], "1.7");
+    assert_eq!(v["total"]["pays_per_month"], "0.42189");
+    assert_eq!(v["now"], "2026-03-01T00:00:00Z");
+}
+
+#[test]
+fn the_text_lists_each_collection_and_the_totals() {
+    let jobs = [job(
+        "brands",
+        berlin(),
+        None,
+        vec![collection(
+            "summary",
+            "0 6 * * *",
+            berlin(),
+            &domains(3),
+            &[],
+        )],
+    )];
+    let b = bill(&jobs, "2026-03-01T00:00:00Z");
+    let text = render_text(&b);
+    for line in [
+        "job brands (Europe/Berlin)",
+        "summary (3 calls)",
+        "2026-03-01 06:00 CET",
+        "all jobs: one fire of every collection: 3 calls, estimated cost $0.06009",
+        "all jobs: 90 calls in 30 days; projected $0.06009/day, $1.8027/month",
+        "prices: list price $0.02 per call + $0.00003 per row",
+        "nothing found",
+    ] {
+        assert!(text.contains(line), "`{line}` in:\n{text}");
+    }
+}
+
+#[test]
+fn thousands_are_separated_and_cadences_named() {
+    assert_eq!(thousands(10_000), "10,000");
+    assert_eq!(thousands(999), "999");
+    assert_eq!(thousands(1_234_567), "1,234,567");
+    assert_eq!(cadence(30), "daily");
+    assert_eq!(cadence(21), "21 times in 30 days");
+}
