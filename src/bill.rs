@@ -756,7 +756,7 @@ fn thousands(n: usize) -> String {
     let s = n.to_string();
     let mut out = String::new();
     for (i, ch) in s.chars().enumerate() {
-        if i > 0 && (s.len() - i) % 3 == 0 {
+        if i > 0 && (s.len() - i).is_multiple_of(3) {
             out.push(',');
         }
         out.push(ch);
@@ -779,6 +779,31 @@ fn percent(b: &BudgetUse) -> String {
     match b.share_percent {
         Some(p) => format!("{p}%"),
         None => "a zero cap".into(),
+    }
+}
+
+/// Writes `rows` as columns two spaces in, each as wide as its widest cell, numbers
+/// (`right[i]`) aligned right.
+fn table(out: &mut String, rows: &[Vec<String>], right: &[bool]) {
+    let widths: Vec<usize> = (0..right.len())
+        .map(|i| rows.iter().map(|r| r[i].chars().count()).max().unwrap_or(0))
+        .collect();
+    for row in rows {
+        let cells: Vec<String> = row
+            .iter()
+            .zip(&widths)
+            .zip(right)
+            .map(|((cell, &w), &right)| {
+                if right {
+                    format!("{cell:>w$}")
+                } else {
+                    format!("{cell:<w$}")
+                }
+            })
+            .collect();
+        out.push_str("  ");
+        out.push_str(cells.join("  ").trim_end());
+        out.push('\n');
     }
 }
 
@@ -809,52 +834,55 @@ pub fn render_text(bill: &Bill) -> String {
             .map(|b| format!(", budget_monthly_usd {}", b.cap))
             .unwrap_or_default();
         let _ = writeln!(out, "\njob {} ({}){budget}", job.name, job.timezone);
-        let _ = writeln!(
-            out,
-            "  {:<28} {:<42} {:>7} {:>9} {:>10} {:<22} {:>9} {:>10} {:>11}",
-            "collection",
-            "endpoint (calls per fire)",
-            "targets",
-            "rows/fire",
-            "cost/fire",
-            "next fire",
-            "fires/30d",
-            "per day",
-            "per month"
-        );
+        let mut rows: Vec<Vec<String>> = vec![
+            [
+                "collection",
+                "endpoint (calls per fire)",
+                "targets",
+                "rows/fire",
+                "cost/fire",
+                "next fire",
+                "fires/30d",
+                "per day",
+                "per month",
+            ]
+            .map(String::from)
+            .to_vec(),
+        ];
         for c in &job.collections {
-            let _ = writeln!(
-                out,
-                "  {:<28} {:<42} {:>7} {:>9} {:>10} {:<22} {:>9} {:>10} {:>11}",
-                c.name,
+            rows.push(vec![
+                c.name.clone(),
                 format!(
                     "{} ({} call{})",
                     c.endpoint,
                     c.calls_per_fire,
                     if c.calls_per_fire == 1 { "" } else { "s" }
                 ),
-                c.targets,
-                c.rows_per_fire,
+                c.targets.to_string(),
+                c.rows_per_fire.to_string(),
                 c.cost_per_fire.to_string(),
-                c.next_fire_local.as_deref().unwrap_or("never"),
-                c.fires_per_month,
+                c.next_fire_local.clone().unwrap_or_else(|| "never".into()),
+                c.fires_per_month.to_string(),
                 c.cost_per_day.to_string(),
-                c.cost_per_month.to_string()
-            );
+                c.cost_per_month.to_string(),
+            ]);
         }
         let t = &job.total;
-        let _ = writeln!(
-            out,
-            "  {:<28} {:<42} {:>7} {:>9} {:>10} {:<22} {:>9} {:>10} {:>11}",
-            "job total",
-            format!("{} calls per fire of each", t.calls_per_fire),
-            "",
-            "",
+        rows.push(vec![
+            "job total".into(),
+            format!("{} calls", t.calls_per_fire),
+            String::new(),
+            String::new(),
             t.cost_per_fire.to_string(),
-            "",
-            t.fires_per_month,
+            String::new(),
+            t.fires_per_month.to_string(),
             t.cost_per_day.to_string(),
-            t.cost_per_month.to_string()
+            t.cost_per_month.to_string(),
+        ]);
+        table(
+            &mut out,
+            &rows,
+            &[false, false, true, true, true, false, true, true, true],
         );
         if !t.bought_once_per_month.is_zero() {
             let _ = writeln!(

@@ -479,7 +479,8 @@ fn the_same_target_endpoint_and_parameters_in_two_jobs_the_same_day_is_bought_on
     );
     let jobs = [first, second];
     let b = bill(&jobs, "2026-03-01T00:00:00Z");
-    let found: Vec<(&str, &str, usize, Vec<String>, i64, Usd)> = b
+    type Found<'a> = (&'a str, &'a str, usize, Vec<String>, i64, Usd);
+    let found: Vec<Found> = b
         .cheaper
         .bought_once
         .iter()
