@@ -52,11 +52,19 @@ pub enum Command {
         #[command(subcommand)]
         command: JobsCommand,
     },
-    /// Lists the calls one cycle of each collection would make, with the estimated cost.
+    /// The bill before anything runs: per fire, per day and per month, against each
+    /// budget, and the cheaper way. Spends nothing.
     Plan {
         /// Only this job.
         #[arg(long)]
         job: Option<String>,
+        /// The bill as JSON, for scripts (money as exact decimal strings).
+        #[arg(long)]
+        json: bool,
+        /// The bill as of this instant instead of now (RFC 3339, e.g. 2026-03-29T00:00:00Z):
+        /// fires are counted over the 30 days after it.
+        #[arg(long, value_name = "TIME")]
+        at: Option<chrono::DateTime<Utc>>,
     },
     /// The daemon: schedules, executes, serves /healthz and /metrics; `--once` runs
     /// every collection once, now, then exits.
@@ -202,11 +210,18 @@ async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
             );
             Ok(ExitCode::SUCCESS)
         }
-        Command::Plan { job } => {
+        Command::Plan { job, json, at } => {
             let cfg = config()?;
             let jobs = load_jobs(&cfg)?;
-            let selected = jobs::select(&jobs, job.as_deref()).map_err(UsageError)?;
-            print_plan(&selected, today());
+            jobs::select(&jobs, job.as_deref()).map_err(UsageError)?;
+            print_plan(
+                &cfg,
+                &jobs,
+                job.as_deref(),
+                *json,
+                at.unwrap_or_else(Utc::now),
+            )
+            .await?;
             Ok(ExitCode::SUCCESS)
         }
         Command::Run { once, job } => {
@@ -492,42 +507,78 @@ async fn run_once(app: &App, jobs: &[&Job], kind: RunKind) -> anyhow::Result<Exi
     })
 }
 
-fn print_plan(jobs: &[&Job], today: NaiveDate) {
-    println!(
-        "{:<16} {:<32} {:<46} {:>7} {:>9} {:>10}",
-        "job", "collection", "endpoint", "targets", "est.rows", "est.cost"
-    );
-    let mut total = Usd::ZERO;
-    let mut calls = 0;
-    for job in jobs {
-        for c in &job.collections {
-            let planned = crate::plan::plan_collection(c, today);
-            let rows: i64 = planned.iter().map(|p| p.estimated_rows).sum();
-            let cost: Usd = planned
-                .iter()
-                .map(|p| p.estimated_cost(&crate::plan::Prices::default()))
-                .sum();
-            println!(
-                "{:<16} {:<32} {:<46} {:>7} {:>9} {:>10}",
-                job.name,
-                c.name,
-                format!(
-                    "{} ({} call{})",
-                    c.endpoint,
-                    planned.len(),
-                    if planned.len() == 1 { "" } else { "s" }
-                ),
-                c.targets.len(),
-                rows,
-                cost.to_string()
-            );
-            total += cost;
-            calls += planned.len();
-        }
+/// `plan`: the bill of `jobs` (all loaded, so that answers bought once across jobs are
+/// seen), showing `only` when given. Reads the stored price list when a database is
+/// configured and reachable, never writes, never calls the API.
+async fn print_plan(
+    cfg: &Config,
+    jobs: &[Job],
+    only: Option<&str>,
+    json: bool,
+    now: chrono::DateTime<Utc>,
+) -> anyhow::Result<()> {
+    let (prices, note) = plan_prices(cfg).await;
+    let caps = crate::bill::Caps {
+        daily_usd: cfg.budget.daily_usd,
+        monthly_usd: cfg.budget.monthly_usd,
+    };
+    let mut bill = crate::bill::compute(jobs, only, &prices, caps, now);
+    bill.prices_note = note;
+    if json {
+        println!("{}", serde_json::to_string_pretty(&bill)?);
+    } else {
+        print!("{}", crate::bill::render_text(&bill));
     }
-    println!(
-        "{calls} calls, estimated cost {total} (list price $0.02 per call + $0.00003 per row); nothing was spent"
-    );
+    Ok(())
+}
+
+/// The prices `plan` estimates with: the newest price list `appendix/user_data` gave
+/// (stored by the daemon) when the database is configured and answers, else the list
+/// price; and why, for the output. Connects without migrating: `plan` writes nothing.
+async fn plan_prices(cfg: &Config) -> (crate::plan::Prices, Option<String>) {
+    use crate::plan::Prices;
+    let Some(url) = cfg.database_url() else {
+        return (Prices::default(), Some("no database configured".into()));
+    };
+    let connect = crate::store::Store::connect(url, 1);
+    let store = match tokio::time::timeout(Duration::from_secs(3), connect).await {
+        Ok(Ok(store)) => store,
+        Ok(Err(e)) => {
+            return (
+                Prices::default(),
+                Some(format!("the database did not answer: {e}")),
+            );
+        }
+        Err(_) => {
+            return (
+                Prices::default(),
+                Some("the database did not answer within 3 s".into()),
+            );
+        }
+    };
+    // The account behind the configured API first, else the newest of any real one.
+    let host = cfg.api.base_url.host_str().map(str::to_string);
+    let mut snapshot = store.latest_account(host.as_deref()).await;
+    if matches!(snapshot, Ok(None)) {
+        snapshot = store
+            .latest_account(None)
+            .await
+            .map(|s| s.filter(|s| !s.sandbox));
+    }
+    store.pool().close().await;
+    match snapshot {
+        Ok(Some(s)) if !s.account.prices.is_empty() => {
+            (s.prices(), Some(format!("read from {}", s.api_host)))
+        }
+        Ok(_) => (
+            Prices::default(),
+            Some("no price list stored yet: the daemon reads it from appendix/user_data".into()),
+        ),
+        Err(e) => (
+            Prices::default(),
+            Some(format!("no price list readable in the database: {e}")),
+        ),
+    }
 }
 
 fn print_report(report: &RunReport) -> ExitCode {
