@@ -7,6 +7,7 @@ mod daemon;
 mod endpoints;
 mod jobs_check;
 mod money_path;
+mod plan;
 mod queue;
 mod schema;
 mod secrets;
