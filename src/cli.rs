@@ -517,7 +517,9 @@ async fn print_plan(
     json: bool,
     now: chrono::DateTime<Utc>,
 ) -> anyhow::Result<()> {
-    let (prices, note) = plan_prices(cfg).await;
+    let (mut prices, note) = plan_prices(cfg).await;
+    // A gateway's flat price is what the user pays, whatever the price list says.
+    prices.flat_per_call = cfg.api.price_per_call;
     let caps = crate::bill::Caps {
         daily_usd: cfg.budget.daily_usd,
         monthly_usd: cfg.budget.monthly_usd,
