@@ -137,3 +137,23 @@ COMMENT ON COLUMN linkledger.budget_status.cap_usd IS 'The cap, USD';
 COMMENT ON COLUMN linkledger.budget_status.booked_usd IS 'Booked in the period: calls answered plus estimates of calls in flight, USD';
 COMMENT ON COLUMN linkledger.budget_status.left_usd IS 'Cap minus booked, USD';
 COMMENT ON COLUMN linkledger.budget_status.held_calls IS 'Queued calls this budget holds back';
+
+-- Who buys each distinct call today: the first attempt registers here; an attempt of the
+-- same endpoint and task (another collection's, another fire's) waits for that answer
+-- and reuses it instead of buying it too. Rows of past days are pruned.
+CREATE TABLE linkledger.purchases (
+    day         date    NOT NULL,
+    api_host    text    NOT NULL,
+    endpoint    text    NOT NULL,
+    request_md5 text    NOT NULL,
+    work_id     bigint  NOT NULL,
+    attempt     integer NOT NULL,
+    PRIMARY KEY (day, api_host, endpoint, request_md5)
+);
+COMMENT ON TABLE linkledger.purchases IS 'The attempt buying each distinct call (endpoint and task) on a UTC day; other attempts of the same call wait for its answer and reuse it';
+COMMENT ON COLUMN linkledger.purchases.day IS 'UTC day';
+COMMENT ON COLUMN linkledger.purchases.api_host IS 'Host of the API';
+COMMENT ON COLUMN linkledger.purchases.endpoint IS 'API endpoint';
+COMMENT ON COLUMN linkledger.purchases.request_md5 IS 'md5 of the task as jsonb text';
+COMMENT ON COLUMN linkledger.purchases.work_id IS 'The work item buying it';
+COMMENT ON COLUMN linkledger.purchases.attempt IS 'The claim of that item buying it (a later claim, or another item, takes over once it is gone)';

@@ -212,6 +212,10 @@ impl Scheduler {
             .close_finished_runs()
             .await
             .context("closing finished runs")?;
+        self.store
+            .prune_purchases()
+            .await
+            .context("forgetting the buyers of past days")?;
         if let Some(m) = &self.metrics {
             m.scheduler_ticked(now);
         }

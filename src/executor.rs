@@ -28,7 +28,7 @@ use crate::normalize::{self, Context};
 use crate::plan::CallSpec;
 use crate::plan::Prices;
 use crate::store::ledger::received_at;
-use crate::store::{Booking, CallRecord, Fence, SendDecision, Settlement, Store};
+use crate::store::{Booking, CallRecord, Fence, Purchase, SendDecision, Settlement, Store};
 use crate::telemetry::Metrics;
 
 /// Why every further call was stopped.
@@ -538,21 +538,34 @@ impl Executor {
     }
 
     /// Finishes the item from an answer bought today for the same endpoint and task
-    /// (another collection's, or an earlier fire's), recording the reuse in the ledger:
-    /// the same data is never bought twice in a UTC day. `None` when there is none.
+    /// (another collection's, or an earlier fire's), recording the reuse in the ledger;
+    /// or, while another attempt is buying it, waits for that answer: the same data is
+    /// never bought twice in a UTC day. `None` when this attempt is to buy it.
     async fn reuse(
         &self,
         call: &CallSpec,
         record: &CallRecord<'_>,
         fence: Fence,
     ) -> anyhow::Result<Option<AttemptEnd>> {
-        let Some(bought) = self
+        let bought = match self
             .store
-            .answer_bought_today(record.endpoint, record.request, record.api_host)
+            .purchase(
+                record.endpoint,
+                record.request,
+                self.client.api_host(),
+                fence,
+            )
             .await
             .context("looking for an answer bought today")?
-        else {
-            return Ok(None);
+        {
+            Purchase::Buy => return Ok(None),
+            Purchase::Wait => {
+                return Ok(Some(AttemptEnd::Retry {
+                    throttled: true,
+                    error: "the same call is being bought by another collection or fire; waiting to reuse its answer".into(),
+                }));
+            }
+            Purchase::Reuse(bought) => bought,
         };
         let Some(call_id) = self
             .store

@@ -159,6 +159,27 @@ pub struct RawResponse {
     pub body: Value,
 }
 
+/// Who buys a call today.
+#[derive(Clone, Debug)]
+pub enum Purchase {
+    /// Bought already today: reuse this answer.
+    Reuse(BoughtAnswer),
+    /// This attempt buys it.
+    Buy,
+    /// Another live attempt is buying it: wait for its answer.
+    Wait,
+}
+
+#[derive(sqlx::FromRow)]
+struct PurchaseRow {
+    call_id: Option<i64>,
+    sandbox: Option<bool>,
+    raw_id: Option<i64>,
+    received_at: Option<DateTime<Utc>>,
+    body: Option<Value>,
+    buyer: Option<i64>,
+}
+
 /// An answer already bought, stored raw.
 #[derive(Clone, Debug, sqlx::FromRow)]
 pub struct BoughtAnswer {
@@ -310,28 +331,79 @@ impl Store {
         })
     }
 
-    /// An answer bought today (UTC) from the same API for the same endpoint and task,
-    /// stored raw: a call that would buy it again reuses it instead.
-    pub async fn answer_bought_today(
+    /// Who buys this call (endpoint and task) today, from this API: an answer already
+    /// bought today is reused ([`Purchase::Reuse`]); else the first live attempt to ask
+    /// is the buyer ([`Purchase::Buy`]) and the others wait for its answer
+    /// ([`Purchase::Wait`]). A buyer whose claim is gone (its answer failed, its process
+    /// died) is replaced by the next attempt that asks.
+    pub async fn purchase(
         &self,
         endpoint: &str,
         task: &Value,
-        api_host: Option<&str>,
-    ) -> Result<Option<BoughtAnswer>, StoreError> {
-        Ok(sqlx::query_as(
-            "SELECT c.id AS call_id, c.sandbox, r.id AS raw_id, r.received_at, r.body
-             FROM linkledger.api_calls c
-             JOIN linkledger.raw_responses r ON r.api_call_id = c.id
-             WHERE c.endpoint = $1 AND c.outcome = 'ok' AND c.request = $2
-               AND c.api_host IS NOT DISTINCT FROM $3
-               AND c.started_at >= (now() AT TIME ZONE 'UTC')::date::timestamp AT TIME ZONE 'UTC'
-             ORDER BY c.id DESC LIMIT 1",
+        api_host: &str,
+        fence: Fence,
+    ) -> Result<Purchase, StoreError> {
+        let row: PurchaseRow = sqlx::query_as(
+            "WITH today AS (SELECT (now() AT TIME ZONE 'UTC')::date AS day),
+             bought AS (
+                 SELECT c.id AS call_id, c.sandbox, r.id AS raw_id, r.received_at, r.body
+                 FROM linkledger.api_calls c
+                 JOIN linkledger.raw_responses r ON r.api_call_id = c.id
+                 WHERE c.endpoint = $1 AND c.outcome = 'ok' AND c.request = $2
+                   AND c.api_host IS NOT DISTINCT FROM $3
+                   AND c.started_at >= (SELECT day FROM today)::timestamp AT TIME ZONE 'UTC'
+                 ORDER BY c.id DESC LIMIT 1),
+             buyer AS (
+                 INSERT INTO linkledger.purchases AS p
+                     (day, api_host, endpoint, request_md5, work_id, attempt)
+                 SELECT t.day, $3, $1, md5($2::jsonb::text), $4, $5
+                 FROM today t WHERE NOT EXISTS (SELECT 1 FROM bought)
+                 ON CONFLICT (day, api_host, endpoint, request_md5) DO UPDATE
+                     SET work_id = EXCLUDED.work_id, attempt = EXCLUDED.attempt
+                 WHERE (p.work_id = EXCLUDED.work_id AND p.attempt = EXCLUDED.attempt)
+                    OR NOT EXISTS (SELECT 1 FROM linkledger.work w
+                                   WHERE w.id = p.work_id AND w.attempt = p.attempt
+                                     AND w.state = 'running' AND w.lease_expires_at > now())
+                 RETURNING p.work_id)
+             SELECT b.call_id, b.sandbox, b.raw_id, b.received_at, b.body,
+                    (SELECT work_id FROM buyer) AS buyer
+             FROM (SELECT 1) AS one LEFT JOIN bought b ON true",
         )
         .bind(endpoint)
         .bind(task)
         .bind(api_host)
-        .fetch_optional(self.pool())
-        .await?)
+        .bind(fence.work_id)
+        .bind(fence.attempt)
+        .fetch_one(self.pool())
+        .await?;
+        Ok(match row {
+            PurchaseRow {
+                call_id: Some(call_id),
+                sandbox: Some(sandbox),
+                raw_id: Some(raw_id),
+                received_at: Some(received_at),
+                body: Some(body),
+                ..
+            } => Purchase::Reuse(BoughtAnswer {
+                call_id,
+                sandbox,
+                raw_id,
+                received_at,
+                body,
+            }),
+            PurchaseRow { buyer: Some(b), .. } if b == fence.work_id => Purchase::Buy,
+            _ => Purchase::Wait,
+        })
+    }
+
+    /// Forgets the buyers of past days.
+    pub async fn prune_purchases(&self) -> Result<u64, StoreError> {
+        Ok(sqlx::query(
+            "DELETE FROM linkledger.purchases WHERE day < (now() AT TIME ZONE 'UTC')::date - 1",
+        )
+        .execute(self.pool())
+        .await?
+        .rows_affected())
     }
 
     /// Writes the ledger row of a call answered from `reused` instead of being bought

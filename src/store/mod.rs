@@ -12,7 +12,9 @@ use sqlx::PgPool;
 use sqlx::postgres::PgPoolOptions;
 use tracing::instrument;
 
-pub use ledger::{Booking, BoughtAnswer, CallRecord, RunKind, RunStatus, SendDecision, Settlement};
+pub use ledger::{
+    Booking, BoughtAnswer, CallRecord, Purchase, RunKind, RunStatus, SendDecision, Settlement,
+};
 pub use queue::{ClaimScope, Claimed, Fence, NewWork, PaidAnswer, QueueDepth, Terminal, WorkItem};
 
 /// The database: a pool plus the queries linkledger runs.
