@@ -85,14 +85,21 @@ pub enum Command {
         #[arg(long)]
         since: Option<NaiveDate>,
     },
-    /// Spend from the ledger, with the monthly budget left.
+    /// Spend from the ledger: calls, rows and cost, failed-but-charged calls, estimate
+    /// against actual, answers reused, budgets used and left, the last known balance.
     Spend {
-        /// From this UTC day (yyyy-mm-dd); default the first of the current month.
+        /// From this UTC day (yyyy-mm-dd, from 00:00 UTC); default the first of the current month.
         #[arg(long)]
         since: Option<NaiveDate>,
-        /// Group by day, job or endpoint.
-        #[arg(long, default_value = "day", value_parser = ["day", "job", "endpoint"])]
+        /// Group by UTC day, job, endpoint, or run (with its job, kind and status).
+        #[arg(long, default_value = "day", value_parser = ["day", "job", "endpoint", "run"])]
         by: String,
+        /// Only the sandbox calls (not real spend), which are otherwise left out.
+        #[arg(long)]
+        sandbox: bool,
+        /// Print the report as JSON (amounts as exact decimal strings).
+        #[arg(long)]
+        json: bool,
     },
     /// Serves an offline DataForSEO-compatible API with deterministic fake data.
     Sandbox {
@@ -273,29 +280,24 @@ async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
                 ExitCode::from(1)
             })
         }
-        Command::Spend { since, by } => {
-            let cfg = config()?;
-            let store = app::connect(&cfg).await?;
+        Command::Spend {
+            since,
+            by,
+            sandbox,
+            json,
+        } => {
+            let by: reports::SpendBy = by.parse().map_err(UsageError)?;
+            let store = app::connect(&config()?).await?;
             let since = since.unwrap_or_else(|| {
                 let t = today();
                 NaiveDate::from_ymd_opt(chrono::Datelike::year(&t), chrono::Datelike::month(&t), 1)
                     .expect("first of month")
             });
-            let rows = reports::spend(&store, Some(since), by).await?;
-            println!("{:<40} {:>10} {:>14}", by, "calls", "cost");
-            for r in &rows {
-                println!("{:<40} {:>10} {:>14}", r.key, r.calls, r.cost.to_string());
-            }
-            let total: Usd = rows.iter().map(|r| r.cost).sum();
-            let calls: i64 = rows.iter().map(|r| r.calls).sum();
-            println!("{:<40} {:>10} {:>14}", "total", calls, total.to_string());
-            let month = reports::spent_this_month(&store).await?;
-            match cfg.budget.monthly_usd {
-                Some(budget) => println!(
-                    "this month: spent {month} of {budget}, {} left",
-                    budget - month
-                ),
-                None => println!("this month: spent {month} (no monthly budget set)"),
+            let report = reports::spend_report(&store, since, by, *sandbox).await?;
+            if *json {
+                println!("{}", serde_json::to_string_pretty(&report)?);
+            } else {
+                print!("{}", report.to_text());
             }
             Ok(ExitCode::SUCCESS)
         }

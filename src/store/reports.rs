@@ -1,7 +1,17 @@
 //! Reports over the ledger, for `spend` and `demo`.
+//!
+//! `spend` reads `api_calls` (what each request cost, what it was estimated to cost, which
+//! answers were reused), `budget_status` (the caps in force and what is booked against
+//! them) and `account_snapshots` (the balance). Sandbox calls are never mixed with real
+//! spend: a report covers either the real calls or, when asked, only the sandbox's.
 
-use chrono::NaiveDate;
+use std::fmt::Write as _;
+use std::ops::AddAssign;
+use std::str::FromStr;
+
+use chrono::{DateTime, NaiveDate, Utc};
 use rust_decimal::Decimal;
+use serde::{Serialize, Serializer};
 
 use super::{Store, StoreError};
 use crate::money::Usd;
@@ -15,7 +25,7 @@ pub struct SpendRow {
 }
 
 /// Calls and cost from the ledger since `since` (UTC day), grouped by `day`, `job` or
-/// `endpoint`.
+/// `endpoint`, sandbox calls included (the demo's "what it would have cost").
 pub async fn spend(
     store: &Store,
     since: Option<NaiveDate>,
@@ -39,13 +49,737 @@ pub async fn spend(
         .await?)
 }
 
-/// What the ledger says was spent in the current UTC month.
-pub async fn spent_this_month(store: &Store) -> Result<Usd, StoreError> {
-    let d: Decimal = sqlx::query_scalar(
-        "SELECT coalesce(sum(cost_usd), 0) FROM linkledger.api_calls
-         WHERE started_at >= date_trunc('month', now() AT TIME ZONE 'UTC') AT TIME ZONE 'UTC'",
-    )
-    .fetch_one(store.pool())
+/// How `spend` groups the ledger.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SpendBy {
+    /// UTC day the request was sent.
+    Day,
+    Job,
+    Endpoint,
+    /// The run that made the request, with its job, kind and status.
+    Run,
+}
+
+impl SpendBy {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SpendBy::Day => "day",
+            SpendBy::Job => "job",
+            SpendBy::Endpoint => "endpoint",
+            SpendBy::Run => "run",
+        }
+    }
+}
+
+impl FromStr for SpendBy {
+    type Err = String;
+    fn from_str(s: &str) -> Result<SpendBy, String> {
+        match s {
+            "day" => Ok(SpendBy::Day),
+            "job" => Ok(SpendBy::Job),
+            "endpoint" => Ok(SpendBy::Endpoint),
+            "run" => Ok(SpendBy::Run),
+            other => Err(format!(
+                "--by: `{other}` is not one of day, job, endpoint, run"
+            )),
+        }
+    }
+}
+
+impl Serialize for SpendBy {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(self.as_str())
+    }
+}
+
+/// Money in JSON: the exact decimal as a string, so no script reads it as a float.
+fn usd_str<S: Serializer>(usd: &Usd, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_str(&usd.0.normalize().to_string())
+}
+
+fn opt_usd_str<S: Serializer>(usd: &Option<Usd>, s: S) -> Result<S::Ok, S::Error> {
+    match usd {
+        Some(u) => usd_str(u, s),
+        None => s.serialize_none(),
+    }
+}
+
+/// What the ledger says about a set of requests.
+///
+/// - `calls`: requests that were answered or abandoned (retries included; not the ones
+///   still in flight, not the reused answers, which sent nothing); `rows` the warehouse
+///   rows the ledger says were written (reused answers included); `cost_usd` what the
+///   requests cost (`api_calls.cost_usd`).
+/// - `failed_charged_*`: the part of that which bought no data: any outcome but `ok`
+///   with a cost above zero (rejected, invalid_response, abandoned, throttled, ...).
+/// - `answered_*`: requests an answer came back for and that carried an estimate: the
+///   sum of their estimates against the sum of what they cost.
+/// - `reused_*`: requests answered from an answer of the same day instead of being
+///   bought, and what the answers they reused cost (the money saved).
+/// - `in_flight_*`: requests sent and not answered yet, with the estimates reserved.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, sqlx::FromRow)]
+pub struct SpendFigures {
+    pub calls: i64,
+    pub rows: i64,
+    #[serde(serialize_with = "usd_str")]
+    #[sqlx(try_from = "Decimal")]
+    pub cost_usd: Usd,
+    pub failed_charged_calls: i64,
+    #[serde(serialize_with = "usd_str")]
+    #[sqlx(try_from = "Decimal")]
+    pub failed_charged_usd: Usd,
+    pub answered_calls: i64,
+    #[serde(serialize_with = "usd_str")]
+    #[sqlx(try_from = "Decimal")]
+    pub answered_estimated_usd: Usd,
+    #[serde(serialize_with = "usd_str")]
+    #[sqlx(try_from = "Decimal")]
+    pub answered_cost_usd: Usd,
+    pub reused_calls: i64,
+    #[serde(serialize_with = "usd_str")]
+    #[sqlx(try_from = "Decimal")]
+    pub reused_saved_usd: Usd,
+    pub in_flight_calls: i64,
+    #[serde(serialize_with = "usd_str")]
+    #[sqlx(try_from = "Decimal")]
+    pub in_flight_estimated_usd: Usd,
+}
+
+impl AddAssign<&SpendFigures> for SpendFigures {
+    fn add_assign(&mut self, o: &SpendFigures) {
+        self.calls += o.calls;
+        self.rows += o.rows;
+        self.cost_usd += o.cost_usd;
+        self.failed_charged_calls += o.failed_charged_calls;
+        self.failed_charged_usd += o.failed_charged_usd;
+        self.answered_calls += o.answered_calls;
+        self.answered_estimated_usd += o.answered_estimated_usd;
+        self.answered_cost_usd += o.answered_cost_usd;
+        self.reused_calls += o.reused_calls;
+        self.reused_saved_usd += o.reused_saved_usd;
+        self.in_flight_calls += o.in_flight_calls;
+        self.in_flight_estimated_usd += o.in_flight_estimated_usd;
+    }
+}
+
+/// A run, for `--by run`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct RunInfo {
+    pub id: i64,
+    pub job: String,
+    pub kind: String,
+    pub status: String,
+}
+
+/// One line of the report.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct SpendGroup {
+    /// The UTC day (yyyy-mm-dd), the job (`(none)` for requests outside a job), the
+    /// endpoint, or the run (`#<id> <job> (<kind>, <status>)`, `(no run)`).
+    pub key: String,
+    /// Present with `--by run`: the run, null for requests outside any run.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub run: Option<Option<RunInfo>>,
+    #[serde(flatten)]
+    pub figures: SpendFigures,
+}
+
+/// Failed-but-charged requests of one outcome.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, sqlx::FromRow)]
+pub struct OutcomeCost {
+    pub outcome: String,
+    pub calls: i64,
+    #[serde(serialize_with = "usd_str")]
+    #[sqlx(try_from = "Decimal")]
+    pub cost_usd: Usd,
+}
+
+/// The calls of the other kind that a report leaves out.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct LeftOut {
+    pub calls: i64,
+    /// What they cost, or for sandbox calls what they would have cost.
+    #[serde(serialize_with = "usd_str")]
+    pub cost_usd: Usd,
+}
+
+/// A budget in force (a row of `budget_status`).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, sqlx::FromRow)]
+pub struct BudgetLine {
+    /// The setting: budget.daily_usd, budget.monthly_usd or <job>.budget_monthly_usd.
+    pub budget: String,
+    pub scope: String,
+    /// `day` or `month`.
+    pub period_kind: String,
+    /// The current UTC day, or the first day of the current UTC month.
+    pub period: NaiveDate,
+    #[serde(serialize_with = "usd_str")]
+    #[sqlx(try_from = "Decimal")]
+    pub cap_usd: Usd,
+    /// Answered calls plus estimates of calls in flight.
+    #[serde(serialize_with = "usd_str")]
+    #[sqlx(try_from = "Decimal")]
+    pub booked_usd: Usd,
+    #[serde(serialize_with = "usd_str")]
+    #[sqlx(try_from = "Decimal")]
+    pub left_usd: Usd,
+    /// Queued calls this budget holds back.
+    pub held_calls: i64,
+}
+
+/// The newest account snapshot.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct Balance {
+    /// Null when the API reported no balance.
+    #[serde(serialize_with = "opt_usd_str")]
+    pub balance_usd: Option<Usd>,
+    pub taken_at: DateTime<Utc>,
+    pub api_host: String,
+}
+
+/// What `linkledger spend` reports; `--json` prints it as it is.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct SpendReport {
+    /// First UTC day counted (from 00:00 UTC).
+    pub since: NaiveDate,
+    pub by: SpendBy,
+    /// True: only sandbox calls (not real spend). False: only real calls.
+    pub sandbox: bool,
+    pub groups: Vec<SpendGroup>,
+    pub total: SpendFigures,
+    /// The failed-but-charged calls of `total`, per outcome.
+    pub failed_charged_by_outcome: Vec<OutcomeCost>,
+    /// Without `--sandbox`: the sandbox calls left out and what they would have cost.
+    /// Null with `--sandbox`.
+    pub sandbox_left_out: Option<LeftOut>,
+    /// Every budget in force, with the current day's or month's figures.
+    pub budgets: Vec<BudgetLine>,
+    /// The newest account snapshot of the same kind (real or sandbox); null: unknown.
+    pub balance: Option<Balance>,
+}
+
+/// A request counted in `calls`: it was answered or abandoned.
+const CALL: &str = "c.outcome NOT IN ('sent', 'reused')";
+/// A request that cost money and brought no data.
+const FAILED_CHARGED: &str = "c.outcome NOT IN ('ok', 'reused', 'sent') AND c.cost_usd > 0";
+/// A request an answer came back for, with the estimate reserved before it was sent.
+const ANSWERED: &str =
+    "c.outcome NOT IN ('sent', 'abandoned', 'reused') AND c.estimated_usd IS NOT NULL";
+/// Requests of the report's kind sent on or after the day `$1` (00:00 UTC, whatever the
+/// session's time zone).
+const SELECTED: &str = "c.sandbox = $2
+    AND ($1::date IS NULL OR c.started_at >= $1::date::timestamp AT TIME ZONE 'UTC')";
+
+#[derive(sqlx::FromRow)]
+struct GroupRow {
+    key: String,
+    run_id: Option<i64>,
+    run_job: Option<String>,
+    run_kind: Option<String>,
+    run_status: Option<String>,
+    #[sqlx(flatten)]
+    figures: SpendFigures,
+}
+
+/// The ledger's figures per group (`None`: one group of everything).
+async fn figures(
+    store: &Store,
+    since: Option<NaiveDate>,
+    by: Option<SpendBy>,
+    sandbox: bool,
+) -> Result<Vec<GroupRow>, StoreError> {
+    let (key, run, group) = match by {
+        None => ("'total'", "", ""),
+        Some(SpendBy::Day) => (
+            "to_char((c.started_at AT TIME ZONE 'UTC')::date, 'YYYY-MM-DD')",
+            "",
+            "GROUP BY 1 ORDER BY 1",
+        ),
+        Some(SpendBy::Job) => ("coalesce(c.job, '(none)')", "", "GROUP BY 1 ORDER BY 1"),
+        Some(SpendBy::Endpoint) => ("c.endpoint", "", "GROUP BY 1 ORDER BY 1"),
+        Some(SpendBy::Run) => (
+            "''",
+            "LEFT JOIN linkledger.runs r ON r.id = c.run_id",
+            "GROUP BY c.run_id, r.job, r.kind, r.status ORDER BY c.run_id NULLS FIRST",
+        ),
+    };
+    let run_cols = if by == Some(SpendBy::Run) {
+        "c.run_id, r.job AS run_job, r.kind AS run_kind, r.status AS run_status"
+    } else {
+        "NULL::bigint AS run_id, NULL::text AS run_job, NULL::text AS run_kind,
+         NULL::text AS run_status"
+    };
+    let sql = format!(
+        "SELECT {key} AS key, {run_cols},
+                count(*) FILTER (WHERE {CALL})::bigint AS calls,
+                coalesce(sum(c.rows_written), 0)::bigint AS rows,
+                coalesce(sum(c.cost_usd), 0) AS cost_usd,
+                count(*) FILTER (WHERE {FAILED_CHARGED})::bigint AS failed_charged_calls,
+                coalesce(sum(c.cost_usd) FILTER (WHERE {FAILED_CHARGED}), 0)
+                    AS failed_charged_usd,
+                count(*) FILTER (WHERE {ANSWERED})::bigint AS answered_calls,
+                coalesce(sum(c.estimated_usd) FILTER (WHERE {ANSWERED}), 0)
+                    AS answered_estimated_usd,
+                coalesce(sum(c.cost_usd) FILTER (WHERE {ANSWERED}), 0) AS answered_cost_usd,
+                count(*) FILTER (WHERE c.outcome = 'reused')::bigint AS reused_calls,
+                coalesce(sum(o.cost_usd) FILTER (WHERE c.outcome = 'reused'), 0)
+                    AS reused_saved_usd,
+                count(*) FILTER (WHERE c.outcome = 'sent')::bigint AS in_flight_calls,
+                coalesce(sum(c.estimated_usd) FILTER (WHERE c.outcome = 'sent'), 0)
+                    AS in_flight_estimated_usd
+         FROM linkledger.api_calls c
+         LEFT JOIN linkledger.api_calls o ON o.id = c.reused_call_id
+         {run}
+         WHERE {SELECTED}
+         {group}"
+    );
+    Ok(sqlx::query_as(sqlx::AssertSqlSafe(sql))
+        .bind(since)
+        .bind(sandbox)
+        .fetch_all(store.pool())
+        .await?)
+}
+
+/// The `spend` report: the ledger since `since` (UTC day) grouped `by`, of real calls,
+/// or of sandbox calls only when `sandbox`; the budgets in force and the balance.
+pub async fn spend_report(
+    store: &Store,
+    since: NaiveDate,
+    by: SpendBy,
+    sandbox: bool,
+) -> Result<SpendReport, StoreError> {
+    let groups: Vec<SpendGroup> = figures(store, Some(since), Some(by), sandbox)
+        .await?
+        .into_iter()
+        .map(|g| {
+            let run = g.run_id.map(|id| RunInfo {
+                id,
+                job: g.run_job.unwrap_or_default(),
+                kind: g.run_kind.unwrap_or_default(),
+                status: g.run_status.unwrap_or_default(),
+            });
+            match by {
+                SpendBy::Run => SpendGroup {
+                    key: run.as_ref().map_or_else(
+                        || "(no run)".to_string(),
+                        |r| format!("#{} {} ({}, {})", r.id, r.job, r.kind, r.status),
+                    ),
+                    run: Some(run),
+                    figures: g.figures,
+                },
+                _ => SpendGroup {
+                    key: g.key,
+                    run: None,
+                    figures: g.figures,
+                },
+            }
+        })
+        .collect();
+    let mut total = SpendFigures::default();
+    for g in &groups {
+        total += &g.figures;
+    }
+    let failed_charged_by_outcome = sqlx::query_as(sqlx::AssertSqlSafe(format!(
+        "SELECT c.outcome, count(*)::bigint AS calls, sum(c.cost_usd) AS cost_usd
+         FROM linkledger.api_calls c
+         WHERE {SELECTED} AND {FAILED_CHARGED}
+         GROUP BY 1 ORDER BY 3 DESC, 1"
+    )))
+    .bind(since)
+    .bind(sandbox)
+    .fetch_all(store.pool())
     .await?;
-    Ok(Usd(d))
+    let sandbox_left_out = if sandbox {
+        None
+    } else {
+        let other = figures(store, Some(since), None, true)
+            .await?
+            .pop()
+            .map(|g| g.figures)
+            .unwrap_or_default();
+        Some(LeftOut {
+            calls: other.calls,
+            cost_usd: other.cost_usd,
+        })
+    };
+    let budgets = sqlx::query_as(
+        "SELECT budget, scope, period_kind, period, cap_usd, booked_usd, left_usd, held_calls
+         FROM linkledger.budget_status
+         ORDER BY CASE scope WHEN 'daily' THEN 0 WHEN 'monthly' THEN 1 ELSE 2 END, budget",
+    )
+    .fetch_all(store.pool())
+    .await?;
+    let balance = sqlx::query_as::<_, (Option<Decimal>, DateTime<Utc>, String)>(
+        "SELECT balance_usd, taken_at, api_host FROM linkledger.account_snapshots
+         WHERE sandbox = $1 ORDER BY taken_at DESC, id DESC LIMIT 1",
+    )
+    .bind(sandbox)
+    .fetch_optional(store.pool())
+    .await?
+    .map(|(balance, taken_at, api_host)| Balance {
+        balance_usd: balance.map(Usd),
+        taken_at,
+        api_host,
+    });
+    Ok(SpendReport {
+        since,
+        by,
+        sandbox,
+        groups,
+        total,
+        failed_charged_by_outcome,
+        sandbox_left_out,
+        budgets,
+        balance,
+    })
+}
+
+/// Money as the text report prints it: `$0.02003`, `-$0.01`.
+pub fn money(usd: Usd) -> String {
+    if usd.0.is_sign_negative() && !usd.0.round_dp(5).is_zero() {
+        format!("-{}", Usd(-usd.0))
+    } else {
+        Usd(usd.0.abs()).to_string()
+    }
+}
+
+/// How far the bill was from the estimate, as a share of the estimate.
+fn deviation(estimated: Usd, actual: Usd) -> String {
+    if estimated.is_zero() {
+        return "n/a".into();
+    }
+    let pct = ((actual.0 - estimated.0) * Decimal::ONE_HUNDRED / estimated.0).round_dp(1);
+    if pct.is_sign_positive() && !pct.is_zero() {
+        format!("+{pct:.1}%")
+    } else if pct.is_zero() {
+        "0.0%".into()
+    } else {
+        format!("{pct:.1}%")
+    }
+}
+
+fn plural(n: i64, one: &str, many: &str) -> String {
+    format!("{n} {}", if n == 1 { one } else { many })
+}
+
+/// Text reports fit this many columns.
+const COLUMNS: usize = 100;
+/// Blanks between two table columns.
+const GAP: usize = 2;
+
+/// Money in a table column: decimal points aligned (`$0.0209 ` under `$0.02003`).
+fn cell(usd: Usd) -> String {
+    let s = money(usd);
+    let decimals = s.rsplit_once('.').map_or(0, |(_, d)| d.len());
+    format!("{s}{}", " ".repeat(5usize.saturating_sub(decimals)))
+}
+
+fn width(s: &str) -> usize {
+    s.chars().count()
+}
+
+/// `s` cut to `w` characters, the cut marked with `…`.
+fn fit(s: &str, w: usize) -> String {
+    if width(s) <= w {
+        s.to_string()
+    } else {
+        let cut: String = s.chars().take(w.saturating_sub(1)).collect();
+        format!("{cut}…")
+    }
+}
+
+/// A text table: a key column, cut so that no line is wider than [`COLUMNS`], then
+/// columns as wide as their widest cell; the first `left` columns (the key included)
+/// aligned left, the others right. `spans` put a label over a run of columns (index of
+/// its first column, how many).
+struct Table<'a> {
+    header: Vec<&'a str>,
+    spans: Vec<(usize, usize, &'a str)>,
+    left: usize,
+    rows: Vec<Vec<String>>,
+}
+
+impl Table<'_> {
+    /// Prints the table; `key(row, width)` gives row `row`'s key cut to `width`.
+    fn print(&self, out: &mut String, key: impl Fn(usize, usize) -> String) {
+        let n = self.header.len();
+        let mut widths: Vec<usize> = (0..n)
+            .map(|c| {
+                self.rows
+                    .iter()
+                    .map(|r| width(&r[c]))
+                    .chain([width(self.header[c])])
+                    .max()
+                    .unwrap_or(0)
+            })
+            .collect();
+        for &(first, count, label) in &self.spans {
+            let last = first + count - 1;
+            let spanned = widths[first..=last].iter().sum::<usize>() + (count - 1) * GAP;
+            widths[last] += width(label).saturating_sub(spanned);
+        }
+        let others = widths[1..].iter().map(|w| w + GAP).sum::<usize>();
+        widths[0] = widths[0].min(COLUMNS.saturating_sub(others)).max(8);
+        let line = |out: &mut String, cells: &[String]| {
+            for (c, text) in cells.iter().enumerate() {
+                let w = widths[c];
+                if c > 0 {
+                    out.push_str(&" ".repeat(GAP));
+                }
+                if c < self.left {
+                    let _ = write!(out, "{:<w$}", fit(text, w));
+                } else {
+                    let _ = write!(out, "{text:>w$}");
+                }
+            }
+            out.push('\n');
+        };
+        if !self.spans.is_empty() {
+            let mut text = " ".repeat(widths[0]);
+            let mut c = 1;
+            while c < n {
+                match self.spans.iter().find(|s| s.0 == c) {
+                    Some(&(first, count, label)) => {
+                        let w =
+                            widths[first..first + count].iter().sum::<usize>() + (count - 1) * GAP;
+                        let _ = write!(text, "{:GAP$}{label:>w$}", "");
+                        c += count;
+                    }
+                    None => {
+                        let _ = write!(text, "{:w$}", "", w = GAP + widths[c]);
+                        c += 1;
+                    }
+                }
+            }
+            out.push_str(&text);
+            out.push('\n');
+        }
+        let header: Vec<String> = self.header.iter().map(|h| h.to_string()).collect();
+        line(out, &header);
+        for (i, row) in self.rows.iter().enumerate() {
+            let mut row = row.clone();
+            row[0] = key(i, widths[0]);
+            line(out, &row);
+        }
+    }
+}
+
+impl SpendGroup {
+    /// The key cut to `width`; a run keeps its id, kind and status and loses the end of
+    /// its job's name.
+    fn label(&self, width: usize) -> String {
+        if let Some(Some(r)) = &self.run
+            && self::width(&self.key) > width
+        {
+            let fixed = self::width(&format!("#{} ({}, {})", r.id, r.kind, r.status));
+            let room = width.saturating_sub(fixed + 1);
+            if room >= 4 {
+                return format!("#{} {} ({}, {})", r.id, fit(&r.job, room), r.kind, r.status);
+            }
+        }
+        fit(&self.key, width)
+    }
+}
+
+impl SpendReport {
+    /// The report as text, no line wider than 100 columns.
+    pub fn to_text(&self) -> String {
+        let mut out = String::new();
+        let w = &mut out;
+        let by = self.by.as_str();
+        let what = if self.sandbox {
+            "sandbox calls only: not real spend, no budget"
+        } else {
+            "real calls (sandbox calls left out)"
+        };
+        let _ = writeln!(w, "spend since {} 00:00 UTC, by {by}; {what}\n", self.since);
+
+        let t = &self.total;
+        let key = |i: usize, width: usize| match self.groups.get(i) {
+            Some(g) => g.label(width),
+            None => fit("total", width),
+        };
+        let main = |key: &str, f: &SpendFigures| {
+            vec![
+                key.to_string(),
+                f.calls.to_string(),
+                f.rows.to_string(),
+                cell(f.cost_usd),
+                f.failed_charged_calls.to_string(),
+                cell(f.failed_charged_usd),
+                f.reused_calls.to_string(),
+                cell(f.reused_saved_usd),
+            ]
+        };
+        let mut rows: Vec<Vec<String>> = self
+            .groups
+            .iter()
+            .map(|g| main(&g.key, &g.figures))
+            .collect();
+        rows.push(main("total", t));
+        Table {
+            header: vec![
+                by, "calls", "rows", "cost", "calls", "cost", "calls", "saved",
+            ],
+            spans: vec![(4, 2, "failed but charged"), (6, 2, "reused answers")],
+            left: 1,
+            rows,
+        }
+        .print(w, key);
+        let _ = writeln!(
+            w,
+            "(calls: requests answered or abandoned; failed but charged: brought no data, counted in\n \
+             cost; reused answers: bought nothing, saved what the answers they reused cost)\n"
+        );
+
+        let _ = writeln!(
+            w,
+            "failed but charged: {}, {}",
+            plural(t.failed_charged_calls, "call", "calls"),
+            money(t.failed_charged_usd)
+        );
+        for o in &self.failed_charged_by_outcome {
+            let _ = writeln!(
+                w,
+                "  {:<18} {:>9} {:>11}",
+                o.outcome,
+                plural(o.calls, "call", "calls"),
+                cell(o.cost_usd)
+            );
+        }
+        let _ = writeln!(
+            w,
+            "reused answers: {}, saved {}",
+            plural(t.reused_calls, "call", "calls"),
+            money(t.reused_saved_usd)
+        );
+        if t.in_flight_calls > 0 {
+            let _ = writeln!(
+                w,
+                "in flight: {} sent, not answered yet, {} reserved (not in cost)",
+                plural(t.in_flight_calls, "call", "calls"),
+                money(t.in_flight_estimated_usd)
+            );
+        }
+        if let Some(left) = &self.sandbox_left_out {
+            let _ = writeln!(
+                w,
+                "sandbox: {} left out, would have cost {} (--sandbox shows them)",
+                plural(left.calls, "call", "calls"),
+                money(left.cost_usd)
+            );
+        }
+
+        let _ = writeln!(
+            w,
+            "\nestimate against actual (answered calls with an estimate)"
+        );
+        let answered: Vec<&SpendGroup> = self
+            .groups
+            .iter()
+            .filter(|g| g.figures.answered_calls > 0)
+            .collect();
+        let est = |key: &str, f: &SpendFigures| {
+            vec![
+                key.to_string(),
+                f.answered_calls.to_string(),
+                cell(f.answered_estimated_usd),
+                cell(f.answered_cost_usd),
+                cell(f.answered_cost_usd - f.answered_estimated_usd),
+                deviation(f.answered_estimated_usd, f.answered_cost_usd),
+            ]
+        };
+        let mut rows: Vec<Vec<String>> = answered.iter().map(|g| est(&g.key, &g.figures)).collect();
+        rows.push(est("total", t));
+        Table {
+            header: vec![by, "calls", "estimated", "actual", "difference", "off by"],
+            spans: vec![],
+            left: 1,
+            rows,
+        }
+        .print(w, |i, width| match answered.get(i) {
+            Some(g) => g.label(width),
+            None => fit("total", width),
+        });
+
+        if self.budgets.is_empty() {
+            let _ = writeln!(
+                w,
+                "\nbudgets: none in force (budget.daily_usd, budget.monthly_usd, a job's budget_monthly_usd)"
+            );
+        } else {
+            let _ = writeln!(
+                w,
+                "\nbudgets in force (booked: answered calls plus the estimates of calls in flight)"
+            );
+            let rows = self
+                .budgets
+                .iter()
+                .map(|b| {
+                    vec![
+                        b.budget.clone(),
+                        if b.period_kind == "day" {
+                            format!("day {}", b.period)
+                        } else {
+                            format!("month {}", b.period.format("%Y-%m"))
+                        },
+                        cell(b.cap_usd),
+                        cell(b.booked_usd),
+                        cell(b.left_usd),
+                        b.held_calls.to_string(),
+                    ]
+                })
+                .collect();
+            Table {
+                header: vec!["budget", "period", "cap", "booked", "left", "held"],
+                spans: vec![],
+                left: 2,
+                rows,
+            }
+            .print(w, |i, width| fit(&self.budgets[i].budget, width));
+            let _ = writeln!(w, "(held: queued calls the budget holds back)");
+        }
+
+        let label = if self.sandbox {
+            "sandbox balance"
+        } else {
+            "balance"
+        };
+        let _ = match &self.balance {
+            None => writeln!(
+                w,
+                "\n{label}: unknown (no appendix/user_data answer stored)"
+            ),
+            Some(b) => writeln!(
+                w,
+                "\n{label}: {}, read {} from {}",
+                b.balance_usd.map_or_else(|| "unknown".to_string(), money),
+                b.taken_at.format("%Y-%m-%d %H:%M:%S UTC"),
+                b.api_host
+            ),
+        };
+        // Cells pad to align decimal points; no line ends in blanks.
+        out.lines().map(|l| format!("{}\n", l.trim_end())).collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn money_puts_the_sign_before_the_dollar() {
+        assert_eq!(money(Usd(Decimal::new(-1, 2))), "-$0.01");
+        assert_eq!(money(Usd(Decimal::new(2003, 5))), "$0.02003");
+        assert_eq!(money(Usd(Decimal::new(-1, 7))), "$0.00");
+    }
+
+    #[test]
+    fn deviation_is_signed_against_the_estimate() {
+        let d = |s: &str| Usd(s.parse().unwrap());
+        assert_eq!(deviation(d("0.02"), d("0.021")), "+5.0%");
+        assert_eq!(deviation(d("0.02"), d("0.019")), "-5.0%");
+        assert_eq!(deviation(d("0.02"), d("0.02")), "0.0%");
+        assert_eq!(deviation(d("0"), d("0.02")), "n/a");
+    }
 }
