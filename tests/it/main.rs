@@ -11,4 +11,5 @@ mod plan;
 mod queue;
 mod schema;
 mod secrets;
+mod spend;
 mod summary;
