@@ -32,7 +32,7 @@ pub type PlanProblems = Arc<Mutex<BTreeMap<(String, String), String>>>;
 /// Turns schedule fires into queued work.
 pub struct Scheduler {
     store: Store,
-    jobs: Vec<Job>,
+    pub(crate) jobs: Vec<Job>,
     /// Per (job, collection): fires up to this instant have been considered.
     cursors: HashMap<(String, String), DateTime<Utc>>,
     enqueued_by: String,
@@ -283,6 +283,8 @@ pub async fn run(
     if let CredentialsCheck::Refused(h) = exec.check_credentials(None).await? {
         error!(reason = %h, "the API refused the credentials; no call will be made until restart");
     }
+    let current_jobs = Arc::new(std::sync::RwLock::new(scheduler.jobs.clone()));
+    check_runway(&app.store, &exec, &current_jobs, &app.metrics).await;
 
     let ticking = tokio::spawn(schedule_loop(
         scheduler,
@@ -290,13 +292,20 @@ pub async fn run(
             dir: app.config.jobs.dir.clone(),
             config_source: app.config_source.clone(),
             budgets: app.budget_handle(),
+            jobs: current_jobs.clone(),
         },
         loaded_from,
         app.config.queue.tick,
         reload,
         shutdown.stop.clone(),
     ));
-    let account = tokio::spawn(watch_account(exec.clone(), shutdown.stop.clone()));
+    let account = tokio::spawn(watch_account(
+        app.store.clone(),
+        exec.clone(),
+        current_jobs,
+        app.metrics.clone(),
+        shutdown.stop.clone(),
+    ));
     info!("daemon started");
     let result = Workers::new(exec, app.workers(), Scope::Scheduled)
         .run(&shutdown)
@@ -404,8 +413,21 @@ fn refresh(app: &App) -> server::RefreshFn {
 /// start, with the credentials check).
 const ACCOUNT_EVERY: Duration = Duration::from_secs(3600);
 
-/// Reads the account (free) every [`ACCOUNT_EVERY`] until `stop`.
-async fn watch_account(exec: Executor, stop: CancellationToken) {
+/// The jobs a daemon schedules now (replaced on reload), for projections.
+type CurrentJobs = Arc<std::sync::RwLock<Vec<Job>>>;
+
+/// Below this many days of projected spend, the balance is worth a warning.
+pub const RUNWAY_WARNING_DAYS: i64 = 7;
+
+/// Reads the account (free) every [`ACCOUNT_EVERY`] until `stop`, and checks how long
+/// the balance lasts.
+async fn watch_account(
+    store: Store,
+    exec: Executor,
+    jobs: CurrentJobs,
+    metrics: Arc<Metrics>,
+    stop: CancellationToken,
+) {
     loop {
         tokio::select! {
             _ = stop.cancelled() => return,
@@ -421,7 +443,61 @@ async fn watch_account(exec: Executor, stop: CancellationToken) {
             Ok(None) => warn!("the API did not answer with the account's balance"),
             Err(e) => warn!(error = format!("{e:#}"), "reading the account failed"),
         }
+        check_runway(&store, &exec, &jobs, &metrics).await;
     }
+}
+
+/// How many days the last known balance lasts at the spend the jobs project (their
+/// bill over the coming 30 days); warns below [`RUNWAY_WARNING_DAYS`].
+async fn check_runway(store: &Store, exec: &Executor, jobs: &CurrentJobs, metrics: &Metrics) {
+    let account = match store.latest_account(Some(exec.client().api_host())).await {
+        Ok(Some(account)) => account,
+        Ok(None) => return,
+        Err(e) => {
+            warn!(error = %e, "reading the last known balance failed");
+            return;
+        }
+    };
+    let Some(balance) = account.balance else {
+        return;
+    };
+    let per_day = {
+        let jobs = jobs.read().expect("jobs lock");
+        crate::bill::compute(
+            &jobs,
+            None,
+            &exec.prices(),
+            crate::bill::Caps {
+                daily_usd: None,
+                monthly_usd: None,
+            },
+            Utc::now(),
+        )
+        .total
+        .pays_per_day
+    };
+    let Some(days) = runway_days(balance, per_day) else {
+        return;
+    };
+    metrics.set_runway_days(days);
+    if days < RUNWAY_WARNING_DAYS as f64 {
+        warn!(
+            balance = %balance,
+            projected_per_day = %per_day,
+            days = format!("{days:.1}"),
+            sandbox = account.sandbox,
+            "the balance covers fewer than {RUNWAY_WARNING_DAYS} days of the projected spend; top up the account"
+        );
+    }
+}
+
+/// Days `balance` lasts at `per_day`; `None` when nothing is spent.
+pub fn runway_days(balance: crate::money::Usd, per_day: crate::money::Usd) -> Option<f64> {
+    use rust_decimal::prelude::ToPrimitive;
+    if per_day.decimal() <= rust_decimal::Decimal::ZERO {
+        return None;
+    }
+    (balance.decimal() / per_day.decimal()).to_f64()
 }
 
 /// What a reload reads again: the job files, and the budgets of the configuration.
@@ -430,6 +506,8 @@ struct Reloader {
     /// `--config`, as given (the default file otherwise).
     config_source: Option<PathBuf>,
     budgets: crate::app::BudgetHandle,
+    /// Shared with the balance check.
+    jobs: CurrentJobs,
 }
 
 impl Reloader {
@@ -480,6 +558,7 @@ async fn schedule_loop(
                         warn!(warning = %w, "job file warning");
                     }
                     reloader.budgets(&jobs).await;
+                    *reloader.jobs.write().expect("jobs lock") = jobs.clone();
                     scheduler.replace_jobs(jobs);
                 }
                 Err(problems) => {

@@ -61,6 +61,7 @@ pub struct Metrics {
     last_tick: Mutex<Option<DateTime<Utc>>>,
     workers_busy: Gauge,
     balance: FloatGauge,
+    runway_days: FloatGauge,
     budget_left: Family<BudgetLabels, FloatGauge>,
     budget_held: Family<BudgetLabels, Gauge>,
 }
@@ -145,6 +146,12 @@ impl Metrics {
             "The account's balance as appendix/user_data last reported it, USD",
             balance.clone(),
         );
+        let runway_days = FloatGauge::default();
+        registry.register(
+            "balance_days_left",
+            "Days the balance lasts at the spend the jobs project (their bill over the coming 30 days)",
+            runway_days.clone(),
+        );
         let budget_left = Family::<BudgetLabels, FloatGauge>::default();
         registry.register(
             "budget_left_usd",
@@ -159,6 +166,7 @@ impl Metrics {
         );
         Metrics {
             balance,
+            runway_days,
             budget_left,
             budget_held,
             registry,
@@ -253,6 +261,11 @@ impl Metrics {
     /// The account's balance as `user_data` last reported it.
     pub fn set_balance(&self, balance: Usd) {
         self.balance.set(usd_f64(balance));
+    }
+
+    /// Days the balance lasts at the projected spend.
+    pub fn set_runway_days(&self, days: f64) {
+        self.runway_days.set(days);
     }
 
     /// What is left of each budget and how many calls each holds back (budgets no

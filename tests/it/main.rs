@@ -1,10 +1,12 @@
 //! Integration tests: real PostgreSQL, the sandbox over real HTTP, the real binary.
 
+mod budgets;
 mod cli;
 mod client;
 mod common;
 mod daemon;
 mod endpoints;
+mod harness;
 mod jobs_check;
 mod money_path;
 mod plan;
