@@ -181,6 +181,8 @@ pub struct Executor {
     prices: Arc<RwLock<Prices>>,
     /// Holds already logged (budget and until), so each is logged once.
     holds_logged: Arc<Mutex<HoldsLogged>>,
+    /// Whether a call bought already today is reused instead of bought again.
+    reuse_same_day: bool,
 }
 
 impl std::fmt::Debug for Executor {
@@ -205,7 +207,16 @@ impl Executor {
             budgets: Budgets::default(),
             prices: Arc::default(),
             holds_logged: Arc::default(),
+            reuse_same_day: true,
         }
+    }
+
+    /// For a simulation that runs many days in one real UTC day: buy every call, as
+    /// each would be on its own day.
+    #[doc(hidden)]
+    pub fn without_same_day_reuse(mut self) -> Executor {
+        self.reuse_same_day = false;
+        self
     }
 
     /// `true` the first time this process sees `hold` (its budget and period).
@@ -419,7 +430,9 @@ impl Executor {
             api_host: Some(self.client.api_host()),
         };
         // Bought already today, for this or another collection: use it, buy nothing.
-        if let Some(end) = self.reuse(call, &record, fence).await? {
+        if self.reuse_same_day
+            && let Some(end) = self.reuse(call, &record, fence).await?
+        {
             return Ok(end);
         }
         let permit = self.client.acquire().await;

@@ -499,6 +499,7 @@ impl Sandbox {
                 window: VecDeque::new(),
                 rng: StdRng::seed_from_u64(opts.seed),
                 fault_rate: opts.fault_rate,
+                today: opts.today,
                 records: VecDeque::new(),
                 record_bytes: 0,
                 tasks: 0,
@@ -575,6 +576,11 @@ impl Sandbox {
         self.shared.lock().fault_rate = rate;
     }
 
+    /// Moves the sandbox's "today" (a simulation running days in minutes).
+    pub fn set_today(&self, today: NaiveDate) {
+        self.shared.lock().today = Some(today);
+    }
+
     /// Stops accepting, lets open requests finish, and waits for the server task.
     pub async fn stop(mut self) {
         if let Some(tx) = self.shutdown.take() {
@@ -631,6 +637,8 @@ struct Inner {
     window: VecDeque<Instant>,
     rng: StdRng,
     fault_rate: f64,
+    /// The sandbox's "today" (`SandboxOptions::today`, or moved by `set_today`).
+    today: Option<NaiveDate>,
     /// The most recent records with their size in bytes, oldest first, at most
     /// `opts.record_limit` of them and `opts.record_bytes` together.
     records: VecDeque<(RequestRecord, usize)>,
@@ -662,7 +670,7 @@ impl Shared {
     }
 
     fn today(&self) -> NaiveDate {
-        self.opts
+        self.lock()
             .today
             .unwrap_or_else(|| chrono::Utc::now().date_naive())
     }

@@ -1,0 +1,148 @@
+//! A month of the shipped example jobs (`jobs/`) in a few minutes: what `plan`
+//! projects for the coming 30 days, against what the ledger records when the daemon's
+//! scheduler runs every fire of those 30 days against the sandbox, the clock moved from
+//! fire to fire (the sandbox's "today" with it).
+//!
+//!     cargo run --example simulate_month          # from the repository root
+//!
+//! Uses `DATABASE_URL` (a scratch database is created next to it and dropped), else a
+//! throwaway cluster from the local PostgreSQL binaries. Every fire buys its calls, as
+//! on its own day: the days all fall in one real UTC day here, where the same call
+//! would otherwise be bought once and reused.
+
+use std::collections::BTreeSet;
+
+use chrono::{Duration, DurationRound, Utc};
+use linkledger::api::Client;
+use linkledger::bill;
+use linkledger::cluster::Cluster;
+use linkledger::config::{ApiConfig, Credentials};
+use linkledger::daemon::Scheduler;
+use linkledger::executor::Executor;
+use linkledger::plan::Prices;
+use linkledger::queue::{Scope, Shutdown, WorkerConfig, Workers};
+use linkledger::sandbox::{Sandbox, SandboxOptions};
+use linkledger::store::Store;
+use rust_decimal::Decimal;
+use secrecy::SecretString;
+use sqlx::Connection;
+
+fn main() -> anyhow::Result<()> {
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?
+        .block_on(run())
+}
+
+async fn run() -> anyhow::Result<()> {
+    let _cluster;
+    let admin = match std::env::var("DATABASE_URL") {
+        Ok(url) => url,
+        Err(_) => {
+            let c = Cluster::start()?;
+            let url = c.url();
+            _cluster = c;
+            url
+        }
+    };
+    let name = format!("linkledger_month_{}", std::process::id());
+    let mut admin_conn = sqlx::PgConnection::connect(&admin).await?;
+    sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
+        .execute(&mut admin_conn)
+        .await?;
+    let mut url = url::Url::parse(&admin)?;
+    url.set_path(&format!("/{name}"));
+    let result = simulate(&SecretString::from(url.to_string())).await;
+    sqlx::query(sqlx::AssertSqlSafe(format!(
+        "DROP DATABASE {name} WITH (FORCE)"
+    )))
+    .execute(&mut admin_conn)
+    .await?;
+    result
+}
+
+async fn simulate(url: &SecretString) -> anyhow::Result<()> {
+    let store = Store::connect(url, 8).await?;
+    store.migrate().await?;
+    let sb = Sandbox::start(SandboxOptions {
+        identify: false,
+        ..SandboxOptions::default()
+    })
+    .await?;
+    let api = ApiConfig {
+        base_url: sb.base_url().parse()?,
+        ..ApiConfig::default()
+    };
+    let creds = Credentials::Basic {
+        login: "sandbox".into(),
+        password: SecretString::from("sandbox"),
+    };
+    let exec = Executor::new(store.clone(), Client::with_credentials(&api, &creds)?)
+        .without_same_day_reuse();
+
+    let start = Utc::now().duration_trunc(Duration::minutes(1))?;
+    let end = start + Duration::days(bill::WINDOW_DAYS);
+    let jobs = linkledger::jobs::load_dir(std::path::Path::new("jobs"), start.date_naive())
+        .map_err(|p| anyhow::anyhow!("{p}"))?;
+    let bill = bill::compute(
+        &jobs,
+        None,
+        &Prices::default(),
+        bill::Caps {
+            daily_usd: None,
+            monthly_usd: None,
+        },
+        start,
+    );
+
+    // Every fire instant of the window, in order; the scheduler sees the collections
+    // first at `start`, so nothing from before is caught up.
+    let mut instants = BTreeSet::new();
+    for job in &jobs {
+        for c in &job.collections {
+            instants.extend(c.schedule.fires_between(start, end, 100_000));
+        }
+    }
+    let mut scheduler = Scheduler::new(store.clone(), jobs.clone(), "simulation".into(), 8);
+    scheduler.tick(start).await?;
+    let mut fires = 0;
+    for at in &instants {
+        sb.set_today(at.date_naive());
+        let enqueued = scheduler.tick(*at).await?;
+        fires += enqueued.len();
+        let runs: Vec<i64> = enqueued.iter().map(|e| e.run_id).collect();
+        Workers::new(exec.clone(), WorkerConfig::for_once(30), Scope::Runs(runs))
+            .run(&Shutdown::default())
+            .await?;
+    }
+    let (calls, ledger): (i64, Decimal) = sqlx::query_as(
+        "SELECT count(*), coalesce(sum(cost_usd), 0) FROM linkledger.api_calls
+         WHERE endpoint <> 'appendix/user_data'",
+    )
+    .fetch_one(store.pool())
+    .await?;
+    let failed: i64 =
+        sqlx::query_scalar("SELECT count(*) FROM linkledger.work WHERE state <> 'succeeded'")
+            .fetch_one(store.pool())
+            .await?;
+    let projected = bill.total.cost_per_month.decimal();
+    println!(
+        "simulated {} to {}: {} fires at {} instants",
+        start.format("%Y-%m-%d %H:%M UTC"),
+        end.format("%Y-%m-%d %H:%M UTC"),
+        fires,
+        instants.len()
+    );
+    println!(
+        "plan projected {} calls, {} (list price); the ledger recorded {} calls, ${} ({} calls not done)",
+        bill.total.calls_per_month, bill.total.cost_per_month, calls, ledger, failed
+    );
+    if !projected.is_zero() {
+        println!(
+            "ledger / projection = {:.4}",
+            (ledger / projected).round_dp(4)
+        );
+    }
+    sb.stop().await;
+    Ok(())
+}
