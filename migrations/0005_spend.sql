@@ -7,14 +7,22 @@ ALTER TABLE linkledger.api_calls
     ADD COLUMN estimated_usd     numeric,
     ADD COLUMN reported_cost_usd numeric,
     ADD COLUMN booked_on         date,
+    ADD COLUMN budget_usd        numeric,
     ADD COLUMN api_host          text,
     ADD COLUMN sandbox           boolean NOT NULL DEFAULT false,
     ADD COLUMN reused_call_id    bigint REFERENCES linkledger.api_calls (id);
-UPDATE linkledger.api_calls SET reported_cost_usd = cost_usd;
+-- What earlier versions spent counts against the budgets of its day and month.
+UPDATE linkledger.api_calls
+SET reported_cost_usd = cost_usd,
+    booked_on = CASE WHEN endpoint <> 'appendix/user_data'
+                     THEN (started_at AT TIME ZONE 'UTC')::date END,
+    budget_usd = CASE WHEN endpoint <> 'appendix/user_data' THEN coalesce(cost_usd, 0) END;
+CREATE INDEX api_calls_booked_idx ON linkledger.api_calls (booked_on) WHERE booked_on IS NOT NULL;
 COMMENT ON COLUMN linkledger.api_calls.cost_usd IS 'What the request cost the user, USD: the cost the API reported (or a gateway''s flat api.price_per_call); for outcome abandoned (no answer ever arrived) the estimate; 0 for reused';
 COMMENT ON COLUMN linkledger.api_calls.estimated_usd IS 'The estimate reserved against the budgets before the request was sent (price list × estimated rows)';
 COMMENT ON COLUMN linkledger.api_calls.reported_cost_usd IS 'The cost the API reported, USD, whatever the user pays (NULL when it reported none)';
 COMMENT ON COLUMN linkledger.api_calls.booked_on IS 'UTC day whose budgets the request was booked against; NULL when it counts against none (sandbox, reused, free)';
+COMMENT ON COLUMN linkledger.api_calls.budget_usd IS 'What the request counts against its budgets: its estimate while in flight (or when no answer came), then what it cost';
 COMMENT ON COLUMN linkledger.api_calls.api_host IS 'Host of the API that answered (api.base_url)';
 COMMENT ON COLUMN linkledger.api_calls.sandbox IS 'Answered by a sandbox (linkledger sandbox, or DataForSEO''s sandbox host): not real spend, never counted against a budget';
 COMMENT ON COLUMN linkledger.api_calls.reused_call_id IS 'For outcome reused: the request of the same day, endpoint and task whose answer was reused instead of buying it again';
@@ -82,13 +90,35 @@ CREATE OR REPLACE VIEW linkledger.spend_daily AS
 SELECT (c.started_at AT TIME ZONE 'UTC')::date AS day,
        c.endpoint,
        c.job,
-       count(*)::bigint                              AS calls,
-       count(*) FILTER (WHERE c.outcome <> 'ok')::bigint AS failed_calls,
+       count(*) FILTER (WHERE c.outcome NOT IN ('reused', 'sent'))::bigint AS calls,
+       count(*) FILTER (WHERE c.outcome NOT IN ('ok', 'reused', 'sent'))::bigint AS failed_calls,
        coalesce(sum(c.cost_usd), 0)::numeric         AS cost_usd,
        c.sandbox
 FROM linkledger.api_calls c
 GROUP BY 1, 2, 3, c.sandbox;
+COMMENT ON COLUMN linkledger.spend_daily.calls IS 'HTTP requests answered (or abandoned), failed attempts included; reused answers and requests in flight not counted';
+COMMENT ON COLUMN linkledger.spend_daily.failed_calls IS 'Requests that brought no data';
+COMMENT ON COLUMN linkledger.spend_daily.cost_usd IS 'What they cost the user, USD';
 COMMENT ON COLUMN linkledger.spend_daily.sandbox IS 'Sandbox calls (not real spend)';
+
+CREATE OR REPLACE VIEW linkledger.spend_monthly AS
+SELECT date_trunc('month', c.started_at AT TIME ZONE 'UTC')::date AS month,
+       c.job,
+       count(*) FILTER (WHERE c.outcome NOT IN ('reused', 'sent'))::bigint AS calls,
+       coalesce(sum(c.cost_usd), 0)::numeric AS cost_usd
+FROM linkledger.api_calls c
+WHERE NOT c.sandbox
+GROUP BY 1, 2;
+COMMENT ON VIEW linkledger.spend_monthly IS 'Real (non-sandbox) spend per UTC month and job';
+COMMENT ON COLUMN linkledger.spend_monthly.calls IS 'HTTP requests answered (or abandoned); reused answers not counted';
+COMMENT ON COLUMN linkledger.spend_monthly.cost_usd IS 'What they cost the user, USD';
+
+CREATE OR REPLACE VIEW linkledger.call_failures AS
+SELECT c.id, c.run_id, c.job, c.collection, c.endpoint, c.targets, c.attempt, c.started_at,
+       c.outcome, c.http_status, coalesce(c.task_status_code, c.status_code) AS status_code,
+       coalesce(c.error, c.task_status_message, c.status_message) AS reason, c.cost_usd
+FROM linkledger.api_calls c
+WHERE c.outcome NOT IN ('ok', 'sent', 'reused');
 
 CREATE VIEW linkledger.spend_by_job_month AS
 SELECT date_trunc('month', c.started_at AT TIME ZONE 'UTC')::date AS month,

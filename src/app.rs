@@ -50,18 +50,15 @@ pub async fn connect(config: &Config) -> anyhow::Result<Store> {
     Ok(store)
 }
 
-/// Records the caps in force (for `budget_status`); when they changed, the calls a
-/// budget held back try again at once.
-async fn publish_budgets(store: &Store, budgets: &Budgets) -> anyhow::Result<()> {
+/// Records the caps in force, which every process's bookings read (the account's, and
+/// those of `jobs`); when they changed, the calls a budget held back try again at once.
+async fn publish_budgets(store: &Store, budgets: &Budgets, jobs: &[Job]) -> anyhow::Result<()> {
     let caps = budgets.all();
+    let names: Vec<String> = jobs.iter().map(|j| j.name.clone()).collect();
     let changed = store
-        .set_budgets(&caps)
+        .set_budgets(&caps, &names)
         .await
         .context("recording the budgets in force")?;
-    store
-        .prepare_budgets(&caps)
-        .await
-        .context("preparing the budgets' totals")?;
     if changed {
         let released = store
             .release_held()
@@ -91,7 +88,7 @@ impl BudgetHandle {
     ) -> anyhow::Result<()> {
         if self.budgets.replace(config, jobs) {
             info!("budgets changed");
-            publish_budgets(&self.store, &self.budgets).await?;
+            publish_budgets(&self.store, &self.budgets, jobs).await?;
         }
         Ok(())
     }
@@ -113,7 +110,7 @@ impl App {
         );
         limits.prepare().await?;
         let budgets = Budgets::new(&config.budget, jobs);
-        publish_budgets(&store, &budgets).await?;
+        publish_budgets(&store, &budgets, jobs).await?;
         let mut prices = store
             .latest_account(Some(client.api_host()))
             .await

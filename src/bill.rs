@@ -341,7 +341,7 @@ pub fn compute(
             });
         }
     }
-    simulate_reuse(&mut lines, prices, today);
+    simulate_reuse(&mut lines, prices);
 
     let shown = |l: &Line| only_job.is_none_or(|name| jobs[l.job].name == name);
     let mut job_bills = Vec::new();
@@ -458,78 +458,80 @@ fn totals(lines: &[&Line]) -> Totals {
     t
 }
 
-/// The request parameters of `c` on `day`, keys sorted: two collections asking the
-/// same thing give the same string.
-fn request_key(c: &Collection, day: NaiveDate) -> String {
-    let sorted: BTreeMap<String, serde_json::Value> = c.request_params(day).into_iter().collect();
-    serde_json::to_string(&sorted).unwrap_or_default()
-}
-
-/// Walks every fire of the window in time order; a fire reuses the targets another
-/// collection bought the same UTC day with the same endpoint and request parameters,
-/// and pays only for the calls the rest need.
-fn simulate_reuse(lines: &mut [Line], prices: &Prices, today: NaiveDate) {
-    let mut per_endpoint: HashMap<Endpoint, usize> = HashMap::new();
-    for l in lines.iter() {
-        *per_endpoint.entry(l.collection.endpoint).or_default() += 1;
-    }
+/// Walks every fire of the window in time order the way the executor buys: a call
+/// (endpoint and task) bought on a UTC day is reused by every later call of the same
+/// endpoint and task that day, whether another collection's or this collection's own
+/// later fire. A bulk call is reused only whole (the same targets in one task).
+fn simulate_reuse(lines: &mut [Line], prices: &Prices) {
     let mut events: Vec<(DateTime<Utc>, usize)> = lines
         .iter()
         .enumerate()
-        .filter(|(_, l)| per_endpoint[&l.collection.endpoint] > 1)
         .flat_map(|(i, l)| l.fires.iter().map(move |f| (*f, i)))
         .collect();
     events.sort();
     let mut day: Option<NaiveDate> = None;
-    // (endpoint, request) -> target -> the line that bought it today.
-    let mut bought: HashMap<(Endpoint, String), HashMap<Target, usize>> = HashMap::new();
-    let mut keys: HashMap<(usize, NaiveDate), String> = HashMap::new();
+    // (endpoint, task) -> the line that bought it today.
+    let mut bought: HashMap<(Endpoint, String), usize> = HashMap::new();
+    // The calls of a line planned on a day: (key, cost, targets).
+    type Planned = Vec<((Endpoint, String), Usd, Vec<Target>)>;
+    let mut planned: HashMap<(usize, NaiveDate), Planned> = HashMap::new();
     for (at, i) in events {
         let fire_day = at.date_naive();
         if day != Some(fire_day) {
             bought.clear();
-            keys.clear();
+            planned.clear();
             day = Some(fire_day);
         }
-        let c = lines[i].collection;
-        let key = keys
-            .entry((i, fire_day))
-            .or_insert_with(|| request_key(c, fire_day))
-            .clone();
-        let seen = bought.entry((c.endpoint, key)).or_default();
-        let mut remaining = Vec::new();
+        let calls = planned.entry((i, fire_day)).or_insert_with(|| {
+            plan_collection(lines[i].collection, fire_day)
+                .into_iter()
+                .map(|call| {
+                    let cost = call.estimated_cost(prices);
+                    ((call.endpoint, task_key(&call.task)), cost, call.targets)
+                })
+                .collect()
+        });
+        let mut saved = Usd::ZERO;
         let mut reused = Vec::new();
-        for t in &c.targets {
-            match seen.get(t) {
-                Some(&buyer) if buyer != i => reused.push((t.clone(), buyer)),
-                _ => remaining.push(t.clone()),
+        for (key, cost, targets) in calls.iter() {
+            match bought.get(key) {
+                Some(&buyer) => {
+                    saved += *cost;
+                    reused.push((targets.clone(), buyer));
+                }
+                None => {
+                    bought.insert(key.clone(), i);
+                }
             }
-        }
-        for t in &remaining {
-            seen.entry(t.clone()).or_insert(i);
         }
         if reused.is_empty() {
             continue;
         }
-        let pays = if remaining.is_empty() {
-            Usd::ZERO
-        } else {
-            let rest = Collection {
-                targets: remaining,
-                ..c.clone()
-            };
-            cost_of(&plan_collection(&rest, today), prices)
-        };
         let line = &mut lines[i];
-        let saved = line.cost_per_fire - pays;
         line.saves += saved;
         *line.saves_by_day.entry(fire_day).or_default() += saved;
         line.reuse_fires += 1;
-        for (t, buyer) in reused {
-            line.reused_targets.insert(t);
+        for (targets, buyer) in reused {
+            line.reused_targets.extend(targets);
             line.bought_by.insert(buyer);
         }
     }
+}
+
+/// A task as the database compares it (jsonb: key order does not matter).
+fn task_key(task: &serde_json::Value) -> String {
+    fn sorted(v: &serde_json::Value) -> serde_json::Value {
+        match v {
+            serde_json::Value::Object(m) => {
+                let ordered: BTreeMap<&String, serde_json::Value> =
+                    m.iter().map(|(k, v)| (k, sorted(v))).collect();
+                serde_json::to_value(ordered).unwrap_or_default()
+            }
+            serde_json::Value::Array(a) => a.iter().map(sorted).collect(),
+            other => other.clone(),
+        }
+    }
+    sorted(task).to_string()
 }
 
 /// The period of the data a collection buys.
@@ -640,7 +642,12 @@ fn finer_than_data(l: &Line, jobs: &[Job], today: NaiveDate) -> Option<FinerThan
         .any(|f| !periods.insert(grain.period(local_day(f))));
     let fires = Decimal::from(l.fires_per_month());
     let needed = grain.needed_per_month();
-    if !twice_in_a_period || fires <= needed || l.cost_per_fire.is_zero() {
+    // What the line pays beyond the fires the data needs: extra fires that same-day
+    // reuse makes free (an hourly summary) cost nothing more, and less than one fire's
+    // worth is the window's edge, not waste.
+    let stake =
+        round5((l.cost_per_month() - l.saves).decimal() - l.cost_per_fire.decimal() * needed);
+    if !twice_in_a_period || fires <= needed || stake <= l.cost_per_fire {
         return None;
     }
     Some(FinerThanData {
@@ -653,7 +660,7 @@ fn finer_than_data(l: &Line, jobs: &[Job], today: NaiveDate) -> Option<FinerThan
         fires_per_month: l.fires_per_month(),
         needed_per_month: needed.round_dp(2).normalize(),
         cost_per_fire: l.cost_per_fire,
-        stake_per_month: round5(l.cost_per_fire.decimal() * (fires - needed)),
+        stake_per_month: stake,
         suggested_schedule: suggested_schedule(c, grain),
     })
 }

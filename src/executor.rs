@@ -21,7 +21,7 @@ use tracing::{info, instrument, warn};
 use crate::api::account::Account;
 use crate::api::status::WRONG_PATH_CODES;
 use crate::api::{Attempt, Client, Outcome};
-use crate::budget::{Budgets, Cap, Hold};
+use crate::budget::{Budgets, Hold};
 use crate::limits::{SharedLimits, Slot};
 use crate::money::Usd;
 use crate::normalize::{self, Context};
@@ -455,19 +455,32 @@ impl Executor {
         let call_id = match sent {
             Ok(SendDecision::Sent(id)) => id,
             // The claim was lost while this call waited: spend nothing.
-            Ok(SendDecision::Stale | SendDecision::Unprepared) => {
+            Ok(SendDecision::Stale) => {
                 self.release(slot).await;
                 return Ok(AttemptEnd::Stale);
             }
-            Ok(SendDecision::Held(scopes)) => {
+            // Midnight kept passing between preparing the budgets and booking: try later.
+            Ok(SendDecision::Unprepared) => {
                 self.release(slot).await;
-                let caps: Vec<Cap> = self
-                    .budgets
-                    .for_job(Some(&call.job))
-                    .into_iter()
-                    .filter(|c| scopes.contains(&c.scope))
+                return Ok(AttemptEnd::Retry {
+                    throttled: true,
+                    error: "the budgets' new period was not ready; trying again".into(),
+                });
+            }
+            Ok(SendDecision::Held { caps, until }) => {
+                self.release(slot).await;
+                return Ok(AttemptEnd::Held(Hold { caps, until }));
+            }
+            Ok(SendDecision::TooLarge(caps)) => {
+                self.release(slot).await;
+                let names: Vec<String> = caps
+                    .iter()
+                    .map(|c| format!("{} ({})", c.name, c.usd))
                     .collect();
-                return Ok(AttemptEnd::Held(Hold::new(caps, Utc::now())));
+                return Ok(AttemptEnd::Rejected(format!(
+                    "not sent: its estimate of {estimate} alone is more than {}; raise the cap or split the collection's targets",
+                    names.join(" and ")
+                )));
             }
             Err(e) => {
                 self.release(slot).await;
@@ -524,30 +537,36 @@ impl Executor {
     }
 
     /// Writes the call's ledger row with its estimate reserved against the budgets
-    /// (nothing for a sandbox), preparing the budgets' rows for this period once.
+    /// (nothing for a sandbox), preparing the budgets' rows when a new period starts,
+    /// and trying again after a deadlock (another statement locking the same rows).
     async fn book(
         &self,
         record: &CallRecord<'_>,
         fence: Fence,
         estimate: Usd,
     ) -> Result<SendDecision, crate::store::StoreError> {
-        let caps = self.budgets.for_job(record.job);
         let booking = Booking {
             estimate,
-            caps: &caps,
             sandbox: self.client.is_sandbox(),
+            free: false,
         };
-        let decision = self
-            .store
-            .record_sent_booked(record, Some(fence), &booking)
-            .await?;
-        if decision != SendDecision::Unprepared {
-            return Ok(decision);
+        let mut tries = 0;
+        loop {
+            tries += 1;
+            match self
+                .store
+                .record_sent_booked(record, Some(fence), &booking)
+                .await
+            {
+                Ok(SendDecision::Unprepared) if tries < 3 => {
+                    self.store.prepare_budgets(record.job).await?;
+                }
+                Err(e) if e.is_deadlock() && tries < 3 => {
+                    warn!("booking met a deadlock; trying again");
+                }
+                other => return other,
+            }
         }
-        self.store.prepare_budgets(&caps).await?;
-        self.store
-            .record_sent_booked(record, Some(fence), &booking)
-            .await
     }
 
     /// Finishes the item from an answer bought today for the same endpoint and task
@@ -566,6 +585,7 @@ impl Executor {
                 record.endpoint,
                 record.request,
                 self.client.api_host(),
+                self.client.is_sandbox(),
                 fence,
             )
             .await

@@ -243,7 +243,7 @@ pub fn estimate_rows(
     match endpoint {
         Endpoint::History => {
             let from = from.unwrap_or(crate::api::endpoint::history_earliest());
-            crate::api::endpoint::months(from, to)
+            crate::api::endpoint::months_between(from, to)
         }
         Endpoint::TimeseriesSummary | Endpoint::TimeseriesNewLostSummary => {
             let from = from.unwrap_or(today);

@@ -484,11 +484,8 @@ async fn settle(
             if exec.note_hold(hold) {
                 warn!(budget = hold.name(), until = %hold.until, "{hold}");
             }
-            let delay = (hold.until - chrono::Utc::now())
-                .to_std()
-                .unwrap_or_default();
             store
-                .hold_work(fence, delay, hold.name(), &format!("not sent: {hold}"))
+                .hold_work(fence, hold.until, hold.name(), &format!("not sent: {hold}"))
                 .await?;
         }
         AttemptEnd::Held(hold) => {

@@ -87,6 +87,8 @@ pub struct Client {
     body: BodyShape,
     /// Known to be a sandbox: from its host, or once an answer said so.
     sandbox: Arc<AtomicBool>,
+    /// `host[:port]` of the base URL.
+    host: String,
 }
 
 impl std::fmt::Debug for Client {
@@ -120,7 +122,13 @@ impl Client {
             base.set_path(&format!("{}/", base.path()));
         }
         let sandbox = base.host_str() == Some(DATAFORSEO_SANDBOX_HOST);
+        let host = match (base.host_str(), base.port()) {
+            (Some(h), Some(p)) => format!("{h}:{p}"),
+            (Some(h), None) => h.to_string(),
+            (None, _) => String::new(),
+        };
         Ok(Client {
+            host,
             body: cfg.body,
             sandbox: Arc::new(AtomicBool::new(sandbox)),
             http,
@@ -147,9 +155,10 @@ impl Client {
         &self.base
     }
 
-    /// The host calls go to, as the ledger records it.
+    /// The host (and port, when one is given) calls go to, as the ledger records it:
+    /// two APIs on one host are told apart.
     pub fn api_host(&self) -> &str {
-        self.base.host_str().unwrap_or("")
+        &self.host
     }
 
     /// Whether the API is known to be a sandbox (its host, or an answer's header).

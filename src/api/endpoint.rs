@@ -96,7 +96,7 @@ pub fn periods(from: NaiveDate, to: NaiveDate, group: GroupRange) -> Vec<(NaiveD
 }
 
 /// The months a history answer covers for `from..=to` (as first days).
-pub fn months(from: NaiveDate, to: NaiveDate) -> i64 {
+pub fn months_between(from: NaiveDate, to: NaiveDate) -> i64 {
     if to < from {
         return 0;
     }
@@ -372,6 +372,39 @@ impl FromStr for Endpoint {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn d(s: &str) -> NaiveDate {
+        s.parse().unwrap()
+    }
+
+    #[test]
+    fn timeseries_periods_are_dated_as_the_api_documents() {
+        // api-fields.md: month from 2022-03-23 to 2022-05-13 gives three items, dated
+        // 2022-03-31, 2022-04-30 and 2022-05-31.
+        let months = periods(d("2022-03-23"), d("2022-05-13"), GroupRange::Month);
+        let ends: Vec<NaiveDate> = months.iter().map(|p| p.1).collect();
+        assert_eq!(ends, [d("2022-03-31"), d("2022-04-30"), d("2022-05-31")]);
+        assert_eq!(months[0].0, d("2022-03-01"));
+        // Days: every date between and including both ends.
+        assert_eq!(
+            periods(d("2024-02-27"), d("2024-03-02"), GroupRange::Day).len(),
+            5
+        );
+        // ISO weeks, Monday to Sunday: 2024-01-03 (a Wednesday) is in the week
+        // 2024-01-01..07; 2024-02-14 in 2024-02-12..18: seven weeks.
+        let weeks = periods(d("2024-01-03"), d("2024-02-14"), GroupRange::Week);
+        assert_eq!(weeks.len(), 7);
+        assert_eq!(weeks[0], (d("2024-01-01"), d("2024-01-07")));
+        assert_eq!(weeks[6], (d("2024-02-12"), d("2024-02-18")));
+        // Years, each dated its last day.
+        let years = periods(d("2019-02-01"), d("2021-06-30"), GroupRange::Year);
+        let ends: Vec<NaiveDate> = years.iter().map(|p| p.1).collect();
+        assert_eq!(ends, [d("2019-12-31"), d("2020-12-31"), d("2021-12-31")]);
+        // History: one item per month, both ends' months included.
+        assert_eq!(months_between(d("2019-01-15"), d("2019-12-01")), 12);
+        assert_eq!(months_between(d("2024-03-10"), d("2024-03-31")), 1);
+        assert_eq!(months_between(d("2024-04-01"), d("2024-03-31")), 0);
+    }
 
     #[test]
     fn every_endpoint_name_round_trips() {

@@ -374,8 +374,8 @@ fn a_timeseries_is_flagged_only_when_it_fires_more_often_than_its_group_range() 
 }
 
 #[test]
-fn summary_and_bulk_new_lost_more_often_than_daily_are_flagged_but_a_daily_fire_across_dst_is_not()
-{
+fn summary_and_bulk_new_lost_more_often_than_daily_cost_no_more_and_a_daily_fire_across_dst_is_daily()
+ {
     let london = Some(chrono_tz::Europe::London);
     let a = names(&["a.com"]);
     let jobs = [
@@ -412,17 +412,17 @@ fn summary_and_bulk_new_lost_more_often_than_daily_are_flagged_but_a_daily_fire_
             )
         })
         .collect();
+    // Their data is daily, and the later fires of a day reuse its first answer: the
+    // extra fires buy nothing, so they waste nothing.
+    assert_eq!(found, vec![]);
+    let hourly = &b.jobs[0].collections[0];
+    assert_eq!(hourly.fires_per_month, 720);
     assert_eq!(
-        found,
-        vec![
-            // 720 hourly fires where 30 do: 690 × $0.02003.
-            ("h", "summary", 720, usd("13.8207")),
-            // 60 fires where 30 do: 30 × $0.02003.
-            ("h", "bulk_new_lost_backlinks", 60, usd("0.6009")),
-        ]
+        hourly.cost_per_month - hourly.pays_per_month,
+        hourly.cost_per_fire * (720 - 30),
+        "every hour but the first of each of the 30 days is reused"
     );
     assert_eq!(b.jobs[1].collections[0].fires_per_month, 31);
-    assert_eq!(b.cheaper.finer_than_data[0].suggested_schedule, "0 6 * * *");
 }
 
 #[test]
@@ -507,30 +507,23 @@ fn the_same_target_endpoint_and_parameters_in_two_jobs_the_same_day_is_bought_on
                 30,
                 usd("0.6009")
             ),
-            // The bulk call still goes out for c.com: one row less, 30 times.
-            (
-                "second",
-                "bulk_ranks",
-                1,
-                vec!["first/bulk_ranks".to_string()],
-                30,
-                usd("0.0009")
-            ),
+            // The bulk call for [b.com, c.com] is not the one bought for [a.com,
+            // b.com]: a bulk call is reused only whole, as the executor reuses it.
         ]
     );
     let second = &b.jobs[1];
     assert_eq!(second.collections[0].cost_per_month, usd("1.2018"));
     assert_eq!(second.collections[0].pays_per_month, usd("0.6009"));
-    assert_eq!(second.total.bought_once_per_month, usd("0.6018"));
-    // second: summary 1.2018 + bulk_ranks 0.6018 + summary-2 0.6009, less 0.6018.
+    assert_eq!(second.total.bought_once_per_month, usd("0.6009"));
+    // second: summary 1.2018 + bulk_ranks 0.6018 + summary-2 0.6009, less 0.6009.
     assert_eq!(second.total.cost_per_month, usd("2.4045"));
-    assert_eq!(second.total.pays_per_month, usd("1.8027"));
-    assert_eq!(b.total.bought_once_per_month, usd("0.6018"));
+    assert_eq!(second.total.pays_per_month, usd("1.8036"));
+    assert_eq!(b.total.bought_once_per_month, usd("0.6009"));
     assert_eq!(
         b.total.pays_per_month,
-        b.total.cost_per_month - usd("0.6018")
+        b.total.cost_per_month - usd("0.6009")
     );
-    assert_eq!(b.cheaper.bought_once_per_month, usd("0.6018"));
+    assert_eq!(b.cheaper.bought_once_per_month, usd("0.6009"));
 
     // Asked for the first job only, the reuse by the second is still shown.
     let only = compute(
@@ -541,13 +534,14 @@ fn the_same_target_endpoint_and_parameters_in_two_jobs_the_same_day_is_bought_on
         at("2026-03-01T00:00:00Z"),
     );
     assert_eq!(only.jobs.len(), 1);
-    assert_eq!(only.cheaper.bought_once.len(), 2);
+    assert_eq!(only.cheaper.bought_once.len(), 1);
     assert_eq!(only.total.bought_once_per_month, Usd::ZERO);
 }
 
 #[test]
-fn a_collection_firing_twice_a_day_does_not_reuse_its_own_answers() {
-    // Reuse is between collections; a schedule finer than the data is its own finding.
+fn a_collection_firing_twice_a_day_reuses_its_own_first_answer_of_the_day() {
+    // The executor reuses an answer bought the same UTC day, the collection's own
+    // included: the second fire costs nothing, so nothing is wasted either.
     let jobs = [job(
         "twice",
         None,
@@ -561,9 +555,13 @@ fn a_collection_firing_twice_a_day_does_not_reuse_its_own_answers() {
         )],
     )];
     let b = bill(&jobs, "2026-03-01T00:00:00Z");
-    assert!(b.cheaper.bought_once.is_empty());
-    assert_eq!(b.total.pays_per_month, usd("1.2018"));
-    assert_eq!(b.cheaper.finer_than_data[0].stake_per_month, usd("0.6009"));
+    assert_eq!(b.cheaper.bought_once.len(), 1);
+    let once = &b.cheaper.bought_once[0];
+    assert_eq!(once.bought_by, vec!["twice/summary".to_string()]);
+    assert_eq!((once.fires, once.saves_per_month), (30, usd("0.6009")));
+    assert_eq!(b.total.cost_per_month, usd("1.2018"));
+    assert_eq!(b.total.pays_per_month, usd("0.6009"));
+    assert!(b.cheaper.finer_than_data.is_empty());
 }
 
 #[test]

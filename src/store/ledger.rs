@@ -11,6 +11,17 @@ use tracing::instrument;
 use super::{Fence, Store, StoreError, warehouse};
 use crate::api::{Attempt, Endpoint};
 use crate::budget::Cap;
+
+/// Every budget scope a call of `job` counts against, in the order their rows are
+/// locked.
+fn budget_scopes(job: Option<&str>) -> Vec<String> {
+    let mut scopes = vec!["daily".to_string(), "monthly".to_string()];
+    if let Some(job) = job {
+        scopes.push(crate::budget::job_scope(job));
+    }
+    scopes.sort();
+    scopes
+}
 use crate::money::Usd;
 use crate::normalize::Batch;
 
@@ -102,24 +113,29 @@ pub struct CallRecord<'a> {
     pub api_host: Option<&'a str>,
 }
 
-/// What a request is booked against before it is sent.
+/// What a request is booked against before it is sent. The caps are the ones in
+/// force in `linkledger.budgets`, the same for every process.
 #[derive(Clone, Copy, Debug)]
-pub struct Booking<'a> {
+pub struct Booking {
     /// Reserved against every budget the call counts against.
     pub estimate: Usd,
-    /// The caps in force for the call (scopes without a cap are still kept current).
-    pub caps: &'a [Cap],
     /// A sandbox call: booked against nothing.
     pub sandbox: bool,
+    /// A free call (`appendix/user_data`): booked against nothing.
+    pub free: bool,
 }
 
-impl Booking<'_> {
+impl Booking {
     /// Booked against nothing (the free `appendix/user_data`).
-    pub const FREE: Booking<'static> = Booking {
+    pub const FREE: Booking = Booking {
         estimate: Usd::ZERO,
-        caps: &[],
         sandbox: false,
+        free: true,
     };
+
+    fn books(&self) -> bool {
+        !self.sandbox && !self.free
+    }
 }
 
 /// Whether a request may be sent.
@@ -129,10 +145,16 @@ pub enum SendDecision {
     Sent(i64),
     /// The claim was lost: nothing written.
     Stale,
-    /// These caps (scopes) would be crossed: nothing written.
-    Held(Vec<String>),
-    /// A capped budget has no `spend_totals` row for this period yet:
-    /// [`Store::prepare_budgets`] first.
+    /// These caps would be crossed now: nothing written. They take calls again from
+    /// `until` (the database's clock).
+    Held {
+        caps: Vec<Cap>,
+        until: DateTime<Utc>,
+    },
+    /// The call's estimate alone is more than these caps: it can never be sent.
+    TooLarge(Vec<Cap>),
+    /// A budget the call counts against has no `spend_totals` row for this period
+    /// yet: [`Store::prepare_budgets`] first.
     Unprepared,
 }
 
@@ -194,6 +216,10 @@ pub struct BoughtAnswer {
 struct SentRow {
     call_id: Option<i64>,
     over: Option<Vec<String>>,
+    over_names: Option<Vec<String>>,
+    over_caps: Option<Vec<rust_decimal::Decimal>>,
+    too_large: Option<Vec<String>>,
+    until: Option<DateTime<Utc>>,
     missing: i64,
     claim_held: bool,
 }
@@ -236,41 +262,34 @@ impl Store {
 
     /// Writes the ledger row of a request before it is sent, in one statement with its
     /// booking: only while the claim `fence` still holds (a worker that lost its claim
-    /// cannot spend), and only if reserving `booking.estimate` crosses no cap, in which
-    /// case it is reserved against every budget the call counts against (the rows are
-    /// locked, so concurrent callers cannot jointly cross a cap).
+    /// cannot spend), and only if reserving `booking.estimate` crosses none of the caps
+    /// in force (`linkledger.budgets`), in which case it is reserved against every
+    /// budget the call counts against (their rows are locked in scope order, so
+    /// concurrent callers cannot jointly cross a cap).
     #[instrument(skip_all, fields(endpoint = call.endpoint, attempt = call.attempt))]
     pub async fn record_sent_booked(
         &self,
         call: &CallRecord<'_>,
         fence: Option<Fence>,
-        booking: &Booking<'_>,
+        booking: &Booking,
     ) -> Result<SendDecision, StoreError> {
-        // Every scope the call counts against, with its cap when one is in force.
-        let mut scopes = vec!["daily".to_string(), "monthly".to_string()];
-        if let Some(job) = call.job {
-            scopes.push(crate::budget::job_scope(job));
-        }
-        let caps: Vec<Option<rust_decimal::Decimal>> = scopes
-            .iter()
-            .map(|s| {
-                booking
-                    .caps
-                    .iter()
-                    .find(|c| &c.scope == s)
-                    .map(|c| c.usd.decimal())
-            })
-            .collect();
+        let scopes = budget_scopes(call.job);
         let row: SentRow = sqlx::query_as(
             "WITH today AS (SELECT (now() AT TIME ZONE 'UTC')::date AS day),
              keyed AS (
-                 SELECT s.scope, s.cap,
+                 SELECT s.scope,
                         CASE WHEN s.scope = 'daily' THEN t.day
-                             ELSE date_trunc('month', t.day)::date END AS period
-                 FROM UNNEST($11::text[], $12::numeric[]) AS s(scope, cap), today t
-                 WHERE NOT $13),
+                             ELSE date_trunc('month', t.day)::date END AS period,
+                        CASE WHEN s.scope = 'daily' THEN t.day + 1
+                             ELSE (date_trunc('month', t.day) + interval '1 month')::date
+                        END AS next_period,
+                        b.cap_usd AS cap, b.name
+                 FROM UNNEST($11::text[]) AS s(scope)
+                 CROSS JOIN today t
+                 LEFT JOIN linkledger.budgets b ON b.scope = s.scope
+                 WHERE $12),
              locked AS (
-                 SELECT k.scope, k.cap, st.booked_usd
+                 SELECT k.scope, k.cap, k.name, k.next_period, st.booked_usd
                  FROM keyed k
                  JOIN linkledger.spend_totals st ON st.scope = k.scope AND st.period = k.period
                  ORDER BY k.scope
@@ -278,8 +297,15 @@ impl Store {
              verdict AS (
                  SELECT (SELECT array_agg(scope ORDER BY scope) FROM locked
                          WHERE cap IS NOT NULL AND booked_usd + $10 > cap) AS over,
-                        (SELECT count(*) FROM keyed WHERE cap IS NOT NULL)
-                          - (SELECT count(*) FROM locked WHERE cap IS NOT NULL) AS missing,
+                        (SELECT array_agg(name ORDER BY scope) FROM locked
+                         WHERE cap IS NOT NULL AND booked_usd + $10 > cap) AS over_names,
+                        (SELECT array_agg(cap ORDER BY scope) FROM locked
+                         WHERE cap IS NOT NULL AND booked_usd + $10 > cap) AS over_caps,
+                        (SELECT array_agg(scope ORDER BY scope) FROM locked
+                         WHERE cap IS NOT NULL AND $10 > cap) AS too_large,
+                        (SELECT max(next_period)::timestamp AT TIME ZONE 'UTC' FROM locked
+                         WHERE cap IS NOT NULL AND booked_usd + $10 > cap) AS until,
+                        (SELECT count(*) FROM keyed) - (SELECT count(*) FROM locked) AS missing,
                         ($8::bigint IS NULL OR EXISTS (
                             SELECT 1 FROM linkledger.work
                             WHERE id = $8 AND attempt = $7 AND state = 'running')) AS claim_held),
@@ -287,18 +313,19 @@ impl Store {
              reserve AS (
                  UPDATE linkledger.spend_totals st SET booked_usd = st.booked_usd + $10
                  FROM keyed k, go
-                 WHERE go.go AND st.scope = k.scope AND st.period = k.period
-                 RETURNING st.scope),
+                 WHERE go.go AND st.scope = k.scope AND st.period = k.period),
              ins AS (
                  INSERT INTO linkledger.api_calls
                     (run_id, job, collection, endpoint, targets, request, attempt, started_at,
-                     outcome, work_id, estimated_usd, booked_on, api_host, sandbox)
+                     outcome, work_id, estimated_usd, booked_on, budget_usd, api_host, sandbox)
                  SELECT $1, $2, $3, $4, $5, $6, $7, now(), 'sent', $8, $10,
-                        CASE WHEN $13 OR $10 = 0 THEN NULL ELSE (SELECT day FROM today) END, $9, $13
+                        CASE WHEN $12 THEN (SELECT day FROM today) END,
+                        CASE WHEN $12 THEN $10 END, $9, $13
                  FROM go WHERE go.go
                  RETURNING id)
-             SELECT (SELECT id FROM ins) AS call_id, v.over, v.missing::bigint AS missing,
-                    v.claim_held
+             SELECT (SELECT id FROM ins) AS call_id, v.over, v.over_names, v.over_caps,
+                    v.too_large, v.until,
+                    v.missing::bigint AS missing, v.claim_held
              FROM verdict v",
         )
         .bind(call.run_id)
@@ -312,7 +339,7 @@ impl Store {
         .bind(call.api_host)
         .bind(booking.estimate.decimal())
         .bind(&scopes)
-        .bind(&caps)
+        .bind(booking.books())
         .bind(booking.sandbox)
         .fetch_one(self.pool())
         .await?;
@@ -324,8 +351,38 @@ impl Store {
                 claim_held: false, ..
             } => SendDecision::Stale,
             SentRow {
-                over: Some(over), ..
-            } => SendDecision::Held(over),
+                over: Some(scopes),
+                over_names: Some(names),
+                over_caps: Some(caps),
+                too_large,
+                until,
+                ..
+            } => {
+                let caps: Vec<Cap> = scopes
+                    .into_iter()
+                    .zip(names)
+                    .zip(caps)
+                    .map(|((scope, name), usd)| Cap {
+                        period: if scope == "daily" {
+                            crate::budget::Period::Day
+                        } else {
+                            crate::budget::Period::Month
+                        },
+                        scope,
+                        name,
+                        usd: Usd(usd),
+                    })
+                    .collect();
+                match (too_large, until) {
+                    (Some(too_large), _) => SendDecision::TooLarge(
+                        caps.into_iter()
+                            .filter(|c| too_large.contains(&c.scope))
+                            .collect(),
+                    ),
+                    (None, Some(until)) => SendDecision::Held { caps, until },
+                    (None, None) => SendDecision::Stale,
+                }
+            }
             SentRow { missing, .. } if missing > 0 => SendDecision::Unprepared,
             _ => SendDecision::Stale,
         })
@@ -341,6 +398,7 @@ impl Store {
         endpoint: &str,
         task: &Value,
         api_host: &str,
+        sandbox: bool,
         fence: Fence,
     ) -> Result<Purchase, StoreError> {
         let row: PurchaseRow = sqlx::query_as(
@@ -351,6 +409,8 @@ impl Store {
                  JOIN linkledger.raw_responses r ON r.api_call_id = c.id
                  WHERE c.endpoint = $1 AND c.outcome = 'ok' AND c.request = $2
                    AND c.api_host IS NOT DISTINCT FROM $3
+                   -- A sandbox answer never stands in for a real one.
+                   AND (NOT c.sandbox OR $6)
                    AND c.started_at >= (SELECT day FROM today)::timestamp AT TIME ZONE 'UTC'
                  ORDER BY c.id DESC LIMIT 1),
              buyer AS (
@@ -374,6 +434,7 @@ impl Store {
         .bind(api_host)
         .bind(fence.work_id)
         .bind(fence.attempt)
+        .bind(sandbox)
         .fetch_one(self.pool())
         .await?;
         Ok(match row {
@@ -439,11 +500,12 @@ impl Store {
         .await?)
     }
 
-    /// Makes sure every capped budget has its row for the current period, starting
-    /// from what the ledger already booked in it (so a cap set mid-month counts the
-    /// month's spend so far).
-    pub async fn prepare_budgets(&self, caps: &[Cap]) -> Result<(), StoreError> {
-        let scopes: Vec<&str> = caps.iter().map(|c| c.scope.as_str()).collect();
+    /// Makes sure every budget a call of `job` counts against has its row for the
+    /// current period, starting from what the ledger already booked in it (what an
+    /// earlier version spent, after an upgrade). A booking needs all of them, so the
+    /// totals are current whether or not a cap is in force.
+    pub async fn prepare_budgets(&self, job: Option<&str>) -> Result<(), StoreError> {
+        let scopes = budget_scopes(job);
         sqlx::query(
             "WITH today AS (SELECT (now() AT TIME ZONE 'UTC')::date AS day),
              keyed AS (
@@ -453,9 +515,9 @@ impl Store {
                  FROM UNNEST($1::text[]) AS s(scope), today t)
              INSERT INTO linkledger.spend_totals (scope, period, booked_usd)
              SELECT k.scope, k.period,
-                    (SELECT coalesce(sum(coalesce(c.cost_usd, c.estimated_usd)), 0)
+                    (SELECT coalesce(sum(c.budget_usd), 0)
                      FROM linkledger.api_calls c
-                     WHERE c.booked_on IS NOT NULL AND NOT c.sandbox
+                     WHERE c.booked_on IS NOT NULL
                        AND CASE WHEN k.scope = 'daily' THEN c.booked_on = k.period
                                 ELSE c.booked_on >= k.period
                                      AND c.booked_on < (k.period + interval '1 month')::date END
@@ -471,18 +533,24 @@ impl Store {
         Ok(())
     }
 
-    /// Records the caps in force, for `budget_status` (replacing the previous set);
-    /// `true` when they differ from the ones recorded.
-    pub async fn set_budgets(&self, caps: &[Cap]) -> Result<bool, StoreError> {
+    /// Records the caps in force, which every process's bookings read: the account's
+    /// caps as given, and the caps of the jobs `jobs` names (other jobs' are left as
+    /// they are). `true` when anything changed.
+    pub async fn set_budgets(&self, caps: &[Cap], jobs: &[String]) -> Result<bool, StoreError> {
         let scopes: Vec<&str> = caps.iter().map(|c| c.scope.as_str()).collect();
         let names: Vec<&str> = caps.iter().map(|c| c.name.as_str()).collect();
         let usd: Vec<rust_decimal::Decimal> = caps.iter().map(|c| c.usd.decimal()).collect();
+        let job_scopes: Vec<String> = jobs.iter().map(|j| crate::budget::job_scope(j)).collect();
         let mut tx = self.pool().begin().await?;
-        let removed = sqlx::query("DELETE FROM linkledger.budgets WHERE NOT (scope = ANY($1))")
-            .bind(&scopes)
-            .execute(&mut *tx)
-            .await?
-            .rows_affected();
+        let removed = sqlx::query(
+            "DELETE FROM linkledger.budgets
+             WHERE (scope IN ('daily', 'monthly') OR scope = ANY($2)) AND NOT (scope = ANY($1))",
+        )
+        .bind(&scopes)
+        .bind(&job_scopes)
+        .execute(&mut *tx)
+        .await?
+        .rows_affected();
         let set = sqlx::query(
             "INSERT INTO linkledger.budgets (scope, name, cap_usd)
              SELECT * FROM UNNEST($1::text[], $2::text[], $3::numeric[])
@@ -517,21 +585,37 @@ impl Store {
         // The reservation becomes what the call counts against the budgets; only while
         // the row still waits for its answer, so a retry after a lost commit
         // acknowledgement does not settle twice.
-        if let Some(budget) = settlement
-            .budget
-            .or(settlement.sandbox.then_some(Usd::ZERO))
-        {
+        // A sandbox answer counts nothing, whatever was reserved before it said so.
+        let budget = if settlement.sandbox {
+            Some(Usd::ZERO)
+        } else {
+            settlement.budget
+        };
+        if let Some(budget) = budget {
             sqlx::query(
-                "UPDATE linkledger.spend_totals st
-                 SET booked_usd = st.booked_usd + ($2 - c.estimated_usd)
-                 FROM linkledger.api_calls c
-                 WHERE c.id = $1 AND c.booked_on IS NOT NULL AND c.estimated_usd IS NOT NULL
-                   AND c.outcome IN ('sent', 'abandoned')
-                   AND (st.scope = 'daily' AND st.period = c.booked_on
-                        OR st.scope = 'monthly'
-                           AND st.period = date_trunc('month', c.booked_on)::date
-                        OR st.scope = 'job:' || c.job
-                           AND st.period = date_trunc('month', c.booked_on)::date)",
+                "WITH c AS (
+                     SELECT id, job, booked_on, budget_usd FROM linkledger.api_calls
+                     WHERE id = $1 AND booked_on IS NOT NULL AND budget_usd IS NOT NULL
+                       AND outcome IN ('sent', 'abandoned')),
+                 keyed AS (
+                     SELECT s.scope,
+                            CASE WHEN s.scope = 'daily' THEN c.booked_on
+                                 ELSE date_trunc('month', c.booked_on)::date END AS period,
+                            $2 - c.budget_usd AS delta
+                     FROM c, UNNEST(ARRAY['daily', 'monthly', 'job:' || c.job]) AS s(scope)
+                     WHERE s.scope IS NOT NULL),
+                 -- Locked in the order bookings lock them in: no deadlock.
+                 locked AS (
+                     SELECT st.scope FROM linkledger.spend_totals st
+                     JOIN keyed k ON st.scope = k.scope AND st.period = k.period
+                     ORDER BY st.scope FOR UPDATE OF st),
+                 -- `locked` is read (an init plan) before the first row is updated.
+                 settled AS (
+                     UPDATE linkledger.spend_totals st SET booked_usd = st.booked_usd + k.delta
+                     FROM keyed k
+                     WHERE st.scope = k.scope AND st.period = k.period
+                       AND (SELECT count(*) FROM locked) >= 0)
+                 UPDATE linkledger.api_calls SET budget_usd = $2 WHERE id IN (SELECT id FROM c)",
             )
             .bind(call_id)
             .bind(budget.decimal())

@@ -49,6 +49,13 @@ pub fn redacted_url(url: &str) -> String {
     }
 }
 
+impl StoreError {
+    /// A deadlock Postgres broke by aborting this statement: worth trying again.
+    pub fn is_deadlock(&self) -> bool {
+        matches!(self, StoreError::Sql(sqlx::Error::Database(e)) if e.code().as_deref() == Some("40P01"))
+    }
+}
+
 impl Store {
     #[instrument(skip_all)]
     pub async fn connect(url: &SecretString, pool_size: u32) -> Result<Store, StoreError> {

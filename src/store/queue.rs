@@ -261,7 +261,29 @@ impl Store {
             work,
         )
         .await?;
+        // Calls of earlier fires of this collection still held by a budget are
+        // superseded by this fire's: buying them once the budget's period turns would
+        // only buy older data first.
+        let superseded: Vec<i64> = sqlx::query_scalar(
+            "UPDATE linkledger.work SET state = 'cancelled', finished_at = now(),
+                    last_error = 'superseded by the fire of ' || $3 || ' while held by ' || held_by
+             WHERE job = $1 AND collection = $2 AND state = 'queued' AND held_by IS NOT NULL
+               AND run_id <> $4
+             RETURNING run_id",
+        )
+        .bind(job)
+        .bind(collection)
+        .bind(scheduled_for.to_rfc3339())
+        .bind(run_id)
+        .fetch_all(&mut *tx)
+        .await?;
         tx.commit().await?;
+        let mut closed = std::collections::BTreeSet::new();
+        for run in superseded {
+            if closed.insert(run) {
+                self.close_run_if_done(run).await?;
+            }
+        }
         Ok(Some(run_id))
     }
 
@@ -534,25 +556,26 @@ impl Store {
         Ok(done.rows_affected() == 1)
     }
 
-    /// Puts a claim back in the queue, held by the budget `held_by` until `delay` has
-    /// passed (its next period): not a failure. `false` if the claim was lost.
+    /// Puts a claim back in the queue, held by the budget `held_by` until `until` (its
+    /// next period, by the database's clock): not a failure. `false` if the claim was
+    /// lost.
     pub async fn hold_work(
         &self,
         fence: Fence,
-        delay: Duration,
+        until: DateTime<Utc>,
         held_by: &str,
         why: &str,
     ) -> Result<bool, StoreError> {
         let done = sqlx::query(
             "UPDATE linkledger.work SET state = 'queued', held_by = $3, last_error = $4,
-                    run_after = now() + $5 * interval '1 millisecond', lease_expires_at = NULL
+                    run_after = $5, lease_expires_at = NULL
              WHERE id = $1 AND attempt = $2 AND state = 'running'",
         )
         .bind(fence.work_id)
         .bind(fence.attempt)
         .bind(held_by)
         .bind(why)
-        .bind(delay.as_millis() as i64)
+        .bind(until)
         .execute(self.pool())
         .await?;
         Ok(done.rows_affected() == 1)

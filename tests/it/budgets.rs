@@ -176,6 +176,23 @@ async fn two_daemons_and_a_once_run_together_stay_within_one_daily_cap() {
     let stats = sc.sb.stats();
     assert_eq!(stats.requests, 4, "the cap allows four: {stats:?}");
     assert!(ledger_total(&store).await <= dec("0.10"));
+
+    // One daemon reloads a raised cap; the caps in force are the database's, so the
+    // other one runs the calls it holds too.
+    std::fs::write(
+        config.join("linkledger.toml"),
+        "[budget]\ndaily_usd = 1.0\n",
+    )
+    .unwrap();
+    a.signal(Signal::SIGHUP);
+    wait_for(
+        Duration::from_secs(30),
+        "every scheduled call made",
+        || async {
+            work_states(&store, "scheduled").await == vec![("succeeded".to_string(), None, 20)]
+        },
+    )
+    .await;
     for d in [&mut a, &mut b] {
         d.signal(Signal::SIGTERM);
         assert!(
@@ -431,4 +448,121 @@ async fn a_gateways_flat_price_is_what_the_ledger_books_with_the_reported_cost_b
     .await
     .unwrap();
     assert_eq!(rows, vec![(dec("0.05"), dec("0.05"), summary_cost()); 2]);
+}
+
+#[tokio::test]
+async fn a_call_whose_estimate_alone_is_over_a_cap_fails_at_once_saying_so() {
+    let db = TestDb::new().await;
+    let sb = sandbox(real_api()).await;
+    let wd = Workdir::new(&[(
+        "tiny.toml",
+        &summary_job_named("tiny", &targets("tiny", 2), "budget_monthly_usd = 0.01"),
+    )]);
+    let out = linkledger(wd.path(), &env_for(&db, &sb), &["run", "--once"]).await;
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("alone is more than tiny.budget_monthly_usd ($0.01)"),
+        "{}",
+        stderr(&out)
+    );
+    assert_eq!(sb.stats().requests, 0);
+    let store = db.store().await;
+    assert_eq!(
+        count(
+            &store,
+            "SELECT count(*) FROM linkledger.work WHERE state = 'failed' AND failures = 0"
+        )
+        .await,
+        2,
+        "failed without a retry"
+    );
+}
+
+#[tokio::test]
+async fn an_answer_that_turns_out_to_be_a_sandboxs_releases_its_reservation() {
+    let db = TestDb::new().await;
+    let store = db.store().await;
+    let job = job_for("summary", &["late.example.com".to_string()], "");
+    let run = enqueue_job(&store, &job, RunKind::Once, 3).await;
+    let claimed = store
+        .claim(
+            "w",
+            Duration::from_secs(30),
+            1,
+            linkledger::store::ClaimScope::Runs(&[run]),
+        )
+        .await
+        .unwrap()
+        .items;
+    let fence = linkledger::store::Fence {
+        work_id: claimed[0].id,
+        attempt: claimed[0].attempt,
+    };
+    let targets = vec!["late.example.com".to_string()];
+    let record = linkledger::store::CallRecord {
+        run_id: Some(run),
+        job: Some("t"),
+        collection: Some("summary"),
+        endpoint: "summary",
+        targets: &targets,
+        request: &claimed[0].task,
+        attempt: fence.attempt,
+        api_host: Some("127.0.0.1:1"),
+    };
+    // Not known as a sandbox when it was booked.
+    let booking = linkledger::store::Booking {
+        estimate: "0.02003".parse().unwrap(),
+        sandbox: false,
+        free: false,
+    };
+    store.prepare_budgets(Some("t")).await.unwrap();
+    let linkledger::store::SendDecision::Sent(call_id) = store
+        .record_sent_booked(&record, Some(fence), &booking)
+        .await
+        .unwrap()
+    else {
+        panic!("not booked");
+    };
+    let booked = || async {
+        sqlx::query_scalar::<_, Decimal>(
+            "SELECT booked_usd FROM linkledger.spend_totals WHERE scope = 'daily'",
+        )
+        .fetch_one(store.pool())
+        .await
+        .unwrap()
+    };
+    assert_eq!(booked().await, summary_cost());
+    // Its answer says it came from a sandbox.
+    let attempt = linkledger::api::Attempt {
+        started_at: chrono::Utc::now(),
+        duration: Duration::from_millis(5),
+        http_status: Some(200),
+        body: Some(serde_json::json!({"status_code": 20000, "cost": 0.02003, "tasks": []})),
+        envelope: None,
+        outcome: linkledger::api::Outcome::Ok,
+        cost: Some("0.02003".parse().unwrap()),
+        reached: true,
+        sandbox: true,
+    };
+    let settlement = linkledger::store::Settlement {
+        cost: attempt.cost,
+        budget: attempt.cost,
+        sandbox: true,
+    };
+    store
+        .record_answer(call_id, "summary", &attempt, true, &settlement)
+        .await
+        .unwrap();
+    assert_eq!(
+        booked().await,
+        Decimal::ZERO,
+        "sandbox spend counts nothing"
+    );
+    let (sandbox, booked_on): (bool, Option<chrono::NaiveDate>) =
+        sqlx::query_as("SELECT sandbox, booked_on FROM linkledger.api_calls WHERE id = $1")
+            .bind(call_id)
+            .fetch_one(store.pool())
+            .await
+            .unwrap();
+    assert!(sandbox && booked_on.is_none());
 }

@@ -250,6 +250,7 @@ async fn a_request_left_unanswered_by_a_dead_claim_is_booked_at_its_list_price()
     };
     // The dead worker got as far as writing its ledger row.
     let targets = vec!["orphan.example.org".to_string()];
+    store.prepare_budgets(Some(&a[0].job)).await.unwrap();
     let sent = store
         .record_sent_booked(
             &linkledger::store::CallRecord {
@@ -265,8 +266,8 @@ async fn a_request_left_unanswered_by_a_dead_claim_is_booked_at_its_list_price()
             Some(dead),
             &linkledger::store::Booking {
                 estimate: linkledger::plan::price(1),
-                caps: &[],
                 sandbox: false,
+                free: false,
             },
         )
         .await
