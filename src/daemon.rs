@@ -173,10 +173,12 @@ impl Scheduler {
                         }
                         continue;
                     }
-                    let work: Vec<_> = plan::plan_collection(c, fire.date_naive())
-                        .iter()
-                        .map(queue::new_work)
-                        .collect();
+                    // Only what the warehouse does not hold yet, for history and
+                    // the timeseries.
+                    let planned = crate::coverage::plan_to_buy(&self.store, c, fire.date_naive())
+                        .await
+                        .context("planning a fire against what is stored")?;
+                    let work: Vec<_> = planned.calls.iter().map(queue::new_work).collect();
                     let run = self
                         .store
                         .enqueue_fire(

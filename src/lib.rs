@@ -10,6 +10,7 @@ pub mod budget;
 pub mod cli;
 pub mod cluster;
 pub mod config;
+pub mod coverage;
 pub mod daemon;
 pub mod executor;
 pub mod jobs;

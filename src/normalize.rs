@@ -313,6 +313,9 @@ pub struct Batch {
     pub breakdowns: Vec<Breakdown>,
     pub collected_at: DateTime<Utc>,
     pub raw_response_id: i64,
+    /// The closed periods the answer covers (date-ranged endpoints), recorded with
+    /// its rows.
+    pub coverage: Option<crate::coverage::Covered>,
 }
 
 impl Batch {
@@ -381,6 +384,7 @@ pub fn normalize(ctx: &Context<'_>, body: &Value) -> Result<Batch, NormalizeErro
             breakdowns: Vec::new(),
             collected_at: ctx.collected_at,
             raw_response_id: ctx.raw_response_id,
+            coverage: None,
         },
     };
     let tasks = match body.get("tasks") {
@@ -394,6 +398,7 @@ pub fn normalize(ctx: &Context<'_>, body: &Value) -> Result<Batch, NormalizeErro
         .as_object()
         .map(Status::read)
         .is_some_and(|s| s.status_code == Some(20000));
+    let mut answered = false;
     for (ti, task) in tasks.iter().enumerate() {
         let Some(task_obj) = task.as_object() else {
             return Err(n.err(format!("tasks[{ti}]"), expected("object", task)));
@@ -403,6 +408,7 @@ pub fn normalize(ctx: &Context<'_>, body: &Value) -> Result<Batch, NormalizeErro
             None if top_ok => {}
             _ => continue,
         }
+        answered = true;
         let results = match task.get("result") {
             None | Some(Value::Null) => continue,
             Some(Value::Array(r)) => r,
@@ -419,6 +425,10 @@ pub fn normalize(ctx: &Context<'_>, body: &Value) -> Result<Batch, NormalizeErro
         }
     }
     n.batch.dedupe();
+    if answered {
+        n.batch.coverage =
+            crate::coverage::covered_by(ctx.endpoint, ctx.request, ctx.collected_at.date_naive());
+    }
     Ok(n.batch)
 }
 

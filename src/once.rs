@@ -14,7 +14,6 @@ use tracing::{info, instrument, warn};
 use crate::executor::{CredentialsCheck, Executor, Halt};
 use crate::jobs::Job;
 use crate::money::Usd;
-use crate::plan;
 use crate::queue::{self, Scope, Shutdown, WorkerConfig, Workers};
 use crate::store::{RunKind, RunStatus};
 
@@ -115,10 +114,13 @@ pub async fn run(
     let max_attempts = exec.client().retry_policy().max_attempts as i32;
     let mut runs = Vec::new();
     for job in jobs {
-        let work: Vec<_> = plan::plan_job(job, today)
-            .iter()
-            .map(queue::new_work)
-            .collect();
+        let mut work = Vec::new();
+        for c in &job.collections {
+            let planned = crate::coverage::plan_to_buy(store, c, today)
+                .await
+                .context("planning the calls against what is stored")?;
+            work.extend(planned.calls.iter().map(queue::new_work));
+        }
         let run_id = store
             .start_run_with_work(&job.name, kind, max_attempts, &work)
             .await

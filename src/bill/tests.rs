@@ -36,6 +36,7 @@ fn collection(
         targets: targets.iter().map(|t| Target::parse(t).unwrap()).collect(),
         catch_up: CatchUp::Latest,
         catch_up_window: Duration::from_secs(3600),
+        refetch: Default::default(),
     }
 }
 

@@ -11,7 +11,7 @@ use chrono_tz::Tz;
 use rust_decimal::Decimal;
 
 use super::params::{self, DateSpec, ParamValue, Params, format_date, type_name};
-use super::{CatchUp, Collection, DEFAULT_CATCH_UP_WINDOW, Job, Problem, Problems};
+use super::{CatchUp, Collection, DEFAULT_CATCH_UP_WINDOW, Job, Problem, Problems, Refetch};
 use crate::api::endpoint::{EarliestDate, Endpoint, ParamKind};
 use crate::api::target::Target;
 use crate::schedule::Schedule;
@@ -35,6 +35,7 @@ const COLLECT_KEYS: &[&str] = &[
     "targets_file",
     "catch_up",
     "catch_up_window",
+    "refetch",
 ];
 
 /// Loads every `*.toml` file directly in `dir` (sorted by file name). Job names must be
@@ -511,6 +512,23 @@ fn collection(
         }),
     };
 
+    let refetch = match t.get("refetch") {
+        None => Some(Refetch::default()),
+        Some(_) => ctx.string(t, "refetch", &dot).and_then(|s| match s {
+            "missing" => Some(Refetch::Missing),
+            "always" => Some(Refetch::Always),
+            other => {
+                ctx.add(
+                    format!("{dot}refetch"),
+                    format!(
+                        "must be missing (buy only the periods not stored yet) or always (the whole range every fire); found `{other}`"
+                    ),
+                );
+                None
+            }
+        }),
+    };
+
     if ctx.problems.len() > before {
         return None;
     }
@@ -523,6 +541,7 @@ fn collection(
         targets: list.targets.iter().map(|s| s.target.clone()).collect(),
         catch_up: catch_up?,
         catch_up_window: catch_up_window?,
+        refetch: refetch?,
     })
 }
 

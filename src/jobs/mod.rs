@@ -69,6 +69,28 @@ pub struct Collection {
     pub targets: Vec<Target>,
     pub catch_up: CatchUp,
     pub catch_up_window: Duration,
+    /// Whether a history or timeseries fire buys its whole range, or only what the
+    /// warehouse does not hold yet.
+    pub refetch: Refetch,
+}
+
+/// What a date-ranged collection's fire buys.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub enum Refetch {
+    /// Only the periods not stored yet, and the newest (still open) one.
+    #[default]
+    Missing,
+    /// The whole configured range, every time.
+    Always,
+}
+
+impl Refetch {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Refetch::Missing => "missing",
+            Refetch::Always => "always",
+        }
+    }
 }
 
 impl Collection {

@@ -264,6 +264,17 @@ impl Store {
         // Calls of earlier fires of this collection still held by a budget are
         // superseded by this fire's: buying them once the budget's period turns would
         // only buy older data first.
+        if work.is_empty() {
+            // Everything the fire would buy is stored already.
+            sqlx::query(
+                "UPDATE linkledger.runs SET status = 'succeeded', finished_at = now(),
+                        message = 'nothing to buy: every period it asks for is stored'
+                 WHERE id = $1",
+            )
+            .bind(run_id)
+            .execute(&mut *tx)
+            .await?;
+        }
         let superseded: Vec<i64> = sqlx::query_scalar(
             "UPDATE linkledger.work SET state = 'cancelled', finished_at = now(),
                     last_error = 'superseded by the fire of ' || $3 || ' while held by ' || held_by

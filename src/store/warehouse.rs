@@ -154,6 +154,22 @@ pub async fn write_batch(conn: &mut PgConnection, batch: &Batch) -> sqlx::Result
     if !batch.parents.is_empty() {
         written += write_breakdowns(conn, batch).await?;
     }
+    if let Some(c) = &batch.coverage {
+        // What the answer covers, with its rows: never claimed without them.
+        sqlx::query(
+            "INSERT INTO linkledger.coverage (endpoint, target, options, covered)
+             VALUES ($1, $2, $3, datemultirange(daterange($4, $5, '[]')))
+             ON CONFLICT (target, endpoint, options) DO UPDATE
+                SET covered = linkledger.coverage.covered + EXCLUDED.covered, updated_at = now()",
+        )
+        .bind(c.endpoint.name())
+        .bind(&c.target)
+        .bind(&c.options)
+        .bind(c.from)
+        .bind(c.to)
+        .execute(&mut *conn)
+        .await?;
+    }
     Ok(written)
 }
 

@@ -1,0 +1,55 @@
+//! Coverage of date-ranged collections: what stored answers hold (written with their
+//! rows by `warehouse::write_batch`), and what a request would still miss.
+
+use std::collections::HashMap;
+
+use chrono::NaiveDate;
+use serde_json::Value;
+
+use super::{Store, StoreError};
+use crate::api::Endpoint;
+
+#[derive(sqlx::FromRow)]
+struct MissingRow {
+    target: String,
+    from_day: NaiveDate,
+    to_day: NaiveDate,
+}
+
+impl Store {
+    /// For each of `targets`, the date ranges within `from..=to` that no stored answer
+    /// of `endpoint` with `options` covers; targets fully covered are left out.
+    pub async fn missing_periods(
+        &self,
+        endpoint: Endpoint,
+        options: &Value,
+        targets: &[String],
+        from: NaiveDate,
+        to: NaiveDate,
+    ) -> Result<HashMap<String, Vec<(NaiveDate, NaiveDate)>>, StoreError> {
+        let rows: Vec<MissingRow> = sqlx::query_as(
+            "SELECT u.target, lower(r) AS from_day, (upper(r) - 1) AS to_day
+             FROM UNNEST($3::text[]) AS u(target)
+             LEFT JOIN linkledger.coverage c
+                    ON c.target = u.target AND c.endpoint = $1 AND c.options = $2
+             CROSS JOIN LATERAL unnest(
+                 datemultirange(daterange($4, $5, '[]'))
+                 - coalesce(c.covered, '{}'::datemultirange)) AS r
+             ORDER BY 1, 2",
+        )
+        .bind(endpoint.name())
+        .bind(options)
+        .bind(targets)
+        .bind(from)
+        .bind(to)
+        .fetch_all(self.pool())
+        .await?;
+        let mut out: HashMap<String, Vec<(NaiveDate, NaiveDate)>> = HashMap::new();
+        for r in rows {
+            out.entry(r.target)
+                .or_default()
+                .push((r.from_day, r.to_day));
+        }
+        Ok(out)
+    }
+}
