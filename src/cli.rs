@@ -140,6 +140,44 @@ pub enum Command {
     },
     /// Zero-setup tour: runs the example jobs once against a built-in sandbox.
     Demo,
+    /// Fills a job's history and timeseries collections over a date range, buying only
+    /// what is not stored; shows the estimate first and asks before spending.
+    #[command(after_help = "Examples:
+  linkledger backfill --job competitors --from 2019-01-01 --dry-run
+  linkledger backfill --job competitors --from 2024-01-01 --endpoint history --yes
+
+Running the same command again after an interruption (Ctrl-C, kill, a lost database)
+finishes the backfill: what is stored is skipped, nothing is bought twice.
+
+Exit status: 0 done (or nothing to do); 1 some calls failed or were held by a budget, or
+you declined; 2 bad usage, or no --yes and no terminal to ask on; 130/143 interrupted.")]
+    Backfill {
+        /// The job whose collections to fill.
+        #[arg(long)]
+        job: String,
+        /// First day (yyyy-mm-dd).
+        #[arg(long)]
+        from: NaiveDate,
+        /// Last day (yyyy-mm-dd); default today.
+        #[arg(long)]
+        to: Option<NaiveDate>,
+        /// Only these endpoints (repeatable): history, timeseries_summary,
+        /// timeseries_new_lost_summary.
+        #[arg(long = "endpoint", value_name = "E")]
+        endpoints: Vec<String>,
+        /// Only these targets (repeatable).
+        #[arg(long = "target", value_name = "T")]
+        targets: Vec<String>,
+        /// Show what it would buy and stop.
+        #[arg(long)]
+        dry_run: bool,
+        /// Spend without asking.
+        #[arg(long)]
+        yes: bool,
+        /// Buy the whole range even where it is stored.
+        #[arg(long)]
+        refetch: bool,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -365,6 +403,43 @@ async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Command::Demo => demo(config()?).await,
+        Command::Backfill {
+            job,
+            from,
+            to,
+            endpoints,
+            targets,
+            dry_run,
+            yes,
+            refetch,
+        } => {
+            let cfg = config()?;
+            let jobs = load_jobs(&cfg)?;
+            let selected = jobs::select(&jobs, Some(job)).map_err(UsageError)?;
+            let endpoints = endpoints
+                .iter()
+                .map(|e| {
+                    e.parse::<Endpoint>()
+                        .map_err(|e| UsageError(format!("--endpoint: {e}")))
+                })
+                .collect::<Result<Vec<_>, _>>()?;
+            let targets = targets
+                .iter()
+                .map(|t| {
+                    crate::api::Target::parse(t)
+                        .map_err(|e| UsageError(format!("--target {t}: {e}")))
+                })
+                .collect::<Result<Vec<_>, _>>()?;
+            let req = crate::backfill::Request {
+                job: selected[0],
+                from: *from,
+                to: *to,
+                endpoints,
+                targets,
+                refetch: *refetch,
+            };
+            backfill(cfg, &jobs, req, *dry_run, *yes).await
+        }
     }
 }
 
@@ -490,11 +565,30 @@ async fn daemon(
 
 /// `run --once` and `demo`: the selected jobs once, now; a signal interrupts them.
 async fn run_once(app: &App, jobs: &[&Job], kind: RunKind) -> anyhow::Result<ExitCode> {
+    let planned = once::plan(&app.store, jobs, today()).await?;
+    execute_runs(app, &planned, kind).await
+}
+
+/// Runs `planned` (one run of `kind` per job), showing progress; a signal interrupts
+/// them. Prints the report and returns the exit status.
+async fn execute_runs(
+    app: &App,
+    planned: &[once::JobCalls],
+    kind: RunKind,
+) -> anyhow::Result<ExitCode> {
     let signals = Signals::listen()?;
     let exec = app.executor(signals.shutdown.stop.clone());
     let mut workers = app.workers();
     workers.poll = workers.poll.min(Duration::from_millis(20));
-    let report = once::run(&exec, workers, jobs, kind, today(), &signals.shutdown).await?;
+    let enqueued = once::enqueue(&exec, planned, kind).await?;
+    let progress = crate::progress::Progress::start(
+        app.store.clone(),
+        enqueued.runs.clone(),
+        enqueued.estimate,
+    );
+    let report = once::execute(&exec, workers, &enqueued.runs, &signals.shutdown).await;
+    progress.finish().await;
+    let report = report?;
     let code = print_report(&report);
     Ok(match signals.received().filter(|_| report.interrupted) {
         Some((number, name)) => {
@@ -507,6 +601,98 @@ async fn run_once(app: &App, jobs: &[&Job], kind: RunKind) -> anyhow::Result<Exi
         }
         None => code,
     })
+}
+
+/// `backfill`: plans what the request would buy (less what is stored), shows it, asks
+/// (unless `yes`), then runs it like a once-run, in runs of kind `backfill`.
+async fn backfill(
+    cfg: Config,
+    jobs: &[Job],
+    req: crate::backfill::Request<'_>,
+    dry_run: bool,
+    yes: bool,
+) -> anyhow::Result<ExitCode> {
+    let store = app::connect(&cfg).await?;
+    let mut prices = store
+        .latest_account(cfg.api.base_url.host_str())
+        .await?
+        .map(|a| a.prices())
+        .unwrap_or_default();
+    prices.flat_per_call = cfg.api.price_per_call;
+    let job = req.job.name.clone();
+    // One backfill of a job at a time; holding the lock also proves that any backfill
+    // run of this job still open was a dead process's.
+    let lock = if dry_run {
+        None
+    } else {
+        match store.lock_backfill(&job, Duration::from_secs(10)).await? {
+            Some(lock) => Some(lock),
+            None => anyhow::bail!(
+                "another backfill of job {job} is running on this database: wait for it, or stop it and run this again (nothing was spent)"
+            ),
+        }
+    };
+    let plan = crate::backfill::plan(&store, &req, &prices, today())
+        .await?
+        .map_err(UsageError)?;
+    print!("{}", crate::backfill::render(&plan, &job, &prices));
+    if dry_run {
+        println!("dry run: nothing was spent");
+        return Ok(ExitCode::SUCCESS);
+    }
+    if plan.calls.is_empty() {
+        println!("everything asked for is stored already: nothing to buy");
+        return Ok(ExitCode::SUCCESS);
+    }
+    if !yes {
+        use std::io::IsTerminal;
+        if !std::io::stdin().is_terminal() {
+            return Err(UsageError(
+                "not spending without --yes: there is no terminal to ask on (nothing was spent)"
+                    .into(),
+            )
+            .into());
+        }
+        let question = format!(
+            "Spend up to {} on {} calls? [y/N] ",
+            plan.estimate,
+            plan.calls.len()
+        );
+        let answer = tokio::task::spawn_blocking(move || {
+            use std::io::Write;
+            eprint!("{question}");
+            let _ = std::io::stderr().flush();
+            let mut line = String::new();
+            std::io::stdin().read_line(&mut line).map(|_| line)
+        })
+        .await??;
+        if !matches!(answer.trim(), "y" | "Y" | "yes") {
+            println!("not started: nothing was spent");
+            return Ok(ExitCode::from(1));
+        }
+    }
+    drop(store);
+    let app = App::build(cfg, "backfill", jobs).await?;
+    // A backfill of this job that was killed, or lost its database, left runs open:
+    // close them (what they did not do is planned anew above).
+    let lock = lock.expect("taken unless a dry run");
+    let abandoned = app.store.abandoned_backfills(&lock, &job).await?;
+    if !abandoned.is_empty() {
+        app.store
+            .interrupt_runs(
+                &abandoned,
+                "not sent: the backfill stopped before it was done; running it again finished it",
+            )
+            .await?;
+    }
+    let planned = [once::JobCalls {
+        job,
+        calls: plan.calls,
+    }];
+    let code = execute_runs(&app, &planned, RunKind::Backfill).await;
+    lock.release().await;
+    app.close().await?;
+    code
 }
 
 /// `plan`: the bill of `jobs` (all loaded, so that answers bought once across jobs are

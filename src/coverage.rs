@@ -2,9 +2,11 @@
 //! timeseries endpoints), per endpoint, target and request options: the periods stored
 //! answers covered. Normalization works out what an answer covers; the store records
 //! it (`linkledger.coverage`) in the transaction that writes the answer's rows, so it
-//! is never guessed. Planning then asks only for what is not held, plus the newest
-//! period, which is still open: a period counts as covered only once it has ended
-//! before the day its answer came.
+//! is never guessed. Planning then asks only for what is not held. A period that had
+//! ended before the day its answer came is held for good; the newest period, still
+//! open when answered (it can change), is held only for the rest of that day (UTC): the
+//! next day's fire asks for it again with the new open one, while a second backfill or
+//! fire the same day buys nothing.
 
 use chrono::NaiveDate;
 use serde_json::{Map, Value};
@@ -38,15 +40,18 @@ pub fn options(task: &Value) -> Value {
     Value::Object(out)
 }
 
-/// The closed periods an answer covers.
+/// The periods an answer covers.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Covered {
     pub endpoint: Endpoint,
     pub target: String,
     pub options: Value,
-    /// First and last day covered (whole periods).
-    pub from: NaiveDate,
-    pub to: NaiveDate,
+    /// The day (UTC) the answer came.
+    pub day: NaiveDate,
+    /// First and last day of the periods that had ended before `day` (whole periods).
+    pub closed: Option<(NaiveDate, NaiveDate)>,
+    /// First and last day of the periods still open on `day`: held only on `day`.
+    pub open: Option<(NaiveDate, NaiveDate)>,
 }
 
 fn date(task: &Value, name: &str) -> Option<NaiveDate> {
@@ -80,8 +85,8 @@ fn requested_periods(
 }
 
 /// What an answer to `task`, received on `day` (UTC), covers: the periods it was
-/// asked for that had ended before `day`. `None` for an endpoint without dates, a task
-/// without them, or when no asked period had ended.
+/// asked for, split into those that had ended before `day` and those still open.
+/// `None` for an endpoint without dates or a task without them.
 pub fn covered_by(endpoint: Endpoint, task: &Value, day: NaiveDate) -> Option<Covered> {
     if !is_ranged(endpoint) {
         return None;
@@ -89,22 +94,25 @@ pub fn covered_by(endpoint: Endpoint, task: &Value, day: NaiveDate) -> Option<Co
     let target = task.get("target").and_then(Value::as_str)?;
     let from = date(task, "date_from")?;
     let to = date(task, "date_to").unwrap_or(day);
-    let closed: Vec<(NaiveDate, NaiveDate)> = requested_periods(endpoint, task, from, to, day)
-        .into_iter()
-        .filter(|(_, end)| *end < day)
-        .collect();
-    let (first, last) = (closed.first()?, closed.last()?);
+    let asked = requested_periods(endpoint, task, from, to, day);
+    let span = |periods: &[&(NaiveDate, NaiveDate)]| Some((periods.first()?.0, periods.last()?.1));
+    let (closed, open): (Vec<_>, Vec<_>) = asked.iter().partition(|(_, end)| *end < day);
+    let (closed, open) = (span(&closed), span(&open));
+    if closed.is_none() && open.is_none() {
+        return None;
+    }
     Some(Covered {
         endpoint,
         target: target.to_string(),
         options: options(task),
-        from: first.0,
-        to: last.1,
+        day,
+        closed,
+        open,
     })
 }
 
 /// `call` asking only for what is not held: `missing` are the date ranges of its
-/// request that no stored answer covers (the open period always is). Returns `None`
+/// request that no stored answer covers (an open period answered before today is). Returns `None`
 /// when nothing is missing, else the call from the first missing period on, its rows
 /// estimated again.
 pub fn narrow(
@@ -172,7 +180,14 @@ pub async fn narrow_calls(
             .map(|c| c.targets[0].as_str().to_string())
             .collect();
         let missing = store
-            .missing_periods(endpoint, &options(&calls[0].task), &targets, from, to)
+            .missing_periods(
+                endpoint,
+                &options(&calls[0].task),
+                &targets,
+                from,
+                to,
+                today,
+            )
             .await?;
         for call in calls {
             let target = call.targets[0].as_str();
@@ -213,23 +228,38 @@ mod tests {
     }
 
     #[test]
-    fn an_answer_covers_the_periods_that_had_ended_when_it_came() {
+    fn an_answer_holds_the_ended_periods_for_good_and_the_open_one_for_its_day() {
         let task = json!({"target": "a.com", "date_from": "2019-01-01", "date_to": "2026-12-01", "rank_scale": "one_thousand"});
         let c = covered_by(Endpoint::History, &task, d("2026-12-01")).unwrap();
         // December 2026 is still open on 2026-12-01.
-        assert_eq!((c.from, c.to), (d("2019-01-01"), d("2026-11-30")));
+        assert_eq!(c.closed, Some((d("2019-01-01"), d("2026-11-30"))));
+        assert_eq!(c.open, Some((d("2026-12-01"), d("2026-12-31"))));
+        assert_eq!(c.day, d("2026-12-01"));
         assert_eq!(c.options, json!({"rank_scale": "one_thousand"}));
         let days = json!({"target": "a.com", "date_from": "2026-11-01", "date_to": "2026-12-01", "group_range": "day"});
         let c = covered_by(Endpoint::TimeseriesNewLostSummary, &days, d("2026-12-01")).unwrap();
-        assert_eq!((c.from, c.to), (d("2026-11-01"), d("2026-11-30")));
+        assert_eq!(c.closed, Some((d("2026-11-01"), d("2026-11-30"))));
+        assert_eq!(c.open, Some((d("2026-12-01"), d("2026-12-01"))));
         assert_eq!(c.options, json!({"group_range": "day"}));
         // Weeks run Monday to Sunday: 2026-11-25 is in the week that ended on
         // 2026-11-29; the week of 2026-12-01 (a Tuesday) has not ended.
         let weeks = json!({"target": "a.com", "date_from": "2026-11-25", "date_to": "2026-12-01", "group_range": "week"});
         let c = covered_by(Endpoint::TimeseriesSummary, &weeks, d("2026-12-01")).unwrap();
-        assert_eq!((c.from, c.to), (d("2026-11-23"), d("2026-11-29")));
+        assert_eq!(c.closed, Some((d("2026-11-23"), d("2026-11-29"))));
+        assert_eq!(c.open, Some((d("2026-11-30"), d("2026-12-06"))));
         let open = json!({"target": "a.com", "date_from": "2026-11-30", "date_to": "2026-12-01", "group_range": "week"});
-        assert!(covered_by(Endpoint::TimeseriesSummary, &open, d("2026-12-01")).is_none());
+        let c = covered_by(Endpoint::TimeseriesSummary, &open, d("2026-12-01")).unwrap();
+        assert_eq!(
+            (c.closed, c.open),
+            (None, Some((d("2026-11-30"), d("2026-12-06"))))
+        );
+        // A range that ended in the past has no open period.
+        let past = json!({"target": "a.com", "date_from": "2026-01-01", "date_to": "2026-03-31"});
+        let c = covered_by(Endpoint::History, &past, d("2026-12-01")).unwrap();
+        assert_eq!(
+            (c.closed, c.open),
+            (Some((d("2026-01-01"), d("2026-03-31"))), None)
+        );
         assert!(
             covered_by(
                 Endpoint::Summary,

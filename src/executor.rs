@@ -219,6 +219,13 @@ impl Executor {
         self
     }
 
+    /// Times answers with a simulation's `clock` (see [`Client::with_clock`]).
+    #[doc(hidden)]
+    pub fn with_clock(mut self, clock: crate::api::client::Clock) -> Executor {
+        self.client = self.client.with_clock(clock);
+        self
+    }
+
     /// `true` the first time this process sees `hold` (its budget and period).
     pub fn note_hold(&self, hold: &Hold) -> bool {
         self.holds_logged

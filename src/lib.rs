@@ -5,6 +5,7 @@
 
 pub mod api;
 pub mod app;
+pub mod backfill;
 pub mod bill;
 pub mod budget;
 pub mod cli;
@@ -19,6 +20,7 @@ pub mod money;
 pub mod normalize;
 pub mod once;
 pub mod plan;
+pub mod progress;
 pub mod queue;
 pub mod replay;
 pub mod sandbox;

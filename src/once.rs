@@ -14,6 +14,7 @@ use tracing::{info, instrument, warn};
 use crate::executor::{CredentialsCheck, Executor, Halt};
 use crate::jobs::Job;
 use crate::money::Usd;
+use crate::plan::CallSpec;
 use crate::queue::{self, Scope, Shutdown, WorkerConfig, Workers};
 use crate::store::{RunKind, RunStatus};
 
@@ -98,6 +99,69 @@ pub const INTERRUPTED: &str = "not sent: the run was interrupted";
 /// Why the work of a run that stopped on an error was not done.
 const STOPPED_ON_ERROR: &str = "not sent: the run stopped on an error";
 
+/// The calls of one job's run.
+#[derive(Clone, Debug)]
+pub struct JobCalls {
+    pub job: String,
+    pub calls: Vec<CallSpec>,
+}
+
+/// Runs enqueued, about to be executed.
+#[derive(Clone, Debug)]
+pub struct Enqueued {
+    pub runs: Vec<i64>,
+    /// Their calls' estimated cost.
+    pub estimate: Usd,
+}
+
+/// What one run of every collection of `jobs` buys now: date-ranged calls narrowed to
+/// what the warehouse does not hold.
+pub async fn plan(
+    store: &crate::store::Store,
+    jobs: &[&Job],
+    today: NaiveDate,
+) -> anyhow::Result<Vec<JobCalls>> {
+    let mut out = Vec::new();
+    for job in jobs {
+        let mut calls = Vec::new();
+        for c in &job.collections {
+            let planned = crate::coverage::plan_to_buy(store, c, today)
+                .await
+                .context("planning the calls against what is stored")?;
+            calls.extend(planned.calls);
+        }
+        out.push(JobCalls {
+            job: job.name.clone(),
+            calls,
+        });
+    }
+    Ok(out)
+}
+
+/// Starts one run of `kind` per job with its calls queued (only this process will
+/// claim them).
+pub async fn enqueue(
+    exec: &Executor,
+    planned: &[JobCalls],
+    kind: RunKind,
+) -> anyhow::Result<Enqueued> {
+    let max_attempts = exec.client().retry_policy().max_attempts as i32;
+    let prices = exec.prices();
+    let mut runs = Vec::new();
+    let mut estimate = Usd::ZERO;
+    for job in planned {
+        let work: Vec<_> = job.calls.iter().map(queue::new_work).collect();
+        estimate += job.calls.iter().map(|c| c.estimated_cost(&prices)).sum();
+        let run_id = exec
+            .store()
+            .start_run_with_work(&job.job, kind, max_attempts, &work)
+            .await
+            .context("starting a run with its calls")?;
+        runs.push(run_id);
+    }
+    Ok(Enqueued { runs, estimate })
+}
+
 /// Runs every collection of `jobs` once, now, with workers configured by `workers`,
 /// until the work is done or `shutdown` stops it. However it ends, none of its work is
 /// left queued: what was not done is cancelled (only this process may claim it).
@@ -110,24 +174,22 @@ pub async fn run(
     today: NaiveDate,
     shutdown: &Shutdown,
 ) -> anyhow::Result<RunReport> {
+    let planned = plan(exec.store(), jobs, today).await?;
+    let enqueued = enqueue(exec, &planned, kind).await?;
+    execute(exec, workers, &enqueued.runs, shutdown).await
+}
+
+/// Executes the work of `runs` (enqueued by [`enqueue`]) until it is done or
+/// `shutdown` stops it, then reports. What was not done is cancelled.
+pub async fn execute(
+    exec: &Executor,
+    workers: WorkerConfig,
+    runs: &[i64],
+    shutdown: &Shutdown,
+) -> anyhow::Result<RunReport> {
     let store = exec.store();
-    let max_attempts = exec.client().retry_policy().max_attempts as i32;
-    let mut runs = Vec::new();
-    for job in jobs {
-        let mut work = Vec::new();
-        for c in &job.collections {
-            let planned = crate::coverage::plan_to_buy(store, c, today)
-                .await
-                .context("planning the calls against what is stored")?;
-            work.extend(planned.calls.iter().map(queue::new_work));
-        }
-        let run_id = store
-            .start_run_with_work(&job.name, kind, max_attempts, &work)
-            .await
-            .context("starting a run with its calls")?;
-        runs.push(run_id);
-    }
-    let executed = execute(exec, workers, &runs, shutdown).await;
+    let runs = runs.to_vec();
+    let executed = work(exec, workers, &runs, shutdown).await;
     let interrupted = shutdown.is_stopping();
     if interrupted || executed.is_err() {
         let why = if interrupted {
@@ -174,7 +236,7 @@ pub async fn run(
 
 /// The credentials check, then the workers over `runs`; a signal during the (free)
 /// check stops before anything is spent.
-async fn execute(
+async fn work(
     exec: &Executor,
     workers: WorkerConfig,
     runs: &[i64],

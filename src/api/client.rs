@@ -77,6 +77,9 @@ pub const SANDBOX_HEADER: &str = "x-linkledger-sandbox";
 /// DataForSEO's own free sandbox, with fake data.
 pub const DATAFORSEO_SANDBOX_HOST: &str = "sandbox.dataforseo.com";
 
+/// Where the time of an answer comes from: the system clock, or a simulation's.
+pub type Clock = Arc<dyn Fn() -> DateTime<Utc> + Send + Sync>;
+
 #[derive(Clone)]
 pub struct Client {
     http: reqwest::Client,
@@ -89,6 +92,8 @@ pub struct Client {
     sandbox: Arc<AtomicBool>,
     /// `host[:port]` of the base URL.
     host: String,
+    /// A simulation's clock; the system's when `None`.
+    clock: Option<Clock>,
 }
 
 impl std::fmt::Debug for Client {
@@ -128,6 +133,7 @@ impl Client {
             (None, _) => String::new(),
         };
         Ok(Client {
+            clock: None,
             host,
             body: cfg.body,
             sandbox: Arc::new(AtomicBool::new(sandbox)),
@@ -210,7 +216,7 @@ impl Client {
     fn url(&self, path: &str) -> Result<url::Url, Box<Attempt>> {
         self.base.join(path).map_err(|e| {
             Box::new(Attempt {
-                started_at: Utc::now(),
+                started_at: self.now(),
                 duration: Duration::ZERO,
                 http_status: None,
                 body: None,
@@ -229,13 +235,25 @@ impl Client {
         })
     }
 
+    /// Times answers with `clock` instead of the system clock (a simulation running
+    /// days in minutes: what an answer covers depends on the day it came).
+    #[doc(hidden)]
+    pub fn with_clock(mut self, clock: Clock) -> Client {
+        self.clock = Some(clock);
+        self
+    }
+
+    fn now(&self) -> DateTime<Utc> {
+        self.clock.as_ref().map_or_else(Utc::now, |clock| clock())
+    }
+
     async fn exchange(
         &self,
         req: reqwest::RequestBuilder,
         method: &str,
         url: &url::Url,
     ) -> Attempt {
-        let started_at = Utc::now();
+        let started_at = self.now();
         let t0 = std::time::Instant::now();
         let result = async {
             let resp = req.send().await?;

@@ -18,7 +18,8 @@ struct MissingRow {
 
 impl Store {
     /// For each of `targets`, the date ranges within `from..=to` that no stored answer
-    /// of `endpoint` with `options` covers; targets fully covered are left out.
+    /// of `endpoint` with `options` covers on `today` (periods answered while still open
+    /// count on the day they were answered only); targets fully covered are left out.
     pub async fn missing_periods(
         &self,
         endpoint: Endpoint,
@@ -26,6 +27,7 @@ impl Store {
         targets: &[String],
         from: NaiveDate,
         to: NaiveDate,
+        today: NaiveDate,
     ) -> Result<HashMap<String, Vec<(NaiveDate, NaiveDate)>>, StoreError> {
         let rows: Vec<MissingRow> = sqlx::query_as(
             "SELECT u.target, lower(r) AS from_day, (upper(r) - 1) AS to_day
@@ -34,7 +36,8 @@ impl Store {
                     ON c.target = u.target AND c.endpoint = $1 AND c.options = $2
              CROSS JOIN LATERAL unnest(
                  datemultirange(daterange($4, $5, '[]'))
-                 - coalesce(c.covered, '{}'::datemultirange)) AS r
+                 - coalesce(c.covered, '{}'::datemultirange)
+                 - CASE WHEN c.fresh_on = $6 THEN c.fresh ELSE '{}'::datemultirange END) AS r
              ORDER BY 1, 2",
         )
         .bind(endpoint.name())
@@ -42,6 +45,7 @@ impl Store {
         .bind(targets)
         .bind(from)
         .bind(to)
+        .bind(today)
         .fetch_all(self.pool())
         .await?;
         let mut out: HashMap<String, Vec<(NaiveDate, NaiveDate)>> = HashMap::new();

@@ -233,7 +233,36 @@ pub fn received_at(attempt: &Attempt) -> DateTime<Utc> {
         .unwrap_or(at)
 }
 
+/// How far the work of some runs has come.
+#[derive(Clone, Copy, Debug, Default, sqlx::FromRow)]
+pub struct RunProgress {
+    /// Planned calls.
+    pub total: i64,
+    /// Planned calls that reached their end (succeeded, failed, exhausted, cancelled).
+    pub ended: i64,
+    pub rows: i64,
+    #[sqlx(try_from = "Decimal")]
+    pub cost: Usd,
+}
+
 impl Store {
+    /// How far the work of `runs` has come: calls ended of planned, rows written, what
+    /// the requests cost so far.
+    pub async fn run_progress(&self, runs: &[i64]) -> Result<RunProgress, StoreError> {
+        Ok(sqlx::query_as(
+            "SELECT (SELECT count(*) FROM linkledger.work WHERE run_id = ANY($1)) AS total,
+                    (SELECT count(*) FROM linkledger.work
+                     WHERE run_id = ANY($1) AND state NOT IN ('queued', 'running')) AS ended,
+                    (SELECT coalesce(sum(rows_written), 0)::bigint FROM linkledger.work
+                     WHERE run_id = ANY($1)) AS rows,
+                    (SELECT coalesce(sum(cost_usd), 0) FROM linkledger.api_calls
+                     WHERE run_id = ANY($1)) AS cost",
+        )
+        .bind(runs)
+        .fetch_one(self.pool())
+        .await?)
+    }
+
     pub async fn run_summary(&self, run_id: i64) -> Result<RunRow, StoreError> {
         Ok(sqlx::query_as(
             "SELECT r.job, r.status, r.calls, r.failed_calls, r.rows_written, r.cost_usd AS cost,

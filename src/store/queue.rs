@@ -701,6 +701,58 @@ impl Store {
         close_run(self.pool(), run_id, None).await
     }
 
+    /// Takes the lock one backfill of `job` holds while it runs: a session advisory
+    /// lock on a connection of its own, which the database releases when the process
+    /// ends, however it ends (kill -9, a lost connection). `None` when another process
+    /// still holds it after `wait`.
+    #[instrument(skip_all, fields(job))]
+    pub async fn lock_backfill(
+        &self,
+        job: &str,
+        wait: Duration,
+    ) -> Result<Option<JobLock>, StoreError> {
+        let mut conn = self.pool().acquire().await?.detach();
+        let mut tx = sqlx::Connection::begin(&mut conn).await?;
+        sqlx::query("SELECT set_config('lock_timeout', $1, true)")
+            .bind(format!("{}ms", wait.as_millis()))
+            .execute(&mut *tx)
+            .await?;
+        let locked = sqlx::query(
+            "SELECT pg_advisory_lock(hashtextextended('linkledger backfill|' || $1, 0))",
+        )
+        .bind(job)
+        .execute(&mut *tx)
+        .await;
+        match locked {
+            Ok(_) => {
+                // A session lock: it outlives the transaction, until the connection ends.
+                tx.commit().await?;
+                Ok(Some(JobLock { conn }))
+            }
+            Err(sqlx::Error::Database(e)) if e.code().as_deref() == Some("55P03") => Ok(None),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// Backfill runs of `job` still open. Called with the job's backfill lock held
+    /// ([`Store::lock_backfill`]), they are a dead process's: a backfill killed with
+    /// kill -9, or one that lost its database. Their leftovers are closed like an
+    /// interrupt; running the command again plans what is missing anew.
+    pub async fn abandoned_backfills(
+        &self,
+        _lock: &JobLock,
+        job: &str,
+    ) -> Result<Vec<i64>, StoreError> {
+        Ok(sqlx::query_scalar(
+            "SELECT id FROM linkledger.runs
+             WHERE kind = $1 AND job = $2 AND status = 'running' ORDER BY id",
+        )
+        .bind(RunKind::Backfill.as_str())
+        .bind(job)
+        .fetch_all(self.pool())
+        .await?)
+    }
+
     /// Stops runs a signal interrupted, once their workers have drained: requests left
     /// unanswered are booked `abandoned` at their list price, the rest of the work is
     /// `cancelled` with `why` (so no other process ever pays for it), and each run is
@@ -820,7 +872,9 @@ async fn close_run<'e>(
                       (array_agg(last_error ORDER BY state = 'cancelled' DESC, id)
                          FILTER (WHERE state IN ('failed', 'exhausted', 'cancelled')))[1] AS message
                FROM linkledger.work WHERE run_id = $1) w,
-              (SELECT count(*)::bigint AS calls, coalesce(sum(cost_usd), 0) AS cost
+              -- The free credentials check is not one of the run's calls.
+              (SELECT count(*) FILTER (WHERE endpoint <> 'appendix/user_data')::bigint AS calls,
+                      coalesce(sum(cost_usd), 0) AS cost
                FROM linkledger.api_calls WHERE run_id = $1) s
          WHERE r.id = $1 AND r.status = 'running' AND w.pending = 0
            -- Checked first (a one-time filter), so the totals are only summed once.
@@ -833,4 +887,17 @@ async fn close_run<'e>(
     .execute(conn)
     .await?;
     Ok(done.rows_affected() == 1)
+}
+
+/// A backfill's hold on its job ([`Store::lock_backfill`]); released when dropped or
+/// when the process ends.
+pub struct JobLock {
+    conn: sqlx::PgConnection,
+}
+
+impl JobLock {
+    /// Lets go of the lock (closing its connection does).
+    pub async fn release(self) {
+        let _ = sqlx::Connection::close(self.conn).await;
+    }
 }

@@ -155,18 +155,38 @@ pub async fn write_batch(conn: &mut PgConnection, batch: &Batch) -> sqlx::Result
         written += write_breakdowns(conn, batch).await?;
     }
     if let Some(c) = &batch.coverage {
-        // What the answer covers, with its rows: never claimed without them.
+        // What the answer covers, with its rows: never claimed without them. Open
+        // periods are held for the day they were answered; a later day's answer
+        // replaces them, an older one (a replay) leaves them.
         sqlx::query(
-            "INSERT INTO linkledger.coverage (endpoint, target, options, covered)
-             VALUES ($1, $2, $3, datemultirange(daterange($4, $5, '[]')))
+            "INSERT INTO linkledger.coverage (endpoint, target, options, covered, fresh, fresh_on)
+             VALUES ($1, $2, $3,
+                     -- (daterange(NULL, NULL) is unbounded, not nothing)
+                     CASE WHEN $4::date IS NULL THEN '{}'
+                          ELSE datemultirange(daterange($4, $5::date, '[]')) END,
+                     CASE WHEN $6::date IS NULL THEN '{}'
+                          ELSE datemultirange(daterange($6, $7::date, '[]')) END,
+                     CASE WHEN $6::date IS NOT NULL THEN $8::date END)
              ON CONFLICT (target, endpoint, options) DO UPDATE
-                SET covered = linkledger.coverage.covered + EXCLUDED.covered, updated_at = now()",
+                SET covered = linkledger.coverage.covered + EXCLUDED.covered,
+                    fresh = CASE
+                        WHEN EXCLUDED.fresh_on IS NULL
+                          OR EXCLUDED.fresh_on < linkledger.coverage.fresh_on
+                            THEN linkledger.coverage.fresh
+                        WHEN EXCLUDED.fresh_on = linkledger.coverage.fresh_on
+                            THEN linkledger.coverage.fresh + EXCLUDED.fresh
+                        ELSE EXCLUDED.fresh END,
+                    fresh_on = greatest(linkledger.coverage.fresh_on, EXCLUDED.fresh_on),
+                    updated_at = now()",
         )
         .bind(c.endpoint.name())
         .bind(&c.target)
         .bind(&c.options)
-        .bind(c.from)
-        .bind(c.to)
+        .bind(c.closed.map(|r| r.0))
+        .bind(c.closed.map(|r| r.1))
+        .bind(c.open.map(|r| r.0))
+        .bind(c.open.map(|r| r.1))
+        .bind(c.day)
         .execute(&mut *conn)
         .await?;
     }

@@ -336,3 +336,22 @@ pub async fn count(store: &Store, sql: &str) -> i64 {
         .await
         .unwrap_or_else(|e| panic!("{sql}: {e}"))
 }
+
+/// A checksum of each warehouse table's content, leaving out what says when and from
+/// which stored answer a row came (`collected_at`, `collected_on`, `raw_response_id`):
+/// two databases that hold the same data agree.
+pub async fn content_checksums(store: &Store) -> Vec<(String, String)> {
+    let mut out = Vec::new();
+    for (table, _) in store.table_counts().await.unwrap() {
+        let sum: Option<String> = sqlx::query_scalar(sqlx::AssertSqlSafe(format!(
+            "SELECT md5(string_agg(c, '|' ORDER BY c)) FROM (
+                 SELECT (to_jsonb(t) - 'collected_at' - 'collected_on' - 'raw_response_id')::text AS c
+                 FROM linkledger.{table} t) s"
+        )))
+        .fetch_one(store.pool())
+        .await
+        .unwrap();
+        out.push((table, sum.unwrap_or_default()));
+    }
+    out
+}

@@ -1,5 +1,6 @@
 //! Integration tests: real PostgreSQL, the sandbox over real HTTP, the real binary.
 
+mod backfill;
 mod budgets;
 mod cli;
 mod client;

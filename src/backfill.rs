@@ -1,0 +1,302 @@
+//! `linkledger backfill`: a job's history and timeseries collections over a date range,
+//! for its targets (or some of them), buying only what the warehouse does not hold
+//! (unless `--refetch`). It runs through the same queue, shared limits and budgets as
+//! the daemon, in runs of kind `backfill` that only the backfill's own process claims.
+//! Running the same command again after an interruption finishes it: what was stored
+//! is skipped, answers already paid for the same day are reused.
+
+use std::collections::BTreeSet;
+use std::fmt::Write as _;
+
+use chrono::NaiveDate;
+use serde_json::Value;
+
+use crate::api::{Endpoint, Target};
+use crate::coverage;
+use crate::jobs::{Collection, Job};
+use crate::money::Usd;
+use crate::plan::{CallSpec, Prices, estimate_rows, plan_collection};
+use crate::store::Store;
+
+/// What to backfill.
+#[derive(Clone, Debug)]
+pub struct Request<'a> {
+    pub job: &'a Job,
+    pub from: NaiveDate,
+    /// Default today.
+    pub to: Option<NaiveDate>,
+    /// Only these endpoints (all the job's date-ranged ones when empty).
+    pub endpoints: Vec<Endpoint>,
+    /// Only these targets (all the collections' when empty).
+    pub targets: Vec<Target>,
+    /// Buy the whole range even where it is stored.
+    pub refetch: bool,
+}
+
+/// One collection's part of the plan.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Line {
+    pub collection: String,
+    pub endpoint: Endpoint,
+    pub targets: usize,
+    pub calls: usize,
+    /// Periods (rows) asked for.
+    pub periods: i64,
+    pub estimate: Usd,
+    /// Targets whose whole range is stored already: nothing to buy.
+    pub stored: usize,
+}
+
+/// What a backfill will buy.
+#[derive(Clone, Debug, Default)]
+pub struct Plan {
+    pub from: NaiveDate,
+    pub to: NaiveDate,
+    pub lines: Vec<Line>,
+    pub calls: Vec<CallSpec>,
+    pub estimate: Usd,
+}
+
+/// The collections a request covers, or why it cannot be done (a usage error).
+pub fn collections<'a>(req: &Request<'a>) -> Result<Vec<&'a Collection>, String> {
+    let job = req.job;
+    for e in &req.endpoints {
+        if !coverage::is_ranged(*e) {
+            return Err(format!(
+                "--endpoint {e}: only history, timeseries_summary and timeseries_new_lost_summary are date-ranged; {e} answers for a moment, not a range, and cannot be backfilled"
+            ));
+        }
+        if !job.collections.iter().any(|c| c.endpoint == *e) {
+            return Err(format!(
+                "--endpoint {e}: job {} has no {e} collection",
+                job.name
+            ));
+        }
+    }
+    let selected: Vec<&Collection> = job
+        .collections
+        .iter()
+        .filter(|c| coverage::is_ranged(c.endpoint))
+        .filter(|c| req.endpoints.is_empty() || req.endpoints.contains(&c.endpoint))
+        .collect();
+    if selected.is_empty() {
+        return Err(format!(
+            "job {} has no history or timeseries collection to backfill",
+            job.name
+        ));
+    }
+    for t in &req.targets {
+        if !selected.iter().any(|c| c.targets.contains(t)) {
+            return Err(format!(
+                "--target {t}: not a target of job {}'s collections being backfilled",
+                job.name
+            ));
+        }
+    }
+    Ok(selected)
+}
+
+/// The calls of `c` over `from..=to` for the selected targets, dates checked against
+/// the API's rules on `today`.
+fn calls_over(
+    c: &Collection,
+    targets: &[Target],
+    from: NaiveDate,
+    to: NaiveDate,
+    today: NaiveDate,
+) -> Result<Vec<CallSpec>, String> {
+    let narrowed = Collection {
+        targets: c
+            .targets
+            .iter()
+            .filter(|t| targets.is_empty() || targets.contains(t))
+            .cloned()
+            .collect(),
+        ..c.clone()
+    };
+    let mut calls = plan_collection(&narrowed, today);
+    for call in &mut calls {
+        if let Some(task) = call.task.as_object_mut() {
+            task.insert("date_from".into(), Value::from(from.to_string()));
+            task.insert("date_to".into(), Value::from(to.to_string()));
+        }
+        let params = call.task.as_object().cloned().unwrap_or_default();
+        crate::jobs::check_request_dates(call.endpoint, &params, today)
+            .map_err(|why| format!("{}: {why}", c.name))?;
+        call.estimated_rows = estimate_rows(call.endpoint, &params, 1, today);
+    }
+    Ok(calls)
+}
+
+/// Plans a backfill: every call over the range, less what is stored (unless
+/// `refetch`), with estimates under `prices`. An `Err` of the inner kind is a usage
+/// error (what the request asks cannot be done).
+pub async fn plan(
+    store: &Store,
+    req: &Request<'_>,
+    prices: &Prices,
+    today: NaiveDate,
+) -> anyhow::Result<Result<Plan, String>> {
+    let collections = match collections(req) {
+        Ok(c) => c,
+        Err(why) => return Ok(Err(why)),
+    };
+    let to = req.to.unwrap_or(today);
+    let mut out = Plan {
+        from: req.from,
+        to,
+        ..Plan::default()
+    };
+    for c in collections {
+        let calls = match calls_over(c, &req.targets, req.from, to, today) {
+            Ok(calls) => calls,
+            Err(why) => return Ok(Err(why)),
+        };
+        let asked = calls.len();
+        let (calls, stored) = if req.refetch {
+            (calls, 0)
+        } else {
+            let narrowed = coverage::narrow_calls(store, calls, today).await?;
+            (narrowed.calls, narrowed.skipped.len())
+        };
+        let estimate: Usd = calls.iter().map(|c| c.estimated_cost(prices)).sum();
+        out.lines.push(Line {
+            collection: c.name.clone(),
+            endpoint: c.endpoint,
+            targets: asked,
+            calls: calls.len(),
+            periods: calls.iter().map(|c| c.estimated_rows).sum(),
+            estimate,
+            stored,
+        });
+        out.estimate += estimate;
+        out.calls.extend(calls);
+    }
+    Ok(Ok(out))
+}
+
+/// The plan as a table.
+pub fn render(plan: &Plan, job: &str, prices: &Prices) -> String {
+    let mut out = String::new();
+    let _ = writeln!(
+        out,
+        "backfill of job {job} from {} to {} ({}):",
+        plan.from,
+        plan.to,
+        prices.source()
+    );
+    let c = plan
+        .lines
+        .iter()
+        .map(|l| l.collection.len())
+        .chain(["collection".len()])
+        .max()
+        .unwrap_or(0);
+    let e = plan
+        .lines
+        .iter()
+        .map(|l| l.endpoint.name().len())
+        .chain(["endpoint".len()])
+        .max()
+        .unwrap_or(0);
+    let _ = writeln!(
+        out,
+        "  {:<c$}  {:<e$} {:>8} {:>7} {:>9} {:>12} {:>15}",
+        "collection", "endpoint", "targets", "calls", "periods", "est. cost", "already stored"
+    );
+    for l in &plan.lines {
+        let _ = writeln!(
+            out,
+            "  {:<c$}  {:<e$} {:>8} {:>7} {:>9} {:>12} {:>15}",
+            l.collection,
+            l.endpoint.name(),
+            l.targets,
+            l.calls,
+            l.periods,
+            l.estimate.to_string(),
+            format!(
+                "{} target{}",
+                l.stored,
+                if l.stored == 1 { "" } else { "s" }
+            )
+        );
+    }
+    let endpoints: BTreeSet<Endpoint> = plan.lines.iter().map(|l| l.endpoint).collect();
+    let stored: usize = plan.lines.iter().map(|l| l.stored).sum();
+    let _ = writeln!(
+        out,
+        "  {} call{} over {} endpoint{}, estimated {}; {} target range{} already stored and skipped",
+        plan.calls.len(),
+        if plan.calls.len() == 1 { "" } else { "s" },
+        endpoints.len(),
+        if endpoints.len() == 1 { "" } else { "s" },
+        plan.estimate,
+        stored,
+        if stored == 1 { "" } else { "s" },
+    );
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn job(toml: &str) -> Job {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("j.toml");
+        std::fs::write(&path, toml).unwrap();
+        crate::jobs::load_file(&path, "2026-12-01".parse().unwrap()).unwrap()
+    }
+
+    const JOB: &str = "name = \"j\"\ntargets = [\"a.com\", \"b.com\"]\n[[collect]]\nendpoint = \"history\"\nschedule = \"@monthly\"\n[[collect]]\nendpoint = \"bulk_new_lost_backlinks\"\nschedule = \"@daily\"\n";
+
+    #[test]
+    fn only_date_ranged_collections_and_their_targets_can_be_backfilled() {
+        let j = job(JOB);
+        let req = |endpoints: Vec<Endpoint>, targets: Vec<&str>| Request {
+            job: &j,
+            from: "2024-01-01".parse().unwrap(),
+            to: None,
+            endpoints,
+            targets: targets.iter().map(|t| Target::parse(t).unwrap()).collect(),
+            refetch: false,
+        };
+        let ok = collections(&req(vec![], vec![])).unwrap();
+        assert_eq!(ok.len(), 1);
+        assert_eq!(ok[0].endpoint, Endpoint::History);
+        let why = collections(&req(vec![Endpoint::BulkNewLostBacklinks], vec![])).unwrap_err();
+        assert!(why.contains("cannot be backfilled"), "{why}");
+        let why = collections(&req(vec![Endpoint::TimeseriesSummary], vec![])).unwrap_err();
+        assert!(why.contains("no timeseries_summary collection"), "{why}");
+        let why = collections(&req(vec![], vec!["c.com"])).unwrap_err();
+        assert!(why.contains("--target c.com"), "{why}");
+    }
+
+    #[test]
+    fn each_call_asks_for_the_range_and_counts_its_periods() {
+        let j = job(JOB);
+        let today: NaiveDate = "2026-12-01".parse().unwrap();
+        let calls = calls_over(
+            &j.collections[0],
+            &[Target::parse("b.com").unwrap()],
+            "2024-01-15".parse().unwrap(),
+            "2024-12-31".parse().unwrap(),
+            today,
+        )
+        .unwrap();
+        assert_eq!(calls.len(), 1);
+        assert_eq!(calls[0].task["target"], "b.com");
+        assert_eq!(calls[0].task["date_from"], "2024-01-15");
+        assert_eq!(calls[0].task["date_to"], "2024-12-31");
+        assert_eq!(calls[0].estimated_rows, 12);
+        let why = calls_over(
+            &j.collections[0],
+            &[],
+            "2018-06-01".parse().unwrap(),
+            today,
+            today,
+        )
+        .unwrap_err();
+        assert!(why.contains("2019-01-01"), "{why}");
+    }
+}
