@@ -6,9 +6,10 @@
 //!     cargo run --example simulate_month          # from the repository root
 //!
 //! Uses `DATABASE_URL` (a scratch database is created next to it and dropped), else a
-//! throwaway cluster from the local PostgreSQL binaries. Every fire buys its calls, as
-//! on its own day: the days all fall in one real UTC day here, where the same call
-//! would otherwise be bought once and reused.
+//! throwaway cluster from the local PostgreSQL binaries. Answers are timed on the
+//! simulated clock, so history and timeseries fires buy only the periods not stored,
+//! as on their own days. Every fire buys its calls: the days all fall in one real UTC
+//! day here, where the same call would otherwise be bought once and reused.
 
 use std::collections::BTreeSet;
 
@@ -77,8 +78,14 @@ async fn simulate(url: &SecretString) -> anyhow::Result<()> {
         login: "sandbox".into(),
         password: SecretString::from("sandbox"),
     };
+    // Answers come on the simulated day (what they cover depends on it).
+    let clock = std::sync::Arc::new(std::sync::Mutex::new(Utc::now()));
     let exec = Executor::new(store.clone(), Client::with_credentials(&api, &creds)?)
-        .without_same_day_reuse();
+        .without_same_day_reuse()
+        .with_clock({
+            let clock = clock.clone();
+            std::sync::Arc::new(move || *clock.lock().expect("the clock"))
+        });
 
     let start = Utc::now().duration_trunc(Duration::minutes(1))?;
     let end = start + Duration::days(bill::WINDOW_DAYS);
@@ -108,6 +115,7 @@ async fn simulate(url: &SecretString) -> anyhow::Result<()> {
     let mut fires = 0;
     for at in &instants {
         sb.set_today(at.date_naive());
+        *clock.lock().expect("the clock") = *at;
         let enqueued = scheduler.tick(*at).await?;
         fires += enqueued.len();
         let runs: Vec<i64> = enqueued.iter().map(|e| e.run_id).collect();
@@ -125,7 +133,7 @@ async fn simulate(url: &SecretString) -> anyhow::Result<()> {
         sqlx::query_scalar("SELECT count(*) FROM linkledger.work WHERE state <> 'succeeded'")
             .fetch_one(store.pool())
             .await?;
-    let projected = bill.total.cost_per_month.decimal();
+    let projected = bill.total.pays_per_month.decimal();
     println!(
         "simulated {} to {}: {} fires at {} instants",
         start.format("%Y-%m-%d %H:%M UTC"),
@@ -135,7 +143,7 @@ async fn simulate(url: &SecretString) -> anyhow::Result<()> {
     );
     println!(
         "plan projected {} calls, {} (list price); the ledger recorded {} calls, ${} ({} calls not done)",
-        bill.total.calls_per_month, bill.total.cost_per_month, calls, ledger, failed
+        bill.total.calls_per_month, bill.total.pays_per_month, calls, ledger, failed
     );
     if !projected.is_zero() {
         println!(

@@ -17,6 +17,10 @@
 //!   reuses that answer, so the second one costs nothing for those targets. What a
 //!   collection pays is its cost minus what it reuses; budgets are measured against
 //!   what is paid.
+//! - *Stored already*: a history or timeseries collection (`refetch = "missing"`, the
+//!   default) asks only for the periods not held, plus the open one: the walk starts
+//!   from what the database holds (when `plan` can read it) and holds what each fire
+//!   buys, as the store does, so a daily fire after the first buys a day or two.
 //! - *Finer than the data*: a collection that fires twice in one period of its data
 //!   (history: a month; a timeseries: its `group_range`, `year` counted as `month`;
 //!   summary and the bulk endpoints: a day, the grain they are stored at), on its
@@ -36,6 +40,7 @@ use serde::{Serialize, Serializer};
 use crate::api::Endpoint;
 use crate::api::Target;
 use crate::api::endpoint::GroupRange;
+use crate::coverage::Held;
 use crate::jobs::{Collection, Job, Params};
 use crate::money::Usd;
 use crate::plan::{CallSpec, Prices, plan_collection};
@@ -122,7 +127,12 @@ pub struct CollectionBill {
     /// What fires of other collections already bought the same UTC day, reused.
     #[serde(serialize_with = "money")]
     pub bought_once_per_month: Usd,
-    /// cost_per_month − bought_once_per_month.
+    /// History and timeseries periods held already and so not asked again (the
+    /// collection's `refetch = "missing"`): what the database holds now, and what the
+    /// window's earlier fires will have stored.
+    #[serde(serialize_with = "money")]
+    pub stored_per_month: Usd,
+    /// cost_per_month − bought_once_per_month − stored_per_month.
     #[serde(serialize_with = "money")]
     pub pays_per_month: Usd,
 }
@@ -143,7 +153,9 @@ pub struct Totals {
     pub cost_per_month: Usd,
     #[serde(serialize_with = "money")]
     pub bought_once_per_month: Usd,
-    /// What is paid: cost − bought once, per day (/ 30) and per month.
+    #[serde(serialize_with = "money")]
+    pub stored_per_month: Usd,
+    /// What is paid: cost − bought once − stored, per day (/ 30) and per month.
     #[serde(serialize_with = "money")]
     pub pays_per_day: Usd,
     #[serde(serialize_with = "money")]
@@ -292,6 +304,9 @@ struct Line<'a> {
     fires: Vec<DateTime<Utc>>,
     saves: Usd,
     saves_by_day: BTreeMap<NaiveDate, Usd>,
+    /// What periods held already take off the line's fires.
+    stored_saves: Usd,
+    stored_by_day: BTreeMap<NaiveDate, Usd>,
     reused_targets: BTreeSet<Target>,
     bought_by: BTreeSet<usize>,
     reuse_fires: i64,
@@ -312,13 +327,26 @@ impl Line<'_> {
 }
 
 /// The bill of `jobs` (all of them, so that reuse across jobs is seen) over the 30
-/// days after `now`, showing only the job named `only_job` when given.
+/// days after `now`, showing only the job named `only_job` when given, for a database
+/// that holds no history or timeseries periods yet.
 pub fn compute(
     jobs: &[Job],
     only_job: Option<&str>,
     prices: &Prices,
     caps: Caps,
     now: DateTime<Utc>,
+) -> Bill {
+    compute_held(jobs, only_job, prices, caps, now, Held::default())
+}
+
+/// [`compute`] from what the database holds now (`held`).
+pub fn compute_held(
+    jobs: &[Job],
+    only_job: Option<&str>,
+    prices: &Prices,
+    caps: Caps,
+    now: DateTime<Utc>,
+    held: Held,
 ) -> Bill {
     let today = now.date_naive();
     let until = now + chrono::Duration::days(WINDOW_DAYS);
@@ -335,13 +363,15 @@ pub fn compute(
                 fires: c.schedule.fires_between(now, until, MAX_FIRES),
                 saves: Usd::ZERO,
                 saves_by_day: BTreeMap::new(),
+                stored_saves: Usd::ZERO,
+                stored_by_day: BTreeMap::new(),
                 reused_targets: BTreeSet::new(),
                 bought_by: BTreeSet::new(),
                 reuse_fires: 0,
             });
         }
     }
-    simulate_reuse(&mut lines, prices);
+    simulate_reuse(&mut lines, prices, held);
 
     let shown = |l: &Line| only_job.is_none_or(|name| jobs[l.job].name == name);
     let mut job_bills = Vec::new();
@@ -408,7 +438,8 @@ fn collection_bill(l: &Line, now: DateTime<Utc>) -> CollectionBill {
         cost_per_day: per_day(cost_per_month),
         cost_per_month,
         bought_once_per_month: l.saves,
-        pays_per_month: cost_per_month - l.saves,
+        stored_per_month: l.stored_saves,
+        pays_per_month: cost_per_month - l.saves - l.stored_saves,
     }
 }
 
@@ -438,16 +469,17 @@ fn totals(lines: &[&Line]) -> Totals {
         t.calls_per_month += l.calls.len() as i64 * l.fires_per_month();
         t.cost_per_month += l.cost_per_month();
         t.bought_once_per_month += l.saves;
+        t.stored_per_month += l.stored_saves;
         for f in &l.fires {
             *by_day.entry(f.date_naive()).or_default() += l.cost_per_fire;
         }
-        for (day, saved) in &l.saves_by_day {
+        for (day, saved) in l.saves_by_day.iter().chain(&l.stored_by_day) {
             let cost = by_day.entry(*day).or_default();
             *cost = *cost - *saved;
         }
     }
     t.cost_per_day = per_day(t.cost_per_month);
-    t.pays_per_month = t.cost_per_month - t.bought_once_per_month;
+    t.pays_per_month = t.cost_per_month - t.bought_once_per_month - t.stored_per_month;
     t.pays_per_day = per_day(t.pays_per_month);
     t.busiest_day = by_day
         .into_iter()
@@ -458,11 +490,13 @@ fn totals(lines: &[&Line]) -> Totals {
     t
 }
 
-/// Walks every fire of the window in time order the way the executor buys: a call
-/// (endpoint and task) bought on a UTC day is reused by every later call of the same
-/// endpoint and task that day, whether another collection's or this collection's own
-/// later fire. A bulk call is reused only whole (the same targets in one task).
-fn simulate_reuse(lines: &mut [Line], prices: &Prices) {
+/// Walks every fire of the window in time order the way the scheduler plans and the
+/// executor buys. A history or timeseries collection asks only for what is not held
+/// (`held`: the database's periods, then what each fire stores). A call (endpoint and
+/// task) bought on a UTC day is reused by every later call of the same endpoint and
+/// task that day, whether another collection's or this collection's own later fire. A
+/// bulk call is reused only whole (the same targets in one task).
+fn simulate_reuse(lines: &mut [Line], prices: &Prices, mut held: Held) {
     let mut events: Vec<(DateTime<Utc>, usize)> = lines
         .iter()
         .enumerate()
@@ -475,6 +509,7 @@ fn simulate_reuse(lines: &mut [Line], prices: &Prices) {
     // The calls of a line planned on a day: (key, cost, targets).
     type Planned = Vec<((Endpoint, String), Usd, Vec<Target>)>;
     let mut planned: HashMap<(usize, NaiveDate), Planned> = HashMap::new();
+    let key_of = |call: &CallSpec| (call.endpoint, task_key(&call.task));
     for (at, i) in events {
         let fire_day = at.date_naive();
         if day != Some(fire_day) {
@@ -482,15 +517,42 @@ fn simulate_reuse(lines: &mut [Line], prices: &Prices) {
             planned.clear();
             day = Some(fire_day);
         }
-        let calls = planned.entry((i, fire_day)).or_insert_with(|| {
-            plan_collection(lines[i].collection, fire_day)
+        let c = lines[i].collection;
+        let incremental =
+            crate::coverage::is_ranged(c.endpoint) && c.refetch == crate::jobs::Refetch::Missing;
+        let narrowed;
+        let calls: &Planned = if incremental {
+            // What is held changes from fire to fire: planned anew each time.
+            let all = plan_collection(c, fire_day);
+            let full = cost_of(&all, prices);
+            let to_buy = held.narrow_calls(all, fire_day).calls;
+            let stored = full - cost_of(&to_buy, prices);
+            if !stored.is_zero() {
+                let line = &mut lines[i];
+                line.stored_saves += stored;
+                *line.stored_by_day.entry(fire_day).or_default() += stored;
+            }
+            // Answers bought or reused alike store their periods.
+            for call in &to_buy {
+                if let Some(covered) =
+                    crate::coverage::covered_by(call.endpoint, &call.task, fire_day)
+                {
+                    held.record(&covered);
+                }
+            }
+            narrowed = to_buy
                 .into_iter()
-                .map(|call| {
-                    let cost = call.estimated_cost(prices);
-                    ((call.endpoint, task_key(&call.task)), cost, call.targets)
-                })
-                .collect()
-        });
+                .map(|call| (key_of(&call), call.estimated_cost(prices), call.targets))
+                .collect::<Planned>();
+            &narrowed
+        } else {
+            planned.entry((i, fire_day)).or_insert_with(|| {
+                plan_collection(c, fire_day)
+                    .into_iter()
+                    .map(|call| (key_of(&call), call.estimated_cost(prices), call.targets))
+                    .collect()
+            })
+        };
         let mut saved = Usd::ZERO;
         let mut reused = Vec::new();
         for (key, cost, targets) in calls.iter() {
@@ -519,7 +581,7 @@ fn simulate_reuse(lines: &mut [Line], prices: &Prices) {
 }
 
 /// A task as the database compares it (jsonb: key order does not matter).
-fn task_key(task: &serde_json::Value) -> String {
+pub(crate) fn task_key(task: &serde_json::Value) -> String {
     fn sorted(v: &serde_json::Value) -> serde_json::Value {
         match v {
             serde_json::Value::Object(m) => {
@@ -645,8 +707,10 @@ fn finer_than_data(l: &Line, jobs: &[Job], today: NaiveDate) -> Option<FinerThan
     // What the line pays beyond the fires the data needs: extra fires that same-day
     // reuse makes free (an hourly summary) cost nothing more, and less than one fire's
     // worth is the window's edge, not waste.
-    let stake =
-        round5((l.cost_per_month() - l.saves).decimal() - l.cost_per_fire.decimal() * needed);
+    let stake = round5(
+        (l.cost_per_month() - l.saves - l.stored_saves).decimal()
+            - l.cost_per_fire.decimal() * needed,
+    );
     if !twice_in_a_period || fires <= needed || stake <= l.cost_per_fire {
         return None;
     }
@@ -891,11 +955,25 @@ pub fn render_text(bill: &Bill) -> String {
             &rows,
             &[false, false, true, true, true, false, true, true, true],
         );
+        if !t.stored_per_month.is_zero() {
+            let _ = writeln!(
+                out,
+                "  stored already (history and timeseries fires ask only for periods not held): -{}/month",
+                t.stored_per_month
+            );
+        }
         if !t.bought_once_per_month.is_zero() {
             let _ = writeln!(
                 out,
-                "  bought once (reused the same UTC day): -{}/month, so it pays {}/day, {}/month",
-                t.bought_once_per_month, t.pays_per_day, t.pays_per_month
+                "  bought once (reused the same UTC day): -{}/month",
+                t.bought_once_per_month
+            );
+        }
+        if !(t.stored_per_month.is_zero() && t.bought_once_per_month.is_zero()) {
+            let _ = writeln!(
+                out,
+                "  so it pays {}/day, {}/month",
+                t.pays_per_day, t.pays_per_month
             );
         }
         if let Some(b) = &job.budget {
@@ -925,13 +1003,23 @@ pub fn render_text(bill: &Bill) -> String {
         t.calls_per_month,
         t.pays_per_day,
         t.pays_per_month,
-        if t.bought_once_per_month.is_zero() {
-            String::new()
-        } else {
-            format!(
+        match (
+            t.stored_per_month.is_zero(),
+            t.bought_once_per_month.is_zero()
+        ) {
+            (true, true) => String::new(),
+            (false, true) => format!(
+                " (schedules cost {}/month at full range; {} of it stored already)",
+                t.cost_per_month, t.stored_per_month
+            ),
+            (true, false) => format!(
                 " (schedules cost {}/month; {} of it bought once)",
                 t.cost_per_month, t.bought_once_per_month
-            )
+            ),
+            (false, false) => format!(
+                " (schedules cost {}/month at full range; {} of it stored already, {} bought once)",
+                t.cost_per_month, t.stored_per_month, t.bought_once_per_month
+            ),
         }
     );
     if let Some(d) = t.busiest_day {

@@ -705,14 +705,14 @@ async fn print_plan(
     json: bool,
     now: chrono::DateTime<Utc>,
 ) -> anyhow::Result<()> {
-    let (mut prices, note) = plan_prices(cfg).await;
+    let (mut prices, note, held) = plan_prices(cfg).await;
     // A gateway's flat price is what the user pays, whatever the price list says.
     prices.flat_per_call = cfg.api.price_per_call;
     let caps = crate::bill::Caps {
         daily_usd: cfg.budget.daily_usd,
         monthly_usd: cfg.budget.monthly_usd,
     };
-    let mut bill = crate::bill::compute(jobs, only, &prices, caps, now);
+    let mut bill = crate::bill::compute_held(jobs, only, &prices, caps, now, held);
     bill.prices_note = note;
     if json {
         println!("{}", serde_json::to_string_pretty(&bill)?);
@@ -725,10 +725,15 @@ async fn print_plan(
 /// The prices `plan` estimates with: the newest price list `appendix/user_data` gave
 /// (stored by the daemon) when the database is configured and answers, else the list
 /// price; and why, for the output. Connects without migrating: `plan` writes nothing.
-async fn plan_prices(cfg: &Config) -> (crate::plan::Prices, Option<String>) {
+async fn plan_prices(cfg: &Config) -> (crate::plan::Prices, Option<String>, crate::coverage::Held) {
     use crate::plan::Prices;
+    let none = crate::coverage::Held::default;
     let Some(url) = cfg.database_url() else {
-        return (Prices::default(), Some("no database configured".into()));
+        return (
+            Prices::default(),
+            Some("no database configured".into()),
+            none(),
+        );
     };
     let connect = crate::store::Store::connect(url, 1);
     let store = match tokio::time::timeout(Duration::from_secs(3), connect).await {
@@ -737,12 +742,14 @@ async fn plan_prices(cfg: &Config) -> (crate::plan::Prices, Option<String>) {
             return (
                 Prices::default(),
                 Some(format!("the database did not answer: {e}")),
+                none(),
             );
         }
         Err(_) => {
             return (
                 Prices::default(),
                 Some("the database did not answer within 3 s".into()),
+                none(),
             );
         }
     };
@@ -755,8 +762,14 @@ async fn plan_prices(cfg: &Config) -> (crate::plan::Prices, Option<String>) {
             .await
             .map(|s| s.filter(|s| !s.sandbox));
     }
+    // What history and timeseries periods are stored (none in a database that was
+    // never migrated).
+    let held = store.held().await.unwrap_or_else(|e| {
+        tracing::debug!(error = %e, "no coverage readable; planning as if nothing is stored");
+        none()
+    });
     store.pool().close().await;
-    match snapshot {
+    let (prices, note) = match snapshot {
         Ok(Some(s)) if !s.account.prices.is_empty() => {
             (s.prices(), Some(format!("read from {}", s.api_host)))
         }
@@ -768,7 +781,8 @@ async fn plan_prices(cfg: &Config) -> (crate::plan::Prices, Option<String>) {
             Prices::default(),
             Some(format!("no price list readable in the database: {e}")),
         ),
-    }
+    };
+    (prices, note, held)
 }
 
 fn print_report(report: &RunReport) -> ExitCode {

@@ -218,6 +218,179 @@ pub async fn plan_to_buy(
     }
 }
 
+/// Days as inclusive date ranges, sorted and apart (what a `datemultirange` holds).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Days(Vec<(NaiveDate, NaiveDate)>);
+
+impl Days {
+    pub fn one(from: NaiveDate, to: NaiveDate) -> Days {
+        if from <= to {
+            Days(vec![(from, to)])
+        } else {
+            Days::default()
+        }
+    }
+
+    pub fn ranges(&self) -> &[(NaiveDate, NaiveDate)] {
+        &self.0
+    }
+
+    /// Adds `from..=to`, merging ranges that overlap or touch.
+    pub fn add(&mut self, from: NaiveDate, to: NaiveDate) {
+        if from > to {
+            return;
+        }
+        self.0.push((from, to));
+        self.0.sort();
+        let mut merged: Vec<(NaiveDate, NaiveDate)> = Vec::with_capacity(self.0.len());
+        for (f, t) in self.0.drain(..) {
+            match merged.last_mut() {
+                Some(last) if last.1.succ_opt().is_none_or(|next| f <= next) => {
+                    last.1 = last.1.max(t);
+                }
+                _ => merged.push((f, t)),
+            }
+        }
+        self.0 = merged;
+    }
+
+    /// These days less `other`'s.
+    pub fn minus(&self, other: &Days) -> Days {
+        let mut out = Vec::new();
+        for &(from, to) in &self.0 {
+            let mut start = Some(from);
+            for &(of, ot) in &other.0 {
+                let Some(s) = start else { break };
+                if ot < s || of > to {
+                    continue;
+                }
+                if of > s {
+                    out.push((s, of.pred_opt().expect("after a date")));
+                }
+                start = ot.succ_opt().filter(|n| *n <= to);
+            }
+            if let Some(s) = start {
+                out.push((s, to));
+            }
+        }
+        Days(out)
+    }
+}
+
+/// What is held, kept in memory the way `linkledger.coverage` keeps it: for a bill
+/// that walks the fires of a month ahead (`linkledger plan`), starting from what the
+/// database holds.
+#[derive(Clone, Debug, Default)]
+pub struct Held {
+    map: std::collections::HashMap<(Endpoint, String, String), HeldEntry>,
+}
+
+#[derive(Clone, Debug, Default)]
+struct HeldEntry {
+    covered: Days,
+    fresh: Days,
+    fresh_on: Option<NaiveDate>,
+}
+
+impl Held {
+    fn key(endpoint: Endpoint, options: &Value, target: &str) -> (Endpoint, String, String) {
+        (endpoint, crate::bill::task_key(options), target.to_string())
+    }
+
+    /// What the database holds for one endpoint, options and target.
+    pub fn insert_stored(
+        &mut self,
+        endpoint: Endpoint,
+        options: &Value,
+        target: &str,
+        covered: Days,
+        fresh: Days,
+        fresh_on: Option<NaiveDate>,
+    ) {
+        self.map.insert(
+            Held::key(endpoint, options, target),
+            HeldEntry {
+                covered,
+                fresh,
+                fresh_on,
+            },
+        );
+    }
+
+    /// Holds what an answer covers, as the store records it with the answer's rows.
+    pub fn record(&mut self, c: &Covered) {
+        let e = self
+            .map
+            .entry(Held::key(c.endpoint, &c.options, &c.target))
+            .or_default();
+        if let Some((from, to)) = c.closed {
+            e.covered.add(from, to);
+        }
+        if let Some((from, to)) = c.open {
+            match e.fresh_on {
+                Some(on) if on > c.day => {}
+                Some(on) if on == c.day => e.fresh.add(from, to),
+                _ => {
+                    e.fresh = Days::one(from, to);
+                    e.fresh_on = Some(c.day);
+                }
+            }
+        }
+    }
+
+    /// The days of `from..=to` not held on `today` (as [`Store::missing_periods`]).
+    ///
+    /// [`Store::missing_periods`]: crate::store::Store::missing_periods
+    pub fn missing(
+        &self,
+        endpoint: Endpoint,
+        options: &Value,
+        target: &str,
+        from: NaiveDate,
+        to: NaiveDate,
+        today: NaiveDate,
+    ) -> Days {
+        let asked = Days::one(from, to);
+        match self.map.get(&Held::key(endpoint, options, target)) {
+            None => asked,
+            Some(e) => {
+                let left = asked.minus(&e.covered);
+                if e.fresh_on == Some(today) {
+                    left.minus(&e.fresh)
+                } else {
+                    left
+                }
+            }
+        }
+    }
+
+    /// `calls` narrowed to what is not held on `today` (as [`narrow_calls`] does
+    /// against the database).
+    pub fn narrow_calls(&self, calls: Vec<CallSpec>, today: NaiveDate) -> Narrowed {
+        let mut out = Narrowed::default();
+        for call in calls {
+            match (is_ranged(call.endpoint), requested_range(&call, today)) {
+                (true, Some((from, to))) if call.targets.len() == 1 => {
+                    let missing = self.missing(
+                        call.endpoint,
+                        &options(&call.task),
+                        call.targets[0].as_str(),
+                        from,
+                        to,
+                        today,
+                    );
+                    match narrow(&call, missing.ranges(), today) {
+                        Some(narrowed) => out.calls.push(narrowed),
+                        None => out.skipped.push(call),
+                    }
+                }
+                _ => out.calls.push(call),
+            }
+        }
+        out
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -290,5 +463,93 @@ mod tests {
             Some(call.clone())
         );
         assert_eq!(narrow(&call, &[], today), None);
+    }
+
+    #[test]
+    fn days_add_and_subtract_like_a_multirange() {
+        let mut days = Days::one(d("2026-01-01"), d("2026-01-10"));
+        days.add(d("2026-01-11"), d("2026-01-15"));
+        days.add(d("2026-02-01"), d("2026-02-05"));
+        assert_eq!(
+            days.ranges(),
+            &[
+                (d("2026-01-01"), d("2026-01-15")),
+                (d("2026-02-01"), d("2026-02-05"))
+            ]
+        );
+        let asked = Days::one(d("2025-12-30"), d("2026-02-10"));
+        assert_eq!(
+            asked.minus(&days).ranges(),
+            &[
+                (d("2025-12-30"), d("2025-12-31")),
+                (d("2026-01-16"), d("2026-01-31")),
+                (d("2026-02-06"), d("2026-02-10"))
+            ]
+        );
+        assert!(
+            Days::one(d("2026-01-03"), d("2026-01-04"))
+                .minus(&days)
+                .ranges()
+                .is_empty()
+        );
+        assert!(
+            Days::one(d("2026-01-04"), d("2026-01-03"))
+                .ranges()
+                .is_empty()
+        );
+    }
+
+    #[test]
+    fn held_in_memory_follows_the_stores_rules_for_open_periods() {
+        let mut held = Held::default();
+        let task = json!({"target": "a.com", "date_from": "2026-11-01", "date_to": "2026-12-01", "group_range": "day"});
+        let e = Endpoint::TimeseriesNewLostSummary;
+        let opts = options(&task);
+        held.record(&covered_by(e, &task, d("2026-12-01")).unwrap());
+        // The same day: all held. The next day: the day that was open, and the new one.
+        let same_day = held.missing(
+            e,
+            &opts,
+            "a.com",
+            d("2026-11-01"),
+            d("2026-12-01"),
+            d("2026-12-01"),
+        );
+        assert!(same_day.ranges().is_empty(), "{same_day:?}");
+        let next = held.missing(
+            e,
+            &opts,
+            "a.com",
+            d("2026-11-02"),
+            d("2026-12-02"),
+            d("2026-12-02"),
+        );
+        assert_eq!(next.ranges(), &[(d("2026-12-01"), d("2026-12-02"))]);
+        // An older answer (a replay) does not take the place of a newer open period.
+        let old = json!({"target": "a.com", "date_from": "2026-11-29", "date_to": "2026-11-30", "group_range": "day"});
+        held.record(&covered_by(e, &old, d("2026-11-30")).unwrap());
+        let still = held.missing(
+            e,
+            &opts,
+            "a.com",
+            d("2026-11-01"),
+            d("2026-12-01"),
+            d("2026-12-01"),
+        );
+        assert!(still.ranges().is_empty(), "{still:?}");
+        // Other options are other data.
+        let weekly = json!({"group_range": "week"});
+        assert_eq!(
+            held.missing(
+                e,
+                &weekly,
+                "a.com",
+                d("2026-11-01"),
+                d("2026-11-30"),
+                d("2026-12-01")
+            )
+            .ranges(),
+            &[(d("2026-11-01"), d("2026-11-30"))]
+        );
     }
 }

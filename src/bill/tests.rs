@@ -291,9 +291,11 @@ fn a_daily_history_buys_the_same_months_again_and_the_stake_is_all_but_one_fire(
     assert_eq!(f.data_period, "month");
     assert_eq!(f.fires_per_month, 30);
     assert_eq!(f.needed_per_month, Decimal::ONE);
-    assert_eq!(f.stake_per_month, usd("0.59305"), "$0.02045 × 29");
+    // Every fire after the first asks for the open month only (the others are
+    // stored): $0.02 + 1 × $0.00003, 29 times.
+    assert_eq!(f.stake_per_month, usd("0.58087"), "$0.02003 × 29");
     assert_eq!(f.suggested_schedule, "0 7 2 * *");
-    assert_eq!(b.cheaper.finer_than_data_per_month, usd("0.59305"));
+    assert_eq!(b.cheaper.finer_than_data_per_month, usd("0.58087"));
 }
 
 #[test]
@@ -358,20 +360,24 @@ fn a_timeseries_is_flagged_only_when_it_fires_more_often_than_its_group_range() 
         ]
     );
     let monthly = &b.cheaper.finer_than_data[0];
-    // 2025-12-01 .. 2026-03-01 by month: 4 periods, $0.02012 a fire, 4 fires too many.
+    // 2025-12-01 .. 2026-03-01 by month: 4 periods, $0.02012 a fire; 4 fires too many,
+    // each asking for the open month only ($0.02003).
     assert_eq!(monthly.cost_per_fire, usd("0.02012"));
-    assert_eq!(monthly.stake_per_month, usd("0.08048"));
+    assert_eq!(monthly.stake_per_month, usd("0.08012"));
     let weekly = &b.cheaper.finer_than_data[1];
-    // 2026-02-01 .. 2026-03-01 by ISO week: 5 periods, $0.02015 a fire; 30 - 30/7 fires.
+    // 2026-02-01 .. 2026-03-01 by ISO week: 5 periods, $0.02015 the first fire. Later
+    // fires ask for the open week ($0.02003), on Mondays for the week just ended too
+    // ($0.02006, 5 of them); what the data needs is 30/7 fires at the first's cost.
     assert_eq!(weekly.cost_per_fire, usd("0.02015"));
     assert_eq!(weekly.needed_per_month, "4.29".parse::<Decimal>().unwrap());
+    let pays = usd("0.02015").decimal()
+        + Decimal::from(5) * usd("0.02006").decimal()
+        + Decimal::from(24) * usd("0.02003").decimal();
     assert_eq!(
         weekly.stake_per_month,
-        round5(
-            usd("0.02015").decimal() * (Decimal::from(30) - Decimal::from(30) / Decimal::from(7))
-        )
+        round5(pays - usd("0.02015").decimal() * Decimal::from(30) / Decimal::from(7))
     );
-    assert_eq!(weekly.stake_per_month, usd("0.51814"));
+    assert_eq!(weekly.stake_per_month, usd("0.51481"));
 }
 
 #[test]
@@ -688,4 +694,58 @@ fn thousands_are_separated_and_cadences_named() {
     assert_eq!(thousands(1_234_567), "1,234,567");
     assert_eq!(cadence(30), "daily");
     assert_eq!(cadence(21), "21 times in 30 days");
+}
+
+#[test]
+fn history_and_timeseries_fires_pay_only_for_periods_not_stored_from_what_the_database_holds() {
+    let daily = || {
+        job(
+            "d",
+            None,
+            None,
+            vec![collection(
+                "timeseries_new_lost_summary",
+                "0 5 * * *",
+                None,
+                &names(&["a.com"]),
+                &[
+                    ("group_range", str_param("day")),
+                    ("date_from", date_param("-30d")),
+                ],
+            )],
+        )
+    };
+    let now: DateTime<Utc> = "2026-03-01T00:00:00Z".parse().unwrap();
+    let prices = Prices::default();
+    // A new database: the first fire buys 31 days ($0.02093), each later one the day
+    // that was open and the new one ($0.02006).
+    let fresh = compute(&[daily()], None, &prices, Caps::default(), now);
+    let c = &fresh.jobs[0].collections[0];
+    assert_eq!(c.fires_per_month, 30);
+    assert_eq!(c.cost_per_fire, usd("0.02093"));
+    assert_eq!(c.cost_per_month, usd("0.6279"));
+    assert_eq!(c.pays_per_month, usd("0.60267"), "$0.02093 + 29 × $0.02006");
+    assert_eq!(c.stored_per_month, usd("0.02523"));
+    assert_eq!(fresh.total.pays_per_month, usd("0.60267"));
+    // A database holding January and February: the first fire buys the open day only.
+    let mut held = Held::default();
+    let mut days = crate::coverage::Days::default();
+    days.add("2026-01-01".parse().unwrap(), "2026-02-28".parse().unwrap());
+    let planned = plan_collection(&daily().collections[0], now.date_naive());
+    held.insert_stored(
+        crate::api::Endpoint::TimeseriesNewLostSummary,
+        &crate::coverage::options(&planned[0].task),
+        "a.com",
+        days,
+        crate::coverage::Days::default(),
+        None,
+    );
+    let stored = compute_held(&[daily()], None, &prices, Caps::default(), now, held);
+    let c = &stored.jobs[0].collections[0];
+    assert_eq!(c.pays_per_month, usd("0.60177"), "$0.02003 + 29 × $0.02006");
+    // refetch = "always" pays the whole range every time.
+    let mut always = daily();
+    always.collections[0].refetch = crate::jobs::Refetch::Always;
+    let full = compute(&[always], None, &prices, Caps::default(), now);
+    assert_eq!(full.jobs[0].collections[0].pays_per_month, usd("0.6279"));
 }

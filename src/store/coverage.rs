@@ -56,4 +56,54 @@ impl Store {
         }
         Ok(out)
     }
+
+    /// Everything `linkledger.coverage` holds, in memory (for `plan`'s month ahead).
+    pub async fn held(&self) -> Result<crate::coverage::Held, StoreError> {
+        use crate::coverage::{Days, Held};
+        let rows: Vec<HeldRow> = sqlx::query_as(
+            "SELECT endpoint, target, options, fresh_on,
+                    array(SELECT lower(r) FROM unnest(covered) r ORDER BY 1) AS covered_from,
+                    array(SELECT upper(r) - 1 FROM unnest(covered) r ORDER BY 1) AS covered_to,
+                    array(SELECT lower(r) FROM unnest(fresh) r ORDER BY 1) AS fresh_from,
+                    array(SELECT upper(r) - 1 FROM unnest(fresh) r ORDER BY 1) AS fresh_to
+             FROM linkledger.coverage",
+        )
+        .fetch_all(self.pool())
+        .await?;
+        let mut held = Held::default();
+        let days = |from: &[NaiveDate], to: &[NaiveDate]| {
+            let mut d = Days::default();
+            for (f, t) in from.iter().zip(to) {
+                d.add(*f, *t);
+            }
+            d
+        };
+        for r in rows {
+            // An endpoint this version does not know holds nothing it plans.
+            let Ok(endpoint) = r.endpoint.parse::<Endpoint>() else {
+                continue;
+            };
+            held.insert_stored(
+                endpoint,
+                &r.options,
+                &r.target,
+                days(&r.covered_from, &r.covered_to),
+                days(&r.fresh_from, &r.fresh_to),
+                r.fresh_on,
+            );
+        }
+        Ok(held)
+    }
+}
+
+#[derive(sqlx::FromRow)]
+struct HeldRow {
+    endpoint: String,
+    target: String,
+    options: Value,
+    fresh_on: Option<NaiveDate>,
+    covered_from: Vec<NaiveDate>,
+    covered_to: Vec<NaiveDate>,
+    fresh_from: Vec<NaiveDate>,
+    fresh_to: Vec<NaiveDate>,
 }
