@@ -309,6 +309,19 @@ async fn the_next_days_fire_asks_only_for_the_missing_periods_and_the_tables_equ
         .unwrap();
     assert!(again.calls.is_empty(), "{:?}", again.calls);
     assert_eq!(again.skipped.len(), 3);
+    // `plan` reads the same coverage into memory and narrows the same way.
+    let held = store.held().await.unwrap();
+    for day in [day1, day1.succ_opt().unwrap()] {
+        let in_memory = held.narrow_calls(linkledger::plan::plan_collection(&daily, day), day);
+        let stored = linkledger::coverage::plan_to_buy(&store, &daily, day)
+            .await
+            .unwrap();
+        let tasks = |calls: &[linkledger::plan::CallSpec]| -> Vec<serde_json::Value> {
+            calls.iter().map(|c| c.task.clone()).collect()
+        };
+        assert_eq!(tasks(&in_memory.calls), tasks(&stored.calls), "{day}");
+        assert_eq!(in_memory.skipped.len(), stored.skipped.len(), "{day}");
+    }
 
     // The same tables as a full fetch of day 1's range into another database.
     let full_db = TestDb::new().await;

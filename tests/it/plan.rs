@@ -267,13 +267,15 @@ targets = ["n.com"]
     assert_eq!(
         finer,
         vec![
-            // 15 months: $0.02045 a fire; 29 of the 30 fires buy months already bought.
-            ("waste/history (month)".to_string(), 30, dec("0.59305")),
-            // 2025-12 to 2026-03 by month: 4 rows, $0.02012; 29 fires too many.
+            // 15 months, $0.02045, the first fire; the 29 others ask for the open
+            // month only (the rest is stored): $0.02003 each, all of it waste.
+            ("waste/history (month)".to_string(), 30, dec("0.58087")),
+            // 2025-12 to 2026-03 by month: 4 rows, $0.02012, then the open month,
+            // $0.02003, 29 times.
             (
                 "waste/timeseries_summary (month)".to_string(),
                 30,
-                dec("0.58348")
+                dec("0.58087")
             ),
             // The hourly summary and the twice-daily bulk_new_lost_backlinks fire more
             // often than their daily data changes too, but every later fire of a day
@@ -282,7 +284,7 @@ targets = ["n.com"]
     );
     assert_eq!(
         money(&cheaper["finer_than_data_per_month"]),
-        dec("0.59305") + dec("0.58348")
+        dec("0.58087") + dec("0.58087")
     );
 
     let once: Vec<(String, serde_json::Value, i64, Decimal)> = cheaper["bought_once"]
@@ -347,7 +349,7 @@ targets = ["n.com"]
     let text = stdout(&out);
     for line in [
         "waste/history: `0 7 * * *` fires 30 times in 30 days, but history has one item per month",
-        "once a month is enough (e.g. `0 7 2 * *`): $0.59305/month at stake",
+        "once a month is enough (e.g. `0 7 2 * *`): $0.58087/month at stake",
         "bought once: second/summary (summary) reuses 1 target first/summary bought the same UTC day: saves $0.6009/month",
         "summary for 120 targets daily: $2.4036/day; bulk_ranks + bulk_backlinks + bulk_referring_domains give rank, backlinks and referring domains for $0.0708/day ($69.984/month less)",
     ] {
