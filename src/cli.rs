@@ -28,6 +28,7 @@ use crate::once::{self, RunReport};
 use crate::queue::Shutdown;
 use crate::sandbox::{GatewayOptions, Sandbox, SandboxOptions};
 use crate::store::{RunKind, reports};
+use crate::words::count;
 
 #[derive(Debug, Parser)]
 #[command(
@@ -100,6 +101,36 @@ pub enum Command {
         /// Print the report as JSON (amounts as exact decimal strings).
         #[arg(long)]
         json: bool,
+    },
+    /// The newest runs: kind, job, when, status, calls, rows, cost and the work left;
+    /// `runs show RUN` shows one with its calls that brought no data, and why.
+    #[command(args_conflicts_with_subcommands = true)]
+    Runs {
+        #[command(subcommand)]
+        command: Option<RunsCommand>,
+        /// Only the runs of this job.
+        #[arg(long)]
+        job: Option<String>,
+        /// Only the runs with this status.
+        #[arg(long, value_name = "S", value_parser = RUN_STATUSES)]
+        status: Option<String>,
+        /// How many runs, the newest first.
+        #[arg(long, value_name = "N", default_value_t = 20)]
+        limit: i64,
+    },
+    /// Drops the queued work of runs (never a call in flight) and closes them
+    /// `cancelled`: what a refusal or a crash left, without SQL. Sends and books nothing.
+    Cancel {
+        /// The runs (ids as `linkledger runs` lists them).
+        #[arg(
+            value_name = "RUN",
+            required_unless_present = "job",
+            conflicts_with = "job"
+        )]
+        runs: Vec<i64>,
+        /// Every open run of this job.
+        #[arg(long)]
+        job: Option<String>,
     },
     /// Serves an offline DataForSEO-compatible API with deterministic fake data.
     Sandbox {
@@ -181,6 +212,27 @@ you declined; 2 bad usage, or no --yes and no terminal to ask on; 130/143 interr
 }
 
 #[derive(Debug, Subcommand)]
+pub enum RunsCommand {
+    /// One run: its figures and every planned call that brought no data (or has not
+    /// yet), with why.
+    Show {
+        /// The run's id.
+        #[arg(value_name = "RUN")]
+        run: i64,
+    },
+}
+
+/// The statuses a run can have, for `runs --status`.
+const RUN_STATUSES: [&str; 6] = [
+    "running",
+    "succeeded",
+    "failed",
+    "halted",
+    "interrupted",
+    "cancelled",
+];
+
+#[derive(Debug, Subcommand)]
 pub enum JobsCommand {
     /// Validates every job file.
     Check,
@@ -194,7 +246,10 @@ pub struct UsageError(pub String);
 /// Entry point of the binary.
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
-    crate::telemetry::init();
+    if let Err(e) = crate::telemetry::init() {
+        eprintln!("error: {e}");
+        return ExitCode::from(2);
+    }
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -248,10 +303,11 @@ async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
             let jobs = load_jobs(&cfg)?;
             let collections: usize = jobs.iter().map(|j| j.collections.len()).sum();
             println!(
-                "ok: {} job files in {}, {} jobs, {collections} collections",
-                jobs.len(),
+                "ok: {} in {}, {}, {}",
+                count(jobs.len() as i64, "job file"),
                 cfg.jobs.dir.display(),
-                jobs.len()
+                count(jobs.len() as i64, "job"),
+                count(collections as i64, "collection")
             );
             Ok(ExitCode::SUCCESS)
         }
@@ -306,8 +362,9 @@ async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
             let store = app::connect(&config()?).await?;
             let report = crate::replay::replay(&store, &endpoints, *since).await?;
             println!(
-                "replayed {} raw responses into {} rows, no API call made",
-                report.responses, report.rows
+                "replayed {} into {}, no API call made",
+                count(report.responses as i64, "raw response"),
+                count(report.rows as i64, "row")
             );
             for f in &report.failures {
                 eprintln!("error: {f}");
@@ -338,6 +395,26 @@ async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
                 print!("{}", report.to_text());
             }
             Ok(ExitCode::SUCCESS)
+        }
+        Command::Runs {
+            command,
+            job,
+            status,
+            limit,
+        } => {
+            let store = app::connect(&config()?).await?;
+            runs_command(
+                &store,
+                command.as_ref(),
+                job.clone(),
+                status.clone(),
+                *limit,
+            )
+            .await
+        }
+        Command::Cancel { runs, job } => {
+            let store = app::connect(&config()?).await?;
+            cancel_command(&store, runs, job.as_deref()).await
         }
         Command::Sandbox {
             listen,
@@ -397,8 +474,9 @@ async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
             let stats = sb.stats();
             sb.stop().await;
             println!(
-                "served {} requests, charged {}",
-                stats.requests, stats.charged_usd
+                "served {}, charged {}",
+                count(stats.requests as i64, "request"),
+                stats.charged_usd
             );
             Ok(ExitCode::SUCCESS)
         }
@@ -593,8 +671,8 @@ async fn execute_runs(
     Ok(match signals.received().filter(|_| report.interrupted) {
         Some((number, name)) => {
             eprintln!(
-                "interrupted by {name}: {} planned calls done, {} not made (cancelled; nothing is left queued)",
-                report.done(),
+                "interrupted by {name}: {} done, {} not made (cancelled; nothing is left queued)",
+                count(report.done(), "planned call"),
                 report.cancelled()
             );
             ExitCode::from(128 + number)
@@ -787,20 +865,7 @@ async fn plan_prices(cfg: &Config) -> (crate::plan::Prices, Option<String>, crat
 
 fn print_report(report: &RunReport) -> ExitCode {
     for j in &report.jobs {
-        let not_made = if j.cancelled > 0 {
-            format!("; {} calls not made", j.cancelled)
-        } else {
-            String::new()
-        };
-        println!(
-            "{}: {} ({} calls, {} failed, {} rows, cost {}{not_made})",
-            j.job,
-            j.status.as_str(),
-            j.calls,
-            j.failed,
-            j.rows,
-            j.cost
-        );
+        println!("{}", j.line());
         for e in j.errors.iter().take(10) {
             eprintln!("  {}: {e}", j.job);
         }
@@ -815,7 +880,8 @@ fn print_report(report: &RunReport) -> ExitCode {
     println!("{}", report.line());
     for (budget, calls) in &report.held {
         eprintln!(
-            "error: {budget} held back {calls} calls: they were not made (raise the cap, or run again in its next period)"
+            "error: {budget} held back {}: not made (raise the cap, or run again in its next period)",
+            count(*calls, "call")
         );
     }
     if let Some(h) = &report.halt {
@@ -858,36 +924,36 @@ async fn demo(cfg: Config) -> anyhow::Result<ExitCode> {
     let app = App::build(cfg, "demo", &jobs).await?;
     let selected: Vec<&Job> = jobs.iter().collect();
     println!(
-        "running {} example jobs from {} once against the built-in sandbox at {}",
-        selected.len(),
+        "running {} from {} once against the built-in sandbox at {}",
+        count(selected.len() as i64, "example job"),
         app.config.jobs.dir.display(),
         sb.base_url()
     );
-    let code = run_once(&app, &selected, RunKind::Demo).await?;
     let store = app.store.clone();
-    println!("\nstored (schema linkledger):");
+    // This demo's runs are the demo runs started from here on.
+    let before = reports::newest_run_id(&store).await?;
+    let code = run_once(&app, &selected, RunKind::Demo).await?;
+    println!("\nstored (schema linkledger, the whole warehouse):");
     for (table, n) in store.table_counts().await? {
-        println!("  {table:<34} {n:>8} rows");
+        println!("  {table:<34} {:>12}", count(n, "row"));
     }
-    println!("\ncost by endpoint (what the real API would have charged):");
-    for r in reports::spend(&store, None, "endpoint").await? {
+    println!("\ncost by endpoint of this demo's calls (what the real API would have charged):");
+    let spent =
+        reports::spend_by_endpoint_of_runs_after(&store, RunKind::Demo.as_str(), before).await?;
+    for r in &spent {
         println!(
-            "  {:<34} {:>5} calls {:>12}",
+            "  {:<34} {:>9} {:>12}",
             r.key,
-            r.calls,
+            count(r.calls, "call"),
             r.cost.to_string()
         );
     }
     let stats = sb.stats();
     println!(
-        "\nthe sandbox served {} requests and charged {}; the ledger says {}",
-        stats.requests,
+        "\nthe sandbox served {} and charged {}; the ledger books {} for this demo's calls",
+        count(stats.requests as i64, "request"),
         stats.charged_usd,
-        reports::spend(&store, None, "endpoint")
-            .await?
-            .iter()
-            .map(|r| r.cost)
-            .sum::<Usd>()
+        spent.iter().map(|r| r.cost).sum::<Usd>()
     );
     if _cluster.is_some() {
         println!("(the throwaway cluster is removed now; set DATABASE_URL to keep the data)");
@@ -895,4 +961,64 @@ async fn demo(cfg: Config) -> anyhow::Result<ExitCode> {
     app.close().await?;
     sb.stop().await;
     Ok(code)
+}
+
+/// `runs` and `runs show RUN`.
+async fn runs_command(
+    store: &crate::store::Store,
+    command: Option<&RunsCommand>,
+    job: Option<String>,
+    status: Option<String>,
+    limit: i64,
+) -> anyhow::Result<ExitCode> {
+    match command {
+        Some(RunsCommand::Show { run }) => match crate::runs::show(store, *run).await? {
+            Some(text) => print!("{text}"),
+            None => {
+                return Err(UsageError(format!("error: runs show: there is no run {run}")).into());
+            }
+        },
+        None => {
+            let filter = crate::store::RunFilter { job, status, limit };
+            print!("{}", crate::runs::list(store, &filter).await?);
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `cancel RUN...` or `cancel --job NAME`: every run named must exist, else nothing is
+/// cancelled (exit 2).
+async fn cancel_command(
+    store: &crate::store::Store,
+    runs: &[i64],
+    job: Option<&str>,
+) -> anyhow::Result<ExitCode> {
+    let runs = match job {
+        Some(job) => {
+            let open = store.open_runs_of(job).await?;
+            if open.is_empty() {
+                println!("job {job} has no open run; nothing to cancel");
+                return Ok(ExitCode::SUCCESS);
+            }
+            open
+        }
+        None => {
+            let mut missing = Vec::new();
+            for run in runs {
+                if store.run_record(*run).await?.is_none() {
+                    missing.push(run.to_string());
+                }
+            }
+            if !missing.is_empty() {
+                return Err(UsageError(format!(
+                    "error: cancel: no run {}; nothing was cancelled (`linkledger runs` lists them)",
+                    missing.join(", ")
+                ))
+                .into());
+            }
+            runs.to_vec()
+        }
+    };
+    print!("{}", crate::runs::cancel(store, &runs).await?);
+    Ok(ExitCode::SUCCESS)
 }

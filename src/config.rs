@@ -58,6 +58,9 @@ pub struct QueueConfig {
     /// Calls executed at once by this process (0: twice api.max_in_flight).
     #[serde(default)]
     pub workers: usize,
+    /// How often a busy daemon logs one line of what it did (0: never).
+    #[serde(default = "default_summary_every", with = "humantime_serde")]
+    pub summary_every: Duration,
 }
 
 impl Default for QueueConfig {
@@ -68,6 +71,7 @@ impl Default for QueueConfig {
             lease: default_lease(),
             shutdown_grace: default_grace(),
             workers: 0,
+            summary_every: default_summary_every(),
         }
     }
 }
@@ -80,6 +84,9 @@ fn default_poll() -> Duration {
 }
 fn default_lease() -> Duration {
     Duration::from_secs(30)
+}
+fn default_summary_every() -> Duration {
+    Duration::from_secs(60)
 }
 fn default_grace() -> Duration {
     // Long enough for any call in flight to get its answer (the API answers within

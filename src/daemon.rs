@@ -210,10 +210,14 @@ impl Scheduler {
                 self.cursors.insert((job.name.clone(), c.name.clone()), now);
             }
         }
-        self.store
+        for run in self
+            .store
             .close_finished_runs()
             .await
-            .context("closing finished runs")?;
+            .context("closing finished runs")?
+        {
+            crate::runs::log_finished(&self.store, run).await;
+        }
         self.store
             .prune_purchases()
             .await
@@ -308,6 +312,13 @@ pub async fn run(
         app.metrics.clone(),
         shutdown.stop.clone(),
     ));
+    let narrator = tokio::spawn(narrate(
+        app.store.clone(),
+        exec.clone(),
+        app.config.queue.tick,
+        app.config.queue.summary_every,
+        shutdown.stop.clone(),
+    ));
     info!("daemon started");
     let result = Workers::new(exec, app.workers(), Scope::Scheduled)
         .run(&shutdown)
@@ -315,6 +326,7 @@ pub async fn run(
     shutdown.stop.cancel();
     let _ = ticking.await;
     let _ = account.await;
+    let _ = narrator.await;
     let _ = server_task.await;
     info!("daemon stopped");
     result
@@ -440,7 +452,10 @@ async fn watch_account(
         }
         match exec.refresh_account().await {
             Ok(Some(account)) => {
-                info!(balance = ?account.balance.map(|b| b.to_string()), "account read")
+                info!(
+                    balance_usd = account.balance.map(|b| b.to_f64()),
+                    "account read"
+                )
             }
             Ok(None) => warn!("the API did not answer with the account's balance"),
             Err(e) => warn!(error = format!("{e:#}"), "reading the account failed"),
@@ -484,11 +499,11 @@ async fn check_runway(store: &Store, exec: &Executor, jobs: &CurrentJobs, metric
     metrics.set_runway_days(days);
     if days < RUNWAY_WARNING_DAYS as f64 {
         warn!(
-            balance = %balance,
-            projected_per_day = %per_day,
-            days = format!("{days:.1}"),
+            balance_usd = balance.to_f64(),
+            projected_usd_per_day = per_day.to_f64(),
+            days = (days * 10.0).round() / 10.0,
             sandbox = account.sandbox,
-            "the balance covers fewer than {RUNWAY_WARNING_DAYS} days of the projected spend; top up the account"
+            "the balance covers fewer than {RUNWAY_WARNING_DAYS} days of the projected spend ({balance} at {per_day}/day lasts {days:.1} days); top up the account"
         );
     }
 }
@@ -571,4 +586,99 @@ async fn schedule_loop(
             }
         }
     }
+}
+
+/// What the daemon tells the log on its own, looking every `tick`: once each time its
+/// calls stop (a refusal, the daily cost limit, a wrong path), which runs' queued work
+/// it holds and how to drop it; and every `every` (unless zero), while scheduled work
+/// was done or is in flight, one line of what it did.
+async fn narrate(
+    store: Store,
+    exec: Executor,
+    tick: Duration,
+    every: Duration,
+    stop: CancellationToken,
+) {
+    // Ticks since calls stopped: the work claimed with the refused call is put back
+    // first, then what is held is told, once.
+    let mut halted_for = 0u32;
+    let mut last_summary = tokio::time::Instant::now();
+    // Where the next summary's account of the ledger starts: now.
+    let mut after = match store.scheduled_activity(i64::MAX).await {
+        Ok(a) => a.last_call_id,
+        Err(_) => 0,
+    };
+    loop {
+        tokio::select! {
+            _ = stop.cancelled() => return,
+            _ = tokio::time::sleep(tick) => {}
+        }
+        match exec.halted() {
+            Some(halt) => {
+                halted_for += 1;
+                if halted_for == 2 {
+                    tell_held(&store, &halt).await;
+                }
+            }
+            None => halted_for = 0,
+        }
+        if !every.is_zero() && last_summary.elapsed() >= every {
+            let since = last_summary;
+            last_summary = tokio::time::Instant::now();
+            let activity = store.scheduled_activity(after).await;
+            if let Ok(a) = &activity {
+                after = after.max(a.last_call_id);
+            }
+            match activity {
+                Ok(a) if a.calls > 0 || a.running > 0 => info!(
+                    calls = a.calls,
+                    failed = a.failed,
+                    rows = a.rows,
+                    cost_usd = a.cost.to_f64(),
+                    queued = a.queued,
+                    running = a.running,
+                    "{}",
+                    crate::runs::activity_line(&a, since.elapsed())
+                ),
+                Ok(_) => {}
+                Err(e) => warn!(error = %e, "reading what the daemon did for its summary failed"),
+            }
+        }
+    }
+}
+
+/// Logs which runs' queued work a daemon whose calls stopped holds, and how to drop it.
+async fn tell_held(store: &Store, halt: &crate::executor::Halt) {
+    let held = match store.held_runs().await {
+        Ok(held) => held,
+        Err(e) => {
+            warn!(error = %e, "reading the work held while calls are stopped failed");
+            return;
+        }
+    };
+    let until = match halt.until {
+        Some(t) => format!("until {} UTC", t.format("%Y-%m-%d %H:%M")),
+        None => "until a restart with fixed configuration, credentials or funds".to_string(),
+    };
+    if held.is_empty() {
+        warn!("calls stopped ({halt}) {until}; no queued work is held");
+        return;
+    }
+    let runs: Vec<String> = held
+        .iter()
+        .map(|h| {
+            format!(
+                "run {} ({}, {})",
+                h.run_id,
+                h.job,
+                crate::words::count(h.queued, "call")
+            )
+        })
+        .collect();
+    let ids: Vec<i64> = held.iter().map(|h| h.run_id).collect();
+    warn!(
+        runs = ?ids,
+        "calls stopped ({halt}); holding the queued work of {} {until}; `linkledger runs show RUN` says why, `linkledger cancel RUN` drops a run's queued work",
+        runs.join(", ")
+    );
 }

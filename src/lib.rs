@@ -23,10 +23,12 @@ pub mod plan;
 pub mod progress;
 pub mod queue;
 pub mod replay;
+pub mod runs;
 pub mod sandbox;
 pub mod schedule;
 pub mod store;
 pub mod telemetry;
+pub mod words;
 
 /// The closest of `candidates` to a misspelled `given`, if one is close enough to be
 /// what the user meant.

@@ -43,6 +43,12 @@ impl Usd {
     pub fn is_zero(self) -> bool {
         self.0.is_zero()
     }
+
+    /// The nearest `f64`, for where a number must be a float (a JSON log field): it
+    /// prints back as the decimal it came from (`0.14021`, never `0.14020999999999998`).
+    pub fn to_f64(self) -> f64 {
+        self.0.normalize().to_string().parse().unwrap_or(0.0)
+    }
 }
 
 impl From<Decimal> for Usd {
@@ -142,6 +148,19 @@ mod tests {
     fn display_shows_cents_and_keeps_fractions_of_a_cent() {
         assert_eq!(Usd::from_f64(2.0).unwrap().to_string(), "$2.00");
         assert_eq!(Usd::from_f64(0.02003).unwrap().to_string(), "$0.02003");
+    }
+
+    #[test]
+    fn as_a_float_it_prints_back_as_the_decimal_it_was() {
+        for s in ["0.14021", "0.1", "0.2", "0.30000", "4.85336", "0.00003"] {
+            let usd: Usd = s.parse().unwrap();
+            let text = usd.to_f64().to_string();
+            assert_eq!(
+                text.parse::<Decimal>().unwrap(),
+                usd.0,
+                "{s} printed as {text}"
+            );
+        }
     }
 
     #[test]

@@ -17,6 +17,7 @@ use crate::money::Usd;
 use crate::plan::CallSpec;
 use crate::queue::{self, Scope, Shutdown, WorkerConfig, Workers};
 use crate::store::{RunKind, RunStatus};
+use crate::words::count;
 
 /// What one job's run did.
 #[derive(Clone, Debug)]
@@ -48,6 +49,21 @@ pub struct RunReport {
     pub held: Vec<(String, i64)>,
 }
 
+impl JobReport {
+    /// The line `run --once` prints for the job, the one the daemon logs for a run.
+    pub fn line(&self) -> String {
+        crate::runs::line(
+            &self.job,
+            self.status.as_str(),
+            self.calls,
+            self.failed,
+            self.rows,
+            self.cost,
+            self.cancelled,
+        )
+    }
+}
+
 impl RunReport {
     pub fn ok(&self) -> bool {
         self.halt.is_none()
@@ -77,18 +93,18 @@ impl RunReport {
     /// The one-line summary a once-run prints.
     pub fn line(&self) -> String {
         let mut s = format!(
-            "{} jobs, {} calls, {} failed, {} rows, cost {}",
-            self.jobs.len(),
-            self.calls(),
+            "{}, {}, {} failed, {}, cost {}",
+            count(self.jobs.len() as i64, "job"),
+            count(self.calls(), "call"),
             self.failed(),
-            self.rows(),
+            count(self.rows(), "row"),
             self.cost()
         );
         if let Some(h) = &self.halt {
             s.push_str(&format!("; halted: {h}"));
         }
         for (budget, calls) in &self.held {
-            s.push_str(&format!("; {budget} held back {calls} calls"));
+            s.push_str(&format!("; {budget} held back {}", count(*calls, "call")));
         }
         s
     }
@@ -211,9 +227,9 @@ pub async fn execute(
         ..RunReport::default()
     };
     for run in runs {
-        store.close_run_if_done(run).await?;
+        // Usually the run's last call closed it (and logged its line) already.
+        crate::runs::close_if_done(store, run).await?;
         let row = store.run_summary(run).await?;
-        info!(job = %row.job, run_id = run, status = %row.status, calls = row.calls, rows = row.rows_written, cost = %row.cost, "run finished");
         report.jobs.push(JobReport {
             job: row.job,
             run_id: run,
@@ -243,7 +259,8 @@ async fn work(
     shutdown: &Shutdown,
 ) -> anyhow::Result<()> {
     let check = tokio::select! {
-        check = exec.check_credentials(runs.first().copied()) => check?,
+        // The check is free and no job's call: it belongs to no run.
+        check = exec.check_credentials(None) => check?,
         _ = shutdown.stop.cancelled() => return Ok(()),
     };
     match check {

@@ -180,7 +180,7 @@ impl Workers {
                                 run_id = run,
                                 "a call was exhausted by claims that ended without an outcome"
                             );
-                            if let Err(e) = store.close_run_if_done(run).await {
+                            if let Err(e) = crate::runs::close_if_done(&store, run).await {
                                 warn!(error = %e, run_id = run, "closing a run failed; the sweep will");
                             }
                         }
@@ -271,7 +271,7 @@ impl Workers {
                 store
                     .retry_work(claim.fence, policy.delay(1), true, &error)
                     .await?;
-                store.close_run_if_done(claim.run_id).await
+                crate::runs::close_if_done(store, claim.run_id).await
             }
             .await;
             if let Err(e) = booked {
@@ -394,7 +394,7 @@ async fn try_process(
         Ok(call) => call,
         Err(why) => {
             store.finish_work(fence, Terminal::Failed, &why).await?;
-            store.close_run_if_done(item.run_id).await?;
+            crate::runs::close_if_done(store, item.run_id).await?;
             return Ok(());
         }
     };
@@ -420,7 +420,7 @@ async fn try_process(
     let _ = heartbeat.await;
     let end: AttemptEnd = end?;
     settle(exec, keep_work_when_stopped, item, fence, &end).await?;
-    store.close_run_if_done(item.run_id).await?;
+    crate::runs::close_if_done(store, item.run_id).await?;
     Ok(())
 }
 
@@ -461,9 +461,10 @@ async fn settle(
                 .until
                 .map(|until| (until - chrono::Utc::now()).to_std().unwrap_or_default())
                 .unwrap_or_default();
-            store
-                .retry_work(fence, delay, false, &h.to_string())
-                .await?;
+            // A call that was never sent says so: only the one refused carries the
+            // refusal itself.
+            let why = end.error().unwrap_or_else(|| h.to_string());
+            store.retry_work(fence, delay, false, &why).await?;
         }
         AttemptEnd::Halted(h) => {
             store

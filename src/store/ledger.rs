@@ -53,15 +53,18 @@ pub enum RunStatus {
     Failed,
     Halted,
     Interrupted,
+    /// `linkledger cancel` dropped its queued work.
+    Cancelled,
 }
 
 impl RunStatus {
-    const ALL: [RunStatus; 5] = [
+    pub const ALL: [RunStatus; 6] = [
         RunStatus::Running,
         RunStatus::Succeeded,
         RunStatus::Failed,
         RunStatus::Halted,
         RunStatus::Interrupted,
+        RunStatus::Cancelled,
     ];
 
     pub fn parse(s: &str) -> Option<RunStatus> {
@@ -75,6 +78,7 @@ impl RunStatus {
             RunStatus::Failed => "failed",
             RunStatus::Halted => "halted",
             RunStatus::Interrupted => "interrupted",
+            RunStatus::Cancelled => "cancelled",
         }
     }
 }

@@ -6,6 +6,7 @@ pub mod ledger;
 pub mod limits;
 pub mod queue;
 pub mod reports;
+pub mod runs;
 pub mod warehouse;
 
 use secrecy::{ExposeSecret, SecretString};
@@ -17,6 +18,7 @@ pub use ledger::{
     Booking, BoughtAnswer, CallRecord, Purchase, RunKind, RunStatus, SendDecision, Settlement,
 };
 pub use queue::{ClaimScope, Claimed, Fence, NewWork, PaidAnswer, QueueDepth, Terminal, WorkItem};
+pub use runs::{Activity, CancelledRun, HeldRun, RunCall, RunFilter, RunRecord};
 
 /// The database: a pool plus the queries linkledger runs.
 #[derive(Clone, Debug)]

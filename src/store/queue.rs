@@ -694,9 +694,9 @@ impl Store {
         .await?)
     }
 
-    /// Closes a run once none of its work is pending: status from its work (halted if
-    /// any was cancelled, failed if any failed or was exhausted), totals from the
-    /// ledger. Idempotent; `true` when this call closed it.
+    /// Closes a run once none of its work is pending: status from its work (cancelled
+    /// if `linkledger cancel` dropped its work, halted if any was cancelled otherwise,
+    /// failed if any failed or was exhausted), totals from the ledger. Idempotent; `true` when this call closed it.
     pub async fn close_run_if_done(&self, run_id: i64) -> Result<bool, StoreError> {
         close_run(self.pool(), run_id, None).await
     }
@@ -790,9 +790,9 @@ impl Store {
     }
 
     /// Closes every open run whose work is all done: a sweep for runs whose last item
-    /// ended without closing them (its worker died, or Postgres was away). Returns how
-    /// many it closed.
-    pub async fn close_finished_runs(&self) -> Result<u64, StoreError> {
+    /// ended without closing them (its worker died, or Postgres was away). Returns the
+    /// runs it closed.
+    pub async fn close_finished_runs(&self) -> Result<Vec<i64>, StoreError> {
         let ids: Vec<i64> = sqlx::query_scalar(
             "SELECT r.id FROM linkledger.runs r
              WHERE r.status = 'running'
@@ -802,17 +802,23 @@ impl Store {
         )
         .fetch_all(self.pool())
         .await?;
-        let mut closed = 0;
+        let mut closed = Vec::new();
         for id in ids {
-            closed += u64::from(self.close_run_if_done(id).await?);
+            if self.close_run_if_done(id).await? {
+                closed.push(id);
+            }
         }
         Ok(closed)
     }
 
-    /// Errors of a run's failed work, for reports.
+    /// Errors of a run's failed work, for reports: `summary [a.com]: why`, the
+    /// collection named too when it is not named after its endpoint
+    /// (`ranks-weekdays (bulk_ranks) [a.com and 3 more]: why`).
     pub async fn run_errors(&self, run_id: i64) -> Result<Vec<String>, StoreError> {
         Ok(sqlx::query_scalar(
-            "SELECT collection || ' ' || endpoint || ' [' || array_to_string(targets[1:1], '') ||
+            "SELECT CASE WHEN collection = endpoint THEN endpoint
+                         ELSE collection || ' (' || endpoint || ')' END || ' [' ||
+                    array_to_string(targets[1:1], '') ||
                     CASE WHEN cardinality(targets) > 1 THEN ' and ' || (cardinality(targets) - 1) || ' more' ELSE '' END ||
                     ']: ' || coalesce(last_error, state)
              FROM linkledger.work WHERE run_id = $1 AND state IN ('failed', 'exhausted', 'cancelled')
@@ -854,14 +860,15 @@ impl Store {
 
 /// Closes a run whose work is all done, with its totals; `forced` sets the status and
 /// the message (an interrupted run) instead of deriving them from the work.
-async fn close_run<'e>(
+pub(super) async fn close_run<'e>(
     conn: impl sqlx::PgExecutor<'e>,
     run_id: i64,
     forced: Option<(RunStatus, &str)>,
 ) -> Result<bool, StoreError> {
     let done = sqlx::query(
         "UPDATE linkledger.runs r SET finished_at = now(),
-             status = coalesce($2, CASE WHEN w.cancelled > 0 THEN 'halted'
+             status = coalesce($2, CASE WHEN r.cancelled_at IS NOT NULL THEN 'cancelled'
+                                        WHEN w.cancelled > 0 THEN 'halted'
                                         WHEN w.failed > 0 THEN 'failed' ELSE 'succeeded' END),
              failed_calls = w.failed + w.cancelled, rows_written = w.rows,
              message = coalesce($3, w.message), calls = s.calls, cost_usd = s.cost

@@ -24,29 +24,32 @@ pub struct SpendRow {
     pub cost: Usd,
 }
 
-/// Calls and cost from the ledger since `since` (UTC day), grouped by `day`, `job` or
-/// `endpoint`, sandbox calls included (the demo's "what it would have cost").
-pub async fn spend(
+/// Calls and cost per endpoint of the runs of `kind` newer than run `after` (sandbox
+/// calls included): what a demo's calls would have cost.
+pub async fn spend_by_endpoint_of_runs_after(
     store: &Store,
-    since: Option<NaiveDate>,
-    by: &str,
+    kind: &str,
+    after: i64,
 ) -> Result<Vec<SpendRow>, StoreError> {
-    let key = match by {
-        "day" => "to_char((started_at AT TIME ZONE 'UTC')::date, 'YYYY-MM-DD')",
-        "job" => "coalesce(job, '(none)')",
-        _ => "endpoint",
-    };
-    let sql = format!(
-        "SELECT {key} AS key, count(*)::bigint AS calls, coalesce(sum(cost_usd), 0) AS cost
-         FROM linkledger.api_calls
-         -- The day starts at 00:00 UTC, whatever the session's time zone.
-         WHERE $1::date IS NULL OR started_at >= $1::date::timestamp AT TIME ZONE 'UTC'
-         GROUP BY 1 ORDER BY 1"
-    );
-    Ok(sqlx::query_as(sqlx::AssertSqlSafe(sql))
-        .bind(since)
-        .fetch_all(store.pool())
-        .await?)
+    Ok(sqlx::query_as(
+        "SELECT c.endpoint AS key, count(*)::bigint AS calls, coalesce(sum(c.cost_usd), 0) AS cost
+         FROM linkledger.api_calls c JOIN linkledger.runs r ON r.id = c.run_id
+         WHERE r.kind = $1 AND r.id > $2
+         GROUP BY 1 ORDER BY 1",
+    )
+    .bind(kind)
+    .bind(after)
+    .fetch_all(store.pool())
+    .await?)
+}
+
+/// The newest run's id (0 when there is none): runs started later have larger ids.
+pub async fn newest_run_id(store: &Store) -> Result<i64, StoreError> {
+    Ok(
+        sqlx::query_scalar("SELECT coalesce(max(id), 0)::bigint FROM linkledger.runs")
+            .fetch_one(store.pool())
+            .await?,
+    )
 }
 
 /// How `spend` groups the ledger.

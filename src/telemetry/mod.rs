@@ -1,6 +1,8 @@
-//! Logging: `tracing` to stderr, human-readable by default, JSON with
-//! `LINKLEDGER_LOG_FORMAT=json`; the filter comes from `LINKLEDGER_LOG`, else `RUST_LOG`,
-//! else `info` for linkledger and `warn` for its dependencies.
+//! Logging: `tracing` to stderr, human-readable by default (coloured only on a
+//! terminal), JSON with `LINKLEDGER_LOG_FORMAT=json`; the filter comes from
+//! `LINKLEDGER_LOG`, else `RUST_LOG`, else `info` for linkledger and `warn` for its
+//! dependencies. Amounts in log fields are numbers (`cost_usd = 0.14021`), so JSON
+//! lines carry them as JSON numbers.
 //!
 //! Metrics: [`metrics::Metrics`] (Prometheus families), exposed with `/healthz` by
 //! [`server::serve`].
@@ -10,23 +12,88 @@ pub mod server;
 
 pub use metrics::Metrics;
 
+use std::io::IsTerminal as _;
+
 use tracing_subscriber::EnvFilter;
 
-pub fn init() {
-    let filter = std::env::var("LINKLEDGER_LOG")
-        .or_else(|_| std::env::var("RUST_LOG"))
-        .unwrap_or_else(|_| "warn,linkledger=info".to_string());
-    let filter =
-        EnvFilter::try_new(&filter).unwrap_or_else(|_| EnvFilter::new("warn,linkledger=info"));
-    let json = std::env::var("LINKLEDGER_LOG_FORMAT").is_ok_and(|f| f.eq_ignore_ascii_case("json"));
+/// How log lines are written.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum LogFormat {
+    /// One human-readable line per event; coloured only on a terminal.
+    Text,
+    /// One JSON object per line; numbers (counts, amounts in USD) are JSON numbers.
+    Json,
+}
+
+impl LogFormat {
+    /// `LINKLEDGER_LOG_FORMAT` as given: unset or empty is `text`; anything but `text`
+    /// or `json` (in any case) is a configuration error naming the variable.
+    pub fn parse(value: Option<&str>) -> Result<LogFormat, String> {
+        match value.map(str::trim) {
+            None | Some("") => Ok(LogFormat::Text),
+            Some(v) if v.eq_ignore_ascii_case("text") => Ok(LogFormat::Text),
+            Some(v) if v.eq_ignore_ascii_case("json") => Ok(LogFormat::Json),
+            Some(v) => Err(format!(
+                "config: environment variable LINKLEDGER_LOG_FORMAT: '{v}' is not a log format; use text (the default) or json"
+            )),
+        }
+    }
+}
+
+/// Installs the subscriber: the filter from `LINKLEDGER_LOG` (an invalid one is a
+/// configuration error), else `RUST_LOG` (an invalid one falls back to the default,
+/// with a warning), else `info` for linkledger and `warn` for its dependencies; the
+/// format from `LINKLEDGER_LOG_FORMAT`. Colour codes only when stderr is a terminal
+/// and `NO_COLOR` is not set.
+pub fn init() -> Result<(), String> {
+    const DEFAULT: &str = "warn,linkledger=info";
+    let format = LogFormat::parse(std::env::var("LINKLEDGER_LOG_FORMAT").ok().as_deref())?;
+    let mut fallback_note = None;
+    let filter = match std::env::var("LINKLEDGER_LOG") {
+        Ok(f) => EnvFilter::try_new(&f).map_err(|e| {
+            format!("config: environment variable LINKLEDGER_LOG: '{f}' is not a log filter: {e}")
+        })?,
+        Err(_) => match std::env::var("RUST_LOG") {
+            Ok(f) => EnvFilter::try_new(&f).unwrap_or_else(|e| {
+                fallback_note = Some(format!(
+                    "RUST_LOG '{f}' is not a log filter ({e}); logging at the default ({DEFAULT})"
+                ));
+                EnvFilter::new(DEFAULT)
+            }),
+            Err(_) => EnvFilter::new(DEFAULT),
+        },
+    };
+    let ansi = std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none();
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
+        .with_ansi(ansi)
         .with_target(false);
     // A second init (tests) is harmless: the first subscriber stays.
-    let _ = if json {
-        builder.json().try_init()
-    } else {
-        builder.try_init()
+    let _ = match format {
+        LogFormat::Json => builder.json().try_init(),
+        LogFormat::Text => builder.try_init(),
     };
+    if let Some(note) = fallback_note {
+        tracing::warn!("{note}");
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn text_and_json_are_the_log_formats_and_anything_else_is_refused_naming_the_variable() {
+        assert_eq!(LogFormat::parse(None), Ok(LogFormat::Text));
+        assert_eq!(LogFormat::parse(Some("")), Ok(LogFormat::Text));
+        assert_eq!(LogFormat::parse(Some("JSON")), Ok(LogFormat::Json));
+        assert_eq!(LogFormat::parse(Some("text")), Ok(LogFormat::Text));
+        let err = LogFormat::parse(Some("xml")).unwrap_err();
+        assert!(
+            err.contains("LINKLEDGER_LOG_FORMAT") && err.contains("'xml'"),
+            "{err}"
+        );
+    }
 }

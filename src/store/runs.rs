@@ -1,0 +1,318 @@
+//! Runs as people list, inspect and cancel them (`linkledger runs`, `runs show`,
+//! `linkledger cancel`), the daemon's account of the runs it holds, and what it did
+//! lately.
+//!
+//! Figures of a finished run are the totals it was closed with; those of a running
+//! run are read live from the ledger and the queue.
+
+use chrono::{DateTime, Utc};
+use rust_decimal::Decimal;
+use tracing::instrument;
+
+use super::queue::close_run;
+use super::{Store, StoreError};
+use crate::money::Usd;
+
+/// One run with what became of its work.
+#[derive(Clone, Debug, sqlx::FromRow)]
+pub struct RunRecord {
+    pub id: i64,
+    /// scheduled, once, backfill, replay or demo.
+    pub kind: String,
+    pub job: String,
+    /// The collection a scheduled run fired for; `None` for a run of every collection
+    /// of its job (`run --once`, `demo`).
+    pub collection: Option<String>,
+    /// The instant a scheduled run fired for.
+    pub scheduled_for: Option<DateTime<Utc>>,
+    pub started_at: DateTime<Utc>,
+    pub finished_at: Option<DateTime<Utc>>,
+    pub status: String,
+    /// HTTP requests made (reused answers included).
+    pub calls: i64,
+    /// Planned calls that ended without data: failed, exhausted or cancelled.
+    pub failed: i64,
+    pub rows: i64,
+    #[sqlx(try_from = "Decimal")]
+    pub cost: Usd,
+    /// Why it failed, halted or was cancelled.
+    pub message: Option<String>,
+    /// Planned calls.
+    pub planned: i64,
+    /// Planned calls that got their data.
+    pub done: i64,
+    /// Planned calls waiting in the queue (held by a budget or not).
+    pub queued: i64,
+    /// Planned calls claimed by a worker now.
+    pub running: i64,
+    /// Planned calls never made.
+    pub cancelled: i64,
+    /// Queued calls a budget holds back.
+    pub held: i64,
+}
+
+impl RunRecord {
+    /// Planned calls not done yet (queued or running).
+    pub fn left(&self) -> i64 {
+        self.queued + self.running
+    }
+}
+
+/// Which runs `linkledger runs` lists.
+#[derive(Clone, Debug, Default)]
+pub struct RunFilter {
+    pub job: Option<String>,
+    pub status: Option<String>,
+    /// The newest this many.
+    pub limit: i64,
+}
+
+/// A planned call of a run that did not (yet) bring its data.
+#[derive(Clone, Debug, sqlx::FromRow)]
+pub struct RunCall {
+    pub work_id: i64,
+    pub collection: String,
+    pub endpoint: String,
+    pub targets: Vec<String>,
+    /// queued, running, failed, exhausted or cancelled.
+    pub state: String,
+    /// Claims made of it.
+    pub attempt: i32,
+    pub failures: i32,
+    pub last_error: Option<String>,
+    pub held_by: Option<String>,
+    /// When a queued call is due.
+    pub run_after: DateTime<Utc>,
+}
+
+/// What `linkledger cancel` did to one run.
+#[derive(Clone, Debug, sqlx::FromRow)]
+pub struct CancelledRun {
+    pub run_id: i64,
+    pub job: String,
+    /// Its status now: `cancelled` once closed, `running` while calls it had in
+    /// flight finish, or the status it had already finished with.
+    pub status: String,
+    /// Whether the run was still open when asked.
+    pub was_running: bool,
+    /// Planned calls dropped now.
+    pub cancelled: i64,
+    /// Calls in flight, left to finish.
+    pub in_flight: i64,
+}
+
+/// Scheduled runs with queued work, for a daemon that holds it.
+#[derive(Clone, Debug, PartialEq, Eq, sqlx::FromRow)]
+pub struct HeldRun {
+    pub run_id: i64,
+    pub job: String,
+    pub queued: i64,
+}
+
+/// What scheduled work did since a point in the ledger.
+#[derive(Clone, Debug, Default, PartialEq, Eq, sqlx::FromRow)]
+pub struct Activity {
+    /// HTTP requests of scheduled runs answered since (reused answers included).
+    pub calls: i64,
+    /// Of those, the ones that brought no data.
+    pub failed: i64,
+    pub rows: i64,
+    #[sqlx(try_from = "Decimal")]
+    pub cost: Usd,
+    /// Scheduled calls queued now, and running now.
+    pub queued: i64,
+    pub running: i64,
+    /// The newest ledger row now: where the next account starts.
+    pub last_call_id: i64,
+}
+
+/// The columns of a [`RunRecord`] over `linkledger.runs r`.
+const RECORD: &str = "
+    SELECT r.id, r.kind, r.job, f.collection, f.scheduled_for, r.started_at, r.finished_at,
+           r.status,
+           CASE WHEN r.finished_at IS NULL THEN c.calls ELSE r.calls END AS calls,
+           CASE WHEN r.finished_at IS NULL THEN w.failed ELSE r.failed_calls END AS failed,
+           CASE WHEN r.finished_at IS NULL THEN w.rows ELSE r.rows_written END AS rows,
+           CASE WHEN r.finished_at IS NULL THEN c.cost ELSE r.cost_usd END AS cost,
+           r.message, w.planned, w.done, w.queued, w.running, w.cancelled, w.held
+    FROM linkledger.runs r
+    LEFT JOIN linkledger.fires f ON f.run_id = r.id
+    CROSS JOIN LATERAL (
+        SELECT count(*)::bigint AS planned,
+               count(*) FILTER (WHERE state = 'succeeded')::bigint AS done,
+               count(*) FILTER (WHERE state = 'queued')::bigint AS queued,
+               count(*) FILTER (WHERE state = 'running')::bigint AS running,
+               count(*) FILTER (WHERE state = 'cancelled')::bigint AS cancelled,
+               count(*) FILTER (WHERE state IN ('failed', 'exhausted', 'cancelled'))::bigint AS failed,
+               count(*) FILTER (WHERE state = 'queued' AND held_by IS NOT NULL)::bigint AS held,
+               coalesce(sum(rows_written), 0)::bigint AS rows
+        FROM linkledger.work WHERE run_id = r.id) w
+    CROSS JOIN LATERAL (
+        SELECT count(*)::bigint AS calls, coalesce(sum(cost_usd), 0) AS cost
+        FROM linkledger.api_calls WHERE run_id = r.id) c";
+
+impl Store {
+    /// The newest runs that pass `filter`, newest first.
+    pub async fn list_runs(&self, filter: &RunFilter) -> Result<Vec<RunRecord>, StoreError> {
+        let sql = format!(
+            "{RECORD}
+             WHERE ($1::text IS NULL OR r.job = $1) AND ($2::text IS NULL OR r.status = $2)
+             ORDER BY r.id DESC LIMIT $3"
+        );
+        Ok(sqlx::query_as(sqlx::AssertSqlSafe(sql))
+            .bind(filter.job.as_deref())
+            .bind(filter.status.as_deref())
+            .bind(filter.limit.max(0))
+            .fetch_all(self.pool())
+            .await?)
+    }
+
+    /// One run, if it exists.
+    pub async fn run_record(&self, run_id: i64) -> Result<Option<RunRecord>, StoreError> {
+        let sql = format!("{RECORD} WHERE r.id = $1");
+        Ok(sqlx::query_as(sqlx::AssertSqlSafe(sql))
+            .bind(run_id)
+            .fetch_optional(self.pool())
+            .await?)
+    }
+
+    /// The planned calls of a run that have not brought their data: the ones that
+    /// ended without it (failed, exhausted, cancelled) and the ones still waiting
+    /// (queued, running), in the order they were planned; at most `limit`.
+    pub async fn run_calls(&self, run_id: i64, limit: i64) -> Result<Vec<RunCall>, StoreError> {
+        Ok(sqlx::query_as(
+            "SELECT id AS work_id, collection, endpoint, targets, state, attempt, failures,
+                    last_error, held_by, run_after
+             FROM linkledger.work WHERE run_id = $1 AND state <> 'succeeded'
+             ORDER BY id LIMIT $2",
+        )
+        .bind(run_id)
+        .bind(limit.max(0))
+        .fetch_all(self.pool())
+        .await?)
+    }
+
+    /// The ids of the open runs of `job` (to cancel them all).
+    pub async fn open_runs_of(&self, job: &str) -> Result<Vec<i64>, StoreError> {
+        Ok(sqlx::query_scalar(
+            "SELECT id FROM linkledger.runs WHERE job = $1 AND status = 'running' ORDER BY id",
+        )
+        .bind(job)
+        .fetch_all(self.pool())
+        .await?)
+    }
+
+    /// Drops the work of `runs` that no process is working on: queued calls (held by a
+    /// budget or not) and claims whose lease lapsed (their process died; a request one
+    /// of them left unanswered is booked `abandoned` at its estimate, as a new claim
+    /// would book it). Calls in flight are left to finish. Each open run is marked
+    /// cancelled and closed `cancelled` once nothing of it is pending (now, or when
+    /// its last call in flight ends). Nothing is sent and nothing is reserved. Runs that
+    /// do not exist are left out of the answer.
+    #[instrument(skip_all, fields(runs = runs.len()))]
+    pub async fn cancel_runs(
+        &self,
+        runs: &[i64],
+        why: &str,
+    ) -> Result<Vec<CancelledRun>, StoreError> {
+        let mut tx = self.pool().begin().await?;
+        let open: Vec<(i64, String, String)> = sqlx::query_as(
+            "SELECT id, job, status FROM linkledger.runs WHERE id = ANY($1) ORDER BY id FOR UPDATE",
+        )
+        .bind(runs)
+        .fetch_all(&mut *tx)
+        .await?;
+        sqlx::query(
+            "UPDATE linkledger.api_calls c SET outcome = 'abandoned',
+                    cost_usd = coalesce(c.estimated_usd, $2 + $3 * w.estimated_rows),
+                    error = 'no answer: the process died with the request in flight; cost is the list-price estimate'
+             FROM linkledger.work w
+             WHERE c.work_id = w.id AND w.run_id = ANY($1) AND w.state = 'running'
+               AND w.lease_expires_at < now() AND c.outcome = 'sent'",
+        )
+        .bind(runs)
+        .bind(crate::plan::PRICE_PER_REQUEST.decimal())
+        .bind(crate::plan::PRICE_PER_ROW.decimal())
+        .execute(&mut *tx)
+        .await?;
+        let dropped: Vec<i64> = sqlx::query_scalar(
+            "UPDATE linkledger.work SET state = 'cancelled', finished_at = now(),
+                    last_error = $2 || coalesce('; last try: ' || last_error, ''),
+                    lease_expires_at = NULL, leased_by = NULL, held_by = NULL
+             WHERE run_id = ANY($1)
+               AND (state = 'queued' OR (state = 'running' AND lease_expires_at < now()))
+             RETURNING run_id",
+        )
+        .bind(runs)
+        .bind(why)
+        .fetch_all(&mut *tx)
+        .await?;
+        sqlx::query(
+            "UPDATE linkledger.runs SET cancelled_at = now()
+             WHERE id = ANY($1) AND status = 'running'",
+        )
+        .bind(runs)
+        .execute(&mut *tx)
+        .await?;
+        let mut out = Vec::new();
+        for (run_id, job, status) in open {
+            let was_running = status == "running";
+            if was_running {
+                close_run(&mut *tx, run_id, None).await?;
+            }
+            let (status, in_flight): (String, i64) = sqlx::query_as(
+                "SELECT r.status,
+                        (SELECT count(*) FROM linkledger.work w
+                         WHERE w.run_id = r.id AND w.state = 'running')::bigint
+                 FROM linkledger.runs r WHERE r.id = $1",
+            )
+            .bind(run_id)
+            .fetch_one(&mut *tx)
+            .await?;
+            out.push(CancelledRun {
+                run_id,
+                job,
+                status,
+                was_running,
+                cancelled: dropped.iter().filter(|r| **r == run_id).count() as i64,
+                in_flight,
+            });
+        }
+        tx.commit().await?;
+        Ok(out)
+    }
+
+    /// Scheduled runs with queued work, oldest first: what a daemon whose calls are
+    /// stopped holds.
+    pub async fn held_runs(&self) -> Result<Vec<HeldRun>, StoreError> {
+        Ok(sqlx::query_as(
+            "SELECT run_id, job, count(*)::bigint AS queued FROM linkledger.work
+             WHERE state = 'queued' AND run_kind = 'scheduled'
+             GROUP BY run_id, job ORDER BY run_id",
+        )
+        .fetch_all(self.pool())
+        .await?)
+    }
+
+    /// What scheduled work did after ledger row `after` (requests answered, rows,
+    /// cost), and the scheduled queue now.
+    pub async fn scheduled_activity(&self, after: i64) -> Result<Activity, StoreError> {
+        Ok(sqlx::query_as(
+            "SELECT c.calls, c.failed, c.rows, c.cost, q.queued, q.running,
+                    (SELECT coalesce(max(id), 0) FROM linkledger.api_calls)::bigint AS last_call_id
+             FROM (SELECT count(*)::bigint AS calls,
+                          count(*) FILTER (WHERE a.outcome NOT IN ('ok', 'reused'))::bigint AS failed,
+                          coalesce(sum(a.rows_written), 0)::bigint AS rows,
+                          coalesce(sum(a.cost_usd), 0) AS cost
+                   FROM linkledger.api_calls a JOIN linkledger.runs r ON r.id = a.run_id
+                   WHERE a.id > $1 AND a.outcome <> 'sent' AND r.kind = 'scheduled') c,
+                  (SELECT count(*) FILTER (WHERE state = 'queued')::bigint AS queued,
+                          count(*) FILTER (WHERE state = 'running')::bigint AS running
+                   FROM linkledger.work
+                   WHERE state IN ('queued', 'running') AND run_kind = 'scheduled') q",
+        )
+        .bind(after)
+        .fetch_one(self.pool())
+        .await?)
+    }
+}

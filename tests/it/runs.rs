@@ -1,0 +1,228 @@
+//! `linkledger runs`, `runs show` and `cancel` through the binary, against daemons
+//! that a refusal stopped and daemons with calls in flight.
+
+use std::time::Duration;
+
+use linkledger::sandbox::SandboxOptions;
+use nix::sys::signal::Signal;
+
+use crate::common::*;
+use crate::harness::*;
+
+/// A job named `name` with one summary collection over `targets` that fires once at
+/// start (its last fire was long ago).
+fn one_fire_job(name: &str, targets: &[&str]) -> String {
+    let list: Vec<String> = targets.iter().map(|t| format!("{t:?}")).collect();
+    format!(
+        "name = \"{name}\"\ntargets = [{}]\n[[collect]]\nendpoint = \"summary\"\nschedule = \"{ONE_FIRE}\"\n{ONE_FIRE_CATCH_UP}\n",
+        list.join(", ")
+    )
+}
+
+async fn run_of(store: &linkledger::store::Store, job: &str) -> (i64, String) {
+    sqlx::query_as(
+        "SELECT id, status FROM linkledger.runs WHERE job = $1 AND kind = 'scheduled'
+         AND finished_at IS DISTINCT FROM '2000-01-01T00:00:00Z' ORDER BY id DESC LIMIT 1",
+    )
+    .bind(job)
+    .fetch_one(store.pool())
+    .await
+    .unwrap()
+}
+
+#[tokio::test]
+async fn cancelling_the_work_a_40210_left_lets_a_new_daemon_run_the_other_jobs() {
+    let db = TestDb::new().await;
+    let store = db.store().await;
+    let long_ago = chrono::DateTime::parse_from_rfc3339("2000-01-01T00:00:00Z")
+        .unwrap()
+        .into();
+    seed_fire(&store, "broke", "summary", long_ago).await;
+    seed_fire(&store, "fine", "summary", long_ago).await;
+    let sb = default_sandbox().await;
+    let wd = Workdir::new(&[
+        (
+            "broke.toml",
+            &one_fire_job("broke", &["quirk-no-funds.example.com"]),
+        ),
+        (
+            "fine.toml",
+            &one_fire_job("fine", &["a.example.com", "b.example.com", "c.example.com"]),
+        ),
+    ]);
+    // One call at a time: the refused call (enqueued first) stops the daemon before
+    // any of `fine`'s calls is made.
+    let env = daemon_env(
+        &db.url,
+        &sb,
+        &[
+            ("LINKLEDGER_QUEUE__WORKERS", "1"),
+            ("LINKLEDGER_API__MAX_IN_FLIGHT", "1"),
+        ],
+    );
+    let mut d = Daemon::start(wd.path(), &env).await;
+    wait_for(
+        Duration::from_secs(30),
+        "the daemon to say what it holds",
+        || async { d.log().contains("holding the queued work of") },
+    )
+    .await;
+    d.signal(Signal::SIGTERM);
+    assert!(
+        d.wait(Duration::from_secs(15)).await.success(),
+        "{}",
+        d.log()
+    );
+    let (broke, _) = run_of(&store, "broke").await;
+    let (fine, status) = run_of(&store, "fine").await;
+    assert_eq!(status, "running");
+    let log = d.log();
+    assert!(
+        log.contains(&format!("run {broke} (broke, 1 call)"))
+            && log.contains(&format!("run {fine} (fine, 3 calls)"))
+            && log.contains("40210")
+            && log.contains("linkledger cancel"),
+        "{log}"
+    );
+    assert_eq!(sb.stats().requests, 1, "only the refused call was made");
+
+    // What is left, as `runs` and `runs show` tell it.
+    let out = linkledger(wd.path(), &env, &["runs", "--status", "running"]).await;
+    assert!(out.status.success(), "{}", stderr(&out));
+    let listed = stdout(&out);
+    let row = |id: i64| {
+        listed
+            .lines()
+            .find(|l| l.split_whitespace().next() == Some(&id.to_string()))
+            .unwrap_or_else(|| panic!("run {id} not listed: {listed}"))
+            .split_whitespace()
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(row(broke)[1..3], ["scheduled", "broke/summary"], "{listed}");
+    assert_eq!(row(fine).last(), Some(&"3"), "3 calls left: {listed}");
+    assert_eq!(row(broke).last(), Some(&"1"), "1 call left: {listed}");
+    let out = linkledger(wd.path(), &env, &["runs", "show", &broke.to_string()]).await;
+    let shown = stdout(&out);
+    assert!(
+        shown.contains("summary [quirk-no-funds.example.com]: queued")
+            && shown.contains("40210 Insufficient funds"),
+        "{shown}"
+    );
+    let out = linkledger(wd.path(), &env, &["runs", "show", &fine.to_string()]).await;
+    assert!(
+        stdout(&out).contains("summary [a.example.com]: queued, due now"),
+        "{}",
+        stdout(&out)
+    );
+
+    // An unknown run is a usage error and changes nothing.
+    let out = linkledger(wd.path(), &env, &["cancel", &broke.to_string(), "999999"]).await;
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    assert!(stderr(&out).contains("no run 999999"), "{}", stderr(&out));
+    assert_eq!(run_of(&store, "broke").await.1, "running");
+
+    let out = linkledger(wd.path(), &env, &["cancel", "--job", "broke"]).await;
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(
+        stdout(&out).trim(),
+        format!("run {broke} (broke): 1 queued call dropped; the run is cancelled")
+    );
+    assert_eq!(run_of(&store, "broke").await.1, "cancelled");
+
+    // A new daemon runs the other job's calls, and nothing of the cancelled run.
+    let mut d = Daemon::start(wd.path(), &env).await;
+    wait_for(Duration::from_secs(30), "fine's run to succeed", || async {
+        run_of(&store, "fine").await.1 == "succeeded"
+    })
+    .await;
+    d.signal(Signal::SIGTERM);
+    assert!(
+        d.wait(Duration::from_secs(15)).await.success(),
+        "{}",
+        d.log()
+    );
+    assert!(!d.log().contains("40210"), "{}", d.log());
+    assert_eq!(sb.stats().requests, 4, "{:?}", sb.stats());
+    let out = linkledger(
+        wd.path(),
+        &env,
+        &["runs", "--job", "broke", "--status", "cancelled"],
+    )
+    .await;
+    assert!(
+        stdout(&out).contains(&format!("{broke}  scheduled  broke/summary")),
+        "{}",
+        stdout(&out)
+    );
+}
+
+#[tokio::test]
+async fn cancel_drops_queued_calls_lets_calls_in_flight_finish_and_books_nothing() {
+    let sc = scene(
+        10,
+        SandboxOptions {
+            latency: Duration::from_millis(1500),
+            ..SandboxOptions::default()
+        },
+        &[("LINKLEDGER_API__MAX_IN_FLIGHT", "2")],
+    )
+    .await;
+    let store = sc.store.clone();
+    let mut d = Daemon::start(sc.wd.path(), &sc.env).await;
+    wait_for(Duration::from_secs(30), "calls in flight", || async {
+        count(
+            &store,
+            "SELECT count(*) FROM linkledger.api_calls WHERE outcome = 'sent' AND endpoint = 'summary'",
+        )
+        .await
+            >= 1
+    })
+    .await;
+    let (run, _) = run_of(&store, "daemon").await;
+    let out = linkledger(sc.wd.path(), &sc.env, &["cancel", &run.to_string()]).await;
+    assert!(out.status.success(), "{}", stderr(&out));
+    let said = stdout(&out);
+    assert!(said.contains("queued calls dropped"), "{said}");
+    wait_for(Duration::from_secs(30), "the run to close", || async {
+        run_of(&store, "daemon").await.1 != "running"
+    })
+    .await;
+    d.signal(Signal::SIGTERM);
+    assert!(
+        d.wait(Duration::from_secs(15)).await.success(),
+        "{}",
+        d.log()
+    );
+    assert_eq!(run_of(&store, "daemon").await.1, "cancelled");
+
+    let done = count(
+        &store,
+        "SELECT count(*) FROM linkledger.work WHERE state = 'succeeded'",
+    )
+    .await;
+    let dropped = count(
+        &store,
+        "SELECT count(*) FROM linkledger.work WHERE state = 'cancelled'",
+    )
+    .await;
+    assert!(done >= 1, "the calls in flight finished");
+    assert_eq!(done + dropped, 10);
+    assert!(
+        said.contains(&format!("{dropped} queued calls dropped")),
+        "{said}"
+    );
+    // Every request made was one in flight when the run was cancelled, and answered.
+    assert_eq!(sc.sb.stats().requests as i64, done, "{:?}", sc.sb.stats());
+    assert_eq!(
+        count(
+            &store,
+            "SELECT count(*) FROM linkledger.api_calls WHERE endpoint = 'summary' AND outcome <> 'ok'"
+        )
+        .await,
+        0
+    );
+    assert_eq!(
+        ledger_total(&store).await,
+        sc.sb.stats().charged_usd.decimal()
+    );
+}
