@@ -452,7 +452,9 @@ impl Config {
         Self::load_from(file, std::env::vars())
     }
 
-    /// Like [`Config::load`] with an explicit environment (for tests).
+    /// Like [`Config::load`] with an explicit environment (for tests). Every problem
+    /// is reported, not only the first: one line each, `config: key: why (from
+    /// where)`, naming the file or the environment variable that set the value.
     pub fn load_from(
         file: Option<&Path>,
         env: impl IntoIterator<Item = (String, String)>,
@@ -462,18 +464,32 @@ impl Config {
         let explicit = file
             .map(Path::to_path_buf)
             .or_else(|| lookup("LINKLEDGER_CONFIG").map(PathBuf::from));
-        let mut fig = Figment::new();
-        match explicit {
+        let mut problems = Vec::new();
+        let mut layers = Vec::new();
+        let path = match explicit {
             Some(path) => {
                 if !path.exists() {
                     return Err(ConfigError::Missing(path));
                 }
-                fig = fig.merge(Toml::file(path));
+                Some(path)
             }
-            None => {
-                if Path::new(DEFAULT_FILE).exists() {
-                    fig = fig.merge(Toml::file(DEFAULT_FILE));
-                }
+            None => Path::new(DEFAULT_FILE)
+                .exists()
+                .then(|| PathBuf::from(DEFAULT_FILE)),
+        };
+        if let Some(path) = path {
+            let toml = Toml::file(&path);
+            match toml.data() {
+                Ok(data) => layers.push(Layer {
+                    metadata: toml.metadata(),
+                    data,
+                }),
+                // The file's other settings cannot be read; the environment's still are.
+                Err(e) => problems.push(format!(
+                    "config: {}: {}",
+                    path.display(),
+                    one_line(&e.kind.to_string())
+                )),
             }
         }
         let conventional = [
@@ -484,11 +500,7 @@ impl Config {
         ];
         for (var, key) in conventional {
             if let Some(value) = lookup(var) {
-                fig = fig.merge(EnvVar {
-                    var: var.to_string(),
-                    key: key.to_string(),
-                    value,
-                });
+                layers.push(Layer::env(var, key, value)?);
             }
         }
         // The same mapping as figment's `Env::prefixed("LINKLEDGER_").split("__")`, built
@@ -500,39 +512,45 @@ impl Config {
             else {
                 continue;
             };
-            fig = fig.merge(EnvVar {
-                var: var.clone(),
-                key: rest.to_ascii_lowercase().replace("__", "."),
-                value: value.clone(),
-            });
+            let key = rest.to_ascii_lowercase().replace("__", ".");
+            layers.push(Layer::env(var, &key, value.clone())?);
         }
-        // Every environment value is a string, exactly as written: a password `00123`
-        // stays `00123`. Lossy extraction reads a string as a number or a boolean only
-        // where the setting is one (`LINKLEDGER_API__MAX_IN_FLIGHT=10`).
-        fig.extract_lossy::<Config>().map_err(|e| {
-            ConfigError::Invalid(
-                e.into_iter()
-                    .map(|e| {
-                        let path = e.path.join(".");
-                        let msg = e.kind.to_string();
-                        let src = e
-                            .metadata
-                            .as_ref()
-                            .map(|m| match &m.source {
-                                Some(source) => format!(" (from {} {source})", m.name),
-                                None => format!(" (from {})", m.name),
-                            })
-                            .unwrap_or_default();
-                        if path.is_empty() {
-                            format!("config: {msg}{src}")
-                        } else {
-                            format!("config: {path}: {msg}{src}")
+        // Serde stops at the first problem; each one found is set aside (its key taken
+        // out of every layer) and the rest read again, until none is left.
+        for _ in 0..100 {
+            let fig = layers
+                .iter()
+                .fold(Figment::new(), |fig, layer| fig.merge(layer));
+            // Every environment value is a string, exactly as written: a password
+            // `00123` stays `00123`. Lossy extraction reads a string as a number or a
+            // boolean only where the setting is one (`LINKLEDGER_API__MAX_IN_FLIGHT=10`).
+            match fig.extract_lossy::<Config>() {
+                Ok(config) if problems.is_empty() => return Ok(config),
+                Ok(_) => break,
+                Err(errors) => {
+                    let mut set_aside = false;
+                    for e in errors {
+                        // An unknown key's path names the key itself.
+                        let key = e.path.clone();
+                        let from = layers
+                            .iter()
+                            .rev()
+                            .find(|l| l.has(&key))
+                            .map(|l| l.metadata.clone())
+                            .or(e.metadata.clone());
+                        problems.push(problem(&key, &e.kind, from.as_ref()));
+                        for layer in &mut layers {
+                            set_aside |= layer.remove(&key);
                         }
-                    })
-                    .collect::<Vec<_>>()
-                    .join("\n"),
-            )
-        })
+                    }
+                    if !set_aside {
+                        break;
+                    }
+                }
+            }
+        }
+        problems.dedup();
+        Err(ConfigError::Invalid(problems.join("\n")))
     }
 
     pub fn database_url(&self) -> Option<&SecretString> {
@@ -576,23 +594,178 @@ fn show_duration(d: Duration) -> String {
     }
 }
 
-/// One environment variable as a configuration layer, named after the variable so that
-/// an error about its value says where the value came from.
-struct EnvVar {
-    var: String,
-    /// The dotted key it sets (`api.max_in_flight`).
-    key: String,
-    /// Always a string; see the extraction in [`Config::load_from`].
-    value: String,
+/// One layer of the configuration (the file, or one environment variable), its data
+/// read once so that a key found wrong can be taken out and the rest read again.
+struct Layer {
+    /// Names where its values come from: `TOML file config/linkledger.toml`,
+    /// `environment variable LINKLEDGER_API__TIMEOUT`.
+    metadata: Metadata,
+    data: figment::value::Map<Profile, figment::value::Dict>,
 }
 
-impl Provider for EnvVar {
+impl Layer {
+    /// One environment variable setting the dotted `key` (`api.max_in_flight`) to
+    /// `value`, always a string; see the extraction in [`Config::load_from`].
+    fn env(var: &str, key: &str, value: String) -> Result<Layer, ConfigError> {
+        let data = Serialized::global(key, &value).data().map_err(|e| {
+            ConfigError::Invalid(format!(
+                "config: environment variable {var}: {}",
+                e.kind.to_string().replace('`', "")
+            ))
+        })?;
+        Ok(Layer {
+            metadata: Metadata::named(format!("environment variable {var}")),
+            data,
+        })
+    }
+
+    /// The dictionary holding `key`'s last part, in every profile.
+    fn parents<'a>(
+        &'a mut self,
+        key: &'a [String],
+    ) -> impl Iterator<Item = &'a mut figment::value::Dict> + 'a {
+        self.data.values_mut().filter_map(move |dict| {
+            let (_, parents) = key.split_last()?;
+            parents
+                .iter()
+                .try_fold(dict, |d, part| match d.get_mut(part) {
+                    Some(figment::value::Value::Dict(_, inner)) => Some(inner),
+                    _ => None,
+                })
+        })
+    }
+
+    fn has(&self, key: &[String]) -> bool {
+        let Some((last, parents)) = key.split_last() else {
+            return false;
+        };
+        self.data.values().any(|dict| {
+            parents
+                .iter()
+                .try_fold(dict, |d, part| match d.get(part) {
+                    Some(figment::value::Value::Dict(_, inner)) => Some(inner),
+                    _ => None,
+                })
+                .is_some_and(|d| d.contains_key(last))
+        })
+    }
+
+    /// Takes `key` out; `true` if it was there.
+    fn remove(&mut self, key: &[String]) -> bool {
+        let Some(last) = key.last().cloned() else {
+            return false;
+        };
+        let mut removed = false;
+        for dict in self.parents(key) {
+            removed |= dict.remove(&last).is_some();
+        }
+        removed
+    }
+}
+
+impl Provider for Layer {
     fn metadata(&self) -> Metadata {
-        Metadata::named(format!("environment variable {}", self.var))
+        self.metadata.clone()
     }
 
     fn data(&self) -> Result<figment::value::Map<Profile, figment::value::Dict>, figment::Error> {
-        Serialized::global(&self.key, &self.value).data()
+        Ok(self.data.clone())
+    }
+}
+
+/// One problem as a line: `config: api.timeout: expected a duration like "180s",
+/// found 5 (from TOML file config/linkledger.toml)`. Serde's wording is replaced where
+/// it would show a type of the program (`usize`, `struct ApiConfig`) or quote inside
+/// quotes.
+fn problem(key: &[String], kind: &figment::error::Kind, from: Option<&Metadata>) -> String {
+    use figment::error::Kind;
+    let why = match kind {
+        Kind::Message(m) => m.clone(),
+        Kind::InvalidType(actual, expected) | Kind::InvalidValue(actual, expected) => {
+            format!(
+                "expected {}, found {}",
+                expected_in_words(expected),
+                found(actual)
+            )
+        }
+        Kind::UnknownField(name, known) => {
+            let hint = crate::suggest(name, known.iter().copied())
+                .map(|s| format!("; did you mean {s}?"))
+                .unwrap_or_default();
+            let known = if known.is_empty() {
+                String::new()
+            } else {
+                format!(" (known here: {})", known.join(", "))
+            };
+            if key.len() == 1 {
+                format!("unknown section{hint}{known}")
+            } else {
+                format!("unknown key{hint}{known}")
+            }
+        }
+        Kind::UnknownVariant(given, known) => {
+            format!("'{given}' is not one of {}", known.join(", "))
+        }
+        Kind::MissingField(name) => format!("{name} is missing"),
+        other => other.to_string().replace('`', "'"),
+    };
+    let why = why.replace("figment::value::value::Value", "a value");
+    let key = key.join(".");
+    let src = from
+        .map(|m| match &m.source {
+            Some(source) => format!(" (from {} {source})", m.name),
+            None => format!(" (from {})", m.name),
+        })
+        .unwrap_or_default();
+    if key.is_empty() {
+        format!("config: {why}{src}")
+    } else {
+        format!("config: {key}: {why}{src}")
+    }
+}
+
+/// A TOML parser's message (a snippet of the file with a caret under the place) as
+/// one line: `TOML parse error at line 1, column 5: invalid table header: expected
+/// '.', ']'`.
+fn one_line(message: &str) -> String {
+    message
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty() && !l.contains('|'))
+        .collect::<Vec<_>>()
+        .join(": ")
+        .replace('`', "'")
+}
+
+/// What a setting expects, in a user's words.
+fn expected_in_words(expected: &str) -> String {
+    match expected {
+        "usize" | "u8" | "u16" | "u32" | "u64" | "u128" => "a whole number of 0 or more".into(),
+        "isize" | "i8" | "i16" | "i32" | "i64" | "i128" => "a whole number".into(),
+        "f32" | "f64" => "a number".into(),
+        "a duration" => "a duration like \"30s\" or \"5m\"".into(),
+        "path string" => "a path".into(),
+        "socket address" => "an address like \"127.0.0.1:9187\"".into(),
+        "a boolean" | "bool" => "true or false".into(),
+        e if e.starts_with("struct ") || e == "map" => "a table of settings".into(),
+        e => e.replace('`', "'"),
+    }
+}
+
+/// What a value was, in a user's words (a string is quoted, never a secret: secrets
+/// have messages of their own).
+fn found(actual: &figment::error::Actual) -> String {
+    use figment::error::Actual;
+    match actual {
+        Actual::Bool(b) => b.to_string(),
+        Actual::Unsigned(n) => n.to_string(),
+        Actual::Signed(n) => n.to_string(),
+        Actual::Float(n) => n.to_string(),
+        Actual::Char(c) => format!("'{c}'"),
+        Actual::Str(s) => format!("\"{s}\""),
+        Actual::Seq => "a list".into(),
+        Actual::Map => "a table (or a date)".into(),
+        _ => "a value of another kind".into(),
     }
 }
 
@@ -730,6 +903,98 @@ mod tests {
             Ok(cfg) => panic!("loaded with base_url {}", cfg.api.base_url),
             Err(ConfigError::Invalid(e)) => e,
             Err(e) => panic!("expected Invalid, got {e:?}"),
+    fn problems(toml: &str, vars: &[(&str, &str)]) -> Vec<String> {
+        match load(toml, vars) {
+            Ok(_) => panic!("loaded: {toml}"),
+            Err(ConfigError::Invalid(e)) => e.lines().map(str::to_string).collect(),
+            Err(e) => panic!("expected Invalid, got {e:?}"),
+        }
+    }
+
+    #[test]
+    fn a_file_with_three_mistakes_reports_all_three_each_naming_the_file() {
+        let lines = problems(
+            "[api]\nmax_inflight = 3\ntimeout = \"soon\"\n[budget]\ndaily_usd = \"lots\"\n",
+            &[],
+        );
+        assert_eq!(lines.len(), 3, "{lines:#?}");
+        for (line, key) in lines
+            .iter()
+            .zip(["api.max_inflight", "api.timeout", "budget.daily_usd"])
+        {
+            assert!(line.starts_with(&format!("config: {key}: ")), "{line}");
+            assert!(line.ends_with("c.toml)"), "{line}");
+        }
+        assert!(
+            lines[0].contains("did you mean max_in_flight?"),
+            "{}",
+            lines[0]
+        );
+        assert!(lines[1].contains("found \"soon\""), "{}", lines[1]);
+    }
+
+    #[test]
+    fn a_mistake_made_in_the_environment_names_the_variable() {
+        let lines = problems(
+            "[api]\nauth = \"digest\"\n",
+            &[
+                ("LINKLEDGER_QUEUE__LEASE", "long"),
+                ("LINKLEDGER_API__MAX_INFLIGHT", "3"),
+            ],
+        );
+        assert_eq!(lines.len(), 3, "{lines:#?}");
+        assert!(
+            lines.iter().any(|l| l.starts_with("config: queue.lease: ")
+                && l.ends_with("(from environment variable LINKLEDGER_QUEUE__LEASE)")),
+            "{lines:#?}"
+        );
+        assert!(
+            lines
+                .iter()
+                .any(|l| l.starts_with("config: api.max_inflight: unknown key")
+                    && l.ends_with("(from environment variable LINKLEDGER_API__MAX_INFLIGHT)")),
+            "{lines:#?}"
+        );
+        assert!(
+            lines.iter().any(|l| l
+                .starts_with("config: api.auth: 'digest' is not one of basic, bearer")
+                && l.ends_with("c.toml)")),
+            "{lines:#?}"
+        );
+    }
+
+    #[test]
+    fn problems_name_no_type_of_the_program_and_quote_nothing_inside_quotes() {
+        let files = [
+            "api = 5\n",
+            "[api]\nmax_in_flight = \"many\"\n",
+            "[api]\nauth = \"digest\"\n",
+            "[api]\nbody = 1\n",
+            "[api]\nnope = 1\n",
+            "[server]\nlisten = 2024-01-01\n",
+            "[budget]\ndaily_usd = 2024-01-01\n",
+            "[queue]\nlease = []\n",
+            "[jobs]\ndir = 5\n",
+            "[database]\npool_size = -1\n",
+            "bogus = 1\n",
+        ];
+        for toml in files {
+            for line in problems(toml, &[]) {
+                for internal in [
+                    "``",
+                    "`one of",
+                    "usize",
+                    "u32",
+                    "struct ",
+                    "figment::",
+                    "$__toml",
+                ] {
+                    assert!(!line.contains(internal), "{toml:?}: {line}");
+                }
+            }
+        }
+    }
+
         }
     }
 

@@ -124,7 +124,17 @@ impl Serialize for Usd {
 impl<'de> Deserialize<'de> for Usd {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         let v = serde_json::Value::deserialize(d)?;
-        Usd::from_json(&v).ok_or_else(|| serde::de::Error::custom(format!("not an amount: {v}")))
+        Usd::from_json(&v).ok_or_else(|| {
+            serde::de::Error::custom(match &v {
+                serde_json::Value::String(s) => {
+                    format!("\"{s}\" is not an amount in USD; write a number like 5.0")
+                }
+                serde_json::Value::Object(_) => {
+                    "expected an amount in USD like 5.0, found a table (or a date)".to_string()
+                }
+                other => format!("expected an amount in USD like 5.0, found {other}"),
+            })
+        })
     }
 }
 
