@@ -45,7 +45,12 @@ pub async fn connect(config: &Config) -> anyhow::Result<Store> {
     let url = config.database_url().ok_or_else(|| {
         ConfigError::Invalid("no database configured: set DATABASE_URL or database.url".into())
     })?;
-    let store = Store::connect(url, config.database.pool_size).await?;
+    let store = Store::connect_within(
+        url,
+        config.database.pool_size,
+        config.database.connect_timeout,
+    )
+    .await?;
     store.migrate().await?;
     Ok(store)
 }

@@ -103,6 +103,9 @@ pub struct DatabaseConfig {
     pub url: Option<SecretString>,
     #[serde(default = "default_pool_size")]
     pub pool_size: u32,
+    /// How long connecting may take before it fails, saying why.
+    #[serde(default = "default_db_connect_timeout", with = "humantime_serde")]
+    pub connect_timeout: Duration,
 }
 
 impl Default for DatabaseConfig {
@@ -110,8 +113,13 @@ impl Default for DatabaseConfig {
         DatabaseConfig {
             url: None,
             pool_size: default_pool_size(),
+            connect_timeout: default_db_connect_timeout(),
         }
     }
+}
+
+fn default_db_connect_timeout() -> Duration {
+    crate::store::DEFAULT_CONNECT_TIMEOUT
 }
 
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize, Serialize)]

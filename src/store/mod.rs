@@ -9,9 +9,11 @@ pub mod reports;
 pub mod runs;
 pub mod warehouse;
 
+use std::time::Duration;
+
 use secrecy::{ExposeSecret, SecretString};
-use sqlx::PgPool;
-use sqlx::postgres::PgPoolOptions;
+use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
+use sqlx::{Connection as _, PgConnection, PgPool};
 use tracing::instrument;
 
 pub use ledger::{
@@ -28,12 +30,10 @@ pub struct Store {
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
-    #[error("cannot connect to PostgreSQL at {where_}: {source}")]
-    Connect {
-        where_: String,
-        #[source]
-        source: sqlx::Error,
-    },
+    /// The database could not be reached or would not take us: what happened and what
+    /// to check, said once (no source chain that repeats it).
+    #[error("cannot connect to PostgreSQL: {0}")]
+    Connect(String),
     #[error("applying migrations failed: {0}")]
     Migrate(#[from] sqlx::migrate::MigrateError),
     #[error(transparent)]
@@ -59,18 +59,92 @@ impl StoreError {
     }
 }
 
+/// How long [`Store::connect`] waits for the database to answer.
+pub const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Where a connection goes, for messages: `host:port`, or the Unix socket.
+fn address(opts: &PgConnectOptions) -> String {
+    match opts.get_socket() {
+        Some(dir) => format!(
+            "socket {}",
+            dir.join(format!(".s.PGSQL.{}", opts.get_port())).display()
+        ),
+        None => format!("{}:{}", opts.get_host(), opts.get_port()),
+    }
+}
+
+/// Why the first connection failed, in words: what happened, where, and what to check.
+fn connect_failure(e: &sqlx::Error, opts: &PgConnectOptions) -> String {
+    let at = address(opts);
+    let check = "check DATABASE_URL (or database.url)";
+    match e {
+        sqlx::Error::Io(io) if io.kind() == std::io::ErrorKind::ConnectionRefused => {
+            format!("connection refused at {at}; is PostgreSQL running there? {check}")
+        }
+        sqlx::Error::Io(io) if io.kind() == std::io::ErrorKind::NotFound => {
+            format!("no server at {at}; is PostgreSQL running there? {check}")
+        }
+        sqlx::Error::Io(io) => format!("cannot reach {at}: {io}; {check}"),
+        sqlx::Error::Database(db) => match db.code().as_deref() {
+            Some("3D000") => format!(
+                "database \"{}\" does not exist at {at}; create it (createdb {}) or {check}",
+                opts.get_database().unwrap_or("?"),
+                opts.get_database().unwrap_or("NAME"),
+            ),
+            Some("28P01") | Some("28000") => format!(
+                "the server at {at} refused the login of user \"{}\" ({}); {check}",
+                opts.get_username(),
+                db.message()
+            ),
+            _ => format!("the server at {at} said: {}", db.message()),
+        },
+        sqlx::Error::Tls(e) => format!("TLS with {at} failed: {e}"),
+        other => format!("{other} (at {at})"),
+    }
+}
+
 impl Store {
-    #[instrument(skip_all)]
+    /// Connects with the default timeout ([`DEFAULT_CONNECT_TIMEOUT`]).
     pub async fn connect(url: &SecretString, pool_size: u32) -> Result<Store, StoreError> {
+        Self::connect_within(url, pool_size, DEFAULT_CONNECT_TIMEOUT).await
+    }
+
+    /// Connects to `url` with a pool of `pool_size`. One connection is made first and
+    /// must succeed within `timeout`: a server that refuses, a database that does not
+    /// exist or a host that does not answer fails at once with a message saying which
+    /// (never the URL's password).
+    #[instrument(skip_all)]
+    pub async fn connect_within(
+        url: &SecretString,
+        pool_size: u32,
+        timeout: Duration,
+    ) -> Result<Store, StoreError> {
+        let opts: PgConnectOptions = url.expose_secret().parse().map_err(|e| {
+            StoreError::Connect(format!(
+                "{} is not a PostgreSQL URL: {e}",
+                redacted_url(url.expose_secret())
+            ))
+        })?;
+        match tokio::time::timeout(timeout, PgConnection::connect_with(&opts)).await {
+            Err(_) => {
+                return Err(StoreError::Connect(format!(
+                    "no answer from {} within {}; check DATABASE_URL (or database.url) and \
+                     database.connect_timeout",
+                    address(&opts),
+                    humantime::format_duration(timeout)
+                )));
+            }
+            Ok(Err(e)) => return Err(StoreError::Connect(connect_failure(&e, &opts))),
+            Ok(Ok(conn)) => {
+                let _ = conn.close().await;
+            }
+        }
         let pool = PgPoolOptions::new()
             .max_connections(pool_size.max(2))
-            .acquire_timeout(std::time::Duration::from_secs(30))
-            .connect(url.expose_secret())
-            .await
-            .map_err(|source| StoreError::Connect {
-                where_: redacted_url(url.expose_secret()),
-                source,
-            })?;
+            // Under load a worker may wait for a connection; that is no failure to
+            // connect.
+            .acquire_timeout(Duration::from_secs(30))
+            .connect_lazy_with(opts);
         Ok(Store { pool })
     }
 

@@ -7,6 +7,7 @@ mod client;
 mod common;
 mod daemon;
 mod endpoints;
+mod errors;
 mod harness;
 mod jobs_check;
 mod logs;
