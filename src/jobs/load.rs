@@ -555,6 +555,8 @@ fn check_params(
 ) -> Option<Params> {
     let mut out = BTreeMap::new();
     let mut ok = true;
+    // A date parameter that could not be read would be checked as its default.
+    let mut dates_readable = true;
     for (key, value) in p {
         match params::check_param(endpoint, key, value) {
             Ok(v) => {
@@ -563,17 +565,18 @@ fn check_params(
             Err(why) => {
                 ctx.add(format!("{prefix}{key}"), why);
                 ok = false;
+                let is_date = endpoint
+                    .params()
+                    .iter()
+                    .any(|spec| spec.name == key && spec.kind == ParamKind::Date);
+                dates_readable &= !is_date;
             }
         }
     }
-    if !ok {
-        return None;
-    }
-    if check_dates(ctx, endpoint, &out, prefix, today) {
-        Some(Params(out))
-    } else {
-        None
-    }
+    // The date rules are checked over the parameters that could be read, so an unknown
+    // or mistyped parameter does not hide a date the API would refuse.
+    let dates_ok = !dates_readable || check_dates(ctx, endpoint, &out, prefix, today);
+    (ok && dates_ok).then_some(Params(out))
 }
 
 /// How close to leaving the API's one-year window an absolute `date_from` gets a warning.

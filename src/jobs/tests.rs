@@ -381,6 +381,22 @@ fn every_problem_of_a_file_is_reported() {
 }
 
 #[test]
+fn an_unknown_parameter_does_not_hide_a_date_the_api_would_refuse() {
+    let body = "name = \"x\"\ntargets = [\"example.com\"]\n[[collect]]\nendpoint = \"history\"\nschedule = \"@daily\"\nparams = { foo = 1, date_from = \"2018-01-01\" }\n";
+    let p = problems(body);
+    let fields: Vec<&str> = p.iter().map(|l| l.split(':').next().unwrap()).collect();
+    assert_eq!(
+        fields,
+        vec!["collect[1].params.foo", "collect[1].params.date_from"],
+        "{p:#?}"
+    );
+    // A date that cannot be read is not checked again as its default.
+    let body = "name = \"x\"\ntargets = [\"example.com\"]\n[[collect]]\nendpoint = \"history\"\nschedule = \"@daily\"\nparams = { date_from = \"soon\", date_to = \"2019-02-01\" }\n";
+    let p = one_problem(body);
+    assert!(p.starts_with("collect[1].params.date_from: "), "{p}");
+}
+
+#[test]
 fn a_syntax_error_gives_line_and_column() {
     let p = one_problem("name = \"x\"\ntargets = [\"a.com\"\n[[collect]]\n");
     assert!(p.starts_with("line 3, column 1: "), "{p}");
