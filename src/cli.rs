@@ -301,6 +301,9 @@ async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
         } => {
             let cfg = config()?;
             let jobs = load_jobs(&cfg)?;
+            for warning in fire_cost_warnings(&cfg, &jobs, today()) {
+                eprintln!("warning: {warning}");
+            }
             let collections: usize = jobs.iter().map(|j| j.collections.len()).sum();
             println!(
                 "ok: {} in {}, {}, {}",
@@ -1021,4 +1024,34 @@ async fn cancel_command(
     };
     print!("{}", crate::runs::cancel(store, &runs).await?);
     Ok(ExitCode::SUCCESS)
+}
+
+/// `jobs check`'s warnings about collections one fire of which would cost more than
+/// `jobs.fire_cost_warning_usd` (at the list price, or the gateway's flat price), as
+/// `file: collect[N]: why` with the figure.
+fn fire_cost_warnings(cfg: &Config, jobs: &[Job], today: NaiveDate) -> Vec<String> {
+    let prices = crate::plan::Prices {
+        flat_per_call: cfg.api.price_per_call,
+        ..crate::plan::Prices::default()
+    };
+    let over = cfg.jobs.fire_cost_warning_usd;
+    let mut out = Vec::new();
+    for job in jobs {
+        for (i, c) in job.collections.iter().enumerate() {
+            let calls = crate::plan::plan_collection(c, today);
+            let cost: Usd = calls.iter().map(|call| call.estimated_cost(&prices)).sum();
+            if cost > over {
+                out.push(format!(
+                    "{}: collect[{}]: one fire of {} makes {} estimated at {cost} ({}), more than \
+                     jobs.fire_cost_warning_usd = {over}; `linkledger plan` shows the month's bill",
+                    job.file.display(),
+                    i + 1,
+                    c.name,
+                    count(calls.len() as i64, "call"),
+                    prices.source()
+                ));
+            }
+        }
+    }
+    out
 }

@@ -214,14 +214,23 @@ pub struct BudgetConfig {
 pub struct JobsConfig {
     #[serde(default = "default_jobs_dir")]
     pub dir: PathBuf,
+    /// `jobs check` warns about a collection one fire of which is estimated to cost
+    /// more than this, USD.
+    #[serde(default = "default_fire_cost_warning")]
+    pub fire_cost_warning_usd: Usd,
 }
 
 impl Default for JobsConfig {
     fn default() -> Self {
         JobsConfig {
             dir: default_jobs_dir(),
+            fire_cost_warning_usd: default_fire_cost_warning(),
         }
     }
+}
+
+fn default_fire_cost_warning() -> Usd {
+    Usd(rust_decimal::Decimal::TEN)
 }
 
 #[derive(Debug, Deserialize)]
@@ -894,23 +903,6 @@ mod tests {
         assert!(err.contains("max_inflight"), "{err}");
     }
 
-    #[test]
-    fn a_secret_of_the_wrong_type_is_rejected_without_echoing_it() {
-        let dir = tempfile::tempdir().unwrap();
-        let file = dir.path().join("c.toml");
-        std::fs::write(&file, "[api]\npassword = 123456789\n").unwrap();
-        let err = Config::load_from(Some(&file), env(&[]))
-            .unwrap_err()
-            .to_string();
-        assert!(err.contains("api.password"), "{err}");
-        assert!(!err.contains("123456789"), "{err}");
-    }
-
-    fn base_url_error(toml: &str, vars: &[(&str, &str)]) -> String {
-        match load(toml, vars) {
-            Ok(cfg) => panic!("loaded with base_url {}", cfg.api.base_url),
-            Err(ConfigError::Invalid(e)) => e,
-            Err(e) => panic!("expected Invalid, got {e:?}"),
     fn problems(toml: &str, vars: &[(&str, &str)]) -> Vec<String> {
         match load(toml, vars) {
             Ok(_) => panic!("loaded: {toml}"),
@@ -1003,6 +995,23 @@ mod tests {
         }
     }
 
+    #[test]
+    fn a_secret_of_the_wrong_type_is_rejected_without_echoing_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("c.toml");
+        std::fs::write(&file, "[api]\npassword = 123456789\n").unwrap();
+        let err = Config::load_from(Some(&file), env(&[]))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("api.password"), "{err}");
+        assert!(!err.contains("123456789"), "{err}");
+    }
+
+    fn base_url_error(toml: &str, vars: &[(&str, &str)]) -> String {
+        match load(toml, vars) {
+            Ok(cfg) => panic!("loaded with base_url {}", cfg.api.base_url),
+            Err(ConfigError::Invalid(e)) => e,
+            Err(e) => panic!("expected Invalid, got {e:?}"),
         }
     }
 

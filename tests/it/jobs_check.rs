@@ -82,12 +82,32 @@ async fn a_run_with_a_bad_job_file_changes_nothing_in_the_database() {
     assert_eq!(schemas, 0);
 }
 
+/// The example files the repository ships, checked from a copy: a user's own job
+/// files in `jobs/` are theirs, and must not break `cargo test`.
+const SHIPPED: [&str; 5] = [
+    "jobs/competitors.toml",
+    "jobs/pages.toml",
+    "jobs/portfolio.toml",
+    "jobs/targets/portfolio.txt",
+    "config/linkledger.toml",
+];
+
 #[tokio::test]
 async fn the_example_jobs_pass_the_check() {
     let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
-    let out = linkledger(root, &[], &["jobs", "check"]).await;
+    let wd = Workdir::new(&[]);
+    for file in SHIPPED {
+        let to = wd.path().join(file);
+        std::fs::create_dir_all(to.parent().unwrap()).unwrap();
+        std::fs::copy(root.join(file), &to).unwrap_or_else(|e| panic!("{file}: {e}"));
+    }
+    let out = linkledger(wd.path(), &[], &["jobs", "check"]).await;
     assert!(out.status.success(), "{}", stderr(&out));
-    assert!(stdout(&out).contains("ok"), "{}", stdout(&out));
+    assert_eq!(
+        stdout(&out).trim(),
+        "ok: 3 job files in jobs, 3 jobs, 12 collections"
+    );
+    assert!(stderr(&out).is_empty(), "no warnings: {}", stderr(&out));
 }
 
 #[tokio::test]
@@ -135,4 +155,36 @@ async fn a_timeout_the_api_may_outlast_is_a_configuration_warning() {
         "{}",
         stderr(&quiet)
     );
+}
+
+#[tokio::test]
+async fn a_collection_one_fire_of_which_costs_more_than_the_threshold_is_a_warning_with_the_figure()
+{
+    // 600 summary targets: 600 calls at $0.02003 = $12.018, over the $10 default.
+    let targets: Vec<String> = (0..600).map(|i| format!("\"d{i}.example.com\"")).collect();
+    let body = format!(
+        "name = \"big\"\ntargets = [{}]\n[[collect]]\nendpoint = \"summary\"\nschedule = \"@daily\"\n[[collect]]\nendpoint = \"bulk_ranks\"\nschedule = \"@daily\"\n",
+        targets.join(", ")
+    );
+    let wd = Workdir::new(&[("big.toml", &body)]);
+    let out = linkledger(wd.path(), &[], &["jobs", "check"]).await;
+    assert!(out.status.success(), "{}", stderr(&out));
+    let err = stderr(&out);
+    assert!(
+        err.contains(
+            "warning: jobs/big.toml: collect[1]: one fire of summary makes 600 calls estimated at $12.018"
+        ),
+        "{err}"
+    );
+    assert!(
+        !err.contains("collect[2]"),
+        "bulk_ranks is one cheap call: {err}"
+    );
+    // The threshold is configuration.
+    let env = vec![(
+        "LINKLEDGER_JOBS__FIRE_COST_WARNING_USD".to_string(),
+        "20".to_string(),
+    )];
+    let out = linkledger(wd.path(), &env, &["jobs", "check"]).await;
+    assert!(!stderr(&out).contains("warning"), "{}", stderr(&out));
 }
