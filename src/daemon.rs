@@ -140,6 +140,13 @@ impl Scheduler {
                 let fires = self.due(ji, ci, now).await?;
                 let job = &self.jobs[ji];
                 let c = &job.collections[ci];
+                // Since when this scheduler could have enqueued a fire: its last look,
+                // or now for fires missed while no daemon ran (caught up at once).
+                let looked = self
+                    .cursors
+                    .get(&(job.name.clone(), c.name.clone()))
+                    .copied()
+                    .unwrap_or(now);
                 // Whether the collection could be planned now, for /healthz, even
                 // before its next fire.
                 let key = (job.name.clone(), c.name.clone());
@@ -192,7 +199,10 @@ impl Scheduler {
                         .await
                         .context("enqueueing a fire")?;
                     if let Some(run_id) = run {
-                        let lag = (now - fire).to_std().unwrap_or_default();
+                        // How late this fire runs: from when it was due, or for a
+                        // caught-up fire from when the scheduler first saw it, so a
+                        // fire of last month does not read as a month of lag.
+                        let lag = (now - fire.max(looked)).to_std().unwrap_or_default();
                         info!(job = %job.name, collection = %c.name, scheduled_for = %fire, run_id, calls = work.len(), "fire enqueued");
                         if let Some(m) = &self.metrics {
                             m.set_schedule_lag(&job.name, &c.name, lag);

@@ -1,20 +1,55 @@
 //! Prometheus metrics, kept in a `prometheus_client` registry and rendered as
-//! OpenMetrics text for `/metrics`. Money stays exact everywhere else; it becomes an
-//! `f64` only here, at export.
+//! OpenMetrics text for `/metrics`. Money stays exact here too: the cost counter adds
+//! decimals ([`UsdCounter`]) and every amount becomes the `f64` nearest its decimal
+//! only when it is printed, so `/metrics` shows `0.14021`, never the
+//! `0.14020999999999998` that adding floats drifts to.
 
-use std::sync::Mutex;
 use std::sync::atomic::AtomicU64;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
-use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::encoding::{EncodeLabelSet, EncodeMetric, MetricEncoder, NoLabelSet};
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::{MetricType, TypedMetric};
 use prometheus_client::registry::Registry;
-use rust_decimal::prelude::ToPrimitive;
 
 use crate::money::Usd;
+
+/// A counter of US dollars that adds exact decimals and prints the sum as the
+/// shortest number that reads back as it (`0.14021`). Cheap to clone; clones share
+/// the sum.
+#[derive(Clone, Debug, Default)]
+pub struct UsdCounter(Arc<Mutex<Usd>>);
+
+impl UsdCounter {
+    /// Adds `amount`; a counter never goes down, so a negative amount is ignored.
+    pub fn inc_by(&self, amount: Usd) {
+        if amount > Usd::ZERO {
+            *self.0.lock().unwrap_or_else(|e| e.into_inner()) += amount;
+        }
+    }
+
+    pub fn get(&self) -> Usd {
+        *self.0.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+impl TypedMetric for UsdCounter {
+    const TYPE: MetricType = MetricType::Counter;
+}
+
+impl EncodeMetric for UsdCounter {
+    fn encode(&self, mut encoder: MetricEncoder) -> Result<(), std::fmt::Error> {
+        encoder.encode_counter::<NoLabelSet, _, u64>(&self.get().to_f64(), None)
+    }
+
+    fn metric_type(&self) -> MetricType {
+        Self::TYPE
+    }
+}
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct EndpointLabels {
@@ -43,7 +78,6 @@ struct ScheduleLabels {
     collection: String,
 }
 
-type FloatCounter = Counter<f64, AtomicU64>;
 type FloatGauge = Gauge<f64, AtomicU64>;
 
 /// Every metric the collector exports. Cheap to update from any thread; share it
@@ -51,7 +85,7 @@ type FloatGauge = Gauge<f64, AtomicU64>;
 pub struct Metrics {
     registry: Registry,
     api_calls: Family<CallLabels, Counter>,
-    api_cost: Family<EndpointLabels, FloatCounter>,
+    api_cost: Family<EndpointLabels, UsdCounter>,
     api_retries: Family<EndpointLabels, Counter>,
     rows_written: Family<EndpointLabels, Counter>,
     queue_depth: Family<StateLabels, Gauge>,
@@ -78,8 +112,9 @@ impl std::fmt::Debug for Metrics {
     }
 }
 
+/// The `f64` nearest an amount, which prints back as its decimal.
 fn usd_f64(amount: Usd) -> f64 {
-    amount.decimal().to_f64().unwrap_or(0.0)
+    amount.to_f64()
 }
 
 impl Metrics {
@@ -92,7 +127,7 @@ impl Metrics {
             "HTTP requests made to the DataForSEO API, by endpoint and outcome",
             api_calls.clone(),
         );
-        let api_cost = Family::<EndpointLabels, FloatCounter>::default();
+        let api_cost = Family::<EndpointLabels, UsdCounter>::default();
         registry.register(
             "api_cost_usd",
             "US dollars the API reported as spent, by endpoint",
@@ -125,7 +160,7 @@ impl Metrics {
         let schedule_lag = Family::<ScheduleLabels, FloatGauge>::default();
         registry.register(
             "schedule_lag_seconds",
-            "How many seconds after its due time the last scheduled fire was enqueued",
+            "How many seconds after it was due the last fire of a collection was enqueued (a fire missed while no daemon ran counts from the daemon's start)",
             schedule_lag.clone(),
         );
         let scheduler_last_tick = FloatGauge::default();
@@ -193,14 +228,13 @@ impl Metrics {
             })
             .inc();
         if let Some(cost) = cost {
-            let value = usd_f64(cost);
-            let counter = self.api_cost.get_or_create(&EndpointLabels {
-                endpoint: endpoint.to_string(),
-            });
-            // A counter never goes down; a negative cost (a refund?) is not a call's spend.
-            if value > 0.0 {
-                counter.inc_by(value);
-            }
+            // A counter never goes down; a negative cost (a refund?) is not a call's
+            // spend, and is left out.
+            self.api_cost
+                .get_or_create(&EndpointLabels {
+                    endpoint: endpoint.to_string(),
+                })
+                .inc_by(cost);
         }
     }
 
@@ -335,8 +369,7 @@ mod tests {
                 l.starts_with(r#"linkledger_api_cost_usd_total{endpoint="backlinks/summary/live"}"#)
             })
             .expect(&text);
-        let cost: f64 = cost_line.rsplit(' ').next().unwrap().parse().unwrap();
-        assert!((cost - 0.04003).abs() < 1e-9, "{cost_line}");
+        assert_eq!(cost_line.rsplit(' ').next(), Some("0.04003"), "{cost_line}");
         assert!(
             text.contains(r#"linkledger_api_retries_total{endpoint="backlinks/summary/live"} 1"#)
         );
@@ -345,6 +378,41 @@ mod tests {
         ));
         assert!(text.contains("# HELP linkledger_api_calls "), "{text}");
         assert!(text.ends_with("# EOF\n"));
+    }
+
+    #[test]
+    fn money_is_exported_as_the_exact_decimal_it_adds_up_to() {
+        let m = Metrics::new();
+        // Seven calls at $0.02003: adding floats gives 0.14020999999999998.
+        for _ in 0..7 {
+            m.record_call("summary", "ok", Some(usd("0.02003")));
+        }
+        m.record_call("summary", "ok", Some(usd("-0.01")));
+        m.set_balance(usd("99.85979"));
+        m.set_budgets(&[("budget.daily_usd".into(), usd("4.85336"))], &[]);
+        let text = m.render();
+        let value = |prefix: &str| {
+            text.lines()
+                .find(|l| l.starts_with(prefix))
+                .unwrap_or_else(|| panic!("{prefix}: {text}"))
+                .rsplit(' ')
+                .next()
+                .unwrap()
+                .to_string()
+        };
+        assert_eq!(
+            value(r#"linkledger_api_cost_usd_total{endpoint="summary"}"#),
+            "0.14021"
+        );
+        assert_eq!(value("linkledger_balance_usd "), "99.85979");
+        assert_eq!(
+            value(r#"linkledger_budget_left_usd{budget="budget.daily_usd"}"#),
+            "4.85336"
+        );
+        assert!(
+            text.contains("# TYPE linkledger_api_cost_usd counter"),
+            "{text}"
+        );
     }
 
     #[test]

@@ -564,3 +564,38 @@ async fn a_call_that_keeps_failing_is_exhausted_with_its_last_error_visible_in_s
         report.jobs[0].errors
     );
 }
+
+#[tokio::test]
+async fn schedule_lag_is_the_lag_of_the_fire_run_not_the_age_of_a_caught_up_one() {
+    let db = TestDb::new().await;
+    let store = db.store().await;
+    let j = job(
+        "name = \"lag\"\ntargets = [\"a.com\"]\n[[collect]]\nendpoint = \"summary\"\nschedule = \"0 * * * *\"\n",
+    );
+    // Last fired a month ago: the newest missed fire (13:00) is caught up at 13:30.
+    let t0 = Utc.with_ymd_and_hms(2026, 10, 25, 8, 0, 0).unwrap();
+    seed_fire(&store, "lag", "summary", t0).await;
+    let metrics = std::sync::Arc::new(linkledger::telemetry::Metrics::new());
+    let mut s = linkledger::daemon::Scheduler::new(store.clone(), vec![j], "lag".into(), 5)
+        .with_metrics(metrics.clone());
+    let lag = |metrics: &linkledger::telemetry::Metrics| -> f64 {
+        let text = metrics.render();
+        text.lines()
+            .find_map(|l| {
+                l.strip_prefix(
+                    r#"linkledger_schedule_lag_seconds{job="lag",collection="summary"} "#,
+                )
+            })
+            .unwrap_or_else(|| panic!("no lag: {text}"))
+            .parse()
+            .unwrap()
+    };
+    let start = Utc.with_ymd_and_hms(2026, 11, 25, 13, 30, 0).unwrap();
+    assert_eq!(s.tick(start).await.unwrap().len(), 1);
+    assert_eq!(lag(&metrics), 0.0, "caught up at once: no lag");
+    // The 14:00 fire, enqueued by a tick 2.5 s after it was due.
+    let late = Utc.with_ymd_and_hms(2026, 11, 25, 14, 0, 0).unwrap()
+        + chrono::Duration::milliseconds(2500);
+    assert_eq!(s.tick(late).await.unwrap().len(), 1);
+    assert_eq!(lag(&metrics), 2.5);
+}
