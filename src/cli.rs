@@ -34,7 +34,8 @@ use crate::words::count;
 #[command(
     name = "linkledger",
     version,
-    about = "DataForSEO Backlinks API data into PostgreSQL, with a ledger of every cent spent"
+    about = "DataForSEO Backlinks API data into PostgreSQL, with a ledger of every cent spent",
+    after_help = help::TOP
 )]
 pub struct Cli {
     /// Configuration file (default: $LINKLEDGER_CONFIG, else config/linkledger.toml if it exists).
@@ -47,14 +48,17 @@ pub struct Cli {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Applies the schema migrations.
+    #[command(after_help = help::MIGRATE)]
     Migrate,
     /// Job file commands.
+    #[command(after_help = help::JOBS_CHECK)]
     Jobs {
         #[command(subcommand)]
         command: JobsCommand,
     },
     /// The bill before anything runs: per fire, per day and per month, against each
     /// budget, and the cheaper way. Spends nothing.
+    #[command(after_help = help::PLAN)]
     Plan {
         /// Only this job.
         #[arg(long)]
@@ -69,6 +73,7 @@ pub enum Command {
     },
     /// The daemon: schedules, executes, serves /healthz and /metrics; `--once` runs
     /// every collection once, now, then exits.
+    #[command(after_help = help::RUN)]
     Run {
         /// Run every collection of the selected jobs once, now, then exit.
         #[arg(long)]
@@ -78,6 +83,7 @@ pub enum Command {
         job: Option<String>,
     },
     /// Rebuilds the normalized tables from stored raw responses, without calling the API.
+    #[command(after_help = help::REPLAY)]
     Replay {
         /// Only these endpoints (repeatable); default all.
         #[arg(long = "endpoint", value_name = "E")]
@@ -88,6 +94,7 @@ pub enum Command {
     },
     /// Spend from the ledger: calls, rows and cost, failed-but-charged calls, estimate
     /// against actual, answers reused, budgets used and left, the last known balance.
+    #[command(after_help = help::SPEND)]
     Spend {
         /// From this UTC day (yyyy-mm-dd, from 00:00 UTC); default the first of the current month.
         #[arg(long)]
@@ -104,7 +111,7 @@ pub enum Command {
     },
     /// The newest runs: kind, job, when, status, calls, rows, cost and the work left;
     /// `runs show RUN` shows one with its calls that brought no data, and why.
-    #[command(args_conflicts_with_subcommands = true)]
+    #[command(args_conflicts_with_subcommands = true, after_help = help::RUNS)]
     Runs {
         #[command(subcommand)]
         command: Option<RunsCommand>,
@@ -120,6 +127,7 @@ pub enum Command {
     },
     /// Drops the queued work of runs (never a call in flight) and closes them
     /// `cancelled`: what a refusal or a crash left, without SQL. Sends and books nothing.
+    #[command(after_help = help::CANCEL)]
     Cancel {
         /// The runs (ids as `linkledger runs` lists them).
         #[arg(
@@ -133,14 +141,18 @@ pub enum Command {
         job: Option<String>,
     },
     /// Serves an offline DataForSEO-compatible API with deterministic fake data.
+    #[command(after_help = help::SANDBOX)]
     Sandbox {
-        #[arg(long, default_value = "127.0.0.1:8089")]
+        /// Address to serve on (HOST:PORT; port 0 picks a free one). Its base URL is
+        /// http://HOST:PORT/v3.
+        #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:8089")]
         listen: SocketAddr,
-        /// Added to every answer.
-        #[arg(long, default_value_t = 0)]
+        /// Milliseconds added to every answer.
+        #[arg(long, value_name = "MS", default_value_t = 0)]
         latency_ms: u64,
-        /// Share of requests answered with a fault (HTTP 500/502, 50000, throttling, dropped connection).
-        #[arg(long, default_value_t = 0.0)]
+        /// Share of requests answered with a fault (HTTP 500/502, 50000, throttling,
+        /// dropped connection), from 0 to 1.
+        #[arg(long, value_name = "F", default_value_t = 0.0)]
         fault_rate: f64,
         /// Seed of the fault sequence.
         #[arg(long, default_value_t = 1)]
@@ -170,6 +182,7 @@ pub enum Command {
         gateway_prefix: Option<String>,
     },
     /// Zero-setup tour: runs the example jobs once against a built-in sandbox.
+    #[command(after_help = help::DEMO)]
     Demo,
     /// Fills a job's history and timeseries collections over a date range, buying only
     /// what is not stored; shows the estimate first and asks before spending.
@@ -215,6 +228,7 @@ you declined; 2 bad usage, or no --yes and no terminal to ask on; 130/143 interr
 pub enum RunsCommand {
     /// One run: its figures and every planned call that brought no data (or has not
     /// yet), with why.
+    #[command(after_help = help::RUNS)]
     Show {
         /// The run's id.
         #[arg(value_name = "RUN")]
@@ -235,7 +249,112 @@ const RUN_STATUSES: [&str; 6] = [
 #[derive(Debug, Subcommand)]
 pub enum JobsCommand {
     /// Validates every job file.
+    #[command(after_help = help::JOBS_CHECK)]
     Check,
+}
+
+/// What `--help` shows after the options: examples and exit statuses.
+mod help {
+    macro_rules! help {
+        ($($line:expr),* $(,)?) => {
+            concat!("Examples:\n", $("  ", $line, "\n",)* "\n")
+        };
+    }
+
+    pub const TOP: &str = concat!(
+        help!(
+            "linkledger demo                 # the example jobs once against a built-in sandbox",
+            "linkledger jobs check && linkledger plan",
+            "linkledger run                  # the daemon: schedules, /healthz, /metrics",
+            "linkledger runs                 # what ran, what failed, what is left",
+        ),
+        "Configuration: config/linkledger.toml (or --config, LINKLEDGER_CONFIG), then DATABASE_URL, \
+DATAFORSEO_LOGIN, DATAFORSEO_PASSWORD and LINKLEDGER_<SECTION>__<KEY>.\n\n",
+        "Exit status: 0 success; 1 work failed; 2 bad usage, configuration or job files (nothing \
+was written); 130 or 143 a once-run interrupted by SIGINT or SIGTERM."
+    );
+    pub const MIGRATE: &str = concat!(
+        help!("DATABASE_URL=postgres://me@localhost/linkledger linkledger migrate"),
+        "Exit status: 0 applied (or nothing to apply); 1 the database could not be reached or a \
+migration failed; 2 bad configuration."
+    );
+    pub const JOBS_CHECK: &str = concat!(
+        help!(
+            "linkledger jobs check",
+            "linkledger --config /etc/linkledger.toml jobs check",
+        ),
+        "Exit status: 0 every job file is valid (warnings, if any, on stderr); 2 problems, each \
+printed as file: field: why."
+    );
+    pub const PLAN: &str = concat!(
+        help!(
+            "linkledger plan",
+            "linkledger plan --job competitors --json",
+            "linkledger plan --at 2026-03-29T00:00:00Z",
+        ),
+        "Exit status: 0 shown; 2 bad usage (an unknown --job), configuration or job files."
+    );
+    pub const RUN: &str = concat!(
+        help!(
+            "linkledger run                  # the daemon, until SIGTERM or SIGINT",
+            "linkledger run --once --job competitors",
+            "LINKLEDGER_API__BASE_URL=http://127.0.0.1:8089/v3 DATAFORSEO_LOGIN=sandbox \
+DATAFORSEO_PASSWORD=sandbox linkledger run --once   # against `linkledger sandbox`",
+        ),
+        "Exit status: 0 success (the daemon: stopped by a signal); 1 some call failed, the API \
+refused the account, or a budget held calls back; 2 bad usage, configuration or job files; 130 \
+or 143 a once-run interrupted by SIGINT or SIGTERM."
+    );
+    pub const REPLAY: &str = concat!(
+        help!(
+            "linkledger replay",
+            "linkledger replay --endpoint history --since 2026-01-01",
+        ),
+        "Exit status: 0 every response replayed; 1 some could not be normalized (each printed); \
+2 bad usage or configuration."
+    );
+    pub const SPEND: &str = concat!(
+        help!(
+            "linkledger spend",
+            "linkledger spend --since 2026-11-01 --by job",
+            "linkledger spend --by run --json",
+        ),
+        "Exit status: 0 shown; 1 the database could not be read; 2 bad usage or configuration."
+    );
+    pub const RUNS: &str = concat!(
+        help!(
+            "linkledger runs",
+            "linkledger runs --job competitors --status failed",
+            "linkledger runs show 42",
+        ),
+        "Exit status: 0 shown; 1 the database could not be read; 2 bad usage (no such run) or \
+configuration."
+    );
+    pub const CANCEL: &str = concat!(
+        help!(
+            "linkledger cancel 42 43",
+            "linkledger cancel --job competitors   # every open run of the job",
+        ),
+        "Exit status: 0 done (a run already finished is said so); 1 the database could not be \
+written; 2 bad usage (a run that does not exist: nothing is cancelled) or configuration."
+    );
+    pub const SANDBOX: &str = concat!(
+        help!(
+            "linkledger sandbox",
+            "linkledger sandbox --listen 0.0.0.0:8089 --fault-rate 0.1 --latency-ms 200",
+            "then: LINKLEDGER_API__BASE_URL=http://127.0.0.1:8089/v3 DATAFORSEO_LOGIN=sandbox \
+DATAFORSEO_PASSWORD=sandbox linkledger run --once",
+        ),
+        "It takes login sandbox with password sandbox, or Bearer token sandbox-token.\n\n",
+        "Exit status: 0 stopped by Ctrl-C; 1 the address could not be served; 2 bad usage."
+    );
+    pub const DEMO: &str = concat!(
+        help!(
+            "linkledger demo                 # into a throwaway cluster when DATABASE_URL is unset",
+            "DATABASE_URL=postgres://me@localhost/scratch linkledger demo",
+        ),
+        "Exit status: 0 every call succeeded; 1 some work failed; 2 bad configuration or job files."
+    );
 }
 
 /// Bad usage, configuration or job files: exit status 2.
@@ -1054,4 +1173,49 @@ fn fire_cost_warnings(cfg: &Config, jobs: &[Job], today: NaiveDate) -> Vec<Strin
         }
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::CommandFactory;
+
+    use super::*;
+
+    /// Every command below `cmd`, itself included, with its path (`linkledger runs show`).
+    fn commands(cmd: &clap::Command, path: &str, out: &mut Vec<(String, clap::Command)>) {
+        let path = format!("{path} {}", cmd.get_name()).trim().to_string();
+        out.push((path.clone(), cmd.clone()));
+        for sub in cmd.get_subcommands().filter(|s| s.get_name() != "help") {
+            commands(sub, &path, out);
+        }
+    }
+
+    #[test]
+    fn every_help_has_examples_and_the_exit_statuses_and_every_option_says_what_it_is() {
+        let mut root = Cli::command();
+        root.build();
+        let mut all = Vec::new();
+        commands(&root, "", &mut all);
+        assert!(all.len() >= 12, "{}", all.len());
+        for (path, mut cmd) in all {
+            let help = cmd.render_long_help().to_string();
+            // A group (`jobs`) shows its subcommands' examples in theirs.
+            let examples = help.split("Examples:\n").nth(1).unwrap_or_default();
+            assert!(
+                examples.starts_with("  ") && examples.contains(" linkledger "),
+                "{path}:\n{help}"
+            );
+            assert!(help.contains("Exit status: 0 "), "{path}:\n{help}");
+            for arg in cmd.get_arguments() {
+                let id = arg.get_id().as_str();
+                if id == "help" || id == "version" {
+                    continue;
+                }
+                assert!(
+                    arg.get_help().is_some() || arg.get_long_help().is_some(),
+                    "{path}: --{id} has no description"
+                );
+            }
+        }
+    }
 }
