@@ -5,6 +5,7 @@ mod budgets;
 mod cli;
 mod client;
 mod common;
+mod compose;
 mod daemon;
 mod endpoints;
 mod errors;

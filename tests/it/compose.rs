@@ -1,0 +1,186 @@
+//! `docker-compose.yml` as compose reads it: the daemon takes the API's address and
+//! the credentials from the environment (`.env`), the sandbox runs only under its
+//! profile, and PostgreSQL is not published on the host's 5432.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use serde_norway::Value;
+
+fn root() -> &'static Path {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+}
+
+fn compose() -> Value {
+    let text = std::fs::read_to_string(root().join("docker-compose.yml")).unwrap();
+    serde_norway::from_str(&text).expect("docker-compose.yml is YAML")
+}
+
+/// `KEY=value` lines of an env file, comments and blank lines left out.
+fn env_file(name: &str) -> BTreeMap<String, String> {
+    std::fs::read_to_string(root().join(name))
+        .unwrap()
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty() && !l.starts_with('#'))
+        .map(|l| {
+            let (k, v) = l.split_once('=').expect("KEY=value");
+            (k.to_string(), v.to_string())
+        })
+        .collect()
+}
+
+/// Compose's interpolation of `${VAR}`, `${VAR:-default}` and `${VAR-default}`.
+fn interpolate(text: &str, env: &BTreeMap<String, String>) -> String {
+    let mut out = String::new();
+    let mut rest = text;
+    while let Some(start) = rest.find("${") {
+        out.push_str(&rest[..start]);
+        let end = start + rest[start..].find('}').expect("closing brace");
+        let expr = &rest[start + 2..end];
+        let (var, default, if_empty) = match (expr.find(":-"), expr.find('-')) {
+            (Some(i), _) => (&expr[..i], &expr[i + 2..], true),
+            (None, Some(i)) => (&expr[..i], &expr[i + 1..], false),
+            (None, None) => (expr, "", false),
+        };
+        match env.get(var) {
+            Some(v) if !(if_empty && v.is_empty()) => out.push_str(v),
+            _ => out.push_str(default),
+        }
+        rest = &rest[end + 1..];
+    }
+    out.push_str(rest);
+    out
+}
+
+/// The services compose starts with `env` (its `.env` or `--env-file`): those without
+/// a profile, and those of the profiles `COMPOSE_PROFILES` names.
+fn started(compose: &Value, env: &BTreeMap<String, String>) -> Vec<String> {
+    let active: Vec<&str> = env
+        .get("COMPOSE_PROFILES")
+        .map(|p| p.split(',').map(str::trim).collect())
+        .unwrap_or_default();
+    compose["services"]
+        .as_mapping()
+        .unwrap()
+        .iter()
+        .filter(|(_, s)| match s.get("profiles") {
+            None => true,
+            Some(p) => p
+                .as_sequence()
+                .unwrap()
+                .iter()
+                .any(|p| active.contains(&p.as_str().unwrap())),
+        })
+        .map(|(name, _)| name.as_str().unwrap().to_string())
+        .collect()
+}
+
+/// The daemon's environment as compose passes it with `env`.
+fn daemon_env(compose: &Value, env: &BTreeMap<String, String>) -> Vec<(String, String)> {
+    compose["services"]["linkledger"]["environment"]
+        .as_mapping()
+        .expect("environment as a mapping")
+        .iter()
+        .map(|(k, v)| {
+            (
+                k.as_str().unwrap().to_string(),
+                interpolate(v.as_str().unwrap(), env),
+            )
+        })
+        .collect()
+}
+
+fn config_of(env: Vec<(String, String)>) -> linkledger::config::Config {
+    let file = root().join("config/linkledger.toml");
+    linkledger::config::Config::load_from(Some(&file), env).expect("the daemon's configuration")
+}
+
+#[test]
+fn with_real_credentials_in_dot_env_the_daemon_calls_the_real_api_and_no_sandbox_starts() {
+    let c = compose();
+    let env: BTreeMap<String, String> = [
+        ("DATAFORSEO_LOGIN", "me@example.com"),
+        ("DATAFORSEO_PASSWORD", "s3cret"),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_string(), v.to_string()))
+    .collect();
+    assert_eq!(started(&c, &env), ["postgres", "linkledger"]);
+    let cfg = config_of(daemon_env(&c, &env));
+    assert_eq!(cfg.api.base_url.as_str(), "https://api.dataforseo.com/v3");
+    assert_eq!(cfg.api.login.as_deref(), Some("me@example.com"));
+    assert!(cfg.api.credentials().is_ok());
+    // The daemon does not need the sandbox to start.
+    let sandbox_dep = &c["services"]["linkledger"]["depends_on"]["sandbox"];
+    assert_eq!(
+        sandbox_dep["required"],
+        Value::Bool(false),
+        "{sandbox_dep:?}"
+    );
+}
+
+#[test]
+fn dot_env_sets_the_base_url_and_the_credentials() {
+    let c = compose();
+    let env: BTreeMap<String, String> = [
+        (
+            "LINKLEDGER_API__BASE_URL",
+            "https://gateway.example.com/apis/v1/dataforseo",
+        ),
+        ("LINKLEDGER_API__AUTH", "bearer"),
+        ("DATAFORSEO_TOKEN", "tok-1"),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_string(), v.to_string()))
+    .collect();
+    let cfg = config_of(daemon_env(&c, &env));
+    assert_eq!(
+        cfg.api.base_url.as_str(),
+        "https://gateway.example.com/apis/v1/dataforseo"
+    );
+    assert!(cfg.api.credentials().is_ok());
+}
+
+#[test]
+fn the_sandbox_runs_only_under_its_profile_which_sandbox_env_turns_on() {
+    let c = compose();
+    for (name, service) in c["services"].as_mapping().unwrap() {
+        let text = serde_norway::to_string(service).unwrap();
+        let profiled = service.get("profiles").is_some();
+        if name.as_str() == Some("sandbox") {
+            assert_eq!(
+                service["profiles"],
+                Value::Sequence(vec![Value::String("sandbox".into())])
+            );
+        } else {
+            assert!(!profiled, "{name:?} runs by default");
+            assert!(
+                !text.contains("sandbox:8089"),
+                "{name:?} names the sandbox outside its profile: {text}"
+            );
+        }
+    }
+    let env = env_file("sandbox.env");
+    assert_eq!(started(&c, &env), ["postgres", "sandbox", "linkledger"]);
+    let cfg = config_of(daemon_env(&c, &env));
+    assert_eq!(cfg.api.base_url.as_str(), "http://sandbox:8089/v3");
+    assert_eq!(cfg.api.login.as_deref(), Some("sandbox"));
+}
+
+#[test]
+fn postgres_is_not_published_on_the_hosts_5432() {
+    let c = compose();
+    let env = BTreeMap::new();
+    for port in c["services"]["postgres"]["ports"]
+        .as_sequence()
+        .map(Vec::as_slice)
+        .unwrap_or_default()
+    {
+        let port = interpolate(port.as_str().unwrap(), &env);
+        let parts: Vec<&str> = port.split(':').collect();
+        assert!(parts.len() == 3, "bound to an address: {port}");
+        assert_eq!(parts[0], "127.0.0.1", "{port}");
+        assert_ne!(parts[1], "5432", "{port}");
+    }
+}
