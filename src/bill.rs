@@ -941,7 +941,7 @@ pub fn render_text(bill: &Bill) -> String {
         let t = &job.total;
         rows.push(vec![
             "job total".into(),
-            format!("{} calls", t.calls_per_fire),
+            crate::words::count(t.calls_per_fire, "call"),
             String::new(),
             String::new(),
             t.cost_per_fire.to_string(),
@@ -994,13 +994,14 @@ pub fn render_text(bill: &Bill) -> String {
     };
     let _ = writeln!(
         out,
-        "\n{scope}: one fire of every collection: {} calls, estimated cost {}",
-        t.calls_per_fire, t.cost_per_fire
+        "\n{scope}: one fire of every collection: {}, estimated cost {}",
+        crate::words::count(t.calls_per_fire, "call"),
+        t.cost_per_fire
     );
     let _ = writeln!(
         out,
-        "{scope}: {} calls in 30 days; projected {}/day, {}/month{}",
-        t.calls_per_month,
+        "{scope}: {} in 30 days; projected {}/day, {}/month{}",
+        crate::words::count(t.calls_per_month, "call"),
         t.pays_per_day,
         t.pays_per_month,
         match (
