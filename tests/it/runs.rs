@@ -226,3 +226,79 @@ async fn cancel_drops_queued_calls_lets_calls_in_flight_finish_and_books_nothing
         sc.sb.stats().charged_usd.decimal()
     );
 }
+
+#[tokio::test]
+async fn a_once_run_counts_its_jobs_calls_in_words_without_the_free_credentials_check() {
+    let db = TestDb::new().await;
+    let store = db.store().await;
+    let sb = default_sandbox().await;
+    let wd = Workdir::new(&[
+        ("one.toml", &one_fire_job("one", &["a.example.com"])),
+        (
+            "refused.toml",
+            &one_fire_job("refused", &["quirk-no-funds.example.com"]),
+        ),
+    ]);
+    let env = env_for(&db, &sb);
+    let out = linkledger(wd.path(), &env, &["run", "--once", "--job", "one"]).await;
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(
+        stdout(&out).contains("one: succeeded (1 call, 0 failed, "),
+        "{}",
+        stdout(&out)
+    );
+    assert!(
+        stdout(&out).contains("1 job, 1 call, 0 failed, "),
+        "{}",
+        stdout(&out)
+    );
+    let (calls, check_run): (i64, Option<i64>) = sqlx::query_as(
+        "SELECT r.calls, (SELECT c.run_id FROM linkledger.api_calls c
+                          WHERE c.endpoint = 'appendix/user_data' ORDER BY c.id DESC LIMIT 1)
+         FROM linkledger.runs r WHERE r.job = 'one'",
+    )
+    .fetch_one(store.pool())
+    .await
+    .unwrap();
+    assert_eq!(calls, 1, "the job's one call");
+    assert_eq!(check_run, None, "the credentials check belongs to no run");
+
+    // A failed call is named once: its collection is named after its endpoint.
+    let out = linkledger(wd.path(), &env, &["run", "--once", "--job", "refused"]).await;
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    let err = stderr(&out);
+    assert!(
+        err.contains("  refused: summary [quirk-no-funds.example.com]: the API refused"),
+        "{err}"
+    );
+    assert!(!err.contains("summary summary"), "{err}");
+}
+
+#[tokio::test]
+async fn the_demos_cost_by_endpoint_is_its_own_not_the_whole_ledgers() {
+    let db = TestDb::new().await;
+    let wd = Workdir::new(&[(
+        "demo.toml",
+        "name = \"demo\"\ntargets = [\"a.example.com\", \"b.example.com\"]\n[[collect]]\nendpoint = \"summary\"\nschedule = \"@daily\"\n",
+    )]);
+    let env = vec![("DATABASE_URL".to_string(), db.url.clone())];
+    for _ in 0..2 {
+        let out = linkledger(wd.path(), &env, &["demo"]).await;
+        assert!(out.status.success(), "{}", stderr(&out));
+        let text = stdout(&out);
+        let section = text
+            .split("cost by endpoint of this demo's calls")
+            .nth(1)
+            .unwrap_or_else(|| panic!("{text}"));
+        let summary = section
+            .lines()
+            .find(|l| l.trim_start().starts_with("summary "))
+            .unwrap_or_else(|| panic!("{text}"));
+        // Each demo makes 2 calls; the second one's report does not count the first's.
+        assert!(summary.contains(" 2 calls "), "{summary}");
+        assert!(
+            text.contains("charged $0.04006; the ledger books $0.04006 for this demo's calls"),
+            "{text}"
+        );
+    }
+}
