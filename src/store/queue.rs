@@ -717,6 +717,7 @@ impl Store {
             .bind(format!("{}ms", wait.as_millis()))
             .execute(&mut *tx)
             .await?;
+        // The same key `linkledger runs` looks for in pg_locks (store/runs.rs).
         let locked = sqlx::query(
             "SELECT pg_advisory_lock(hashtextextended('linkledger backfill|' || $1, 0))",
         )

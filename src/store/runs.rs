@@ -129,12 +129,15 @@ pub struct Activity {
 /// The columns of a [`RunRecord`] over `linkledger.runs r`.
 const RECORD: &str = "
     SELECT r.id, r.kind, r.job, f.collection, f.scheduled_for, r.started_at, r.finished_at,
-           r.status,
+           CASE WHEN gone.dead THEN 'interrupted' ELSE r.status END AS status,
            CASE WHEN r.finished_at IS NULL THEN c.calls ELSE r.calls END AS calls,
            CASE WHEN r.finished_at IS NULL THEN w.failed ELSE r.failed_calls END AS failed,
            CASE WHEN r.finished_at IS NULL THEN w.rows ELSE r.rows_written END AS rows,
            CASE WHEN r.finished_at IS NULL THEN c.cost ELSE r.cost_usd END AS cost,
-           r.message, w.planned, w.done, w.queued, w.running, w.cancelled, w.held
+           CASE WHEN gone.dead
+                THEN 'its process is gone (killed, or lost the database): run the same backfill again to finish it'
+                ELSE r.message END AS message,
+           w.planned, w.done, w.queued, w.running, w.cancelled, w.held
     FROM linkledger.runs r
     LEFT JOIN linkledger.fires f ON f.run_id = r.id
     CROSS JOIN LATERAL (
@@ -149,7 +152,16 @@ const RECORD: &str = "
         FROM linkledger.work WHERE run_id = r.id) w
     CROSS JOIN LATERAL (
         SELECT count(*)::bigint AS calls, coalesce(sum(cost_usd), 0) AS cost
-        FROM linkledger.api_calls WHERE run_id = r.id) c";
+        FROM linkledger.api_calls WHERE run_id = r.id) c
+    -- A backfill still open whose job's backfill lock no session holds (see
+    -- Store::lock_backfill; a bigint advisory key shows as classid:objid) was killed.
+    CROSS JOIN LATERAL (
+        SELECT r.kind = 'backfill' AND r.status = 'running' AND NOT EXISTS (
+                   SELECT 1 FROM pg_locks l
+                   WHERE l.locktype = 'advisory' AND l.granted AND l.objsubid = 1
+                     AND l.classid::bigint = (k.key >> 32) & 4294967295
+                     AND l.objid::bigint = k.key & 4294967295) AS dead
+        FROM (SELECT hashtextextended('linkledger backfill|' || r.job, 0) AS key) k) gone";
 
 impl Store {
     /// The newest runs that pass `filter`, newest first.

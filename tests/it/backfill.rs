@@ -149,6 +149,31 @@ async fn a_backfill_killed_mid_way_and_run_again_ends_as_an_uninterrupted_one_an
     child.kill().await.unwrap();
     let at_kill = sb.stats().requests;
     assert!(at_kill < 24, "killed mid-way ({at_kill} requests)");
+    // `runs` shows it interrupted (its process holds the job's lock no more), with
+    // what is left, and how to finish it.
+    wait_for(
+        Duration::from_secs(10),
+        "the killed backfill shown interrupted",
+        || async {
+            let runs = linkledger(wd.path(), &env, &["runs", "--job", "analyst"]).await;
+            stdout(&runs)
+                .lines()
+                .any(|l| l.contains("backfill") && l.contains("interrupted"))
+        },
+    )
+    .await;
+    let show = linkledger(wd.path(), &env, &["runs", "show", "1"]).await;
+    assert!(
+        stdout(&show).contains("run the same backfill again"),
+        "{}",
+        stdout(&show)
+    );
+    let left = count(
+        &db.store().await,
+        "SELECT count(*) FROM linkledger.work WHERE state IN ('queued', 'running')",
+    )
+    .await;
+    assert!(left > 0, "work left at the kill");
     let again = linkledger(wd.path(), &env, &args).await;
     assert!(
         again.status.success(),
