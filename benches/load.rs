@@ -14,12 +14,11 @@ use std::time::{Duration, Instant};
 use chrono::{NaiveDate, Utc};
 use futures::StreamExt;
 use linkledger::api::Endpoint;
-use linkledger::cluster::Cluster;
+use linkledger::cluster::Scratch;
 use linkledger::normalize::{self, Batch, Context};
 use linkledger::store::{ClaimScope, Fence, NewWork, RunKind, Store};
 use secrecy::SecretString;
 use serde_json::{Value, json};
-use sqlx::Connection;
 
 /// Concurrent writers in the concurrent variant (the pool size).
 const WRITERS: usize = 8;
@@ -36,29 +35,9 @@ async fn run() -> anyhow::Result<()> {
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(1000);
-    let _cluster;
-    let admin = match std::env::var("DATABASE_URL") {
-        Ok(url) => url,
-        Err(_) => {
-            let c = Cluster::start()?;
-            let url = c.url();
-            _cluster = c;
-            url
-        }
-    };
-    let name = format!("linkledger_bench_{}", std::process::id());
-    let mut admin_conn = sqlx::PgConnection::connect(&admin).await?;
-    sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
-        .execute(&mut admin_conn)
-        .await?;
-    let mut url = url::Url::parse(&admin)?;
-    url.set_path(&format!("/{name}"));
-    let result = bench(&SecretString::from(url.to_string()), targets).await;
-    sqlx::query(sqlx::AssertSqlSafe(format!(
-        "DROP DATABASE {name} WITH (FORCE)"
-    )))
-    .execute(&mut admin_conn)
-    .await?;
+    let db = Scratch::create("linkledger_bench").await?;
+    let result = bench(db.url(), targets).await;
+    db.drop_database().await?;
     result
 }
 

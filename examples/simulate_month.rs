@@ -16,7 +16,7 @@ use std::collections::BTreeSet;
 use chrono::{Duration, DurationRound, Utc};
 use linkledger::api::Client;
 use linkledger::bill;
-use linkledger::cluster::Cluster;
+use linkledger::cluster::Scratch;
 use linkledger::config::{ApiConfig, Credentials};
 use linkledger::daemon::Scheduler;
 use linkledger::executor::Executor;
@@ -26,7 +26,6 @@ use linkledger::sandbox::{Sandbox, SandboxOptions};
 use linkledger::store::Store;
 use rust_decimal::Decimal;
 use secrecy::SecretString;
-use sqlx::Connection;
 
 fn main() -> anyhow::Result<()> {
     tokio::runtime::Builder::new_multi_thread()
@@ -36,29 +35,9 @@ fn main() -> anyhow::Result<()> {
 }
 
 async fn run() -> anyhow::Result<()> {
-    let _cluster;
-    let admin = match std::env::var("DATABASE_URL") {
-        Ok(url) => url,
-        Err(_) => {
-            let c = Cluster::start()?;
-            let url = c.url();
-            _cluster = c;
-            url
-        }
-    };
-    let name = format!("linkledger_month_{}", std::process::id());
-    let mut admin_conn = sqlx::PgConnection::connect(&admin).await?;
-    sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
-        .execute(&mut admin_conn)
-        .await?;
-    let mut url = url::Url::parse(&admin)?;
-    url.set_path(&format!("/{name}"));
-    let result = simulate(&SecretString::from(url.to_string())).await;
-    sqlx::query(sqlx::AssertSqlSafe(format!(
-        "DROP DATABASE {name} WITH (FORCE)"
-    )))
-    .execute(&mut admin_conn)
-    .await?;
+    let db = Scratch::create("linkledger_month").await?;
+    let result = simulate(db.url()).await;
+    db.drop_database().await?;
     result
 }
 

@@ -222,3 +222,58 @@ fn find_bindir() -> Option<PathBuf> {
     candidates.sort();
     candidates.pop().map(|(_, b)| b)
 }
+
+/// A scratch database for a benchmark or a simulation: created next to `DATABASE_URL`
+/// (else in a throwaway [`Cluster`]) and dropped by [`Scratch::drop_database`].
+pub struct Scratch {
+    admin: sqlx::PgConnection,
+    name: String,
+    url: secrecy::SecretString,
+    _cluster: Option<Cluster>,
+}
+
+impl Scratch {
+    /// A new empty database named `{prefix}_{pid}`.
+    pub async fn create(prefix: &str) -> Result<Scratch> {
+        use sqlx::Connection;
+        let (admin, cluster) = match std::env::var("DATABASE_URL") {
+            Ok(url) => (url, None),
+            Err(_) => {
+                let c = Cluster::start()?;
+                (c.url(), Some(c))
+            }
+        };
+        let name = format!("{prefix}_{}", std::process::id());
+        let mut conn = sqlx::PgConnection::connect(&admin)
+            .await
+            .context("connecting to create a scratch database")?;
+        sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
+            .execute(&mut conn)
+            .await
+            .with_context(|| format!("creating database {name}"))?;
+        let mut url = url::Url::parse(&admin).context("DATABASE_URL")?;
+        url.set_path(&format!("/{name}"));
+        Ok(Scratch {
+            admin: conn,
+            name,
+            url: secrecy::SecretString::from(url.to_string()),
+            _cluster: cluster,
+        })
+    }
+
+    pub fn url(&self) -> &secrecy::SecretString {
+        &self.url
+    }
+
+    /// Drops the database (connections still open to it are cut).
+    pub async fn drop_database(mut self) -> Result<()> {
+        sqlx::query(sqlx::AssertSqlSafe(format!(
+            "DROP DATABASE {} WITH (FORCE)",
+            self.name
+        )))
+        .execute(&mut self.admin)
+        .await
+        .with_context(|| format!("dropping database {}", self.name))?;
+        Ok(())
+    }
+}

@@ -585,3 +585,34 @@ async fn one_backfill_of_a_job_at_a_time_and_a_dead_ones_lock_is_free_at_once() 
         .expect("the lock freed");
     again.release().await;
 }
+
+#[tokio::test]
+async fn a_once_run_shows_the_same_progress_lines_without_a_terminal() {
+    let db = TestDb::new().await;
+    let sb = sandbox(SandboxOptions {
+        latency: Duration::from_millis(400),
+        ..SandboxOptions::default()
+    })
+    .await;
+    let list: Vec<String> = targets(10).iter().map(|t| format!("{t:?}")).collect();
+    let job = format!(
+        "name = \"watch\"\ntargets = [{}]\n[[collect]]\nendpoint = \"summary\"\nschedule = \"@daily\"\n",
+        list.join(", ")
+    );
+    let wd = Workdir::new(&[("watch.toml", &job)]);
+    let mut env = env_for(&db, &sb);
+    env.push(("LINKLEDGER_API__MAX_IN_FLIGHT".into(), "1".into()));
+    let out = linkledger(wd.path(), &env, &["run", "--once"]).await;
+    assert!(out.status.success(), "{}", stderr(&out));
+    let err = stderr(&out);
+    let lines: Vec<&str> = err
+        .lines()
+        .filter(|l| l.starts_with("progress: "))
+        .collect();
+    assert!(lines.len() >= 2, "a line every 3 s over 4 s: {err}");
+    assert!(
+        lines.last().unwrap().starts_with("progress: 10/10 calls"),
+        "{lines:?}"
+    );
+    assert!(lines[0].contains("ETA"), "{lines:?}");
+}
