@@ -57,7 +57,9 @@ fn main() -> anyhow::Result<()> {
 struct Figures {
     refetch: &'static str,
     seconds: f64,
+    /// Answered calls (each charged).
     calls: i64,
+    other_attempts: Vec<(String, i64)>,
     charged: Usd,
     /// Items in the answers: what the API bills rows for.
     rows_paid: i64,
@@ -154,9 +156,16 @@ async fn simulate(
     let (calls, rows_paid): (i64, i64) = sqlx::query_as(
         "SELECT count(*), coalesce(sum(jsonb_array_length(r.body #> '{tasks,0,result,0,items}')), 0)::bigint
          FROM linkledger.api_calls c JOIN linkledger.raw_responses r ON r.api_call_id = c.id
-         WHERE c.endpoint <> 'appendix/user_data'",
+         WHERE c.endpoint <> 'appendix/user_data' AND c.outcome = 'ok'",
     )
     .fetch_one(store.pool())
+    .await?;
+    // Attempts that brought no answer (throttled, retried): the sandbox charges none.
+    let other_attempts: Vec<(String, i64)> = sqlx::query_as(
+        "SELECT outcome, count(*) FROM linkledger.api_calls
+         WHERE endpoint <> 'appendix/user_data' AND outcome <> 'ok' GROUP BY 1 ORDER BY 1",
+    )
+    .fetch_all(store.pool())
     .await?;
     let rows_stored: i64 = sqlx::query_scalar(
         "SELECT (SELECT count(*) FROM linkledger.history)
@@ -194,6 +203,7 @@ async fn simulate(
         refetch,
         seconds,
         calls,
+        other_attempts,
         charged,
         rows_paid,
         rows_stored,
@@ -214,8 +224,18 @@ fn print(figures: &[Figures], targets: usize, days: i64) {
         // anyway: $0.02 a call + $0.00003 a stored row.
         let once = Decimal::new(2, 2) * Decimal::from(f.calls)
             + Decimal::new(3, 5) * Decimal::from(f.rows_stored);
+        let others: Vec<String> = f
+            .other_attempts
+            .iter()
+            .map(|(outcome, n)| format!("{n} {outcome}"))
+            .collect();
+        let others = if others.is_empty() {
+            String::new()
+        } else {
+            format!(" (other attempts, not charged: {})", others.join(", "))
+        };
         println!(
-            "refetch = {:<7}  {} calls, {:.0} s; rows paid {} for {} stored ({:.2}×); paid {} against {} buying each stored row once ({:.3}×); rows loaded per fire: history {} then {:.1}, new/lost {} then {:.1}",
+            "refetch = {:<7}  {} calls{others}, {:.0} s; rows paid {} for {} stored ({:.2}×); paid {} against {} buying each stored row once ({:.3}×); rows loaded per fire: history {} then {:.1}, new/lost {} then {:.1}",
             format!("{:?}", f.refetch),
             f.calls,
             f.seconds,

@@ -41,14 +41,19 @@ impl Store {
             .bind(START_LOG_LOCK)
             .execute(&mut *tx)
             .await?;
+        // The clock now, not the transaction's start (now()): waiting for the lock above
+        // must not date a start earlier than it is. A start counts for a minute and a
+        // second: the API counts a request when it arrives, after this booking and the
+        // ledger row, so the two windows must not drift apart at the ceiling.
         sqlx::query(
-            "DELETE FROM linkledger.api_starts WHERE started_at < now() - interval '60 seconds'",
+            "DELETE FROM linkledger.api_starts
+             WHERE started_at < clock_timestamp() - interval '61 seconds'",
         )
         .execute(&mut *tx)
         .await?;
         let (started, oldest): (i64, Option<f64>) = sqlx::query_as(
             "SELECT count(*)::bigint,
-                    extract(epoch FROM min(started_at) + interval '60 seconds' - now())::float8
+                    extract(epoch FROM min(started_at) + interval '61 seconds' - clock_timestamp())::float8
              FROM linkledger.api_starts",
         )
         .fetch_one(&mut *tx)
@@ -76,7 +81,7 @@ impl Store {
             tx.rollback().await?;
             return Ok(SlotGrant::Wait(Duration::from_millis(25)));
         };
-        sqlx::query("INSERT INTO linkledger.api_starts (started_at) VALUES (now())")
+        sqlx::query("INSERT INTO linkledger.api_starts (started_at) VALUES (clock_timestamp())")
             .execute(&mut *tx)
             .await?;
         tx.commit().await?;

@@ -801,3 +801,51 @@ async fn a_second_ctrl_c_stops_a_once_run_without_waiting_for_its_calls_in_fligh
         0
     );
 }
+
+#[tokio::test]
+async fn two_daemons_together_stay_within_the_accounts_per_minute_limit() {
+    // 30 calls at 20 a minute: the second minute's calls wait for the window to slide.
+    let sc = scene(
+        30,
+        SandboxOptions {
+            max_per_minute: 20,
+            ..SandboxOptions::default()
+        },
+        &[("LINKLEDGER_API__MAX_PER_MINUTE", "20")],
+    )
+    .await;
+    let (store, sb, wd, env) = (sc.store.clone(), &sc.sb, &sc.wd, sc.env.clone());
+    let (mut a, mut b) = tokio::join!(
+        Daemon::start(wd.path(), &env),
+        Daemon::start(wd.path(), &env)
+    );
+    wait_for(Duration::from_secs(120), "every target stored", || async {
+        count(&store, "SELECT count(*) FROM linkledger.summary").await == 30
+    })
+    .await;
+    a.signal(Signal::SIGTERM);
+    b.signal(Signal::SIGTERM);
+    assert!(
+        a.wait(Duration::from_secs(15)).await.success(),
+        "{}",
+        a.log()
+    );
+    assert!(
+        b.wait(Duration::from_secs(15)).await.success(),
+        "{}",
+        b.log()
+    );
+    let stats = sb.stats();
+    assert_eq!(stats.throttled, 0, "{stats:?}");
+    assert_eq!(stats.requests, 30);
+    // No 60 s of the ledger holds more than 20 starts, across both processes.
+    let busiest = count(
+        &store,
+        "SELECT max(n) FROM (
+             SELECT count(*) OVER (ORDER BY started_at
+                                   RANGE BETWEEN interval '60 seconds' PRECEDING AND CURRENT ROW) AS n
+             FROM linkledger.api_calls WHERE endpoint <> 'appendix/user_data') w",
+    )
+    .await;
+    assert!(busiest <= 20, "{busiest} starts in one minute");
+}
