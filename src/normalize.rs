@@ -53,8 +53,12 @@ impl ColType {
 pub struct TableSpec {
     pub name: &'static str,
     pub endpoint: Endpoint,
-    /// The natural key, in column order.
+    /// The natural key, in column order. `options` in it is the request's
+    /// [`Endpoint::answer_options`].
     pub key: &'static [(&'static str, ColType)],
+    /// Whether the rows carry `rank_scale` (the scale of the `rank` they store), after
+    /// the key.
+    pub rank_scale: bool,
     /// API fields kept, by their API names.
     pub fields: &'static [(&'static str, ColType)],
     /// Whether the `info` object is flattened into `info_*` columns.
@@ -64,14 +68,14 @@ pub struct TableSpec {
 }
 
 impl TableSpec {
-    /// Every column in insert order: key, fields, info, then bookkeeping.
+    /// Every column in insert order: key, `rank_scale`, fields, info, then bookkeeping.
     pub fn columns(&self) -> Vec<(String, ColType)> {
-        let mut cols: Vec<(String, ColType)> = self
-            .key
-            .iter()
-            .chain(self.fields)
-            .map(|(n, t)| (n.to_string(), *t))
-            .collect();
+        let mut cols: Vec<(String, ColType)> =
+            self.key.iter().map(|(n, t)| (n.to_string(), *t)).collect();
+        if self.rank_scale {
+            cols.push(("rank_scale".into(), ColType::Text));
+        }
+        cols.extend(self.fields.iter().map(|(n, t)| (n.to_string(), *t)));
         if self.info {
             cols.extend(INFO_FIELDS.iter().map(|(n, t)| (format!("info_{n}"), *t)));
         }
@@ -112,6 +116,7 @@ pub const SUMMARY: TableSpec = TableSpec {
     name: "summary",
     endpoint: Endpoint::Summary,
     key: fields!("target": T, "options": J, "collected_on": D),
+    rank_scale: true,
     fields: fields!(
         "first_seen": Ts, "lost_date": Ts, "rank": I, "backlinks": I, "backlinks_nofollow": I,
         "backlinks_spam_score": I, "crawled_pages": I, "internal_links_count": I,
@@ -127,9 +132,10 @@ pub const SUMMARY: TableSpec = TableSpec {
 pub const HISTORY: TableSpec = TableSpec {
     name: "history",
     endpoint: Endpoint::History,
-    key: fields!("target": T, "month": D),
+    key: fields!("target": T, "options": J, "month": D),
+    rank_scale: true,
     fields: fields!(
-        "rank": I, "backlinks": I, "backlinks_nofollow": I, "new_backlinks": I,
+        "rank": I, "backlinks": I, "new_backlinks": I,
         "lost_backlinks": I, "new_referring_domains": I, "lost_referring_domains": I,
         "crawled_pages": I, "internal_links_count": I, "external_links_count": I,
         "broken_backlinks": I, "broken_pages": I, "referring_domains": I,
@@ -144,7 +150,8 @@ pub const HISTORY: TableSpec = TableSpec {
 pub const TIMESERIES_SUMMARY: TableSpec = TableSpec {
     name: "timeseries_summary",
     endpoint: Endpoint::TimeseriesSummary,
-    key: fields!("target": T, "group_range": T, "date": D),
+    key: fields!("target": T, "options": J, "group_range": T, "date": D),
+    rank_scale: true,
     fields: fields!(
         "rank": I, "backlinks": I, "backlinks_nofollow": I, "referring_pages": I,
         "referring_pages_nofollow": I, "referring_domains": I, "referring_domains_nofollow": I,
@@ -158,7 +165,8 @@ pub const TIMESERIES_SUMMARY: TableSpec = TableSpec {
 pub const TIMESERIES_NEW_LOST: TableSpec = TableSpec {
     name: "timeseries_new_lost_summary",
     endpoint: Endpoint::TimeseriesNewLostSummary,
-    key: fields!("target": T, "group_range": T, "date": D),
+    key: fields!("target": T, "options": J, "group_range": T, "date": D),
+    rank_scale: false,
     fields: fields!(
         "new_backlinks": I, "lost_backlinks": I, "new_referring_domains": I,
         "lost_referring_domains": I, "new_referring_main_domains": I,
@@ -172,6 +180,7 @@ pub const BULK_NEW_LOST_BACKLINKS: TableSpec = TableSpec {
     name: "bulk_new_lost_backlinks",
     endpoint: Endpoint::BulkNewLostBacklinks,
     key: fields!("target": T, "date_from": D, "collected_on": D),
+    rank_scale: false,
     fields: fields!("new_backlinks": I, "lost_backlinks": I),
     info: false,
     breakdowns: false,
@@ -181,6 +190,7 @@ pub const BULK_NEW_LOST_REFERRING_DOMAINS: TableSpec = TableSpec {
     name: "bulk_new_lost_referring_domains",
     endpoint: Endpoint::BulkNewLostReferringDomains,
     key: fields!("target": T, "date_from": D, "collected_on": D),
+    rank_scale: false,
     fields: fields!(
         "new_referring_domains": I, "lost_referring_domains": I,
         "new_referring_main_domains": I, "lost_referring_main_domains": I,
@@ -192,7 +202,8 @@ pub const BULK_NEW_LOST_REFERRING_DOMAINS: TableSpec = TableSpec {
 pub const BULK_RANKS: TableSpec = TableSpec {
     name: "bulk_ranks",
     endpoint: Endpoint::BulkRanks,
-    key: fields!("target": T, "collected_on": D),
+    key: fields!("target": T, "options": J, "collected_on": D),
+    rank_scale: true,
     fields: fields!("rank": I),
     info: false,
     breakdowns: false,
@@ -201,7 +212,8 @@ pub const BULK_RANKS: TableSpec = TableSpec {
 pub const BULK_BACKLINKS: TableSpec = TableSpec {
     name: "bulk_backlinks",
     endpoint: Endpoint::BulkBacklinks,
-    key: fields!("target": T, "collected_on": D),
+    key: fields!("target": T, "options": J, "collected_on": D),
+    rank_scale: false,
     fields: fields!("backlinks": I),
     info: false,
     breakdowns: false,
@@ -210,7 +222,8 @@ pub const BULK_BACKLINKS: TableSpec = TableSpec {
 pub const BULK_REFERRING_DOMAINS: TableSpec = TableSpec {
     name: "bulk_referring_domains",
     endpoint: Endpoint::BulkReferringDomains,
-    key: fields!("target": T, "collected_on": D),
+    key: fields!("target": T, "options": J, "collected_on": D),
+    rank_scale: false,
     fields: fields!(
         "referring_domains": I, "referring_domains_nofollow": I, "referring_main_domains": I,
         "referring_main_domains_nofollow": I,
@@ -222,7 +235,8 @@ pub const BULK_REFERRING_DOMAINS: TableSpec = TableSpec {
 pub const BULK_SPAM_SCORE: TableSpec = TableSpec {
     name: "bulk_spam_score",
     endpoint: Endpoint::BulkSpamScore,
-    key: fields!("target": T, "collected_on": D),
+    key: fields!("target": T, "options": J, "collected_on": D),
+    rank_scale: false,
     fields: fields!("spam_score": I),
     info: false,
     breakdowns: false,
@@ -231,7 +245,8 @@ pub const BULK_SPAM_SCORE: TableSpec = TableSpec {
 pub const BULK_PAGES_SUMMARY: TableSpec = TableSpec {
     name: "bulk_pages_summary",
     endpoint: Endpoint::BulkPagesSummary,
-    key: fields!("target": T, "collected_on": D),
+    key: fields!("target": T, "options": J, "collected_on": D),
+    rank_scale: true,
     fields: fields!(
         "rank": I, "main_domain_rank": I, "backlinks": I, "first_seen": Ts, "lost_date": Ts,
         "backlinks_spam_score": I, "broken_backlinks": I, "broken_pages": I,
@@ -239,7 +254,8 @@ pub const BULK_PAGES_SUMMARY: TableSpec = TableSpec {
         "referring_main_domains_nofollow": I, "referring_ips": I, "referring_subnets": I,
         "referring_pages": I, "referring_pages_nofollow": I,
     ),
-    info: true,
+    // The pages summary item has no `info` object (api-fields.md).
+    info: false,
     breakdowns: true,
 };
 
@@ -301,7 +317,8 @@ pub struct Breakdown {
     pub parent: usize,
     pub dimension: &'static str,
     pub key: String,
-    pub count: i64,
+    /// `None` when the API sent the key with a null count: the key is kept.
+    pub count: Option<i64>,
 }
 
 /// Everything one response normalizes to; written in one transaction.
@@ -372,9 +389,11 @@ pub struct NormalizeError {
 /// Normalizes one successful response body (the whole envelope).
 pub fn normalize(ctx: &Context<'_>, body: &Value) -> Result<Batch, NormalizeError> {
     let spec = table_for(ctx.endpoint);
+    let options = ctx.endpoint.answer_options(ctx.request);
     let mut n = Normalizer {
         ctx,
         spec,
+        options,
         batch: Batch {
             table: TableRows {
                 spec,
@@ -438,6 +457,8 @@ type Item<'v> = (String, &'v Map<String, Value>);
 struct Normalizer<'a> {
     ctx: &'a Context<'a>,
     spec: &'static TableSpec,
+    /// The request's [`Endpoint::answer_options`]: part of every row's key.
+    options: Value,
     batch: Batch,
 }
 
@@ -486,17 +507,17 @@ impl Normalizer<'_> {
         self.ctx.collected_at.date_naive()
     }
 
-    /// Request options other than the target(s): part of the summary key.
     fn options(&self) -> Value {
-        let mut opts = Map::new();
-        if let Some(req) = self.ctx.request.as_object() {
-            for (k, v) in req {
-                if !matches!(k.as_str(), "target" | "targets" | "tag") {
-                    opts.insert(k.clone(), v.clone());
-                }
-            }
+        self.options.clone()
+    }
+
+    /// The scale of the ranks of this answer: what the request asked for (the
+    /// options carry the API's default when it asked nothing).
+    fn rank_scale(&self) -> Cell {
+        match self.options.get("rank_scale") {
+            Some(Value::String(s)) => Cell::Text(s.clone()),
+            _ => Cell::Null,
         }
-        Value::Object(opts)
     }
 
     fn request_str(&self, field: &str) -> Option<&str> {
@@ -566,14 +587,19 @@ impl Normalizer<'_> {
                     .or_else(|| self.request_str("target"))
                     .ok_or_else(|| self.err(format!("{path}.target"), "missing".into()))?
                     .to_string();
+                let options = self.options();
                 for (p, item) in self.items(result, path)? {
                     let date = self.item_date(&p, item)?;
                     let month = date.with_day(1).expect("day 1 exists");
                     self.row(
                         &p,
                         item,
-                        vec![Cell::Text(target.clone()), Cell::Date(month)],
-                        Some((target.clone(), month, Value::Object(Map::new()))),
+                        vec![
+                            Cell::Text(target.clone()),
+                            Cell::Json(options.clone()),
+                            Cell::Date(month),
+                        ],
+                        Some((target.clone(), month, options.clone())),
                     )?;
                 }
             }
@@ -588,6 +614,7 @@ impl Normalizer<'_> {
                     .or_else(|| self.request_str("group_range"))
                     .unwrap_or("month")
                     .to_string();
+                let options = self.options();
                 for (p, item) in self.items(result, path)? {
                     let date = self.item_date(&p, item)?;
                     self.row(
@@ -595,6 +622,7 @@ impl Normalizer<'_> {
                         item,
                         vec![
                             Cell::Text(target.clone()),
+                            Cell::Json(options.clone()),
                             Cell::Text(group_range.clone()),
                             Cell::Date(date),
                         ],
@@ -626,20 +654,35 @@ impl Normalizer<'_> {
             }
             BulkRanks | BulkBacklinks | BulkReferringDomains | BulkSpamScore => {
                 let day = self.collected_on();
+                let options = self.options();
                 for (p, item) in self.items(result, path)? {
                     let target = self.item_target(&p, item, "target")?;
-                    self.row(&p, item, vec![Cell::Text(target), Cell::Date(day)], None)?;
+                    self.row(
+                        &p,
+                        item,
+                        vec![
+                            Cell::Text(target),
+                            Cell::Json(options.clone()),
+                            Cell::Date(day),
+                        ],
+                        None,
+                    )?;
                 }
             }
             BulkPagesSummary => {
                 let day = self.collected_on();
+                let options = self.options();
                 for (p, item) in self.items(result, path)? {
                     let target = self.item_target(&p, item, "url")?;
                     self.row(
                         &p,
                         item,
-                        vec![Cell::Text(target.clone()), Cell::Date(day)],
-                        Some((target, day, Value::Object(Map::new()))),
+                        vec![
+                            Cell::Text(target.clone()),
+                            Cell::Json(options.clone()),
+                            Cell::Date(day),
+                        ],
+                        Some((target, day, options.clone())),
                     )?;
                 }
             }
@@ -678,6 +721,9 @@ impl Normalizer<'_> {
         mut cells: Vec<Cell>,
         parent: Option<(String, NaiveDate, Value)>,
     ) -> Result<(), NormalizeError> {
+        if self.spec.rank_scale {
+            cells.push(self.rank_scale());
+        }
         for (field, ty) in self.spec.fields {
             let value = field_value(obj, field);
             cells.push(self.cell(&format!("{path}.{field}"), value, *ty)?);
@@ -717,11 +763,12 @@ impl Normalizer<'_> {
                     }
                 };
                 for (key, count) in map {
+                    // A key sent with a null count is kept, its count NULL.
                     let count = match count {
-                        Value::Null => continue,
-                        v => v.as_i64().ok_or_else(|| {
+                        Value::Null => None,
+                        v => Some(v.as_i64().ok_or_else(|| {
                             self.err(format!("{path}.{field}[{key:?}]"), expected("integer", v))
-                        })?,
+                        })?),
                     };
                     self.batch.breakdowns.push(Breakdown {
                         parent,
@@ -851,10 +898,12 @@ mod tests {
             Cell::TextArray(vec!["blogs".into()])
         );
         assert_eq!(col(&b, 0, "info_cms"), Cell::Null);
+        // The options carry the API's defaults for what the request left out.
         assert_eq!(
             col(&b, 0, "options"),
-            Cell::Json(json!({"include_subdomains": true}))
+            Cell::Json(Endpoint::Summary.default_options())
         );
+        assert_eq!(col(&b, 0, "rank_scale"), Cell::Text("one_thousand".into()));
         assert_eq!(col(&b, 0, "collected_on"), Cell::Date(at().date_naive()));
         assert_eq!(
             col(&b, 0, "first_seen"),
@@ -864,9 +913,61 @@ mod tests {
         assert!(
             b.breakdowns
                 .iter()
-                .any(|x| x.dimension == "tld" && x.key.is_empty() && x.count == 3)
+                .any(|x| x.dimension == "tld" && x.key.is_empty() && x.count == Some(3))
         );
         assert_eq!(b.row_count(), 4);
+    }
+
+    #[test]
+    fn rows_are_keyed_by_the_options_that_change_the_answer_and_carry_their_rank_scale() {
+        let req = json!({"target": "example.com", "date_from": "2024-01-01", "date_to": "2024-02-29",
+                         "rank_scale": "one_hundred", "tag": "mine"});
+        let body = envelope(json!({"target": "example.com", "items": [
+            {"date": "2024-01-01 00:00:00 +00:00", "rank": 42, "referring_links_tld": {"com": 1}}
+        ]}));
+        let b = normalize(&ctx(Endpoint::History, &req), &body).unwrap();
+        // Neither the dates (they choose the months) nor the tag are options.
+        assert_eq!(
+            col(&b, 0, "options"),
+            Cell::Json(json!({"rank_scale": "one_hundred"}))
+        );
+        assert_eq!(col(&b, 0, "rank_scale"), Cell::Text("one_hundred".into()));
+        assert_eq!(b.parents[0].options, json!({"rank_scale": "one_hundred"}));
+        // A request that leaves the scale out gets the API's default, one_thousand.
+        let req = json!({"targets": ["a.com"]});
+        let body = envelope(json!({"items": [{"target": "a.com", "rank": 400}]}));
+        let b = normalize(&ctx(Endpoint::BulkRanks, &req), &body).unwrap();
+        assert_eq!(
+            col(&b, 0, "options"),
+            Cell::Json(json!({"rank_scale": "one_thousand"}))
+        );
+        assert_eq!(col(&b, 0, "rank_scale"), Cell::Text("one_thousand".into()));
+        // group_range is a key column of its own, include_subdomains an option.
+        let req = json!({"target": "a.com", "date_from": "2024-01-01", "group_range": "week",
+                         "include_subdomains": false});
+        let body =
+            envelope(json!({"target": "a.com", "items": [{"date": "2024-01-07 00:00:00 +00:00"}]}));
+        let b = normalize(&ctx(Endpoint::TimeseriesNewLostSummary, &req), &body).unwrap();
+        assert_eq!(
+            col(&b, 0, "options"),
+            Cell::Json(json!({"include_subdomains": false}))
+        );
+        assert_eq!(col(&b, 0, "group_range"), Cell::Text("week".into()));
+    }
+
+    #[test]
+    fn a_map_entry_with_a_null_count_is_kept_with_no_count() {
+        let req = json!({"target": "example.com"});
+        let body = envelope(json!({"target": "example.com",
+            "referring_links_types": {"anchor": 5, "": null}}));
+        let b = normalize(&ctx(Endpoint::Summary, &req), &body).unwrap();
+        let mut got: Vec<(String, Option<i64>)> = b
+            .breakdowns
+            .iter()
+            .map(|x| (x.key.clone(), x.count))
+            .collect();
+        got.sort();
+        assert_eq!(got, [(String::new(), None), ("anchor".into(), Some(5))]);
     }
 
     #[test]

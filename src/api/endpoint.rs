@@ -132,6 +132,10 @@ pub enum ParamKind {
     Date,
     /// An array in the API's filter syntax, passed through as written.
     Filters,
+    /// A string of at most `max_chars` characters.
+    Text {
+        max_chars: usize,
+    },
 }
 
 /// The value the API uses when a parameter is left out. linkledger always sends it, so
@@ -150,6 +154,26 @@ pub struct ParamSpec {
     pub name: &'static str,
     pub kind: ParamKind,
     pub default: Option<ParamDefault>,
+}
+
+impl ParamDefault {
+    /// The default as sent; `None` for a date (it depends on the day).
+    pub fn json(self) -> Option<serde_json::Value> {
+        match self {
+            ParamDefault::Bool(b) => Some(b.into()),
+            ParamDefault::Int(i) => Some(i.into()),
+            ParamDefault::Str(s) => Some(s.into()),
+            ParamDefault::Date(_) => None,
+        }
+    }
+}
+
+/// Request fields that are not part of [`Endpoint::answer_options`].
+fn is_not_an_option(name: &str) -> bool {
+    matches!(
+        name,
+        "target" | "targets" | "tag" | "date_from" | "date_to" | "group_range"
+    )
 }
 
 /// The earliest `date_from` the API accepts for an endpoint.
@@ -186,6 +210,14 @@ const DATE_FROM_MONTH_AGO: ParamSpec = ParamSpec {
     default: Some(ParamDefault::Date("-1m")),
 };
 
+/// `tag`: the user's own task identifier, echoed in the answer's `data`; every endpoint
+/// takes it, and it changes nothing in the answer.
+const TAG: ParamSpec = ParamSpec {
+    name: "tag",
+    kind: ParamKind::Text { max_chars: 255 },
+    default: None,
+};
+
 const SUMMARY_PARAMS: &[ParamSpec] = &[
     INCLUDE_SUBDOMAINS,
     ParamSpec {
@@ -214,6 +246,7 @@ const SUMMARY_PARAMS: &[ParamSpec] = &[
         default: None,
     },
     RANK_SCALE,
+    TAG,
 ];
 
 const HISTORY_PARAMS: &[ParamSpec] = &[
@@ -224,6 +257,7 @@ const HISTORY_PARAMS: &[ParamSpec] = &[
     },
     DATE_TO,
     RANK_SCALE,
+    TAG,
 ];
 
 const TIMESERIES_SUMMARY_PARAMS: &[ParamSpec] = &[
@@ -232,6 +266,7 @@ const TIMESERIES_SUMMARY_PARAMS: &[ParamSpec] = &[
     GROUP_RANGE,
     INCLUDE_SUBDOMAINS,
     RANK_SCALE,
+    TAG,
 ];
 
 const TIMESERIES_NEW_LOST_PARAMS: &[ParamSpec] = &[
@@ -239,11 +274,13 @@ const TIMESERIES_NEW_LOST_PARAMS: &[ParamSpec] = &[
     DATE_TO,
     GROUP_RANGE,
     INCLUDE_SUBDOMAINS,
+    TAG,
 ];
 
-const BULK_NEW_LOST_PARAMS: &[ParamSpec] = &[DATE_FROM_MONTH_AGO];
-const BULK_RANKS_PARAMS: &[ParamSpec] = &[RANK_SCALE];
-const BULK_PAGES_SUMMARY_PARAMS: &[ParamSpec] = &[INCLUDE_SUBDOMAINS, RANK_SCALE];
+const BULK_NEW_LOST_PARAMS: &[ParamSpec] = &[DATE_FROM_MONTH_AGO, TAG];
+const BULK_RANKS_PARAMS: &[ParamSpec] = &[RANK_SCALE, TAG];
+const BULK_PAGES_SUMMARY_PARAMS: &[ParamSpec] = &[INCLUDE_SUBDOMAINS, RANK_SCALE, TAG];
+const TAG_ONLY_PARAMS: &[ParamSpec] = &[TAG];
 
 impl Endpoint {
     pub const ALL: [Endpoint; 11] = [
@@ -307,9 +344,41 @@ impl Endpoint {
             Endpoint::BulkRanks => BULK_RANKS_PARAMS,
             Endpoint::BulkPagesSummary => BULK_PAGES_SUMMARY_PARAMS,
             Endpoint::BulkBacklinks | Endpoint::BulkReferringDomains | Endpoint::BulkSpamScore => {
-                &[]
+                TAG_ONLY_PARAMS
             }
         }
+    }
+
+    /// The request options an answer of this endpoint depends on, with the API's
+    /// defaults filled in: every parameter of `task` but the target(s), `tag` (it
+    /// changes nothing), the dates (they choose which periods, or are a key column of
+    /// their own: `date_from` of the bulk new/lost endpoints) and `group_range` (a key
+    /// column of its own). Part of the natural key of the endpoint's table, so that
+    /// two collections asking differently never overwrite each other.
+    pub fn answer_options(self, task: &serde_json::Value) -> serde_json::Value {
+        let mut out = serde_json::Map::new();
+        for spec in self.params() {
+            if let (false, Some(d)) = (
+                is_not_an_option(spec.name),
+                spec.default.and_then(|d| d.json()),
+            ) {
+                out.insert(spec.name.to_string(), d);
+            }
+        }
+        if let Some(task) = task.as_object() {
+            for (k, v) in task {
+                if !is_not_an_option(k) {
+                    out.insert(k.clone(), v.clone());
+                }
+            }
+        }
+        serde_json::Value::Object(out)
+    }
+
+    /// [`Endpoint::answer_options`] of a request that sets nothing: the API's defaults,
+    /// the option set the views show unless asked for another.
+    pub fn default_options(self) -> serde_json::Value {
+        self.answer_options(&serde_json::Value::Null)
     }
 
     pub fn param(self, name: &str) -> Option<&'static ParamSpec> {

@@ -226,6 +226,16 @@ fn check_value(spec: &ParamSpec, value: &toml::Value) -> Result<ParamValue, Stri
                 found()
             )),
         },
+        ParamKind::Text { max_chars } => match value {
+            toml::Value::String(s) if s.chars().count() <= max_chars => {
+                Ok(ParamValue::Str(s.clone()))
+            }
+            toml::Value::String(s) => Err(format!(
+                "must be at most {max_chars} characters, found {}",
+                s.chars().count()
+            )),
+            _ => Err(format!("expected a string, found {}", found())),
+        },
         ParamKind::Filters => match value {
             toml::Value::Array(_) => Ok(ParamValue::Filters(to_json(value)?)),
             _ => Err(format!(
@@ -387,7 +397,23 @@ mod tests {
         );
         assert_eq!(
             check_param(Endpoint::BulkBacklinks, "rank_scale", &v("\"one_hundred\"")).unwrap_err(),
-            "bulk_backlinks takes no parameter `rank_scale`; bulk_backlinks takes no parameters"
+            "bulk_backlinks takes no parameter `rank_scale`; it takes tag"
+        );
+        // `tag`: any endpoint, a string of up to 255 characters.
+        assert_eq!(
+            check_param(Endpoint::BulkBacklinks, "tag", &v("\"weekly report\"")),
+            Ok(ParamValue::Str("weekly report".into()))
+        );
+        let long = format!("\"{}\"", "é".repeat(255));
+        assert!(check_param(Endpoint::History, "tag", &v(&long)).is_ok());
+        let too_long = format!("\"{}\"", "x".repeat(256));
+        assert_eq!(
+            check_param(Endpoint::Summary, "tag", &v(&too_long)).unwrap_err(),
+            "must be at most 255 characters, found 256"
+        );
+        assert_eq!(
+            check_param(Endpoint::Summary, "tag", &v("7")).unwrap_err(),
+            "expected a string, found integer"
         );
         let filters = check_param(
             e,

@@ -93,16 +93,11 @@ impl Request {
         };
         // Unknown keys first, in the order they were sent: the API names the first one.
         for key in obj.keys() {
-            if key != target_key && key != "tag" && endpoint.param(key).is_none() {
+            if key != target_key && endpoint.param(key).is_none() {
                 return Err(invalid_field(key));
             }
         }
         let targets = parse_targets(endpoint, obj.get(target_key))?;
-        if let Some(tag) = obj.get("tag")
-            && tag.as_str().is_none_or(|t| t.chars().count() > 255)
-        {
-            return Err(invalid_field("tag"));
-        }
         for spec in endpoint.params() {
             if let Some(v) = obj.get(spec.name)
                 && !type_ok(spec.kind, v)
@@ -127,8 +122,11 @@ impl Request {
             rank_hundred: str_param("rank_scale") == Some("one_hundred"),
             scale: 1.0,
         };
+        // The options narrow or widen the dataset the counts come from (only summary
+        // takes most of them; include_subdomains also the timeseries and pages summary).
+        req.scale = summary_scale(obj);
         match endpoint {
-            Endpoint::Summary => req.scale = summary_scale(obj),
+            Endpoint::Summary => {}
             Endpoint::History => {
                 let from = date("date_from").unwrap_or_else(history_earliest);
                 let to = date("date_to").unwrap_or(today);
@@ -218,6 +216,7 @@ fn type_ok(kind: ParamKind, v: &Value) -> bool {
         ParamKind::Choice(choices) => v.as_str().is_some_and(|s| choices.contains(&s)),
         ParamKind::Date => v.as_str().and_then(parse_date).is_some(),
         ParamKind::Filters => v.is_array(),
+        ParamKind::Text { max_chars } => v.as_str().is_some_and(|s| s.chars().count() <= max_chars),
     }
 }
 
@@ -314,7 +313,8 @@ enum Quirk {
     /// `new_reffering_domains` / `lost_reffering_domains`, as older API versions spelled them.
     Misspelled,
     /// `rank`, `backlinks`, `referring_domains`, `first_seen` null; `info` and
-    /// `referring_links_countries` absent; `crawled_pages` missing.
+    /// `referring_links_countries` absent; `crawled_pages` missing; the empty key of
+    /// `referring_links_types` with a null count.
     Nulls,
 }
 
@@ -368,6 +368,12 @@ impl Quirk {
                 }
                 for field in ["info", "referring_links_countries", "crawled_pages"] {
                     obj.shift_remove(field);
+                }
+                // A map key with a null count.
+                if let Some(Value::Object(types)) = obj.get_mut("referring_links_types")
+                    && let Some(count) = types.get_mut("")
+                {
+                    *count = Value::Null;
                 }
             }
         }
@@ -528,9 +534,12 @@ fn new_lost(target: &str, s: &Snapshot, key: &str, days: i64) -> NewLost {
     }
 }
 
-fn show_rank(rank: i64, hundred: bool) -> i64 {
+/// A 0-1000 rank as the request's `rank_scale` shows it: `one_hundred` is the API's own
+/// conversion, `round(sin(rank / 636.62) * 100)` (DataForSEO, "New rank scale in
+/// Backlinks API"; 636.62 is 2000/pi, so 1000 maps to 100), not rank / 10.
+pub fn show_rank(rank: i64, hundred: bool) -> i64 {
     if hundred {
-        (rank as f64 / 10.0).round() as i64
+        ((rank as f64 / 636.62).sin() * 100.0).round() as i64
     } else {
         rank
     }
@@ -721,7 +730,8 @@ fn breakdowns(target: &str, date: &str, total: i64, limit: usize) -> [(&'static 
 
 /// Inserts the fields of a full record (summary, history item, pages summary item) from
 /// `crawled_pages` on, in the API's order. `with_crawl` adds the fields only the
-/// domain-level records have.
+/// domain-level records have (`crawled_pages`, `info`, the link counts); the pages
+/// summary item has none of them.
 fn insert_record(
     obj: &mut Map<String, Value>,
     target: &str,
@@ -758,9 +768,6 @@ fn insert_record(
         "referring_pages_nofollow".into(),
         json!(s.referring_pages_nofollow),
     );
-    if !with_crawl {
-        obj.insert("info".into(), info(target, date));
-    }
     for (name, map) in breakdowns(target, date, s.backlinks, limit) {
         obj.insert(name.into(), map);
     }
@@ -778,6 +785,8 @@ fn summary(req: &Request, today: NaiveDate) -> Value {
     obj.insert("backlinks".into(), json!(s.backlinks));
     obj.insert("backlinks_spam_score".into(), json!(s.backlinks_spam_score));
     insert_record(&mut obj, target, &date, &s, req.list_limit, true);
+    // Last, where the API's documented example has it (the history item has none).
+    obj.insert("backlinks_nofollow".into(), json!(s.backlinks_nofollow));
     let mut v = Value::Object(obj);
     apply_quirk(target, &mut v);
     v
@@ -847,7 +856,7 @@ fn timeseries(req: &Request) -> Value {
     let to = req.date_to.expect("timeseries has date_to");
     let mut items = Vec::new();
     for (start, end) in periods(from, to, req.group) {
-        let s = snapshot(target, end, 1.0);
+        let s = snapshot(target, end, req.scale);
         let key = end.to_string();
         let mut item = if req.endpoint == Endpoint::TimeseriesSummary {
             json!({
@@ -899,7 +908,7 @@ fn bulk(req: &Request, today: NaiveDate) -> Value {
     let mut items = Vec::with_capacity(req.targets.len());
     for target in &req.targets {
         let t = target.as_str();
-        let s = snapshot(t, today, 1.0);
+        let s = snapshot(t, today, req.scale);
         let mut item = match req.endpoint {
             Endpoint::BulkNewLostBacklinks | Endpoint::BulkNewLostReferringDomains => {
                 let from = req.date_from.expect("new/lost has date_from");
@@ -1297,6 +1306,39 @@ mod tests {
         assert_eq!(b["items"][0]["target"], "plain.com");
         assert!(b["items"][0].get("new_referring_domains").is_some());
         assert!(b["items"][1].get("new_reffering_domains").is_some());
+    }
+
+    #[test]
+    fn rank_scale_one_hundred_is_the_apis_sine_conversion_of_the_0_to_1000_rank() {
+        for (rank, hundred) in [
+            (0, 0),
+            (100, 16),
+            (371, 55),
+            (500, 71),
+            (900, 99),
+            (1000, 100),
+        ] {
+            assert_eq!(show_rank(rank, true), hundred, "{rank}");
+            assert_eq!(show_rank(rank, false), rank);
+        }
+        // The same answer on both scales: every rank converted, nothing else changed.
+        let thousand = result(
+            Endpoint::BulkPagesSummary,
+            json!({"targets": ["https://example.com/a"], "rank_scale": "one_thousand"}),
+        );
+        let hundred = result(
+            Endpoint::BulkPagesSummary,
+            json!({"targets": ["https://example.com/a"], "rank_scale": "one_hundred"}),
+        );
+        let (t, h) = (&thousand[0]["items"][0], &hundred[0]["items"][0]);
+        for field in ["rank", "main_domain_rank"] {
+            assert_eq!(
+                h[field].as_i64().unwrap(),
+                show_rank(t[field].as_i64().unwrap(), true),
+                "{field}"
+            );
+        }
+        assert_eq!(h["backlinks"], t["backlinks"]);
     }
 
     #[test]

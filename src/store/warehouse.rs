@@ -281,7 +281,10 @@ fn breakdown_lines(out: &mut String, batch: &Batch) {
         out.push('\t');
         copy_field(out, &Cell::Text(d.key.clone()));
         out.push('\t');
-        out.push_str(&d.count.to_string());
+        match d.count {
+            Some(n) => out.push_str(&n.to_string()),
+            None => out.push_str("\\N"),
+        }
         out.push_str(&suffix);
     }
 }

@@ -20,3 +20,4 @@ mod schema;
 mod secrets;
 mod spend;
 mod summary;
+mod warehouse_keys;
