@@ -53,6 +53,13 @@
 //! [`SandboxOptions::identify`] = false (`linkledger sandbox --as-real-api`) leaves the
 //! header out and nothing else changes.
 //!
+//! # Fixture mode
+//!
+//! [`SandboxOptions::fixtures`] maps an endpoint to an envelope (a documented example
+//! response): every admitted task of that endpoint is answered with it verbatim and
+//! charged its `cost`, so a test can feed the API's own documents through the real
+//! client, ledger and loader. Authentication, limits and faults are as without it.
+//!
 //! # Target modes
 //!
 //! A target whose host's first label (lowercase, without `www.`) is one of these names
@@ -318,6 +325,10 @@ pub struct SandboxOptions {
     /// Send [`SANDBOX_HEADER`] with every answer (default true). False makes the
     /// sandbox pass for the real API, for tests of budgets.
     pub identify: bool,
+    /// Fixture mode: an endpoint listed here answers every admitted task with this
+    /// envelope, verbatim (a documented example response), charged at the envelope's
+    /// own `cost`, instead of built data. Empty by default.
+    pub fixtures: BTreeMap<Endpoint, Value>,
 }
 
 impl Default for SandboxOptions {
@@ -339,6 +350,7 @@ impl Default for SandboxOptions {
             prices: None,
             gateway: None,
             identify: true,
+            fixtures: BTreeMap::new(),
         }
     }
 }
@@ -418,6 +430,7 @@ impl fmt::Debug for SandboxOptions {
             .field("prices", &self.prices)
             .field("gateway", &self.gateway)
             .field("identify", &self.identify)
+            .field("fixtures", &self.fixtures.keys().collect::<Vec<_>>())
             .finish()
     }
 }
@@ -1173,6 +1186,16 @@ fn respond(
     if mode == Some(TargetMode::NoFunds) {
         let body = top_level(40210, MSG_NO_FUNDS, started.elapsed());
         return shared.answer(endpoint, &request, StatusCode::OK, body, Usd::ZERO);
+    }
+
+    // Fixture mode: the documented example, as it is, whatever the task asked.
+    if let Some(body) = shared.opts.fixtures.get(&endpoint) {
+        let cost = body
+            .get("cost")
+            .and_then(|c| c.to_string().parse::<Usd>().ok())
+            .unwrap_or(Usd::ZERO);
+        tracing::debug!(%cost, "answered from a fixture");
+        return shared.answer(endpoint, &request, StatusCode::OK, body.clone(), cost);
     }
 
     let data = echo("backlinks", endpoint.name(), Some(task_in));

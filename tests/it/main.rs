@@ -7,6 +7,7 @@ mod client;
 mod common;
 mod compose;
 mod daemon;
+mod documents;
 mod endpoints;
 mod errors;
 mod harness;

@@ -272,7 +272,7 @@ async fn a_tag_in_a_job_file_is_sent_and_kept_in_the_ledger_but_is_no_option() {
 type HistoryRow = (String, String, Value, String, Option<i64>, Option<i64>);
 
 /// Applies the migrations up to `version` only.
-async fn migrate_to(pool: &sqlx::PgPool, version: i64) {
+pub(crate) async fn migrate_to(pool: &sqlx::PgPool, version: i64) {
     let mut m = sqlx::migrate!("./migrations");
     m.migrations = std::borrow::Cow::Owned(
         m.migrations
