@@ -185,6 +185,13 @@ fn request_params_add_every_default_and_resolve_dates() {
 
     let job = load("name = \"t\"\ntargets = [\"example.com\"]\n[[collect]]\nendpoint = \"bulk_backlinks\"\nschedule = \"@daily\"\n").unwrap();
     assert!(job.collections[0].request_params(today()).is_empty());
+
+    // A tag is sent as written; it has no default.
+    let job = load("name = \"t\"\ntargets = [\"example.com\"]\n[[collect]]\nendpoint = \"bulk_backlinks\"\nschedule = \"@daily\"\nparams = { tag = \"q4 audit\" }\n").unwrap();
+    assert_eq!(
+        serde_json::Value::Object(job.collections[0].request_params(today())),
+        serde_json::json!({ "tag": "q4 audit" })
+    );
 }
 
 #[test]
@@ -261,6 +268,11 @@ fn each_mistake_gives_its_message() {
             "collect[1].params.backlinks_filters: expected an array",
         ),
         (with("params = 3\n"), "collect[1].params: expected a table"),
+        (
+            with(&format!("params = {{ tag = \"{}\" }}\n", "t".repeat(256))),
+            "collect[1].params.tag: must be at most 255 characters, found 256",
+        ),
+        (with("params = { tag = 7 }\n"), "collect[1].params.tag: expected a string, found integer"),
         (
             GOOD.replace("example.com", "not a domain"),
             "targets[1]: `not a domain` is not a valid domain or absolute URL",
