@@ -180,6 +180,10 @@ pub enum Command {
         /// instead of /v3, a bare JSON object as the body, Bearer auth only, no user_data.
         #[arg(long, value_name = "PATH")]
         gateway_prefix: Option<String>,
+        /// Answer every task of ENDPOINT with the JSON envelope in FILE, verbatim (a
+        /// documented example response), charged its own `cost`. Repeatable.
+        #[arg(long, value_name = "ENDPOINT=FILE")]
+        fixture: Vec<String>,
     },
     /// Zero-setup tour: runs the example jobs once against a built-in sandbox.
     #[command(after_help = help::DEMO)]
@@ -344,6 +348,7 @@ written; 2 bad usage (a run that does not exist: nothing is cancelled) or config
             "linkledger sandbox --listen 0.0.0.0:8089 --fault-rate 0.1 --latency-ms 200",
             "then: LINKLEDGER_API__BASE_URL=http://127.0.0.1:8089/v3 DATAFORSEO_LOGIN=sandbox \
 DATAFORSEO_PASSWORD=sandbox linkledger run --once",
+            "linkledger sandbox --fixture summary=example.json   # answers summary with that envelope",
         ),
         "It takes login sandbox with password sandbox, or Bearer token sandbox-token.\n\n",
         "Exit status: 0 stopped by Ctrl-C; 1 the address could not be served; 2 bad usage."
@@ -355,6 +360,32 @@ DATAFORSEO_PASSWORD=sandbox linkledger run --once",
         ),
         "Exit status: 0 every call succeeded; 1 some work failed; 2 bad configuration or job files."
     );
+}
+
+/// The sandbox's `--fixture ENDPOINT=FILE` arguments read: each file a JSON envelope.
+fn sandbox_fixtures(
+    args: &[String],
+) -> Result<std::collections::BTreeMap<crate::api::Endpoint, serde_json::Value>, String> {
+    let mut out = std::collections::BTreeMap::new();
+    for arg in args {
+        let (endpoint, file) = arg
+            .split_once('=')
+            .ok_or_else(|| format!("--fixture {arg}: expected ENDPOINT=FILE"))?;
+        let endpoint: crate::api::Endpoint = endpoint
+            .parse()
+            .map_err(|e| format!("--fixture {arg}: {e}"))?;
+        let text = std::fs::read_to_string(file)
+            .map_err(|e| format!("--fixture {arg}: cannot read {file}: {e}"))?;
+        let body: serde_json::Value = serde_json::from_str(&text)
+            .map_err(|e| format!("--fixture {arg}: {file} is not JSON: {e}"))?;
+        if !body.is_object() {
+            return Err(format!(
+                "--fixture {arg}: {file} must hold a response envelope (a JSON object)"
+            ));
+        }
+        out.insert(endpoint, body);
+    }
+    Ok(out)
 }
 
 /// Bad usage, configuration or job files: exit status 2.
@@ -550,10 +581,12 @@ async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
             price_per_request,
             price_per_row,
             gateway_prefix,
+            fixture,
         } => {
             if !(0.0..=1.0).contains(fault_rate) {
                 return Err(UsageError("--fault-rate must be between 0 and 1".into()).into());
             }
+            let fixtures = sandbox_fixtures(fixture).map_err(UsageError)?;
             let opts = SandboxOptions {
                 listen: *listen,
                 latency: Duration::from_millis(*latency_ms),
@@ -573,6 +606,7 @@ async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
                 gateway: gateway_prefix.as_ref().map(|prefix| GatewayOptions {
                     prefix: prefix.clone(),
                 }),
+                fixtures,
                 ..SandboxOptions::default()
             };
             opts.check().map_err(UsageError)?;

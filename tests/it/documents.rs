@@ -514,3 +514,84 @@ params = { internal_list_limit = 10, include_subdomains = true, backlinks_filter
         1
     );
 }
+
+#[tokio::test]
+async fn linkledger_sandbox_serves_a_fixture_file_to_a_once_run_and_refuses_a_bad_one() {
+    let wd = Workdir::new(&[(
+        "documented.toml",
+        "name = \"documented\"\ntargets = [\"explodingtopics.com\"]\n[[collect]]\nendpoint = \"summary\"\nschedule = \"@daily\"\n",
+    )]);
+    let file = wd.path().join("summary-example.json");
+    std::fs::write(&file, summary_example().to_string()).unwrap();
+    std::fs::write(wd.path().join("list.json"), "[1]").unwrap();
+
+    // Bad fixtures are usage errors that name the argument and say why.
+    for (arg, why) in [
+        ("sumary=summary-example.json", "did you mean `summary`"),
+        ("summary", "expected ENDPOINT=FILE"),
+        ("summary=nope.json", "cannot read nope.json"),
+        ("summary=list.json", "must hold a response envelope"),
+    ] {
+        let out = linkledger(
+            wd.path(),
+            &[],
+            &["sandbox", "--listen", "127.0.0.1:0", "--fixture", arg],
+        )
+        .await;
+        assert_eq!(out.status.code(), Some(2), "{arg}: {}", stderr(&out));
+        assert!(
+            stderr(&out).contains(&format!("--fixture {arg}")) && stderr(&out).contains(why),
+            "{arg}: {}",
+            stderr(&out)
+        );
+    }
+
+    // A good one answers the once-run's summary call with the document.
+    let mut sandbox = command(
+        wd.path(),
+        &[],
+        &[
+            "sandbox",
+            "--listen",
+            "127.0.0.1:0",
+            "--fixture",
+            "summary=summary-example.json",
+        ],
+    );
+    let mut child = sandbox
+        .stdout(std::process::Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    let mut lines =
+        tokio::io::AsyncBufReadExt::lines(tokio::io::BufReader::new(child.stdout.take().unwrap()));
+    let first = tokio::time::timeout(std::time::Duration::from_secs(30), lines.next_line())
+        .await
+        .expect("the sandbox says where it listens")
+        .unwrap()
+        .unwrap();
+    let url = first
+        .split_once(" at ")
+        .and_then(|(_, r)| r.split_once(' '))
+        .map(|(u, _)| u.to_string())
+        .unwrap_or_else(|| panic!("no URL in {first:?}"));
+    let db = TestDb::new().await;
+    let env = vec![
+        ("DATABASE_URL".to_string(), db.url.clone()),
+        ("LINKLEDGER_API__BASE_URL".to_string(), url),
+        ("DATAFORSEO_LOGIN".to_string(), "sandbox".to_string()),
+        ("DATAFORSEO_PASSWORD".to_string(), "sandbox".to_string()),
+    ];
+    let out = linkledger(wd.path(), &env, &["run", "--once"]).await;
+    assert!(out.status.success(), "{}\n{}", stdout(&out), stderr(&out));
+    child.kill().await.unwrap();
+    let store = db.store().await;
+    assert_eq!(
+        count(
+            &store,
+            "SELECT count(*) FROM linkledger.summary WHERE target = 'explodingtopics.com' AND rank = 371 AND backlinks = 41245"
+        )
+        .await,
+        1
+    );
+}

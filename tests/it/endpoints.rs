@@ -259,6 +259,9 @@ async fn for_each_endpoint_the_stored_rows_equal_what_the_sandbox_served() {
     // quirk-nulls sent nulls: they are NULL, not 0.
     let nulls = count(&store, "SELECT count(*) FROM linkledger.summary WHERE target = 'quirk-nulls.example.org' AND (backlinks IS NULL OR rank IS NULL OR referring_domains IS NULL)").await;
     assert_eq!(nulls, 1);
+    // Its map key with a null count is kept, the count NULL (summary and history).
+    let null_counts = count(&store, "SELECT count(DISTINCT source_table) FROM linkledger.link_breakdowns WHERE target = 'quirk-nulls.example.org' AND key = '' AND dimension = 'types' AND count IS NULL").await;
+    assert_eq!(null_counts, 2);
     // new/lost rows carry a real date_from.
     let expected_from = (today() - chrono::Duration::days(30)).to_string();
     let date_froms: Vec<String> = sqlx::query_scalar(
