@@ -580,7 +580,9 @@ fn simulate_reuse(lines: &mut [Line], prices: &Prices, mut held: Held) {
     }
 }
 
-/// A task as the database compares it (jsonb: key order does not matter).
+/// A task as the database compares it (jsonb: key order does not matter), its `tag`
+/// left out: a tag changes nothing in the answer, so a tagged call and an untagged one
+/// are the same purchase.
 pub(crate) fn task_key(task: &serde_json::Value) -> String {
     fn sorted(v: &serde_json::Value) -> serde_json::Value {
         match v {
@@ -593,7 +595,11 @@ pub(crate) fn task_key(task: &serde_json::Value) -> String {
             other => other.clone(),
         }
     }
-    sorted(task).to_string()
+    let mut key = sorted(task);
+    if let Some(m) = key.as_object_mut() {
+        m.remove("tag");
+    }
+    key.to_string()
 }
 
 /// The period of the data a collection buys.

@@ -421,7 +421,7 @@ impl Store {
         })
     }
 
-    /// Who buys this call (endpoint and task) today, from this API: an answer already
+    /// Who buys this call (endpoint and task, its `tag` aside) today, from this API: an answer already
     /// bought today is reused ([`Purchase::Reuse`]); else the first live attempt to ask
     /// is the buyer ([`Purchase::Buy`]) and the others wait for its answer
     /// ([`Purchase::Wait`]). A buyer whose claim is gone (its answer failed, its process
@@ -440,7 +440,8 @@ impl Store {
                  SELECT c.id AS call_id, c.sandbox, r.id AS raw_id, r.received_at, r.body
                  FROM linkledger.api_calls c
                  JOIN linkledger.raw_responses r ON r.api_call_id = c.id
-                 WHERE c.endpoint = $1 AND c.outcome = 'ok' AND c.request = $2
+                 -- The tag changes nothing in the answer: tagged or not, one purchase.
+                 WHERE c.endpoint = $1 AND c.outcome = 'ok' AND c.request - 'tag' = $2::jsonb - 'tag'
                    AND c.api_host IS NOT DISTINCT FROM $3
                    -- A sandbox answer never stands in for a real one.
                    AND (NOT c.sandbox OR $6)
@@ -449,7 +450,7 @@ impl Store {
              buyer AS (
                  INSERT INTO linkledger.purchases AS p
                      (day, api_host, endpoint, request_md5, work_id, attempt)
-                 SELECT t.day, $3, $1, md5($2::jsonb::text), $4, $5
+                 SELECT t.day, $3, $1, md5(($2::jsonb - 'tag')::text), $4, $5
                  FROM today t WHERE NOT EXISTS (SELECT 1 FROM bought)
                  ON CONFLICT (day, api_host, endpoint, request_md5) DO UPDATE
                      SET work_id = EXCLUDED.work_id, attempt = EXCLUDED.attempt

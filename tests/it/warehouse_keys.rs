@@ -268,6 +268,26 @@ async fn a_tag_in_a_job_file_is_sent_and_kept_in_the_ledger_but_is_no_option() {
     );
 }
 
+#[tokio::test]
+async fn a_tagged_call_and_the_same_call_untagged_are_bought_once_a_day() {
+    let db = TestDb::new().await;
+    let store = db.store().await;
+    let sb = default_sandbox().await;
+    let plain = job_with("plain", &["summary", "bulk_ranks"], "");
+    let tagged = job_with("tagged", &["summary", "bulk_ranks"], "tag = \"mine\"");
+    collect(&store, &sb, &[&plain, &tagged]).await;
+    let stats = sb.stats();
+    assert_eq!(stats.by_endpoint.get("summary"), Some(&1), "{stats:?}");
+    assert_eq!(stats.by_endpoint.get("bulk_ranks"), Some(&1), "{stats:?}");
+    assert_eq!(
+        count(&store, "SELECT count(*) FROM linkledger.summary").await,
+        1
+    );
+    // A later run the same day reuses it too, tagged or not.
+    collect(&store, &sb, &[&tagged]).await;
+    assert_eq!(sb.stats().requests, stats.requests);
+}
+
 /// target, month, options, rank_scale, rank, referring_domains
 type HistoryRow = (String, String, Value, String, Option<i64>, Option<i64>);
 
