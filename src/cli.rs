@@ -188,6 +188,22 @@ pub enum Command {
     /// Zero-setup tour: runs the example jobs once against a built-in sandbox.
     #[command(after_help = help::DEMO)]
     Demo,
+    /// Makes a role a read-only user of the warehouse (for BI tools): USAGE on the
+    /// schema, SELECT on every table and view, now and on those added later.
+    #[command(after_help = help::GRANT_READER)]
+    GrantReader {
+        /// The role (it must exist unless --password-env is given).
+        #[arg(value_name = "ROLE")]
+        role: String,
+        /// Create the role with LOGIN if it does not exist, and set its password to the
+        /// value of this environment variable (never on the command line).
+        #[arg(long, value_name = "VAR")]
+        password_env: Option<String>,
+    },
+    /// Prints the schema as Markdown from the database's own comments: every table and
+    /// view, its columns, types and key (docs/schema.md is this output).
+    #[command(after_help = help::SCHEMA_DOCS)]
+    SchemaDocs,
     /// Fills a job's history and timeseries collections over a date range, buying only
     /// what is not stored; shows the estimate first and asks before spending.
     #[command(after_help = "Examples:
@@ -352,6 +368,26 @@ DATAFORSEO_PASSWORD=sandbox linkledger run --once",
         ),
         "It takes login sandbox with password sandbox, or Bearer token sandbox-token.\n\n",
         "Exit status: 0 stopped by Ctrl-C; 1 the address could not be served; 2 bad usage."
+    );
+    pub const GRANT_READER: &str = concat!(
+        help!(
+            "linkledger grant-reader grafana      # an existing role",
+            "LINKLEDGER_READER_PASSWORD=... linkledger grant-reader grafana --password-env LINKLEDGER_READER_PASSWORD",
+        ),
+        "Run it as the role that runs the migrations (DATABASE_URL): the tables and views that \
+role creates later are readable by the reader too. It applies the migrations first, and \
+running it again changes nothing.\n\n",
+        "Exit status: 0 granted; 1 the database refused (e.g. no right to create roles); 2 bad \
+usage (the role does not exist and no --password-env, an empty password, a superuser role) or \
+configuration."
+    );
+    pub const SCHEMA_DOCS: &str = concat!(
+        help!(
+            "linkledger schema-docs > docs/schema.md",
+            "DATABASE_URL=postgres://me@localhost/scratch linkledger schema-docs",
+        ),
+        "It applies the migrations first, so it documents the schema this version creates.\n\n",
+        "Exit status: 0 printed; 1 the database could not be read; 2 bad configuration."
     );
     pub const DEMO: &str = concat!(
         help!(
@@ -637,6 +673,58 @@ async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Command::Demo => demo(config()?).await,
+        Command::GrantReader { role, password_env } => {
+            if role.trim().is_empty() {
+                return Err(UsageError("grant-reader: ROLE must not be empty".into()).into());
+            }
+            let password = match password_env {
+                None => None,
+                Some(var) => match std::env::var(var) {
+                    Ok(p) if !p.is_empty() => Some(SecretString::from(p)),
+                    _ => {
+                        return Err(UsageError(format!(
+                            "grant-reader: --password-env {var}: the variable {var} is not set or empty"
+                        ))
+                        .into());
+                    }
+                },
+            };
+            let store = app::connect(&config()?).await?;
+            let grant = match store.grant_reader(role, password.as_ref()).await {
+                Ok(g) => g,
+                Err(
+                    e @ (crate::store::catalog::GrantError::NoSuchRole(_)
+                    | crate::store::catalog::GrantError::Privileged(_)),
+                ) => return Err(UsageError(format!("grant-reader: {e}")).into()),
+                Err(e) => return Err(anyhow::Error::new(e).context("granting read access")),
+            };
+            println!(
+                "{}{} may read schema {}: USAGE on it, SELECT on {} and {}, and on the tables and views {} creates there later; nothing else",
+                if grant.created {
+                    "created role "
+                } else {
+                    "role "
+                },
+                grant.role,
+                crate::store::catalog::SCHEMA,
+                count(grant.tables, "table"),
+                count(grant.views, "view"),
+                grant.future_objects_of,
+            );
+            if grant.password_set {
+                println!("its password was set (LOGIN)");
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::SchemaDocs => {
+            let store = app::connect(&config()?).await?;
+            let relations = store
+                .describe_schema()
+                .await
+                .context("reading the schema's comments")?;
+            print!("{}", crate::schema_docs::render(&relations));
+            Ok(ExitCode::SUCCESS)
+        }
         Command::Backfill {
             job,
             from,

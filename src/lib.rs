@@ -26,6 +26,7 @@ pub mod replay;
 pub mod runs;
 pub mod sandbox;
 pub mod schedule;
+pub mod schema_docs;
 pub mod store;
 pub mod telemetry;
 pub mod words;

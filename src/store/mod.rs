@@ -1,6 +1,7 @@
 //! Everything that talks SQL. No other module writes to the database.
 
 pub mod account;
+pub mod catalog;
 pub mod coverage;
 pub mod ledger;
 pub mod limits;

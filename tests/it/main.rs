@@ -16,6 +16,7 @@ mod logs;
 mod money_path;
 mod plan;
 mod queue;
+mod reader;
 mod runs;
 mod schema;
 mod secrets;

@@ -91,3 +91,32 @@ async fn the_warehouse_columns_are_the_ones_normalization_writes() {
         assert_eq!(cols, expected, "{}", spec.name);
     }
 }
+
+#[tokio::test]
+async fn docs_schema_md_is_what_schema_docs_prints_for_a_freshly_migrated_database() {
+    let db = TestDb::new().await;
+    let wd = Workdir::new(&[]);
+    let env = vec![("DATABASE_URL".to_string(), db.url.clone())];
+    let out = linkledger(wd.path(), &env, &["schema-docs"]).await;
+    assert!(out.status.success(), "{}", stderr(&out));
+    let printed = stdout(&out);
+    for name in ["### summary\n", "### latest_summary\n", "Key: `target`"] {
+        assert!(printed.contains(name), "{name}: {printed}");
+    }
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("docs/schema.md");
+    let file = std::fs::read_to_string(&path).unwrap_or_default();
+    if file != printed {
+        let line = file
+            .lines()
+            .zip(printed.lines())
+            .position(|(a, b)| a != b)
+            .unwrap_or_else(|| file.lines().count().min(printed.lines().count()));
+        panic!(
+            "docs/schema.md differs from `linkledger schema-docs` from line {}: file has {:?}, the database says {:?}; \
+             regenerate it: DATABASE_URL=<a fresh database> linkledger schema-docs > docs/schema.md",
+            line + 1,
+            file.lines().nth(line),
+            printed.lines().nth(line)
+        );
+    }
+}

@@ -1,0 +1,225 @@
+//! The schema as BI users meet it: what the database says about its own tables, views
+//! and columns (for `schema-docs`), and the read-only role BI tools connect as (for
+//! `grant-reader`).
+
+use secrecy::{ExposeSecret, SecretString};
+
+use super::{Store, StoreError};
+
+/// The schema everything lives in.
+pub const SCHEMA: &str = "linkledger";
+
+/// A table or view of the schema, with its comment, columns and key.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Relation {
+    pub name: String,
+    pub kind: RelationKind,
+    pub comment: Option<String>,
+    pub columns: Vec<Column>,
+    /// The primary key's columns in key order (empty for views).
+    pub primary_key: Vec<String>,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub enum RelationKind {
+    Table,
+    View,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, sqlx::FromRow)]
+pub struct Column {
+    pub name: String,
+    /// The SQL type as `format_type` spells it (`bigint`, `timestamp with time zone`).
+    pub sql_type: String,
+    pub not_null: bool,
+    pub comment: Option<String>,
+}
+
+#[derive(Debug, sqlx::FromRow)]
+struct RelationRow {
+    oid: sqlx::postgres::types::Oid,
+    name: String,
+    relkind: i8,
+    comment: Option<String>,
+    primary_key: Vec<String>,
+}
+
+/// What `grant-reader` did.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ReaderGrant {
+    pub role: String,
+    /// The role did not exist and was created (with LOGIN and the given password).
+    pub created: bool,
+    /// The role's password was set.
+    pub password_set: bool,
+    pub tables: i64,
+    pub views: i64,
+    /// The role whose tables and views created later the reader may read too: the one
+    /// that ran the grant (and runs the migrations).
+    pub future_objects_of: String,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum GrantError {
+    #[error(
+        "role \"{0}\" does not exist; create it (CREATE ROLE \"{0}\" LOGIN PASSWORD '...') or pass --password-env VAR to create it with the password in $VAR"
+    )]
+    NoSuchRole(String),
+    #[error("role \"{0}\" may do more than read (superuser or bypassrls); choose another role")]
+    Privileged(String),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+impl From<sqlx::Error> for GrantError {
+    fn from(e: sqlx::Error) -> Self {
+        GrantError::Store(StoreError::Sql(e))
+    }
+}
+
+impl Store {
+    /// Every table and view of the schema (partitions left out: their parent stands
+    /// for them), tables first, each kind by name.
+    pub async fn describe_schema(&self) -> Result<Vec<Relation>, StoreError> {
+        let rows: Vec<RelationRow> = sqlx::query_as(
+            "SELECT c.oid, c.relname::text AS name, c.relkind::\"char\" AS relkind,
+                    obj_description(c.oid, 'pg_class') AS comment,
+                    coalesce((SELECT array_agg(a.attname::text ORDER BY k.ord)
+                              FROM pg_index i
+                              CROSS JOIN LATERAL unnest(i.indkey::int2[]) WITH ORDINALITY AS k(attnum, ord)
+                              JOIN pg_attribute a ON a.attrelid = c.oid AND a.attnum = k.attnum
+                              WHERE i.indrelid = c.oid AND i.indisprimary), '{}') AS primary_key
+             FROM pg_class c
+             JOIN pg_namespace n ON n.oid = c.relnamespace
+             WHERE n.nspname = $1 AND c.relkind IN ('r', 'p', 'v', 'm') AND NOT c.relispartition
+             ORDER BY CASE WHEN c.relkind IN ('r', 'p') THEN 0 ELSE 1 END, c.relname",
+        )
+        .bind(SCHEMA)
+        .fetch_all(self.pool())
+        .await?;
+        let mut out = Vec::with_capacity(rows.len());
+        for r in rows {
+            let columns: Vec<Column> = sqlx::query_as(
+                "SELECT a.attname::text AS name, format_type(a.atttypid, a.atttypmod) AS sql_type,
+                        a.attnotnull AS not_null, col_description(a.attrelid, a.attnum) AS comment
+                 FROM pg_attribute a
+                 WHERE a.attrelid = $1 AND a.attnum > 0 AND NOT a.attisdropped
+                 ORDER BY a.attnum",
+            )
+            .bind(r.oid)
+            .fetch_all(self.pool())
+            .await?;
+            out.push(Relation {
+                name: r.name,
+                kind: if matches!(r.relkind as u8, b'r' | b'p') {
+                    RelationKind::Table
+                } else {
+                    RelationKind::View
+                },
+                comment: r.comment,
+                columns,
+                primary_key: r.primary_key,
+            });
+        }
+        Ok(out)
+    }
+
+    /// Makes `role` a reader of the schema: `USAGE` on it, `SELECT` on every table and
+    /// view in it, and `SELECT` on the tables and views the connected role (the one that
+    /// runs the migrations) creates there later. Nothing else is granted. With a
+    /// password, a role that does not exist is created with `LOGIN`, and the role's
+    /// password is set; the password never appears in a statement's text (it travels
+    /// as a bound parameter), so no log shows it.
+    pub async fn grant_reader(
+        &self,
+        role: &str,
+        password: Option<&SecretString>,
+    ) -> Result<ReaderGrant, GrantError> {
+        let mut tx = self.pool().begin().await?;
+        // Roles are cluster-wide: two grants at once must not both try to create it.
+        sqlx::query("SELECT pg_advisory_xact_lock(hashtext('linkledger.grant_reader'))")
+            .execute(&mut *tx)
+            .await?;
+        let existing: Option<(bool, bool)> =
+            sqlx::query_as("SELECT rolsuper, rolbypassrls FROM pg_roles WHERE rolname = $1")
+                .bind(role)
+                .fetch_optional(&mut *tx)
+                .await?;
+        let created = match (existing, password) {
+            (Some((true, _)) | Some((_, true)), _) => {
+                return Err(GrantError::Privileged(role.to_string()));
+            }
+            (Some(_), _) => false,
+            (None, None) => return Err(GrantError::NoSuchRole(role.to_string())),
+            (None, Some(_)) => {
+                let sql: String = sqlx::query_scalar("SELECT format('CREATE ROLE %I LOGIN', $1)")
+                    .bind(role)
+                    .fetch_one(&mut *tx)
+                    .await?;
+                sqlx::query(sqlx::AssertSqlSafe(sql))
+                    .execute(&mut *tx)
+                    .await?;
+                true
+            }
+        };
+        if let Some(password) = password {
+            // The statement carries the password, so it is built and run inside the
+            // server from bound parameters, never sent as text.
+            sqlx::query(
+                "SELECT set_config('linkledger.grant_role', $1, true),
+                        set_config('linkledger.grant_password', $2, true)",
+            )
+            .bind(role)
+            .bind(password.expose_secret())
+            .execute(&mut *tx)
+            .await?;
+            sqlx::query(
+                "DO $$ BEGIN
+                   EXECUTE format('ALTER ROLE %I LOGIN PASSWORD %L',
+                                  current_setting('linkledger.grant_role'),
+                                  current_setting('linkledger.grant_password'));
+                 END $$",
+            )
+            .execute(&mut *tx)
+            .await?;
+            sqlx::query("SELECT set_config('linkledger.grant_password', '', true)")
+                .execute(&mut *tx)
+                .await?;
+        }
+        for template in [
+            "GRANT USAGE ON SCHEMA %I TO %I",
+            "REVOKE CREATE ON SCHEMA %I FROM %I",
+            "GRANT SELECT ON ALL TABLES IN SCHEMA %I TO %I",
+            "ALTER DEFAULT PRIVILEGES IN SCHEMA %I GRANT SELECT ON TABLES TO %I",
+        ] {
+            let sql: String = sqlx::query_scalar("SELECT format($1, $2, $3)")
+                .bind(template)
+                .bind(SCHEMA)
+                .bind(role)
+                .fetch_one(&mut *tx)
+                .await?;
+            sqlx::query(sqlx::AssertSqlSafe(sql))
+                .execute(&mut *tx)
+                .await?;
+        }
+        let (tables, views, me): (i64, i64, String) = sqlx::query_as(
+            "SELECT count(*) FILTER (WHERE c.relkind IN ('r', 'p')),
+                    count(*) FILTER (WHERE c.relkind IN ('v', 'm')),
+                    current_user::text
+             FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+             WHERE n.nspname = $1 AND c.relkind IN ('r', 'p', 'v', 'm') AND NOT c.relispartition",
+        )
+        .bind(SCHEMA)
+        .fetch_one(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(ReaderGrant {
+            role: role.to_string(),
+            created,
+            password_set: password.is_some(),
+            tables,
+            views,
+            future_objects_of: me,
+        })
+    }
+}
