@@ -1,6 +1,7 @@
 //! `docker-compose.yml` as compose reads it: the daemon takes the API's address and
 //! the credentials from the environment (`.env`), the sandbox runs only under its
-//! profile, and PostgreSQL is not published on the host's 5432.
+//! profile, PostgreSQL is not published on the host's 5432, and Grafana reads the
+//! warehouse as the read-only role through its provisioned data source and dashboard.
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -106,7 +107,10 @@ fn with_real_credentials_in_dot_env_the_daemon_calls_the_real_api_and_no_sandbox
     .into_iter()
     .map(|(k, v)| (k.to_string(), v.to_string()))
     .collect();
-    assert_eq!(started(&c, &env), ["postgres", "linkledger"]);
+    assert_eq!(
+        started(&c, &env),
+        ["postgres", "linkledger", "grant-reader", "grafana"]
+    );
     let cfg = config_of(daemon_env(&c, &env));
     assert_eq!(cfg.api.base_url.as_str(), "https://api.dataforseo.com/v3");
     assert_eq!(cfg.api.login.as_deref(), Some("me@example.com"));
@@ -162,7 +166,16 @@ fn the_sandbox_runs_only_under_its_profile_which_sandbox_env_turns_on() {
         }
     }
     let env = env_file("sandbox.env");
-    assert_eq!(started(&c, &env), ["postgres", "sandbox", "linkledger"]);
+    assert_eq!(
+        started(&c, &env),
+        [
+            "postgres",
+            "sandbox",
+            "linkledger",
+            "grant-reader",
+            "grafana"
+        ]
+    );
     let cfg = config_of(daemon_env(&c, &env));
     assert_eq!(cfg.api.base_url.as_str(), "http://sandbox:8089/v3");
     assert_eq!(cfg.api.login.as_deref(), Some("sandbox"));
@@ -182,5 +195,148 @@ fn postgres_is_not_published_on_the_hosts_5432() {
         assert!(parts.len() == 3, "bound to an address: {port}");
         assert_eq!(parts[0], "127.0.0.1", "{port}");
         assert_ne!(parts[1], "5432", "{port}");
+    }
+}
+
+/// A service's environment as compose passes it with `env`.
+fn service_env(
+    compose: &Value,
+    service: &str,
+    env: &BTreeMap<String, String>,
+) -> BTreeMap<String, String> {
+    compose["services"][service]["environment"]
+        .as_mapping()
+        .unwrap_or_else(|| panic!("{service}: environment as a mapping"))
+        .iter()
+        .map(|(k, v)| {
+            (
+                k.as_str().unwrap().to_string(),
+                interpolate(v.as_str().unwrap(), env),
+            )
+        })
+        .collect()
+}
+
+/// A service's bind mounts: host path (relative to the compose file) to container path.
+fn binds(compose: &Value, service: &str) -> BTreeMap<String, String> {
+    compose["services"][service]["volumes"]
+        .as_sequence()
+        .unwrap()
+        .iter()
+        .filter_map(|v| {
+            let v = v.as_str().unwrap();
+            let mut parts = v.split(':');
+            let (host, container) = (parts.next().unwrap(), parts.next().unwrap());
+            host.starts_with("./").then(|| {
+                (
+                    host.trim_start_matches("./").to_string(),
+                    container.to_string(),
+                )
+            })
+        })
+        .collect()
+}
+
+/// The container path `host_path` (a path in the repository) is seen at, through the
+/// service's bind mounts.
+fn in_container(binds: &BTreeMap<String, String>, host_path: &str) -> Option<String> {
+    binds.iter().find_map(|(host, container)| {
+        host_path
+            .strip_prefix(host.as_str())
+            .map(|rest| format!("{container}{rest}"))
+    })
+}
+
+fn yaml_file(path: &str) -> Value {
+    serde_norway::from_str(&std::fs::read_to_string(root().join(path)).unwrap())
+        .unwrap_or_else(|e| panic!("{path}: {e}"))
+}
+
+#[test]
+fn grafana_reads_the_warehouse_as_the_reader_role_that_grant_reader_creates() {
+    let c = compose();
+    for env in [BTreeMap::new(), env_file("sandbox.env")] {
+        let grant = &c["services"]["grant-reader"];
+        let command: Vec<&str> = grant["command"]
+            .as_sequence()
+            .unwrap()
+            .iter()
+            .map(|v| v.as_str().unwrap())
+            .collect();
+        assert_eq!(command[0], "grant-reader", "{command:?}");
+        let role = command[1];
+        let password_var =
+            command[command.iter().position(|a| *a == "--password-env").unwrap() + 1];
+        let grant_env = service_env(&c, "grant-reader", &env);
+        let password = &grant_env[password_var];
+        assert!(!password.is_empty());
+        // It migrates and grants on the database the daemon writes to.
+        assert_eq!(
+            grant_env["DATABASE_URL"],
+            daemon_env(&c, &env)
+                .into_iter()
+                .find(|(k, _)| k == "DATABASE_URL")
+                .unwrap()
+                .1
+        );
+        assert_eq!(
+            c["services"]["grant-reader"]["restart"],
+            Value::String("no".into())
+        );
+
+        let grafana = &c["services"]["grafana"];
+        assert_eq!(
+            grafana["depends_on"]["grant-reader"]["condition"],
+            Value::String("service_completed_successfully".into())
+        );
+        let grafana_env = service_env(&c, "grafana", &env);
+        let binds = binds(&c, "grafana");
+        assert_eq!(
+            in_container(&binds, "grafana/provisioning/datasources").as_deref(),
+            Some("/etc/grafana/provisioning/datasources")
+        );
+
+        // The data source: the postgres service, the daemon's database, the reader role
+        // with the password grant-reader set.
+        let ds = yaml_file("grafana/provisioning/datasources/linkledger.yml");
+        let ds = &ds["datasources"][0];
+        assert_eq!(
+            ds["type"],
+            Value::String("grafana-postgresql-datasource".into())
+        );
+        assert_eq!(ds["url"], Value::String("postgres:5432".into()));
+        assert_eq!(ds["user"].as_str(), Some(role));
+        assert_eq!(
+            ds["jsonData"]["database"],
+            Value::String("linkledger".into())
+        );
+        let pw = ds["secureJsonData"]["password"].as_str().unwrap();
+        let var = pw
+            .strip_prefix("$__env{")
+            .and_then(|p| p.strip_suffix('}'))
+            .unwrap_or_else(|| panic!("the password comes from the environment: {pw}"));
+        assert_eq!(&grafana_env[var], password);
+
+        // The dashboard provider reads the directory the dashboard is mounted in.
+        let provider = yaml_file("grafana/provisioning/dashboards/linkledger.yml");
+        let path = provider["providers"][0]["options"]["path"]
+            .as_str()
+            .unwrap();
+        assert_eq!(
+            in_container(&binds, "grafana/dashboards").as_deref(),
+            Some(path)
+        );
+        assert!(root().join("grafana/dashboards/linkledger.json").exists());
+        let home = &grafana_env["GF_DASHBOARDS_DEFAULT_HOME_DASHBOARD_PATH"];
+        assert_eq!(
+            in_container(&binds, "grafana/dashboards/linkledger.json").as_ref(),
+            Some(home)
+        );
+
+        // Published on the loopback interface only.
+        for port in grafana["ports"].as_sequence().unwrap() {
+            let port = interpolate(port.as_str().unwrap(), &env);
+            assert!(port.starts_with("127.0.0.1:"), "{port}");
+        }
     }
 }

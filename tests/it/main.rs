@@ -7,6 +7,7 @@ mod client;
 mod common;
 mod compose;
 mod daemon;
+mod dashboard;
 mod documents;
 mod endpoints;
 mod errors;

@@ -7,13 +7,13 @@ use crate::common::*;
 
 /// A role of the test's own (roles are cluster-wide), dropped with what it was granted
 /// in the test database before that database goes.
-struct Role {
-    name: String,
+pub struct Role {
+    pub name: String,
     db_url: String,
 }
 
 impl Role {
-    fn new(db: &TestDb, prefix: &str) -> Role {
+    pub fn new(db: &TestDb, prefix: &str) -> Role {
         Role {
             name: format!(
                 "{prefix}_{}",
@@ -24,7 +24,7 @@ impl Role {
     }
 
     /// The test database's URL with this role as the user.
-    fn url(&self) -> String {
+    pub fn url(&self) -> String {
         let mut u = url::Url::parse(&self.db_url).unwrap();
         u.set_username(&self.name).unwrap();
         u.set_password(None).unwrap();

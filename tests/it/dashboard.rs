@@ -1,0 +1,417 @@
+//! The provisioned Grafana dashboard (`grafana/dashboards/linkledger.json`), without a
+//! Grafana: every panel's SQL, with the dashboard's variables and time range filled in
+//! the way Grafana fills them (template variables first, then the PostgreSQL data
+//! source's macros), runs as the read-only role against a database the demo jobs
+//! filled, and returns rows.
+
+use std::path::Path;
+
+use chrono::{DateTime, Months, SecondsFormat, TimeDelta, Utc};
+use serde_json::Value;
+use sqlx::{Column, Connection, PgConnection, Row};
+
+use crate::common::*;
+use crate::reader::Role;
+
+fn root() -> &'static Path {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+}
+
+fn dashboard() -> Value {
+    let text = std::fs::read_to_string(root().join("grafana/dashboards/linkledger.json"))
+        .expect("grafana/dashboards/linkledger.json");
+    serde_json::from_str(&text).expect("the dashboard is JSON")
+}
+
+/// The uid of the provisioned data source.
+fn datasource_uid() -> String {
+    let text =
+        std::fs::read_to_string(root().join("grafana/provisioning/datasources/linkledger.yml"))
+            .unwrap();
+    let y: serde_norway::Value = serde_norway::from_str(&text).unwrap();
+    y["datasources"][0]["uid"].as_str().unwrap().to_string()
+}
+
+/// Every panel, rows' nested panels included, rows themselves left out.
+fn panels(d: &Value) -> Vec<&Value> {
+    let mut out = Vec::new();
+    for p in d["panels"].as_array().expect("panels") {
+        if p["type"] == "row" {
+            out.extend(p["panels"].as_array().into_iter().flatten());
+        } else {
+            out.push(p);
+        }
+    }
+    out
+}
+
+/// Grafana's relative time (`now`, `now-7d`, `now-1y`, ...) at `now`.
+fn relative_time(expr: &str, now: DateTime<Utc>) -> DateTime<Utc> {
+    let rest = expr.strip_prefix("now").expect("a relative time");
+    if rest.is_empty() {
+        return now;
+    }
+    let rest = rest.strip_prefix('-').expect("now-<n><unit>");
+    let digits: String = rest.chars().take_while(char::is_ascii_digit).collect();
+    let n: u32 = digits.parse().expect("a number");
+    match &rest[digits.len()..] {
+        "s" => now - TimeDelta::seconds(n.into()),
+        "m" => now - TimeDelta::minutes(n.into()),
+        "h" => now - TimeDelta::hours(n.into()),
+        "d" => now - TimeDelta::days(n.into()),
+        "w" => now - TimeDelta::weeks(n.into()),
+        "M" => now - Months::new(n),
+        "y" => now - Months::new(12 * n),
+        other => panic!("unknown unit {other} in {expr}"),
+    }
+}
+
+/// A template variable with the values it stands for.
+struct Var {
+    name: String,
+    /// Multi-value or with "All": each value is quoted (SqlDatasource.interpolateVariable).
+    quoted: bool,
+    values: Vec<String>,
+}
+
+impl Var {
+    fn format(&self, how: Option<&str>) -> String {
+        match how {
+            None | Some("sqlstring") if self.quoted => self
+                .values
+                .iter()
+                .map(|v| format!("'{}'", v.replace('\'', "''")))
+                .collect::<Vec<_>>()
+                .join(","),
+            None | Some("sqlstring") => self.values.join(",").replace('\'', "''"),
+            Some("csv") | Some("raw") => self.values.join(","),
+            Some(other) => panic!("variable format {other} is not filled by this test"),
+        }
+    }
+}
+
+/// Grafana's template variables in `sql`: `$name`, `${name}`, `${name:format}`,
+/// `[[name]]`. Built-in `$__...` names are left for the macros.
+fn fill_variables(sql: &str, vars: &[Var]) -> String {
+    let find = |name: &str| {
+        vars.iter()
+            .find(|v| v.name == name)
+            .unwrap_or_else(|| panic!("unknown variable {name} in {sql}"))
+    };
+    let mut out = String::new();
+    let mut rest = sql;
+    loop {
+        let next = [rest.find('$'), rest.find("[[")]
+            .into_iter()
+            .flatten()
+            .min();
+        let Some(i) = next else {
+            out.push_str(rest);
+            return out;
+        };
+        out.push_str(&rest[..i]);
+        rest = &rest[i..];
+        if let Some(inner) = rest.strip_prefix("[[") {
+            let end = inner.find("]]").expect("closing ]]");
+            out.push_str(&find(&inner[..end]).format(None));
+            rest = &inner[end + 2..];
+        } else if let Some(inner) = rest.strip_prefix("${") {
+            let end = inner.find('}').expect("closing }");
+            let (name, how) = match inner[..end].split_once(':') {
+                Some((n, f)) => (n, Some(f)),
+                None => (&inner[..end], None),
+            };
+            out.push_str(&find(name).format(how));
+            rest = &inner[end + 1..];
+        } else {
+            let name: String = rest[1..]
+                .chars()
+                .take_while(|c| c.is_ascii_alphanumeric() || *c == '_')
+                .collect();
+            if name.is_empty() || name.starts_with("__") {
+                out.push('$');
+                rest = &rest[1..];
+            } else {
+                out.push_str(&find(&name).format(None));
+                rest = &rest[1 + name.len()..];
+            }
+        }
+    }
+}
+
+/// The PostgreSQL data source's macros, as its macro engine expands them.
+fn fill_macros(sql: &str, from: DateTime<Utc>, to: DateTime<Utc>) -> String {
+    let ts = |t: DateTime<Utc>| t.to_rfc3339_opts(SecondsFormat::AutoSi, true);
+    let mut out = String::new();
+    let mut rest = sql;
+    while let Some(i) = rest.find("$__") {
+        out.push_str(&rest[..i]);
+        let after = &rest[i + 1..];
+        let name: String = after
+            .chars()
+            .take_while(|c| c.is_ascii_alphanumeric() || *c == '_')
+            .collect();
+        let tail = &after[name.len()..];
+        let open = tail
+            .strip_prefix('(')
+            .unwrap_or_else(|| panic!("${name} without arguments in {sql}"));
+        let close = open.find(')').expect("closing parenthesis");
+        let args: Vec<&str> = open[..close].split(',').map(str::trim).collect();
+        let expanded = match name.as_str() {
+            "__time" => format!("{} AS \"time\"", args[0]),
+            "__timeEpoch" => format!("extract(epoch from {}) as \"time\"", args[0]),
+            "__timeFilter" => format!("{} BETWEEN '{}' AND '{}'", args[0], ts(from), ts(to)),
+            "__timeFrom" => format!("'{}'", ts(from)),
+            "__timeTo" => format!("'{}'", ts(to)),
+            "__unixEpochFilter" => format!(
+                "{} >= {} AND {} <= {}",
+                args[0],
+                from.timestamp(),
+                args[0],
+                to.timestamp()
+            ),
+            other => panic!("macro {other} is not filled by this test: {sql}"),
+        };
+        out.push_str(&expanded);
+        rest = &open[close + 1..];
+    }
+    out.push_str(rest);
+    out
+}
+
+/// Fills the dashboard's variables as Grafana does on load: each query variable's
+/// query run (in order, so one may use those before it), its current selection taken
+/// ("All": every value its query returned), or `pick` for the variable if given.
+async fn variables(
+    d: &Value,
+    conn: &mut PgConnection,
+    from: DateTime<Utc>,
+    to: DateTime<Utc>,
+    pick: Option<&str>,
+) -> Vec<Var> {
+    let mut vars: Vec<Var> = Vec::new();
+    for v in d["templating"]["list"].as_array().into_iter().flatten() {
+        assert_eq!(v["type"], "query", "{v}");
+        let query = v["query"]
+            .as_str()
+            .or_else(|| v["query"]["rawSql"].as_str())
+            .expect("the variable's SQL");
+        let sql = fill_macros(&fill_variables(query, &vars), from, to);
+        let rows = sqlx::query(sqlx::AssertSqlSafe(sql.clone()))
+            .fetch_all(&mut *conn)
+            .await
+            .unwrap_or_else(|e| panic!("variable {}: {sql}: {e}", v["name"]));
+        let options: Vec<String> = rows
+            .iter()
+            .map(|r| {
+                let col = r
+                    .columns()
+                    .iter()
+                    .position(|c| c.name() == "__value")
+                    .unwrap_or(0);
+                r.try_get::<String, _>(col).expect("text values")
+            })
+            .collect();
+        assert!(!options.is_empty(), "variable {} offers nothing", v["name"]);
+        let current: Vec<String> = match &v["current"]["value"] {
+            Value::Array(a) => a.iter().map(|x| x.as_str().unwrap().to_string()).collect(),
+            Value::String(s) => vec![s.clone()],
+            _ => vec!["$__all".to_string()],
+        };
+        let values = match pick {
+            Some(p) => vec![p.to_string()],
+            None if current == ["$__all"] => {
+                assert_eq!(v["includeAll"], true, "{v}");
+                match v["allValue"].as_str() {
+                    Some(all) if !all.is_empty() => vec![all.to_string()],
+                    _ => options.clone(),
+                }
+            }
+            None => current,
+        };
+        vars.push(Var {
+            name: v["name"].as_str().unwrap().to_string(),
+            quoted: v["multi"] == true || v["includeAll"] == true,
+            values,
+        });
+    }
+    vars
+}
+
+/// A database filled by `linkledger demo` with the example jobs of `jobs/`.
+async fn demo_database() -> TestDb {
+    let db = TestDb::new().await;
+    let wd = Workdir::new(&[]);
+    copy_dir(&root().join("jobs"), &wd.path().join("jobs"));
+    let env = vec![("DATABASE_URL".to_string(), db.url.clone())];
+    let out = linkledger(wd.path(), &env, &["demo"]).await;
+    assert!(out.status.success(), "{}", stderr(&out));
+    db
+}
+
+fn copy_dir(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for entry in std::fs::read_dir(from).unwrap() {
+        let entry = entry.unwrap();
+        let dest = to.join(entry.file_name());
+        if entry.file_type().unwrap().is_dir() {
+            copy_dir(&entry.path(), &dest);
+        } else {
+            std::fs::copy(entry.path(), dest).unwrap();
+        }
+    }
+}
+
+#[tokio::test]
+async fn every_panel_query_runs_as_the_reader_on_the_demo_data_and_returns_rows() {
+    let d = dashboard();
+    let db = demo_database().await;
+    let role = Role::new(&db, "dash");
+    let mut admin = PgConnection::connect(&db.url).await.unwrap();
+    sqlx::query(sqlx::AssertSqlSafe(format!(
+        "CREATE ROLE \"{}\" LOGIN",
+        role.name
+    )))
+    .execute(&mut admin)
+    .await
+    .unwrap();
+    let wd = Workdir::new(&[]);
+    let env = vec![("DATABASE_URL".to_string(), db.url.clone())];
+    let out = linkledger(wd.path(), &env, &["grant-reader", &role.name]).await;
+    assert!(out.status.success(), "{}", stderr(&out));
+    let mut reader = PgConnection::connect(&role.url()).await.unwrap();
+
+    let now = Utc::now();
+    let from = relative_time(d["time"]["from"].as_str().unwrap(), now);
+    let to = relative_time(d["time"]["to"].as_str().unwrap(), now);
+    let vars = variables(&d, &mut reader, from, to, None).await;
+    assert!(
+        vars.iter().all(|v| v.values.len() > 1),
+        "All selects every target"
+    );
+
+    let panels = panels(&d);
+    assert!(panels.len() >= 8, "{}", panels.len());
+    let mut queries = 0;
+    for p in &panels {
+        let title = p["title"].as_str().unwrap();
+        for t in p["targets"].as_array().expect("targets") {
+            let sql = fill_macros(
+                &fill_variables(t["rawSql"].as_str().expect("rawSql"), &vars),
+                from,
+                to,
+            );
+            assert!(!sql.contains('$'), "{title}: left unfilled: {sql}");
+            let rows = sqlx::query(sqlx::AssertSqlSafe(sql.clone()))
+                .fetch_all(&mut reader)
+                .await
+                .unwrap_or_else(|e| panic!("{title}: {sql}: {e}"));
+            assert!(!rows.is_empty(), "{title} shows nothing: {sql}");
+            if t["format"] == "time_series" {
+                let times: Vec<DateTime<Utc>> = rows
+                    .iter()
+                    .map(|r| r.try_get("time").unwrap_or_else(|e| panic!("{title}: {e}")))
+                    .collect();
+                assert!(
+                    times.windows(2).all(|w| w[0] <= w[1]),
+                    "{title}: a time series sorted by time"
+                );
+                assert!(
+                    times
+                        .iter()
+                        .all(|t| *t >= from - TimeDelta::days(7) && *t <= to + TimeDelta::days(7)),
+                    "{title}: times within the range"
+                );
+            }
+            queries += 1;
+        }
+    }
+    assert!(queries >= panels.len());
+
+    // One target chosen instead of All: every query is still valid SQL.
+    let one = vars[0].values[0].clone();
+    let vars = variables(&d, &mut reader, from, to, Some(&one)).await;
+    for p in &panels {
+        for t in p["targets"].as_array().unwrap() {
+            let sql = fill_macros(
+                &fill_variables(t["rawSql"].as_str().unwrap(), &vars),
+                from,
+                to,
+            );
+            if let Err(e) = sqlx::query(sqlx::AssertSqlSafe(sql.clone()))
+                .fetch_all(&mut reader)
+                .await
+            {
+                panic!("{} with {one}: {sql}: {e}", p["title"]);
+            }
+        }
+    }
+    reader.close().await.unwrap();
+}
+
+#[test]
+fn every_panel_reads_the_provisioned_data_source_and_the_readme_describes_it() {
+    let d = dashboard();
+    let uid = datasource_uid();
+    let readme = std::fs::read_to_string(root().join("README.md")).unwrap();
+    assert!(readme.contains(&format!("/d/{}", d["uid"].as_str().unwrap())));
+    let mut ids = std::collections::BTreeSet::new();
+    for p in d["panels"].as_array().unwrap() {
+        assert!(
+            ids.insert(p["id"].as_i64().unwrap()),
+            "panel ids are unique"
+        );
+    }
+    for v in d["templating"]["list"].as_array().unwrap() {
+        assert_eq!(v["datasource"]["uid"], uid.as_str(), "{v}");
+    }
+    for p in panels(&d) {
+        let title = p["title"].as_str().unwrap();
+        assert_eq!(p["datasource"]["uid"], uid.as_str(), "{title}");
+        for t in p["targets"].as_array().unwrap() {
+            assert_eq!(t["datasource"]["uid"], uid.as_str(), "{title}");
+            assert_eq!(t["rawQuery"], true, "{title}");
+        }
+        assert!(
+            !p["description"].as_str().unwrap_or_default().is_empty(),
+            "{title} has a description"
+        );
+        assert!(
+            readme.contains(&format!("**{title}**")),
+            "README.md describes the panel {title}"
+        );
+    }
+}
+
+#[test]
+fn relative_times_and_variables_are_filled_as_grafana_fills_them() {
+    let now: DateTime<Utc> = "2026-12-02T03:00:00Z".parse().unwrap();
+    assert_eq!(
+        relative_time("now-1y", now),
+        "2025-12-02T03:00:00Z".parse::<DateTime<Utc>>().unwrap()
+    );
+    assert_eq!(relative_time("now", now), now);
+    let vars = [
+        Var {
+            name: "target".into(),
+            quoted: true,
+            values: vec!["a.com".into(), "o'neil.com".into()],
+        },
+        Var {
+            name: "one".into(),
+            quoted: false,
+            values: vec!["x".into()],
+        },
+    ];
+    assert_eq!(
+        fill_variables(
+            "t IN ($target) AND [[one]] = ${one} AND u IN (${target:csv}) AND $__timeFilter(d)",
+            &vars
+        ),
+        "t IN ('a.com','o''neil.com') AND x = x AND u IN (a.com,o'neil.com) AND $__timeFilter(d)"
+    );
+    assert_eq!(
+        fill_macros("$__timeFilter(day) AND $__time(t)", now, now),
+        "day BETWEEN '2026-12-02T03:00:00Z' AND '2026-12-02T03:00:00Z' AND t AS \"time\""
+    );
+}
