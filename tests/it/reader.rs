@@ -112,8 +112,17 @@ async fn a_granted_reader_reads_every_table_and_view_and_cannot_write_to_any() {
         if *view {
             continue;
         }
+        let column: String = sqlx::query_scalar(
+            "SELECT column_name::text FROM information_schema.columns
+             WHERE table_schema = 'linkledger' AND table_name = $1 ORDER BY ordinal_position LIMIT 1",
+        )
+        .bind(name)
+        .fetch_one(&mut admin)
+        .await
+        .unwrap();
         for write in [
             format!("INSERT INTO linkledger.{name} DEFAULT VALUES"),
+            format!("UPDATE linkledger.{name} SET {column} = {column}"),
             format!("DELETE FROM linkledger.{name}"),
             format!("TRUNCATE linkledger.{name}"),
         ] {
