@@ -201,7 +201,8 @@ pub enum Command {
         password_env: Option<String>,
     },
     /// Prints the schema as Markdown from the database's own comments: every table and
-    /// view, its columns, types and key (docs/schema.md is this output).
+    /// view with its columns, types and key, and the functions (docs/schema.md is this
+    /// output).
     #[command(after_help = help::SCHEMA_DOCS)]
     SchemaDocs,
     /// Fills a job's history and timeseries collections over a date range, buying only
@@ -722,7 +723,11 @@ async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
                 .describe_schema()
                 .await
                 .context("reading the schema's comments")?;
-            print!("{}", crate::schema_docs::render(&relations));
+            let functions = store
+                .describe_functions()
+                .await
+                .context("reading the schema's functions")?;
+            print!("{}", crate::schema_docs::render(&relations, &functions));
             Ok(ExitCode::SUCCESS)
         }
         Command::Backfill {

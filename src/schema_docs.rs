@@ -4,16 +4,18 @@
 
 use std::fmt::Write as _;
 
-use crate::store::catalog::{Relation, RelationKind, SCHEMA};
+use crate::store::catalog::{Function, Relation, RelationKind, SCHEMA};
 
-/// The Markdown for `relations` (as [`crate::store::Store::describe_schema`] lists them).
-pub fn render(relations: &[Relation]) -> String {
+/// The Markdown for `relations` and `functions` (as
+/// [`crate::store::Store::describe_schema`] and
+/// [`crate::store::Store::describe_functions`] list them).
+pub fn render(relations: &[Relation], functions: &[Function]) -> String {
     let mut out = String::new();
     let _ = writeln!(out, "# The `{SCHEMA}` schema\n");
     let _ = writeln!(
         out,
         "Written by `linkledger schema-docs` from the comments the migrations put on every \
-table, view and column (`COMMENT ON`); do not edit it by hand. After a migration changes \
+table, view, column and function (`COMMENT ON`); do not edit it by hand. After a migration changes \
 the schema, run `linkledger schema-docs > docs/schema.md` against a freshly migrated \
 database; a test fails while this file differs from that output.\n"
     );
@@ -34,6 +36,20 @@ database; a test fails while this file differs from that output.\n"
         for r in of_kind {
             relation(&mut out, r);
         }
+    }
+    if !functions.is_empty() {
+        let _ = writeln!(out, "## Functions\n");
+        for f in functions {
+            let _ = writeln!(
+                out,
+                "- `{SCHEMA}.{}({})` returns {}: {}",
+                f.name,
+                f.arguments,
+                f.returns,
+                cell(f.comment.as_deref().unwrap_or("(no comment)"))
+            );
+        }
+        out.push('\n');
     }
     out
 }
@@ -85,7 +101,7 @@ fn anchor(name: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::store::catalog::Column;
+    use crate::store::catalog::{Column, Function};
 
     fn col(name: &str, ty: &str, not_null: bool, comment: Option<&str>) -> Column {
         Column {
@@ -98,25 +114,33 @@ mod tests {
 
     #[test]
     fn a_table_shows_its_comment_key_and_every_column_with_type_and_description() {
-        let md = render(&[
-            Relation {
-                name: "history".into(),
-                kind: RelationKind::Table,
-                comment: Some("backlinks/history: one row per domain and month".into()),
-                columns: vec![
-                    col("target", "text", true, Some("Domain | page")),
-                    col("rank", "bigint", false, None),
-                ],
-                primary_key: vec!["target".into(), "month".into()],
-            },
-            Relation {
-                name: "latest_summary".into(),
-                kind: RelationKind::View,
-                comment: Some("The newest summary\nrow per target".into()),
-                columns: vec![col("target", "text", false, Some("Domain"))],
-                primary_key: vec![],
-            },
-        ]);
+        let md = render(
+            &[
+                Relation {
+                    name: "history".into(),
+                    kind: RelationKind::Table,
+                    comment: Some("backlinks/history: one row per domain and month".into()),
+                    columns: vec![
+                        col("target", "text", true, Some("Domain | page")),
+                        col("rank", "bigint", false, None),
+                    ],
+                    primary_key: vec!["target".into(), "month".into()],
+                },
+                Relation {
+                    name: "latest_summary".into(),
+                    kind: RelationKind::View,
+                    comment: Some("The newest summary\nrow per target".into()),
+                    columns: vec![col("target", "text", false, Some("Domain"))],
+                    primary_key: vec![],
+                },
+            ],
+            &[Function {
+                name: "default_options".into(),
+                arguments: "endpoint text".into(),
+                returns: "jsonb".into(),
+                comment: Some("The default option set".into()),
+            }],
+        );
         assert!(md.contains("## Tables\n"), "{md}");
         assert!(md.contains("## Views\n"), "{md}");
         assert!(md.contains("### history\n"), "{md}");
@@ -131,5 +155,11 @@ mod tests {
             "{md}"
         );
         assert!(md.find("### history").unwrap() < md.find("### latest_summary").unwrap());
+        assert!(
+            md.contains(
+                "- `linkledger.default_options(endpoint text)` returns jsonb: The default option set"
+            ),
+            "{md}"
+        );
     }
 }

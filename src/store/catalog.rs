@@ -44,6 +44,17 @@ struct RelationRow {
     primary_key: Vec<String>,
 }
 
+/// A function of the schema (what views and BI queries may call), with its comment.
+#[derive(Clone, Debug, PartialEq, Eq, sqlx::FromRow)]
+pub struct Function {
+    pub name: String,
+    /// The arguments as `pg_get_function_arguments` spells them (`endpoint text`).
+    pub arguments: String,
+    /// The result type as `pg_get_function_result` spells it.
+    pub returns: String,
+    pub comment: Option<String>,
+}
+
 /// What `grant-reader` did.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ReaderGrant {
@@ -122,6 +133,21 @@ impl Store {
             });
         }
         Ok(out)
+    }
+
+    /// Every function of the schema, by name and arguments.
+    pub async fn describe_functions(&self) -> Result<Vec<Function>, StoreError> {
+        Ok(sqlx::query_as(
+            "SELECT p.proname::text AS name, pg_get_function_arguments(p.oid) AS arguments,
+                    pg_get_function_result(p.oid) AS returns,
+                    obj_description(p.oid, 'pg_proc') AS comment
+             FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace
+             WHERE n.nspname = $1
+             ORDER BY 1, 2",
+        )
+        .bind(SCHEMA)
+        .fetch_all(self.pool())
+        .await?)
     }
 
     /// Makes `role` a reader of the schema: `USAGE` on it, `SELECT` on every table and
