@@ -1,0 +1,501 @@
+//! The whole pipeline against the API's floor, in one process and one run: the
+//! sandbox (limits lifted), a floor client (30 concurrent requests, bodies read and
+//! discarded) and `linkledger run --once` of one job (the built binary, as a child
+//! process, so that its peak RSS is its own), over TCP and over a Unix socket.
+//!
+//!     cargo bench --bench pipeline                           # the sizes below
+//!     LINKLEDGER_BENCH_SCALE=0.1 cargo bench --bench pipeline # a tenth of each
+//!     LINKLEDGER_BENCH_ONLY=history cargo bench --bench pipeline
+//!     LINKLEDGER_BENCH_COUNT=1 cargo bench --bench pipeline   # statements per call too
+//!     LINKLEDGER_BENCH_BIN=/path/to/linkledger cargo bench --bench pipeline  # another build
+//!
+//! Work: summary × 2000 targets and monthly history since 2019 × 1000 domains at
+//! latency 0, summary × 600 at 300 ms latency. Each once-run gets a scratch database
+//! of its own (created next to `DATABASE_URL`, else in a throwaway cluster) so that
+//! nothing is reused from an earlier run. The Unix socket is
+//! `LINKLEDGER_BENCH_SOCKET` (default `/var/run/postgresql`), skipped when absent or
+//! when the database is a throwaway cluster (which listens on a socket only).
+//!
+//! Printed per run: wall time, calls/s, rows/s, peak RSS, and the ratio to the floor's
+//! wall time; for runs with latency, the share of the ceiling
+//! min(max_per_minute/60, max_in_flight/latency) reached once the first paid request
+//! was sent, and the startup (spawn to first paid request: configuration, migrations
+//! check, credentials check, plan, enqueue).
+
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context as _, bail};
+use chrono::Utc;
+use futures::StreamExt;
+use linkledger::cluster::Scratch;
+use linkledger::sandbox::{Sandbox, SandboxOptions};
+use secrecy::ExposeSecret;
+
+/// The floor client's concurrency: the account's `max_in_flight`.
+const FLOOR_CONCURRENCY: usize = 30;
+/// "Lifted": far above what any run here reaches.
+const LIFTED_PER_MINUTE: u32 = 1_000_000;
+
+struct Work {
+    name: &'static str,
+    endpoint: &'static str,
+    targets: usize,
+    params: &'static str,
+    latency: Duration,
+}
+
+struct Measured {
+    wall: Duration,
+    calls: u64,
+    rows: u64,
+    /// Peak RSS in bytes (the child's own; `None` for the floor).
+    peak_rss: Option<u64>,
+    /// Spawn to first paid request.
+    startup: Option<Duration>,
+    throttled: u64,
+    /// Transactions committed in the run's database (`pg_stat_database.xact_commit`).
+    commits: Option<u64>,
+    /// Statements sent (counted from sqlx's statement log, `LINKLEDGER_BENCH_COUNT=1`).
+    statements: Option<u64>,
+}
+
+fn main() -> anyhow::Result<()> {
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?
+        .block_on(run())
+}
+
+async fn run() -> anyhow::Result<()> {
+    let scale: f64 = std::env::var("LINKLEDGER_BENCH_SCALE")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(1.0);
+    let only = std::env::var("LINKLEDGER_BENCH_ONLY").ok();
+    let sized = |n: usize| ((n as f64 * scale).round() as usize).max(1);
+    let works = [
+        Work {
+            name: "summary",
+            endpoint: "summary",
+            targets: sized(2000),
+            params: "",
+            latency: Duration::ZERO,
+        },
+        Work {
+            name: "history",
+            endpoint: "history",
+            targets: sized(1000),
+            params: "params = { date_from = \"2019-01-01\" }",
+            latency: Duration::ZERO,
+        },
+        Work {
+            name: "summary-300ms",
+            endpoint: "summary",
+            targets: sized(600),
+            params: "",
+            latency: Duration::from_millis(300),
+        },
+    ];
+    let socket = PathBuf::from(
+        std::env::var("LINKLEDGER_BENCH_SOCKET").unwrap_or_else(|_| "/var/run/postgresql".into()),
+    );
+    let use_socket = std::env::var("DATABASE_URL").is_ok() && socket.exists();
+    // `LINKLEDGER_BENCH_BIN` measures another build (an older one, to compare).
+    let bin = std::env::var_os("LINKLEDGER_BENCH_BIN").map_or_else(
+        || PathBuf::from(env!("CARGO_BIN_EXE_linkledger")),
+        PathBuf::from,
+    );
+    println!(
+        "pipeline bench: scale {scale}, {} cores, load average {}",
+        std::thread::available_parallelism().map_or(0, |n| n.get()),
+        std::fs::read_to_string("/proc/loadavg")
+            .unwrap_or_default()
+            .split_whitespace()
+            .take(3)
+            .collect::<Vec<_>>()
+            .join(" ")
+    );
+    let mut lines = Vec::new();
+    for work in works
+        .iter()
+        .filter(|w| only.as_deref().is_none_or(|o| w.name == o))
+    {
+        let sb = Sandbox::start(SandboxOptions {
+            latency: work.latency,
+            max_per_minute: LIFTED_PER_MINUTE,
+            max_in_flight: FLOOR_CONCURRENCY,
+            record_limit: 0,
+            record_bytes: 0,
+            balance: "1000000".parse().expect("a balance"),
+            ..SandboxOptions::default()
+        })
+        .await?;
+        let dir = tempfile::tempdir()?;
+        let job = write_job(dir.path(), work)?;
+        let tasks = tasks_of(&job)?;
+        println!(
+            "\n{}: {} calls of {} at latency {} ms",
+            work.name,
+            tasks.len(),
+            work.endpoint,
+            work.latency.as_millis()
+        );
+        let floor = floor(&sb, work.endpoint, &tasks).await?;
+        report_line(&mut lines, work, "floor (30 concurrent)", &floor, &floor);
+        let mut transports = vec![("linkledger, TCP", false)];
+        if use_socket {
+            transports.push(("linkledger, Unix socket", true));
+        }
+        for (label, unix) in transports {
+            let m = once_run(&bin, &sb, dir.path(), work, unix, &socket).await?;
+            report_line(&mut lines, work, label, &m, &floor);
+        }
+        sb.stop().await;
+    }
+    println!(
+        "\n{:<14} {:<24} {:>8} {:>9} {:>11} {:>9} {:>7} {:>9} {:>8}",
+        "work", "run", "wall", "calls/s", "rows/s", "peak RSS", "ratio", "ceiling", "startup"
+    );
+    for l in lines {
+        println!("{l}");
+    }
+    Ok(())
+}
+
+fn report_line(lines: &mut Vec<String>, work: &Work, label: &str, m: &Measured, floor: &Measured) {
+    let secs = m.wall.as_secs_f64();
+    let ceiling = if work.latency.is_zero() {
+        "-".to_string()
+    } else {
+        // min(max_per_minute/60, max_in_flight/latency): the per-minute cap is lifted.
+        let ceiling = (FLOOR_CONCURRENCY as f64 / work.latency.as_secs_f64())
+            .min(LIFTED_PER_MINUTE as f64 / 60.0);
+        let busy = secs - m.startup.map_or(0.0, |s| s.as_secs_f64());
+        format!("{:.1}%", 100.0 * m.calls as f64 / busy / ceiling)
+    };
+    let line = format!(
+        "{:<14} {:<24} {:>7.2}s {:>9.1} {:>11.0} {:>9} {:>6.2}x {:>9} {:>8}",
+        work.name,
+        label,
+        secs,
+        m.calls as f64 / secs,
+        m.rows as f64 / secs,
+        m.peak_rss
+            .map_or("-".into(), |b| format!("{} MB", b / (1 << 20))),
+        secs / floor.wall.as_secs_f64(),
+        ceiling,
+        m.startup
+            .map_or("-".into(), |s| format!("{} ms", s.as_millis())),
+    );
+    let mut notes = Vec::new();
+    if let Some(c) = m.commits {
+        notes.push(format!(
+            "{:.2} commits/call",
+            c as f64 / m.calls.max(1) as f64
+        ));
+    }
+    if let Some(s) = m.statements {
+        notes.push(format!(
+            "{:.2} statements/call",
+            s as f64 / m.calls.max(1) as f64
+        ));
+    }
+    if m.throttled > 0 {
+        notes.push(format!("{} throttled by the sandbox", m.throttled));
+    }
+    let throttled = if notes.is_empty() {
+        String::new()
+    } else {
+        format!("  ({})", notes.join(", "))
+    };
+    println!("  {line}{throttled}");
+    lines.push(format!("{line}{throttled}"));
+}
+
+/// One job of `work.targets` targets, one collection.
+fn write_job(dir: &Path, work: &Work) -> anyhow::Result<PathBuf> {
+    let jobs = dir.join("jobs");
+    std::fs::create_dir_all(&jobs)?;
+    let targets: Vec<String> = (0..work.targets)
+        .map(|i| format!("\"bench-{i:05}.example.com\""))
+        .collect();
+    let path = jobs.join("bench.toml");
+    std::fs::write(
+        &path,
+        format!(
+            "name = \"bench\"\ntargets = [{}]\n\n[[collect]]\nendpoint = \"{}\"\nschedule = \"@daily\"\n{}\n",
+            targets.join(", "),
+            work.endpoint,
+            work.params
+        ),
+    )?;
+    Ok(path)
+}
+
+/// The tasks the once-run will send (a fresh database holds nothing to narrow them).
+fn tasks_of(job: &Path) -> anyhow::Result<Vec<serde_json::Value>> {
+    let today = Utc::now().date_naive();
+    let job = linkledger::jobs::load_file(job, today)
+        .map_err(|p| anyhow::anyhow!("the bench's job file: {p:?}"))?;
+    Ok(linkledger::plan::plan_job(&job, today)
+        .into_iter()
+        .map(|c| c.task)
+        .collect())
+}
+
+/// The floor: the same requests, 30 at a time, each body read and discarded.
+async fn floor(
+    sb: &Sandbox,
+    endpoint: &str,
+    tasks: &[serde_json::Value],
+) -> anyhow::Result<Measured> {
+    // reqwest is built without a default crypto provider (plain HTTP here).
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let client = reqwest::Client::builder()
+        .pool_max_idle_per_host(FLOOR_CONCURRENCY)
+        .build()?;
+    let url = format!("{}/backlinks/{endpoint}/live", sb.base_url());
+    let before = sb.stats().throttled;
+    let t = Instant::now();
+    let mut answers = futures::stream::iter(tasks.iter())
+        .map(|task| {
+            let req = client
+                .post(&url)
+                .basic_auth("sandbox", Some("sandbox"))
+                .json(&[task]);
+            async move {
+                let resp = req.send().await?;
+                let status = resp.status();
+                let body = resp.bytes().await?;
+                anyhow::Ok((status, body.len()))
+            }
+        })
+        .buffer_unordered(FLOOR_CONCURRENCY);
+    let mut calls = 0;
+    while let Some(answer) = answers.next().await {
+        let (status, _len) = answer?;
+        if !status.is_success() {
+            bail!("the floor client got HTTP {status}");
+        }
+        calls += 1;
+    }
+    Ok(Measured {
+        wall: t.elapsed(),
+        calls,
+        rows: 0,
+        peak_rss: None,
+        startup: None,
+        throttled: sb.stats().throttled - before,
+        commits: None,
+        statements: None,
+    })
+}
+
+/// `linkledger run --once` as a new user runs it, into a scratch database of its own.
+async fn once_run(
+    bin: &Path,
+    sb: &Sandbox,
+    dir: &Path,
+    work: &Work,
+    unix: bool,
+    socket: &Path,
+) -> anyhow::Result<Measured> {
+    let db = Scratch::create(&format!(
+        "linkledger_pipeline_{}_{}",
+        work.name.replace('-', "_"),
+        if unix { "unix" } else { "tcp" }
+    ))
+    .await?;
+    let mut url = url::Url::parse(db.url().expose_secret())?;
+    if unix {
+        // A `host` that is a directory is the socket's (sqlx, like libpq).
+        url.query_pairs_mut()
+            .append_pair("host", &socket.to_string_lossy());
+    }
+    // Migrations are applied before the clock starts (a user's database has them), by
+    // the binary measured.
+    let migrated = std::process::Command::new(bin)
+        .arg("migrate")
+        .current_dir(dir)
+        .env("DATABASE_URL", url.as_str())
+        .output()
+        .context("linkledger migrate")?;
+    if !migrated.status.success() {
+        bail!(
+            "linkledger migrate failed: {}",
+            String::from_utf8_lossy(&migrated.stderr)
+        );
+    }
+    let name = url.path().trim_start_matches('/').to_string();
+    let commits_before = commits_of(&name).await?;
+    let result = spawn_once(bin, sb, dir, work, url.as_str()).await;
+    let commits_after = commits_of(&name).await?;
+    db.drop_database().await?;
+    let mut m = result?;
+    m.commits = commits_after
+        .zip(commits_before)
+        .map(|(after, before)| after - before);
+    Ok(m)
+}
+
+/// Transactions committed in database `name` so far, once no session is left in it.
+async fn commits_of(name: &str) -> anyhow::Result<Option<u64>> {
+    use sqlx::Connection as _;
+    let Ok(admin) = std::env::var("DATABASE_URL") else {
+        return Ok(None);
+    };
+    let mut conn = sqlx::PgConnection::connect(&admin).await?;
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let sessions: i64 =
+            sqlx::query_scalar("SELECT count(*) FROM pg_stat_activity WHERE datname = $1")
+                .bind(name)
+                .fetch_one(&mut conn)
+                .await?;
+        if sessions == 0 || Instant::now() > deadline {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    sqlx::query("SELECT pg_stat_clear_snapshot()")
+        .execute(&mut conn)
+        .await?;
+    let commits: i64 =
+        sqlx::query_scalar("SELECT xact_commit FROM pg_stat_database WHERE datname = $1")
+            .bind(name)
+            .fetch_one(&mut conn)
+            .await?;
+    Ok(Some(commits as u64))
+}
+
+async fn spawn_once(
+    bin: &Path,
+    sb: &Sandbox,
+    dir: &Path,
+    work: &Work,
+    url: &str,
+) -> anyhow::Result<Measured> {
+    let before = sb.stats();
+    let t = Instant::now();
+    let child = std::process::Command::new(bin)
+        .args(["run", "--once"])
+        .current_dir(dir)
+        .env_clear()
+        .env("PATH", std::env::var("PATH").unwrap_or_default())
+        .env("DATABASE_URL", url)
+        .env("DATAFORSEO_LOGIN", "sandbox")
+        .env("DATAFORSEO_PASSWORD", "sandbox")
+        .env("LINKLEDGER_API__BASE_URL", sb.base_url())
+        .env(
+            "LINKLEDGER_API__MAX_PER_MINUTE",
+            LIFTED_PER_MINUTE.to_string(),
+        )
+        .env("LINKLEDGER_JOBS__DIR", dir.join("jobs"))
+        .env(
+            "RUST_LOG",
+            if counting() {
+                "warn,sqlx::query=debug"
+            } else {
+                "warn"
+            },
+        )
+        .env("LINKLEDGER_LOG_FORMAT", "json")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .context("starting linkledger run --once")?;
+    // The first paid request marks the end of startup (the sandbox counts POSTs only).
+    let wait = tokio::task::spawn_blocking(move || wait_with_rusage(child));
+    tokio::pin!(wait);
+    let mut startup = None;
+    let waited = loop {
+        tokio::select! {
+            r = &mut wait => break r??,
+            _ = tokio::time::sleep(Duration::from_millis(1)), if startup.is_none() => {
+                if sb.stats().requests > before.requests {
+                    startup = Some(t.elapsed());
+                }
+            }
+        }
+    };
+    let wall = t.elapsed();
+    let (status, peak_rss, stdout, stderr) = waited;
+    if !status.success() {
+        bail!(
+            "run --once of {} failed ({status}):\n{stdout}\n{stderr}",
+            work.name
+        );
+    }
+    let after = sb.stats();
+    Ok(Measured {
+        wall,
+        calls: after.requests - before.requests,
+        rows: rows_of(&stdout)?,
+        peak_rss: Some(peak_rss),
+        startup,
+        throttled: after.throttled - before.throttled,
+        commits: None,
+        statements: counting().then(|| {
+            stderr
+                .lines()
+                .filter(|l| l.contains("\"rows_returned\""))
+                .count() as u64
+        }),
+    })
+}
+
+/// Whether statements are counted (sqlx logs each one; slower).
+fn counting() -> bool {
+    std::env::var("LINKLEDGER_BENCH_COUNT").is_ok_and(|v| v == "1")
+}
+
+/// Waits for the child and reads its own peak RSS (`wait4`'s `ru_maxrss`).
+fn wait_with_rusage(
+    mut child: std::process::Child,
+) -> anyhow::Result<(std::process::ExitStatus, u64, String, String)> {
+    use std::io::Read;
+    use std::os::unix::process::ExitStatusExt;
+    let mut stdout = String::new();
+    let mut stderr = String::new();
+    let mut out = child.stdout.take().expect("piped");
+    let mut err = child.stderr.take().expect("piped");
+    let reader = std::thread::spawn(move || {
+        let mut s = String::new();
+        let _ = err.read_to_string(&mut s);
+        s
+    });
+    out.read_to_string(&mut stdout)?;
+    stderr.push_str(&reader.join().unwrap_or_default());
+    let mut status = 0;
+    // SAFETY: zeroed rusage is a valid value; wait4 writes it for our own child.
+    let mut usage: nix::libc::rusage = unsafe { std::mem::zeroed() };
+    let pid = child.id() as i32;
+    let r = unsafe { nix::libc::wait4(pid, &mut status, 0, &mut usage) };
+    if r != pid {
+        bail!("wait4: {}", std::io::Error::last_os_error());
+    }
+    // ru_maxrss is in kilobytes on Linux.
+    Ok((
+        std::process::ExitStatus::from_raw(status),
+        usage.ru_maxrss as u64 * 1024,
+        stdout,
+        stderr,
+    ))
+}
+
+/// The rows the once-run says it wrote (its summary line: `..., N rows, cost ...`).
+fn rows_of(stdout: &str) -> anyhow::Result<u64> {
+    for line in stdout.lines().rev() {
+        let words: Vec<&str> = line.split([' ', ',']).filter(|w| !w.is_empty()).collect();
+        if let Some(i) = words.iter().position(|w| *w == "rows" || *w == "row")
+            && i > 0
+            && let Ok(n) = words[i - 1].parse()
+        {
+            return Ok(n);
+        }
+    }
+    bail!("no row count in the once-run's output:\n{stdout}")
+}
