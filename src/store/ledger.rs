@@ -441,7 +441,10 @@ impl Store {
                  FROM linkledger.api_calls c
                  JOIN linkledger.raw_responses r ON r.api_call_id = c.id
                  -- The tag changes nothing in the answer: tagged or not, one purchase.
-                 WHERE c.endpoint = $1 AND c.outcome = 'ok' AND c.request - 'tag' = $2::jsonb - 'tag'
+                 -- By its hash first (api_calls_request_md5_idx), then exactly.
+                 WHERE c.endpoint = $1 AND c.outcome = 'ok'
+                   AND md5((c.request - 'tag')::text) = md5(($2::jsonb - 'tag')::text)
+                   AND c.request - 'tag' = $2::jsonb - 'tag'
                    AND c.api_host IS NOT DISTINCT FROM $3
                    -- A sandbox answer never stands in for a real one.
                    AND (NOT c.sandbox OR $6)

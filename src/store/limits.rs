@@ -23,12 +23,11 @@ pub enum SlotGrant {
     Wait(Duration),
 }
 
-/// One writer of the start log at a time (`pg_advisory_xact_lock` key).
-const START_LOG_LOCK: i64 = 7_361_636;
-
 impl Store {
     /// Takes one of the account's `max_in_flight` request slots and one start in the
-    /// sliding minute, across every process on this database, for `lease`.
+    /// sliding minute, across every process on this database, for `lease`: one round
+    /// trip (`linkledger.acquire_api_slot`, migration 0010), whose commit does not wait
+    /// for the disk, so the start log's lock is never held across a flush.
     pub async fn acquire_api_slot(
         &self,
         holder: &str,
@@ -36,56 +35,22 @@ impl Store {
         max_per_minute: i64,
         lease: Duration,
     ) -> Result<SlotGrant, StoreError> {
-        let mut tx = self.pool().begin().await?;
-        sqlx::query("SELECT pg_advisory_xact_lock($1)")
-            .bind(START_LOG_LOCK)
-            .execute(&mut *tx)
-            .await?;
-        // The clock now, not the transaction's start (now()): waiting for the lock above
-        // must not date a start earlier than it is. A start counts for a minute and a
-        // second: the API counts a request when it arrives, after this booking and the
-        // ledger row, so the two windows must not drift apart at the ceiling.
-        sqlx::query(
-            "DELETE FROM linkledger.api_starts
-             WHERE started_at < clock_timestamp() - interval '61 seconds'",
-        )
-        .execute(&mut *tx)
-        .await?;
-        let (started, oldest): (i64, Option<f64>) = sqlx::query_as(
-            "SELECT count(*)::bigint,
-                    extract(epoch FROM min(started_at) + interval '61 seconds' - clock_timestamp())::float8
-             FROM linkledger.api_starts",
-        )
-        .fetch_one(&mut *tx)
-        .await?;
-        if started >= max_per_minute {
-            tx.rollback().await?;
-            let wait = oldest.unwrap_or(0.05).clamp(0.01, 60.0);
-            return Ok(SlotGrant::Wait(Duration::from_secs_f64(wait)));
-        }
-        let granted: Option<(i32, i64)> = sqlx::query_as(
-            "UPDATE linkledger.api_slots SET holder = $1,
-                    token = nextval('linkledger.api_slot_tokens'),
-                    lease_expires_at = now() + $3 * interval '1 millisecond'
-             WHERE slot = (SELECT slot FROM linkledger.api_slots
-                           WHERE slot <= $2 AND (holder IS NULL OR lease_expires_at < now())
-                           ORDER BY slot LIMIT 1 FOR UPDATE SKIP LOCKED)
-             RETURNING slot, token",
+        let (slot, token, wait): (Option<i32>, Option<i64>, Option<f64>) = sqlx::query_as(
+            "SELECT granted_slot, granted_token, wait_seconds
+             FROM linkledger.acquire_api_slot($1, $2, $3, $4)",
         )
         .bind(holder)
         .bind(max_in_flight)
+        .bind(max_per_minute)
         .bind(lease.as_millis() as i64)
-        .fetch_optional(&mut *tx)
+        .fetch_one(self.pool())
         .await?;
-        let Some((slot, token)) = granted else {
-            tx.rollback().await?;
-            return Ok(SlotGrant::Wait(Duration::from_millis(25)));
-        };
-        sqlx::query("INSERT INTO linkledger.api_starts (started_at) VALUES (clock_timestamp())")
-            .execute(&mut *tx)
-            .await?;
-        tx.commit().await?;
-        Ok(SlotGrant::Granted(SlotLease { slot, token }))
+        Ok(match (slot, token) {
+            (Some(slot), Some(token)) => SlotGrant::Granted(SlotLease { slot, token }),
+            _ => SlotGrant::Wait(Duration::from_secs_f64(
+                wait.unwrap_or(0.025).clamp(0.01, 60.0),
+            )),
+        })
     }
 
     /// Makes sure slots 1..=n exist.
@@ -123,16 +88,15 @@ impl Store {
     }
 
     /// Frees a slot if this acquisition still holds it; `false` when it had lapsed and
-    /// the slot was taken again (that acquisition is left alone).
+    /// the slot was taken again (that acquisition is left alone). Its commit does not
+    /// wait for the disk (`linkledger.release_api_slot`).
     pub async fn release_api_slot(&self, lease: SlotLease) -> Result<bool, StoreError> {
-        let done = sqlx::query(
-            "UPDATE linkledger.api_slots SET holder = NULL, token = NULL, lease_expires_at = NULL
-             WHERE slot = $1 AND token = $2",
+        Ok(
+            sqlx::query_scalar("SELECT linkledger.release_api_slot($1, $2)")
+                .bind(lease.slot)
+                .bind(lease.token)
+                .fetch_one(self.pool())
+                .await?,
         )
-        .bind(lease.slot)
-        .bind(lease.token)
-        .execute(self.pool())
-        .await?;
-        Ok(done.rows_affected() == 1)
     }
 }
