@@ -5,6 +5,7 @@ pub mod catalog;
 pub mod coverage;
 pub mod ledger;
 pub mod limits;
+mod nodelay;
 pub mod queue;
 pub mod reports;
 pub mod runs;
@@ -140,7 +141,17 @@ impl Store {
                 let _ = conn.close().await;
             }
         }
+        // sqlx 0.9.0 leaves Nagle's algorithm on for TCP connections: see `nodelay`.
+        let tcp_port = opts.get_socket().is_none().then(|| opts.get_port());
         let pool = PgPoolOptions::new()
+            .after_connect(move |_conn, _meta| {
+                Box::pin(async move {
+                    if let Some(port) = tcp_port {
+                        nodelay::on_connections_to(port);
+                    }
+                    Ok(())
+                })
+            })
             .max_connections(pool_size.max(2))
             // Under load a worker may wait for a connection; that is no failure to
             // connect.

@@ -15,6 +15,7 @@ mod harness;
 mod jobs_check;
 mod logs;
 mod money_path;
+mod perf;
 mod plan;
 mod queue;
 mod reader;
