@@ -159,6 +159,15 @@ impl AttemptEnd {
     }
 }
 
+/// Answers up to this size are read while the request's permit is held; larger ones
+/// (data, never a refusal) after, under a load permit.
+const READ_UNDER_PERMIT: usize = 64 * 1024;
+
+/// Large answers parsed, stored and loaded at once by default: enough to keep two
+/// cores and the database busy, few enough that memory stays bounded (each is a parsed
+/// body and its rows, a few MB for a history answer since 2019).
+pub const DEFAULT_LOADS: usize = 6;
+
 /// Holds already logged: (budget, until).
 type HoldsLogged = std::collections::HashSet<(String, DateTime<Utc>)>;
 
@@ -183,6 +192,8 @@ pub struct Executor {
     holds_logged: Arc<Mutex<HoldsLogged>>,
     /// Whether a call bought already today is reused instead of bought again.
     reuse_same_day: bool,
+    /// Large answers being parsed, stored and loaded at once (see [`DEFAULT_LOADS`]).
+    loads: Arc<tokio::sync::Semaphore>,
 }
 
 impl std::fmt::Debug for Executor {
@@ -208,7 +219,14 @@ impl Executor {
             prices: Arc::default(),
             holds_logged: Arc::default(),
             reuse_same_day: true,
+            loads: Arc::new(tokio::sync::Semaphore::new(DEFAULT_LOADS)),
         }
+    }
+
+    /// At most `n` large answers parsed, stored and loaded at once.
+    pub fn with_loads(mut self, n: usize) -> Executor {
+        self.loads = Arc::new(tokio::sync::Semaphore::new(n.max(1)));
+        self
     }
 
     /// For a simulation that runs many days in one real UTC day: buy every call, as
@@ -494,13 +512,40 @@ impl Executor {
                 return Err(e).context("writing the ledger row before the request");
             }
         };
-        let attempt = self.client.post(&permit, call.endpoint, &call.task).await;
-        // A refusal stops the calls waiting for this permit: set it before letting go.
-        if let Some(halt) = Halt::from_outcome(&attempt.outcome) {
+        let sent = self.client.send(&permit, call.endpoint, &call.task).await;
+        // A small answer (every refusal is one) is read while the permit is held: a
+        // refusal stops the calls waiting for this permit, so it is set before letting
+        // go. A large one waits for a load below, as bytes.
+        let read_now = match sent {
+            Err(attempt) => Ok(*attempt),
+            Ok(answer) if answer.len() <= READ_UNDER_PERMIT => Ok(self.client.read(answer).await),
+            Ok(answer) => Err(answer),
+        };
+        if let Ok(attempt) = &read_now
+            && let Some(halt) = Halt::from_outcome(&attempt.outcome)
+        {
             self.set_halt(halt);
         }
         drop(permit);
         self.release(slot).await;
+        // Held until the answer's rows are written: at most `loads` large answers are
+        // parsed, stored and loaded at once, whatever the requests in flight.
+        let (attempt, _load) = match read_now {
+            Ok(attempt) => (attempt, None),
+            Err(answer) => {
+                let load = self
+                    .loads
+                    .clone()
+                    .acquire_owned()
+                    .await
+                    .expect("the loads semaphore is never closed");
+                let attempt = self.client.read(answer).await;
+                if let Some(halt) = Halt::from_outcome(&attempt.outcome) {
+                    self.set_halt(halt);
+                }
+                (attempt, Some(load))
+            }
+        };
         if let Some(m) = &self.metrics {
             m.record_call(call.endpoint.name(), attempt.outcome.label(), attempt.cost);
             if fence.attempt > 1 {

@@ -179,11 +179,25 @@ impl Client {
 
     /// POSTs one task to `endpoint`. The permit proves the limits were respected.
     #[instrument(skip_all, fields(endpoint = %endpoint))]
-    pub async fn post(&self, _permit: &Permit, endpoint: Endpoint, task: &Value) -> Attempt {
-        let url = match self.url(&endpoint.path()) {
-            Ok(url) => url,
-            Err(attempt) => return *attempt,
-        };
+    pub async fn post(&self, permit: &Permit, endpoint: Endpoint, task: &Value) -> Attempt {
+        match self.send(permit, endpoint, task).await {
+            Ok(answer) => self.read(answer).await,
+            Err(attempt) => *attempt,
+        }
+    }
+
+    /// POSTs one task to `endpoint` and receives the answer's bytes, unread: the
+    /// request's permit can be let go before the body is parsed ([`Client::read`]),
+    /// and a caller can bound how many bodies are parsed and loaded at once. `Err` is
+    /// an attempt that got no answer (or could not be sent).
+    #[instrument(skip_all, fields(endpoint = %endpoint))]
+    pub async fn send(
+        &self,
+        _permit: &Permit,
+        endpoint: Endpoint,
+        task: &Value,
+    ) -> Result<Answer, Box<Attempt>> {
+        let url = self.url(&endpoint.path())?;
         let body = match self.body {
             BodyShape::Array => Value::Array(vec![task.clone()]),
             BodyShape::Object => task.clone(),
@@ -194,7 +208,7 @@ impl Client {
             .header(AUTHORIZATION, self.auth.clone())
             .header(CONTENT_TYPE, "application/json")
             .json(&body);
-        self.exchange(req, "POST", &url).await
+        self.receive(req, "POST", url).await
     }
 
     /// `GET /v3/appendix/user_data`: free; checks the credentials and shows the balance.
@@ -208,7 +222,10 @@ impl Client {
             .http
             .get(url.clone())
             .header(AUTHORIZATION, self.auth.clone());
-        self.exchange(req, "GET", &url).await
+        match self.receive(req, "GET", url).await {
+            Ok(answer) => self.read(answer).await,
+            Err(attempt) => *attempt,
+        }
     }
 
     /// `path` below the base URL. Configuration only accepts http(s) base URLs, which
@@ -247,12 +264,12 @@ impl Client {
         self.clock.as_ref().map_or_else(Utc::now, |clock| clock())
     }
 
-    async fn exchange(
+    async fn receive(
         &self,
         req: reqwest::RequestBuilder,
-        method: &str,
-        url: &url::Url,
-    ) -> Attempt {
+        method: &'static str,
+        url: url::Url,
+    ) -> Result<Answer, Box<Attempt>> {
         let started_at = self.now();
         let t0 = std::time::Instant::now();
         let result = async {
@@ -264,11 +281,19 @@ impl Client {
         }
         .await;
         let duration = t0.elapsed();
-        let (status, marked, bytes) = match result {
-            Ok(ok) => ok,
+        match result {
+            Ok((status, marked, bytes)) => Ok(Answer {
+                started_at,
+                duration,
+                status,
+                marked,
+                bytes,
+                method,
+                url,
+            }),
             Err(e) => {
                 tracing::warn!(error = %error_chain(&e), "request failed without an answer");
-                return Attempt {
+                Err(Box::new(Attempt {
                     started_at,
                     duration,
                     http_status: None,
@@ -281,13 +306,28 @@ impl Client {
                     cost: None,
                     reached: !e.is_connect(),
                     sandbox: self.is_sandbox(),
-                };
+                }))
             }
-        };
+        }
+    }
+
+    /// Reads an answer: its JSON (whatever its shape), status codes and cost; a
+    /// throttling answer slows every caller down.
+    pub async fn read(&self, answer: Answer) -> Attempt {
+        let Answer {
+            started_at,
+            duration,
+            status,
+            marked,
+            bytes,
+            method,
+            url,
+        } = answer;
         if marked {
             self.sandbox.store(true, Ordering::Relaxed);
         }
         let body: Option<Value> = serde_json::from_slice(&bytes).ok();
+        drop(bytes);
         let envelope = body.as_ref().and_then(Envelope::read);
         let mut outcome = Outcome::classify(status, envelope.as_ref());
         // A path the API does not know: say which URL, so the operator can see what
@@ -295,7 +335,7 @@ impl Client {
         if let Outcome::Halt { code, message } = &mut outcome
             && super::status::WRONG_PATH_CODES.contains(code)
         {
-            message.push_str(&format!(" ({method} {})", shown(url)));
+            message.push_str(&format!(" ({method} {})", shown(&url)));
         }
         let cost = envelope.as_ref().and_then(Envelope::cost);
         match &outcome {
@@ -320,6 +360,30 @@ impl Client {
             reached: true,
             sandbox: self.is_sandbox(),
         }
+    }
+}
+
+/// An HTTP answer received and not yet read ([`Client::read`]): its bytes only, the
+/// compact form a body waits in.
+#[derive(Debug)]
+pub struct Answer {
+    started_at: DateTime<Utc>,
+    duration: Duration,
+    status: u16,
+    marked: bool,
+    bytes: bytes::Bytes,
+    method: &'static str,
+    url: url::Url,
+}
+
+impl Answer {
+    /// The body's size in bytes.
+    pub fn len(&self) -> usize {
+        self.bytes.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.bytes.is_empty()
     }
 }
 
