@@ -267,14 +267,7 @@ async fn every_panel_query_runs_as_the_reader_on_the_demo_data_and_returns_rows(
     let d = dashboard();
     let db = demo_database().await;
     let role = Role::new(&db, "dash");
-    let mut admin = PgConnection::connect(&db.url).await.unwrap();
-    sqlx::query(sqlx::AssertSqlSafe(format!(
-        "CREATE ROLE \"{}\" LOGIN",
-        role.name
-    )))
-    .execute(&mut admin)
-    .await
-    .unwrap();
+    role.create_login().await;
     let wd = Workdir::new(&[]);
     let env = vec![("DATABASE_URL".to_string(), db.url.clone())];
     let out = linkledger(wd.path(), &env, &["grant-reader", &role.name]).await;

@@ -23,6 +23,18 @@ impl Role {
         }
     }
 
+    /// Creates the role, able to log in and nothing more.
+    pub async fn create_login(&self) {
+        let mut admin = PgConnection::connect(&self.db_url).await.unwrap();
+        sqlx::query(sqlx::AssertSqlSafe(format!(
+            "CREATE ROLE \"{}\" LOGIN",
+            self.name
+        )))
+        .execute(&mut admin)
+        .await
+        .unwrap();
+    }
+
     /// The test database's URL with this role as the user.
     pub fn url(&self) -> String {
         let mut u = url::Url::parse(&self.db_url).unwrap();
@@ -86,14 +98,8 @@ async fn a_granted_reader_reads_every_table_and_view_and_cannot_write_to_any() {
     let out = linkledger(wd.path(), &env, &["run", "--once"]).await;
     assert!(out.status.success(), "{}", stderr(&out));
     let role = Role::new(&db, "reader");
+    role.create_login().await;
     let mut admin = PgConnection::connect(&db.url).await.unwrap();
-    sqlx::query(sqlx::AssertSqlSafe(format!(
-        "CREATE ROLE \"{}\" LOGIN",
-        role.name
-    )))
-    .execute(&mut admin)
-    .await
-    .unwrap();
 
     let out = linkledger(wd.path(), &env, &["grant-reader", &role.name]).await;
     assert!(out.status.success(), "{}", stderr(&out));
