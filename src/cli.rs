@@ -205,6 +205,10 @@ pub enum Command {
     /// output).
     #[command(after_help = help::SCHEMA_DOCS)]
     SchemaDocs,
+    /// Prints the statements that distribute the warehouse over Citus by target (the
+    /// ledger and queue stay on the coordinator). Reads no database.
+    #[command(after_help = help::CITUS_DDL)]
+    CitusDdl,
     /// Fills a job's history and timeseries collections over a date range, buying only
     /// what is not stored; shows the estimate first and asks before spending.
     #[command(after_help = "Examples:
@@ -389,6 +393,15 @@ configuration."
         ),
         "It applies the migrations first, so it documents the schema this version creates.\n\n",
         "Exit status: 0 printed; 1 the database could not be read; 2 bad configuration."
+    );
+    pub const CITUS_DDL: &str = concat!(
+        help!(
+            "linkledger citus-ddl > distribute.sql",
+            "linkledger citus-ddl | psql -h coordinator -U postgres linkledger",
+        ),
+        "Run the output once on the Citus coordinator, after `linkledger migrate`, with every\n",
+        "daemon stopped. docs/scaling.md says when to move and which queries stay on one shard.\n\n",
+        "Exit status: 0 printed."
     );
     pub const DEMO: &str = concat!(
         help!(
@@ -715,6 +728,10 @@ async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
             if grant.password_set {
                 println!("its password was set (LOGIN)");
             }
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::CitusDdl => {
+            print!("{}", crate::citus::ddl());
             Ok(ExitCode::SUCCESS)
         }
         Command::SchemaDocs => {

@@ -8,6 +8,7 @@ pub mod app;
 pub mod backfill;
 pub mod bill;
 pub mod budget;
+pub mod citus;
 pub mod cli;
 pub mod cluster;
 pub mod config;

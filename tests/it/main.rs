@@ -2,6 +2,7 @@
 
 mod backfill;
 mod budgets;
+mod citus;
 mod cli;
 mod client;
 mod common;
