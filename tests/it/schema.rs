@@ -120,3 +120,23 @@ async fn docs_schema_md_is_what_schema_docs_prints_for_a_freshly_migrated_databa
         );
     }
 }
+
+#[tokio::test]
+async fn raw_bodies_are_compressed_with_lz4_where_the_server_offers_it() {
+    let db = TestDb::new().await;
+    let store = db.store().await;
+    let mut conn = store.pool().acquire().await.unwrap();
+    let lz4 = sqlx::query("CREATE TEMPORARY TABLE lz4_probe (b jsonb COMPRESSION lz4)")
+        .execute(&mut *conn)
+        .await
+        .is_ok();
+    let method: String = sqlx::query_scalar(
+        "SELECT attcompression::text FROM pg_attribute
+         WHERE attrelid = 'linkledger.raw_responses'::regclass AND attname = 'body'",
+    )
+    .fetch_one(&mut *conn)
+    .await
+    .unwrap();
+    // 'l' is lz4; '' the server's default (pglz).
+    assert_eq!(method, if lz4 { "l" } else { "" }, "lz4 offered: {lz4}");
+}
