@@ -354,6 +354,31 @@ async fn the_daemon_carries_on_after_postgres_restarts() {
     drop(cluster);
 }
 
+/// Starts two daemons on one database, waits until they have stored `targets`
+/// summaries, and stops both with SIGTERM: each must exit cleanly.
+async fn two_daemons_store_every_target(
+    store: &linkledger::store::Store,
+    dir: &std::path::Path,
+    env: &[(String, String)],
+    targets: i64,
+    within: Duration,
+) {
+    let (mut a, mut b) = tokio::join!(Daemon::start(dir, env), Daemon::start(dir, env));
+    wait_for(within, "every target stored", || async {
+        count(store, "SELECT count(*) FROM linkledger.summary").await == targets
+    })
+    .await;
+    a.signal(Signal::SIGTERM);
+    b.signal(Signal::SIGTERM);
+    for d in [&mut a, &mut b] {
+        assert!(
+            d.wait(Duration::from_secs(15)).await.success(),
+            "{}",
+            d.log()
+        );
+    }
+}
+
 #[tokio::test]
 async fn two_daemons_together_stay_within_the_accounts_in_flight_limit() {
     let sc = scene(
@@ -367,26 +392,7 @@ async fn two_daemons_together_stay_within_the_accounts_in_flight_limit() {
     )
     .await;
     let (store, sb, wd, env) = (sc.store.clone(), &sc.sb, &sc.wd, sc.env.clone());
-    let (mut a, mut b) = tokio::join!(
-        Daemon::start(wd.path(), &env),
-        Daemon::start(wd.path(), &env)
-    );
-    wait_for(Duration::from_secs(60), "every target stored", || async {
-        count(&store, "SELECT count(*) FROM linkledger.summary").await == 60
-    })
-    .await;
-    a.signal(Signal::SIGTERM);
-    b.signal(Signal::SIGTERM);
-    assert!(
-        a.wait(Duration::from_secs(15)).await.success(),
-        "{}",
-        a.log()
-    );
-    assert!(
-        b.wait(Duration::from_secs(15)).await.success(),
-        "{}",
-        b.log()
-    );
+    two_daemons_store_every_target(&store, wd.path(), &env, 60, Duration::from_secs(60)).await;
     let stats = sb.stats();
     assert!(stats.max_in_flight <= 4, "{stats:?}");
     assert_eq!(stats.throttled, 0, "{stats:?}");
@@ -825,26 +831,7 @@ async fn two_daemons_together_stay_within_the_accounts_per_minute_limit() {
     )
     .await;
     let (store, sb, wd, env) = (sc.store.clone(), &sc.sb, &sc.wd, sc.env.clone());
-    let (mut a, mut b) = tokio::join!(
-        Daemon::start(wd.path(), &env),
-        Daemon::start(wd.path(), &env)
-    );
-    wait_for(Duration::from_secs(120), "every target stored", || async {
-        count(&store, "SELECT count(*) FROM linkledger.summary").await == 30
-    })
-    .await;
-    a.signal(Signal::SIGTERM);
-    b.signal(Signal::SIGTERM);
-    assert!(
-        a.wait(Duration::from_secs(15)).await.success(),
-        "{}",
-        a.log()
-    );
-    assert!(
-        b.wait(Duration::from_secs(15)).await.success(),
-        "{}",
-        b.log()
-    );
+    two_daemons_store_every_target(&store, wd.path(), &env, 30, Duration::from_secs(120)).await;
     let stats = sb.stats();
     assert_eq!(stats.throttled, 0, "{stats:?}");
     assert_eq!(stats.requests, 30);
