@@ -271,12 +271,13 @@ async fn a_payment_refusal_in_the_middle_of_a_run_stops_every_further_call_and_h
         "nothing was sent after the refusal: {:?}",
         sb.stats()
     );
-    // Claims are taken in order, but which claimed call gets the one permit first is
-    // up to the scheduler: the refused third target comes early, not always third.
+    // Claims are taken in order by two workers (twice max_in_flight) racing for the one
+    // permit: the refused third target goes third, or fourth when the other worker's
+    // next claim wins the permit first.
     let answered = ledger.len() as i64 - 1;
     assert!(
-        answered < 9,
-        "the refusal came mid-run, with work left that it stopped: {ledger:?}"
+        answered <= 3,
+        "the refused target is the third or fourth sent: {ledger:?}"
     );
     let states: Vec<(String, i64)> =
         sqlx::query_as("SELECT state, count(*) FROM linkledger.work GROUP BY state ORDER BY state")
