@@ -52,7 +52,29 @@ pub async fn connect(config: &Config) -> anyhow::Result<Store> {
     )
     .await?;
     store.migrate().await?;
+    apply_raw_retention(&store, &config.warehouse).await?;
     Ok(store)
+}
+
+/// Drops the months of raw bodies past `warehouse.raw_retention`, if one is set.
+pub async fn apply_raw_retention(
+    store: &Store,
+    warehouse: &crate::config::WarehouseConfig,
+) -> anyhow::Result<()> {
+    let Some(keep_from) = warehouse.raw_keep_from(chrono::Utc::now().date_naive()) else {
+        return Ok(());
+    };
+    let report = store
+        .drop_expired_raw(keep_from)
+        .await
+        .context("dropping raw bodies past warehouse.raw_retention")?;
+    if report.bodies_kept > 0 {
+        tracing::warn!(
+            kept = report.bodies_kept,
+            "raw bodies past warehouse.raw_retention kept because their rows are not loaded"
+        );
+    }
+    Ok(())
 }
 
 /// Records the caps in force, which every process's bookings read (the account's, and

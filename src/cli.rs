@@ -562,7 +562,12 @@ async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
                     })
                     .collect::<Result<_, _>>()?
             };
-            let store = app::connect(&config()?).await?;
+            let cfg = config()?;
+            let store = app::connect(&cfg).await?;
+            let oldest = store.oldest_raw_month().await?;
+            if let Some(note) = retention_note(&cfg.warehouse, *since, oldest, today()) {
+                eprintln!("{note}");
+            }
             let report = crate::replay::replay(&store, &endpoints, *since).await?;
             println!(
                 "replayed {} into {}, no API call made",
@@ -1066,6 +1071,36 @@ async fn print_plan(
     Ok(())
 }
 
+/// What `replay` cannot rebuild because `warehouse.raw_retention` dropped its raw
+/// bodies, when the request reaches past the window; `None` otherwise. `oldest` is
+/// the first day of the oldest month of raw bodies still stored.
+pub fn retention_note(
+    warehouse: &crate::config::WarehouseConfig,
+    since: Option<NaiveDate>,
+    oldest: Option<NaiveDate>,
+    today: NaiveDate,
+) -> Option<String> {
+    let keep_from = warehouse.raw_keep_from(today)?;
+    let window = warehouse.raw_retention?;
+    let window = match window.as_secs() {
+        s if s % 86_400 == 0 => format!("{} days", s / 86_400),
+        _ => humantime::format_duration(window).to_string(),
+    };
+    let asked = match since {
+        Some(since) if since >= keep_from => return None,
+        Some(since) => format!("--since {since} reaches past"),
+        None => "replay covers what is kept of".to_string(),
+    };
+    let kept = match oldest {
+        Some(oldest) => format!("the oldest kept are from {oldest}, so replay rebuilds from there"),
+        None => "none is kept".to_string(),
+    };
+    Some(format!(
+        "note: {asked} warehouse.raw_retention ({window}): raw bodies go by whole months once \
+         entirely older than {keep_from}; {kept} (rows already in the warehouse stay as they are)"
+    ))
+}
+
 /// The prices `plan` estimates with: the newest price list `appendix/user_data` gave
 /// (stored by the daemon) when the database is configured and answers, else the list
 /// price; and why, for the output. Connects without migrating: `plan` writes nothing.
@@ -1332,6 +1367,44 @@ mod tests {
         for sub in cmd.get_subcommands().filter(|s| s.get_name() != "help") {
             commands(sub, &path, out);
         }
+    }
+
+    #[test]
+    fn replay_notes_the_retention_window_only_when_it_reaches_past_it() {
+        let day = |s: &str| s.parse::<NaiveDate>().unwrap();
+        let today = day("2026-12-02");
+        let keep_all = crate::config::WarehouseConfig::default();
+        assert_eq!(
+            retention_note(&keep_all, Some(day("2019-01-01")), None, today),
+            None
+        );
+        let window = crate::config::WarehouseConfig {
+            raw_retention: Some(std::time::Duration::from_secs(90 * 86_400)),
+        };
+        assert_eq!(window.raw_keep_from(today), Some(day("2026-09-03")));
+        assert_eq!(
+            retention_note(&window, Some(day("2026-09-03")), None, today),
+            None
+        );
+        let note = retention_note(
+            &window,
+            Some(day("2026-01-15")),
+            Some(day("2026-09-01")),
+            today,
+        )
+        .unwrap();
+        assert_eq!(
+            note,
+            "note: --since 2026-01-15 reaches past warehouse.raw_retention (90 days): \
+             raw bodies go by whole months once entirely older than 2026-09-03; the oldest kept \
+             are from 2026-09-01, so replay rebuilds from there (rows already in the warehouse \
+             stay as they are)"
+        );
+        assert!(
+            retention_note(&window, None, None, today)
+                .unwrap()
+                .contains("replay covers what is kept of warehouse.raw_retention")
+        );
     }
 
     #[test]

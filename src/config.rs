@@ -36,6 +36,28 @@ pub struct Config {
     pub server: ServerConfig,
     #[serde(default)]
     pub queue: QueueConfig,
+    #[serde(default)]
+    pub warehouse: WarehouseConfig,
+}
+
+/// What the warehouse keeps.
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WarehouseConfig {
+    /// How long raw response bodies are kept (e.g. "400days"); unset keeps everything.
+    /// Whole months of `raw_responses` older than the window are dropped; a body whose
+    /// rows are not loaded is kept.
+    #[serde(default, with = "humantime_serde::option")]
+    pub raw_retention: Option<Duration>,
+}
+
+impl WarehouseConfig {
+    /// The first UTC day whose raw bodies are kept on `today`, when a window is set.
+    pub fn raw_keep_from(&self, today: chrono::NaiveDate) -> Option<chrono::NaiveDate> {
+        let window = self.raw_retention?;
+        let days = window.as_secs().div_ceil(86_400);
+        Some(today - chrono::Days::new(days))
+    }
 }
 
 /// How the daemon schedules and works the queue.

@@ -17,6 +17,7 @@ use tokio_util::sync::CancellationToken;
 use tracing::{error, info, instrument, warn};
 
 use crate::app::App;
+use crate::config::WarehouseConfig;
 use crate::executor::{CredentialsCheck, Executor};
 use crate::jobs::{self, CatchUp, Job};
 use crate::plan;
@@ -329,6 +330,11 @@ pub async fn run(
         app.config.queue.summary_every,
         shutdown.stop.clone(),
     ));
+    let tending = tokio::spawn(tend_warehouse(
+        app.store.clone(),
+        app.config.warehouse.clone(),
+        shutdown.stop.clone(),
+    ));
     info!("daemon started");
     let result = Workers::new(exec, app.workers(), Scope::Scheduled)
         .run(&shutdown)
@@ -337,6 +343,7 @@ pub async fn run(
     let _ = ticking.await;
     let _ = account.await;
     let _ = narrator.await;
+    let _ = tending.await;
     let _ = server_task.await;
     info!("daemon stopped");
     result
@@ -431,6 +438,31 @@ fn refresh(app: &App) -> server::RefreshFn {
             }
         }) as futures::future::BoxFuture<'static, ()>
     })
+}
+
+/// How often the daemon makes the coming months' partitions and applies
+/// `warehouse.raw_retention` (it also does at start, with the migrations).
+const TEND_EVERY: Duration = Duration::from_secs(3600);
+
+/// Every [`TEND_EVERY`] until `stop`: the month partitions of this month and the next
+/// two, and raw retention. A daemon running across a month's turn keeps two months of
+/// partitions ahead; replicas doing the same at once are harmless.
+async fn tend_warehouse(store: Store, warehouse: WarehouseConfig, stop: CancellationToken) {
+    loop {
+        tokio::select! {
+            _ = stop.cancelled() => return,
+            _ = tokio::time::sleep(TEND_EVERY) => {}
+        }
+        if let Err(e) = store.maintain_partitions(Utc::now().date_naive()).await {
+            warn!(error = %e, "making the month partitions failed; rows of a month without one go to its table's default partition");
+        }
+        if let Err(e) = crate::app::apply_raw_retention(&store, &warehouse).await {
+            warn!(
+                error = format!("{e:#}"),
+                "raw retention failed; it is tried again in an hour"
+            );
+        }
+    }
 }
 
 /// How often the daemon reads the account's balance and price list (it also does at

@@ -70,6 +70,13 @@ fn relation(out: &mut String, r: &Relation) {
         let key: Vec<String> = r.primary_key.iter().map(|c| format!("`{c}`")).collect();
         let _ = writeln!(out, "Key: {}\n", key.join(", "));
     }
+    if let Some(column) = &r.partitioned_on {
+        let _ = writeln!(
+            out,
+            "Partitioned by month on `{column}` (partitions `{}_pYYYY_MM` and `{}_default`: query the table).\n",
+            r.name, r.name
+        );
+    }
     let _ = writeln!(out, "| column | type | null | description |");
     let _ = writeln!(out, "| --- | --- | --- | --- |");
     for c in &r.columns {
@@ -125,12 +132,14 @@ mod tests {
                         col("rank", "bigint", false, None),
                     ],
                     primary_key: vec!["target".into(), "month".into()],
+                    partitioned_on: Some("month".into()),
                 },
                 Relation {
                     name: "latest_summary".into(),
                     kind: RelationKind::View,
                     comment: Some("The newest summary\nrow per target".into()),
                     columns: vec![col("target", "text", false, Some("Domain"))],
+                    partitioned_on: None,
                     primary_key: vec![],
                 },
             ],
@@ -145,6 +154,10 @@ mod tests {
         assert!(md.contains("## Views\n"), "{md}");
         assert!(md.contains("### history\n"), "{md}");
         assert!(md.contains("Key: `target`, `month`\n"), "{md}");
+        assert!(
+            md.contains("Partitioned by month on `month` (partitions `history_pYYYY_MM`"),
+            "{md}"
+        );
         assert!(
             md.contains("| `target` | text | not null | Domain \\| page |"),
             "{md}"

@@ -18,6 +18,8 @@ pub struct Relation {
     pub columns: Vec<Column>,
     /// The primary key's columns in key order (empty for views).
     pub primary_key: Vec<String>,
+    /// The column a partitioned table is range-partitioned by month on.
+    pub partitioned_on: Option<String>,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
@@ -42,6 +44,7 @@ struct RelationRow {
     relkind: i8,
     comment: Option<String>,
     primary_key: Vec<String>,
+    partitioned_on: Option<String>,
 }
 
 /// A function of the schema (what views and BI queries may call), with its comment.
@@ -99,7 +102,10 @@ impl Store {
                               FROM pg_index i
                               CROSS JOIN LATERAL unnest(i.indkey::int2[]) WITH ORDINALITY AS k(attnum, ord)
                               JOIN pg_attribute a ON a.attrelid = c.oid AND a.attnum = k.attnum
-                              WHERE i.indrelid = c.oid AND i.indisprimary), '{}') AS primary_key
+                              WHERE i.indrelid = c.oid AND i.indisprimary), '{}') AS primary_key,
+                    (SELECT a.attname::text FROM pg_partitioned_table pt
+                     JOIN pg_attribute a ON a.attrelid = pt.partrelid AND a.attnum = pt.partattrs[0]
+                     WHERE pt.partrelid = c.oid) AS partitioned_on
              FROM pg_class c
              JOIN pg_namespace n ON n.oid = c.relnamespace
              WHERE n.nspname = $1 AND c.relkind IN ('r', 'p', 'v', 'm') AND NOT c.relispartition
@@ -130,6 +136,7 @@ impl Store {
                 comment: r.comment,
                 columns,
                 primary_key: r.primary_key,
+                partitioned_on: r.partitioned_on,
             });
         }
         Ok(out)

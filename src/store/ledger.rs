@@ -449,6 +449,9 @@ impl Store {
                    -- A sandbox answer never stands in for a real one.
                    AND (NOT c.sandbox OR $6)
                    AND c.started_at >= (SELECT day FROM today)::timestamp AT TIME ZONE 'UTC'
+                   -- (answered after it started: this bound lets the planner read
+                   -- only this month's partition of raw_responses)
+                   AND r.received_at >= (SELECT day FROM today)::timestamp AT TIME ZONE 'UTC'
                  ORDER BY c.id DESC LIMIT 1),
              buyer AS (
                  INSERT INTO linkledger.purchases AS p
@@ -694,7 +697,7 @@ impl Store {
                 sqlx::query_scalar(
                     "INSERT INTO linkledger.raw_responses (api_call_id, endpoint, received_at, body)
                      VALUES ($1, $2, $3, $4)
-                     ON CONFLICT (api_call_id) DO UPDATE SET body = EXCLUDED.body
+                     ON CONFLICT (api_call_id, received_at) DO UPDATE SET body = EXCLUDED.body
                      RETURNING id",
                 )
                 .bind(call_id)
@@ -727,6 +730,7 @@ impl Store {
     /// (`replay`).
     #[instrument(skip_all, fields(rows = batch.row_count()))]
     pub async fn store_normalized(&self, batch: &Batch) -> Result<u64, StoreError> {
+        self.partitions_for(batch).await?;
         let mut tx = self.pool().begin().await?;
         let rows = warehouse::write_batch(&mut tx, batch).await?;
         tx.commit().await?;

@@ -6,6 +6,7 @@ pub mod coverage;
 pub mod ledger;
 pub mod limits;
 mod nodelay;
+pub mod partitions;
 pub mod queue;
 pub mod reports;
 pub mod runs;
@@ -28,6 +29,7 @@ pub use runs::{Activity, CancelledRun, HeldRun, RunCall, RunFilter, RunRecord};
 #[derive(Clone, Debug)]
 pub struct Store {
     pool: PgPool,
+    partitions: partitions::KnownPartitions,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -157,21 +159,27 @@ impl Store {
             // connect.
             .acquire_timeout(Duration::from_secs(30))
             .connect_lazy_with(opts);
-        Ok(Store { pool })
+        Ok(Store::from_pool(pool))
     }
 
     pub fn from_pool(pool: PgPool) -> Store {
-        Store { pool }
+        Store {
+            pool,
+            partitions: Default::default(),
+        }
     }
 
     pub fn pool(&self) -> &PgPool {
         &self.pool
     }
 
-    /// Applies the migrations in `migrations/` (embedded at build time).
+    /// Applies the migrations in `migrations/` (embedded at build time), then makes
+    /// the month partitions of this month and the next two (see [`partitions`]).
     #[instrument(skip_all)]
     pub async fn migrate(&self) -> Result<(), StoreError> {
         sqlx::migrate!("./migrations").run(&self.pool).await?;
+        self.maintain_partitions(chrono::Utc::now().date_naive())
+            .await?;
         Ok(())
     }
 

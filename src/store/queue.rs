@@ -485,6 +485,7 @@ impl Store {
         call_id: i64,
         batch: &Batch,
     ) -> Result<Option<u64>, StoreError> {
+        self.partitions_for(batch).await?;
         let mut tx = self.pool().begin().await?;
         let held = sqlx::query(
             "SELECT 1 FROM linkledger.work WHERE id = $1 AND attempt = $2 AND state = 'running' FOR UPDATE",

@@ -16,6 +16,7 @@ mod harness;
 mod jobs_check;
 mod logs;
 mod money_path;
+mod partitions;
 mod perf;
 mod plan;
 mod queue;

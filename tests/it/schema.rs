@@ -46,7 +46,7 @@ async fn every_table_view_and_column_carries_a_comment() {
          FROM pg_class c
          JOIN pg_namespace n ON n.oid = c.relnamespace AND n.nspname = 'linkledger'
          LEFT JOIN pg_attribute a ON a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped
-         WHERE c.relkind IN ('r', 'v')
+         WHERE c.relkind IN ('r', 'p', 'v')
            AND c.relname <> '_sqlx_migrations'
            AND (obj_description(c.oid, 'pg_class') IS NULL
                 OR (a.attname IS NOT NULL AND col_description(c.oid, a.attnum) IS NULL))
