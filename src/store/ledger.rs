@@ -621,7 +621,6 @@ impl Store {
         keep_raw: bool,
         settlement: &Settlement,
     ) -> Result<Option<i64>, StoreError> {
-        let mut tx = self.pool().begin().await?;
         // The reservation becomes what the call counts against the budgets; only while
         // the row still waits for its answer, so a retry after a lost commit
         // acknowledgement does not settle twice.
@@ -631,45 +630,38 @@ impl Store {
         } else {
             settlement.budget
         };
-        if let Some(budget) = budget {
-            sqlx::query(
-                "WITH c AS (
-                     SELECT id, job, booked_on, budget_usd FROM linkledger.api_calls
-                     WHERE id = $1 AND booked_on IS NOT NULL AND budget_usd IS NOT NULL
-                       AND outcome IN ('sent', 'abandoned')),
-                 keyed AS (
-                     SELECT s.scope,
-                            CASE WHEN s.scope = 'daily' THEN c.booked_on
-                                 ELSE date_trunc('month', c.booked_on)::date END AS period,
-                            $2 - c.budget_usd AS delta
-                     FROM c, UNNEST(ARRAY['daily', 'monthly', 'job:' || c.job]) AS s(scope)
-                     WHERE s.scope IS NOT NULL),
-                 -- Locked in the order bookings lock them in: no deadlock.
-                 locked AS (
-                     SELECT st.scope FROM linkledger.spend_totals st
-                     JOIN keyed k ON st.scope = k.scope AND st.period = k.period
-                     ORDER BY st.scope FOR UPDATE OF st),
-                 -- `locked` is read (an init plan) before the first row is updated.
-                 settled AS (
-                     UPDATE linkledger.spend_totals st SET booked_usd = st.booked_usd + k.delta
-                     FROM keyed k
-                     WHERE st.scope = k.scope AND st.period = k.period
-                       AND (SELECT count(*) FROM locked) >= 0)
-                 UPDATE linkledger.api_calls SET budget_usd = $2 WHERE id IN (SELECT id FROM c)",
-            )
-            .bind(call_id)
-            .bind(budget.decimal())
-            .execute(&mut *tx)
-            .await?;
-        }
-        sqlx::query(
-            "UPDATE linkledger.api_calls SET
-                started_at = $2, duration_ms = $3, http_status = $4, status_code = $5,
-                status_message = $6, task_status_code = $7, task_status_message = $8,
-                outcome = $9, cost_usd = $10, error = $11, reported_cost_usd = $12,
-                sandbox = sandbox OR $13,
-                booked_on = CASE WHEN $13 THEN NULL ELSE booked_on END
-             WHERE id = $1",
+        // The answer, the raw body and the item's failures in one statement: with no
+        // reservation to settle, that is the whole transaction.
+        let body = if keep_raw {
+            attempt.body.as_ref()
+        } else {
+            None
+        };
+        let answer = sqlx::query_scalar(
+            "WITH c AS (
+                 UPDATE linkledger.api_calls SET
+                    started_at = $2, duration_ms = $3, http_status = $4, status_code = $5,
+                    status_message = $6, task_status_code = $7, task_status_message = $8,
+                    outcome = $9, cost_usd = $10, error = $11, reported_cost_usd = $12,
+                    sandbox = sandbox OR $13,
+                    booked_on = CASE WHEN $13 THEN NULL ELSE booked_on END
+                 WHERE id = $1
+                 RETURNING id, work_id, attempt),
+             -- The answer is bought: the failures that count from now on are failures
+             -- to load it, so a crash while loading cannot exhaust an item whose
+             -- earlier attempts to buy it failed.
+             bought AS (
+                 UPDATE linkledger.work w SET failures = 0
+                 FROM c
+                 WHERE $9 = 'ok' AND w.id = c.work_id AND w.attempt = c.attempt
+                   AND w.state = 'running'),
+             -- A retry after a commit whose acknowledgement was lost finds the row.
+             raw AS (
+                 INSERT INTO linkledger.raw_responses (api_call_id, endpoint, received_at, body)
+                 SELECT c.id, $14, $15, $16 FROM c WHERE $16::jsonb IS NOT NULL
+                 ON CONFLICT (api_call_id, received_at) DO UPDATE SET body = EXCLUDED.body
+                 RETURNING id)
+             SELECT (SELECT id FROM raw)",
         )
         .bind(call_id)
         .bind(attempt.started_at)
@@ -688,40 +680,43 @@ impl Store {
         .bind(attempt.outcome.message())
         .bind(attempt.cost.map(Usd::decimal))
         .bind(settlement.sandbox)
+        .bind(endpoint)
+        .bind(received_at(attempt))
+        .bind(body);
+        let Some(budget) = budget else {
+            return Ok(answer.fetch_one(self.pool()).await?);
+        };
+        let mut tx = self.pool().begin().await?;
+        sqlx::query(
+            "WITH c AS (
+                 SELECT id, job, booked_on, budget_usd FROM linkledger.api_calls
+                 WHERE id = $1 AND booked_on IS NOT NULL AND budget_usd IS NOT NULL
+                   AND outcome IN ('sent', 'abandoned')),
+             keyed AS (
+                 SELECT s.scope,
+                        CASE WHEN s.scope = 'daily' THEN c.booked_on
+                             ELSE date_trunc('month', c.booked_on)::date END AS period,
+                        $2 - c.budget_usd AS delta
+                 FROM c, UNNEST(ARRAY['daily', 'monthly', 'job:' || c.job]) AS s(scope)
+                 WHERE s.scope IS NOT NULL),
+             -- Locked in the order bookings lock them in: no deadlock.
+             locked AS (
+                 SELECT st.scope FROM linkledger.spend_totals st
+                 JOIN keyed k ON st.scope = k.scope AND st.period = k.period
+                 ORDER BY st.scope FOR UPDATE OF st),
+             -- `locked` is read (an init plan) before the first row is updated.
+             settled AS (
+                 UPDATE linkledger.spend_totals st SET booked_usd = st.booked_usd + k.delta
+                 FROM keyed k
+                 WHERE st.scope = k.scope AND st.period = k.period
+                   AND (SELECT count(*) FROM locked) >= 0)
+             UPDATE linkledger.api_calls SET budget_usd = $2 WHERE id IN (SELECT id FROM c)",
+        )
+        .bind(call_id)
+        .bind(budget.decimal())
         .execute(&mut *tx)
         .await?;
-        let mut raw_id = None;
-        if keep_raw && let Some(body) = &attempt.body {
-            // A retry after a commit whose acknowledgement was lost finds the row.
-            raw_id = Some(
-                sqlx::query_scalar(
-                    "INSERT INTO linkledger.raw_responses (api_call_id, endpoint, received_at, body)
-                     VALUES ($1, $2, $3, $4)
-                     ON CONFLICT (api_call_id, received_at) DO UPDATE SET body = EXCLUDED.body
-                     RETURNING id",
-                )
-                .bind(call_id)
-                .bind(endpoint)
-                .bind(received_at(attempt))
-                .bind(body)
-                .fetch_one(&mut *tx)
-                .await?,
-            );
-        }
-        if attempt.outcome == crate::api::Outcome::Ok {
-            // The answer is bought: the failures that count from now on are failures
-            // to load it, so a crash while loading cannot exhaust an item whose earlier
-            // attempts to buy it failed.
-            sqlx::query(
-                "UPDATE linkledger.work w SET failures = 0
-                 FROM linkledger.api_calls c
-                 WHERE c.id = $1 AND w.id = c.work_id AND w.attempt = c.attempt
-                   AND w.state = 'running'",
-            )
-            .bind(call_id)
-            .execute(&mut *tx)
-            .await?;
-        }
+        let raw_id = answer.fetch_one(&mut *tx).await?;
         tx.commit().await?;
         Ok(raw_id)
     }

@@ -499,19 +499,16 @@ impl Store {
             return Ok(None);
         }
         let rows = warehouse::write_batch(&mut tx, batch).await?;
-        sqlx::query("UPDATE linkledger.api_calls SET rows_written = $2 WHERE id = $1")
-            .bind(call_id)
-            .bind(rows as i64)
-            .execute(&mut *tx)
-            .await?;
         sqlx::query(
-            "UPDATE linkledger.work SET state = 'succeeded', rows_written = $3, finished_at = now(),
+            "WITH c AS (UPDATE linkledger.api_calls SET rows_written = $3 WHERE id = $4)
+             UPDATE linkledger.work SET state = 'succeeded', rows_written = $3, finished_at = now(),
                     lease_expires_at = NULL, last_error = NULL
              WHERE id = $1 AND attempt = $2",
         )
         .bind(fence.work_id)
         .bind(fence.attempt)
         .bind(rows as i64)
+        .bind(call_id)
         .execute(&mut *tx)
         .await?;
         tx.commit().await?;
