@@ -15,7 +15,7 @@ pub mod warehouse;
 use std::time::Duration;
 
 use secrecy::{ExposeSecret, SecretString};
-use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
+use sqlx::postgres::{PgConnectOptions, PgPoolOptions, PgSslMode};
 use sqlx::{Connection as _, PgConnection, PgPool};
 use tracing::instrument;
 
@@ -42,6 +42,27 @@ pub enum StoreError {
     Migrate(#[from] sqlx::migrate::MigrateError),
     #[error(transparent)]
     Sql(#[from] sqlx::Error),
+}
+
+/// Whether to connect without TLS first (`sslmode=allow`): the URL reaches the server
+/// over TCP on this host (loopback) and sets no `sslmode` (nor does `PGSSLMODE`).
+/// sqlx's default, `prefer`, would negotiate TLS, which protects nothing on loopback and
+/// costs each new connection two ~40 ms stalls: the handshake's small writes go out
+/// before `nodelay` can turn Nagle's algorithm off (it sees the socket only once the
+/// connection is made). A server that takes only TLS (`hostssl`) still gets it: `allow`
+/// tries TLS when the plain connection is refused.
+fn plain_on_loopback(url: &str, opts: &PgConnectOptions, env_sslmode: bool) -> bool {
+    let asked = url
+        .split_once('?')
+        .is_some_and(|(_, query)| query.split('&').any(|kv| kv.starts_with("sslmode=")));
+    let host = opts.get_host();
+    let loopback = host == "localhost"
+        || host
+            .trim_start_matches('[')
+            .trim_end_matches(']')
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(|ip| ip.is_loopback());
+    !asked && !env_sslmode && opts.get_socket().is_none() && loopback
 }
 
 /// Where a database URL points, without user or password, for messages.
@@ -123,12 +144,19 @@ impl Store {
         pool_size: u32,
         timeout: Duration,
     ) -> Result<Store, StoreError> {
-        let opts: PgConnectOptions = url.expose_secret().parse().map_err(|e| {
+        let mut opts: PgConnectOptions = url.expose_secret().parse().map_err(|e| {
             StoreError::Connect(format!(
                 "{} is not a PostgreSQL URL: {e}",
                 redacted_url(url.expose_secret())
             ))
         })?;
+        if plain_on_loopback(
+            url.expose_secret(),
+            &opts,
+            std::env::var_os("PGSSLMODE").is_some(),
+        ) {
+            opts = opts.ssl_mode(PgSslMode::Allow);
+        }
         match tokio::time::timeout(timeout, PgConnection::connect_with(&opts)).await {
             Err(_) => {
                 return Err(StoreError::Connect(format!(
@@ -201,5 +229,39 @@ impl Store {
             out.push((table.to_string(), n));
         }
         Ok(out)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn plain(url: &str, env: bool) -> bool {
+        plain_on_loopback(url, &url.parse().unwrap(), env)
+    }
+
+    #[test]
+    fn tls_is_tried_second_only_on_loopback_when_nothing_asks_for_it() {
+        assert!(plain("postgres://me@127.0.0.1:5432/db", false));
+        assert!(plain("postgres://me@localhost/db", false));
+        assert!(plain("postgres://me@[::1]:5432/db", false));
+        assert!(plain(
+            "postgres://me@127.0.0.2/db?application_name=x",
+            false
+        ));
+        // Asked for, in the URL or the environment: as asked.
+        assert!(!plain("postgres://me@127.0.0.1/db?sslmode=prefer", false));
+        assert!(!plain(
+            "postgres://me@127.0.0.1/db?application_name=x&sslmode=require",
+            false
+        ));
+        assert!(!plain("postgres://me@127.0.0.1/db", true));
+        // Another host, or a Unix socket: unchanged.
+        assert!(!plain("postgres://me@db.example.com/db", false));
+        assert!(!plain("postgres://me@10.0.0.5/db", false));
+        assert!(!plain(
+            "postgres://me@localhost/db?host=/var/run/postgresql",
+            false
+        ));
     }
 }
