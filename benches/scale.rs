@@ -205,18 +205,18 @@ async fn bench(url: &SecretString, targets: usize, days: usize) -> anyhow::Resul
             "30-day trend, 100 targets (summary)",
             "SELECT target, collected_on, referring_domains FROM {s}.summary
              WHERE target = ANY($1) AND options = linkledger.default_options('summary')
-               AND collected_on >= $2
+               AND collected_on BETWEEN $2 AND $3
              ORDER BY target, collected_on"
                 .into(),
-            Binds::Many(hundred.clone(), since),
+            Binds::Many(hundred.clone(), since, today),
         ),
         (
             "30-day trend, 100 targets (summary_daily)",
             "SELECT target, day, referring_domains, referring_domains_change
-             FROM {s}.summary_daily WHERE target = ANY($1) AND day >= $2
+             FROM {s}.summary_daily WHERE target = ANY($1) AND day BETWEEN $2 AND $3
              ORDER BY target, day"
                 .into(),
-            Binds::Many(hundred, since),
+            Binds::Many(hundred, since, today),
         ),
         (
             "one day, every target (avg referring_domains)",
@@ -531,8 +531,10 @@ async fn is_partitioned(store: &Store, table: &str) -> anyhow::Result<bool> {
 }
 
 /// Month partitions for `first`'s month and the next two, rows moved out of the
-/// default partition: what the daemon does, when this schema is partitioned.
-async fn maintain_partitions(_store: &Store, _first: NaiveDate) -> anyhow::Result<()> {
+/// default partition: what `migrate` and the daemon do.
+async fn maintain_partitions(store: &Store, first: NaiveDate) -> anyhow::Result<()> {
+    let created = store.maintain_partitions(first).await?;
+    println!("month partitions made for {first}'s month and the next two: {created} new");
     Ok(())
 }
 
@@ -623,7 +625,7 @@ async fn plain_copy(store: &Store) -> anyhow::Result<()> {
 
 enum Binds {
     One(String),
-    Many(Vec<String>, NaiveDate),
+    Many(Vec<String>, NaiveDate, NaiveDate),
     Day(NaiveDate),
 }
 
@@ -633,7 +635,7 @@ fn bind<'q>(
 ) -> sqlx::query::Query<'q, sqlx::Postgres, sqlx::postgres::PgArguments> {
     match binds {
         Binds::One(t) => q.bind(t),
-        Binds::Many(ts, since) => q.bind(ts).bind(since),
+        Binds::Many(ts, since, until) => q.bind(ts).bind(since).bind(until),
         Binds::Day(d) => q.bind(d),
     }
 }
