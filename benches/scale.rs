@@ -1,7 +1,7 @@
 //! Scale: a day-by-day history of daily `summary` for many targets, loaded through the
 //! collector's own write path, then what it costs to keep and to read.
 //!
-//!     cargo bench --bench scale                                    # the defaults below
+//!     cargo bench --bench scale        # 10,000 targets x 30 days ending today
 //!     LINKLEDGER_SCALE_TARGETS=200 LINKLEDGER_SCALE_DAYS=5 cargo bench --bench scale
 //!
 //! Per answer, exactly the statements the collector makes once the API has answered:
@@ -10,14 +10,15 @@
 //! written in the transaction that completes the work item (`complete_with_rows`:
 //! `summary` upserted, its `link_breakdowns` replaced). Answers are the sandbox's own
 //! (`sandbox::build_result`, wrapped in the API's envelope), built by the writers as
-//! they go; one day's work is enqueued as one run and claimed at once, as a once-run
-//! does. `WRITERS` tasks write at once, one pooled connection each.
+//! they go; one day's work is enqueued as one run and claimed in one statement, both
+//! inside the day's time (the collector's workers claim in smaller batches).
+//! `WRITERS` tasks write at once, one pooled connection each.
 //!
 //! The days end today, so a 30-day history spans two calendar months; each day's
 //! answers are stamped received on that day (rows' `collected_on` is the UTC date of
-//! `received_at`). When the schema has month partitions, they are created for the
-//! first day's month and the next two before loading (`Store::maintain_partitions`),
-//! so the rows land in month partitions, not the default one.
+//! `received_at`). The month partitions are made for the first day's month and the
+//! next two before loading (`Store::maintain_partitions`), so the rows land in month
+//! partitions, not the default one; the bench checks that none is left there.
 //!
 //! Reported: load rate per day (target-days/s, warehouse rows/s) and the last day
 //! against the first; query times (median of `RUNS` warm runs) of `latest_summary` for
