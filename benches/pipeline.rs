@@ -18,8 +18,9 @@
 //!
 //! Printed per run: wall time, calls/s, rows/s, peak RSS, and the ratio to the floor's
 //! wall time; for runs with latency, the share of the ceiling
-//! min(max_per_minute/60, max_in_flight/latency) reached once the first paid request
-//! was sent, and the startup (spawn to first paid request: configuration, migrations
+//! min(max_per_minute/60, max_in_flight/latency) reached while calls run (from the
+//! first paid request to the last request's answer: the sandbox's request count is
+//! watched every millisecond; the floor's whole wall time counts), and the startup (spawn to first paid request: configuration, migrations
 //! check, credentials check, plan, enqueue).
 
 use std::path::{Path, PathBuf};
@@ -54,6 +55,8 @@ struct Measured {
     peak_rss: Option<u64>,
     /// Spawn to first paid request.
     startup: Option<Duration>,
+    /// Spawn to the last request the sandbox received (seen within a millisecond).
+    last_request: Option<Duration>,
     throttled: u64,
     /// Transactions committed in the run's database (`pg_stat_database.xact_commit`).
     commits: Option<u64>,
@@ -172,7 +175,13 @@ fn report_line(lines: &mut Vec<String>, work: &Work, label: &str, m: &Measured, 
         // min(max_per_minute/60, max_in_flight/latency): the per-minute cap is lifted.
         let ceiling = (FLOOR_CONCURRENCY as f64 / work.latency.as_secs_f64())
             .min(LIFTED_PER_MINUTE as f64 / 60.0);
-        let busy = secs - m.startup.map_or(0.0, |s| s.as_secs_f64());
+        // While calls run: from the first request to the last one's answer (its
+        // latency after it arrived), without the process's start and its close
+        // after the last answer. The floor has neither: its whole wall time counts.
+        let busy = match (m.startup, m.last_request) {
+            (Some(first), Some(last)) => (last + work.latency).saturating_sub(first).as_secs_f64(),
+            _ => secs,
+        };
         format!("{:.1}%", 100.0 * m.calls as f64 / busy / ceiling)
     };
     let line = format!(
@@ -287,6 +296,7 @@ async fn floor(
         rows: 0,
         peak_rss: None,
         startup: None,
+        last_request: None,
         throttled: sb.stats().throttled - before,
         commits: None,
         statements: None,
@@ -411,12 +421,16 @@ async fn spawn_once(
     let wait = tokio::task::spawn_blocking(move || wait_with_rusage(child));
     tokio::pin!(wait);
     let mut startup = None;
+    let (mut seen, mut last_request) = (before.requests, None);
     let waited = loop {
         tokio::select! {
             r = &mut wait => break r??,
-            _ = tokio::time::sleep(Duration::from_millis(1)), if startup.is_none() => {
-                if sb.stats().requests > before.requests {
-                    startup = Some(t.elapsed());
+            _ = tokio::time::sleep(Duration::from_millis(1)) => {
+                let now = sb.stats().requests;
+                if now > seen {
+                    seen = now;
+                    last_request = Some(t.elapsed());
+                    startup.get_or_insert(t.elapsed());
                 }
             }
         }
@@ -436,6 +450,7 @@ async fn spawn_once(
         rows: rows_of(&stdout)?,
         peak_rss: Some(peak_rss),
         startup,
+        last_request,
         throttled: after.throttled - before.throttled,
         commits: None,
         statements: counting().then(|| {
