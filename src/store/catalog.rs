@@ -185,13 +185,7 @@ impl Store {
             (Some(_), _) => false,
             (None, None) => return Err(GrantError::NoSuchRole(role.to_string())),
             (None, Some(_)) => {
-                let sql: String = sqlx::query_scalar("SELECT format('CREATE ROLE %I LOGIN', $1)")
-                    .bind(role)
-                    .fetch_one(&mut *tx)
-                    .await?;
-                sqlx::query(sqlx::AssertSqlSafe(sql))
-                    .execute(&mut *tx)
-                    .await?;
+                execute_format(&mut tx, "CREATE ROLE %I LOGIN", &[role]).await?;
                 true
             }
         };
@@ -225,15 +219,7 @@ impl Store {
             "GRANT SELECT ON ALL TABLES IN SCHEMA %I TO %I",
             "ALTER DEFAULT PRIVILEGES IN SCHEMA %I GRANT SELECT ON TABLES TO %I",
         ] {
-            let sql: String = sqlx::query_scalar("SELECT format($1, $2, $3)")
-                .bind(template)
-                .bind(SCHEMA)
-                .bind(role)
-                .fetch_one(&mut *tx)
-                .await?;
-            sqlx::query(sqlx::AssertSqlSafe(sql))
-                .execute(&mut *tx)
-                .await?;
+            execute_format(&mut tx, template, &[SCHEMA, role]).await?;
         }
         let (tables, views, me): (i64, i64, String) = sqlx::query_as(
             "SELECT count(*) FILTER (WHERE c.relkind IN ('r', 'p')),
@@ -255,4 +241,22 @@ impl Store {
             future_objects_of: me,
         })
     }
+}
+
+/// Runs the statement PostgreSQL's `format(template, args...)` builds: identifiers
+/// (`%I`) are quoted by the server, never by string pasting here.
+async fn execute_format(
+    conn: &mut sqlx::PgConnection,
+    template: &str,
+    args: &[&str],
+) -> Result<(), sqlx::Error> {
+    let sql: String = sqlx::query_scalar("SELECT format($1, VARIADIC $2::text[])")
+        .bind(template)
+        .bind(args)
+        .fetch_one(&mut *conn)
+        .await?;
+    sqlx::query(sqlx::AssertSqlSafe(sql))
+        .execute(&mut *conn)
+        .await?;
+    Ok(())
 }

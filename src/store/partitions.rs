@@ -14,7 +14,7 @@
 use std::collections::HashSet;
 use std::sync::{Arc, Mutex};
 
-use chrono::{Datelike, NaiveDate};
+use chrono::{Datelike, Months, NaiveDate};
 use tracing::{info, instrument};
 
 use super::{Store, StoreError};
@@ -160,18 +160,12 @@ impl Store {
         &self,
         keep_from: NaiveDate,
     ) -> Result<RetentionReport, StoreError> {
-        let expired: Vec<String> = sqlx::query_scalar(
-            "SELECT c.relname
-             FROM pg_inherits i
-             JOIN pg_class c ON c.oid = i.inhrelid
-             WHERE i.inhparent = 'linkledger.raw_responses'::regclass
-               AND c.relname ~ '^raw_responses_p[0-9]{4}_[0-9]{2}$'
-               AND to_date(right(c.relname, 7), 'YYYY_MM') + interval '1 month' <= $1::date
-             ORDER BY c.relname",
-        )
-        .bind(keep_from)
-        .fetch_all(self.pool())
-        .await?;
+        let expired = self
+            .raw_months()
+            .await?
+            .into_iter()
+            .filter(|(_, month)| *month + Months::new(1) <= keep_from)
+            .map(|(part, _)| part);
         let mut report = RetentionReport::default();
         for part in expired {
             // Which bodies must stay, read before the partition is locked: no new body
@@ -234,14 +228,21 @@ impl Store {
     /// The oldest UTC day whose raw bodies are all still stored: the start of the
     /// oldest month partition of `raw_responses` (`None` when none is stored).
     pub async fn oldest_raw_month(&self) -> Result<Option<NaiveDate>, StoreError> {
-        Ok(sqlx::query_scalar(
-            "SELECT min(to_date(right(c.relname, 7), 'YYYY_MM'))
+        Ok(self.raw_months().await?.first().map(|(_, month)| *month))
+    }
+
+    /// The month partitions of `raw_responses` with the first day of their month,
+    /// oldest first.
+    async fn raw_months(&self) -> Result<Vec<(String, NaiveDate)>, StoreError> {
+        Ok(sqlx::query_as(
+            "SELECT c.relname::text, to_date(right(c.relname, 7), 'YYYY_MM')
              FROM pg_inherits i
              JOIN pg_class c ON c.oid = i.inhrelid
              WHERE i.inhparent = 'linkledger.raw_responses'::regclass
-               AND c.relname ~ '^raw_responses_p[0-9]{4}_[0-9]{2}$'",
+               AND c.relname ~ '^raw_responses_p[0-9]{4}_[0-9]{2}$'
+             ORDER BY 2",
         )
-        .fetch_one(self.pool())
+        .fetch_all(self.pool())
         .await?)
     }
 }

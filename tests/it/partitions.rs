@@ -215,6 +215,20 @@ async fn collected(db: &TestDb, targets: &[String]) -> Store {
     store
 }
 
+/// Puts the work item that bought raw response `raw_id` in `state`.
+async fn set_work_state(store: &Store, raw_id: i64, state: &str) {
+    sqlx::query(
+        "UPDATE linkledger.work w SET state = $2 FROM linkledger.api_calls c
+         JOIN linkledger.raw_responses r ON r.api_call_id = c.id
+         WHERE w.id = c.work_id AND r.id = $1",
+    )
+    .bind(raw_id)
+    .bind(state)
+    .execute(store.pool())
+    .await
+    .unwrap();
+}
+
 #[tokio::test]
 async fn raw_retention_drops_only_whole_months_past_the_window_and_keeps_bodies_not_loaded() {
     let db = TestDb::new().await;
@@ -251,15 +265,7 @@ async fn raw_retention_drops_only_whole_months_past_the_window_and_keeps_bodies_
     }
     // In the oldest month, one body's rows are not loaded (its item never finished);
     // in the next, one answer could not be read.
-    sqlx::query(
-        "UPDATE linkledger.work w SET state = 'running' FROM linkledger.api_calls c
-         JOIN linkledger.raw_responses r ON r.api_call_id = c.id
-         WHERE w.id = c.work_id AND r.id = $1",
-    )
-    .bind(ids[0])
-    .execute(store.pool())
-    .await
-    .unwrap();
+    set_work_state(&store, ids[0], "running").await;
     sqlx::query(
         "UPDATE linkledger.api_calls c SET outcome = 'invalid_response'
          FROM linkledger.raw_responses r WHERE r.api_call_id = c.id AND r.id = $1",
@@ -319,15 +325,7 @@ async fn raw_retention_drops_only_whole_months_past_the_window_and_keeps_bodies_
 
     // Once the unfinished item's rows load, the next pass drops its body; the answer
     // that could not be read stays for replay.
-    sqlx::query(
-        "UPDATE linkledger.work w SET state = 'succeeded' FROM linkledger.api_calls c
-         JOIN linkledger.raw_responses r ON r.api_call_id = c.id
-         WHERE w.id = c.work_id AND r.id = $1",
-    )
-    .bind(ids[0])
-    .execute(store.pool())
-    .await
-    .unwrap();
+    set_work_state(&store, ids[0], "succeeded").await;
     let again = store.drop_expired_raw(keep_from).await.unwrap();
     assert!(again.dropped.is_empty());
     assert_eq!((again.bodies_dropped, again.bodies_kept), (1, 0));
