@@ -16,9 +16,11 @@ use futures::StreamExt;
 use linkledger::api::Endpoint;
 use linkledger::cluster::Scratch;
 use linkledger::normalize::{self, Batch, Context};
-use linkledger::store::{ClaimScope, Fence, NewWork, RunKind, Store};
+use linkledger::store::{Fence, Store};
 use secrecy::SecretString;
 use serde_json::{Value, json};
+
+mod support;
 
 /// Concurrent writers in the concurrent variant (the pool size).
 const WRITERS: usize = 8;
@@ -200,41 +202,8 @@ async fn store_raw(store: &Store, bodies: &[(Value, Value)]) -> anyhow::Result<V
 
 /// One claimed work item per response, in the order of `bodies` (not measured).
 async fn claimed(store: &Store, bodies: &[(Value, Value)]) -> anyhow::Result<Vec<Fence>> {
-    let work: Vec<NewWork> = bodies
-        .iter()
-        .map(|(task, _)| NewWork {
-            job: "bench".into(),
-            collection: "history".into(),
-            endpoint: "history".into(),
-            targets: vec![task["target"].as_str().unwrap_or_default().to_string()],
-            task: task.clone(),
-            estimated_rows: 0,
-        })
-        .collect();
-    let run = store
-        .start_run_with_work("bench", RunKind::Once, 1, &work)
-        .await?;
-    let items = store
-        .claim(
-            "bench",
-            Duration::from_secs(3600),
-            bodies.len() as i64,
-            ClaimScope::Runs(&[run]),
-        )
-        .await?
-        .items;
-    let by_target: std::collections::HashMap<String, Fence> = items
-        .iter()
-        .map(|w| {
-            (
-                w.targets[0].clone(),
-                Fence {
-                    work_id: w.id,
-                    attempt: w.attempt,
-                },
-            )
-        })
-        .collect();
+    let tasks: Vec<Value> = bodies.iter().map(|(task, _)| task.clone()).collect();
+    let (_, by_target) = support::claim_run(store, "bench", "history", &tasks).await?;
     Ok(bodies
         .iter()
         .map(|(task, _)| by_target[task["target"].as_str().unwrap_or_default()])

@@ -32,7 +32,6 @@
 //! `LINKLEDGER_SCALE_KEEP=1` to keep it), else a throwaway cluster from the local
 //! PostgreSQL binaries.
 
-use std::collections::HashMap;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
@@ -42,12 +41,12 @@ use chrono::{DateTime, NaiveDate, Utc};
 use linkledger::api::{Attempt, Endpoint, Envelope, Outcome};
 use linkledger::cluster::Scratch;
 use linkledger::normalize::{self, Context};
-use linkledger::store::{
-    Booking, CallRecord, ClaimScope, Fence, NewWork, RunKind, SendDecision, Settlement, Store,
-};
+use linkledger::store::{Booking, CallRecord, Fence, SendDecision, Settlement, Store};
 use secrecy::SecretString;
 use serde_json::{Value, json};
 use sqlx::{AssertSqlSafe, Row};
+
+mod support;
 
 /// Concurrent writers (the pool size), as in `benches/load.rs`.
 const WRITERS: usize = 8;
@@ -383,46 +382,9 @@ fn answer(target: &str, day: NaiveDate, id: u64) -> anyhow::Result<(Value, Value
 /// Enqueues and claims one day's work, then writes every target's answer the way
 /// the executor does; returns the warehouse rows written.
 async fn load_day(store: &Store, names: &Arc<Vec<String>>, day: NaiveDate) -> anyhow::Result<u64> {
-    let work: Vec<NewWork> = names
-        .iter()
-        .map(|t| NewWork {
-            job: "scale".into(),
-            collection: "summary".into(),
-            endpoint: "summary".into(),
-            targets: vec![t.clone()],
-            task: json!({"target": t}),
-            estimated_rows: 1,
-        })
-        .collect();
-    let run = store
-        .start_run_with_work("scale", RunKind::Once, 1, &work)
-        .await?;
-    let items = store
-        .claim(
-            "scale",
-            Duration::from_secs(3600),
-            names.len() as i64,
-            ClaimScope::Runs(&[run]),
-        )
-        .await?
-        .items;
-    let fences: Arc<HashMap<String, Fence>> = Arc::new(
-        items
-            .into_iter()
-            .map(|w| {
-                (
-                    w.targets[0].clone(),
-                    Fence {
-                        work_id: w.id,
-                        attempt: w.attempt,
-                    },
-                )
-            })
-            .collect(),
-    );
-    if fences.len() != names.len() {
-        bail!("claimed {} of {} work items", fences.len(), names.len());
-    }
+    let tasks: Vec<Value> = names.iter().map(|t| json!({"target": t})).collect();
+    let (run, fences) = support::claim_run(store, "scale", "summary", &tasks).await?;
+    let fences = Arc::new(fences);
     let midnight = day.and_hms_opt(0, 0, 0).unwrap().and_utc();
     // Spread over the day's first hour.
     let step = Duration::from_secs(3600) / names.len() as u32;
