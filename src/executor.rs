@@ -28,7 +28,9 @@ use crate::normalize::{self, Context};
 use crate::plan::CallSpec;
 use crate::plan::Prices;
 use crate::store::ledger::received_at;
-use crate::store::{Booking, CallRecord, Fence, Purchase, SendDecision, Settlement, Store};
+use crate::store::{
+    Booking, CallRecord, Fence, Purchase, SendDecision, Settlement, SlotBooking, Store,
+};
 use crate::telemetry::Metrics;
 
 /// Why every further call was stopped.
@@ -157,6 +159,15 @@ impl AttemptEnd {
             AttemptEnd::Stopped => Some("not sent: shutting down".into()),
         }
     }
+}
+
+/// What booking a call came to ([`Executor::book`]).
+enum Booked {
+    /// The booking's decision and the shared slot taken with it (to be released).
+    Decided(SendDecision, Option<Slot>),
+    /// Not booked: shutting down, or calls are stopped.
+    NotSent(AttemptEnd),
+    Failed(crate::store::StoreError),
 }
 
 /// Answers up to this size are read while the request's permit is held; larger ones
@@ -461,22 +472,12 @@ impl Executor {
             return Ok(end);
         }
         let permit = self.client.acquire().await;
-        let slot = match &self.shared {
-            Some(shared) => Some(shared.acquire().await?),
-            None => None,
-        };
-        // A shutdown or a halt may have come while this call waited for its slot.
-        let not_sent = if self.stop.is_cancelled() {
-            Some(AttemptEnd::Stopped)
-        } else {
-            self.halted().map(AttemptEnd::NotSent)
-        };
-        if let Some(end) = not_sent {
-            self.release(slot).await;
-            return Ok(end);
-        }
         let estimate = call.estimated_cost(&self.prices());
-        let sent = self.book(&record, fence, estimate).await;
+        let (sent, slot) = match self.book(&record, fence, estimate).await {
+            Booked::Decided(decision, slot) => (Ok(decision), slot),
+            Booked::NotSent(end) => return Ok(end),
+            Booked::Failed(e) => (Err(e), None),
+        };
         let call_id = match sent {
             Ok(SendDecision::Sent(id)) => id,
             // The claim was lost while this call waited: spend nothing.
@@ -526,8 +527,10 @@ impl Executor {
         {
             self.set_halt(halt);
         }
-        drop(permit);
+        // The shared slot is given back before the permit: the next call of this
+        // process that takes the permit finds a free slot instead of waiting for one.
         self.release(slot).await;
+        drop(permit);
         // Held until the answer's rows are written: at most `loads` large answers are
         // parsed, stored and loaded at once, whatever the requests in flight.
         let (attempt, _load) = match read_now {
@@ -589,14 +592,12 @@ impl Executor {
     }
 
     /// Writes the call's ledger row with its estimate reserved against the budgets
-    /// (nothing for a sandbox), preparing the budgets' rows when a new period starts,
-    /// and trying again after a deadlock (another statement locking the same rows).
-    async fn book(
-        &self,
-        record: &CallRecord<'_>,
-        fence: Fence,
-        estimate: Usd,
-    ) -> Result<SendDecision, crate::store::StoreError> {
+    /// (nothing for a sandbox) and, with shared limits, takes one of the account's
+    /// slots in the same statement, waiting while none is free; prepares the budgets'
+    /// rows when a new period starts, and tries again after a deadlock (another
+    /// statement locking the same rows). A shutdown or a halt that comes while it
+    /// waits for a slot ends it unsent.
+    async fn book(&self, record: &CallRecord<'_>, fence: Fence, estimate: Usd) -> Booked {
         let booking = Booking {
             estimate,
             sandbox: self.client.is_sandbox(),
@@ -604,20 +605,46 @@ impl Executor {
         };
         let mut tries = 0;
         loop {
-            tries += 1;
-            match self
-                .store
-                .record_sent_booked(record, Some(fence), &booking)
-                .await
-            {
-                Ok(SendDecision::Unprepared) if tries < 3 => {
-                    self.store.prepare_budgets(record.job).await?;
-                }
-                Err(e) if e.is_deadlock() && tries < 3 => {
-                    warn!("booking met a deadlock; trying again");
-                }
-                other => return other,
+            if self.stop.is_cancelled() {
+                return Booked::NotSent(AttemptEnd::Stopped);
             }
+            if let Some(h) = self.halted() {
+                return Booked::NotSent(AttemptEnd::NotSent(h));
+            }
+            let ask = self.shared.as_ref().map(SharedLimits::ask);
+            let booked = self
+                .store
+                .book_with_slot(record, Some(fence), &booking, ask.as_ref())
+                .await;
+            let (decision, lease) = match booked {
+                Ok(SlotBooking::Wait(wait)) => {
+                    tokio::select! {
+                        _ = tokio::time::sleep(wait) => {}
+                        _ = self.stop.cancelled() => {}
+                    }
+                    continue;
+                }
+                Ok(SlotBooking::Booked { decision, lease }) => (decision, lease),
+                Err(e) if e.is_deadlock() && tries < 2 => {
+                    tries += 1;
+                    warn!("booking met a deadlock; trying again");
+                    continue;
+                }
+                Err(e) => return Booked::Failed(e),
+            };
+            let slot = match (&self.shared, lease) {
+                (Some(shared), Some(lease)) => Some(shared.adopt(lease)),
+                _ => None,
+            };
+            if decision == SendDecision::Unprepared && tries < 2 {
+                tries += 1;
+                self.release(slot).await;
+                if let Err(e) = self.store.prepare_budgets(record.job).await {
+                    return Booked::Failed(e);
+                }
+                continue;
+            }
+            return Booked::Decided(decision, slot);
         }
     }
 

@@ -12,8 +12,8 @@ use anyhow::Context as _;
 use tokio_util::sync::CancellationToken;
 use tracing::warn;
 
-use crate::store::Store;
 use crate::store::limits::{SlotGrant, SlotLease};
+use crate::store::{SlotAsk, Store};
 
 #[derive(Clone, Debug)]
 pub struct SharedLimits {
@@ -103,6 +103,26 @@ impl SharedLimits {
         })
     }
 
+    /// What to ask the store for to take a slot with a booking
+    /// ([`Store::book_with_slot`]).
+    pub fn ask(&self) -> SlotAsk<'_> {
+        SlotAsk {
+            holder: &self.holder,
+            max_in_flight: self.max_in_flight,
+            max_per_minute: self.max_per_minute,
+            lease: self.lease,
+        }
+    }
+
+    /// A slot the store granted with a booking: renewed from now on, until released.
+    pub fn adopt(&self, lease: SlotLease) -> Slot {
+        self.held.lock().expect("held slots").insert(lease);
+        Slot {
+            lease,
+            held: self.held.clone(),
+        }
+    }
+
     /// Waits for a slot and a start in the minute.
     pub async fn acquire(&self) -> anyhow::Result<Slot> {
         loop {
@@ -117,13 +137,7 @@ impl SharedLimits {
                 .await
                 .context("taking a shared API slot")?;
             match grant {
-                SlotGrant::Granted(lease) => {
-                    self.held.lock().expect("held slots").insert(lease);
-                    return Ok(Slot {
-                        lease,
-                        held: self.held.clone(),
-                    });
-                }
+                SlotGrant::Granted(lease) => return Ok(self.adopt(lease)),
                 SlotGrant::Wait(wait) => tokio::time::sleep(wait).await,
             }
         }

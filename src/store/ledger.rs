@@ -3,11 +3,14 @@
 //! call; its answer completes the row, and a successful body is committed to
 //! `raw_responses` in the same transaction, before anything is normalized.
 
+use std::time::Duration;
+
 use chrono::{DateTime, NaiveDate, Utc};
 use rust_decimal::Decimal;
 use serde_json::Value;
 use tracing::instrument;
 
+use super::limits::SlotLease;
 use super::{Fence, Store, StoreError, warehouse};
 use crate::api::{Attempt, Endpoint};
 use crate::budget::Cap;
@@ -162,6 +165,31 @@ pub enum SendDecision {
     Unprepared,
 }
 
+/// A shared API slot asked for with a booking ([`Store::book_with_slot`]).
+#[derive(Clone, Copy, Debug)]
+pub struct SlotAsk<'a> {
+    /// Who holds it (host:pid/role), for people reading `api_slots.holder`.
+    pub holder: &'a str,
+    pub max_in_flight: i32,
+    pub max_per_minute: i64,
+    /// How long it stays held if its holder dies (renewed while it lives).
+    pub lease: Duration,
+}
+
+/// What [`Store::book_with_slot`] did.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum SlotBooking {
+    /// The booking's decision, and the slot taken with it (`None` when none was asked
+    /// for).
+    Booked {
+        decision: SendDecision,
+        lease: Option<SlotLease>,
+    },
+    /// No slot is free, or the minute's starts are used up: nothing written; ask
+    /// again after this.
+    Wait(Duration),
+}
+
 /// How an answered request is settled.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Settlement {
@@ -226,6 +254,9 @@ struct SentRow {
     until: Option<DateTime<Utc>>,
     missing: i64,
     claim_held: bool,
+    slot: Option<i32>,
+    slot_token: Option<i64>,
+    slot_wait: Option<f64>,
 }
 
 /// When an answer arrived, to the microsecond Postgres keeps, so rows normalized
@@ -299,16 +330,40 @@ impl Store {
     /// in force (`linkledger.budgets`), in which case it is reserved against every
     /// budget the call counts against (their rows are locked in scope order, so
     /// concurrent callers cannot jointly cross a cap).
-    #[instrument(skip_all, fields(endpoint = call.endpoint, attempt = call.attempt))]
     pub async fn record_sent_booked(
         &self,
         call: &CallRecord<'_>,
         fence: Option<Fence>,
         booking: &Booking,
     ) -> Result<SendDecision, StoreError> {
+        match self.book_with_slot(call, fence, booking, None).await? {
+            SlotBooking::Booked { decision, .. } => Ok(decision),
+            SlotBooking::Wait(_) => unreachable!("no slot was asked for"),
+        }
+    }
+
+    /// [`Store::record_sent_booked`] that also takes one of the account's shared API
+    /// slots (`slot`) in the same statement and commit: the ledger row is written only
+    /// with a slot granted ([`SlotBooking::Wait`] when none is free or the minute's
+    /// starts are used up). A slot granted with any decision but `Sent` is the
+    /// caller's to release at once.
+    #[instrument(skip_all, fields(endpoint = call.endpoint, attempt = call.attempt))]
+    pub async fn book_with_slot(
+        &self,
+        call: &CallRecord<'_>,
+        fence: Option<Fence>,
+        booking: &Booking,
+        slot: Option<&SlotAsk<'_>>,
+    ) -> Result<SlotBooking, StoreError> {
         let scopes = budget_scopes(call.job);
         let row: SentRow = sqlx::query_as(
             "WITH today AS (SELECT (now() AT TIME ZONE 'UTC')::date AS day),
+             -- The shared API slot, when one is asked for (a one-time filter: without
+             -- $14 the function is not called). Materialized: called exactly once.
+             slot AS MATERIALIZED (
+                 SELECT granted_slot, granted_token, wait_seconds
+                 FROM linkledger.take_api_slot($14, $15, $16, $17)
+                 WHERE $14::text IS NOT NULL),
              keyed AS (
                  SELECT s.scope,
                         CASE WHEN s.scope = 'daily' THEN t.day
@@ -342,7 +397,10 @@ impl Store {
                         ($8::bigint IS NULL OR EXISTS (
                             SELECT 1 FROM linkledger.work
                             WHERE id = $8 AND attempt = $7 AND state = 'running')) AS claim_held),
-             go AS (SELECT over IS NULL AND missing = 0 AND claim_held AS go FROM verdict),
+             go AS (SELECT over IS NULL AND missing = 0 AND claim_held
+                           AND ($14::text IS NULL OR (SELECT granted_slot FROM slot) IS NOT NULL)
+                           AS go
+                    FROM verdict),
              reserve AS (
                  UPDATE linkledger.spend_totals st SET booked_usd = st.booked_usd + $10
                  FROM keyed k, go
@@ -358,7 +416,10 @@ impl Store {
                  RETURNING id)
              SELECT (SELECT id FROM ins) AS call_id, v.over, v.over_names, v.over_caps,
                     v.too_large, v.until,
-                    v.missing::bigint AS missing, v.claim_held
+                    v.missing::bigint AS missing, v.claim_held,
+                    (SELECT granted_slot FROM slot) AS slot,
+                    (SELECT granted_token FROM slot) AS slot_token,
+                    (SELECT wait_seconds FROM slot) AS slot_wait
              FROM verdict v",
         )
         .bind(call.run_id)
@@ -374,9 +435,22 @@ impl Store {
         .bind(&scopes)
         .bind(booking.books())
         .bind(booking.sandbox)
+        .bind(slot.map(|s| s.holder))
+        .bind(slot.map(|s| s.max_in_flight))
+        .bind(slot.map(|s| s.max_per_minute))
+        .bind(slot.map(|s| s.lease.as_millis() as i64))
         .fetch_one(self.pool())
         .await?;
-        Ok(match row {
+        let lease = match (row.slot, row.slot_token) {
+            (Some(slot), Some(token)) => Some(SlotLease { slot, token }),
+            _ if slot.is_some() => {
+                return Ok(SlotBooking::Wait(Duration::from_secs_f64(
+                    row.slot_wait.unwrap_or(0.025).clamp(0.01, 60.0),
+                )));
+            }
+            _ => None,
+        };
+        let decision = match row {
             SentRow {
                 call_id: Some(id), ..
             } => SendDecision::Sent(id),
@@ -418,7 +492,8 @@ impl Store {
             }
             SentRow { missing, .. } if missing > 0 => SendDecision::Unprepared,
             _ => SendDecision::Stale,
-        })
+        };
+        Ok(SlotBooking::Booked { decision, lease })
     }
 
     /// Who buys this call (endpoint and task, its `tag` aside) today, from this API: an answer already
@@ -630,23 +705,50 @@ impl Store {
         } else {
             settlement.budget
         };
-        // The answer, the raw body and the item's failures in one statement: with no
-        // reservation to settle, that is the whole transaction.
+        // The answer, its settlement against the budgets, the raw body and the item's
+        // failures: one statement, one commit.
         let body = if keep_raw {
             attempt.body.as_ref()
         } else {
             None
         };
-        let answer = sqlx::query_scalar(
-            "WITH c AS (
-                 UPDATE linkledger.api_calls SET
+        let raw_id = sqlx::query_scalar(
+            "WITH old AS (
+                 SELECT id, job, booked_on, budget_usd,
+                        $17 AND booked_on IS NOT NULL AND budget_usd IS NOT NULL
+                            AND outcome IN ('sent', 'abandoned') AS settles
+                 FROM linkledger.api_calls WHERE id = $1 FOR UPDATE),
+             c AS (
+                 UPDATE linkledger.api_calls a SET
                     started_at = $2, duration_ms = $3, http_status = $4, status_code = $5,
                     status_message = $6, task_status_code = $7, task_status_message = $8,
                     outcome = $9, cost_usd = $10, error = $11, reported_cost_usd = $12,
-                    sandbox = sandbox OR $13,
-                    booked_on = CASE WHEN $13 THEN NULL ELSE booked_on END
-                 WHERE id = $1
-                 RETURNING id, work_id, attempt),
+                    sandbox = a.sandbox OR $13,
+                    booked_on = CASE WHEN $13 THEN NULL ELSE a.booked_on END,
+                    budget_usd = CASE WHEN old.settles THEN $18 ELSE a.budget_usd END
+                 FROM old
+                 WHERE a.id = old.id
+                 RETURNING a.id, a.work_id, a.attempt),
+             -- The reservation's change, against the period it was booked in (read
+             -- before this statement's update).
+             keyed AS (
+                 SELECT s.scope,
+                        CASE WHEN s.scope = 'daily' THEN old.booked_on
+                             ELSE date_trunc('month', old.booked_on)::date END AS period,
+                        $18 - old.budget_usd AS delta
+                 FROM old, UNNEST(ARRAY['daily', 'monthly', 'job:' || old.job]) AS s(scope)
+                 WHERE old.settles AND s.scope IS NOT NULL),
+             -- Locked in the order bookings lock them in: no deadlock.
+             locked AS (
+                 SELECT st.scope FROM linkledger.spend_totals st
+                 JOIN keyed k ON st.scope = k.scope AND st.period = k.period
+                 ORDER BY st.scope FOR UPDATE OF st),
+             -- `locked` is read (an init plan) before the first row is updated.
+             settled AS (
+                 UPDATE linkledger.spend_totals st SET booked_usd = st.booked_usd + k.delta
+                 FROM keyed k
+                 WHERE st.scope = k.scope AND st.period = k.period
+                   AND (SELECT count(*) FROM locked) >= 0),
              -- The answer is bought: the failures that count from now on are failures
              -- to load it, so a crash while loading cannot exhaust an item whose
              -- earlier attempts to buy it failed.
@@ -682,42 +784,11 @@ impl Store {
         .bind(settlement.sandbox)
         .bind(endpoint)
         .bind(received_at(attempt))
-        .bind(body);
-        let Some(budget) = budget else {
-            return Ok(answer.fetch_one(self.pool()).await?);
-        };
-        let mut tx = self.pool().begin().await?;
-        sqlx::query(
-            "WITH c AS (
-                 SELECT id, job, booked_on, budget_usd FROM linkledger.api_calls
-                 WHERE id = $1 AND booked_on IS NOT NULL AND budget_usd IS NOT NULL
-                   AND outcome IN ('sent', 'abandoned')),
-             keyed AS (
-                 SELECT s.scope,
-                        CASE WHEN s.scope = 'daily' THEN c.booked_on
-                             ELSE date_trunc('month', c.booked_on)::date END AS period,
-                        $2 - c.budget_usd AS delta
-                 FROM c, UNNEST(ARRAY['daily', 'monthly', 'job:' || c.job]) AS s(scope)
-                 WHERE s.scope IS NOT NULL),
-             -- Locked in the order bookings lock them in: no deadlock.
-             locked AS (
-                 SELECT st.scope FROM linkledger.spend_totals st
-                 JOIN keyed k ON st.scope = k.scope AND st.period = k.period
-                 ORDER BY st.scope FOR UPDATE OF st),
-             -- `locked` is read (an init plan) before the first row is updated.
-             settled AS (
-                 UPDATE linkledger.spend_totals st SET booked_usd = st.booked_usd + k.delta
-                 FROM keyed k
-                 WHERE st.scope = k.scope AND st.period = k.period
-                   AND (SELECT count(*) FROM locked) >= 0)
-             UPDATE linkledger.api_calls SET budget_usd = $2 WHERE id IN (SELECT id FROM c)",
-        )
-        .bind(call_id)
-        .bind(budget.decimal())
-        .execute(&mut *tx)
+        .bind(body)
+        .bind(budget.is_some())
+        .bind(budget.map(Usd::decimal))
+        .fetch_one(self.pool())
         .await?;
-        let raw_id = answer.fetch_one(&mut *tx).await?;
-        tx.commit().await?;
         Ok(raw_id)
     }
 

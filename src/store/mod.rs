@@ -21,6 +21,7 @@ use tracing::instrument;
 
 pub use ledger::{
     Booking, BoughtAnswer, CallRecord, Purchase, RunKind, RunStatus, SendDecision, Settlement,
+    SlotAsk, SlotBooking,
 };
 pub use queue::{ClaimScope, Claimed, Fence, NewWork, PaidAnswer, QueueDepth, Terminal, WorkItem};
 pub use runs::{Activity, CancelledRun, HeldRun, RunCall, RunFilter, RunRecord};

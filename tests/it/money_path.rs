@@ -261,6 +261,183 @@ async fn releasing_a_lapsed_slot_does_not_free_the_acquisition_that_took_it_sinc
     );
 }
 
+/// The ledger row and the shared slot are written by one statement: with no slot free
+/// nothing is booked and no start is counted; with one, the row and the slot's
+/// acquisition land together. Without shared limits no slot is taken at all.
+#[tokio::test]
+async fn a_booking_takes_its_shared_slot_in_the_same_statement_or_writes_nothing() {
+    use linkledger::store::{Booking, CallRecord, SendDecision, SlotBooking};
+    let db = TestDb::new().await;
+    let store = db.store().await;
+    let limits = linkledger::limits::SharedLimits::new(
+        store.clone(),
+        "host:1/once".into(),
+        1,
+        2000,
+        Duration::from_secs(30),
+    );
+    limits.prepare().await.unwrap();
+    let request = serde_json::json!({"target": "slot.example.com"});
+    let record = CallRecord {
+        run_id: None,
+        job: None,
+        collection: None,
+        endpoint: "summary",
+        targets: &[],
+        request: &request,
+        attempt: 1,
+        api_host: Some("sandbox.local"),
+    };
+    let booking = Booking {
+        estimate: linkledger::money::Usd::ZERO,
+        sandbox: true,
+        free: false,
+    };
+    let starts = "SELECT count(*) FROM linkledger.api_starts";
+    let rows = "SELECT count(*) FROM linkledger.api_calls";
+
+    let other = limits.acquire().await.unwrap();
+    assert_eq!(count(&store, starts).await, 1);
+    let busy = store
+        .book_with_slot(&record, None, &booking, Some(&limits.ask()))
+        .await
+        .unwrap();
+    assert!(matches!(busy, SlotBooking::Wait(_)), "{busy:?}");
+    assert_eq!(count(&store, rows).await, 0, "no ledger row without a slot");
+    assert_eq!(
+        count(&store, starts).await,
+        1,
+        "no start counted without a slot"
+    );
+
+    limits.release(other).await;
+    let booked = store
+        .book_with_slot(&record, None, &booking, Some(&limits.ask()))
+        .await
+        .unwrap();
+    let SlotBooking::Booked {
+        decision: SendDecision::Sent(call_id),
+        lease: Some(lease),
+    } = booked
+    else {
+        panic!("booked with a slot: {booked:?}");
+    };
+    let (holder, token): (Option<String>, Option<i64>) =
+        sqlx::query_as("SELECT holder, token FROM linkledger.api_slots WHERE slot = $1")
+            .bind(lease.slot)
+            .fetch_one(store.pool())
+            .await
+            .unwrap();
+    assert_eq!(holder.as_deref(), Some("host:1/once"));
+    assert_eq!(token, Some(lease.token));
+    assert_eq!(count(&store, starts).await, 2);
+    assert_eq!(
+        count(
+            &store,
+            &format!("SELECT count(*) FROM linkledger.api_calls WHERE id = {call_id} AND outcome = 'sent'")
+        )
+        .await,
+        1
+    );
+
+    // Without shared limits: a row, and neither a slot nor a start.
+    let unlimited = store
+        .book_with_slot(&record, None, &booking, None)
+        .await
+        .unwrap();
+    assert!(
+        matches!(
+            unlimited,
+            SlotBooking::Booked {
+                decision: SendDecision::Sent(_),
+                lease: None
+            }
+        ),
+        "{unlimited:?}"
+    );
+    assert_eq!(count(&store, starts).await, 2);
+    assert_eq!(count(&store, rows).await, 2);
+}
+
+/// The booking statement takes its slot without touching the transaction's
+/// synchronous_commit (the ledger row must reach the disk before the request goes
+/// out); a slot taken on its own still commits without waiting for the disk.
+#[tokio::test]
+async fn a_slot_taken_with_a_booking_commits_durably_and_one_taken_alone_does_not_wait_for_the_disk()
+ {
+    let db = TestDb::new().await;
+    let store = db.store().await;
+    store.ensure_api_slots(2).await.unwrap();
+    for (function, expected) in [("take_api_slot", "on"), ("acquire_api_slot", "off")] {
+        let mut tx = store.pool().begin().await.unwrap();
+        let slot: Option<i32> = sqlx::query_scalar(sqlx::AssertSqlSafe(format!(
+            "SELECT granted_slot FROM linkledger.{function}('test', 2, 2000, 30000)"
+        )))
+        .fetch_one(&mut *tx)
+        .await
+        .unwrap();
+        assert!(slot.is_some(), "{function} granted a slot");
+        let setting: String = sqlx::query_scalar("SELECT current_setting('synchronous_commit')")
+            .fetch_one(&mut *tx)
+            .await
+            .unwrap();
+        assert_eq!(setting, expected, "synchronous_commit after {function}");
+        tx.rollback().await.unwrap();
+    }
+}
+
+/// A call whose claim was lost while it waited is not booked: its shared slot goes
+/// back at once, nothing is written and nothing is sent.
+#[tokio::test]
+async fn a_call_whose_claim_was_lost_gives_its_shared_slot_back_and_sends_nothing() {
+    let db = TestDb::new().await;
+    let store = db.store().await;
+    let sb = default_sandbox().await;
+    let job = job_for("summary", &["lost.example.com".to_string()], "");
+    let run = enqueue_job(&store, &job, RunKind::Once, 3).await;
+    let items = store
+        .claim(
+            "worker-a",
+            Duration::from_secs(30),
+            1,
+            ClaimScope::Runs(&[run]),
+        )
+        .await
+        .unwrap()
+        .items;
+    let fence = linkledger::store::Fence {
+        work_id: items[0].id,
+        attempt: items[0].attempt,
+    };
+    store.release_work(fence).await.unwrap();
+    let limits = linkledger::limits::SharedLimits::new(
+        store.clone(),
+        "host:1/once".into(),
+        2,
+        2000,
+        Duration::from_secs(30),
+    );
+    limits.prepare().await.unwrap();
+    let exec = executor(&store, &sb, 2).with_shared_limits(limits);
+    let call = linkledger::plan::plan_job(&job, today()).remove(0);
+    let end = exec.attempt(run, &call, fence).await.unwrap();
+    assert_eq!(end, linkledger::executor::AttemptEnd::Stale);
+    assert_eq!(
+        count(
+            &store,
+            "SELECT count(*) FROM linkledger.api_slots WHERE holder IS NOT NULL"
+        )
+        .await,
+        0,
+        "the slot is given back"
+    );
+    assert_eq!(
+        count(&store, "SELECT count(*) FROM linkledger.api_calls").await,
+        0
+    );
+    assert_eq!(sb.stats().requests, 0);
+}
+
 /// A path the API does not know means a wrong base URL: the first call stops all of
 /// them, and the message names `api.base_url`.
 #[tokio::test]
