@@ -472,3 +472,67 @@ async fn the_store_knows_every_partitioned_table_and_its_column() {
         assert!(parts.contains(&partition(table, today())), "{parts:?}");
     }
 }
+
+/// Monthly history of `target` since 2025 (one breakdown parent per month), written the
+/// way replay writes it.
+async fn store_history(store: &Store, target: &str, today: NaiveDate) {
+    let task = json!({"target": target, "date_from": "2025-01-01", "date_to": today.to_string()});
+    let result = linkledger::sandbox::build_result(Endpoint::History, &task, today).unwrap();
+    let body = json!({"status_code": 20000, "tasks": [{"status_code": 20000, "result": result}]});
+    let ctx = Context {
+        endpoint: Endpoint::History,
+        raw_response_id: 1,
+        collected_at: Utc::now(),
+        request: &task,
+    };
+    let batch = normalize::normalize(&ctx, &body).unwrap();
+    assert!(batch.parents.len() > 12, "a parent per month");
+    store.store_normalized(&batch).await.unwrap();
+}
+
+/// link_breakdowns' partitions as the statistics count them: (rows read by sequential
+/// scans, rows deleted).
+async fn breakdown_scans(store: &Store) -> (i64, i64) {
+    sqlx::query_as(
+        "SELECT coalesce(sum(seq_tup_read), 0)::bigint, coalesce(sum(n_tup_del), 0)::bigint
+         FROM pg_stat_user_tables
+         WHERE schemaname = 'linkledger' AND relname LIKE 'link\\_breakdowns\\_%'",
+    )
+    .fetch_one(store.pool())
+    .await
+    .unwrap()
+}
+
+/// Replacing one target's breakdowns reads that target's rows by the index, never a
+/// partition whole: otherwise every answer's write costs as much as the table holds.
+#[tokio::test]
+async fn rewriting_one_targets_breakdowns_reads_no_partition_whole() {
+    let db = TestDb::new().await;
+    let store = db.store().await;
+    let today = Utc::now().date_naive();
+    for i in 0..40 {
+        store_history(&store, &format!("site-{i:02}.example.com"), today).await;
+    }
+    sqlx::query("ANALYZE linkledger.link_breakdowns")
+        .execute(store.pool())
+        .await
+        .unwrap();
+    let (read, deleted) = breakdown_scans(&store).await;
+    store_history(&store, "site-07.example.com", today).await;
+    // The statistics arrive when the writing session reports them (within seconds).
+    wait_for(
+        std::time::Duration::from_secs(30),
+        "the rewrite's deletions in the statistics",
+        || async { breakdown_scans(&store).await.1 > deleted },
+    )
+    .await;
+    let (read_after, deleted_after) = breakdown_scans(&store).await;
+    let total = count(&store, "SELECT count(*) FROM linkledger.link_breakdowns").await;
+    // At most a target's worth of rows (a small partition may be scanned), never the
+    // table's forty.
+    assert!(
+        read_after - read <= deleted_after - deleted,
+        "one target's rewrite read {} rows by sequential scans of {total}",
+        read_after - read
+    );
+}
