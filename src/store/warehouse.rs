@@ -248,6 +248,11 @@ async fn write_breakdowns(conn: &mut PgConnection, batch: &Batch) -> sqlx::Resul
            AND b.date = p.date AND b.options = p.options
            AND b.target = ANY($5::text[]) AND b.date = ANY($6::date[])",
     )
+    // Planned for each batch's own values: a plan cached while the partitions were
+    // small reads them whole once they are not (434 ms a history answer at 1000
+    // domains), while planning this statement takes 0.2 ms for a summary answer and
+    // 9-18 ms for a history answer's 96 months.
+    .persistent(false)
     .bind(&tables)
     .bind(&targets)
     .bind(&dates)
