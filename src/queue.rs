@@ -186,10 +186,7 @@ impl Workers {
                         }
                         for item in batch.items {
                             let claim = Claim {
-                                fence: Fence {
-                                    work_id: item.id,
-                                    attempt: item.attempt,
-                                },
+                                fence: item.fence(),
                                 run_id: item.run_id,
                             };
                             let handle = tasks.spawn(process(
@@ -386,10 +383,7 @@ async fn try_process(
     shutdown: &CancellationToken,
 ) -> anyhow::Result<()> {
     let store = exec.store();
-    let fence = Fence {
-        work_id: item.id,
-        attempt: item.attempt,
-    };
+    let fence = item.fence();
     let call = match call_for(item) {
         Ok(call) => call,
         Err(why) => {

@@ -40,13 +40,7 @@ pub async fn claim_run(
         .items;
     let fences: HashMap<String, Fence> = items
         .into_iter()
-        .map(|w| {
-            let fence = Fence {
-                work_id: w.id,
-                attempt: w.attempt,
-            };
-            (w.targets[0].clone(), fence)
-        })
+        .map(|w| (w.targets[0].clone(), w.fence()))
         .collect();
     anyhow::ensure!(
         fences.len() == tasks.len(),

@@ -36,6 +36,16 @@ pub struct WorkItem {
     pub max_attempts: i32,
 }
 
+impl WorkItem {
+    /// The claim this item was taken with: what its writes must still hold.
+    pub fn fence(&self) -> Fence {
+        Fence {
+            work_id: self.id,
+            attempt: self.attempt,
+        }
+    }
+}
+
 /// A call to enqueue.
 #[derive(Clone, Debug)]
 pub struct NewWork {

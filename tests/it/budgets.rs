@@ -484,20 +484,8 @@ async fn an_answer_that_turns_out_to_be_a_sandboxs_releases_its_reservation() {
     let store = db.store().await;
     let job = job_for("summary", &["late.example.com".to_string()], "");
     let run = enqueue_job(&store, &job, RunKind::Once, 3).await;
-    let claimed = store
-        .claim(
-            "w",
-            Duration::from_secs(30),
-            1,
-            linkledger::store::ClaimScope::Runs(&[run]),
-        )
-        .await
-        .unwrap()
-        .items;
-    let fence = linkledger::store::Fence {
-        work_id: claimed[0].id,
-        attempt: claimed[0].attempt,
-    };
+    let claimed = claim_one(&store, "w", Duration::from_secs(30), run).await;
+    let fence = claimed.fence();
     let targets = vec!["late.example.com".to_string()];
     let record = linkledger::store::CallRecord {
         run_id: Some(run),
@@ -505,7 +493,7 @@ async fn an_answer_that_turns_out_to_be_a_sandboxs_releases_its_reservation() {
         collection: Some("summary"),
         endpoint: "summary",
         targets: &targets,
-        request: &claimed[0].task,
+        request: &claimed.task,
         attempt: fence.attempt,
         api_host: Some("127.0.0.1:1"),
     };

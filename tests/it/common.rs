@@ -225,6 +225,28 @@ pub fn sandbox_credentials() -> linkledger::config::Credentials {
     }
 }
 
+/// Claims the one queued item of `run` as `worker` for `lease`; panics unless exactly
+/// one is claimed.
+pub async fn claim_one(
+    store: &Store,
+    worker: &str,
+    lease: Duration,
+    run: i64,
+) -> linkledger::store::WorkItem {
+    let mut items = store
+        .claim(
+            worker,
+            lease,
+            1,
+            linkledger::store::ClaimScope::Runs(&[run]),
+        )
+        .await
+        .expect("claiming")
+        .items;
+    assert_eq!(items.len(), 1, "{worker} claims one item of run {run}");
+    items.remove(0)
+}
+
 /// An executor on `store` talking to `sb`.
 pub fn executor(
     store: &Store,

@@ -395,20 +395,9 @@ async fn a_call_whose_claim_was_lost_gives_its_shared_slot_back_and_sends_nothin
     let sb = default_sandbox().await;
     let job = job_for("summary", &["lost.example.com".to_string()], "");
     let run = enqueue_job(&store, &job, RunKind::Once, 3).await;
-    let items = store
-        .claim(
-            "worker-a",
-            Duration::from_secs(30),
-            1,
-            ClaimScope::Runs(&[run]),
-        )
+    let fence = claim_one(&store, "worker-a", Duration::from_secs(30), run)
         .await
-        .unwrap()
-        .items;
-    let fence = linkledger::store::Fence {
-        work_id: items[0].id,
-        attempt: items[0].attempt,
-    };
+        .fence();
     store.release_work(fence).await.unwrap();
     let limits = linkledger::limits::SharedLimits::new(
         store.clone(),
@@ -727,20 +716,9 @@ async fn a_reclaimed_item_is_settled_from_a_refusal_or_an_unreadable_answer_alre
             .start_run_with_work("j", RunKind::Once, 5, &[linkledger::queue::new_work(&call)])
             .await
             .unwrap();
-        let first = store
-            .claim(
-                "dies",
-                Duration::from_millis(300),
-                1,
-                ClaimScope::Runs(&[run]),
-            )
+        let dying = claim_one(&store, "dies", Duration::from_millis(300), run)
             .await
-            .unwrap()
-            .items;
-        let dying = linkledger::store::Fence {
-            work_id: first[0].id,
-            attempt: first[0].attempt,
-        };
+            .fence();
         // The attempt gets and records its answer; the worker dies before settling.
         exec.attempt(run, &call, dying).await.unwrap();
         assert_eq!(sb.stats().requests as usize, i + 1);
@@ -753,15 +731,9 @@ async fn a_reclaimed_item_is_settled_from_a_refusal_or_an_unreadable_answer_alre
                 == 1
         })
         .await;
-        let again = store
-            .claim("next", Duration::from_secs(30), 1, ClaimScope::Runs(&[run]))
+        let fresh = claim_one(&store, "next", Duration::from_secs(30), run)
             .await
-            .unwrap()
-            .items;
-        let fresh = linkledger::store::Fence {
-            work_id: again[0].id,
-            attempt: again[0].attempt,
-        };
+            .fence();
         let end = exec.recover(&call, fresh).await.unwrap();
         match (expected, &end) {
             ("rejected", Some(linkledger::executor::AttemptEnd::Rejected(why))) => {

@@ -5,7 +5,7 @@ use std::time::Duration;
 use chrono::{TimeZone, Utc};
 use linkledger::queue::new_work;
 use linkledger::queue::{Scope, Shutdown, WorkerConfig, Workers};
-use linkledger::store::{ClaimScope, Fence, RunKind, Store, Terminal};
+use linkledger::store::{RunKind, Store, Terminal};
 use secrecy::SecretString;
 
 use crate::common::*;
@@ -113,27 +113,14 @@ async fn a_worker_whose_claim_was_taken_over_cannot_complete_it_and_the_new_clai
     let exec = executor(&store, &sb, 2);
 
     // Worker A claims with a lease that lapses at once, and sends its request.
-    let a = store
-        .claim(
-            "worker-a",
-            Duration::from_millis(1),
-            1,
-            ClaimScope::Runs(&[run]),
-        )
-        .await
-        .unwrap()
-        .items;
-    assert_eq!(a.len(), 1);
-    let stale = Fence {
-        work_id: a[0].id,
-        attempt: a[0].attempt,
-    };
+    let a = claim_one(&store, "worker-a", Duration::from_millis(1), run).await;
+    let stale = a.fence();
     let call = linkledger::plan::CallSpec {
-        job: a[0].job.clone(),
-        collection: a[0].collection.clone(),
+        job: a.job.clone(),
+        collection: a.collection.clone(),
         endpoint: linkledger::api::Endpoint::BulkRanks,
         targets: vec![linkledger::api::Target::parse("fenced.example.org").unwrap()],
-        task: a[0].task.clone(),
+        task: a.task.clone(),
         estimated_rows: 1,
     };
     let in_flight = {
@@ -151,22 +138,10 @@ async fn a_worker_whose_claim_was_taken_over_cannot_complete_it_and_the_new_clai
     .await;
 
     // Worker B claims the expired item: crash recovery is just the claim.
-    let b = store
-        .claim(
-            "worker-b",
-            Duration::from_secs(30),
-            1,
-            ClaimScope::Runs(&[run]),
-        )
+    let fresh = claim_one(&store, "worker-b", Duration::from_secs(30), run)
         .await
-        .unwrap()
-        .items;
-    assert_eq!(b.len(), 1);
-    assert_eq!(b[0].attempt, stale.attempt + 1);
-    let fresh = Fence {
-        work_id: b[0].id,
-        attempt: b[0].attempt,
-    };
+        .fence();
+    assert_eq!(fresh.attempt, stale.attempt + 1);
 
     // A's answer comes back: it is paid and stored raw, but A can no longer complete
     // the item, write rows, heartbeat, retry, fail, release it or send again.
@@ -234,32 +209,20 @@ async fn a_request_left_unanswered_by_a_dead_claim_is_booked_at_its_list_price()
     let db = TestDb::new().await;
     let store = db.store().await;
     let run = enqueue_calls(&store, &["orphan.example.org".to_string()]).await;
-    let a = store
-        .claim(
-            "dead-worker",
-            Duration::from_millis(1),
-            1,
-            ClaimScope::Runs(&[run]),
-        )
-        .await
-        .unwrap()
-        .items;
-    let dead = Fence {
-        work_id: a[0].id,
-        attempt: a[0].attempt,
-    };
+    let a = claim_one(&store, "dead-worker", Duration::from_millis(1), run).await;
+    let dead = a.fence();
     // The dead worker got as far as writing its ledger row.
     let targets = vec!["orphan.example.org".to_string()];
-    store.prepare_budgets(Some(&a[0].job)).await.unwrap();
+    store.prepare_budgets(Some(&a.job)).await.unwrap();
     let sent = store
         .record_sent_booked(
             &linkledger::store::CallRecord {
                 run_id: Some(run),
-                job: Some(&a[0].job),
-                collection: Some(&a[0].collection),
+                job: Some(&a.job),
+                collection: Some(&a.collection),
                 endpoint: "bulk_ranks",
                 targets: &targets,
-                request: &a[0].task,
+                request: &a.task,
                 attempt: dead.attempt,
                 api_host: Some("127.0.0.1"),
             },
@@ -285,28 +248,16 @@ async fn a_request_left_unanswered_by_a_dead_claim_is_booked_at_its_list_price()
             == 1
     })
     .await;
-    let b = store
-        .claim(
-            "next-worker",
-            Duration::from_secs(30),
-            1,
-            ClaimScope::Runs(&[run]),
-        )
-        .await
-        .unwrap()
-        .items;
-    let fresh = Fence {
-        work_id: b[0].id,
-        attempt: b[0].attempt,
-    };
+    let b = claim_one(&store, "next-worker", Duration::from_secs(30), run).await;
+    let fresh = b.fence();
     let sb = default_sandbox().await;
     let exec = executor(&store, &sb, 1);
     let call = linkledger::plan::CallSpec {
-        job: b[0].job.clone(),
-        collection: b[0].collection.clone(),
+        job: b.job.clone(),
+        collection: b.collection.clone(),
         endpoint: linkledger::api::Endpoint::BulkRanks,
         targets: vec![linkledger::api::Target::parse("orphan.example.org").unwrap()],
-        task: b[0].task.clone(),
+        task: b.task.clone(),
         estimated_rows: 1,
     };
     assert_eq!(
