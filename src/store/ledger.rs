@@ -10,7 +10,7 @@ use rust_decimal::Decimal;
 use serde_json::Value;
 use tracing::instrument;
 
-use super::limits::SlotLease;
+use super::limits::{SlotGrant, SlotLease};
 use super::{Fence, Store, StoreError, warehouse};
 use crate::api::{Attempt, Endpoint};
 use crate::budget::Cap;
@@ -441,14 +441,10 @@ impl Store {
         .bind(slot.map(|s| s.lease.as_millis() as i64))
         .fetch_one(self.pool())
         .await?;
-        let lease = match (row.slot, row.slot_token) {
-            (Some(slot), Some(token)) => Some(SlotLease { slot, token }),
-            _ if slot.is_some() => {
-                return Ok(SlotBooking::Wait(Duration::from_secs_f64(
-                    row.slot_wait.unwrap_or(0.025).clamp(0.01, 60.0),
-                )));
-            }
-            _ => None,
+        let lease = match slot.map(|_| SlotGrant::read(row.slot, row.slot_token, row.slot_wait)) {
+            Some(SlotGrant::Wait(wait)) => return Ok(SlotBooking::Wait(wait)),
+            Some(SlotGrant::Granted(lease)) => Some(lease),
+            None => None,
         };
         let decision = match row {
             SentRow {

@@ -23,6 +23,19 @@ pub enum SlotGrant {
     Wait(Duration),
 }
 
+impl SlotGrant {
+    /// What `take_api_slot` (or `acquire_api_slot`) returned: a slot and its token, or
+    /// how long to wait.
+    pub(super) fn read(slot: Option<i32>, token: Option<i64>, wait: Option<f64>) -> SlotGrant {
+        match (slot, token) {
+            (Some(slot), Some(token)) => SlotGrant::Granted(SlotLease { slot, token }),
+            _ => SlotGrant::Wait(Duration::from_secs_f64(
+                wait.unwrap_or(0.025).clamp(0.01, 60.0),
+            )),
+        }
+    }
+}
+
 impl Store {
     /// Takes one of the account's `max_in_flight` request slots and one start in the
     /// sliding minute, across every process on this database, for `lease`: one round
@@ -45,12 +58,7 @@ impl Store {
         .bind(lease.as_millis() as i64)
         .fetch_one(self.pool())
         .await?;
-        Ok(match (slot, token) {
-            (Some(slot), Some(token)) => SlotGrant::Granted(SlotLease { slot, token }),
-            _ => SlotGrant::Wait(Duration::from_secs_f64(
-                wait.unwrap_or(0.025).clamp(0.01, 60.0),
-            )),
-        })
+        Ok(SlotGrant::read(slot, token, wait))
     }
 
     /// Makes sure slots 1..=n exist.
