@@ -229,18 +229,7 @@ async fn write_breakdowns(conn: &mut PgConnection, batch: &Batch) -> sqlx::Resul
     // month partitions: joined to the UNNEST alone, the planner reads every partition
     // whole (a hash join over sequential scans), so each write cost as much as the
     // table held (230 ms per history answer at 1.5 million rows).
-    let distinct_targets: Vec<&str> = targets
-        .iter()
-        .copied()
-        .collect::<std::collections::BTreeSet<_>>()
-        .into_iter()
-        .collect();
-    let distinct_dates: Vec<chrono::NaiveDate> = dates
-        .iter()
-        .copied()
-        .collect::<std::collections::BTreeSet<_>>()
-        .into_iter()
-        .collect();
+    let (distinct_targets, distinct_dates) = (distinct(&targets), distinct(&dates));
     sqlx::query(
         "DELETE FROM linkledger.link_breakdowns b
          USING UNNEST($1::text[], $2::text[], $3::date[], $4::jsonb[]) AS p(source_table, target, date, options)
@@ -269,6 +258,12 @@ async fn write_breakdowns(conn: &mut PgConnection, batch: &Batch) -> sqlx::Resul
     let mut copy = conn.copy_in_raw(COPY_BREAKDOWNS).await?;
     copy.send(data.into_bytes()).await?;
     copy.finish().await
+}
+
+/// Each value of `v` once, in order.
+fn distinct<T: Ord + Copy>(v: &[T]) -> Vec<T> {
+    let set: std::collections::BTreeSet<T> = v.iter().copied().collect();
+    set.into_iter().collect()
 }
 
 const COPY_BREAKDOWNS: &str = "COPY linkledger.link_breakdowns \

@@ -25,20 +25,30 @@ async fn placed(store: &Store, table: &str, column: &str, target: &str) -> Vec<(
     .unwrap()
 }
 
-/// The summary rows of a sandbox answer for `target`, received at noon UTC of `day`,
-/// written the way replay writes them.
-async fn store_summary(store: &Store, target: &str, day: NaiveDate) {
-    let task = json!({"target": target});
-    let result = linkledger::sandbox::build_result(Endpoint::Summary, &task, day).unwrap();
+/// The rows of the sandbox's answer to `task` of `endpoint`, received at noon UTC of
+/// `day`, written the way replay writes them.
+async fn store_answer(
+    store: &Store,
+    endpoint: Endpoint,
+    task: serde_json::Value,
+    day: NaiveDate,
+) -> normalize::Batch {
+    let result = linkledger::sandbox::build_result(endpoint, &task, day).unwrap();
     let body = json!({"status_code": 20000, "tasks": [{"status_code": 20000, "result": result}]});
     let ctx = Context {
-        endpoint: Endpoint::Summary,
+        endpoint,
         raw_response_id: 1,
         collected_at: Utc.from_utc_datetime(&day.and_hms_opt(12, 0, 0).unwrap()),
         request: &task,
     };
     let batch = normalize::normalize(&ctx, &body).unwrap();
     store.store_normalized(&batch).await.unwrap();
+    batch
+}
+
+/// The summary rows of a sandbox answer for `target` on `day`.
+async fn store_summary(store: &Store, target: &str, day: NaiveDate) {
+    store_answer(store, Endpoint::Summary, json!({"target": target}), day).await;
 }
 
 fn partition(table: &str, day: NaiveDate) -> String {
@@ -473,21 +483,11 @@ async fn the_store_knows_every_partitioned_table_and_its_column() {
     }
 }
 
-/// Monthly history of `target` since 2025 (one breakdown parent per month), written the
-/// way replay writes it.
+/// Monthly history of `target` since 2025 (one breakdown parent per month).
 async fn store_history(store: &Store, target: &str, today: NaiveDate) {
     let task = json!({"target": target, "date_from": "2025-01-01", "date_to": today.to_string()});
-    let result = linkledger::sandbox::build_result(Endpoint::History, &task, today).unwrap();
-    let body = json!({"status_code": 20000, "tasks": [{"status_code": 20000, "result": result}]});
-    let ctx = Context {
-        endpoint: Endpoint::History,
-        raw_response_id: 1,
-        collected_at: Utc::now(),
-        request: &task,
-    };
-    let batch = normalize::normalize(&ctx, &body).unwrap();
+    let batch = store_answer(store, Endpoint::History, task, today).await;
     assert!(batch.parents.len() > 12, "a parent per month");
-    store.store_normalized(&batch).await.unwrap();
 }
 
 /// link_breakdowns' partitions as the statistics count them: (rows read by sequential
