@@ -14,9 +14,9 @@ use std::time::{Duration, Instant};
 use chrono::{NaiveDate, Utc};
 use futures::StreamExt;
 use linkledger::api::Endpoint;
-use linkledger::cluster::Scratch;
-use linkledger::normalize::{self, Batch, Context};
+use linkledger::ops::cluster::Scratch;
 use linkledger::store::{Fence, Store};
+use linkledger::warehouse::normalize::{self, Batch, Context};
 use secrecy::SecretString;
 use serde_json::{Value, json};
 

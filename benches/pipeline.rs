@@ -30,7 +30,7 @@ use std::time::{Duration, Instant};
 use anyhow::{Context as _, bail};
 use chrono::Utc;
 use futures::StreamExt;
-use linkledger::cluster::Scratch;
+use linkledger::ops::cluster::Scratch;
 use linkledger::sandbox::{Sandbox, SandboxOptions};
 use secrecy::ExposeSecret;
 
@@ -248,7 +248,7 @@ fn tasks_of(job: &Path) -> anyhow::Result<Vec<serde_json::Value>> {
     let today = Utc::now().date_naive();
     let job = linkledger::jobs::load_file(job, today)
         .map_err(|p| anyhow::anyhow!("the bench's job file: {p:?}"))?;
-    Ok(linkledger::plan::plan_job(&job, today)
+    Ok(linkledger::money::plan::plan_job(&job, today)
         .into_iter()
         .map(|c| c.task)
         .collect())

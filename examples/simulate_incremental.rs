@@ -18,12 +18,12 @@ use std::time::Instant;
 
 use chrono::{DateTime, Duration, NaiveDate, TimeZone, Utc};
 use linkledger::api::Client;
-use linkledger::cluster::Scratch;
+use linkledger::collect::executor::Executor;
+use linkledger::collect::scheduler::Scheduler;
+use linkledger::collect::workers::{Shutdown, WorkSet, WorkerConfig, Workers};
 use linkledger::config::{ApiConfig, Credentials};
-use linkledger::daemon::Scheduler;
-use linkledger::executor::Executor;
 use linkledger::money::Usd;
-use linkledger::queue::{Scope, Shutdown, WorkerConfig, Workers};
+use linkledger::ops::cluster::Scratch;
 use linkledger::sandbox::{Sandbox, SandboxOptions};
 use linkledger::store::Store;
 use rust_decimal::Decimal;
@@ -142,9 +142,13 @@ async fn simulate(
         *clock.lock().expect("the clock") = *at;
         let enqueued = scheduler.tick(*at).await?;
         let runs: Vec<i64> = enqueued.iter().map(|e| e.run_id).collect();
-        Workers::new(exec.clone(), WorkerConfig::for_once(30), Scope::Runs(runs))
-            .run(&Shutdown::default())
-            .await?;
+        Workers::new(
+            exec.clone(),
+            WorkerConfig::for_once(30),
+            WorkSet::Runs(runs),
+        )
+        .run(&Shutdown::default())
+        .await?;
     }
     let seconds = began.elapsed().as_secs_f64();
 

@@ -15,13 +15,13 @@ use std::collections::BTreeSet;
 
 use chrono::{Duration, DurationRound, Utc};
 use linkledger::api::Client;
-use linkledger::bill;
-use linkledger::cluster::Scratch;
+use linkledger::api::prices::Prices;
+use linkledger::collect::executor::Executor;
+use linkledger::collect::scheduler::Scheduler;
+use linkledger::collect::workers::{Shutdown, WorkSet, WorkerConfig, Workers};
 use linkledger::config::{ApiConfig, Credentials};
-use linkledger::daemon::Scheduler;
-use linkledger::executor::Executor;
-use linkledger::plan::Prices;
-use linkledger::queue::{Scope, Shutdown, WorkerConfig, Workers};
+use linkledger::money::bill;
+use linkledger::ops::cluster::Scratch;
 use linkledger::sandbox::{Sandbox, SandboxOptions};
 use linkledger::store::Store;
 use rust_decimal::Decimal;
@@ -74,7 +74,7 @@ async fn simulate(url: &SecretString) -> anyhow::Result<()> {
         &jobs,
         None,
         &Prices::default(),
-        bill::Caps {
+        bill::AccountCaps {
             daily_usd: None,
             monthly_usd: None,
         },
@@ -98,9 +98,13 @@ async fn simulate(url: &SecretString) -> anyhow::Result<()> {
         let enqueued = scheduler.tick(*at).await?;
         fires += enqueued.len();
         let runs: Vec<i64> = enqueued.iter().map(|e| e.run_id).collect();
-        Workers::new(exec.clone(), WorkerConfig::for_once(30), Scope::Runs(runs))
-            .run(&Shutdown::default())
-            .await?;
+        Workers::new(
+            exec.clone(),
+            WorkerConfig::for_once(30),
+            WorkSet::Runs(runs),
+        )
+        .run(&Shutdown::default())
+        .await?;
     }
     let (calls, ledger): (i64, Decimal) = sqlx::query_as(
         "SELECT count(*), coalesce(sum(cost_usd), 0) FROM linkledger.api_calls

@@ -11,21 +11,22 @@ use tokio_util::sync::CancellationToken;
 use tracing::info;
 
 use crate::api::Client;
-use crate::budget::Budgets;
-use crate::config::{Config, ConfigError};
-use crate::executor::Executor;
+use crate::api::prices::Prices;
+use crate::collect::executor::Executor;
+use crate::collect::slots::SharedSlots;
+use crate::collect::workers::{self, WorkerConfig};
+use crate::config::{BudgetConfig, Config, ConfigError};
 use crate::jobs::Job;
-use crate::limits::SharedLimits;
-use crate::plan::Prices;
-use crate::queue::{self, WorkerConfig};
+use crate::money::Usd;
+use crate::money::budget::{Budgets, Scope};
+use crate::ops::metrics::Metrics;
 use crate::store::Store;
-use crate::telemetry::Metrics;
 
 pub struct App {
     pub config: Config,
     pub store: Store,
     pub client: Client,
-    pub limits: SharedLimits,
+    pub limits: SharedSlots,
     pub metrics: Arc<Metrics>,
     /// The caps in force (config and jobs), shared by every executor.
     pub budgets: Budgets,
@@ -77,6 +78,23 @@ pub async fn apply_raw_retention(
     Ok(())
 }
 
+/// The caps the settings set: `budget.daily_usd`, `budget.monthly_usd` and each job's
+/// `budget_monthly_usd`.
+pub fn budget_caps(config: &BudgetConfig, jobs: &[Job]) -> Vec<(Scope, Usd)> {
+    let account = [
+        (Scope::Daily, config.daily_usd),
+        (Scope::Monthly, config.monthly_usd),
+    ];
+    let own = jobs
+        .iter()
+        .map(|j| (Scope::Job(j.name.clone()), j.budget_monthly_usd.map(Usd)));
+    account
+        .into_iter()
+        .chain(own)
+        .filter_map(|(scope, cap)| Some((scope, cap?)))
+        .collect()
+}
+
 /// Records the caps in force, which every process's bookings read (the account's, and
 /// those of `jobs`); when they changed, the calls a budget held back try again at once.
 async fn publish_budgets(store: &Store, budgets: &Budgets, jobs: &[Job]) -> anyhow::Result<()> {
@@ -108,12 +126,8 @@ pub struct BudgetHandle {
 impl BudgetHandle {
     /// Takes the budgets of reloaded configuration and jobs; when they changed, the
     /// calls a budget held back try again at once.
-    pub async fn reload(
-        &self,
-        config: &crate::config::BudgetConfig,
-        jobs: &[Job],
-    ) -> anyhow::Result<()> {
-        if self.budgets.replace(config, jobs) {
+    pub async fn reload(&self, config: &BudgetConfig, jobs: &[Job]) -> anyhow::Result<()> {
+        if self.budgets.replace(budget_caps(config, jobs)) {
             info!("budgets changed");
             publish_budgets(&self.store, &self.budgets, jobs).await?;
         }
@@ -128,15 +142,15 @@ impl App {
         let creds = config.api.credentials()?;
         let client = Client::with_credentials(&config.api, &creds)?;
         let store = connect(&config).await?;
-        let limits = SharedLimits::new(
+        let limits = SharedSlots::new(
             store.clone(),
-            queue::worker_id(role),
+            workers::worker_id(role),
             i32::try_from(config.api.max_in_flight).unwrap_or(i32::MAX),
             i64::from(config.api.max_per_minute),
             config.queue.lease,
         );
         limits.prepare().await?;
-        let budgets = Budgets::new(&config.budget, jobs);
+        let budgets = Budgets::new(budget_caps(&config.budget, jobs));
         publish_budgets(&store, &budgets, jobs).await?;
         let mut prices = store
             .latest_account(Some(client.api_host()))
@@ -168,7 +182,6 @@ impl App {
         Executor::new(self.store.clone(), self.client.clone())
             .with_shared_limits(self.limits.clone())
             .with_metrics(self.metrics.clone())
-            .with_budgets(self.budgets.clone())
             .with_prices(self.prices.clone())
             .with_stop(stop)
     }

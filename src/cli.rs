@@ -21,11 +21,11 @@ use tokio::sync::Notify;
 
 use crate::api::Endpoint;
 use crate::app::{self, App};
+use crate::collect::once::{self, RunReport};
+use crate::collect::workers::Shutdown;
 use crate::config::{AuthKind, Config};
 use crate::jobs::{self, Job};
 use crate::money::Usd;
-use crate::once::{self, RunReport};
-use crate::queue::Shutdown;
 use crate::sandbox::{GatewayOptions, Sandbox, SandboxOptions};
 use crate::store::{RunKind, reports};
 use crate::words::count;
@@ -446,7 +446,7 @@ pub struct UsageError(pub String);
 /// Entry point of the binary.
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
-    if let Err(e) = crate::telemetry::init() {
+    if let Err(e) = crate::ops::telemetry::init() {
         eprintln!("error: {e}");
         return ExitCode::from(2);
     }
@@ -568,7 +568,7 @@ async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
             if let Some(note) = retention_note(&cfg.warehouse, *since, oldest, today()) {
                 eprintln!("{note}");
             }
-            let report = crate::replay::replay(&store, &endpoints, *since).await?;
+            let report = crate::collect::replay::replay(&store, &endpoints, *since).await?;
             println!(
                 "replayed {} into {}, no API call made",
                 count(report.responses as i64, "raw response"),
@@ -654,8 +654,8 @@ async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
                 // One price given: the other part stays the list price.
                 prices: (price_per_request.is_some() || price_per_row.is_some()).then(|| {
                     (
-                        price_per_request.unwrap_or(crate::plan::PRICE_PER_REQUEST),
-                        price_per_row.unwrap_or(crate::plan::PRICE_PER_ROW),
+                        price_per_request.unwrap_or(crate::api::prices::PRICE_PER_REQUEST),
+                        price_per_row.unwrap_or(crate::api::prices::PRICE_PER_ROW),
                     )
                 }),
                 gateway: gateway_prefix.as_ref().map(|prefix| GatewayOptions {
@@ -736,7 +736,7 @@ async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Command::CitusDdl => {
-            print!("{}", crate::citus::ddl());
+            print!("{}", crate::warehouse::citus::ddl());
             Ok(ExitCode::SUCCESS)
         }
         Command::SchemaDocs => {
@@ -749,7 +749,10 @@ async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
                 .describe_functions()
                 .await
                 .context("reading the schema's functions")?;
-            print!("{}", crate::schema_docs::render(&relations, &functions));
+            print!(
+                "{}",
+                crate::ops::schema_docs::render(&relations, &functions)
+            );
             Ok(ExitCode::SUCCESS)
         }
         Command::Backfill {
@@ -779,7 +782,7 @@ async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
                         .map_err(|e| UsageError(format!("--target {t}: {e}")))
                 })
                 .collect::<Result<Vec<_>, _>>()?;
-            let req = crate::backfill::Request {
+            let req = crate::collect::backfill::Request {
                 job: selected[0],
                 from: *from,
                 to: *to,
@@ -930,7 +933,7 @@ async fn execute_runs(
     let mut workers = app.workers();
     workers.poll = workers.poll.min(Duration::from_millis(20));
     let enqueued = once::enqueue(&exec, planned, kind).await?;
-    let progress = crate::progress::Progress::start(
+    let progress = crate::ops::progress::Progress::start(
         app.store.clone(),
         enqueued.runs.clone(),
         enqueued.estimate,
@@ -957,7 +960,7 @@ async fn execute_runs(
 async fn backfill(
     cfg: Config,
     jobs: &[Job],
-    req: crate::backfill::Request<'_>,
+    req: crate::collect::backfill::Request<'_>,
     dry_run: bool,
     yes: bool,
 ) -> anyhow::Result<ExitCode> {
@@ -981,10 +984,10 @@ async fn backfill(
             ),
         }
     };
-    let plan = crate::backfill::plan(&store, &req, &prices, today())
+    let plan = crate::collect::backfill::plan(&store, &req, &prices, today())
         .await?
         .map_err(UsageError)?;
-    print!("{}", crate::backfill::render(&plan, &job, &prices));
+    print!("{}", crate::collect::backfill::render(&plan, &job, &prices));
     if dry_run {
         println!("dry run: nothing was spent");
         return Ok(ExitCode::SUCCESS);
@@ -1057,16 +1060,16 @@ async fn print_plan(
     let (mut prices, note, held) = plan_prices(cfg).await;
     // A gateway's flat price is what the user pays, whatever the price list says.
     prices.flat_per_call = cfg.api.price_per_call;
-    let caps = crate::bill::Caps {
+    let caps = crate::money::bill::AccountCaps {
         daily_usd: cfg.budget.daily_usd,
         monthly_usd: cfg.budget.monthly_usd,
     };
-    let mut bill = crate::bill::compute_held(jobs, only, &prices, caps, now, held);
+    let mut bill = crate::money::bill::compute_with_stored(jobs, only, &prices, caps, now, held);
     bill.prices_note = note;
     if json {
         println!("{}", serde_json::to_string_pretty(&bill)?);
     } else {
-        print!("{}", crate::bill::render_text(&bill));
+        print!("{}", crate::money::bill::render_text(&bill));
     }
     Ok(())
 }
@@ -1104,9 +1107,15 @@ pub fn retention_note(
 /// The prices `plan` estimates with: the newest price list `appendix/user_data` gave
 /// (stored by the daemon) when the database is configured and answers, else the list
 /// price; and why, for the output. Connects without migrating: `plan` writes nothing.
-async fn plan_prices(cfg: &Config) -> (crate::plan::Prices, Option<String>, crate::coverage::Held) {
-    use crate::plan::Prices;
-    let none = crate::coverage::Held::default;
+async fn plan_prices(
+    cfg: &Config,
+) -> (
+    crate::api::prices::Prices,
+    Option<String>,
+    crate::warehouse::coverage::Stored,
+) {
+    use crate::api::prices::Prices;
+    let none = crate::warehouse::coverage::Stored::default;
     let Some(url) = cfg.database_url() else {
         return (
             Prices::default(),
@@ -1143,7 +1152,7 @@ async fn plan_prices(cfg: &Config) -> (crate::plan::Prices, Option<String>, crat
     }
     // What history and timeseries periods are stored (none in a database that was
     // never migrated).
-    let held = store.held().await.unwrap_or_else(|e| {
+    let held = store.stored().await.unwrap_or_else(|e| {
         tracing::debug!(error = %e, "no coverage readable; planning as if nothing is stored");
         none()
     });
@@ -1207,7 +1216,7 @@ async fn demo(cfg: Config) -> anyhow::Result<ExitCode> {
         Some(url) => url.clone(),
         None => {
             println!("DATABASE_URL is not set: starting a throwaway PostgreSQL cluster");
-            let cluster = tokio::task::spawn_blocking(crate::cluster::Cluster::start)
+            let cluster = tokio::task::spawn_blocking(crate::ops::cluster::Cluster::start)
                 .await
                 .context("starting a throwaway cluster")??;
             let url = SecretString::from(cluster.url());
@@ -1273,7 +1282,7 @@ async fn runs_command(
     limit: i64,
 ) -> anyhow::Result<ExitCode> {
     match command {
-        Some(RunsCommand::Show { run }) => match crate::runs::show(store, *run).await? {
+        Some(RunsCommand::Show { run }) => match crate::ops::runs::show(store, *run).await? {
             Some(text) => print!("{text}"),
             None => {
                 return Err(UsageError(format!("error: runs show: there is no run {run}")).into());
@@ -1281,7 +1290,7 @@ async fn runs_command(
         },
         None => {
             let filter = crate::store::RunFilter { job, status, limit };
-            print!("{}", crate::runs::list(store, &filter).await?);
+            print!("{}", crate::ops::runs::list(store, &filter).await?);
         }
     }
     Ok(ExitCode::SUCCESS)
@@ -1320,7 +1329,7 @@ async fn cancel_command(
             runs.to_vec()
         }
     };
-    print!("{}", crate::runs::cancel(store, &runs).await?);
+    print!("{}", crate::ops::runs::cancel(store, &runs).await?);
     Ok(ExitCode::SUCCESS)
 }
 
@@ -1328,15 +1337,15 @@ async fn cancel_command(
 /// `jobs.fire_cost_warning_usd` (at the list price, or the gateway's flat price), as
 /// `file: collect[N]: why` with the figure.
 fn fire_cost_warnings(cfg: &Config, jobs: &[Job], today: NaiveDate) -> Vec<String> {
-    let prices = crate::plan::Prices {
+    let prices = crate::api::prices::Prices {
         flat_per_call: cfg.api.price_per_call,
-        ..crate::plan::Prices::default()
+        ..crate::api::prices::Prices::default()
     };
     let over = cfg.jobs.fire_cost_warning_usd;
     let mut out = Vec::new();
     for job in jobs {
         for (i, c) in job.collections.iter().enumerate() {
-            let calls = crate::plan::plan_collection(c, today);
+            let calls = crate::money::plan::plan_collection(c, today);
             let cost: Usd = calls.iter().map(|call| call.estimated_cost(&prices)).sum();
             if cost > over {
                 out.push(format!(

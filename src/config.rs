@@ -140,8 +140,11 @@ impl Default for DatabaseConfig {
     }
 }
 
+/// How long connecting to the database may take by default (`database.connect_timeout`).
+pub const DEFAULT_DB_CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+
 fn default_db_connect_timeout() -> Duration {
-    crate::store::DEFAULT_CONNECT_TIMEOUT
+    DEFAULT_DB_CONNECT_TIMEOUT
 }
 
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize, Serialize)]
@@ -728,7 +731,7 @@ fn problem(key: &[String], kind: &figment::error::Kind, from: Option<&Metadata>)
             )
         }
         Kind::UnknownField(name, known) => {
-            let hint = crate::suggest(name, known.iter().copied())
+            let hint = crate::words::suggest(name, known.iter().copied())
                 .map(|s| format!("; did you mean {s}?"))
                 .unwrap_or_default();
             let known = if known.is_empty() {

@@ -12,6 +12,17 @@ pub fn count(n: impl TryInto<i64>, noun: &str) -> String {
     }
 }
 
+/// The closest of `candidates` to a misspelled `given`, if one is close enough to be
+/// what the user meant.
+pub fn suggest<'a>(given: &str, candidates: impl IntoIterator<Item = &'a str>) -> Option<&'a str> {
+    candidates
+        .into_iter()
+        .map(|c| (strsim::jaro_winkler(given, c), c))
+        .filter(|(score, _)| *score >= 0.8)
+        .max_by(|a, b| a.0.total_cmp(&b.0))
+        .map(|(_, c)| c)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

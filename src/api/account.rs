@@ -11,8 +11,8 @@ use std::collections::BTreeMap;
 use serde_json::Value;
 
 use super::Endpoint;
+use crate::api::prices::Rate;
 use crate::money::Usd;
-use crate::plan::Rate;
 
 /// The account as one `user_data` answer describes it.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]

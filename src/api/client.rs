@@ -1,6 +1,8 @@
 //! The DataForSEO HTTP client: one task per POST, auth from configuration, every
 //! answer classified. Retrying is the executor's job (it records each attempt in the
-//! ledger first); the client makes exactly one request per call to [`Client::post`].
+//! ledger first); the client makes exactly one request per call to [`Client::send`],
+//! whose answer [`Client::read`] reads (the executor lets the request's permit go in
+//! between, for a large answer).
 
 use std::time::Duration;
 
@@ -177,16 +179,8 @@ impl Client {
         self.limits.acquire().await
     }
 
-    /// POSTs one task to `endpoint`. The permit proves the limits were respected.
-    #[instrument(skip_all, fields(endpoint = %endpoint))]
-    pub async fn post(&self, permit: &Permit, endpoint: Endpoint, task: &Value) -> Attempt {
-        match self.send(permit, endpoint, task).await {
-            Ok(answer) => self.read(answer).await,
-            Err(attempt) => *attempt,
-        }
-    }
-
-    /// POSTs one task to `endpoint` and receives the answer's bytes, unread: the
+    /// POSTs one task to `endpoint` (the permit proves the limits were respected) and
+    /// receives the answer's bytes, unread: the
     /// request's permit can be let go before the body is parsed ([`Client::read`]),
     /// and a caller can bound how many bodies are parsed and loaded at once. `Err` is
     /// an attempt that got no answer (or could not be sent).

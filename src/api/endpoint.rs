@@ -433,7 +433,7 @@ impl FromStr for Endpoint {
             .find(|e| e.name() == s)
             .ok_or_else(|| UnknownEndpoint {
                 given: s.to_string(),
-                suggestion: crate::suggest(s, Endpoint::ALL.iter().map(|e| e.name())),
+                suggestion: crate::words::suggest(s, Endpoint::ALL.iter().map(|e| e.name())),
             })
     }
 }

@@ -14,7 +14,7 @@ use super::params::{self, DateSpec, ParamValue, Params, format_date, type_name};
 use super::{CatchUp, Collection, DEFAULT_CATCH_UP_WINDOW, Job, Problem, Problems, Refetch};
 use crate::api::endpoint::{EarliestDate, Endpoint, ParamKind};
 use crate::api::target::Target;
-use crate::schedule::Schedule;
+use crate::jobs::schedule::Schedule;
 
 const JOB_KEYS: &[&str] = &[
     "name",
@@ -171,7 +171,7 @@ impl Ctx<'_> {
     fn unknown_keys(&mut self, table: &toml::Table, known: &[&str], prefix: &str) {
         for key in table.keys() {
             if !known.contains(&key.as_str()) {
-                let hint = crate::suggest(key, known.iter().copied())
+                let hint = crate::words::suggest(key, known.iter().copied())
                     .map(|s| format!(" (did you mean `{s}`?)"))
                     .unwrap_or_default();
                 self.add(format!("{prefix}{key}"), format!("unknown key{hint}"));
@@ -887,7 +887,7 @@ fn timezone(ctx: &mut Ctx, t: &toml::Table, prefix: &str) -> Option<Tz> {
     match s.parse::<Tz>() {
         Ok(tz) => Some(tz),
         Err(_) => {
-            let hint = crate::suggest(s, chrono_tz::TZ_VARIANTS.iter().map(|z| z.name()))
+            let hint = crate::words::suggest(s, chrono_tz::TZ_VARIANTS.iter().map(|z| z.name()))
                 .map(|z| format!(" (did you mean `{z}`?)"))
                 .unwrap_or_default();
             ctx.add(

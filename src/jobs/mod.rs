@@ -11,6 +11,7 @@
 
 mod load;
 mod params;
+pub mod schedule;
 
 use std::fmt;
 use std::path::PathBuf;
@@ -22,7 +23,7 @@ use rust_decimal::Decimal;
 
 use crate::api::endpoint::Endpoint;
 use crate::api::target::Target;
-use crate::schedule::Schedule;
+use crate::jobs::schedule::Schedule;
 
 pub use load::{
     AGE_OUT_WARNING_DAYS, check_request_dates, load_dir, load_dir_for_daemon, load_file,
@@ -186,7 +187,7 @@ pub fn select<'a>(jobs: &'a [Job], name: Option<&str>) -> Result<Vec<&'a Job>, S
         return Err(format!("no job named `{name}`: there are no job files"));
     }
     let names: Vec<&str> = jobs.iter().map(|j| j.name.as_str()).collect();
-    let hint = crate::suggest(name, names.iter().copied())
+    let hint = crate::words::suggest(name, names.iter().copied())
         .map(|s| format!(" (did you mean `{s}`?)"))
         .unwrap_or_default();
     Err(format!(

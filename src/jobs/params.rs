@@ -174,7 +174,7 @@ pub(crate) fn check_param(
 fn unknown_param(endpoint: Endpoint, name: &str) -> String {
     let names: Vec<&str> = endpoint.params().iter().map(|p| p.name).collect();
     let mut why = format!("{endpoint} takes no parameter `{name}`");
-    if let Some(s) = crate::suggest(name, names.iter().copied()) {
+    if let Some(s) = crate::words::suggest(name, names.iter().copied()) {
         why.push_str(&format!(" (did you mean `{s}`?)"));
     } else if names.is_empty() {
         why.push_str(&format!("; {endpoint} takes no parameters"));
@@ -201,7 +201,7 @@ fn check_value(spec: &ParamSpec, value: &toml::Value) -> Result<ParamValue, Stri
                 Ok(ParamValue::Str(s.clone()))
             }
             toml::Value::String(s) => {
-                let hint = crate::suggest(s, choices.iter().copied())
+                let hint = crate::words::suggest(s, choices.iter().copied())
                     .map(|c| format!(" (did you mean `{c}`?)"))
                     .unwrap_or_default();
                 Err(format!(

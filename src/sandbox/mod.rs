@@ -1984,7 +1984,7 @@ mod tests {
 
     #[tokio::test]
     async fn the_balance_user_data_reports_falls_by_what_was_charged_and_the_client_reads_it() {
-        use crate::plan::Rate;
+        use crate::api::prices::Rate;
         let sb = dated_sandbox().await;
         let (before, v) = account(&sb).await;
         assert_eq!(before.balance, Some(usd("100")));
@@ -2020,7 +2020,7 @@ mod tests {
 
     #[tokio::test]
     async fn an_account_with_its_own_price_list_and_balance_is_served_and_charged_by_it() {
-        use crate::plan::Rate;
+        use crate::api::prices::Rate;
         let rate = Rate {
             per_request: usd("0.05"),
             per_row: usd("0.0001"),

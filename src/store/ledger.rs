@@ -10,23 +10,32 @@ use rust_decimal::Decimal;
 use serde_json::Value;
 use tracing::instrument;
 
-use super::limits::{SlotGrant, SlotLease};
+use super::slots::{SlotGrant, SlotLease};
 use super::{Fence, Store, StoreError, warehouse};
 use crate::api::{Attempt, Endpoint};
-use crate::budget::Cap;
-
-/// Every budget scope a call of `job` counts against, in the order their rows are
-/// locked.
-fn budget_scopes(job: Option<&str>) -> Vec<String> {
-    let mut scopes = vec!["daily".to_string(), "monthly".to_string()];
-    if let Some(job) = job {
-        scopes.push(crate::budget::job_scope(job));
-    }
-    scopes.sort();
-    scopes
-}
 use crate::money::Usd;
-use crate::normalize::Batch;
+use crate::money::budget::{Cap, Scope};
+use crate::warehouse::normalize::Batch;
+
+/// The budget scopes a call of `job` counts against, as the ledger's statements bind
+/// them: their keys, their periods (`day`, `month`) and the job each counts alone
+/// (`None` for the account's).
+struct ScopeBinds {
+    keys: Vec<String>,
+    periods: Vec<&'static str>,
+    jobs: Vec<Option<String>>,
+}
+
+impl ScopeBinds {
+    fn of_call(job: Option<&str>) -> ScopeBinds {
+        let scopes = Scope::of_call(job);
+        ScopeBinds {
+            keys: scopes.iter().map(Scope::key).collect(),
+            periods: scopes.iter().map(|s| s.period().sql()).collect(),
+            jobs: scopes.iter().map(|s| s.job().map(str::to_string)).collect(),
+        }
+    }
+}
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum RunKind {
@@ -248,7 +257,6 @@ pub struct BoughtAnswer {
 struct SentRow {
     call_id: Option<i64>,
     over: Option<Vec<String>>,
-    over_names: Option<Vec<String>>,
     over_caps: Option<Vec<rust_decimal::Decimal>>,
     too_large: Option<Vec<String>>,
     until: Option<DateTime<Utc>>,
@@ -355,7 +363,7 @@ impl Store {
         booking: &Booking,
         slot: Option<&SlotAsk<'_>>,
     ) -> Result<SlotBooking, StoreError> {
-        let scopes = budget_scopes(call.job);
+        let scopes = ScopeBinds::of_call(call.job);
         let row: SentRow = sqlx::query_as(
             "WITH today AS (SELECT (now() AT TIME ZONE 'UTC')::date AS day),
              -- The shared API slot, when one is asked for (a one-time filter: without
@@ -366,18 +374,18 @@ impl Store {
                  WHERE $14::text IS NOT NULL),
              keyed AS (
                  SELECT s.scope,
-                        CASE WHEN s.scope = 'daily' THEN t.day
+                        CASE WHEN s.per = 'day' THEN t.day
                              ELSE date_trunc('month', t.day)::date END AS period,
-                        CASE WHEN s.scope = 'daily' THEN t.day + 1
+                        CASE WHEN s.per = 'day' THEN t.day + 1
                              ELSE (date_trunc('month', t.day) + interval '1 month')::date
                         END AS next_period,
-                        b.cap_usd AS cap, b.name
-                 FROM UNNEST($11::text[]) AS s(scope)
+                        b.cap_usd AS cap
+                 FROM UNNEST($11::text[], $18::text[]) AS s(scope, per)
                  CROSS JOIN today t
                  LEFT JOIN linkledger.budgets b ON b.scope = s.scope
                  WHERE $12),
              locked AS (
-                 SELECT k.scope, k.cap, k.name, k.next_period, st.booked_usd
+                 SELECT k.scope, k.cap, k.next_period, st.booked_usd
                  FROM keyed k
                  JOIN linkledger.spend_totals st ON st.scope = k.scope AND st.period = k.period
                  ORDER BY k.scope
@@ -385,8 +393,6 @@ impl Store {
              verdict AS (
                  SELECT (SELECT array_agg(scope ORDER BY scope) FROM locked
                          WHERE cap IS NOT NULL AND booked_usd + $10 > cap) AS over,
-                        (SELECT array_agg(name ORDER BY scope) FROM locked
-                         WHERE cap IS NOT NULL AND booked_usd + $10 > cap) AS over_names,
                         (SELECT array_agg(cap ORDER BY scope) FROM locked
                          WHERE cap IS NOT NULL AND booked_usd + $10 > cap) AS over_caps,
                         (SELECT array_agg(scope ORDER BY scope) FROM locked
@@ -414,7 +420,7 @@ impl Store {
                         CASE WHEN $12 THEN $10 END, $9, $13
                  FROM go WHERE go.go
                  RETURNING id)
-             SELECT (SELECT id FROM ins) AS call_id, v.over, v.over_names, v.over_caps,
+             SELECT (SELECT id FROM ins) AS call_id, v.over, v.over_caps,
                     v.too_large, v.until,
                     v.missing::bigint AS missing, v.claim_held,
                     (SELECT granted_slot FROM slot) AS slot,
@@ -432,13 +438,14 @@ impl Store {
         .bind(fence.map(|f| f.work_id))
         .bind(call.api_host)
         .bind(booking.estimate.decimal())
-        .bind(&scopes)
+        .bind(&scopes.keys)
         .bind(booking.books())
         .bind(booking.sandbox)
         .bind(slot.map(|s| s.holder))
         .bind(slot.map(|s| s.max_in_flight))
         .bind(slot.map(|s| s.max_per_minute))
         .bind(slot.map(|s| s.lease.as_millis() as i64))
+        .bind(&scopes.periods)
         .fetch_one(self.pool())
         .await?;
         let lease = match slot.map(|_| SlotGrant::read(row.slot, row.slot_token, row.slot_wait)) {
@@ -455,31 +462,26 @@ impl Store {
             } => SendDecision::Stale,
             SentRow {
                 over: Some(scopes),
-                over_names: Some(names),
                 over_caps: Some(caps),
                 too_large,
                 until,
                 ..
             } => {
+                // The keys are the ones this statement was given: each parses.
                 let caps: Vec<Cap> = scopes
-                    .into_iter()
-                    .zip(names)
+                    .iter()
                     .zip(caps)
-                    .map(|((scope, name), usd)| Cap {
-                        period: if scope == "daily" {
-                            crate::budget::Period::Day
-                        } else {
-                            crate::budget::Period::Month
-                        },
-                        scope,
-                        name,
-                        usd: Usd(usd),
+                    .filter_map(|(key, usd)| {
+                        Some(Cap {
+                            scope: Scope::parse(key)?,
+                            usd: Usd(usd),
+                        })
                     })
                     .collect();
                 match (too_large, until) {
                     (Some(too_large), _) => SendDecision::TooLarge(
                         caps.into_iter()
-                            .filter(|c| too_large.contains(&c.scope))
+                            .filter(|c| too_large.contains(&c.scope.key()))
                             .collect(),
                     ),
                     (None, Some(until)) => SendDecision::Held { caps, until },
@@ -616,29 +618,31 @@ impl Store {
     /// earlier version spent, after an upgrade). A booking needs all of them, so the
     /// totals are current whether or not a cap is in force.
     pub async fn prepare_budgets(&self, job: Option<&str>) -> Result<(), StoreError> {
-        let scopes = budget_scopes(job);
+        let scopes = ScopeBinds::of_call(job);
         sqlx::query(
             "WITH today AS (SELECT (now() AT TIME ZONE 'UTC')::date AS day),
              keyed AS (
-                 SELECT s.scope,
-                        CASE WHEN s.scope = 'daily' THEN t.day
+                 SELECT s.scope, s.per, s.job,
+                        CASE WHEN s.per = 'day' THEN t.day
                              ELSE date_trunc('month', t.day)::date END AS period
-                 FROM UNNEST($1::text[]) AS s(scope), today t)
+                 FROM UNNEST($1::text[], $2::text[], $3::text[]) AS s(scope, per, job), today t)
              INSERT INTO linkledger.spend_totals (scope, period, booked_usd)
              SELECT k.scope, k.period,
                     (SELECT coalesce(sum(c.budget_usd), 0)
                      FROM linkledger.api_calls c
                      WHERE c.booked_on IS NOT NULL
-                       AND CASE WHEN k.scope = 'daily' THEN c.booked_on = k.period
+                       AND CASE WHEN k.per = 'day' THEN c.booked_on = k.period
                                 ELSE c.booked_on >= k.period
                                      AND c.booked_on < (k.period + interval '1 month')::date END
-                       AND (k.scope NOT LIKE 'job:%' OR c.job = substr(k.scope, 5)))
+                       AND (k.job IS NULL OR c.job = k.job))
              FROM keyed k
              WHERE NOT EXISTS (SELECT 1 FROM linkledger.spend_totals st
                                WHERE st.scope = k.scope AND st.period = k.period)
              ON CONFLICT (scope, period) DO NOTHING",
         )
-        .bind(&scopes)
+        .bind(&scopes.keys)
+        .bind(&scopes.periods)
+        .bind(&scopes.jobs)
         .execute(self.pool())
         .await?;
         Ok(())
@@ -648,17 +652,19 @@ impl Store {
     /// caps as given, and the caps of the jobs `jobs` names (other jobs' are left as
     /// they are). `true` when anything changed.
     pub async fn set_budgets(&self, caps: &[Cap], jobs: &[String]) -> Result<bool, StoreError> {
-        let scopes: Vec<&str> = caps.iter().map(|c| c.scope.as_str()).collect();
-        let names: Vec<&str> = caps.iter().map(|c| c.name.as_str()).collect();
+        let scopes: Vec<String> = caps.iter().map(|c| c.scope.key()).collect();
+        let names: Vec<String> = caps.iter().map(Cap::name).collect();
         let usd: Vec<rust_decimal::Decimal> = caps.iter().map(|c| c.usd.decimal()).collect();
-        let job_scopes: Vec<String> = jobs.iter().map(|j| crate::budget::job_scope(j)).collect();
+        let job_scopes: Vec<String> = jobs.iter().map(|j| Scope::Job(j.clone()).key()).collect();
+        let account_scopes = ScopeBinds::of_call(None).keys;
         let mut tx = self.pool().begin().await?;
         let removed = sqlx::query(
             "DELETE FROM linkledger.budgets
-             WHERE (scope IN ('daily', 'monthly') OR scope = ANY($2)) AND NOT (scope = ANY($1))",
+             WHERE (scope = ANY($3) OR scope = ANY($2)) AND NOT (scope = ANY($1))",
         )
         .bind(&scopes)
         .bind(&job_scopes)
+        .bind(&account_scopes)
         .execute(&mut *tx)
         .await?
         .rows_affected();
@@ -708,6 +714,9 @@ impl Store {
         } else {
             None
         };
+        // A job's scope is its key's prefix followed by the job's name.
+        let account = ScopeBinds::of_call(None);
+        let job_scope = Scope::Job(String::new());
         let raw_id = sqlx::query_scalar(
             "WITH old AS (
                  SELECT id, job, booked_on, budget_usd,
@@ -727,12 +736,16 @@ impl Store {
                  RETURNING a.id, a.work_id, a.attempt),
              -- The reservation's change, against the period it was booked in (read
              -- before this statement's update).
+             -- The scopes of the row's own job: the account's ($19, $20) and the job's
+             -- ($21 || job, $22), none for a call of no job.
              keyed AS (
                  SELECT s.scope,
-                        CASE WHEN s.scope = 'daily' THEN old.booked_on
+                        CASE WHEN s.per = 'day' THEN old.booked_on
                              ELSE date_trunc('month', old.booked_on)::date END AS period,
                         $18 - old.budget_usd AS delta
-                 FROM old, UNNEST(ARRAY['daily', 'monthly', 'job:' || old.job]) AS s(scope)
+                 FROM old,
+                      UNNEST($19::text[] || ($21::text || old.job), $20::text[] || $22::text)
+                          AS s(scope, per)
                  WHERE old.settles AND s.scope IS NOT NULL),
              -- Locked in the order bookings lock them in: no deadlock.
              locked AS (
@@ -783,6 +796,10 @@ impl Store {
         .bind(body)
         .bind(budget.is_some())
         .bind(budget.map(Usd::decimal))
+        .bind(&account.keys)
+        .bind(&account.periods)
+        .bind(job_scope.key())
+        .bind(job_scope.period().sql())
         .fetch_one(self.pool())
         .await?;
         Ok(raw_id)

@@ -1,15 +1,15 @@
 //! Everything that talks SQL. No other module writes to the database.
 
-pub mod account;
 pub mod catalog;
-pub mod coverage;
 pub mod ledger;
-pub mod limits;
 mod nodelay;
 pub mod partitions;
+pub mod periods;
 pub mod queue;
 pub mod reports;
 pub mod runs;
+pub mod slots;
+pub mod snapshots;
 pub mod warehouse;
 
 use std::time::Duration;
@@ -19,12 +19,14 @@ use sqlx::postgres::{PgConnectOptions, PgPoolOptions, PgSslMode};
 use sqlx::{Connection as _, PgConnection, PgPool};
 use tracing::instrument;
 
+use crate::config::DEFAULT_DB_CONNECT_TIMEOUT;
+
 pub use ledger::{
     Booking, BoughtAnswer, CallRecord, Purchase, RunKind, RunStatus, SendDecision, Settlement,
     SlotAsk, SlotBooking,
 };
 pub use queue::{ClaimScope, Claimed, Fence, NewWork, PaidAnswer, QueueDepth, Terminal, WorkItem};
-pub use runs::{Activity, CancelledRun, HeldRun, RunCall, RunFilter, RunRecord};
+pub use runs::{Activity, CancelledRun, RunCall, RunFilter, RunRecord, WaitingRun};
 
 /// The database: a pool plus the queries linkledger runs.
 #[derive(Clone, Debug)]
@@ -85,9 +87,6 @@ impl StoreError {
     }
 }
 
-/// How long [`Store::connect`] waits for the database to answer.
-pub const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
-
 /// Where a connection goes, for messages: `host:port`, or the Unix socket.
 fn address(opts: &PgConnectOptions) -> String {
     match opts.get_socket() {
@@ -130,9 +129,9 @@ fn connect_failure(e: &sqlx::Error, opts: &PgConnectOptions) -> String {
 }
 
 impl Store {
-    /// Connects with the default timeout ([`DEFAULT_CONNECT_TIMEOUT`]).
+    /// Connects with the default timeout ([`DEFAULT_DB_CONNECT_TIMEOUT`]).
     pub async fn connect(url: &SecretString, pool_size: u32) -> Result<Store, StoreError> {
-        Self::connect_within(url, pool_size, DEFAULT_CONNECT_TIMEOUT).await
+        Self::connect_within(url, pool_size, DEFAULT_DB_CONNECT_TIMEOUT).await
     }
 
     /// Connects to `url` with a pool of `pool_size`. One connection is made first and

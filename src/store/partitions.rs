@@ -18,7 +18,7 @@ use chrono::{Datelike, Months, NaiveDate};
 use tracing::{info, instrument};
 
 use super::{Store, StoreError};
-use crate::normalize::{Batch, Cell};
+use crate::warehouse::normalize::{Batch, Cell};
 
 /// The partitioned tables and the date they are partitioned on. `history` is not
 /// partitioned: it holds one row per target and month. A test holds this list to the

@@ -17,7 +17,7 @@ use tracing::instrument;
 
 use super::{RunKind, RunStatus, Store, StoreError, warehouse};
 use crate::money::Usd;
-use crate::normalize::Batch;
+use crate::warehouse::normalize::Batch;
 
 /// A claimed work item: one planned API call, with the claim's fencing token.
 #[derive(Clone, Debug, sqlx::FromRow)]
@@ -421,8 +421,8 @@ impl Store {
         .bind(lease.as_millis() as i64)
         .bind(limit)
         .bind(runs)
-        .bind(crate::plan::PRICE_PER_REQUEST.decimal())
-        .bind(crate::plan::PRICE_PER_ROW.decimal())
+        .bind(crate::api::prices::PRICE_PER_REQUEST.decimal())
+        .bind(crate::api::prices::PRICE_PER_ROW.decimal())
         .fetch_all(self.pool())
         .await?;
         let mut claimed = Claimed::default();
@@ -777,8 +777,8 @@ impl Store {
              WHERE c.work_id = w.id AND w.run_id = ANY($1) AND c.outcome = 'sent'",
         )
         .bind(runs)
-        .bind(crate::plan::PRICE_PER_REQUEST.decimal())
-        .bind(crate::plan::PRICE_PER_ROW.decimal())
+        .bind(crate::api::prices::PRICE_PER_REQUEST.decimal())
+        .bind(crate::api::prices::PRICE_PER_ROW.decimal())
         .execute(&mut *tx)
         .await?;
         let cancelled = sqlx::query(

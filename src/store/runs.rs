@@ -103,7 +103,7 @@ pub struct CancelledRun {
 
 /// Scheduled runs with queued work, for a daemon that holds it.
 #[derive(Clone, Debug, PartialEq, Eq, sqlx::FromRow)]
-pub struct HeldRun {
+pub struct WaitingRun {
     pub run_id: i64,
     pub job: String,
     pub queued: i64,
@@ -243,8 +243,8 @@ impl Store {
                AND w.lease_expires_at < now() AND c.outcome = 'sent'",
         )
         .bind(runs)
-        .bind(crate::plan::PRICE_PER_REQUEST.decimal())
-        .bind(crate::plan::PRICE_PER_ROW.decimal())
+        .bind(crate::api::prices::PRICE_PER_REQUEST.decimal())
+        .bind(crate::api::prices::PRICE_PER_ROW.decimal())
         .execute(&mut *tx)
         .await?;
         let dropped: Vec<i64> = sqlx::query_scalar(
@@ -296,7 +296,7 @@ impl Store {
 
     /// Scheduled runs with queued work, oldest first: what a daemon whose calls are
     /// stopped holds.
-    pub async fn held_runs(&self) -> Result<Vec<HeldRun>, StoreError> {
+    pub async fn waiting_runs(&self) -> Result<Vec<WaitingRun>, StoreError> {
         Ok(sqlx::query_as(
             "SELECT run_id, job, count(*)::bigint AS queued FROM linkledger.work
              WHERE state = 'queued' AND run_kind = 'scheduled'

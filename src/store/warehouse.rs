@@ -12,7 +12,7 @@ use sqlx::query::Query;
 use sqlx::{PgConnection, Postgres};
 use tracing::instrument;
 
-use crate::normalize::{Batch, Cell, ColType, TABLES, TableSpec};
+use crate::warehouse::normalize::{Batch, Cell, ColType, TABLES, TableSpec};
 
 /// Every normalized table (rebuilt by `replay`): the endpoint tables of
 /// [`TABLES`], then `link_breakdowns`.

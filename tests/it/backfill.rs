@@ -262,7 +262,7 @@ async fn the_next_days_fire_asks_only_for_the_missing_periods_and_the_tables_equ
         .collection("timeseries_new_lost_summary")
         .unwrap()
         .clone();
-    let mut scheduler = linkledger::daemon::Scheduler::new(
+    let mut scheduler = linkledger::collect::scheduler::Scheduler::new(
         store.clone(),
         vec![linkledger::jobs::Job {
             collections: vec![daily.clone()],
@@ -280,8 +280,8 @@ async fn the_next_days_fire_asks_only_for_the_missing_periods_and_the_tables_equ
     )
     .await;
     async fn fire_on(
-        scheduler: &mut linkledger::daemon::Scheduler,
-        exec: &linkledger::executor::Executor,
+        scheduler: &mut linkledger::collect::scheduler::Scheduler,
+        exec: &linkledger::collect::executor::Executor,
         sb: &linkledger::sandbox::Sandbox,
         clock: &std::sync::Mutex<chrono::DateTime<Utc>>,
         day: chrono::NaiveDate,
@@ -291,12 +291,12 @@ async fn the_next_days_fire_asks_only_for_the_missing_periods_and_the_tables_equ
         *clock.lock().unwrap() = fire + chrono::Duration::minutes(1);
         let fired = scheduler.tick(fire).await.unwrap();
         assert_eq!(fired.len(), 1);
-        linkledger::queue::Workers::new(
+        linkledger::collect::workers::Workers::new(
             exec.clone(),
-            linkledger::queue::WorkerConfig::for_once(4),
-            linkledger::queue::Scope::Runs(fired.iter().map(|e| e.run_id).collect()),
+            linkledger::collect::workers::WorkerConfig::for_once(4),
+            linkledger::collect::workers::WorkSet::Runs(fired.iter().map(|e| e.run_id).collect()),
         )
-        .run(&linkledger::queue::Shutdown::default())
+        .run(&linkledger::collect::workers::Shutdown::default())
         .await
         .unwrap();
     }
@@ -329,19 +329,20 @@ async fn the_next_days_fire_asks_only_for_the_missing_periods_and_the_tables_equ
         assert_eq!(a["group_range"], "day", "{a}");
     }
     // Another plan the same day holds everything: the open day was answered today.
-    let again = linkledger::coverage::plan_to_buy(&store, &daily, day1)
+    let again = linkledger::collect::narrow::plan_to_buy(&store, &daily, day1)
         .await
         .unwrap();
     assert!(again.calls.is_empty(), "{:?}", again.calls);
     assert_eq!(again.skipped.len(), 3);
     // `plan` reads the same coverage into memory and narrows the same way.
-    let held = store.held().await.unwrap();
+    let held = store.stored().await.unwrap();
     for day in [day1, day1.succ_opt().unwrap()] {
-        let in_memory = held.narrow_calls(linkledger::plan::plan_collection(&daily, day), day);
-        let stored = linkledger::coverage::plan_to_buy(&store, &daily, day)
+        let in_memory =
+            held.narrow_calls(linkledger::money::plan::plan_collection(&daily, day), day);
+        let stored = linkledger::collect::narrow::plan_to_buy(&store, &daily, day)
             .await
             .unwrap();
-        let tasks = |calls: &[linkledger::plan::CallSpec]| -> Vec<serde_json::Value> {
+        let tasks = |calls: &[linkledger::money::plan::CallSpec]| -> Vec<serde_json::Value> {
             calls.iter().map(|c| c.task.clone()).collect()
         };
         assert_eq!(tasks(&in_memory.calls), tasks(&stored.calls), "{day}");

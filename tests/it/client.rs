@@ -3,7 +3,7 @@
 use std::time::Duration;
 
 use linkledger::api::Endpoint;
-use linkledger::plan::CallSpec;
+use linkledger::money::plan::CallSpec;
 use linkledger::sandbox::SandboxOptions;
 use linkledger::store::RunKind;
 
@@ -118,15 +118,20 @@ async fn a_task_level_40501_is_recorded_with_its_message_and_not_retried() {
         estimated_rows: 1,
     };
     let run = store
-        .start_run_with_work("j", RunKind::Once, 5, &[linkledger::queue::new_work(&call)])
+        .start_run_with_work(
+            "j",
+            RunKind::Once,
+            5,
+            &[linkledger::collect::workers::new_work(&call)],
+        )
         .await
         .unwrap();
-    linkledger::queue::Workers::new(
+    linkledger::collect::workers::Workers::new(
         exec,
-        linkledger::queue::WorkerConfig::for_once(2),
-        linkledger::queue::Scope::Runs(vec![run]),
+        linkledger::collect::workers::WorkerConfig::for_once(2),
+        linkledger::collect::workers::WorkSet::Runs(vec![run]),
     )
-    .run(&linkledger::queue::Shutdown::default())
+    .run(&linkledger::collect::workers::Shutdown::default())
     .await
     .unwrap();
     assert_eq!(sb.stats().requests, 1, "not retried");

@@ -7,7 +7,7 @@ use std::process::Output;
 use std::sync::OnceLock;
 use std::time::Duration;
 
-use linkledger::cluster::Cluster;
+use linkledger::ops::cluster::Cluster;
 use linkledger::sandbox::{Sandbox, SandboxOptions};
 use linkledger::store::Store;
 use secrecy::SecretString;
@@ -252,30 +252,32 @@ pub fn executor(
     store: &Store,
     sb: &Sandbox,
     max_in_flight: usize,
-) -> linkledger::executor::Executor {
+) -> linkledger::collect::executor::Executor {
     let client = linkledger::api::Client::with_credentials(
         &api_config(sb, max_in_flight),
         &sandbox_credentials(),
     )
     .expect("client");
-    linkledger::executor::Executor::new(store.clone(), client)
+    linkledger::collect::executor::Executor::new(store.clone(), client)
 }
 
 /// Runs `jobs` once, now, the way `run --once` does (no signal interrupts it).
 pub async fn run_once(
-    exec: &linkledger::executor::Executor,
+    exec: &linkledger::collect::executor::Executor,
     jobs: &[&linkledger::jobs::Job],
     kind: linkledger::store::RunKind,
     today: chrono::NaiveDate,
-) -> anyhow::Result<linkledger::once::RunReport> {
-    let workers = linkledger::queue::WorkerConfig::for_once(exec.client().limits().max_in_flight());
-    linkledger::once::run(
+) -> anyhow::Result<linkledger::collect::once::RunReport> {
+    let workers = linkledger::collect::workers::WorkerConfig::for_once(
+        exec.client().limits().max_in_flight(),
+    );
+    linkledger::collect::once::run(
         exec,
         workers,
         jobs,
         kind,
         today,
-        &linkledger::queue::Shutdown::default(),
+        &linkledger::collect::workers::Shutdown::default(),
     )
     .await
 }
@@ -287,9 +289,9 @@ pub async fn enqueue_job(
     kind: linkledger::store::RunKind,
     max_attempts: i32,
 ) -> i64 {
-    let work: Vec<_> = linkledger::plan::plan_job(job, today())
+    let work: Vec<_> = linkledger::money::plan::plan_job(job, today())
         .iter()
-        .map(linkledger::queue::new_work)
+        .map(linkledger::collect::workers::new_work)
         .collect();
     store
         .start_run_with_work(&job.name, kind, max_attempts, &work)

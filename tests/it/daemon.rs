@@ -293,7 +293,7 @@ async fn after_kill_9_the_restarted_daemon_finishes_the_run_without_paying_twice
 #[tokio::test]
 async fn the_daemon_carries_on_after_postgres_restarts() {
     // A cluster of our own, so it can be restarted.
-    let cluster = tokio::task::spawn_blocking(linkledger::cluster::Cluster::start)
+    let cluster = tokio::task::spawn_blocking(linkledger::ops::cluster::Cluster::start)
         .await
         .unwrap()
         .expect("a throwaway cluster");

@@ -9,9 +9,9 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use chrono::NaiveDate;
 use linkledger::api::Endpoint;
-use linkledger::normalize::{BREAKDOWN_DIMENSIONS, TABLES};
 use linkledger::sandbox::SandboxOptions;
 use linkledger::store::RunKind;
+use linkledger::warehouse::normalize::{BREAKDOWN_DIMENSIONS, TABLES};
 use serde_json::{Value, json};
 
 use crate::common::*;
@@ -420,7 +420,8 @@ params = { internal_list_limit = 10, include_subdomains = true, backlinks_filter
         .unwrap();
     let instant = |v: &Value| {
         v.as_str().map(|s| {
-            linkledger::normalize::parse_instant(s).unwrap_or_else(|| panic!("not an instant: {s}"))
+            linkledger::warehouse::normalize::parse_instant(s)
+                .unwrap_or_else(|| panic!("not an instant: {s}"))
         })
     };
     let mut maps_seen = 0;

@@ -14,6 +14,7 @@ mod endpoints;
 mod errors;
 mod harness;
 mod jobs_check;
+mod layers;
 mod logs;
 mod money_path;
 mod partitions;

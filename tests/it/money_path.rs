@@ -98,9 +98,10 @@ async fn a_paid_answer_of_any_shape_is_bought_once_kept_raw_and_costed() {
 
     // Replay reads the unreadable answers again (and says why it still cannot),
     // without a request.
-    let replayed = linkledger::replay::replay(&store, &linkledger::api::Endpoint::ALL, None)
-        .await
-        .unwrap();
+    let replayed =
+        linkledger::collect::replay::replay(&store, &linkledger::api::Endpoint::ALL, None)
+            .await
+            .unwrap();
     assert_eq!(replayed.responses, 4);
     assert_eq!(replayed.failures.len(), 1, "{:?}", replayed.failures);
     assert!(
@@ -165,11 +166,11 @@ async fn an_attempt_that_panics_every_time_ends_exhausted_and_the_gauges_stay_ri
     let db = TestDb::new().await;
     let store = db.store().await;
     let sb = default_sandbox().await;
-    let metrics = Arc::new(linkledger::telemetry::Metrics::new());
+    let metrics = Arc::new(linkledger::ops::metrics::Metrics::new());
     let mut api = api_config(&sb, 2);
     api.max_attempts = 3;
     let client = linkledger::api::Client::with_credentials(&api, &sandbox_credentials()).unwrap();
-    let exec = linkledger::executor::Executor::new(store.clone(), client)
+    let exec = linkledger::collect::executor::Executor::new(store.clone(), client)
         .with_metrics(metrics.clone())
         .with_before_normalize(Arc::new(|call| {
             panic!("forced crash normalizing {}", call.targets[0]);
@@ -208,14 +209,14 @@ async fn releasing_a_lapsed_slot_does_not_free_the_acquisition_that_took_it_sinc
     let db = TestDb::new().await;
     let store = db.store().await;
     let holder = "host:1/once".to_string();
-    let short = linkledger::limits::SharedLimits::new(
+    let short = linkledger::collect::slots::SharedSlots::new(
         store.clone(),
         holder.clone(),
         1,
         2000,
         Duration::from_millis(20),
     );
-    let long = linkledger::limits::SharedLimits::new(
+    let long = linkledger::collect::slots::SharedSlots::new(
         store.clone(),
         holder,
         1,
@@ -269,7 +270,7 @@ async fn a_booking_takes_its_shared_slot_in_the_same_statement_or_writes_nothing
     use linkledger::store::{Booking, CallRecord, SendDecision, SlotBooking};
     let db = TestDb::new().await;
     let store = db.store().await;
-    let limits = linkledger::limits::SharedLimits::new(
+    let limits = linkledger::collect::slots::SharedSlots::new(
         store.clone(),
         "host:1/once".into(),
         1,
@@ -399,7 +400,7 @@ async fn a_call_whose_claim_was_lost_gives_its_shared_slot_back_and_sends_nothin
         .await
         .fence();
     store.release_work(fence).await.unwrap();
-    let limits = linkledger::limits::SharedLimits::new(
+    let limits = linkledger::collect::slots::SharedSlots::new(
         store.clone(),
         "host:1/once".into(),
         2,
@@ -408,9 +409,9 @@ async fn a_call_whose_claim_was_lost_gives_its_shared_slot_back_and_sends_nothin
     );
     limits.prepare().await.unwrap();
     let exec = executor(&store, &sb, 2).with_shared_limits(limits);
-    let call = linkledger::plan::plan_job(&job, today()).remove(0);
+    let call = linkledger::money::plan::plan_job(&job, today()).remove(0);
     let end = exec.attempt(run, &call, fence).await.unwrap();
-    assert_eq!(end, linkledger::executor::AttemptEnd::Stale);
+    assert_eq!(end, linkledger::collect::executor::AttemptEnd::Stale);
     assert_eq!(
         count(
             &store,
@@ -526,7 +527,8 @@ async fn a_date_that_aged_out_fails_the_fire_at_plan_time_and_names_the_job() {
     )
     .await;
     let job_for_aging = job.clone();
-    let mut scheduler = linkledger::daemon::Scheduler::new(store.clone(), vec![job], "s".into(), 5);
+    let mut scheduler =
+        linkledger::collect::scheduler::Scheduler::new(store.clone(), vec![job], "s".into(), 5);
     // A hundred days later the date is more than a year old.
     let later = Utc::now() + chrono::Duration::days(100);
     let enqueued = scheduler.tick(later).await.unwrap();
@@ -558,7 +560,7 @@ async fn a_date_that_aged_out_fails_the_fire_at_plan_time_and_names_the_job() {
         check.detail
     );
     // A replica ticking at the same instant neither records the fire again nor sends it.
-    let mut replica = linkledger::daemon::Scheduler::new(
+    let mut replica = linkledger::collect::scheduler::Scheduler::new(
         store.clone(),
         vec![job_for_aging.clone()],
         "replica".into(),
@@ -634,9 +636,9 @@ async fn who_may_claim_work_follows_the_kind_of_its_run() {
     let job = job_for("summary", &["kind.example.com".to_string()], "");
     let once = enqueue_job(&store, &job, RunKind::Once, 3).await;
     let other_once = enqueue_job(&store, &job, RunKind::Once, 3).await;
-    let work: Vec<_> = linkledger::plan::plan_job(&job, today())
+    let work: Vec<_> = linkledger::money::plan::plan_job(&job, today())
         .iter()
-        .map(linkledger::queue::new_work)
+        .map(linkledger::collect::workers::new_work)
         .collect();
     let scheduled = store
         .enqueue_fire("t", "summary", Utc::now(), "s", 3, &work)
@@ -704,7 +706,7 @@ async fn a_reclaimed_item_is_settled_from_a_refusal_or_an_unreadable_answer_alre
         ),
     ];
     for (i, (target, task, expected)) in cases.into_iter().enumerate() {
-        let call = linkledger::plan::CallSpec {
+        let call = linkledger::money::plan::CallSpec {
             job: "j".into(),
             collection: "c".into(),
             endpoint: linkledger::api::Endpoint::Summary,
@@ -713,7 +715,12 @@ async fn a_reclaimed_item_is_settled_from_a_refusal_or_an_unreadable_answer_alre
             estimated_rows: 1,
         };
         let run = store
-            .start_run_with_work("j", RunKind::Once, 5, &[linkledger::queue::new_work(&call)])
+            .start_run_with_work(
+                "j",
+                RunKind::Once,
+                5,
+                &[linkledger::collect::workers::new_work(&call)],
+            )
             .await
             .unwrap();
         let dying = claim_one(&store, "dies", Duration::from_millis(300), run)
@@ -736,10 +743,10 @@ async fn a_reclaimed_item_is_settled_from_a_refusal_or_an_unreadable_answer_alre
             .fence();
         let end = exec.recover(&call, fresh).await.unwrap();
         match (expected, &end) {
-            ("rejected", Some(linkledger::executor::AttemptEnd::Rejected(why))) => {
+            ("rejected", Some(linkledger::collect::executor::AttemptEnd::Rejected(why))) => {
                 assert!(why.contains("no_such_field"), "{why}")
             }
-            ("invalid", Some(linkledger::executor::AttemptEnd::Invalid(why))) => {
+            ("invalid", Some(linkledger::collect::executor::AttemptEnd::Invalid(why))) => {
                 assert!(why.contains("result"), "{why}")
             }
             _ => panic!("{target}: expected {expected}, got {end:?}"),

@@ -6,9 +6,9 @@
 
 use chrono::{Datelike, Days, Months, NaiveDate, TimeZone, Utc};
 use linkledger::api::Endpoint;
-use linkledger::normalize::{self, Context};
 use linkledger::store::Store;
 use linkledger::store::partitions::{PARTITIONED, month_of};
+use linkledger::warehouse::normalize::{self, Context};
 use serde_json::json;
 
 use crate::common::*;

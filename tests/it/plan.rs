@@ -389,7 +389,7 @@ async fn plan_estimates_with_the_stored_price_list_and_writes_nothing_and_calls_
         balance: Some("12.5".parse().unwrap()),
         prices: [(
             linkledger::api::Endpoint::Summary,
-            linkledger::plan::Rate {
+            linkledger::api::prices::Rate {
                 per_request: "0.01".parse().unwrap(),
                 per_row: "0.001".parse().unwrap(),
             },

@@ -3,8 +3,8 @@
 use std::time::Duration;
 
 use chrono::{TimeZone, Utc};
-use linkledger::queue::new_work;
-use linkledger::queue::{Scope, Shutdown, WorkerConfig, Workers};
+use linkledger::collect::workers::new_work;
+use linkledger::collect::workers::{Shutdown, WorkSet, WorkerConfig, Workers};
 use linkledger::store::{RunKind, Store, Terminal};
 use secrecy::SecretString;
 
@@ -15,7 +15,7 @@ async fn enqueue_calls(store: &Store, targets: &[String]) -> i64 {
     let job = job_for("bulk_ranks", &targets[..1], "");
     let mut work = Vec::new();
     for t in targets {
-        let mut call = linkledger::plan::plan_job(&job, today()).remove(0);
+        let mut call = linkledger::money::plan::plan_job(&job, today()).remove(0);
         call.targets = vec![linkledger::api::Target::parse(t).unwrap()];
         call.task = serde_json::json!({"targets": [t]});
         work.push(new_work(&call));
@@ -50,7 +50,7 @@ async fn several_workers_on_several_connections_claim_and_execute_each_call_exac
                 poll: Duration::from_millis(5),
                 shutdown_grace: Duration::from_secs(5),
             },
-            Scope::Runs(vec![run]),
+            WorkSet::Runs(vec![run]),
         );
         handles.push(tokio::spawn(async move {
             workers.run(&Shutdown::default()).await
@@ -115,7 +115,7 @@ async fn a_worker_whose_claim_was_taken_over_cannot_complete_it_and_the_new_clai
     // Worker A claims with a lease that lapses at once, and sends its request.
     let a = claim_one(&store, "worker-a", Duration::from_millis(1), run).await;
     let stale = a.fence();
-    let call = linkledger::plan::CallSpec {
+    let call = linkledger::money::plan::CallSpec {
         job: a.job.clone(),
         collection: a.collection.clone(),
         endpoint: linkledger::api::Endpoint::BulkRanks,
@@ -146,7 +146,7 @@ async fn a_worker_whose_claim_was_taken_over_cannot_complete_it_and_the_new_clai
     // A's answer comes back: it is paid and stored raw, but A can no longer complete
     // the item, write rows, heartbeat, retry, fail, release it or send again.
     let end = in_flight.await.unwrap().unwrap();
-    assert_eq!(end, linkledger::executor::AttemptEnd::Stale);
+    assert_eq!(end, linkledger::collect::executor::AttemptEnd::Stale);
     assert_eq!(
         count(&store, "SELECT count(*) FROM linkledger.raw_responses").await,
         1
@@ -175,13 +175,16 @@ async fn a_worker_whose_claim_was_taken_over_cannot_complete_it_and_the_new_clai
     );
     assert!(!store.release_work(stale).await.unwrap());
     let again = exec.attempt(run, &call, stale).await.unwrap();
-    assert_eq!(again, linkledger::executor::AttemptEnd::Stale);
+    assert_eq!(again, linkledger::collect::executor::AttemptEnd::Stale);
     assert_eq!(sb.stats().requests, 1, "a lost claim cannot spend");
 
     // B finishes the item from the answer A paid for: no second request.
     let end = exec.recover(&call, fresh).await.unwrap();
     assert!(
-        matches!(end, Some(linkledger::executor::AttemptEnd::Stored { .. })),
+        matches!(
+            end,
+            Some(linkledger::collect::executor::AttemptEnd::Stored { .. })
+        ),
         "{end:?}"
     );
     assert_eq!(
@@ -228,7 +231,7 @@ async fn a_request_left_unanswered_by_a_dead_claim_is_booked_at_its_list_price()
             },
             Some(dead),
             &linkledger::store::Booking {
-                estimate: linkledger::plan::price(1),
+                estimate: linkledger::api::prices::price(1),
                 sandbox: false,
                 free: false,
             },
@@ -252,7 +255,7 @@ async fn a_request_left_unanswered_by_a_dead_claim_is_booked_at_its_list_price()
     let fresh = b.fence();
     let sb = default_sandbox().await;
     let exec = executor(&store, &sb, 1);
-    let call = linkledger::plan::CallSpec {
+    let call = linkledger::money::plan::CallSpec {
         job: b.job.clone(),
         collection: b.collection.clone(),
         endpoint: linkledger::api::Endpoint::BulkRanks,
@@ -292,7 +295,12 @@ async fn each_fire_is_enqueued_once_however_many_schedulers_tick() {
     .await;
     let mut schedulers: Vec<_> = (0..3)
         .map(|i| {
-            linkledger::daemon::Scheduler::new(store.clone(), vec![job.clone()], format!("s{i}"), 5)
+            linkledger::collect::scheduler::Scheduler::new(
+                store.clone(),
+                vec![job.clone()],
+                format!("s{i}"),
+                5,
+            )
         })
         .collect();
     // The three tick at once, racing to enqueue the same fires.
@@ -358,7 +366,8 @@ async fn missed_fires_follow_the_catch_up_policy() {
                 - 1
         }
     };
-    let mut later = linkledger::daemon::Scheduler::new(store.clone(), jobs, "second".into(), 5);
+    let mut later =
+        linkledger::collect::scheduler::Scheduler::new(store.clone(), jobs, "second".into(), 5);
     later
         .tick(t0 + chrono::Duration::minutes(6 * 60 + 30))
         .await
@@ -402,7 +411,7 @@ async fn a_collection_that_never_fired_starts_at_its_next_instant_and_catches_no
     };
     let now = Utc.with_ymd_and_hms(2026, 11, 25, 14, 30, 0).unwrap();
     let mut scheduler =
-        linkledger::daemon::Scheduler::new(store.clone(), jobs("new"), "s".into(), 5);
+        linkledger::collect::scheduler::Scheduler::new(store.clone(), jobs("new"), "s".into(), 5);
     let first = scheduler.tick(now).await.unwrap();
     assert!(
         first.is_empty(),
@@ -424,15 +433,19 @@ async fn a_collection_that_never_fired_starts_at_its_next_instant_and_catches_no
 
     // Seen by a daemon that stopped before their first instant: the next daemon, at
     // 17:30, catches up what they missed since they were first seen, not before.
-    linkledger::daemon::Scheduler::new(store.clone(), jobs("seen"), "first".into(), 5)
+    linkledger::collect::scheduler::Scheduler::new(store.clone(), jobs("seen"), "first".into(), 5)
         .tick(now)
         .await
         .unwrap();
-    let caught_up =
-        linkledger::daemon::Scheduler::new(store.clone(), jobs("seen"), "next".into(), 5)
-            .tick(now + chrono::Duration::hours(3))
-            .await
-            .unwrap();
+    let caught_up = linkledger::collect::scheduler::Scheduler::new(
+        store.clone(),
+        jobs("seen"),
+        "next".into(),
+        5,
+    )
+    .tick(now + chrono::Duration::hours(3))
+    .await
+    .unwrap();
     let when = |job: &str| {
         caught_up
             .iter()
@@ -460,10 +473,11 @@ async fn catch_up_latest_reaches_past_the_catch_up_window() {
     )
     .await;
     let now = Utc.with_ymd_and_hms(2026, 11, 20, 12, 0, 0).unwrap();
-    let enqueued = linkledger::daemon::Scheduler::new(store.clone(), vec![monthly], "s".into(), 5)
-        .tick(now)
-        .await
-        .unwrap();
+    let enqueued =
+        linkledger::collect::scheduler::Scheduler::new(store.clone(), vec![monthly], "s".into(), 5)
+            .tick(now)
+            .await
+            .unwrap();
     assert_eq!(enqueued.len(), 1, "{enqueued:?}");
     assert_eq!(
         enqueued[0].scheduled_for,
@@ -485,7 +499,7 @@ async fn a_call_that_keeps_failing_is_exhausted_with_its_last_error_visible_in_s
     let mut api = api_config(&sb, 2);
     api.max_attempts = 3;
     let client = linkledger::api::Client::with_credentials(&api, &sandbox_credentials()).unwrap();
-    let exec = linkledger::executor::Executor::new(store.clone(), client);
+    let exec = linkledger::collect::executor::Executor::new(store.clone(), client);
     let job = job_for("summary", &["doomed.example.com".to_string()], "");
     let report = run_once(&exec, &[&job], RunKind::Once, today())
         .await
@@ -526,10 +540,11 @@ async fn schedule_lag_is_the_lag_of_the_fire_run_not_the_age_of_a_caught_up_one(
     // Last fired a month ago: the newest missed fire (13:00) is caught up at 13:30.
     let t0 = Utc.with_ymd_and_hms(2026, 10, 25, 8, 0, 0).unwrap();
     seed_fire(&store, "lag", "summary", t0).await;
-    let metrics = std::sync::Arc::new(linkledger::telemetry::Metrics::new());
-    let mut s = linkledger::daemon::Scheduler::new(store.clone(), vec![j], "lag".into(), 5)
-        .with_metrics(metrics.clone());
-    let lag = |metrics: &linkledger::telemetry::Metrics| -> f64 {
+    let metrics = std::sync::Arc::new(linkledger::ops::metrics::Metrics::new());
+    let mut s =
+        linkledger::collect::scheduler::Scheduler::new(store.clone(), vec![j], "lag".into(), 5)
+            .with_metrics(metrics.clone());
+    let lag = |metrics: &linkledger::ops::metrics::Metrics| -> f64 {
         let text = metrics.render();
         text.lines()
             .find_map(|l| {

@@ -62,7 +62,7 @@ async fn every_table_view_and_column_carries_a_comment() {
 async fn the_warehouse_columns_are_the_ones_normalization_writes() {
     let db = TestDb::new().await;
     let store = db.store().await;
-    for spec in linkledger::normalize::TABLES {
+    for spec in linkledger::warehouse::normalize::TABLES {
         let cols: Vec<(String, String)> = sqlx::query_as(
             "SELECT column_name::text, CASE WHEN data_type = 'ARRAY' THEN udt_name::text ELSE data_type::text END
              FROM information_schema.columns

@@ -200,7 +200,7 @@ async fn two_jobs_on_one_target_differing_only_in_include_subdomains_keep_both_r
 async fn the_default_option_set_of_the_database_is_the_one_normalization_computes() {
     let db = TestDb::new().await;
     let store = db.store().await;
-    for spec in linkledger::normalize::TABLES {
+    for spec in linkledger::warehouse::normalize::TABLES {
         if !spec.key.iter().any(|(n, _)| *n == "options") {
             continue;
         }

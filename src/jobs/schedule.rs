@@ -61,9 +61,10 @@ impl Schedule {
                 .map(|(_, e)| *e)
                 .ok_or_else(|| {
                     let known: Vec<&str> = NICKNAMES.iter().map(|(n, _)| *n).collect();
-                    let hint = crate::suggest(&text.to_ascii_lowercase(), known.iter().copied())
-                        .map(|s| format!(" (did you mean `{s}`?)"))
-                        .unwrap_or_default();
+                    let hint =
+                        crate::words::suggest(&text.to_ascii_lowercase(), known.iter().copied())
+                            .map(|s| format!(" (did you mean `{s}`?)"))
+                            .unwrap_or_default();
                     format!(
                         "unknown nickname `{text}`{hint}; nicknames are: {}",
                         known.join(", ")

@@ -1,7 +1,7 @@
 //! The account's limits shared by every process on the database: at most
 //! `api.max_in_flight` requests open and `api.max_per_minute` started per sliding minute,
 //! whichever daemon, replica or once-run sends them. A request holds a leased slot of
-//! `api_slots` (see `store::limits`); a keep-alive task renews the leases this process
+//! `api_slots` (see `store::slots`); a keep-alive task renews the leases this process
 //! holds, so a dead process's slots lapse within one lease.
 
 use std::collections::HashSet;
@@ -12,11 +12,11 @@ use anyhow::Context as _;
 use tokio_util::sync::CancellationToken;
 use tracing::warn;
 
-use crate::store::limits::{SlotGrant, SlotLease};
+use crate::store::slots::{SlotGrant, SlotLease};
 use crate::store::{SlotAsk, Store};
 
 #[derive(Clone, Debug)]
-pub struct SharedLimits {
+pub struct SharedSlots {
     store: Store,
     /// Who holds a slot (host:pid/role), for people reading `api_slots.holder`.
     holder: String,
@@ -29,7 +29,7 @@ pub struct SharedLimits {
     held: Arc<Mutex<HashSet<SlotLease>>>,
 }
 
-/// A held slot. Dropping it without [`SharedLimits::release`] (a shutdown, a panic)
+/// A held slot. Dropping it without [`SharedSlots::release`] (a shutdown, a panic)
 /// stops its renewal, so its lease lapses instead of leaking.
 #[derive(Debug)]
 pub struct Slot {
@@ -51,15 +51,15 @@ impl Drop for Slot {
     }
 }
 
-impl SharedLimits {
+impl SharedSlots {
     pub fn new(
         store: Store,
         holder: String,
         max_in_flight: i32,
         max_per_minute: i64,
         lease: Duration,
-    ) -> SharedLimits {
-        SharedLimits {
+    ) -> SharedSlots {
+        SharedSlots {
             store,
             holder,
             max_in_flight,

@@ -8,8 +8,8 @@ use chrono::NaiveDate;
 use tracing::instrument;
 
 use crate::api::Endpoint;
-use crate::normalize::{self, Context};
 use crate::store::Store;
+use crate::warehouse::normalize::{self, Context};
 
 /// What `replay` did.
 #[derive(Clone, Debug, Default)]

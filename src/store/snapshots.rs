@@ -6,8 +6,8 @@ use serde_json::Value;
 
 use super::{Store, StoreError};
 use crate::api::account::Account;
+use crate::api::prices::Prices;
 use crate::money::Usd;
-use crate::plan::Prices;
 
 /// The newest snapshot.
 #[derive(Clone, Debug)]

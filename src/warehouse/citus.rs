@@ -7,7 +7,7 @@
 //! the workers' claims, reservations and slot leases are single-node transactions.
 //! `linkledger citus-ddl` prints [`ddl`]; `docs/scaling.md` says when and how to use it.
 
-use crate::normalize::TABLES;
+use crate::warehouse::normalize::TABLES;
 
 /// The distribution column of every warehouse table.
 pub const DISTRIBUTION_COLUMN: &str = "target";

@@ -4,8 +4,8 @@ use std::time::Duration;
 use chrono::TimeZone;
 
 use super::*;
+use crate::jobs::schedule::Schedule;
 use crate::jobs::{CatchUp, DateSpec, ParamValue};
-use crate::schedule::Schedule;
 
 fn at(s: &str) -> DateTime<Utc> {
     s.parse().unwrap()
@@ -80,7 +80,13 @@ fn date_param(v: &str) -> ParamValue {
 }
 
 fn bill(jobs: &[Job], now: &str) -> Bill {
-    compute(jobs, None, &Prices::default(), Caps::default(), at(now))
+    compute(
+        jobs,
+        None,
+        &Prices::default(),
+        AccountCaps::default(),
+        at(now),
+    )
 }
 
 fn berlin() -> Option<Tz> {
@@ -197,7 +203,7 @@ fn a_job_over_its_monthly_budget_is_flagged_and_each_cap_shows_its_share() {
             )],
         ),
     ];
-    let caps = Caps {
+    let caps = AccountCaps {
         daily_usd: Some(usd("0.05")),
         monthly_usd: Some(usd("100")),
     };
@@ -537,7 +543,7 @@ fn the_same_target_endpoint_and_parameters_in_two_jobs_the_same_day_is_bought_on
         &jobs,
         Some("first"),
         &Prices::default(),
-        Caps::default(),
+        AccountCaps::default(),
         at("2026-03-01T00:00:00Z"),
     );
     assert_eq!(only.jobs.len(), 1);
@@ -617,17 +623,17 @@ fn the_account_price_list_and_a_flat_price_per_call_are_used_when_given() {
     let mut prices = Prices::default();
     prices.per_endpoint.insert(
         Endpoint::Summary,
-        crate::plan::Rate {
+        crate::api::prices::Rate {
             per_request: usd("0.01"),
             per_row: usd("0.0001"),
         },
     );
     prices.as_of = Some(Utc.with_ymd_and_hms(2026, 2, 27, 10, 0, 0).unwrap());
-    let b = compute(&jobs, None, &prices, Caps::default(), now);
+    let b = compute(&jobs, None, &prices, AccountCaps::default(), now);
     assert_eq!(b.jobs[0].collections[0].cost_per_fire, usd("0.0202"));
     assert_eq!(b.prices, "the account's price list of 2026-02-27 10:00 UTC");
     prices.flat_per_call = Some(usd("0.05"));
-    let b = compute(&jobs, None, &prices, Caps::default(), now);
+    let b = compute(&jobs, None, &prices, AccountCaps::default(), now);
     assert_eq!(b.jobs[0].collections[0].cost_per_month, usd("3"));
 }
 
@@ -719,7 +725,7 @@ fn history_and_timeseries_fires_pay_only_for_periods_not_stored_from_what_the_da
     let prices = Prices::default();
     // A new database: the first fire buys 31 days ($0.02093), each later one the day
     // that was open and the new one ($0.02006).
-    let fresh = compute(&[daily()], None, &prices, Caps::default(), now);
+    let fresh = compute(&[daily()], None, &prices, AccountCaps::default(), now);
     let c = &fresh.jobs[0].collections[0];
     assert_eq!(c.fires_per_month, 30);
     assert_eq!(c.cost_per_fire, usd("0.02093"));
@@ -728,24 +734,24 @@ fn history_and_timeseries_fires_pay_only_for_periods_not_stored_from_what_the_da
     assert_eq!(c.stored_per_month, usd("0.02523"));
     assert_eq!(fresh.total.pays_per_month, usd("0.60267"));
     // A database holding January and February: the first fire buys the open day only.
-    let mut held = Held::default();
-    let mut days = crate::coverage::Days::default();
+    let mut held = Stored::default();
+    let mut days = crate::warehouse::coverage::Days::default();
     days.add("2026-01-01".parse().unwrap(), "2026-02-28".parse().unwrap());
     let planned = plan_collection(&daily().collections[0], now.date_naive());
     held.insert_stored(
         crate::api::Endpoint::TimeseriesNewLostSummary,
-        &crate::coverage::options(&planned[0].task),
+        &crate::warehouse::coverage::options(&planned[0].task),
         "a.com",
         days,
-        crate::coverage::Days::default(),
+        crate::warehouse::coverage::Days::default(),
         None,
     );
-    let stored = compute_held(&[daily()], None, &prices, Caps::default(), now, held);
+    let stored = compute_with_stored(&[daily()], None, &prices, AccountCaps::default(), now, held);
     let c = &stored.jobs[0].collections[0];
     assert_eq!(c.pays_per_month, usd("0.60177"), "$0.02003 + 29 × $0.02006");
     // refetch = "always" pays the whole range every time.
     let mut always = daily();
     always.collections[0].refetch = crate::jobs::Refetch::Always;
-    let full = compute(&[always], None, &prices, Caps::default(), now);
+    let full = compute(&[always], None, &prices, AccountCaps::default(), now);
     assert_eq!(full.jobs[0].collections[0].pays_per_month, usd("0.6279"));
 }

@@ -5,8 +5,8 @@
 //! store fences every write by attempt).
 //!
 //! Which work a process may claim is part of the data: the daemon's workers
-//! ([`Scope::Scheduled`]) claim the work of scheduled runs only; a once-run's
-//! ([`Scope::Runs`]) only the work of its own runs. So a daemon never pays for work a
+//! ([`WorkSet::Scheduled`]) claim the work of scheduled runs only; a once-run's
+//! ([`WorkSet::Runs`]) only the work of its own runs. So a daemon never pays for work a
 //! once-run left behind, and a once-run never takes the daemon's.
 
 use std::collections::HashMap;
@@ -17,10 +17,10 @@ use tokio_util::sync::CancellationToken;
 use tracing::{debug, instrument, warn};
 
 use crate::api::{Endpoint, Target};
-use crate::executor::{AttemptEnd, Executor};
-use crate::plan::CallSpec;
+use crate::collect::executor::{AttemptEnd, Executor};
+use crate::money::plan::CallSpec;
+use crate::ops::metrics::Metrics;
 use crate::store::{ClaimScope, Fence, NewWork, Store, Terminal, WorkItem};
-use crate::telemetry::Metrics;
 
 /// How workers behave.
 #[derive(Clone, Debug)]
@@ -59,7 +59,7 @@ impl WorkerConfig {
     }
 
     /// A once-run's workers with the default queue settings, polling briskly (tests and
-    /// benchmarks; the commands use [`crate::app::App::workers`]).
+    /// benchmarks; the commands use `App::workers`).
     pub fn for_once(max_in_flight: usize) -> WorkerConfig {
         let mut cfg = WorkerConfig::from_config("once", &Default::default(), max_in_flight);
         cfg.poll = Duration::from_millis(20);
@@ -102,7 +102,7 @@ impl Shutdown {
 
 /// Which work the workers take.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub enum Scope {
+pub enum WorkSet {
     /// Scheduled work, whoever enqueued it, until shutdown (the daemon). When calls
     /// are stopped (a refusal, the daily cost limit), the work stays queued.
     Scheduled,
@@ -111,27 +111,27 @@ pub enum Scope {
     Runs(Vec<i64>),
 }
 
-impl Scope {
+impl WorkSet {
     fn claim_scope(&self) -> ClaimScope<'_> {
         match self {
-            Scope::Scheduled => ClaimScope::Scheduled,
-            Scope::Runs(runs) => ClaimScope::Runs(runs),
+            WorkSet::Scheduled => ClaimScope::Scheduled,
+            WorkSet::Runs(runs) => ClaimScope::Runs(runs),
         }
     }
 
     fn keeps_work_when_stopped(&self) -> bool {
-        matches!(self, Scope::Scheduled)
+        matches!(self, WorkSet::Scheduled)
     }
 }
 
 pub struct Workers {
     exec: Executor,
     cfg: WorkerConfig,
-    scope: Scope,
+    scope: WorkSet,
 }
 
 impl Workers {
-    pub fn new(exec: Executor, cfg: WorkerConfig, scope: Scope) -> Workers {
+    pub fn new(exec: Executor, cfg: WorkerConfig, scope: WorkSet) -> Workers {
         Workers { exec, cfg, scope }
     }
 
@@ -180,7 +180,7 @@ impl Workers {
                                 run_id = run,
                                 "a call was exhausted by claims that ended without an outcome"
                             );
-                            if let Err(e) = crate::runs::close_if_done(&store, run).await {
+                            if let Err(e) = crate::ops::runs::close_if_done(&store, run).await {
                                 warn!(error = %e, run_id = run, "closing a run failed; the sweep will");
                             }
                         }
@@ -208,7 +208,7 @@ impl Workers {
             }
             if tasks.is_empty()
                 && claimed == 0
-                && let Scope::Runs(runs) = &self.scope
+                && let WorkSet::Runs(runs) = &self.scope
             {
                 match store.pending_work(runs).await {
                     Ok(0) => break,
@@ -268,7 +268,7 @@ impl Workers {
                 store
                     .retry_work(claim.fence, policy.delay(1), true, &error)
                     .await?;
-                crate::runs::close_if_done(store, claim.run_id).await
+                crate::ops::runs::close_if_done(store, claim.run_id).await
             }
             .await;
             if let Err(e) = booked {
@@ -388,7 +388,7 @@ async fn try_process(
         Ok(call) => call,
         Err(why) => {
             store.finish_work(fence, Terminal::Failed, &why).await?;
-            crate::runs::close_if_done(store, item.run_id).await?;
+            crate::ops::runs::close_if_done(store, item.run_id).await?;
             return Ok(());
         }
     };
@@ -414,7 +414,7 @@ async fn try_process(
     let _ = heartbeat.await;
     let end: AttemptEnd = end?;
     settle(exec, keep_work_when_stopped, item, fence, &end).await?;
-    crate::runs::close_if_done(store, item.run_id).await?;
+    crate::ops::runs::close_if_done(store, item.run_id).await?;
     Ok(())
 }
 
@@ -477,18 +477,23 @@ async fn settle(
         // cap); a once-run's is not done.
         AttemptEnd::Held(hold) if keep_work_when_stopped => {
             if exec.note_hold(hold) {
-                warn!(budget = hold.name(), until = %hold.until, "{hold}");
+                warn!(budget = %hold.name(), until = %hold.until, "{hold}");
             }
             store
-                .hold_work(fence, hold.until, hold.name(), &format!("not sent: {hold}"))
+                .hold_work(
+                    fence,
+                    hold.until,
+                    &hold.name(),
+                    &format!("not sent: {hold}"),
+                )
                 .await?;
         }
         AttemptEnd::Held(hold) => {
             if exec.note_hold(hold) {
-                warn!(budget = hold.name(), "{hold}");
+                warn!(budget = %hold.name(), "{hold}");
             }
             store
-                .finish_held(fence, hold.name(), &format!("not sent: {hold}"))
+                .finish_held(fence, &hold.name(), &format!("not sent: {hold}"))
                 .await?;
         }
     }

@@ -332,7 +332,7 @@ pub struct Batch {
     pub raw_response_id: i64,
     /// The closed periods the answer covers (date-ranged endpoints), recorded with
     /// its rows.
-    pub coverage: Option<crate::coverage::Covered>,
+    pub coverage: Option<crate::warehouse::coverage::Covered>,
 }
 
 impl Batch {
@@ -445,8 +445,11 @@ pub fn normalize(ctx: &Context<'_>, body: &Value) -> Result<Batch, NormalizeErro
     }
     n.batch.dedupe();
     if answered {
-        n.batch.coverage =
-            crate::coverage::covered_by(ctx.endpoint, ctx.request, ctx.collected_at.date_naive());
+        n.batch.coverage = crate::warehouse::coverage::covered_by(
+            ctx.endpoint,
+            ctx.request,
+            ctx.collected_at.date_naive(),
+        );
     }
     Ok(n.batch)
 }

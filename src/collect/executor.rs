@@ -19,19 +19,19 @@ use tokio_util::sync::CancellationToken;
 use tracing::{info, instrument, warn};
 
 use crate::api::account::Account;
+use crate::api::prices::Prices;
 use crate::api::status::WRONG_PATH_CODES;
 use crate::api::{Attempt, Client, Outcome};
-use crate::budget::{Budgets, Hold};
-use crate::limits::{SharedLimits, Slot};
+use crate::collect::slots::{SharedSlots, Slot};
 use crate::money::Usd;
-use crate::normalize::{self, Context};
-use crate::plan::CallSpec;
-use crate::plan::Prices;
+use crate::money::budget::Hold;
+use crate::money::plan::CallSpec;
+use crate::ops::metrics::Metrics;
 use crate::store::ledger::received_at;
 use crate::store::{
     Booking, CallRecord, Fence, Purchase, SendDecision, Settlement, SlotBooking, Store,
 };
-use crate::telemetry::Metrics;
+use crate::warehouse::normalize::{self, Context};
 
 /// Why every further call was stopped.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -190,13 +190,11 @@ pub struct Executor {
     store: Store,
     client: Client,
     halt: Arc<Mutex<Option<Halt>>>,
-    shared: Option<SharedLimits>,
+    shared: Option<SharedSlots>,
     metrics: Option<Arc<Metrics>>,
     /// Once cancelled, calls still waiting for a slot are not sent.
     stop: CancellationToken,
     before_normalize: Option<NormalizeHook>,
-    /// The caps each call's estimate is reserved against.
-    budgets: Budgets,
     /// What calls cost: the account's price list once `user_data` gave one.
     prices: Arc<RwLock<Prices>>,
     /// Holds already logged (budget and until), so each is logged once.
@@ -226,7 +224,6 @@ impl Executor {
             metrics: None,
             stop: CancellationToken::new(),
             before_normalize: None,
-            budgets: Budgets::default(),
             prices: Arc::default(),
             holds_logged: Arc::default(),
             reuse_same_day: true,
@@ -260,13 +257,7 @@ impl Executor {
         self.holds_logged
             .lock()
             .expect("holds lock")
-            .insert((hold.name().to_string(), hold.until))
-    }
-
-    /// Reserves each call's estimate against `budgets` before it is sent.
-    pub fn with_budgets(mut self, budgets: Budgets) -> Executor {
-        self.budgets = budgets;
-        self
+            .insert((hold.name(), hold.until))
     }
 
     /// Estimates calls with `prices` (until `user_data` gives the account's own list).
@@ -278,10 +269,6 @@ impl Executor {
     /// The prices calls are estimated with now.
     pub fn prices(&self) -> Prices {
         self.prices.read().expect("prices lock").clone()
-    }
-
-    pub fn budgets(&self) -> &Budgets {
-        &self.budgets
     }
 
     fn flat_price(&self) -> Option<Usd> {
@@ -304,7 +291,7 @@ impl Executor {
 
     /// Makes every request also hold one of the account's slots in Postgres, so that
     /// all processes on the database together stay within the account's limits.
-    pub fn with_shared_limits(mut self, shared: SharedLimits) -> Executor {
+    pub fn with_shared_limits(mut self, shared: SharedSlots) -> Executor {
         self.shared = Some(shared);
         self
     }
@@ -501,7 +488,7 @@ impl Executor {
                 self.release(slot).await;
                 let names: Vec<String> = caps
                     .iter()
-                    .map(|c| format!("{} ({})", c.name, c.usd))
+                    .map(|c| format!("{} ({})", c.name(), c.usd))
                     .collect();
                 return Ok(AttemptEnd::Rejected(format!(
                     "not sent: its estimate of {estimate} alone is more than {}; raise the cap or split the collection's targets",
@@ -611,7 +598,7 @@ impl Executor {
             if let Some(h) = self.halted() {
                 return Booked::NotSent(AttemptEnd::NotSent(h));
             }
-            let ask = self.shared.as_ref().map(SharedLimits::ask);
+            let ask = self.shared.as_ref().map(SharedSlots::ask);
             let booked = self
                 .store
                 .book_with_slot(record, Some(fence), &booking, ask.as_ref())

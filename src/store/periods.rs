@@ -58,9 +58,9 @@ impl Store {
     }
 
     /// Everything `linkledger.coverage` holds, in memory (for `plan`'s month ahead).
-    pub async fn held(&self) -> Result<crate::coverage::Held, StoreError> {
-        use crate::coverage::{Days, Held};
-        let rows: Vec<HeldRow> = sqlx::query_as(
+    pub async fn stored(&self) -> Result<crate::warehouse::coverage::Stored, StoreError> {
+        use crate::warehouse::coverage::{Days, Stored};
+        let rows: Vec<StoredRow> = sqlx::query_as(
             "SELECT endpoint, target, options, fresh_on,
                     array(SELECT lower(r) FROM unnest(covered) r ORDER BY 1) AS covered_from,
                     array(SELECT upper(r) - 1 FROM unnest(covered) r ORDER BY 1) AS covered_to,
@@ -70,7 +70,7 @@ impl Store {
         )
         .fetch_all(self.pool())
         .await?;
-        let mut held = Held::default();
+        let mut held = Stored::default();
         let days = |from: &[NaiveDate], to: &[NaiveDate]| {
             let mut d = Days::default();
             for (f, t) in from.iter().zip(to) {
@@ -97,7 +97,7 @@ impl Store {
 }
 
 #[derive(sqlx::FromRow)]
-struct HeldRow {
+struct StoredRow {
     endpoint: String,
     target: String,
     options: Value,

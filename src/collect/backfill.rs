@@ -11,12 +11,13 @@ use std::fmt::Write as _;
 use chrono::NaiveDate;
 use serde_json::Value;
 
+use crate::api::prices::Prices;
 use crate::api::{Endpoint, Target};
-use crate::coverage;
 use crate::jobs::{Collection, Job};
 use crate::money::Usd;
-use crate::plan::{CallSpec, Prices, estimate_rows, plan_collection};
+use crate::money::plan::{CallSpec, estimate_rows, plan_collection};
 use crate::store::Store;
+use crate::warehouse::coverage;
 
 /// What to backfill.
 #[derive(Clone, Debug)]
@@ -156,7 +157,7 @@ pub async fn plan(
         let (calls, stored) = if req.refetch {
             (calls, 0)
         } else {
-            let narrowed = coverage::narrow_calls(store, calls, today).await?;
+            let narrowed = crate::collect::narrow::narrow_calls(store, calls, today).await?;
             (narrowed.calls, narrowed.skipped.len())
         };
         let estimate: Usd = calls.iter().map(|c| c.estimated_cost(prices)).sum();

@@ -8,12 +8,14 @@
 //! next day's fire asks for it again with the new open one, while a second backfill or
 //! fire the same day buys nothing.
 
+use std::collections::BTreeMap;
+
 use chrono::NaiveDate;
 use serde_json::{Map, Value};
 
 use crate::api::Endpoint;
 use crate::api::endpoint::{GroupRange, periods};
-use crate::plan::{CallSpec, estimate_rows};
+use crate::money::plan::{CallSpec, estimate_rows};
 
 /// Whether an endpoint answers for a date range (and so has coverage).
 pub fn is_ranged(endpoint: Endpoint) -> bool {
@@ -153,69 +155,26 @@ pub struct Narrowed {
     pub skipped: Vec<CallSpec>,
 }
 
-/// Narrows the date-ranged calls of `calls` to what the warehouse does not hold yet
-/// (one query per endpoint, options and range); other calls are kept as they are.
-pub async fn narrow_calls(
-    store: &crate::store::Store,
-    calls: Vec<CallSpec>,
-    today: NaiveDate,
-) -> Result<Narrowed, crate::store::StoreError> {
-    use std::collections::BTreeMap;
-    let mut out = Narrowed::default();
-    // (endpoint, options, from, to) -> calls
-    let mut groups: BTreeMap<(Endpoint, String, NaiveDate, NaiveDate), Vec<CallSpec>> =
-        BTreeMap::new();
-    for call in calls {
-        match (is_ranged(call.endpoint), requested_range(&call, today)) {
-            (true, Some((from, to))) if call.targets.len() == 1 => {
-                let key = (call.endpoint, options(&call.task).to_string(), from, to);
-                groups.entry(key).or_default().push(call);
+/// A task as the database compares it (jsonb: key order does not matter), its `tag`
+/// left out: a tag changes nothing in the answer, so a tagged call and an untagged one
+/// are the same purchase.
+pub fn task_key(task: &serde_json::Value) -> String {
+    fn sorted(v: &serde_json::Value) -> serde_json::Value {
+        match v {
+            serde_json::Value::Object(m) => {
+                let ordered: BTreeMap<&String, serde_json::Value> =
+                    m.iter().map(|(k, v)| (k, sorted(v))).collect();
+                serde_json::to_value(ordered).unwrap_or_default()
             }
-            _ => out.calls.push(call),
+            serde_json::Value::Array(a) => a.iter().map(sorted).collect(),
+            other => other.clone(),
         }
     }
-    for ((endpoint, _, from, to), calls) in groups {
-        let targets: Vec<String> = calls
-            .iter()
-            .map(|c| c.targets[0].as_str().to_string())
-            .collect();
-        let missing = store
-            .missing_periods(
-                endpoint,
-                &options(&calls[0].task),
-                &targets,
-                from,
-                to,
-                today,
-            )
-            .await?;
-        for call in calls {
-            let target = call.targets[0].as_str();
-            match missing.get(target).and_then(|m| narrow(&call, m, today)) {
-                Some(narrowed) => out.calls.push(narrowed),
-                None => out.skipped.push(call),
-            }
-        }
+    let mut key = sorted(task);
+    if let Some(m) = key.as_object_mut() {
+        m.remove("tag");
     }
-    Ok(out)
-}
-
-/// What one fire of `collection`, planned on `planned_on`, buys: its calls, the
-/// date-ranged ones narrowed to what the warehouse does not hold (unless the collection
-/// says `refetch = "always"`).
-pub async fn plan_to_buy(
-    store: &crate::store::Store,
-    collection: &crate::jobs::Collection,
-    planned_on: NaiveDate,
-) -> Result<Narrowed, crate::store::StoreError> {
-    let calls = crate::plan::plan_collection(collection, planned_on);
-    match collection.refetch {
-        crate::jobs::Refetch::Always => Ok(Narrowed {
-            calls,
-            skipped: Vec::new(),
-        }),
-        crate::jobs::Refetch::Missing => narrow_calls(store, calls, planned_on).await,
-    }
+    key.to_string()
 }
 
 /// Days as inclusive date ranges, sorted and apart (what a `datemultirange` holds).
@@ -281,20 +240,20 @@ impl Days {
 /// that walks the fires of a month ahead (`linkledger plan`), starting from what the
 /// database holds.
 #[derive(Clone, Debug, Default)]
-pub struct Held {
-    map: std::collections::HashMap<(Endpoint, String, String), HeldEntry>,
+pub struct Stored {
+    map: std::collections::HashMap<(Endpoint, String, String), StoredEntry>,
 }
 
 #[derive(Clone, Debug, Default)]
-struct HeldEntry {
+struct StoredEntry {
     covered: Days,
     fresh: Days,
     fresh_on: Option<NaiveDate>,
 }
 
-impl Held {
+impl Stored {
     fn key(endpoint: Endpoint, options: &Value, target: &str) -> (Endpoint, String, String) {
-        (endpoint, crate::bill::task_key(options), target.to_string())
+        (endpoint, task_key(options), target.to_string())
     }
 
     /// What the database holds for one endpoint, options and target.
@@ -308,8 +267,8 @@ impl Held {
         fresh_on: Option<NaiveDate>,
     ) {
         self.map.insert(
-            Held::key(endpoint, options, target),
-            HeldEntry {
+            Stored::key(endpoint, options, target),
+            StoredEntry {
                 covered,
                 fresh,
                 fresh_on,
@@ -321,7 +280,7 @@ impl Held {
     pub fn record(&mut self, c: &Covered) {
         let e = self
             .map
-            .entry(Held::key(c.endpoint, &c.options, &c.target))
+            .entry(Stored::key(c.endpoint, &c.options, &c.target))
             .or_default();
         if let Some((from, to)) = c.closed {
             e.covered.add(from, to);
@@ -351,7 +310,7 @@ impl Held {
         today: NaiveDate,
     ) -> Days {
         let asked = Days::one(from, to);
-        match self.map.get(&Held::key(endpoint, options, target)) {
+        match self.map.get(&Stored::key(endpoint, options, target)) {
             None => asked,
             Some(e) => {
                 let left = asked.minus(&e.covered);
@@ -364,7 +323,7 @@ impl Held {
         }
     }
 
-    /// `calls` narrowed to what is not held on `today` (as [`narrow_calls`] does
+    /// `calls` narrowed to what is not held on `today` (as `collect::narrow::narrow_calls` does
     /// against the database).
     pub fn narrow_calls(&self, calls: Vec<CallSpec>, today: NaiveDate) -> Narrowed {
         let mut out = Narrowed::default();
@@ -501,7 +460,7 @@ mod tests {
 
     #[test]
     fn held_in_memory_follows_the_stores_rules_for_open_periods() {
-        let mut held = Held::default();
+        let mut held = Stored::default();
         let task = json!({"target": "a.com", "date_from": "2026-11-01", "date_to": "2026-12-01", "group_range": "day"});
         let e = Endpoint::TimeseriesNewLostSummary;
         let opts = options(&task);

@@ -7,11 +7,6 @@
 //! Metrics: [`metrics::Metrics`] (Prometheus families), exposed with `/healthz` by
 //! [`server::serve`].
 
-pub mod metrics;
-pub mod server;
-
-pub use metrics::Metrics;
-
 use std::io::IsTerminal as _;
 
 use tracing_subscriber::EnvFilter;

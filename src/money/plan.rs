@@ -14,81 +14,9 @@ use crate::api::Endpoint;
 use crate::api::Target;
 use crate::api::endpoint::GroupRange;
 use crate::api::endpoint::{BULK_MAX_TARGETS, PAGES_SUMMARY_MAX_DOMAINS};
+use crate::api::prices::Prices;
 use crate::jobs::{Collection, Job};
 use crate::money::Usd;
-
-/// The API's list price per request, USD.
-pub const PRICE_PER_REQUEST: Usd = Usd(rust_decimal::Decimal::from_parts(2, 0, 0, false, 2));
-/// The API's list price per returned row, USD.
-pub const PRICE_PER_ROW: Usd = Usd(rust_decimal::Decimal::from_parts(3, 0, 0, false, 5));
-
-/// The API's list price: $0.02 per request plus $0.00003 per returned row. Only an
-/// estimate; the ledger records what the API reports.
-pub fn price(rows: i64) -> Usd {
-    Rate::LIST.price(rows)
-}
-
-/// A price per request and per returned row.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-pub struct Rate {
-    pub per_request: Usd,
-    pub per_row: Usd,
-}
-
-impl Rate {
-    /// DataForSEO's list price for the live Backlinks endpoints.
-    pub const LIST: Rate = Rate {
-        per_request: PRICE_PER_REQUEST,
-        per_row: PRICE_PER_ROW,
-    };
-
-    pub fn price(self, rows: i64) -> Usd {
-        Usd(self.per_request.decimal() + self.per_row.decimal() * rust_decimal::Decimal::from(rows))
-    }
-}
-
-/// What calls cost the user: the account's own price list when `appendix/user_data`
-/// gave one, else the list price; or a gateway's flat price per call.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct Prices {
-    /// Per endpoint, from the account's price list; endpoints not in it pay the list
-    /// price.
-    pub per_endpoint: BTreeMap<Endpoint, Rate>,
-    /// `api.price_per_call`: a gateway's flat price, whatever the rows.
-    pub flat_per_call: Option<Usd>,
-    /// When the price list was read (`None`: the built-in list price).
-    pub as_of: Option<chrono::DateTime<chrono::Utc>>,
-}
-
-impl Prices {
-    /// The rate of `endpoint`.
-    pub fn rate(&self, endpoint: Endpoint) -> Rate {
-        self.per_endpoint
-            .get(&endpoint)
-            .copied()
-            .unwrap_or(Rate::LIST)
-    }
-
-    /// What a call of `endpoint` returning `rows` rows costs.
-    pub fn estimate(&self, endpoint: Endpoint, rows: i64) -> Usd {
-        match self.flat_per_call {
-            Some(flat) => flat,
-            None => self.rate(endpoint).price(rows),
-        }
-    }
-
-    /// Where the prices come from, for people.
-    pub fn source(&self) -> String {
-        match (self.flat_per_call, self.as_of) {
-            (Some(flat), _) => format!("api.price_per_call {flat} per call"),
-            (None, Some(at)) => format!(
-                "the account's price list of {}",
-                at.format("%Y-%m-%d %H:%M UTC")
-            ),
-            (None, None) => "list price $0.02 per call + $0.00003 per row".into(),
-        }
-    }
-}
 
 /// One planned API call.
 #[derive(Clone, Debug, PartialEq)]
@@ -267,12 +195,6 @@ mod tests {
         (0..n)
             .map(|i| Target::parse(&format!("https://{domain}/p{i}")).unwrap())
             .collect()
-    }
-
-    #[test]
-    fn the_list_price_is_two_cents_plus_three_thousandths_of_a_cent_per_row() {
-        assert_eq!(price(0).to_string(), "$0.02");
-        assert_eq!(price(100).to_string(), "$0.023");
     }
 
     #[test]

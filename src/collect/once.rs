@@ -11,11 +11,11 @@ use anyhow::Context as _;
 use chrono::NaiveDate;
 use tracing::{info, instrument, warn};
 
-use crate::executor::{CredentialsCheck, Executor, Halt};
+use crate::collect::executor::{CredentialsCheck, Executor, Halt};
+use crate::collect::workers::{self, Shutdown, WorkSet, WorkerConfig, Workers};
 use crate::jobs::Job;
 use crate::money::Usd;
-use crate::plan::CallSpec;
-use crate::queue::{self, Scope, Shutdown, WorkerConfig, Workers};
+use crate::money::plan::CallSpec;
 use crate::store::{RunKind, RunStatus};
 use crate::words::count;
 
@@ -52,7 +52,7 @@ pub struct RunReport {
 impl JobReport {
     /// The line `run --once` prints for the job, the one the daemon logs for a run.
     pub fn line(&self) -> String {
-        crate::runs::line(
+        crate::ops::runs::line(
             &self.job,
             self.status.as_str(),
             self.calls,
@@ -124,7 +124,7 @@ pub struct JobCalls {
 
 /// Runs enqueued, about to be executed.
 #[derive(Clone, Debug)]
-pub struct Enqueued {
+pub struct EnqueuedRuns {
     pub runs: Vec<i64>,
     /// Their calls' estimated cost.
     pub estimate: Usd,
@@ -141,7 +141,7 @@ pub async fn plan(
     for job in jobs {
         let mut calls = Vec::new();
         for c in &job.collections {
-            let planned = crate::coverage::plan_to_buy(store, c, today)
+            let planned = crate::collect::narrow::plan_to_buy(store, c, today)
                 .await
                 .context("planning the calls against what is stored")?;
             calls.extend(planned.calls);
@@ -160,13 +160,13 @@ pub async fn enqueue(
     exec: &Executor,
     planned: &[JobCalls],
     kind: RunKind,
-) -> anyhow::Result<Enqueued> {
+) -> anyhow::Result<EnqueuedRuns> {
     let max_attempts = exec.client().retry_policy().max_attempts as i32;
     let prices = exec.prices();
     let mut runs = Vec::new();
     let mut estimate = Usd::ZERO;
     for job in planned {
-        let work: Vec<_> = job.calls.iter().map(queue::new_work).collect();
+        let work: Vec<_> = job.calls.iter().map(workers::new_work).collect();
         estimate += job.calls.iter().map(|c| c.estimated_cost(&prices)).sum();
         let run_id = exec
             .store()
@@ -175,7 +175,7 @@ pub async fn enqueue(
             .context("starting a run with its calls")?;
         runs.push(run_id);
     }
-    Ok(Enqueued { runs, estimate })
+    Ok(EnqueuedRuns { runs, estimate })
 }
 
 /// Runs every collection of `jobs` once, now, with workers configured by `workers`,
@@ -228,7 +228,7 @@ pub async fn execute(
     };
     for run in runs {
         // Usually the run's last call closed it (and logged its line) already.
-        crate::runs::close_if_done(store, run).await?;
+        crate::ops::runs::close_if_done(store, run).await?;
         let row = store.run_summary(run).await?;
         report.jobs.push(JobReport {
             job: row.job,
@@ -273,7 +273,7 @@ async fn work(
             Ok(())
         }
         CredentialsCheck::Accepted | CredentialsCheck::Unknown(_) => {
-            Workers::new(exec.clone(), workers, Scope::Runs(runs.to_vec()))
+            Workers::new(exec.clone(), workers, WorkSet::Runs(runs.to_vec()))
                 .run(shutdown)
                 .await
                 .context("executing the queued calls")

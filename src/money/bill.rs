@@ -9,7 +9,7 @@
 //!   daily 02:30 in Europe/Berlin fires 30 times across a daylight saving change, as
 //!   with crontab.
 //! - Cost per fire: the calls one fire makes, packed as `run` packs them
-//!   ([`crate::plan::plan_collection`] on now's UTC day), at the given [`Prices`].
+//!   ([`crate::money::plan::plan_collection`] on now's UTC day), at the given [`Prices`].
 //! - Cost per month = cost per fire × fires per month; per day = per month / 30,
 //!   rounded to $0.00001. Totals add the monthly figures, then divide.
 //! - *Bought once*: when a fire would buy what a fire of another collection already
@@ -40,10 +40,11 @@ use serde::{Serialize, Serializer};
 use crate::api::Endpoint;
 use crate::api::Target;
 use crate::api::endpoint::GroupRange;
-use crate::coverage::Held;
+use crate::api::prices::Prices;
 use crate::jobs::{Collection, Job, Params};
 use crate::money::Usd;
-use crate::plan::{CallSpec, Prices, plan_collection};
+use crate::money::plan::{CallSpec, plan_collection};
+use crate::warehouse::coverage::{Stored, task_key};
 
 /// Days in a bill's month.
 pub const WINDOW_DAYS: i64 = 30;
@@ -62,7 +63,7 @@ const MAX_FIRES: usize = 50_000;
 /// The account's budgets (`budget.daily_usd`, `budget.monthly_usd`); a job's own
 /// monthly budget comes with the job.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct Caps {
+pub struct AccountCaps {
     pub daily_usd: Option<Usd>,
     pub monthly_usd: Option<Usd>,
 }
@@ -333,20 +334,20 @@ pub fn compute(
     jobs: &[Job],
     only_job: Option<&str>,
     prices: &Prices,
-    caps: Caps,
+    caps: AccountCaps,
     now: DateTime<Utc>,
 ) -> Bill {
-    compute_held(jobs, only_job, prices, caps, now, Held::default())
+    compute_with_stored(jobs, only_job, prices, caps, now, Stored::default())
 }
 
-/// [`compute`] from what the database holds now (`held`).
-pub fn compute_held(
+/// [`compute`] from what the database holds now (`stored`).
+pub fn compute_with_stored(
     jobs: &[Job],
     only_job: Option<&str>,
     prices: &Prices,
-    caps: Caps,
+    caps: AccountCaps,
     now: DateTime<Utc>,
-    held: Held,
+    stored: Stored,
 ) -> Bill {
     let today = now.date_naive();
     let until = now + chrono::Duration::days(WINDOW_DAYS);
@@ -371,7 +372,7 @@ pub fn compute_held(
             });
         }
     }
-    simulate_reuse(&mut lines, prices, held);
+    simulate_reuse(&mut lines, prices, stored);
 
     let shown = |l: &Line| only_job.is_none_or(|name| jobs[l.job].name == name);
     let mut job_bills = Vec::new();
@@ -492,11 +493,11 @@ fn totals(lines: &[&Line]) -> Totals {
 
 /// Walks every fire of the window in time order the way the scheduler plans and the
 /// executor buys. A history or timeseries collection asks only for what is not held
-/// (`held`: the database's periods, then what each fire stores). A call (endpoint and
+/// (`periods`: the database's periods, then what each fire stores). A call (endpoint and
 /// task) bought on a UTC day is reused by every later call of the same endpoint and
 /// task that day, whether another collection's or this collection's own later fire. A
 /// bulk call is reused only whole (the same targets in one task).
-fn simulate_reuse(lines: &mut [Line], prices: &Prices, mut held: Held) {
+fn simulate_reuse(lines: &mut [Line], prices: &Prices, mut periods: Stored) {
     let mut events: Vec<(DateTime<Utc>, usize)> = lines
         .iter()
         .enumerate()
@@ -518,14 +519,14 @@ fn simulate_reuse(lines: &mut [Line], prices: &Prices, mut held: Held) {
             day = Some(fire_day);
         }
         let c = lines[i].collection;
-        let incremental =
-            crate::coverage::is_ranged(c.endpoint) && c.refetch == crate::jobs::Refetch::Missing;
+        let incremental = crate::warehouse::coverage::is_ranged(c.endpoint)
+            && c.refetch == crate::jobs::Refetch::Missing;
         let narrowed;
         let calls: &Planned = if incremental {
             // What is held changes from fire to fire: planned anew each time.
             let all = plan_collection(c, fire_day);
             let full = cost_of(&all, prices);
-            let to_buy = held.narrow_calls(all, fire_day).calls;
+            let to_buy = periods.narrow_calls(all, fire_day).calls;
             let stored = full - cost_of(&to_buy, prices);
             if !stored.is_zero() {
                 let line = &mut lines[i];
@@ -535,9 +536,9 @@ fn simulate_reuse(lines: &mut [Line], prices: &Prices, mut held: Held) {
             // Answers bought or reused alike store their periods.
             for call in &to_buy {
                 if let Some(covered) =
-                    crate::coverage::covered_by(call.endpoint, &call.task, fire_day)
+                    crate::warehouse::coverage::covered_by(call.endpoint, &call.task, fire_day)
                 {
-                    held.record(&covered);
+                    periods.record(&covered);
                 }
             }
             narrowed = to_buy
@@ -578,28 +579,6 @@ fn simulate_reuse(lines: &mut [Line], prices: &Prices, mut held: Held) {
             line.bought_by.insert(buyer);
         }
     }
-}
-
-/// A task as the database compares it (jsonb: key order does not matter), its `tag`
-/// left out: a tag changes nothing in the answer, so a tagged call and an untagged one
-/// are the same purchase.
-pub(crate) fn task_key(task: &serde_json::Value) -> String {
-    fn sorted(v: &serde_json::Value) -> serde_json::Value {
-        match v {
-            serde_json::Value::Object(m) => {
-                let ordered: BTreeMap<&String, serde_json::Value> =
-                    m.iter().map(|(k, v)| (k, sorted(v))).collect();
-                serde_json::to_value(ordered).unwrap_or_default()
-            }
-            serde_json::Value::Array(a) => a.iter().map(sorted).collect(),
-            other => other.clone(),
-        }
-    }
-    let mut key = sorted(task);
-    if let Some(m) = key.as_object_mut() {
-        m.remove("tag");
-    }
-    key.to_string()
 }
 
 /// The period of the data a collection buys.

@@ -1,0 +1,11 @@
+//! What an operator sees and runs around the collector: logs, metrics and health,
+//! runs as a person meets them, progress, the schema's own documentation, and a
+//! throwaway PostgreSQL cluster.
+
+pub mod cluster;
+pub mod health;
+pub mod metrics;
+pub mod progress;
+pub mod runs;
+pub mod schema_docs;
+pub mod telemetry;
