@@ -4,6 +4,8 @@ use std::time::Duration;
 use chrono::TimeZone;
 
 use super::*;
+// The bill's text is the command line's; these tests read the bill and its text together.
+use crate::cli::plan::render_bill as render_text;
 use crate::jobs::schedule::Schedule;
 use crate::jobs::{CatchUp, DateSpec, ParamValue};
 
@@ -691,15 +693,6 @@ fn the_text_lists_each_collection_and_the_totals() {
     ] {
         assert!(text.contains(line), "`{line}` in:\n{text}");
     }
-}
-
-#[test]
-fn thousands_are_separated_and_cadences_named() {
-    assert_eq!(thousands(10_000), "10,000");
-    assert_eq!(thousands(999), "999");
-    assert_eq!(thousands(1_234_567), "1,234,567");
-    assert_eq!(cadence(30), "daily");
-    assert_eq!(cadence(21), "21 times in 30 days");
 }
 
 #[test]

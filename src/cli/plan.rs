@@ -1,0 +1,501 @@
+//! `plan`, the bill before anything runs, and `jobs check`, which validates the job
+//! files and warns of expensive fires; the bill's text for people.
+
+use std::fmt::Write as _;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use chrono::{NaiveDate, Utc};
+
+use super::{Context, UsageError, load_jobs, today};
+use crate::config::Config;
+use crate::jobs::{self, Job};
+use crate::money::Usd;
+use crate::money::bill::{Bill, BudgetUse, Cheaper, JobBill};
+use crate::words::count;
+
+#[derive(Debug, clap::Args)]
+pub struct PlanArgs {
+    /// Only this job.
+    #[arg(long)]
+    job: Option<String>,
+    /// The bill as JSON, for scripts (money as exact decimal strings).
+    #[arg(long)]
+    json: bool,
+    /// The bill as of this instant instead of now (RFC 3339, e.g. 2026-03-29T00:00:00Z):
+    /// fires are counted over the 30 days after it.
+    #[arg(long, value_name = "TIME")]
+    at: Option<chrono::DateTime<Utc>>,
+}
+
+pub(super) async fn plan(cx: &Context, args: PlanArgs) -> anyhow::Result<ExitCode> {
+    let cfg = cx.config()?;
+    let jobs = load_jobs(&cfg)?;
+    jobs::select(&jobs, args.job.as_deref()).map_err(UsageError)?;
+    print_plan(
+        &cfg,
+        &jobs,
+        args.job.as_deref(),
+        args.json,
+        args.at.unwrap_or_else(Utc::now),
+    )
+    .await?;
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `jobs check`: every job file valid, or each problem as `file: field: why`.
+pub(super) fn jobs_check(cx: &Context) -> anyhow::Result<ExitCode> {
+    let cfg = cx.config()?;
+    let jobs = load_jobs(&cfg)?;
+    for warning in fire_cost_warnings(&cfg, &jobs, today()) {
+        eprintln!("warning: {warning}");
+    }
+    let collections: usize = jobs.iter().map(|j| j.collections.len()).sum();
+    println!(
+        "ok: {} in {}, {}, {}",
+        count(jobs.len() as i64, "job file"),
+        cfg.jobs.dir.display(),
+        count(jobs.len() as i64, "job"),
+        count(collections as i64, "collection")
+    );
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `plan`: the bill of `jobs` (all loaded, so that answers bought once across jobs are
+/// seen), showing `only` when given. Reads the stored price list when a database is
+/// configured and reachable, never writes, never calls the API.
+async fn print_plan(
+    cfg: &Config,
+    jobs: &[Job],
+    only: Option<&str>,
+    json: bool,
+    now: chrono::DateTime<Utc>,
+) -> anyhow::Result<()> {
+    let (mut prices, note, held) = plan_prices(cfg).await;
+    // A gateway's flat price is what the user pays, whatever the price list says.
+    prices.flat_per_call = cfg.api.price_per_call;
+    let caps = crate::money::bill::AccountCaps {
+        daily_usd: cfg.budget.daily_usd,
+        monthly_usd: cfg.budget.monthly_usd,
+    };
+    let mut bill = crate::money::bill::compute_with_stored(jobs, only, &prices, caps, now, held);
+    bill.prices_note = note;
+    if json {
+        println!("{}", serde_json::to_string_pretty(&bill)?);
+    } else {
+        print!("{}", render_bill(&bill));
+    }
+    Ok(())
+}
+
+/// The prices `plan` estimates with: the newest price list `appendix/user_data` gave
+/// (stored by the daemon) when the database is configured and answers, else the list
+/// price; and why, for the output. Connects without migrating: `plan` writes nothing.
+async fn plan_prices(
+    cfg: &Config,
+) -> (
+    crate::api::prices::Prices,
+    Option<String>,
+    crate::warehouse::coverage::Stored,
+) {
+    use crate::api::prices::Prices;
+    let none = crate::warehouse::coverage::Stored::default;
+    let Some(url) = cfg.database_url() else {
+        return (
+            Prices::default(),
+            Some("no database configured".into()),
+            none(),
+        );
+    };
+    let connect = crate::store::Store::connect(url, 1);
+    let store = match tokio::time::timeout(Duration::from_secs(3), connect).await {
+        Ok(Ok(store)) => store,
+        Ok(Err(e)) => {
+            return (
+                Prices::default(),
+                Some(format!("the database did not answer: {e}")),
+                none(),
+            );
+        }
+        Err(_) => {
+            return (
+                Prices::default(),
+                Some("the database did not answer within 3 s".into()),
+                none(),
+            );
+        }
+    };
+    // The account behind the configured API first, else the newest of any real one.
+    let host = cfg.api.base_url.host_str().map(str::to_string);
+    let mut snapshot = store.latest_account(host.as_deref()).await;
+    if matches!(snapshot, Ok(None)) {
+        snapshot = store
+            .latest_account(None)
+            .await
+            .map(|s| s.filter(|s| !s.sandbox));
+    }
+    // What history and timeseries periods are stored (none in a database that was
+    // never migrated).
+    let held = store.stored().await.unwrap_or_else(|e| {
+        tracing::debug!(error = %e, "no coverage readable; planning as if nothing is stored");
+        none()
+    });
+    store.pool().close().await;
+    let (prices, note) = match snapshot {
+        Ok(Some(s)) if !s.account.prices.is_empty() => {
+            (s.prices(), Some(format!("read from {}", s.api_host)))
+        }
+        Ok(_) => (
+            Prices::default(),
+            Some("no price list stored yet: the daemon reads it from appendix/user_data".into()),
+        ),
+        Err(e) => (
+            Prices::default(),
+            Some(format!("no price list readable in the database: {e}")),
+        ),
+    };
+    (prices, note, held)
+}
+
+/// `jobs check`'s warnings about collections one fire of which would cost more than
+/// `jobs.fire_cost_warning_usd` (at the list price, or the gateway's flat price), as
+/// `file: collect[N]: why` with the figure.
+fn fire_cost_warnings(cfg: &Config, jobs: &[Job], today: NaiveDate) -> Vec<String> {
+    let prices = crate::api::prices::Prices {
+        flat_per_call: cfg.api.price_per_call,
+        ..crate::api::prices::Prices::default()
+    };
+    let over = cfg.jobs.fire_cost_warning_usd;
+    let mut out = Vec::new();
+    for job in jobs {
+        for (i, c) in job.collections.iter().enumerate() {
+            let calls = crate::money::plan::plan_collection(c, today);
+            let cost: Usd = calls.iter().map(|call| call.estimated_cost(&prices)).sum();
+            if cost > over {
+                out.push(format!(
+                    "{}: collect[{}]: one fire of {} makes {} estimated at {cost} ({}), more than \
+                     jobs.fire_cost_warning_usd = {over}; `linkledger plan` shows the month's bill",
+                    job.file.display(),
+                    i + 1,
+                    c.name,
+                    count(calls.len() as i64, "call"),
+                    prices.source()
+                ));
+            }
+        }
+    }
+    out
+}
+
+/// `10000` as `10,000`.
+fn thousands(n: usize) -> String {
+    let s = n.to_string();
+    let mut out = String::new();
+    for (i, ch) in s.chars().enumerate() {
+        if i > 0 && (s.len() - i).is_multiple_of(3) {
+            out.push(',');
+        }
+        out.push(ch);
+    }
+    out
+}
+
+/// How often a schedule fires, in words, from its fires in 30 days.
+fn cadence(fires: i64) -> String {
+    match fires {
+        1 => "monthly".into(),
+        4 | 5 => "weekly".into(),
+        30 => "daily".into(),
+        720 => "hourly".into(),
+        n => format!("{n} times in 30 days"),
+    }
+}
+
+fn percent(b: &BudgetUse) -> String {
+    match b.share_percent {
+        Some(p) => format!("{p}%"),
+        None => "a zero cap".into(),
+    }
+}
+
+/// Writes `rows` as columns two spaces in, each as wide as its widest cell, numbers
+/// (`right[i]`) aligned right.
+fn table(out: &mut String, rows: &[Vec<String>], right: &[bool]) {
+    let widths: Vec<usize> = (0..right.len())
+        .map(|i| rows.iter().map(|r| r[i].chars().count()).max().unwrap_or(0))
+        .collect();
+    for row in rows {
+        let cells: Vec<String> = row
+            .iter()
+            .zip(&widths)
+            .zip(right)
+            .map(|((cell, &w), &right)| {
+                if right {
+                    format!("{cell:>w$}")
+                } else {
+                    format!("{cell:<w$}")
+                }
+            })
+            .collect();
+        out.push_str("  ");
+        out.push_str(cells.join("  ").trim_end());
+        out.push('\n');
+    }
+}
+
+/// The bill for people.
+pub(crate) fn render_bill(bill: &Bill) -> String {
+    let mut out = String::new();
+    let _ = writeln!(
+        out,
+        "the bill of the next {} days, {} to {}; nothing is spent",
+        bill.window_days,
+        bill.now.format("%Y-%m-%d %H:%M UTC"),
+        bill.until.format("%Y-%m-%d %H:%M UTC")
+    );
+    let _ = writeln!(
+        out,
+        "prices: {}{}",
+        bill.prices,
+        bill.prices_note
+            .as_deref()
+            .map(|n| format!(" ({n})"))
+            .unwrap_or_default()
+    );
+    for job in &bill.jobs {
+        job_section(&mut out, job);
+    }
+    totals_section(&mut out, bill);
+    cheaper_section(&mut out, &bill.cheaper);
+    out
+}
+
+/// A job's collections as a table, with what it pays and its budget.
+fn job_section(out: &mut String, job: &JobBill) {
+    let budget = job
+        .budget
+        .as_ref()
+        .map(|b| format!(", budget_monthly_usd {}", b.cap))
+        .unwrap_or_default();
+    let _ = writeln!(out, "\njob {} ({}){budget}", job.name, job.timezone);
+    let mut rows: Vec<Vec<String>> = vec![
+        [
+            "collection",
+            "endpoint (calls per fire)",
+            "targets",
+            "rows/fire",
+            "cost/fire",
+            "next fire",
+            "fires/30d",
+            "per day",
+            "per month",
+        ]
+        .map(String::from)
+        .to_vec(),
+    ];
+    for c in &job.collections {
+        rows.push(vec![
+            c.name.clone(),
+            format!(
+                "{} ({} call{})",
+                c.endpoint,
+                c.calls_per_fire,
+                if c.calls_per_fire == 1 { "" } else { "s" }
+            ),
+            c.targets.to_string(),
+            c.rows_per_fire.to_string(),
+            c.cost_per_fire.to_string(),
+            c.next_fire_local.clone().unwrap_or_else(|| "never".into()),
+            c.fires_per_month.to_string(),
+            c.cost_per_day.to_string(),
+            c.cost_per_month.to_string(),
+        ]);
+    }
+    let t = &job.total;
+    rows.push(vec![
+        "job total".into(),
+        count(t.calls_per_fire, "call"),
+        String::new(),
+        String::new(),
+        t.cost_per_fire.to_string(),
+        String::new(),
+        t.fires_per_month.to_string(),
+        t.cost_per_day.to_string(),
+        t.cost_per_month.to_string(),
+    ]);
+    table(
+        out,
+        &rows,
+        &[false, false, true, true, true, false, true, true, true],
+    );
+    if !t.stored_per_month.is_zero() {
+        let _ = writeln!(
+            out,
+            "  stored already (history and timeseries fires ask only for periods not held): -{}/month",
+            t.stored_per_month
+        );
+    }
+    if !t.bought_once_per_month.is_zero() {
+        let _ = writeln!(
+            out,
+            "  bought once (reused the same UTC day): -{}/month",
+            t.bought_once_per_month
+        );
+    }
+    if !(t.stored_per_month.is_zero() && t.bought_once_per_month.is_zero()) {
+        let _ = writeln!(
+            out,
+            "  so it pays {}/day, {}/month",
+            t.pays_per_day, t.pays_per_month
+        );
+    }
+    if let Some(b) = &job.budget {
+        let _ = writeln!(
+            out,
+            "  budget_monthly_usd {}: {} of it used by {}/month{}",
+            b.cap,
+            percent(b),
+            b.projected,
+            if b.over { "  OVER BUDGET" } else { "" }
+        );
+    }
+}
+
+/// What every collection of the bill costs together, and against the account's
+/// budgets.
+fn totals_section(out: &mut String, bill: &Bill) {
+    let t = &bill.total;
+    let scope = match &bill.only_job {
+        Some(name) => format!("job {name}"),
+        None => "all jobs".into(),
+    };
+    let _ = writeln!(
+        out,
+        "\n{scope}: one fire of every collection: {}, estimated cost {}",
+        count(t.calls_per_fire, "call"),
+        t.cost_per_fire
+    );
+    let _ = writeln!(
+        out,
+        "{scope}: {} in 30 days; projected {}/day, {}/month{}",
+        count(t.calls_per_month, "call"),
+        t.pays_per_day,
+        t.pays_per_month,
+        match (
+            t.stored_per_month.is_zero(),
+            t.bought_once_per_month.is_zero()
+        ) {
+            (true, true) => String::new(),
+            (false, true) => format!(
+                " (schedules cost {}/month at full range; {} of it stored already)",
+                t.cost_per_month, t.stored_per_month
+            ),
+            (true, false) => format!(
+                " (schedules cost {}/month; {} of it bought once)",
+                t.cost_per_month, t.bought_once_per_month
+            ),
+            (false, false) => format!(
+                " (schedules cost {}/month at full range; {} of it stored already, {} bought once)",
+                t.cost_per_month, t.stored_per_month, t.bought_once_per_month
+            ),
+        }
+    );
+    if let Some(d) = t.busiest_day {
+        let _ = writeln!(out, "busiest UTC day: {} with {}", d.day, d.cost);
+    }
+    for b in &bill.budgets {
+        let per = if b.budget == "budget.daily_usd" {
+            "day"
+        } else {
+            "month"
+        };
+        let _ = writeln!(
+            out,
+            "{} {}: {} of it used by {}/{per}{}",
+            b.budget,
+            b.cap,
+            percent(b),
+            b.projected,
+            if b.over { "  OVER BUDGET" } else { "" }
+        );
+        if per == "day"
+            && !b.over
+            && let Some(d) = t.busiest_day.filter(|d| d.cost > b.cap)
+        {
+            let _ = writeln!(
+                out,
+                "  but {} needs {}: what is over the cap that day waits for the next",
+                d.day, d.cost
+            );
+        }
+    }
+}
+
+/// The waste the bill can see: schedules finer than the data, calls bought once
+/// across collections, bulk alternatives.
+fn cheaper_section(out: &mut String, ch: &Cheaper) {
+    let _ = writeln!(out, "\nthe cheaper way (money at stake per month):");
+    if ch.finer_than_data.is_empty() && ch.bought_once.is_empty() && ch.bulk_alternatives.is_empty()
+    {
+        let _ = writeln!(out, "  nothing found");
+    }
+    for f in &ch.finer_than_data {
+        let _ = writeln!(
+            out,
+            "  - {}/{}: `{}` fires {} times in 30 days, but {}: once a {} is enough (e.g. `{}`): {}/month at stake",
+            f.job,
+            f.collection,
+            f.schedule,
+            f.fires_per_month,
+            f.why,
+            f.data_period,
+            f.suggested_schedule,
+            f.stake_per_month
+        );
+    }
+    for b in &ch.bought_once {
+        let _ = writeln!(
+            out,
+            "  - bought once: {}/{} ({}) reuses {} target{} {} bought the same UTC day: saves {}/month (already out of the projection)",
+            b.job,
+            b.collection,
+            b.endpoint,
+            thousands(b.targets),
+            if b.targets == 1 { "" } else { "s" },
+            b.bought_by.join(", "),
+            b.saves_per_month
+        );
+    }
+    for a in &ch.bulk_alternatives {
+        let _ = writeln!(
+            out,
+            "  - option: {}/{}: summary for {} targets {}: {}/day; {} give rank, backlinks and referring domains for {}/day ({}/month less); only you know which summary fields you read",
+            a.job,
+            a.collection,
+            thousands(a.targets),
+            cadence(a.fires_per_month),
+            a.summary_per_day,
+            a.endpoints
+                .iter()
+                .map(|e| e.name())
+                .collect::<Vec<_>>()
+                .join(" + "),
+            a.bulk_per_day,
+            a.difference_per_month
+        );
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn thousands_are_separated_and_cadences_named() {
+        assert_eq!(thousands(10_000), "10,000");
+        assert_eq!(thousands(999), "999");
+        assert_eq!(thousands(1_234_567), "1,234,567");
+        assert_eq!(cadence(30), "daily");
+        assert_eq!(cadence(21), "21 times in 30 days");
+    }
+}

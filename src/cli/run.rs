@@ -1,0 +1,152 @@
+//! `run`: the daemon until SIGTERM or SIGINT, or with `--once` the selected jobs once,
+//! now; and the report a once-run (or a backfill, or the demo) ends with.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use anyhow::Context as _;
+
+use super::signals::Signals;
+use super::{Context, UsageError, load_jobs, print_warnings, today};
+use crate::app::App;
+use crate::collect::once::{self, RunReport};
+use crate::config::Config;
+use crate::jobs::{self, Job};
+use crate::store::RunKind;
+use crate::words::count;
+
+#[derive(Debug, clap::Args)]
+pub struct RunArgs {
+    /// Run every collection of the selected jobs once, now, then exit.
+    #[arg(long)]
+    once: bool,
+    /// Only this job.
+    #[arg(long)]
+    job: Option<String>,
+}
+
+pub(super) async fn run(cx: &Context, args: RunArgs) -> anyhow::Result<ExitCode> {
+    let RunArgs { once, job } = args;
+    let cfg = cx.config()?;
+    if !once {
+        if job.is_some() {
+            return Err(UsageError("--job needs --once; the daemon runs every job".into()).into());
+        }
+        let loaded_from = crate::daemon::fingerprint(&cfg.jobs.dir);
+        let jobs = print_warnings(
+            jobs::load_dir_for_daemon(&cfg.jobs.dir, today())
+                .map_err(|problems| UsageError(problems.to_string()))?,
+        );
+        return daemon(cfg, cx.config_path.clone(), jobs, loaded_from).await;
+    }
+    let jobs = load_jobs(&cfg)?;
+    let selected = jobs::select(&jobs, job.as_deref()).map_err(UsageError)?;
+    let app = App::build(cfg, "once", &jobs).await?;
+    let code = run_once(&app, &selected, RunKind::Once).await;
+    app.close().await?;
+    code
+}
+
+/// `run`: the daemon, until SIGTERM or SIGINT.
+async fn daemon(
+    cfg: Config,
+    config_source: Option<PathBuf>,
+    jobs: Vec<Job>,
+    loaded_from: crate::daemon::Fingerprint,
+) -> anyhow::Result<ExitCode> {
+    let listen = cfg.server.listen;
+    let app = App::build(cfg, "daemon", &jobs)
+        .await?
+        .with_config_source(config_source);
+    let listener = tokio::net::TcpListener::bind(listen)
+        .await
+        .with_context(|| format!("serving /healthz and /metrics on {listen}"))?;
+    let addr = listener.local_addr()?;
+    let signals = Signals::listen()?;
+    // The one line operators and tests look for.
+    println!("linkledger daemon: /healthz and /metrics on http://{addr}");
+    let result = crate::daemon::run(
+        &app,
+        jobs,
+        loaded_from,
+        listener,
+        signals.shutdown.clone(),
+        signals.reload.clone(),
+    )
+    .await;
+    app.close().await?;
+    result?;
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `run --once` and `demo`: the selected jobs once, now; a signal interrupts them.
+pub(super) async fn run_once(app: &App, jobs: &[&Job], kind: RunKind) -> anyhow::Result<ExitCode> {
+    let planned = once::plan(&app.store, jobs, today()).await?;
+    execute_runs(app, &planned, kind).await
+}
+
+/// Runs `planned` (one run of `kind` per job), showing progress; a signal interrupts
+/// them. Prints the report and returns the exit status.
+pub(super) async fn execute_runs(
+    app: &App,
+    planned: &[once::JobCalls],
+    kind: RunKind,
+) -> anyhow::Result<ExitCode> {
+    let signals = Signals::listen()?;
+    let exec = app.executor(signals.shutdown.stop.clone());
+    let mut workers = app.workers();
+    workers.poll = workers.poll.min(Duration::from_millis(20));
+    let enqueued = once::enqueue(&exec, planned, kind).await?;
+    let progress = crate::ops::progress::Progress::start(
+        app.store.clone(),
+        enqueued.runs.clone(),
+        enqueued.estimate,
+    );
+    let report = once::execute(&exec, workers, &enqueued.runs, &signals.shutdown).await;
+    progress.finish().await;
+    let report = report?;
+    let code = print_report(&report);
+    Ok(match signals.received().filter(|_| report.interrupted) {
+        Some((number, name)) => {
+            eprintln!(
+                "interrupted by {name}: {} done, {} not made (cancelled; nothing is left queued)",
+                count(report.done(), "planned call"),
+                report.cancelled()
+            );
+            ExitCode::from(128 + number)
+        }
+        None => code,
+    })
+}
+
+fn print_report(report: &RunReport) -> ExitCode {
+    for j in &report.jobs {
+        println!("{}", j.line());
+        for e in j.errors.iter().take(10) {
+            eprintln!("  {}: {e}", j.job);
+        }
+        if j.errors.len() > 10 {
+            eprintln!(
+                "  {}: ... and {} more failed calls",
+                j.job,
+                j.errors.len() - 10
+            );
+        }
+    }
+    println!("{}", report.line());
+    for (budget, calls) in &report.held {
+        eprintln!(
+            "error: {budget} held back {}: not made (raise the cap, or run again in its next period)",
+            count(*calls, "call")
+        );
+    }
+    if let Some(h) = &report.halt {
+        eprintln!("error: run halted: {h}");
+    }
+    if report.ok() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    }
+}

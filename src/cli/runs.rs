@@ -1,0 +1,383 @@
+//! `runs` (the newest runs as a table), `runs show RUN` (one run with the calls that
+//! brought no data, and why) and `cancel` (the queued work of runs dropped, never a
+//! call in flight).
+
+use std::fmt::Write as _;
+use std::process::ExitCode;
+
+use chrono::{DateTime, Utc};
+
+use super::{Context, UsageError};
+use crate::app;
+use crate::ops::runs::{label, record_line};
+use crate::store::{CancelledRun, RunCall, RunFilter, Store};
+use crate::words::count;
+
+#[derive(Debug, clap::Args)]
+pub struct RunsArgs {
+    #[command(subcommand)]
+    command: Option<RunsCommand>,
+    /// Only the runs of this job.
+    #[arg(long)]
+    job: Option<String>,
+    /// Only the runs with this status.
+    #[arg(long, value_name = "S", value_parser = RUN_STATUSES)]
+    status: Option<String>,
+    /// How many runs, the newest first.
+    #[arg(long, value_name = "N", default_value_t = 20)]
+    limit: i64,
+}
+
+#[derive(Debug, clap::Subcommand)]
+pub enum RunsCommand {
+    /// One run: its figures and every planned call that brought no data (or has not
+    /// yet), with why.
+    #[command(after_help = super::help::RUNS)]
+    Show {
+        /// The run's id.
+        #[arg(value_name = "RUN")]
+        run: i64,
+    },
+}
+
+/// The statuses a run can have, for `runs --status`.
+const RUN_STATUSES: [&str; 6] = [
+    "running",
+    "succeeded",
+    "failed",
+    "halted",
+    "interrupted",
+    "cancelled",
+];
+
+#[derive(Debug, clap::Args)]
+pub struct CancelArgs {
+    /// The runs (ids as `linkledger runs` lists them).
+    #[arg(
+        value_name = "RUN",
+        required_unless_present = "job",
+        conflicts_with = "job"
+    )]
+    runs: Vec<i64>,
+    /// Every open run of this job.
+    #[arg(long)]
+    job: Option<String>,
+}
+
+/// `runs` and `runs show RUN`.
+pub(super) async fn runs(cx: &Context, args: RunsArgs) -> anyhow::Result<ExitCode> {
+    let store = app::connect(&cx.config()?).await?;
+    match args.command {
+        Some(RunsCommand::Show { run }) => match show(&store, run).await? {
+            Some(text) => print!("{text}"),
+            None => {
+                return Err(UsageError(format!("error: runs show: there is no run {run}")).into());
+            }
+        },
+        None => {
+            let filter = RunFilter {
+                job: args.job,
+                status: args.status,
+                limit: args.limit,
+            };
+            print!("{}", list(&store, &filter).await?);
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `cancel RUN...` or `cancel --job NAME`: every run named must exist, else nothing is
+/// cancelled (exit 2).
+pub(super) async fn cancel(cx: &Context, args: CancelArgs) -> anyhow::Result<ExitCode> {
+    let store = app::connect(&cx.config()?).await?;
+    let runs = match args.job.as_deref() {
+        Some(job) => {
+            let open = store.open_runs_of(job).await?;
+            if open.is_empty() {
+                println!("job {job} has no open run; nothing to cancel");
+                return Ok(ExitCode::SUCCESS);
+            }
+            open
+        }
+        None => {
+            let mut missing = Vec::new();
+            for run in &args.runs {
+                if store.run_record(*run).await?.is_none() {
+                    missing.push(run.to_string());
+                }
+            }
+            if !missing.is_empty() {
+                return Err(UsageError(format!(
+                    "error: cancel: no run {}; nothing was cancelled (`linkledger runs` lists them)",
+                    missing.join(", ")
+                ))
+                .into());
+            }
+            args.runs
+        }
+    };
+    print!("{}", cancel_runs(&store, &runs).await?);
+    Ok(ExitCode::SUCCESS)
+}
+
+fn when(t: DateTime<Utc>) -> String {
+    t.format("%Y-%m-%d %H:%M:%S").to_string()
+}
+
+/// `linkledger runs`: the newest runs that pass `filter`, as a table.
+async fn list(store: &Store, filter: &RunFilter) -> anyhow::Result<String> {
+    let runs = store.list_runs(filter).await?;
+    if runs.is_empty() {
+        let mut none = "no runs".to_string();
+        if let Some(job) = &filter.job {
+            let _ = write!(none, " of job {job}");
+        }
+        if let Some(status) = &filter.status {
+            let _ = write!(none, " with status {status}");
+        }
+        none.push('\n');
+        return Ok(none);
+    }
+    let header = [
+        "run",
+        "kind",
+        "job/collection",
+        "started (UTC)",
+        "finished (UTC)",
+        "status",
+        "calls",
+        "failed",
+        "rows",
+        "cost",
+        "left",
+    ];
+    let rows: Vec<[String; 11]> = runs
+        .iter()
+        .map(|r| {
+            [
+                r.id.to_string(),
+                r.kind.clone(),
+                label(r),
+                when(r.started_at),
+                r.finished_at.map(when).unwrap_or_else(|| "-".into()),
+                r.status.clone(),
+                r.calls.to_string(),
+                r.failed.to_string(),
+                r.rows.to_string(),
+                r.cost.to_string(),
+                r.left().to_string(),
+            ]
+        })
+        .collect();
+    // Numbers right-aligned, words left-aligned.
+    let right = [
+        true, false, false, false, false, false, true, true, true, true, true,
+    ];
+    let widths: Vec<usize> = (0..header.len())
+        .map(|i| {
+            rows.iter()
+                .map(|r| r[i].chars().count())
+                .chain([header[i].len()])
+                .max()
+                .unwrap_or(0)
+        })
+        .collect();
+    let render = |cells: Vec<&str>| {
+        let mut line = String::new();
+        for (i, cell) in cells.iter().enumerate() {
+            if i > 0 {
+                line.push_str("  ");
+            }
+            if right[i] {
+                let _ = write!(line, "{cell:>w$}", w = widths[i]);
+            } else {
+                let _ = write!(line, "{cell:<w$}", w = widths[i]);
+            }
+        }
+        line.trim_end().to_string()
+    };
+    let mut out = String::new();
+    let _ = writeln!(out, "{}", render(header.to_vec()));
+    for r in &rows {
+        let _ = writeln!(out, "{}", render(r.iter().map(String::as_str).collect()));
+    }
+    let _ = writeln!(
+        out,
+        "(calls: requests made; failed: planned calls that brought no data; left: planned \
+         calls queued or in flight)\n`linkledger runs show RUN` shows a run's calls without \
+         data and why; `linkledger cancel RUN` drops its queued work"
+    );
+    Ok(out)
+}
+
+/// The planned calls `runs show` lists at most.
+const SHOW_CALLS: i64 = 100;
+
+/// `linkledger runs show ID`: one run, its figures and the calls that brought no data
+/// (or have not yet), with why. `None` when there is no such run.
+async fn show(store: &Store, run_id: i64) -> anyhow::Result<Option<String>> {
+    let Some(r) = store.run_record(run_id).await? else {
+        return Ok(None);
+    };
+    let calls = store.run_calls(run_id, SHOW_CALLS).await?;
+    let mut out = String::new();
+    let what = match (&r.collection, r.scheduled_for) {
+        (Some(c), Some(at)) => format!(
+            "{} run of {}/{c}, fired for {} UTC",
+            r.kind,
+            r.job,
+            at.format("%Y-%m-%d %H:%M")
+        ),
+        _ => format!("{} run of {}", r.kind, r.job),
+    };
+    let _ = writeln!(out, "run {}: {what}", r.id);
+    let finished = match r.finished_at {
+        Some(t) => format!("finished {} UTC", when(t)),
+        None => "not finished".into(),
+    };
+    let _ = writeln!(
+        out,
+        "status:   {} (started {} UTC, {finished})",
+        r.status,
+        when(r.started_at)
+    );
+    let _ = writeln!(out, "result:   {}", record_line(&r));
+    let mut planned = format!(
+        "{}: {} done, {} queued",
+        count(r.planned, "call"),
+        r.done,
+        r.queued
+    );
+    if r.held > 0 {
+        let _ = write!(planned, " ({} held by a budget)", r.held);
+    }
+    let _ = write!(
+        planned,
+        ", {} in flight, {} without data",
+        r.running, r.failed
+    );
+    let _ = writeln!(out, "planned:  {planned}");
+    if let Some(m) = &r.message {
+        let _ = writeln!(out, "why:      {m}");
+    }
+    if calls.is_empty() {
+        let _ = writeln!(out, "every planned call brought its data");
+    } else {
+        let _ = writeln!(out, "\ncalls without data (yet):");
+        for c in &calls {
+            let _ = writeln!(out, "  {}", call_line(c));
+        }
+        let shown = calls.len() as i64;
+        let total = r.planned - r.done;
+        if total > shown {
+            let _ = writeln!(out, "  ... and {} more", count(total - shown, "call"));
+        }
+    }
+    if r.left() > 0 && r.status == "running" {
+        let _ = writeln!(
+            out,
+            "\nto drop its queued work (calls in flight finish): linkledger cancel {}",
+            r.id
+        );
+    }
+    Ok(Some(out))
+}
+
+/// One call of `runs show`: `#7 summary [b.com]: failed after 3 attempts: why`.
+fn call_line(c: &RunCall) -> String {
+    let name = call_label(&c.collection, &c.endpoint, &c.targets);
+    // "not made: not sent: ..." says it twice.
+    let why = c
+        .last_error
+        .as_deref()
+        .map(|w| w.strip_prefix("not sent: ").unwrap_or(w));
+    let state = match c.state.as_str() {
+        "queued" => {
+            let due = if c.run_after <= Utc::now() {
+                "due now".to_string()
+            } else {
+                format!("due {} UTC", when(c.run_after))
+            };
+            match &c.held_by {
+                Some(budget) => format!("queued, held by {budget}, {due}"),
+                None => format!("queued, {due}"),
+            }
+        }
+        "running" => "in flight".to_string(),
+        "failed" => "failed".to_string(),
+        "exhausted" => format!("failed after {}", count(c.failures, "attempt")),
+        "cancelled" => "not made".to_string(),
+        other => other.to_string(),
+    };
+    match why {
+        Some(why) if c.state == "queued" || c.state == "running" => {
+            format!("#{} {name}: {state}; last try: {why}", c.work_id)
+        }
+        Some(why) => format!("#{} {name}: {state}: {why}", c.work_id),
+        None => format!("#{} {name}: {state}", c.work_id),
+    }
+}
+
+/// Why the work `linkledger cancel` drops was not done.
+const CANCELLED: &str = "not sent: cancelled by `linkledger cancel`";
+
+/// `linkledger cancel`: drops the queued work of `runs` (and the claims whose process
+/// died); calls in flight finish. One line per run saying what was done.
+async fn cancel_runs(store: &Store, runs: &[i64]) -> anyhow::Result<String> {
+    let done = store.cancel_runs(runs, CANCELLED).await?;
+    let mut out = String::new();
+    for c in &done {
+        let _ = writeln!(out, "{}", cancel_line(c));
+    }
+    Ok(out)
+}
+
+fn cancel_line(c: &CancelledRun) -> String {
+    let run = format!("run {} ({})", c.run_id, c.job);
+    if !c.was_running {
+        return format!("{run}: already {}; nothing to cancel", c.status);
+    }
+    let dropped = format!("{} dropped", count(c.cancelled, "queued call"));
+    if c.in_flight > 0 {
+        format!(
+            "{run}: {dropped}; {} in flight will finish, then the run closes cancelled",
+            count(c.in_flight, "call")
+        )
+    } else {
+        format!("{run}: {dropped}; the run is {}", c.status)
+    }
+}
+
+/// A planned call as people name it: its endpoint, the collection too when its name
+/// is not the endpoint's, and its first target: `summary [a.com]`,
+/// `ranks-weekdays (bulk_ranks) [a.com and 3 more]`.
+fn call_label(collection: &str, endpoint: &str, targets: &[String]) -> String {
+    let what = if collection == endpoint {
+        endpoint.to_string()
+    } else {
+        format!("{collection} ({endpoint})")
+    };
+    match targets {
+        [] => what,
+        [one] => format!("{what} [{one}]"),
+        [first, rest @ ..] => format!("{what} [{first} and {} more]", rest.len()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_call_is_named_once_when_its_collection_is_named_after_its_endpoint() {
+        let t = |n: usize| -> Vec<String> { (0..n).map(|i| format!("d{i}.com")).collect() };
+        assert_eq!(
+            call_label("bulk_pages_summary", "bulk_pages_summary", &t(1)),
+            "bulk_pages_summary [d0.com]"
+        );
+        assert_eq!(
+            call_label("ranks-weekdays", "bulk_ranks", &t(4)),
+            "ranks-weekdays (bulk_ranks) [d0.com and 3 more]"
+        );
+    }
+}
