@@ -248,7 +248,7 @@ fn tasks_of(job: &Path) -> anyhow::Result<Vec<serde_json::Value>> {
     let today = Utc::now().date_naive();
     let job = linkledger::jobs::load_file(job, today)
         .map_err(|p| anyhow::anyhow!("the bench's job file: {p:?}"))?;
-    Ok(linkledger::money::plan::plan_job(&job, today)
+    Ok(linkledger::plan::plan_job(&job, today)
         .into_iter()
         .map(|c| c.task)
         .collect())

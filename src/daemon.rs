@@ -306,11 +306,11 @@ async fn check_runway(store: &Store, exec: &Executor, jobs: &CurrentJobs, metric
     };
     let per_day = {
         let jobs = jobs.read().expect("jobs lock");
-        crate::money::bill::compute(
+        crate::plan::bill::compute(
             &jobs,
             None,
             &exec.prices(),
-            crate::money::bill::AccountCaps {
+            crate::plan::bill::AccountCaps {
                 daily_usd: None,
                 monthly_usd: None,
             },

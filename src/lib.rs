@@ -12,6 +12,7 @@ pub mod daemon;
 pub mod jobs;
 pub mod money;
 pub mod ops;
+pub mod plan;
 pub mod sandbox;
 pub mod store;
 pub mod warehouse;

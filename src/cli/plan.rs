@@ -11,7 +11,7 @@ use super::{Context, UsageError, load_jobs, today};
 use crate::config::Config;
 use crate::jobs::{self, Job};
 use crate::money::Usd;
-use crate::money::bill::{Bill, BudgetUse, Cheaper, JobBill};
+use crate::plan::bill::{Bill, BudgetUse, Cheaper, JobBill};
 use crate::words::count;
 
 #[derive(Debug, clap::Args)]
@@ -74,11 +74,11 @@ async fn print_plan(
     let (mut prices, note, held) = plan_prices(cfg).await;
     // A gateway's flat price is what the user pays, whatever the price list says.
     prices.flat_per_call = cfg.api.price_per_call;
-    let caps = crate::money::bill::AccountCaps {
+    let caps = crate::plan::bill::AccountCaps {
         daily_usd: cfg.budget.daily_usd,
         monthly_usd: cfg.budget.monthly_usd,
     };
-    let mut bill = crate::money::bill::compute_with_stored(jobs, only, &prices, caps, now, held);
+    let mut bill = crate::plan::bill::compute_with_stored(jobs, only, &prices, caps, now, held);
     bill.prices_note = note;
     if json {
         println!("{}", serde_json::to_string_pretty(&bill)?);
@@ -169,7 +169,7 @@ fn fire_cost_warnings(cfg: &Config, jobs: &[Job], today: NaiveDate) -> Vec<Strin
     let mut out = Vec::new();
     for job in jobs {
         for (i, c) in job.collections.iter().enumerate() {
-            let calls = crate::money::plan::plan_collection(c, today);
+            let calls = crate::plan::plan_collection(c, today);
             let cost: Usd = calls.iter().map(|call| call.estimated_cost(&prices)).sum();
             if cost > over {
                 out.push(format!(

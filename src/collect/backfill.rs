@@ -15,7 +15,7 @@ use crate::api::prices::Prices;
 use crate::api::{Endpoint, Target};
 use crate::jobs::{Collection, Job};
 use crate::money::Usd;
-use crate::money::plan::{CallSpec, estimate_rows, plan_collection};
+use crate::plan::{CallSpec, estimate_rows, plan_collection};
 use crate::store::Store;
 use crate::warehouse::coverage;
 

@@ -9,9 +9,10 @@ use chrono::NaiveDate;
 
 use crate::api::Endpoint;
 use crate::jobs::{Collection, Refetch};
-use crate::money::plan::{CallSpec, plan_collection};
+use crate::plan::{CallSpec, plan_collection};
+use crate::plan::{Narrowed, narrow, requested_range};
 use crate::store::{Store, StoreError};
-use crate::warehouse::coverage::{Narrowed, is_ranged, narrow, options, requested_range};
+use crate::warehouse::coverage::{is_ranged, options};
 
 /// Narrows the date-ranged calls of `calls` to what the warehouse does not hold yet
 /// (one query per endpoint, options and range); other calls are kept as they are.

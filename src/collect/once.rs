@@ -15,7 +15,7 @@ use crate::collect::executor::{CredentialsCheck, Executor, Halt};
 use crate::collect::workers::{self, Shutdown, WorkSet, WorkerConfig, Workers};
 use crate::jobs::Job;
 use crate::money::Usd;
-use crate::money::plan::CallSpec;
+use crate::plan::CallSpec;
 use crate::store::{RunKind, RunStatus};
 use crate::words::count;
 

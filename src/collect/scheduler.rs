@@ -13,8 +13,8 @@ use tracing::{error, info, instrument};
 
 use crate::collect::workers;
 use crate::jobs::{CatchUp, Job};
-use crate::money::plan;
 use crate::ops::metrics::Metrics;
+use crate::plan;
 use crate::store::Store;
 
 /// Collections whose last fire could not be planned, with why: `(job, collection)`

@@ -18,8 +18,8 @@ use tracing::{debug, instrument, warn};
 
 use crate::api::{Endpoint, Target};
 use crate::collect::executor::{AttemptEnd, Executor};
-use crate::money::plan::CallSpec;
 use crate::ops::metrics::Metrics;
+use crate::plan::CallSpec;
 use crate::store::{ClaimScope, Fence, NewWork, Store, Terminal, WorkItem};
 
 /// How workers behave.

@@ -8,10 +8,19 @@
 //! absolute `date_from` about to leave the API's one-year window) is a warning in
 //! [`Job::warnings`], in the same form. [`check_request_dates`] re-checks the date rules
 //! on a later day, for the planner.
+//!
+//! Where each part is read: `load` (the directory, one file, a job's own keys),
+//! `collection` (each `[[collect]]` section, one part at a time), `targets`, `params`,
+//! `dates` (the API's date rules), [`schedule`]; `report` collects one file's problems
+//! and warnings.
 
+mod collection;
+mod dates;
 mod load;
 mod params;
+mod report;
 pub mod schedule;
+mod targets;
 
 use std::fmt;
 use std::path::PathBuf;
@@ -25,9 +34,8 @@ use crate::api::endpoint::Endpoint;
 use crate::api::target::Target;
 use crate::jobs::schedule::Schedule;
 
-pub use load::{
-    AGE_OUT_WARNING_DAYS, check_request_dates, load_dir, load_dir_for_daemon, load_file,
-};
+pub use dates::{AGE_OUT_WARNING_DAYS, check_request_dates};
+pub use load::{load_dir, load_dir_for_daemon, load_file};
 pub use params::{DateSpec, DateUnit, ParamValue, Params};
 
 /// Default `catch_up_window`: how far back `catch_up = "all"` looks for missed fires.

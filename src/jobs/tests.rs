@@ -829,7 +829,7 @@ fn the_day_a_warning_names_is_the_last_day_the_rule_accepts() {
     // Every from-date of two years, leap days and month ends included.
     let mut from = day("2023-01-01");
     while from < day("2025-01-01") {
-        let last = super::load::last_day_in_one_year_window(from);
+        let last = super::dates::last_day_in_one_year_window(from);
         let p = request(&[("date_from", &from.format("%Y-%m-%d").to_string())]);
         let e = Endpoint::BulkNewLostBacklinks;
         assert_eq!(check_request_dates(e, &p, last), Ok(()), "{from} on {last}");
@@ -841,7 +841,7 @@ fn the_day_a_warning_names_is_the_last_day_the_rule_accepts() {
         from = from.succ_opt().unwrap();
     }
     assert_eq!(
-        super::load::last_day_in_one_year_window(day("2023-02-28")),
+        super::dates::last_day_in_one_year_window(day("2023-02-28")),
         day("2024-02-29")
     );
 }

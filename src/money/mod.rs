@@ -1,12 +1,9 @@
 //! Money. The API reports costs as JSON numbers (`0.02003`); summing them as `f64`
 //! drifts, so every amount is parsed once into an exact decimal and stays one.
 //!
-//! Around [`Usd`]: what calls will cost (`plan`: collections into calls with their
-//! estimates; `bill`: the month ahead) and the caps on spending (`budget`).
+//! Beside [`Usd`]: the caps on spending (`budget`).
 
-pub mod bill;
 pub mod budget;
-pub mod plan;
 
 use std::fmt;
 use std::iter::Sum;

@@ -4,8 +4,8 @@
 //! dependencies. Amounts in log fields are numbers (`cost_usd = 0.14021`), so JSON
 //! lines carry them as JSON numbers.
 //!
-//! Metrics: [`metrics::Metrics`] (Prometheus families), exposed with `/healthz` by
-//! [`server::serve`].
+//! Metrics: [`Metrics`](super::metrics::Metrics) (Prometheus families), exposed with `/healthz` by
+//! [`serve`](super::health::serve).
 
 use std::io::IsTerminal as _;
 

@@ -3,7 +3,11 @@
 //!
 //! Single-target endpoints make one call per target. Bulk endpoints pack the targets
 //! into as few calls as the API allows: 1000 targets a call, and for
-//! `bulk_pages_summary` at most 100 distinct domains a call.
+//! `bulk_pages_summary` at most 100 distinct domains a call. A history or timeseries
+//! call is narrowed to the periods not stored (the rules are `warehouse::coverage`'s).
+//! `bill` is the month ahead of these calls: what the schedules will cost.
+
+pub mod bill;
 
 use std::collections::BTreeMap;
 
@@ -17,6 +21,7 @@ use crate::api::endpoint::{BULK_MAX_TARGETS, PAGES_SUMMARY_MAX_DOMAINS};
 use crate::api::prices::Prices;
 use crate::jobs::{Collection, Job};
 use crate::money::Usd;
+use crate::warehouse::coverage::{Stored, is_ranged, options, task_date};
 
 /// One planned API call.
 #[derive(Clone, Debug, PartialEq)]
@@ -187,9 +192,110 @@ pub fn estimate_rows(
     }
 }
 
+// What a call asks for, narrowed to what is not stored: the rules are
+// `warehouse::coverage`'s; `collect::narrow` applies them against the database, and
+// `Stored::narrow_calls` below against what is kept in memory (`plan`'s month ahead).
+
+/// `call` asking only for what is not held: `missing` are the date ranges of its
+/// request that no stored answer covers (an open period answered before today is). Returns `None`
+/// when nothing is missing, else the call from the first missing period on, its rows
+/// estimated again.
+pub fn narrow(
+    call: &CallSpec,
+    missing: &[(NaiveDate, NaiveDate)],
+    today: NaiveDate,
+) -> Option<CallSpec> {
+    let first_missing = missing.iter().map(|(from, _)| *from).min()?;
+    let from = task_date(&call.task, "date_from")?;
+    if first_missing <= from {
+        return Some(call.clone());
+    }
+    let mut narrowed = call.clone();
+    if let Some(task) = narrowed.task.as_object_mut() {
+        task.insert(
+            "date_from".into(),
+            Value::from(first_missing.format("%Y-%m-%d").to_string()),
+        );
+    }
+    let params = narrowed.task.as_object().cloned().unwrap_or_default();
+    narrowed.estimated_rows = estimate_rows(call.endpoint, &params, 1, today);
+    Some(narrowed)
+}
+
+/// The date range a ranged call asks for: (date_from, date_to).
+pub fn requested_range(call: &CallSpec, today: NaiveDate) -> Option<(NaiveDate, NaiveDate)> {
+    let from = task_date(&call.task, "date_from")?;
+    let to = task_date(&call.task, "date_to").unwrap_or(today).min(today);
+    Some((from, to))
+}
+
+/// Calls split by what the warehouse holds.
+#[derive(Clone, Debug, Default)]
+pub struct Narrowed {
+    /// What to buy: each ranged call from its first missing period on.
+    pub calls: Vec<CallSpec>,
+    /// Ranged calls whose whole range is stored already.
+    pub skipped: Vec<CallSpec>,
+}
+
+impl Stored {
+    /// `calls` narrowed to what is not held on `today` (as `collect::narrow::narrow_calls` does
+    /// against the database).
+    pub fn narrow_calls(&self, calls: Vec<CallSpec>, today: NaiveDate) -> Narrowed {
+        let mut out = Narrowed::default();
+        for call in calls {
+            match (is_ranged(call.endpoint), requested_range(&call, today)) {
+                (true, Some((from, to))) if call.targets.len() == 1 => {
+                    let missing = self.missing(
+                        call.endpoint,
+                        &options(&call.task),
+                        call.targets[0].as_str(),
+                        from,
+                        to,
+                        today,
+                    );
+                    match narrow(&call, missing.ranges(), today) {
+                        Some(narrowed) => out.calls.push(narrowed),
+                        None => out.skipped.push(call),
+                    }
+                }
+                _ => out.calls.push(call),
+            }
+        }
+        out
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+    use serde_json::json;
+
+    fn d(s: &str) -> NaiveDate {
+        s.parse().unwrap()
+    }
+
+    #[test]
+    fn a_call_is_narrowed_to_its_first_missing_period_and_its_rows_estimated_again() {
+        let call = CallSpec {
+            job: "j".into(),
+            collection: "c".into(),
+            endpoint: Endpoint::History,
+            targets: vec![crate::api::Target::parse("a.com").unwrap()],
+            task: json!({"target": "a.com", "date_from": "2019-01-01", "date_to": "2026-12-01"}),
+            estimated_rows: 96,
+        };
+        let today = d("2026-12-01");
+        let narrowed = narrow(&call, &[(d("2026-12-01"), d("2026-12-01"))], today).unwrap();
+        assert_eq!(narrowed.task["date_from"], "2026-12-01");
+        assert_eq!(narrowed.estimated_rows, 1);
+        // Missing from the start: the call as planned.
+        assert_eq!(
+            narrow(&call, &[(d("2019-01-01"), d("2026-12-01"))], today),
+            Some(call.clone())
+        );
+        assert_eq!(narrow(&call, &[], today), None);
+    }
 
     fn pages(domain: &str, n: usize) -> Vec<Target> {
         (0..n)

@@ -1,10 +1,13 @@
 //! Everything that talks SQL. No other module writes to the database.
 
+pub mod budgets;
 pub mod catalog;
+pub mod enqueue;
 pub mod ledger;
 mod nodelay;
 pub mod partitions;
 pub mod periods;
+pub mod purchases;
 pub mod queue;
 pub mod reports;
 pub mod runs;
@@ -21,10 +24,9 @@ use tracing::instrument;
 
 use crate::config::DEFAULT_DB_CONNECT_TIMEOUT;
 
-pub use ledger::{
-    Booking, BoughtAnswer, CallRecord, Purchase, RunKind, RunStatus, SendDecision, Settlement,
-    SlotAsk, SlotBooking,
-};
+pub use budgets::{Booking, CallRecord, SendDecision, SlotAsk, SlotBooking};
+pub use ledger::{RunKind, RunStatus, Settlement};
+pub use purchases::{BoughtAnswer, Purchase};
 pub use queue::{ClaimScope, Claimed, Fence, NewWork, PaidAnswer, QueueDepth, Terminal, WorkItem};
 pub use runs::{Activity, CancelledRun, RunCall, RunFilter, RunRecord, WaitingRun};
 

@@ -208,7 +208,7 @@ pub struct LeftOut {
 /// A budget in force (a row of `budget_status`).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, sqlx::FromRow)]
 pub struct BudgetLine {
-    /// The setting: budget.daily_usd, budget.monthly_usd or <job>.budget_monthly_usd.
+    /// The setting: budget.daily_usd, budget.monthly_usd or `<job>.budget_monthly_usd`.
     pub budget: String,
     pub scope: String,
     /// `day` or `month`.

@@ -5,12 +5,14 @@
 //! Figures of a finished run are the totals it was closed with; those of a running
 //! run are read live from the ledger and the queue.
 
+use std::time::Duration;
+
 use chrono::{DateTime, Utc};
 use rust_decimal::Decimal;
 use tracing::instrument;
 
 use super::queue::close_run;
-use super::{Store, StoreError};
+use super::{RunKind, Store, StoreError};
 use crate::money::Usd;
 
 /// One run with what became of its work.
@@ -326,5 +328,73 @@ impl Store {
         .bind(after)
         .fetch_one(self.pool())
         .await?)
+    }
+}
+
+impl Store {
+    /// Takes the lock one backfill of `job` holds while it runs: a session advisory
+    /// lock on a connection of its own, which the database releases when the process
+    /// ends, however it ends (kill -9, a lost connection). `None` when another process
+    /// still holds it after `wait`.
+    #[instrument(skip_all, fields(job))]
+    pub async fn lock_backfill(
+        &self,
+        job: &str,
+        wait: Duration,
+    ) -> Result<Option<JobLock>, StoreError> {
+        let mut conn = self.pool().acquire().await?.detach();
+        let mut tx = sqlx::Connection::begin(&mut conn).await?;
+        sqlx::query("SELECT set_config('lock_timeout', $1, true)")
+            .bind(format!("{}ms", wait.as_millis()))
+            .execute(&mut *tx)
+            .await?;
+        // The same key `linkledger runs` looks for in pg_locks (store/runs.rs).
+        let locked = sqlx::query(
+            "SELECT pg_advisory_lock(hashtextextended('linkledger backfill|' || $1, 0))",
+        )
+        .bind(job)
+        .execute(&mut *tx)
+        .await;
+        match locked {
+            Ok(_) => {
+                // A session lock: it outlives the transaction, until the connection ends.
+                tx.commit().await?;
+                Ok(Some(JobLock { conn }))
+            }
+            Err(sqlx::Error::Database(e)) if e.code().as_deref() == Some("55P03") => Ok(None),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// Backfill runs of `job` still open. Called with the job's backfill lock held
+    /// ([`Store::lock_backfill`]), they are a dead process's: a backfill killed with
+    /// kill -9, or one that lost its database. Their leftovers are closed like an
+    /// interrupt; running the command again plans what is missing anew.
+    pub async fn abandoned_backfills(
+        &self,
+        _lock: &JobLock,
+        job: &str,
+    ) -> Result<Vec<i64>, StoreError> {
+        Ok(sqlx::query_scalar(
+            "SELECT id FROM linkledger.runs
+             WHERE kind = $1 AND job = $2 AND status = 'running' ORDER BY id",
+        )
+        .bind(RunKind::Backfill.as_str())
+        .bind(job)
+        .fetch_all(self.pool())
+        .await?)
+    }
+}
+
+/// A backfill's hold on its job ([`Store::lock_backfill`]); released when dropped or
+/// when the process ends.
+pub struct JobLock {
+    conn: sqlx::PgConnection,
+}
+
+impl JobLock {
+    /// Lets go of the lock (closing its connection does).
+    pub async fn release(self) {
+        let _ = sqlx::Connection::close(self.conn).await;
     }
 }

@@ -15,7 +15,6 @@ use serde_json::{Map, Value};
 
 use crate::api::Endpoint;
 use crate::api::endpoint::{GroupRange, periods};
-use crate::money::plan::{CallSpec, estimate_rows};
 
 /// Whether an endpoint answers for a date range (and so has coverage).
 pub fn is_ranged(endpoint: Endpoint) -> bool {
@@ -56,7 +55,8 @@ pub struct Covered {
     pub open: Option<(NaiveDate, NaiveDate)>,
 }
 
-fn date(task: &Value, name: &str) -> Option<NaiveDate> {
+/// A task's date parameter `name` (`date_from`, `date_to`), when it is one.
+pub fn task_date(task: &Value, name: &str) -> Option<NaiveDate> {
     task.get(name)
         .and_then(Value::as_str)
         .and_then(|s| NaiveDate::parse_from_str(s, "%Y-%m-%d").ok())
@@ -94,8 +94,8 @@ pub fn covered_by(endpoint: Endpoint, task: &Value, day: NaiveDate) -> Option<Co
         return None;
     }
     let target = task.get("target").and_then(Value::as_str)?;
-    let from = date(task, "date_from")?;
-    let to = date(task, "date_to").unwrap_or(day);
+    let from = task_date(task, "date_from")?;
+    let to = task_date(task, "date_to").unwrap_or(day);
     let asked = requested_periods(endpoint, task, from, to, day);
     let span = |periods: &[&(NaiveDate, NaiveDate)]| Some((periods.first()?.0, periods.last()?.1));
     let (closed, open): (Vec<_>, Vec<_>) = asked.iter().partition(|(_, end)| *end < day);
@@ -111,48 +111,6 @@ pub fn covered_by(endpoint: Endpoint, task: &Value, day: NaiveDate) -> Option<Co
         closed,
         open,
     })
-}
-
-/// `call` asking only for what is not held: `missing` are the date ranges of its
-/// request that no stored answer covers (an open period answered before today is). Returns `None`
-/// when nothing is missing, else the call from the first missing period on, its rows
-/// estimated again.
-pub fn narrow(
-    call: &CallSpec,
-    missing: &[(NaiveDate, NaiveDate)],
-    today: NaiveDate,
-) -> Option<CallSpec> {
-    let first_missing = missing.iter().map(|(from, _)| *from).min()?;
-    let from = date(&call.task, "date_from")?;
-    if first_missing <= from {
-        return Some(call.clone());
-    }
-    let mut narrowed = call.clone();
-    if let Some(task) = narrowed.task.as_object_mut() {
-        task.insert(
-            "date_from".into(),
-            Value::from(first_missing.format("%Y-%m-%d").to_string()),
-        );
-    }
-    let params = narrowed.task.as_object().cloned().unwrap_or_default();
-    narrowed.estimated_rows = estimate_rows(call.endpoint, &params, 1, today);
-    Some(narrowed)
-}
-
-/// The date range a ranged call asks for: (date_from, date_to).
-pub fn requested_range(call: &CallSpec, today: NaiveDate) -> Option<(NaiveDate, NaiveDate)> {
-    let from = date(&call.task, "date_from")?;
-    let to = date(&call.task, "date_to").unwrap_or(today).min(today);
-    Some((from, to))
-}
-
-/// Calls split by what the warehouse holds.
-#[derive(Clone, Debug, Default)]
-pub struct Narrowed {
-    /// What to buy: each ranged call from its first missing period on.
-    pub calls: Vec<CallSpec>,
-    /// Ranged calls whose whole range is stored already.
-    pub skipped: Vec<CallSpec>,
 }
 
 /// A task as the database compares it (jsonb: key order does not matter), its `tag`
@@ -322,32 +280,6 @@ impl Stored {
             }
         }
     }
-
-    /// `calls` narrowed to what is not held on `today` (as `collect::narrow::narrow_calls` does
-    /// against the database).
-    pub fn narrow_calls(&self, calls: Vec<CallSpec>, today: NaiveDate) -> Narrowed {
-        let mut out = Narrowed::default();
-        for call in calls {
-            match (is_ranged(call.endpoint), requested_range(&call, today)) {
-                (true, Some((from, to))) if call.targets.len() == 1 => {
-                    let missing = self.missing(
-                        call.endpoint,
-                        &options(&call.task),
-                        call.targets[0].as_str(),
-                        from,
-                        to,
-                        today,
-                    );
-                    match narrow(&call, missing.ranges(), today) {
-                        Some(narrowed) => out.calls.push(narrowed),
-                        None => out.skipped.push(call),
-                    }
-                }
-                _ => out.calls.push(call),
-            }
-        }
-        out
-    }
 }
 
 #[cfg(test)]
@@ -400,28 +332,6 @@ mod tests {
             )
             .is_none()
         );
-    }
-
-    #[test]
-    fn a_call_is_narrowed_to_its_first_missing_period_and_its_rows_estimated_again() {
-        let call = CallSpec {
-            job: "j".into(),
-            collection: "c".into(),
-            endpoint: Endpoint::History,
-            targets: vec![crate::api::Target::parse("a.com").unwrap()],
-            task: json!({"target": "a.com", "date_from": "2019-01-01", "date_to": "2026-12-01"}),
-            estimated_rows: 96,
-        };
-        let today = d("2026-12-01");
-        let narrowed = narrow(&call, &[(d("2026-12-01"), d("2026-12-01"))], today).unwrap();
-        assert_eq!(narrowed.task["date_from"], "2026-12-01");
-        assert_eq!(narrowed.estimated_rows, 1);
-        // Missing from the start: the call as planned.
-        assert_eq!(
-            narrow(&call, &[(d("2019-01-01"), d("2026-12-01"))], today),
-            Some(call.clone())
-        );
-        assert_eq!(narrow(&call, &[], today), None);
     }
 
     #[test]

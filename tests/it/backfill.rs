@@ -9,7 +9,6 @@ use std::time::Duration;
 
 use chrono::{Datelike, TimeZone, Utc};
 use linkledger::sandbox::SandboxOptions;
-use nix::sys::signal::Signal;
 
 use crate::common::*;
 use crate::harness::*;
@@ -30,6 +29,24 @@ fn analyst_job(targets: &[String]) -> String {
 fn from_date() -> String {
     let today = Utc::now().date_naive();
     format!("{}-01-01", today.year() - 1)
+}
+
+/// `backfill` of the analyst job from [`from_date`] without asking (`--yes`), run to
+/// its end.
+async fn backfill_analyst(dir: &std::path::Path, env: &[(String, String)]) -> std::process::Output {
+    linkledger(
+        dir,
+        env,
+        &[
+            "backfill",
+            "--job",
+            "analyst",
+            "--from",
+            &from_date(),
+            "--yes",
+        ],
+    )
+    .await
 }
 
 #[tokio::test]
@@ -127,13 +144,8 @@ async fn a_backfill_killed_mid_way_and_run_again_ends_as_an_uninterrupted_one_an
 
     // Killed mid-way (slow answers, two at a time), then run again.
     let db = TestDb::new().await;
-    let sb = sandbox(SandboxOptions {
-        latency: Duration::from_millis(300),
-        ..SandboxOptions::default()
-    })
-    .await;
-    let mut env = env_for(&db, &sb);
-    env.push(("LINKLEDGER_API__MAX_IN_FLIGHT".into(), "2".into()));
+    let sb = sandbox(with_latency(Duration::from_millis(300))).await;
+    let env = with_env(env_for(&db, &sb), &[("LINKLEDGER_API__MAX_IN_FLIGHT", "2")]);
     let mut child = command(wd.path(), &env, &args)
         .stdout(Stdio::null())
         .stderr(Stdio::null())
@@ -337,12 +349,11 @@ async fn the_next_days_fire_asks_only_for_the_missing_periods_and_the_tables_equ
     // `plan` reads the same coverage into memory and narrows the same way.
     let held = store.stored().await.unwrap();
     for day in [day1, day1.succ_opt().unwrap()] {
-        let in_memory =
-            held.narrow_calls(linkledger::money::plan::plan_collection(&daily, day), day);
+        let in_memory = held.narrow_calls(linkledger::plan::plan_collection(&daily, day), day);
         let stored = linkledger::collect::narrow::plan_to_buy(&store, &daily, day)
             .await
             .unwrap();
-        let tasks = |calls: &[linkledger::money::plan::CallSpec]| -> Vec<serde_json::Value> {
+        let tasks = |calls: &[linkledger::plan::CallSpec]| -> Vec<serde_json::Value> {
             calls.iter().map(|c| c.task.clone()).collect()
         };
         assert_eq!(tasks(&in_memory.calls), tasks(&stored.calls), "{day}");
@@ -389,27 +400,10 @@ async fn the_next_days_fire_asks_only_for_the_missing_periods_and_the_tables_equ
 #[tokio::test]
 async fn progress_is_a_line_every_few_seconds_without_a_terminal() {
     let db = TestDb::new().await;
-    let sb = sandbox(SandboxOptions {
-        latency: Duration::from_millis(400),
-        ..SandboxOptions::default()
-    })
-    .await;
+    let sb = sandbox(with_latency(Duration::from_millis(400))).await;
     let wd = Workdir::new(&[("analyst.toml", &analyst_job(&targets(10)))]);
-    let mut env = env_for(&db, &sb);
-    env.push(("LINKLEDGER_API__MAX_IN_FLIGHT".into(), "2".into()));
-    let out = linkledger(
-        wd.path(),
-        &env,
-        &[
-            "backfill",
-            "--job",
-            "analyst",
-            "--from",
-            &from_date(),
-            "--yes",
-        ],
-    )
-    .await;
+    let env = with_env(env_for(&db, &sb), &[("LINKLEDGER_API__MAX_IN_FLIGHT", "2")]);
+    let out = backfill_analyst(wd.path(), &env).await;
     assert!(out.status.success(), "{}", stderr(&out));
     let err = stderr(&out);
     let lines: Vec<&str> = err
@@ -432,14 +426,9 @@ async fn progress_is_a_line_every_few_seconds_without_a_terminal() {
 #[tokio::test]
 async fn on_a_terminal_the_backfill_asks_first_and_shows_a_progress_bar() {
     let db = TestDb::new().await;
-    let sb = sandbox(SandboxOptions {
-        latency: Duration::from_millis(200),
-        ..SandboxOptions::default()
-    })
-    .await;
+    let sb = sandbox(with_latency(Duration::from_millis(200))).await;
     let wd = Workdir::new(&[("analyst.toml", &analyst_job(&targets(4)))]);
-    let mut env = env_for(&db, &sb);
-    env.push(("TERM".into(), "xterm".into()));
+    let env = with_env(env_for(&db, &sb), &[("TERM", "xterm")]);
     let pty = nix::pty::openpty(None, None).expect("a pseudo-terminal");
     let slave = pty.slave;
     let mut cmd = command(
@@ -495,48 +484,18 @@ async fn a_backfill_beside_a_daemon_stays_within_the_accounts_limits_and_buys_no
     let sc = scene(
         12,
         SandboxOptions {
-            latency: Duration::from_millis(150),
             max_in_flight: 3,
-            ..SandboxOptions::default()
+            ..with_latency(Duration::from_millis(150))
         },
         &[("LINKLEDGER_API__MAX_IN_FLIGHT", "3")],
     )
     .await;
-    std::fs::write(
-        sc.wd.path().join("jobs").join("analyst.toml"),
-        analyst_job(&targets(10)),
-    )
-    .unwrap();
-    let mut d = Daemon::start(sc.wd.path(), &sc.env).await;
-    let out = linkledger(
-        sc.wd.path(),
-        &sc.env,
-        &[
-            "backfill",
-            "--job",
-            "analyst",
-            "--from",
-            &from_date(),
-            "--yes",
-        ],
-    )
-    .await;
+    sc.wd.write_job("analyst.toml", &analyst_job(&targets(10)));
+    let mut d = sc.start_daemon().await;
+    let out = backfill_analyst(sc.wd.path(), &sc.env).await;
     assert!(out.status.success(), "{}", stderr(&out));
-    wait_for(Duration::from_secs(60), "the daemon's fire done", || async {
-        count(
-            &sc.store,
-            "SELECT count(*) FROM linkledger.runs WHERE kind = 'scheduled' AND status = 'succeeded' AND finished_at > now() - interval '10 minutes'",
-        )
-        .await
-            == 1
-    })
-    .await;
-    d.signal(Signal::SIGTERM);
-    assert!(
-        d.wait(Duration::from_secs(30)).await.success(),
-        "{}",
-        d.log()
-    );
+    wait_for_daemons_fire(&sc.store, Duration::from_secs(60), "10 minutes").await;
+    d.stop(Duration::from_secs(30)).await;
     let stats = sc.sb.stats();
     assert!(stats.max_in_flight <= 3, "{stats:?}");
     assert_eq!(stats.throttled, 0, "{stats:?}");
@@ -590,19 +549,14 @@ async fn one_backfill_of_a_job_at_a_time_and_a_dead_ones_lock_is_free_at_once() 
 #[tokio::test]
 async fn a_once_run_shows_the_same_progress_lines_without_a_terminal() {
     let db = TestDb::new().await;
-    let sb = sandbox(SandboxOptions {
-        latency: Duration::from_millis(400),
-        ..SandboxOptions::default()
-    })
-    .await;
+    let sb = sandbox(with_latency(Duration::from_millis(400))).await;
     let list: Vec<String> = targets(10).iter().map(|t| format!("{t:?}")).collect();
     let job = format!(
         "name = \"watch\"\ntargets = [{}]\n[[collect]]\nendpoint = \"summary\"\nschedule = \"@daily\"\n",
         list.join(", ")
     );
     let wd = Workdir::new(&[("watch.toml", &job)]);
-    let mut env = env_for(&db, &sb);
-    env.push(("LINKLEDGER_API__MAX_IN_FLIGHT".into(), "1".into()));
+    let env = with_env(env_for(&db, &sb), &[("LINKLEDGER_API__MAX_IN_FLIGHT", "1")]);
     let out = linkledger(wd.path(), &env, &["run", "--once"]).await;
     assert!(out.status.success(), "{}", stderr(&out));
     let err = stderr(&out);

@@ -6,7 +6,6 @@ use std::time::Duration;
 
 use linkledger::sandbox::{GatewayOptions, SandboxOptions};
 use linkledger::store::RunKind;
-use nix::sys::signal::Signal;
 use rust_decimal::Decimal;
 
 use crate::common::*;
@@ -57,33 +56,38 @@ async fn work_states(
     .unwrap()
 }
 
+/// Waits until the scheduled work's [`work_states`] are `expected`.
+async fn wait_for_scheduled_work(
+    store: &linkledger::store::Store,
+    within: Duration,
+    what: &str,
+    expected: Vec<(String, Option<String>, i64)>,
+) {
+    wait_for(within, what, || async {
+        work_states(store, "scheduled").await == expected
+    })
+    .await;
+}
+
 #[tokio::test]
 async fn a_daily_cap_holds_calls_back_queued_until_it_is_raised_and_reloaded() {
     // 20 calls of $0.02003 and a cap of $0.10: four fit.
     let sc = scene(20, real_api(), &[("LINKLEDGER_QUEUE__WORKERS", "30")]).await;
-    let config = sc.wd.path().join("config");
-    std::fs::create_dir_all(&config).unwrap();
-    std::fs::write(
-        config.join("linkledger.toml"),
-        "[budget]\ndaily_usd = 0.10\n",
-    )
-    .unwrap();
+    sc.wd.write_config("[budget]\ndaily_usd = 0.10\n");
     let store = sc.store.clone();
-    let mut d = Daemon::start(sc.wd.path(), &sc.env).await;
-    wait_for(
+    let mut d = sc.start_daemon().await;
+    wait_for_scheduled_work(
+        &store,
         Duration::from_secs(30),
         "four calls made and sixteen held",
-        || async {
-            work_states(&store, "scheduled").await
-                == vec![
-                    (
-                        "queued".to_string(),
-                        Some("budget.daily_usd".to_string()),
-                        16,
-                    ),
-                    ("succeeded".to_string(), None, 4),
-                ]
-        },
+        vec![
+            (
+                "queued".to_string(),
+                Some("budget.daily_usd".to_string()),
+                16,
+            ),
+            ("succeeded".to_string(), None, 4),
+        ],
     )
     .await;
     assert_eq!(sc.sb.stats().requests, 4, "{:?}", sc.sb.stats());
@@ -113,49 +117,32 @@ async fn a_daily_cap_holds_calls_back_queued_until_it_is_raised_and_reloaded() {
     );
 
     // Raise the cap and reload: the held calls go.
-    std::fs::write(
-        config.join("linkledger.toml"),
-        "[budget]\ndaily_usd = 1.0\n",
+    d.reload_config("[budget]\ndaily_usd = 1.0\n");
+    wait_for_scheduled_work(
+        &store,
+        Duration::from_secs(30),
+        "every call made",
+        vec![("succeeded".to_string(), None, 20)],
     )
-    .unwrap();
-    d.signal(Signal::SIGHUP);
-    wait_for(Duration::from_secs(30), "every call made", || async {
-        work_states(&store, "scheduled").await == vec![("succeeded".to_string(), None, 20)]
-    })
     .await;
     assert_eq!(sc.sb.stats().requests, 20);
     assert_eq!(
         ledger_total(&store).await,
         summary_cost() * Decimal::from(20)
     );
-    d.signal(Signal::SIGTERM);
-    assert!(
-        d.wait(Duration::from_secs(30)).await.success(),
-        "{}",
-        d.log()
-    );
+    d.stop(Duration::from_secs(30)).await;
 }
 
 #[tokio::test]
 async fn two_daemons_and_a_once_run_together_stay_within_one_daily_cap() {
     let sc = scene(20, real_api(), &[("LINKLEDGER_QUEUE__WORKERS", "30")]).await;
-    let config = sc.wd.path().join("config");
-    std::fs::create_dir_all(&config).unwrap();
-    std::fs::write(
-        config.join("linkledger.toml"),
-        "[budget]\ndaily_usd = 0.10\n",
-    )
-    .unwrap();
-    std::fs::write(
-        sc.wd.path().join("jobs").join("once.toml"),
-        summary_job_named("extra", &targets("once", 10), ""),
-    )
-    .unwrap();
-    let store = sc.store.clone();
-    let (mut a, mut b) = tokio::join!(
-        Daemon::start(sc.wd.path(), &sc.env),
-        Daemon::start(sc.wd.path(), &sc.env)
+    sc.wd.write_config("[budget]\ndaily_usd = 0.10\n");
+    sc.wd.write_job(
+        "once.toml",
+        &summary_job_named("extra", &targets("once", 10), ""),
     );
+    let store = sc.store.clone();
+    let (mut a, mut b) = sc.start_two_daemons().await;
     let once = linkledger(sc.wd.path(), &sc.env, &["run", "--once", "--job", "extra"]).await;
     assert_eq!(once.status.code(), Some(1), "{}", stderr(&once));
     assert!(
@@ -164,14 +151,13 @@ async fn two_daemons_and_a_once_run_together_stay_within_one_daily_cap() {
         stderr(&once)
     );
     // Nothing in flight any more: every scheduled call is done or held.
-    wait_for(Duration::from_secs(30), "the daemons settled", || async {
-        count(
-            &store,
-            "SELECT count(*) FROM linkledger.work WHERE run_kind = 'scheduled' AND NOT (state = 'succeeded' OR held_by IS NOT NULL)",
-        )
-        .await
-            == 0
-    })
+    wait_for_count(
+        &store,
+        Duration::from_secs(30),
+        "the daemons settled",
+        "SELECT count(*) FROM linkledger.work WHERE run_kind = 'scheduled' AND NOT (state = 'succeeded' OR held_by IS NOT NULL)",
+        |n| n == 0,
+    )
     .await;
     let stats = sc.sb.stats();
     assert_eq!(stats.requests, 4, "the cap allows four: {stats:?}");
@@ -179,28 +165,15 @@ async fn two_daemons_and_a_once_run_together_stay_within_one_daily_cap() {
 
     // One daemon reloads a raised cap; the caps in force are the database's, so the
     // other one runs the calls it holds too.
-    std::fs::write(
-        config.join("linkledger.toml"),
-        "[budget]\ndaily_usd = 1.0\n",
-    )
-    .unwrap();
-    a.signal(Signal::SIGHUP);
-    wait_for(
+    a.reload_config("[budget]\ndaily_usd = 1.0\n");
+    wait_for_scheduled_work(
+        &store,
         Duration::from_secs(30),
         "every scheduled call made",
-        || async {
-            work_states(&store, "scheduled").await == vec![("succeeded".to_string(), None, 20)]
-        },
+        vec![("succeeded".to_string(), None, 20)],
     )
     .await;
-    for d in [&mut a, &mut b] {
-        d.signal(Signal::SIGTERM);
-        assert!(
-            d.wait(Duration::from_secs(30)).await.success(),
-            "{}",
-            d.log()
-        );
-    }
+    stop_both(&mut a, &mut b, Duration::from_secs(30)).await;
 }
 
 #[tokio::test]
@@ -356,30 +329,21 @@ async fn a_balance_below_a_week_of_projected_spend_is_warned_about_and_exported(
         &[],
     )
     .await;
-    std::fs::write(
-        sc.wd.path().join("jobs").join("daily.toml"),
-        summary_job_named("daily", &targets("daily", 10), ""),
+    sc.wd.write_job(
+        "daily.toml",
+        &summary_job_named("daily", &targets("daily", 10), ""),
+    );
+    let mut d = sc.start_daemon().await;
+    d.wait_for_log(
+        Duration::from_secs(20),
+        "the balance covers fewer than 7 days",
     )
-    .unwrap();
-    let mut d = Daemon::start(sc.wd.path(), &sc.env).await;
-    wait_for(Duration::from_secs(20), "the runway warning", || async {
-        d.log().contains("the balance covers fewer than 7 days")
-    })
     .await;
     let (_, metrics) = d.get("/metrics").await;
     assert!(metrics.contains("linkledger_balance_usd 0.5"), "{metrics}");
-    let days: f64 = metrics
-        .lines()
-        .find_map(|l| l.strip_prefix("linkledger_balance_days_left "))
-        .and_then(|v| v.trim().parse().ok())
-        .expect("the runway metric");
+    let days = metric(&metrics, "linkledger_balance_days_left").expect("the runway metric");
     assert!(days < 7.0, "{days}");
-    d.signal(Signal::SIGTERM);
-    assert!(
-        d.wait(Duration::from_secs(30)).await.success(),
-        "{}",
-        d.log()
-    );
+    d.stop(Duration::from_secs(30)).await;
 }
 
 #[tokio::test]
@@ -387,8 +351,10 @@ async fn sandbox_calls_are_marked_and_never_count_against_a_budget() {
     let db = TestDb::new().await;
     let sb = default_sandbox().await;
     let wd = Workdir::new(&[("j.toml", &summary_job_named("j", &targets("sb", 5), ""))]);
-    let mut env = env_for(&db, &sb);
-    env.push(("LINKLEDGER_BUDGET__DAILY_USD".into(), "0.03".into()));
+    let env = with_env(
+        env_for(&db, &sb),
+        &[("LINKLEDGER_BUDGET__DAILY_USD", "0.03")],
+    );
     let out = linkledger(wd.path(), &env, &["run", "--once"]).await;
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
     assert_eq!(sb.stats().requests, 5, "a sandbox is not held back");

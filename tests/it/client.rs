@@ -3,7 +3,7 @@
 use std::time::Duration;
 
 use linkledger::api::Endpoint;
-use linkledger::money::plan::CallSpec;
+use linkledger::plan::CallSpec;
 use linkledger::sandbox::SandboxOptions;
 use linkledger::store::RunKind;
 
@@ -76,9 +76,10 @@ async fn wrong_credentials_stop_the_run_after_the_first_refusal() {
     let sb = default_sandbox().await;
     let job = "name = \"j\"\ntargets = [\"a.com\", \"b.com\", \"c.com\", \"d.com\"]\n[[collect]]\nendpoint = \"summary\"\nschedule = \"@daily\"\n[[collect]]\nendpoint = \"bulk_ranks\"\nschedule = \"@daily\"\n";
     let wd = Workdir::new(&[("j.toml", job)]);
-    let mut env = env_for(&db, &sb);
-    env.retain(|(k, _)| k != "DATAFORSEO_PASSWORD");
-    env.push(("DATAFORSEO_PASSWORD".into(), "not-the-password".into()));
+    let env = with_env(
+        env_for(&db, &sb),
+        &[("DATAFORSEO_PASSWORD", "not-the-password")],
+    );
     let out = linkledger(wd.path(), &env, &["run", "--once"]).await;
     assert_eq!(out.status.code(), Some(1), "{}", stdout(&out));
     let text = format!("{}{}", stdout(&out), stderr(&out));

@@ -117,6 +117,14 @@ pub async fn default_sandbox() -> Sandbox {
     sandbox(SandboxOptions::default()).await
 }
 
+/// A sandbox that answers each request after `latency`.
+pub fn with_latency(latency: Duration) -> SandboxOptions {
+    SandboxOptions {
+        latency,
+        ..SandboxOptions::default()
+    }
+}
+
 /// A working directory with a `jobs/` directory holding the given files.
 pub struct Workdir {
     pub dir: tempfile::TempDir,
@@ -126,19 +134,37 @@ impl Workdir {
     pub fn new(jobs: &[(&str, &str)]) -> Workdir {
         let dir = tempfile::tempdir().expect("tempdir");
         std::fs::create_dir(dir.path().join("jobs")).unwrap();
+        let wd = Workdir { dir };
         for (name, body) in jobs {
-            let path = dir.path().join("jobs").join(name);
-            if let Some(parent) = path.parent() {
-                std::fs::create_dir_all(parent).unwrap();
-            }
-            std::fs::write(path, body).unwrap();
+            wd.write_job(name, body);
         }
-        Workdir { dir }
+        wd
     }
 
     pub fn path(&self) -> &Path {
         self.dir.path()
     }
+
+    /// Writes (or overwrites) `jobs/NAME`.
+    pub fn write_job(&self, name: &str, body: &str) {
+        let path = self.path().join("jobs").join(name);
+        if let Some(parent) = path.parent() {
+            std::fs::create_dir_all(parent).unwrap();
+        }
+        std::fs::write(path, body).unwrap();
+    }
+
+    /// Writes (or overwrites) `config/linkledger.toml`.
+    pub fn write_config(&self, toml: &str) {
+        write_config(self.path(), toml);
+    }
+}
+
+/// Writes (or overwrites) `config/linkledger.toml` under `dir`.
+pub fn write_config(dir: &Path, toml: &str) {
+    let config = dir.join("config");
+    std::fs::create_dir_all(&config).unwrap();
+    std::fs::write(config.join("linkledger.toml"), toml).unwrap();
 }
 
 /// Environment for the binary: the test database, the sandbox, its credentials and
@@ -152,6 +178,18 @@ pub fn env_for(db: &TestDb, sb: &Sandbox) -> Vec<(String, String)> {
         ("LINKLEDGER_API__RETRY_BASE_DELAY".into(), "5ms".into()),
         ("LINKLEDGER_API__RETRY_MAX_DELAY".into(), "50ms".into()),
     ]
+}
+
+/// `env` with `overrides` set, each replacing a variable of the same name.
+pub fn with_env(
+    mut env: Vec<(String, String)>,
+    overrides: &[(&str, &str)],
+) -> Vec<(String, String)> {
+    for (k, v) in overrides {
+        env.retain(|(key, _)| key != k);
+        env.push((k.to_string(), v.to_string()));
+    }
+    env
 }
 
 /// `linkledger ARGS` in `dir` with exactly `env` (plus PATH/HOME), logging at info.
@@ -204,6 +242,18 @@ where
         );
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
+}
+
+/// Waits until the count `sql` selects satisfies `ok`, polling, or panics after
+/// `timeout`.
+pub async fn wait_for_count(
+    store: &Store,
+    timeout: Duration,
+    what: &str,
+    sql: &str,
+    ok: impl Fn(i64) -> bool,
+) {
+    wait_for(timeout, what, || async { ok(count(store, sql).await) }).await;
 }
 
 /// An API configuration pointing at `sb`, with fast retries.
@@ -289,7 +339,7 @@ pub async fn enqueue_job(
     kind: linkledger::store::RunKind,
     max_attempts: i32,
 ) -> i64 {
-    let work: Vec<_> = linkledger::money::plan::plan_job(job, today())
+    let work: Vec<_> = linkledger::plan::plan_job(job, today())
         .iter()
         .map(linkledger::collect::workers::new_work)
         .collect();

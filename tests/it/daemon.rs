@@ -4,8 +4,7 @@
 use std::time::{Duration, Instant};
 
 use linkledger::sandbox::SandboxOptions;
-use nix::sys::signal::{Signal, kill};
-use nix::unistd::Pid;
+use nix::sys::signal::Signal;
 use rust_decimal::Decimal;
 
 use crate::common::*;
@@ -13,11 +12,22 @@ use crate::harness::*;
 
 #[tokio::test]
 async fn two_daemons_on_one_database_enqueue_and_call_each_fire_once() {
-    let db = TestDb::new().await;
-    let store = db.store().await;
-    let sb = default_sandbox().await;
     // Every minute, with the last five minutes' fires caught up at start (it last
     // fired an hour ago): several fires at once, which both daemons race to enqueue.
+    let sc = scene_with_jobs(
+        &[(
+            "daemon.toml",
+            &summary_job(
+                3,
+                "* * * * *",
+                "catch_up = \"all\"\ncatch_up_window = \"5m\"",
+            ),
+        )],
+        SandboxOptions::default(),
+        &[],
+    )
+    .await;
+    let (store, sb) = (sc.store.clone(), &sc.sb);
     seed_fire(
         &store,
         "daemon",
@@ -25,26 +35,21 @@ async fn two_daemons_on_one_database_enqueue_and_call_each_fire_once() {
         chrono::Utc::now() - chrono::Duration::hours(1),
     )
     .await;
-    let wd = Workdir::new(&[(
-        "daemon.toml",
-        &summary_job(
-            3,
-            "* * * * *",
-            "catch_up = \"all\"\ncatch_up_window = \"5m\"",
-        ),
-    )]);
-    let env = daemon_env(&db.url, &sb, &[]);
-    let (mut a, mut b) = tokio::join!(
-        Daemon::start(wd.path(), &env),
-        Daemon::start(wd.path(), &env)
-    );
-    wait_for(Duration::from_secs(60), "five fires executed", || async {
-        count(
-            &store,
-            "SELECT count(*) FROM linkledger.work WHERE state = 'succeeded'",
-        )
-        .await
-            >= 15
+    let (mut a, mut b) = sc.start_two_daemons().await;
+    wait_for_count(
+        &store,
+        Duration::from_secs(60),
+        "five fires executed",
+        "SELECT count(*) FROM linkledger.work WHERE state = 'succeeded'",
+        |n| n >= 15,
+    )
+    .await;
+    // The other daemon may have done every call before this one's first scheduler
+    // tick came through (its start is slower on a busy machine): /healthz says
+    // "not ticked yet" until then, which is right, so wait for that tick first.
+    wait_for(Duration::from_secs(30), "daemon a's first tick", || async {
+        let (_, m) = a.get("/metrics").await;
+        metric(&m, "linkledger_scheduler_last_tick_timestamp_seconds").is_some_and(|t| t > 0.0)
     })
     .await;
     let (status, body) = a.get("/healthz").await;
@@ -72,18 +77,7 @@ async fn two_daemons_on_one_database_enqueue_and_call_each_fire_once() {
         both.contains("linkledger_api_cost_usd_total{endpoint=\"summary\"}"),
         "{both}"
     );
-    a.signal(Signal::SIGTERM);
-    b.signal(Signal::SIGTERM);
-    assert!(
-        a.wait(Duration::from_secs(15)).await.success(),
-        "{}",
-        a.log()
-    );
-    assert!(
-        b.wait(Duration::from_secs(15)).await.success(),
-        "{}",
-        b.log()
-    );
+    stop_both(&mut a, &mut b, Duration::from_secs(15)).await;
 
     let fires = count(
         &store,
@@ -140,30 +134,19 @@ async fn two_daemons_on_one_database_enqueue_and_call_each_fire_once() {
 
 #[tokio::test]
 async fn sigterm_stops_the_daemon_within_the_deadline_with_nothing_left_claimed() {
-    let sc = scene(
-        12,
-        SandboxOptions {
-            latency: Duration::from_millis(400),
-            ..SandboxOptions::default()
-        },
-        &[("LINKLEDGER_API__MAX_IN_FLIGHT", "2")],
+    let sc = slow_scene(12, Duration::from_millis(400), 2, &[]).await;
+    let store = sc.store.clone();
+    let mut d = sc.start_daemon().await;
+    wait_for_count(
+        &store,
+        Duration::from_secs(30),
+        "calls in flight",
+        "SELECT count(*) FROM linkledger.api_calls WHERE outcome = 'ok'",
+        |n| n >= 2,
     )
     .await;
-    let (store, wd, env) = (sc.store.clone(), &sc.wd, sc.env.clone());
-    let mut d = Daemon::start(wd.path(), &env).await;
-    wait_for(Duration::from_secs(30), "calls in flight", || async {
-        count(
-            &store,
-            "SELECT count(*) FROM linkledger.api_calls WHERE outcome = 'ok'",
-        )
-        .await
-            >= 2
-    })
-    .await;
     let t = Instant::now();
-    d.signal(Signal::SIGTERM);
-    let status = d.wait(Duration::from_secs(10)).await;
-    assert!(status.success(), "{}", d.log());
+    d.stop(Duration::from_secs(10)).await;
     assert!(
         t.elapsed() < Duration::from_secs(7),
         "stopped after {:?}",
@@ -208,40 +191,32 @@ async fn sigterm_stops_the_daemon_within_the_deadline_with_nothing_left_claimed(
 async fn after_kill_9_the_restarted_daemon_finishes_the_run_without_paying_twice() {
     // 48 calls, 3 at a time, 300 ms each: the run lasts about 5 s, so a kill after the
     // sixth stored target comes mid-run even on a loaded machine.
-    let sc = scene(
-        48,
-        SandboxOptions {
-            latency: Duration::from_millis(300),
-            ..SandboxOptions::default()
-        },
-        &[("LINKLEDGER_API__MAX_IN_FLIGHT", "3")],
+    let sc = slow_scene(48, Duration::from_millis(300), 3, &[]).await;
+    let (store, sb) = (sc.store.clone(), &sc.sb);
+    let mut first = sc.start_daemon().await;
+    wait_for_count(
+        &store,
+        Duration::from_secs(30),
+        "some targets stored",
+        "SELECT count(*) FROM linkledger.summary",
+        |n| n >= 6,
     )
-    .await;
-    let (store, sb, wd, env) = (sc.store.clone(), &sc.sb, &sc.wd, sc.env.clone());
-    let mut first = Daemon::start(wd.path(), &env).await;
-    wait_for(Duration::from_secs(30), "some targets stored", || async {
-        count(&store, "SELECT count(*) FROM linkledger.summary").await >= 6
-    })
     .await;
     first.signal(Signal::SIGKILL);
     first.wait(Duration::from_secs(10)).await;
     let requests_at_kill = sb.stats().requests;
 
-    let mut second = Daemon::start(wd.path(), &env).await;
-    wait_for(Duration::from_secs(60), "every target stored", || async {
-        count(&store, "SELECT count(*) FROM linkledger.summary").await == 48
-    })
+    let mut second = sc.start_daemon().await;
+    wait_for_count(
+        &store,
+        Duration::from_secs(60),
+        "every target stored",
+        "SELECT count(*) FROM linkledger.summary",
+        |n| n == 48,
+    )
     .await;
-    wait_for(Duration::from_secs(10), "the run closed", || async {
-        count(&store, "SELECT count(*) FROM linkledger.runs r JOIN linkledger.fires f ON f.run_id = r.id WHERE f.enqueued_by <> 'test' AND r.status = 'succeeded'").await == 1
-    })
-    .await;
-    second.signal(Signal::SIGTERM);
-    assert!(
-        second.wait(Duration::from_secs(15)).await.success(),
-        "{}",
-        second.log()
-    );
+    wait_for_count(&store, Duration::from_secs(10), "the run closed", "SELECT count(*) FROM linkledger.runs r JOIN linkledger.fires f ON f.run_id = r.id WHERE f.enqueued_by <> 'test' AND r.status = 'succeeded'", |n| n == 1).await;
+    second.stop(Duration::from_secs(15)).await;
 
     let stats = sb.stats();
     assert!(
@@ -303,17 +278,17 @@ async fn the_daemon_carries_on_after_postgres_restarts() {
         .unwrap();
     store.migrate().await.unwrap();
     fired_long_ago(&store).await;
-    let sb = sandbox(SandboxOptions {
-        latency: Duration::from_millis(100),
-        ..SandboxOptions::default()
-    })
-    .await;
+    let sb = sandbox(with_latency(Duration::from_millis(100))).await;
     let wd = Workdir::new(&[("daemon.toml", &summary_job(30, ONE_FIRE, ONE_FIRE_CATCH_UP))]);
     let env = daemon_env(&url, &sb, &[("LINKLEDGER_API__MAX_IN_FLIGHT", "3")]);
     let mut d = Daemon::start(wd.path(), &env).await;
-    wait_for(Duration::from_secs(30), "some targets stored", || async {
-        count(&store, "SELECT count(*) FROM linkledger.summary").await >= 3
-    })
+    wait_for_count(
+        &store,
+        Duration::from_secs(30),
+        "some targets stored",
+        "SELECT count(*) FROM linkledger.summary",
+        |n| n >= 3,
+    )
     .await;
     let cluster = tokio::task::spawn_blocking(move || {
         cluster.restart().expect("restarting PostgreSQL");
@@ -344,39 +319,24 @@ async fn the_daemon_carries_on_after_postgres_restarts() {
     );
     let (status, body) = d.get("/healthz").await;
     assert_eq!(status, 200, "{body}");
-    d.signal(Signal::SIGTERM);
-    assert!(
-        d.wait(Duration::from_secs(15)).await.success(),
-        "{}",
-        d.log()
-    );
+    d.stop(Duration::from_secs(15)).await;
     drop(store);
     drop(cluster);
 }
 
 /// Starts two daemons on one database, waits until they have stored `targets`
 /// summaries, and stops both with SIGTERM: each must exit cleanly.
-async fn two_daemons_store_every_target(
-    store: &linkledger::store::Store,
-    dir: &std::path::Path,
-    env: &[(String, String)],
-    targets: i64,
-    within: Duration,
-) {
-    let (mut a, mut b) = tokio::join!(Daemon::start(dir, env), Daemon::start(dir, env));
-    wait_for(within, "every target stored", || async {
-        count(store, "SELECT count(*) FROM linkledger.summary").await == targets
-    })
+async fn two_daemons_store_every_target(sc: &Scene, targets: i64, within: Duration) {
+    let (mut a, mut b) = sc.start_two_daemons().await;
+    wait_for_count(
+        &sc.store,
+        within,
+        "every target stored",
+        "SELECT count(*) FROM linkledger.summary",
+        |n| n == targets,
+    )
     .await;
-    a.signal(Signal::SIGTERM);
-    b.signal(Signal::SIGTERM);
-    for d in [&mut a, &mut b] {
-        assert!(
-            d.wait(Duration::from_secs(15)).await.success(),
-            "{}",
-            d.log()
-        );
-    }
+    stop_both(&mut a, &mut b, Duration::from_secs(15)).await;
 }
 
 #[tokio::test]
@@ -384,15 +344,14 @@ async fn two_daemons_together_stay_within_the_accounts_in_flight_limit() {
     let sc = scene(
         60,
         SandboxOptions {
-            latency: Duration::from_millis(100),
             max_in_flight: 4,
-            ..SandboxOptions::default()
+            ..with_latency(Duration::from_millis(100))
         },
         &[("LINKLEDGER_API__MAX_IN_FLIGHT", "4")],
     )
     .await;
-    let (store, sb, wd, env) = (sc.store.clone(), &sc.sb, &sc.wd, sc.env.clone());
-    two_daemons_store_every_target(&store, wd.path(), &env, 60, Duration::from_secs(60)).await;
+    let (store, sb) = (sc.store.clone(), &sc.sb);
+    two_daemons_store_every_target(&sc, 60, Duration::from_secs(60)).await;
     let stats = sb.stats();
     assert!(stats.max_in_flight <= 4, "{stats:?}");
     assert_eq!(stats.throttled, 0, "{stats:?}");
@@ -407,14 +366,11 @@ async fn two_daemons_together_stay_within_the_accounts_in_flight_limit() {
 
 #[tokio::test]
 async fn edited_job_files_take_effect_without_a_restart_and_a_bad_edit_keeps_the_previous_jobs() {
-    let db = TestDb::new().await;
-    let store = db.store().await;
-    let sb = default_sandbox().await;
     // Yearly and nothing caught up: the first job makes no call.
     let quiet = "name = \"quiet\"\ntargets = [\"quiet.example.com\"]\n[[collect]]\nendpoint = \"summary\"\nschedule = \"0 0 1 1 *\"\ncatch_up = \"skip\"\n";
-    let wd = Workdir::new(&[("quiet.toml", quiet)]);
-    let env = daemon_env(&db.url, &sb, &[]);
-    let mut d = Daemon::start(wd.path(), &env).await;
+    let sc = scene_with_jobs(&[("quiet.toml", quiet)], SandboxOptions::default(), &[]).await;
+    let store = sc.store.clone();
+    let mut d = sc.start_daemon().await;
 
     // The added collection fired before, an hour ago: its latest missed fire (the last
     // minute's) is caught up as soon as it is loaded.
@@ -425,12 +381,9 @@ async fn edited_job_files_take_effect_without_a_restart_and_a_bad_edit_keeps_the
         chrono::Utc::now() - chrono::Duration::hours(1),
     )
     .await;
-    let added = wd.path().join("jobs").join("added.toml");
-    std::fs::write(&added, "name = \"added\"\ntargets = [\"added.example.com\"]\n[[collect]]\nendpoint = \"summary\"\nschedule = \"every minute\"\n").unwrap();
-    wait_for(Duration::from_secs(20), "the bad edit reported", || async {
-        d.log().contains("job files not reloaded")
-    })
-    .await;
+    sc.wd.write_job("added.toml", "name = \"added\"\ntargets = [\"added.example.com\"]\n[[collect]]\nendpoint = \"summary\"\nschedule = \"every minute\"\n");
+    d.wait_for_log(Duration::from_secs(20), "job files not reloaded")
+        .await;
     assert!(
         d.log().contains("jobs/added.toml: collect[1].schedule"),
         "{}",
@@ -439,18 +392,13 @@ async fn edited_job_files_take_effect_without_a_restart_and_a_bad_edit_keeps_the
     let (status, _) = d.get("/healthz").await;
     assert_eq!(status, 200, "the previous jobs keep running");
 
-    std::fs::write(&added, "name = \"added\"\ntargets = [\"added.example.com\"]\n[[collect]]\nendpoint = \"summary\"\nschedule = \"* * * * *\"\n").unwrap();
-    wait_for(
+    sc.wd.write_job("added.toml", "name = \"added\"\ntargets = [\"added.example.com\"]\n[[collect]]\nendpoint = \"summary\"\nschedule = \"* * * * *\"\n");
+    wait_for_count(
+        &store,
         Duration::from_secs(20),
         "the added job's first fire stored",
-        || async {
-            count(
-                &store,
-                "SELECT count(*) FROM linkledger.summary WHERE target = 'added.example.com'",
-            )
-            .await
-                == 1
-        },
+        "SELECT count(*) FROM linkledger.summary WHERE target = 'added.example.com'",
+        |n| n == 1,
     )
     .await;
     assert_eq!(
@@ -461,26 +409,26 @@ async fn edited_job_files_take_effect_without_a_restart_and_a_bad_edit_keeps_the
         .await,
         0
     );
-    d.signal(Signal::SIGTERM);
-    assert!(
-        d.wait(Duration::from_secs(15)).await.success(),
-        "{}",
-        d.log()
-    );
+    d.stop(Duration::from_secs(15)).await;
 }
 
 #[tokio::test]
 async fn a_refused_daemon_makes_no_call_keeps_the_work_queued_and_reports_unhealthy() {
-    let db = TestDb::new().await;
-    let store = db.store().await;
-    fired_long_ago(&store).await;
-    let sb = default_sandbox().await;
-    let wd = Workdir::new(&[("daemon.toml", &summary_job(3, ONE_FIRE, ONE_FIRE_CATCH_UP))]);
-    let env = daemon_env(&db.url, &sb, &[("DATAFORSEO_PASSWORD", "not-the-password")]);
-    let mut d = Daemon::start(wd.path(), &env).await;
-    wait_for(Duration::from_secs(20), "the fire enqueued", || async {
-        count(&store, "SELECT count(*) FROM linkledger.work").await == 3
-    })
+    let sc = scene(
+        3,
+        SandboxOptions::default(),
+        &[("DATAFORSEO_PASSWORD", "not-the-password")],
+    )
+    .await;
+    let (store, sb) = (sc.store.clone(), &sc.sb);
+    let mut d = sc.start_daemon().await;
+    wait_for_count(
+        &store,
+        Duration::from_secs(20),
+        "the fire enqueued",
+        "SELECT count(*) FROM linkledger.work",
+        |n| n == 3,
+    )
     .await;
     let (status, body) = d.get("/healthz").await;
     assert_eq!(status, 503, "{body}");
@@ -493,10 +441,7 @@ async fn a_refused_daemon_makes_no_call_keeps_the_work_queued_and_reports_unheal
         "the scheduler to tick on",
         || async {
             let (_, metrics) = d.get("/metrics").await;
-            metrics
-                .lines()
-                .find_map(|l| l.strip_prefix("linkledger_scheduler_last_tick_timestamp_seconds "))
-                .and_then(|v| v.trim().parse::<f64>().ok())
+            metric(&metrics, "linkledger_scheduler_last_tick_timestamp_seconds")
                 .is_some_and(|t| t >= until)
         },
     )
@@ -515,26 +460,16 @@ async fn a_refused_daemon_makes_no_call_keeps_the_work_queued_and_reports_unheal
         stats.unauthorized, 1,
         "only the free credentials check: {stats:?}"
     );
-    d.signal(Signal::SIGTERM);
-    assert!(
-        d.wait(Duration::from_secs(15)).await.success(),
-        "{}",
-        d.log()
-    );
+    d.stop(Duration::from_secs(15)).await;
 }
 
 #[tokio::test]
 async fn ctrl_c_on_a_once_run_cancels_its_work_and_no_daemon_pays_for_it_later() {
-    let sc = scene(
+    let sc = slow_scene(
         20,
-        SandboxOptions {
-            latency: Duration::from_millis(1500),
-            ..SandboxOptions::default()
-        },
-        &[
-            ("LINKLEDGER_API__MAX_IN_FLIGHT", "2"),
-            ("LINKLEDGER_QUEUE__SHUTDOWN_GRACE", "10s"),
-        ],
+        Duration::from_millis(1500),
+        2,
+        &[("LINKLEDGER_QUEUE__SHUTDOWN_GRACE", "10s")],
     )
     .await;
     let store = sc.store.clone();
@@ -563,12 +498,7 @@ async fn ctrl_c_on_a_once_run_cancels_its_work_and_no_daemon_pays_for_it_later()
         out.contains(&format!("{cancelled} calls not made")),
         "{out}"
     );
-    let status: String =
-        sqlx::query_scalar("SELECT status FROM linkledger.runs WHERE kind = 'once'")
-            .fetch_one(store.pool())
-            .await
-            .unwrap();
-    assert_eq!(status, "interrupted");
+    assert_eq!(once_run_status(&store).await, "interrupted");
     assert_eq!(
         count(
             &store,
@@ -585,22 +515,9 @@ async fn ctrl_c_on_a_once_run_cancels_its_work_and_no_daemon_pays_for_it_later()
 
     // A daemon started later on the same database runs its own schedule (one fire,
     // caught up) but never the interrupted run's work.
-    let mut d = Daemon::start(sc.wd.path(), &sc.env).await;
-    wait_for(Duration::from_secs(60), "the daemon's own fire done", || async {
-        count(
-            &store,
-            "SELECT count(*) FROM linkledger.runs WHERE kind = 'scheduled' AND status = 'succeeded' AND finished_at > now() - interval '5 minutes'",
-        )
-        .await
-            == 1
-    })
-    .await;
-    d.signal(Signal::SIGTERM);
-    assert!(
-        d.wait(Duration::from_secs(30)).await.success(),
-        "{}",
-        d.log()
-    );
+    let mut d = sc.start_daemon().await;
+    wait_for_daemons_fire(&store, Duration::from_secs(60), "5 minutes").await;
+    d.stop(Duration::from_secs(30)).await;
     assert_eq!(
         count(&store, &format!("{once} AND w.state = 'cancelled'")).await,
         cancelled,
@@ -628,43 +545,18 @@ async fn ctrl_c_on_a_once_run_cancels_its_work_and_no_daemon_pays_for_it_later()
 
 #[tokio::test]
 async fn sigterm_on_a_once_run_exits_143_with_the_run_interrupted() {
-    let sc = scene(
-        10,
-        SandboxOptions {
-            latency: Duration::from_millis(1000),
-            ..SandboxOptions::default()
-        },
-        &[("LINKLEDGER_API__MAX_IN_FLIGHT", "2")],
-    )
-    .await;
+    let sc = slow_scene(10, Duration::from_millis(1000), 2, &[]).await;
     let (code, out, err) = interrupt_once_run(&sc, Signal::SIGTERM).await;
     assert_eq!(code, Some(143), "{out}\n{err}");
     assert!(err.contains("interrupted by SIGTERM"), "{err}");
-    let status: String =
-        sqlx::query_scalar("SELECT status FROM linkledger.runs WHERE kind = 'once'")
-            .fetch_one(sc.store.pool())
-            .await
-            .unwrap();
-    assert_eq!(status, "interrupted");
+    assert_eq!(once_run_status(&sc.store).await, "interrupted");
 }
 
 #[tokio::test]
 async fn a_daemon_never_claims_the_work_a_killed_once_run_left_behind() {
-    let sc = scene(
-        20,
-        SandboxOptions {
-            latency: Duration::from_millis(1500),
-            ..SandboxOptions::default()
-        },
-        &[("LINKLEDGER_API__MAX_IN_FLIGHT", "2")],
-    )
-    .await;
+    let sc = slow_scene(20, Duration::from_millis(1500), 2, &[]).await;
     let store = sc.store.clone();
-    let mut child = once_run(sc.wd.path(), &sc.env);
-    wait_for(Duration::from_secs(30), "calls in flight", || async {
-        sc.sb.stats().requests >= 2
-    })
-    .await;
+    let mut child = sc.once_run_in_flight().await;
     child.kill().await.expect("kill -9 of the once-run");
     let requests_at_kill = sc.sb.stats().requests;
     let once =
@@ -679,22 +571,9 @@ async fn a_daemon_never_claims_the_work_a_killed_once_run_left_behind() {
 
     // The daemon runs its own fire (20 calls at 1.5 s, two at a time: longer than the
     // killed run's 5 s leases), and nothing of the once-run.
-    let mut d = Daemon::start(sc.wd.path(), &sc.env).await;
-    wait_for(Duration::from_secs(90), "the daemon's own fire done", || async {
-        count(
-            &store,
-            "SELECT count(*) FROM linkledger.runs WHERE kind = 'scheduled' AND status = 'succeeded' AND finished_at > now() - interval '5 minutes'",
-        )
-        .await
-            == 1
-    })
-    .await;
-    d.signal(Signal::SIGTERM);
-    assert!(
-        d.wait(Duration::from_secs(30)).await.success(),
-        "{}",
-        d.log()
-    );
+    let mut d = sc.start_daemon().await;
+    wait_for_daemons_fire(&store, Duration::from_secs(90), "5 minutes").await;
+    d.stop(Duration::from_secs(30)).await;
     assert_eq!(
         count(&store, &format!("SELECT sum(w.attempt)::bigint {once}")).await,
         claims_before,
@@ -710,27 +589,29 @@ async fn a_daemon_never_claims_the_work_a_killed_once_run_left_behind() {
 
 #[tokio::test]
 async fn a_daemon_starts_with_a_date_that_aged_out_and_health_names_its_job() {
-    let db = TestDb::new().await;
-    let sb = default_sandbox().await;
     let aged = (chrono::Utc::now() - chrono::Duration::days(400))
         .format("%Y-%m-%d")
         .to_string();
-    let wd = Workdir::new(&[
-        (
-            "aged.toml",
-            &format!(
-                "name = \"aged\"\ntargets = [\"a.com\"]\n[[collect]]\nendpoint = \"bulk_new_lost_backlinks\"\nschedule = \"0 0 1 1 *\"\nparams = {{ date_from = \"{aged}\" }}\n"
+    let sc = scene_with_jobs(
+        &[
+            (
+                "aged.toml",
+                &format!(
+                    "name = \"aged\"\ntargets = [\"a.com\"]\n[[collect]]\nendpoint = \"bulk_new_lost_backlinks\"\nschedule = \"0 0 1 1 *\"\nparams = {{ date_from = \"{aged}\" }}\n"
+                ),
             ),
-        ),
-        ("daemon.toml", &summary_job(2, ONE_FIRE, ONE_FIRE_CATCH_UP)),
-    ]);
-    let env = daemon_env(&db.url, &sb, &[]);
+            ("daemon.toml", &summary_job(2, ONE_FIRE, ONE_FIRE_CATCH_UP)),
+        ],
+        SandboxOptions::default(),
+        &[],
+    )
+    .await;
     // `jobs check` still refuses the file: the API would refuse the call.
-    let check = linkledger(wd.path(), &env, &["jobs", "check"]).await;
+    let check = linkledger(sc.wd.path(), &sc.env, &["jobs", "check"]).await;
     assert_eq!(check.status.code(), Some(2), "{}", stderr(&check));
     assert!(stderr(&check).contains("collect[1].params.date_from"));
 
-    let mut d = Daemon::start(wd.path(), &env).await;
+    let mut d = sc.start_daemon().await;
     wait_for(
         Duration::from_secs(20),
         "the health check naming the job",
@@ -746,37 +627,22 @@ async fn a_daemon_starts_with_a_date_that_aged_out_and_health_names_its_job() {
         "{}",
         d.log()
     );
-    d.signal(Signal::SIGTERM);
-    assert!(
-        d.wait(Duration::from_secs(15)).await.success(),
-        "{}",
-        d.log()
-    );
-    assert_eq!(sb.stats().requests, 0, "nothing was sent for it");
+    d.stop(Duration::from_secs(15)).await;
+    assert_eq!(sc.sb.stats().requests, 0, "nothing was sent for it");
 }
 
 #[tokio::test]
 async fn a_second_ctrl_c_stops_a_once_run_without_waiting_for_its_calls_in_flight() {
-    let sc = scene(
+    let sc = slow_scene(
         6,
-        SandboxOptions {
-            latency: Duration::from_secs(20),
-            ..SandboxOptions::default()
-        },
-        &[
-            ("LINKLEDGER_API__MAX_IN_FLIGHT", "2"),
-            ("LINKLEDGER_QUEUE__SHUTDOWN_GRACE", "130s"),
-        ],
+        Duration::from_secs(20),
+        2,
+        &[("LINKLEDGER_QUEUE__SHUTDOWN_GRACE", "130s")],
     )
     .await;
-    let mut child = once_run(sc.wd.path(), &sc.env);
+    let mut child = sc.once_run_in_flight().await;
     let log = capture_stderr(&mut child);
-    let pid = Pid::from_raw(child.id().expect("running") as i32);
-    wait_for(Duration::from_secs(30), "calls in flight", || async {
-        sc.sb.stats().requests >= 2
-    })
-    .await;
-    kill(pid, Signal::SIGINT).unwrap();
+    send_signal(&child, Signal::SIGINT);
     wait_for(
         Duration::from_secs(10),
         "the first signal handled",
@@ -784,7 +650,7 @@ async fn a_second_ctrl_c_stops_a_once_run_without_waiting_for_its_calls_in_fligh
     )
     .await;
     let started = Instant::now();
-    kill(pid, Signal::SIGINT).unwrap();
+    send_signal(&child, Signal::SIGINT);
     let status = tokio::time::timeout(Duration::from_secs(15), child.wait())
         .await
         .expect("exits without waiting for the 20-second answers")
@@ -830,8 +696,8 @@ async fn two_daemons_together_stay_within_the_accounts_per_minute_limit() {
         &[("LINKLEDGER_API__MAX_PER_MINUTE", "20")],
     )
     .await;
-    let (store, sb, wd, env) = (sc.store.clone(), &sc.sb, &sc.wd, sc.env.clone());
-    two_daemons_store_every_target(&store, wd.path(), &env, 30, Duration::from_secs(120)).await;
+    let (store, sb) = (sc.store.clone(), &sc.sb);
+    two_daemons_store_every_target(&sc, 30, Duration::from_secs(120)).await;
     let stats = sb.stats();
     assert_eq!(stats.throttled, 0, "{stats:?}");
     assert_eq!(stats.requests, 30);

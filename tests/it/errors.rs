@@ -97,12 +97,9 @@ async fn a_database_that_does_not_exist_says_so_once() {
 #[tokio::test]
 async fn a_config_file_with_three_mistakes_reports_all_three_and_names_the_variable_of_a_fourth() {
     let wd = Workdir::new(&[]);
-    std::fs::create_dir_all(wd.path().join("config")).unwrap();
-    std::fs::write(
-        wd.path().join("config/linkledger.toml"),
+    wd.write_config(
         "[api]\nmax_inflight = 3\ntimeout = \"soon\"\n[budget]\ndaily_usd = \"lots\"\n",
-    )
-    .unwrap();
+    );
     let out = linkledger(
         wd.path(),
         &env(&[("LINKLEDGER_QUEUE__LEASE", "forever")]),

@@ -1,5 +1,7 @@
 //! Processes under test: the daemon and `run --once` as real child processes, with
-//! their logs; a database, a sandbox and job files set up for them.
+//! their logs; a database, a sandbox and job files set up for them ([`Scene`]); and the
+//! verbs tests drive them with: start one or two daemons, wait for a log line, reload a
+//! configuration, stop them cleanly, interrupt a once-run with calls in flight.
 
 use std::process::Stdio;
 use std::sync::{Arc, Mutex};
@@ -17,6 +19,8 @@ pub struct Daemon {
     pub child: tokio::process::Child,
     pub addr: String,
     pub log: Arc<Mutex<String>>,
+    /// Its working directory (`jobs/`, `config/`).
+    pub dir: std::path::PathBuf,
 }
 
 /// Collects a child's stderr as it comes, to wait on what it logs.
@@ -63,12 +67,44 @@ impl Daemon {
         .await
         .expect("the daemon started within a minute");
         tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
-        Daemon { child, addr, log }
+        Daemon {
+            child,
+            addr,
+            log,
+            dir: dir.to_path_buf(),
+        }
+    }
+
+    /// Two daemons on the same directory and environment, started at once.
+    pub async fn start_two(dir: &std::path::Path, env: &[(String, String)]) -> (Daemon, Daemon) {
+        tokio::join!(Daemon::start(dir, env), Daemon::start(dir, env))
     }
 
     pub fn signal(&self, sig: Signal) {
-        kill(Pid::from_raw(self.child.id().expect("running") as i32), sig)
-            .expect("signalling the daemon");
+        send_signal(&self.child, sig);
+    }
+
+    /// SIGTERM, then asserts the daemon exits cleanly within `within` (its log if not).
+    pub async fn stop(&mut self, within: Duration) {
+        self.signal(Signal::SIGTERM);
+        let status = self.wait(within).await;
+        assert!(status.success(), "{}", self.log());
+    }
+
+    /// Writes `toml` as its `config/linkledger.toml` and sends SIGHUP to reload it.
+    pub fn reload_config(&self, toml: &str) {
+        write_config(&self.dir, toml);
+        self.signal(Signal::SIGHUP);
+    }
+
+    /// Waits until the daemon's log holds `needle`, or panics after `within`.
+    pub async fn wait_for_log(&self, within: Duration, needle: &str) {
+        wait_for(
+            within,
+            &format!("`{needle}` in the daemon's log"),
+            || async { self.log().contains(needle) },
+        )
+        .await;
     }
 
     pub async fn wait(&mut self, within: Duration) -> std::process::ExitStatus {
@@ -94,8 +130,58 @@ impl Daemon {
     }
 }
 
+/// SIGTERMs both daemons together, then asserts each exits cleanly within `within`.
+pub async fn stop_both(a: &mut Daemon, b: &mut Daemon, within: Duration) {
+    a.signal(Signal::SIGTERM);
+    b.signal(Signal::SIGTERM);
+    for d in [a, b] {
+        let status = d.wait(within).await;
+        assert!(status.success(), "{}", d.log());
+    }
+}
+
+/// Sends `sig` to a running child.
+pub fn send_signal(child: &tokio::process::Child, sig: Signal) {
+    kill(Pid::from_raw(child.id().expect("running") as i32), sig).expect("signalling the child");
+}
+
+/// The value of the sample `name` (a metric with its labels) in a `/metrics` text.
+pub fn metric(metrics: &str, name: &str) -> Option<f64> {
+    metrics
+        .lines()
+        .find_map(|l| l.strip_prefix(&format!("{name} ")))
+        .and_then(|v| v.trim().parse().ok())
+}
+
+/// Waits until exactly one scheduled run succeeded within the last `recent` (an SQL
+/// interval such as `5 minutes`): the daemon's own fire is done.
+pub async fn wait_for_daemons_fire(
+    store: &linkledger::store::Store,
+    within: Duration,
+    recent: &str,
+) {
+    wait_for_count(
+        store,
+        within,
+        "the daemon's own fire done",
+        &format!(
+            "SELECT count(*) FROM linkledger.runs WHERE kind = 'scheduled' AND status = 'succeeded' AND finished_at > now() - interval '{recent}'"
+        ),
+        |n| n == 1,
+    )
+    .await;
+}
+
+/// The status of the one once-run in the database.
+pub async fn once_run_status(store: &linkledger::store::Store) -> String {
+    sqlx::query_scalar("SELECT status FROM linkledger.runs WHERE kind = 'once'")
+        .fetch_one(store.pool())
+        .await
+        .unwrap()
+}
+
 pub fn daemon_env(db_url: &str, sb: &Sandbox, extra: &[(&str, &str)]) -> Vec<(String, String)> {
-    let mut env = vec![
+    let env = vec![
         ("DATABASE_URL".to_string(), db_url.to_string()),
         ("LINKLEDGER_API__BASE_URL".into(), sb.base_url()),
         ("DATAFORSEO_LOGIN".into(), "sandbox".into()),
@@ -108,11 +194,7 @@ pub fn daemon_env(db_url: &str, sb: &Sandbox, extra: &[(&str, &str)]) -> Vec<(St
         ("LINKLEDGER_QUEUE__LEASE".into(), "5s".into()),
         ("LINKLEDGER_QUEUE__SHUTDOWN_GRACE".into(), "5s".into()),
     ];
-    for (k, v) in extra {
-        env.retain(|(key, _)| key != k);
-        env.push((k.to_string(), v.to_string()));
-    }
-    env
+    with_env(env, extra)
 }
 
 /// A yearly schedule whose newest fire (1 January) is caught up at start, once the
@@ -136,8 +218,8 @@ pub fn summary_job(n: usize, schedule: &str, catch_up: &str) -> String {
     )
 }
 
-/// A database, a sandbox, a work directory holding one summary job over `targets`
-/// targets that fires once, and the daemon environment for them.
+/// A database, a sandbox, a work directory holding job files, and the daemon
+/// environment for them.
 pub struct Scene {
     pub _db: TestDb,
     pub store: linkledger::store::Store,
@@ -146,15 +228,45 @@ pub struct Scene {
     pub env: Vec<(String, String)>,
 }
 
+/// One summary job over `targets` targets that fires once (see [`fired_long_ago`]).
 pub async fn scene(targets: usize, sandbox_opts: SandboxOptions, env: &[(&str, &str)]) -> Scene {
+    let sc = scene_with_jobs(
+        &[(
+            "daemon.toml",
+            &summary_job(targets, ONE_FIRE, ONE_FIRE_CATCH_UP),
+        )],
+        sandbox_opts,
+        env,
+    )
+    .await;
+    fired_long_ago(&sc.store).await;
+    sc
+}
+
+/// [`scene`] with a sandbox that answers each request after `latency`, and at most
+/// `max_in_flight` calls at a time (`api.max_in_flight`) from each process.
+pub async fn slow_scene(
+    targets: usize,
+    latency: Duration,
+    max_in_flight: usize,
+    env: &[(&str, &str)],
+) -> Scene {
+    let max_in_flight = max_in_flight.to_string();
+    let mut all = vec![("LINKLEDGER_API__MAX_IN_FLIGHT", max_in_flight.as_str())];
+    all.extend_from_slice(env);
+    scene(targets, with_latency(latency), &all).await
+}
+
+/// The given job files, none of which has fired before.
+pub async fn scene_with_jobs(
+    jobs: &[(&str, &str)],
+    sandbox_opts: SandboxOptions,
+    env: &[(&str, &str)],
+) -> Scene {
     let db = TestDb::new().await;
     let store = db.store().await;
-    fired_long_ago(&store).await;
     let sb = sandbox(sandbox_opts).await;
-    let wd = Workdir::new(&[(
-        "daemon.toml",
-        &summary_job(targets, ONE_FIRE, ONE_FIRE_CATCH_UP),
-    )]);
+    let wd = Workdir::new(jobs);
     let env = daemon_env(&db.url, &sb, env);
     Scene {
         _db: db,
@@ -162,6 +274,38 @@ pub async fn scene(targets: usize, sandbox_opts: SandboxOptions, env: &[(&str, &
         sb,
         wd,
         env,
+    }
+}
+
+impl Scene {
+    /// A daemon on this scene's directory and environment.
+    pub async fn start_daemon(&self) -> Daemon {
+        Daemon::start(self.wd.path(), &self.env).await
+    }
+
+    /// Starts a daemon, waits up to `within` until its log says `needle`, and stops it
+    /// (a clean exit within 15 s): the stopped daemon, for its log.
+    pub async fn run_daemon_until_log(&self, within: Duration, needle: &str) -> Daemon {
+        let mut d = self.start_daemon().await;
+        d.wait_for_log(within, needle).await;
+        d.stop(Duration::from_secs(15)).await;
+        d
+    }
+
+    /// Two daemons on this scene, started at once.
+    pub async fn start_two_daemons(&self) -> (Daemon, Daemon) {
+        Daemon::start_two(self.wd.path(), &self.env).await
+    }
+
+    /// `run --once` as a child process, returned once it has two calls in flight (the
+    /// sandbox has seen two requests) within 30 s.
+    pub async fn once_run_in_flight(&self) -> tokio::process::Child {
+        let child = once_run(self.wd.path(), &self.env);
+        wait_for(Duration::from_secs(30), "calls in flight", || async {
+            self.sb.stats().requests >= 2
+        })
+        .await;
+        child
     }
 }
 
@@ -178,13 +322,8 @@ pub fn once_run(dir: &std::path::Path, env: &[(String, String)]) -> tokio::proce
 /// Interrupts a once-run against a slow sandbox once calls are in flight, and returns
 /// its exit code, stdout and stderr.
 pub async fn interrupt_once_run(sc: &Scene, sig: Signal) -> (Option<i32>, String, String) {
-    let child = once_run(sc.wd.path(), &sc.env);
-    let pid = Pid::from_raw(child.id().expect("running") as i32);
-    wait_for(Duration::from_secs(30), "calls in flight", || async {
-        sc.sb.stats().requests >= 2
-    })
-    .await;
-    kill(pid, sig).expect("signalling the once-run");
+    let child = sc.once_run_in_flight().await;
+    send_signal(&child, sig);
     let out = tokio::time::timeout(Duration::from_secs(30), child.wait_with_output())
         .await
         .expect("the interrupted run exits within the grace period")

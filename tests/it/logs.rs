@@ -4,7 +4,6 @@
 use std::time::Duration;
 
 use linkledger::sandbox::SandboxOptions;
-use nix::sys::signal::Signal;
 
 use crate::common::*;
 use crate::harness::*;
@@ -12,19 +11,9 @@ use crate::harness::*;
 #[tokio::test]
 async fn the_daemons_log_says_how_each_run_ended_without_colour_codes() {
     let sc = scene(3, SandboxOptions::default(), &[]).await;
-    let mut d = Daemon::start(sc.wd.path(), &sc.env).await;
-    wait_for(
-        Duration::from_secs(30),
-        "the run's end in the log",
-        || async { d.log().contains("run finished: ") },
-    )
-    .await;
-    d.signal(Signal::SIGTERM);
-    assert!(
-        d.wait(Duration::from_secs(15)).await.success(),
-        "{}",
-        d.log()
-    );
+    let d = sc
+        .run_daemon_until_log(Duration::from_secs(30), "run finished: ")
+        .await;
     let log = d.log();
     assert!(
         !log.contains('\u{1b}'),
@@ -59,19 +48,9 @@ async fn in_json_logs_a_runs_figures_are_numbers() {
         &[("LINKLEDGER_LOG_FORMAT", "json")],
     )
     .await;
-    let mut d = Daemon::start(sc.wd.path(), &sc.env).await;
-    wait_for(
-        Duration::from_secs(30),
-        "the run's end in the log",
-        || async { d.log().contains("run finished: ") },
-    )
-    .await;
-    d.signal(Signal::SIGTERM);
-    assert!(
-        d.wait(Duration::from_secs(15)).await.success(),
-        "{}",
-        d.log()
-    );
+    let d = sc
+        .run_daemon_until_log(Duration::from_secs(30), "run finished: ")
+        .await;
     let log = d.log();
     let finished: serde_json::Value = log
         .lines()

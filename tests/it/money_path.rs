@@ -120,14 +120,6 @@ async fn a_call_whose_claims_keep_lapsing_ends_exhausted_after_max_attempts() {
     let store = db.store().await;
     let job = job_for("summary", &["lapsing.example.com".to_string()], "");
     let run = enqueue_job(&store, &job, RunKind::Once, 3).await;
-    let lapsed = || async {
-        count(
-            &store,
-            "SELECT count(*) FROM linkledger.work WHERE state = 'running' AND lease_expires_at < now()",
-        )
-        .await
-            == 1
-    };
     for claim in 1..=3 {
         let got = store
             .claim(
@@ -139,7 +131,14 @@ async fn a_call_whose_claims_keep_lapsing_ends_exhausted_after_max_attempts() {
             .await
             .unwrap();
         assert_eq!(got.items.len(), 1, "claim {claim}");
-        wait_for(Duration::from_secs(5), "the lease to lapse", lapsed).await;
+        wait_for_count(
+            &store,
+            Duration::from_secs(5),
+            "the lease to lapse",
+            "SELECT count(*) FROM linkledger.work WHERE state = 'running' AND lease_expires_at < now()",
+            |n| n == 1,
+        )
+        .await;
     }
     // The third lapse uses up max_attempts: the next claim exhausts the item.
     let got = store
@@ -225,17 +224,12 @@ async fn releasing_a_lapsed_slot_does_not_free_the_acquisition_that_took_it_sinc
     );
     short.prepare().await.unwrap();
     let first = short.acquire().await.unwrap();
-    wait_for(
+    wait_for_count(
+        &store,
         Duration::from_secs(5),
         "the first lease to lapse",
-        || async {
-            count(
-                &store,
-                "SELECT count(*) FROM linkledger.api_slots WHERE lease_expires_at < now()",
-            )
-            .await
-                == 1
-        },
+        "SELECT count(*) FROM linkledger.api_slots WHERE lease_expires_at < now()",
+        |n| n == 1,
     )
     .await;
     let second = long.acquire().await.unwrap();
@@ -409,7 +403,7 @@ async fn a_call_whose_claim_was_lost_gives_its_shared_slot_back_and_sends_nothin
     );
     limits.prepare().await.unwrap();
     let exec = executor(&store, &sb, 2).with_shared_limits(limits);
-    let call = linkledger::money::plan::plan_job(&job, today()).remove(0);
+    let call = linkledger::plan::plan_job(&job, today()).remove(0);
     let end = exec.attempt(run, &call, fence).await.unwrap();
     assert_eq!(end, linkledger::collect::executor::AttemptEnd::Stale);
     assert_eq!(
@@ -442,11 +436,14 @@ async fn a_wrong_base_url_stops_every_call_after_the_first_and_says_so() {
             targets.join(", ")
         ),
     )]);
-    let mut env = env_for(&db, &sb);
     let wrong = sb.base_url().replace("/v3", "/v2");
-    env.retain(|(k, _)| k != "LINKLEDGER_API__BASE_URL");
-    env.push(("LINKLEDGER_API__BASE_URL".into(), wrong));
-    env.push(("LINKLEDGER_API__MAX_IN_FLIGHT".into(), "1".into()));
+    let env = with_env(
+        env_for(&db, &sb),
+        &[
+            ("LINKLEDGER_API__BASE_URL", &wrong),
+            ("LINKLEDGER_API__MAX_IN_FLIGHT", "1"),
+        ],
+    );
     let out = linkledger(wd.path(), &env, &["run", "--once"]).await;
     let text = format!("{}{}", stdout(&out), stderr(&out));
     assert_eq!(out.status.code(), Some(1), "{text}");
@@ -483,9 +480,7 @@ async fn a_base_url_without_http_is_a_configuration_error_not_a_panic() {
         "name = \"j\"\ntargets = [\"a.com\"]\n[[collect]]\nendpoint = \"summary\"\nschedule = \"@daily\"\n",
     )]);
     for bad in ["localhost:8089/v3", "ftp://localhost:8089/v3"] {
-        let mut env = env_for(&db, &sb);
-        env.retain(|(k, _)| k != "LINKLEDGER_API__BASE_URL");
-        env.push(("LINKLEDGER_API__BASE_URL".into(), bad.into()));
+        let env = with_env(env_for(&db, &sb), &[("LINKLEDGER_API__BASE_URL", bad)]);
         let out = linkledger(wd.path(), &env, &["run", "--once"]).await;
         let err = stderr(&out);
         assert_eq!(out.status.code(), Some(2), "{bad}: {err}");
@@ -636,7 +631,7 @@ async fn who_may_claim_work_follows_the_kind_of_its_run() {
     let job = job_for("summary", &["kind.example.com".to_string()], "");
     let once = enqueue_job(&store, &job, RunKind::Once, 3).await;
     let other_once = enqueue_job(&store, &job, RunKind::Once, 3).await;
-    let work: Vec<_> = linkledger::money::plan::plan_job(&job, today())
+    let work: Vec<_> = linkledger::plan::plan_job(&job, today())
         .iter()
         .map(linkledger::collect::workers::new_work)
         .collect();
@@ -706,7 +701,7 @@ async fn a_reclaimed_item_is_settled_from_a_refusal_or_an_unreadable_answer_alre
         ),
     ];
     for (i, (target, task, expected)) in cases.into_iter().enumerate() {
-        let call = linkledger::money::plan::CallSpec {
+        let call = linkledger::plan::CallSpec {
             job: "j".into(),
             collection: "c".into(),
             endpoint: linkledger::api::Endpoint::Summary,
@@ -729,14 +724,13 @@ async fn a_reclaimed_item_is_settled_from_a_refusal_or_an_unreadable_answer_alre
         // The attempt gets and records its answer; the worker dies before settling.
         exec.attempt(run, &call, dying).await.unwrap();
         assert_eq!(sb.stats().requests as usize, i + 1);
-        wait_for(Duration::from_secs(5), "the lease to lapse", || async {
-            count(
-                &store,
-                &format!("SELECT count(*) FROM linkledger.work WHERE run_id = {run} AND lease_expires_at < now()"),
-            )
-            .await
-                == 1
-        })
+        wait_for_count(
+            &store,
+            Duration::from_secs(5),
+            "the lease to lapse",
+            &format!("SELECT count(*) FROM linkledger.work WHERE run_id = {run} AND lease_expires_at < now()"),
+            |n| n == 1,
+        )
         .await;
         let fresh = claim_one(&store, "next", Duration::from_secs(30), run)
             .await

@@ -15,7 +15,7 @@ async fn enqueue_calls(store: &Store, targets: &[String]) -> i64 {
     let job = job_for("bulk_ranks", &targets[..1], "");
     let mut work = Vec::new();
     for t in targets {
-        let mut call = linkledger::money::plan::plan_job(&job, today()).remove(0);
+        let mut call = linkledger::plan::plan_job(&job, today()).remove(0);
         call.targets = vec![linkledger::api::Target::parse(t).unwrap()];
         call.task = serde_json::json!({"targets": [t]});
         work.push(new_work(&call));
@@ -104,18 +104,14 @@ async fn a_worker_whose_claim_was_taken_over_cannot_complete_it_and_the_new_clai
     let store = db.store().await;
     // Slow answers, so the first worker's request is still in flight when its claim
     // is taken over.
-    let sb = sandbox(linkledger::sandbox::SandboxOptions {
-        latency: Duration::from_millis(500),
-        ..Default::default()
-    })
-    .await;
+    let sb = sandbox(with_latency(Duration::from_millis(500))).await;
     let run = enqueue_calls(&store, &["fenced.example.org".to_string()]).await;
     let exec = executor(&store, &sb, 2);
 
     // Worker A claims with a lease that lapses at once, and sends its request.
     let a = claim_one(&store, "worker-a", Duration::from_millis(1), run).await;
     let stale = a.fence();
-    let call = linkledger::money::plan::CallSpec {
+    let call = linkledger::plan::CallSpec {
         job: a.job.clone(),
         collection: a.collection.clone(),
         endpoint: linkledger::api::Endpoint::BulkRanks,
@@ -127,14 +123,13 @@ async fn a_worker_whose_claim_was_taken_over_cannot_complete_it_and_the_new_clai
         let (exec, call) = (exec.clone(), call.clone());
         tokio::spawn(async move { exec.attempt(run, &call, stale).await })
     };
-    wait_for(Duration::from_secs(10), "A's request in flight", || async {
-        count(
-            &store,
-            "SELECT count(*) FROM linkledger.api_calls WHERE outcome = 'sent'",
-        )
-        .await
-            == 1
-    })
+    wait_for_count(
+        &store,
+        Duration::from_secs(10),
+        "A's request in flight",
+        "SELECT count(*) FROM linkledger.api_calls WHERE outcome = 'sent'",
+        |n| n == 1,
+    )
     .await;
 
     // Worker B claims the expired item: crash recovery is just the claim.
@@ -242,20 +237,19 @@ async fn a_request_left_unanswered_by_a_dead_claim_is_booked_at_its_list_price()
         matches!(sent, linkledger::store::SendDecision::Sent(_)),
         "the claim held: {sent:?}"
     );
-    wait_for(Duration::from_secs(5), "the lease to lapse", || async {
-        count(
-            &store,
-            "SELECT count(*) FROM linkledger.work WHERE lease_expires_at < now()",
-        )
-        .await
-            == 1
-    })
+    wait_for_count(
+        &store,
+        Duration::from_secs(5),
+        "the lease to lapse",
+        "SELECT count(*) FROM linkledger.work WHERE lease_expires_at < now()",
+        |n| n == 1,
+    )
     .await;
     let b = claim_one(&store, "next-worker", Duration::from_secs(30), run).await;
     let fresh = b.fence();
     let sb = default_sandbox().await;
     let exec = executor(&store, &sb, 1);
-    let call = linkledger::money::plan::CallSpec {
+    let call = linkledger::plan::CallSpec {
         job: b.job.clone(),
         collection: b.collection.clone(),
         endpoint: linkledger::api::Endpoint::BulkRanks,

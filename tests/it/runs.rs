@@ -4,7 +4,6 @@
 use std::time::Duration;
 
 use linkledger::sandbox::SandboxOptions;
-use nix::sys::signal::Signal;
 
 use crate::common::*;
 use crate::harness::*;
@@ -32,47 +31,35 @@ async fn run_of(store: &linkledger::store::Store, job: &str) -> (i64, String) {
 
 #[tokio::test]
 async fn cancelling_the_work_a_40210_left_lets_a_new_daemon_run_the_other_jobs() {
-    let db = TestDb::new().await;
-    let store = db.store().await;
+    // One call at a time: the refused call (enqueued first) stops the daemon before
+    // any of `fine`'s calls is made.
+    let sc = scene_with_jobs(
+        &[
+            (
+                "broke.toml",
+                &one_fire_job("broke", &["quirk-no-funds.example.com"]),
+            ),
+            (
+                "fine.toml",
+                &one_fire_job("fine", &["a.example.com", "b.example.com", "c.example.com"]),
+            ),
+        ],
+        SandboxOptions::default(),
+        &[
+            ("LINKLEDGER_QUEUE__WORKERS", "1"),
+            ("LINKLEDGER_API__MAX_IN_FLIGHT", "1"),
+        ],
+    )
+    .await;
+    let (store, sb, wd, env) = (sc.store.clone(), &sc.sb, &sc.wd, sc.env.clone());
     let long_ago = chrono::DateTime::parse_from_rfc3339("2000-01-01T00:00:00Z")
         .unwrap()
         .into();
     seed_fire(&store, "broke", "summary", long_ago).await;
     seed_fire(&store, "fine", "summary", long_ago).await;
-    let sb = default_sandbox().await;
-    let wd = Workdir::new(&[
-        (
-            "broke.toml",
-            &one_fire_job("broke", &["quirk-no-funds.example.com"]),
-        ),
-        (
-            "fine.toml",
-            &one_fire_job("fine", &["a.example.com", "b.example.com", "c.example.com"]),
-        ),
-    ]);
-    // One call at a time: the refused call (enqueued first) stops the daemon before
-    // any of `fine`'s calls is made.
-    let env = daemon_env(
-        &db.url,
-        &sb,
-        &[
-            ("LINKLEDGER_QUEUE__WORKERS", "1"),
-            ("LINKLEDGER_API__MAX_IN_FLIGHT", "1"),
-        ],
-    );
-    let mut d = Daemon::start(wd.path(), &env).await;
-    wait_for(
-        Duration::from_secs(30),
-        "the daemon to say what it holds",
-        || async { d.log().contains("holding the queued work of") },
-    )
-    .await;
-    d.signal(Signal::SIGTERM);
-    assert!(
-        d.wait(Duration::from_secs(15)).await.success(),
-        "{}",
-        d.log()
-    );
+    let d = sc
+        .run_daemon_until_log(Duration::from_secs(30), "holding the queued work of")
+        .await;
     let (broke, _) = run_of(&store, "broke").await;
     let (fine, status) = run_of(&store, "fine").await;
     assert_eq!(status, "running");
@@ -130,17 +117,12 @@ async fn cancelling_the_work_a_40210_left_lets_a_new_daemon_run_the_other_jobs()
     assert_eq!(run_of(&store, "broke").await.1, "cancelled");
 
     // A new daemon runs the other job's calls, and nothing of the cancelled run.
-    let mut d = Daemon::start(wd.path(), &env).await;
+    let mut d = sc.start_daemon().await;
     wait_for(Duration::from_secs(30), "fine's run to succeed", || async {
         run_of(&store, "fine").await.1 == "succeeded"
     })
     .await;
-    d.signal(Signal::SIGTERM);
-    assert!(
-        d.wait(Duration::from_secs(15)).await.success(),
-        "{}",
-        d.log()
-    );
+    d.stop(Duration::from_secs(15)).await;
     assert!(!d.log().contains("40210"), "{}", d.log());
     assert_eq!(sb.stats().requests, 4, "{:?}", sb.stats());
     let out = linkledger(
@@ -158,25 +140,16 @@ async fn cancelling_the_work_a_40210_left_lets_a_new_daemon_run_the_other_jobs()
 
 #[tokio::test]
 async fn cancel_drops_queued_calls_lets_calls_in_flight_finish_and_books_nothing() {
-    let sc = scene(
-        10,
-        SandboxOptions {
-            latency: Duration::from_millis(1500),
-            ..SandboxOptions::default()
-        },
-        &[("LINKLEDGER_API__MAX_IN_FLIGHT", "2")],
-    )
-    .await;
+    let sc = slow_scene(10, Duration::from_millis(1500), 2, &[]).await;
     let store = sc.store.clone();
-    let mut d = Daemon::start(sc.wd.path(), &sc.env).await;
-    wait_for(Duration::from_secs(30), "calls in flight", || async {
-        count(
-            &store,
-            "SELECT count(*) FROM linkledger.api_calls WHERE outcome = 'sent' AND endpoint = 'summary'",
-        )
-        .await
-            >= 1
-    })
+    let mut d = sc.start_daemon().await;
+    wait_for_count(
+        &store,
+        Duration::from_secs(30),
+        "calls in flight",
+        "SELECT count(*) FROM linkledger.api_calls WHERE outcome = 'sent' AND endpoint = 'summary'",
+        |n| n >= 1,
+    )
     .await;
     let (run, _) = run_of(&store, "daemon").await;
     let out = linkledger(sc.wd.path(), &sc.env, &["cancel", &run.to_string()]).await;
@@ -187,12 +160,7 @@ async fn cancel_drops_queued_calls_lets_calls_in_flight_finish_and_books_nothing
         run_of(&store, "daemon").await.1 != "running"
     })
     .await;
-    d.signal(Signal::SIGTERM);
-    assert!(
-        d.wait(Duration::from_secs(15)).await.success(),
-        "{}",
-        d.log()
-    );
+    d.stop(Duration::from_secs(15)).await;
     assert_eq!(run_of(&store, "daemon").await.1, "cancelled");
 
     let done = count(

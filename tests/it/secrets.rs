@@ -17,21 +17,21 @@ async fn no_log_line_error_or_row_contains_the_api_password() {
     .await;
     let job = "name = \"s\"\ntargets = [\"a.com\", \"b.com\", \"c.com\"]\n[[collect]]\nendpoint = \"summary\"\nschedule = \"@daily\"\n";
     let wd = Workdir::new(&[("s.toml", job)]);
-    let mut env = env_for(&db, &sb);
-    env.retain(|(k, _)| k != "DATAFORSEO_PASSWORD");
-    env.push(("DATAFORSEO_PASSWORD".into(), PASSWORD.into()));
-    env.push(("LINKLEDGER_LOG".into(), "trace".into()));
+    let env = with_env(
+        env_for(&db, &sb),
+        &[
+            ("DATAFORSEO_PASSWORD", PASSWORD),
+            ("LINKLEDGER_LOG", "trace"),
+        ],
+    );
     let ok = linkledger(wd.path(), &env, &["run", "--once"]).await;
     assert!(ok.status.success(), "{}", stderr(&ok));
 
     // Neither a refused login nor a configuration error echoes it.
-    let mut wrong = env.clone();
-    wrong.retain(|(k, _)| k != "DATAFORSEO_LOGIN");
-    wrong.push(("DATAFORSEO_LOGIN".into(), "someone-else".into()));
+    let wrong = with_env(env.clone(), &[("DATAFORSEO_LOGIN", "someone-else")]);
     let refused = linkledger(wd.path(), &wrong, &["run", "--once"]).await;
     assert_eq!(refused.status.code(), Some(1));
-    let mut bad_cfg = env.clone();
-    bad_cfg.push(("LINKLEDGER_API__TIMEOUT".into(), "forever".into()));
+    let bad_cfg = with_env(env.clone(), &[("LINKLEDGER_API__TIMEOUT", "forever")]);
     let bad = linkledger(wd.path(), &bad_cfg, &["run", "--once"]).await;
     assert_eq!(bad.status.code(), Some(2));
 

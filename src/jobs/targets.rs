@@ -1,0 +1,140 @@
+//! The targets a job or a collection lists: inline `targets` and a `targets_file`,
+//! each target normalized, deduplicated and remembered with where it was written.
+
+use std::collections::HashSet;
+use std::path::Path;
+
+use super::params::type_name;
+use super::report::{Ctx, io_reason};
+use crate::api::target::Target;
+
+/// A target and where it was written, for messages about it.
+pub(super) struct Sourced {
+    pub(super) target: Target,
+    pub(super) field: String,
+    /// `jobs/targets/x.txt line 3: ` for a target from a targets file.
+    pub(super) at: String,
+}
+
+/// The targets a table (the job, or one collection) lists.
+pub(super) struct TargetList {
+    pub(super) targets: Vec<Sourced>,
+    /// `targets` or `targets_file` was present.
+    pub(super) given: bool,
+    /// Some target or targets file was wrong (already reported).
+    pub(super) broken: bool,
+}
+
+/// The inline `targets` and the `targets_file` of a table, normalized and deduplicated.
+pub(super) fn targets(ctx: &mut Ctx, t: &toml::Table, base: &Path, prefix: &str) -> TargetList {
+    let mut list = TargetList {
+        targets: Vec::new(),
+        given: false,
+        broken: false,
+    };
+    let mut seen = HashSet::new();
+    let mut push = |list: &mut TargetList, s: Sourced| {
+        if seen.insert(s.target.clone()) {
+            list.targets.push(s);
+        }
+    };
+    if let Some(v) = t.get("targets") {
+        list.given = true;
+        match v {
+            toml::Value::Array(items) => {
+                for (i, item) in items.iter().enumerate() {
+                    // 1-based, like `collect[1]`: `targets[1]` is the first target.
+                    let field = format!("{prefix}targets[{}]", i + 1);
+                    match item {
+                        toml::Value::String(s) => match Target::parse(s) {
+                            Ok(target) => push(
+                                &mut list,
+                                Sourced {
+                                    target,
+                                    field,
+                                    at: String::new(),
+                                },
+                            ),
+                            Err(e) => {
+                                ctx.add(field, e.to_string());
+                                list.broken = true;
+                            }
+                        },
+                        other => {
+                            ctx.add(
+                                field,
+                                format!("expected a string, found {}", type_name(other)),
+                            );
+                            list.broken = true;
+                        }
+                    }
+                }
+            }
+            other => {
+                ctx.add(
+                    format!("{prefix}targets"),
+                    format!(
+                        "expected a list of domains or page URLs, found {}",
+                        type_name(other)
+                    ),
+                );
+                list.broken = true;
+            }
+        }
+    }
+    if t.get("targets_file").is_some() {
+        list.given = true;
+        let field = format!("{prefix}targets_file");
+        let Some(rel) = ctx.string(t, "targets_file", prefix) else {
+            list.broken = true;
+            return list;
+        };
+        let path = base.join(rel);
+        match std::fs::read_to_string(&path) {
+            Ok(text) => {
+                for (n, line) in text.lines().enumerate() {
+                    let line = strip_comment(line).trim();
+                    if line.is_empty() {
+                        continue;
+                    }
+                    let at = format!("{} line {}: ", path.display(), n + 1);
+                    match Target::parse(line) {
+                        Ok(target) => push(
+                            &mut list,
+                            Sourced {
+                                target,
+                                field: field.clone(),
+                                at,
+                            },
+                        ),
+                        Err(e) => {
+                            ctx.add(field.clone(), format!("{at}{e}"));
+                            list.broken = true;
+                        }
+                    }
+                }
+            }
+            Err(e) => {
+                ctx.add(
+                    field,
+                    format!("cannot read {}: {}", path.display(), io_reason(&e)),
+                );
+                list.broken = true;
+            }
+        }
+    }
+    list
+}
+
+/// A line of a targets file without its `#` comment (a `#` at the start or after
+/// whitespace; one inside a URL is kept).
+fn strip_comment(line: &str) -> &str {
+    let mut prev_space = true;
+    for (i, c) in line.char_indices() {
+        if c == '#' && prev_space {
+            return &line[..i];
+        }
+        prev_space = c.is_whitespace();
+    }
+    line
+}

@@ -1,0 +1,148 @@
+//! The target modes that shape the envelope (see the module doc of [`crate::sandbox`],
+//! "Target modes"): which mode a task asks for, and how each envelope quirk reshapes a
+//! built envelope. The modes that change the result are [`data`]'s.
+
+use serde_json::{Map, Value, json};
+
+use super::data;
+
+/// What a task's targets ask of the server (see the module doc, "Target modes").
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(super) enum TargetMode {
+    /// `quirk-no-funds`: the account has run out of money (40210), to show what a
+    /// payment refusal does to a run.
+    NoFunds,
+    /// A normal, charged answer whose envelope is shaped by the quirk.
+    Envelope(EnvelopeQuirk),
+}
+
+/// Surprising envelopes that still carry a classifiable answer.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(super) enum EnvelopeQuirk {
+    /// `quirk-envelope-types`: `time`, counts, `id`, `result_count` and `path` retyped.
+    Types,
+    /// `quirk-string-codes`: `status_code` and `cost` as strings at both levels.
+    StringCodes,
+    /// `quirk-result-object`: `result` is the result object, not an array of one.
+    ResultObject,
+    /// `quirk-no-status`: no `status_code` / `status_message` at either level.
+    NoStatus,
+}
+
+/// The mode the first host label of the task's `target`, or of any of its `targets`,
+/// asks for: `quirk-no-funds` first, else the first envelope quirk in request order.
+pub(super) fn target_mode(task: &Value) -> Option<TargetMode> {
+    let mut labels: Vec<String> = Vec::new();
+    if let Some(t) = task.get("target").and_then(Value::as_str) {
+        labels.push(data::first_label(t));
+    }
+    if let Some(list) = task.get("targets").and_then(Value::as_array) {
+        labels.extend(list.iter().filter_map(Value::as_str).map(data::first_label));
+    }
+    if labels.iter().any(|l| l == "quirk-no-funds") {
+        return Some(TargetMode::NoFunds);
+    }
+    labels.iter().find_map(|l| {
+        let quirk = match l.as_str() {
+            "quirk-envelope-types" => EnvelopeQuirk::Types,
+            "quirk-string-codes" => EnvelopeQuirk::StringCodes,
+            "quirk-result-object" => EnvelopeQuirk::ResultObject,
+            "quirk-no-status" => EnvelopeQuirk::NoStatus,
+            _ => return None,
+        };
+        Some(TargetMode::Envelope(quirk))
+    })
+}
+
+impl EnvelopeQuirk {
+    /// Reshapes a built envelope (top level and its tasks) in place.
+    pub(super) fn apply(self, envelope: &mut Value) {
+        let Some(top) = envelope.as_object_mut() else {
+            return;
+        };
+        match self {
+            EnvelopeQuirk::Types => {
+                retype(top, "time", seconds_as_number);
+                retype(top, "tasks_count", number_as_string);
+                retype(top, "tasks_error", number_as_string);
+                for task in tasks_mut(top) {
+                    retype(task, "id", id_as_number);
+                    retype(task, "time", seconds_as_number);
+                    retype(task, "result_count", number_as_string);
+                    retype(task, "path", path_as_string);
+                }
+            }
+            EnvelopeQuirk::StringCodes => {
+                for field in ["status_code", "cost"] {
+                    retype(top, field, number_as_string);
+                }
+                for task in tasks_mut(top) {
+                    for field in ["status_code", "cost"] {
+                        retype(task, field, number_as_string);
+                    }
+                }
+            }
+            EnvelopeQuirk::ResultObject => {
+                for task in tasks_mut(top) {
+                    if let Some(Value::Array(results)) = task.get_mut("result")
+                        && results.len() == 1
+                    {
+                        let only = results.remove(0);
+                        task.insert("result".into(), only);
+                    }
+                }
+            }
+            EnvelopeQuirk::NoStatus => {
+                for field in ["status_code", "status_message"] {
+                    top.shift_remove(field);
+                }
+                for task in tasks_mut(top) {
+                    for field in ["status_code", "status_message"] {
+                        task.shift_remove(field);
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// The task objects of an envelope.
+fn tasks_mut(top: &mut Map<String, Value>) -> impl Iterator<Item = &mut Map<String, Value>> {
+    top.get_mut("tasks")
+        .and_then(Value::as_array_mut)
+        .into_iter()
+        .flatten()
+        .filter_map(Value::as_object_mut)
+}
+
+/// Replaces `obj[field]`, where it exists, by `f` of it; `None` leaves it as it was.
+fn retype(obj: &mut Map<String, Value>, field: &str, f: fn(&Value) -> Option<Value>) {
+    if let Some(v) = obj.get_mut(field)
+        && let Some(new) = f(v)
+    {
+        *v = new;
+    }
+}
+
+/// `1` → `"1"`, `0.02003` → `"0.02003"`.
+fn number_as_string(v: &Value) -> Option<Value> {
+    v.as_number().map(|n| Value::String(n.to_string()))
+}
+
+/// `"0.0123 sec."` → `0.0123`.
+fn seconds_as_number(v: &Value) -> Option<Value> {
+    let secs: f64 = v.as_str()?.strip_suffix(" sec.")?.trim().parse().ok()?;
+    Some(json!(secs))
+}
+
+/// A task id's last group, read as hex: a number below 2^48, exact in any JSON reader.
+fn id_as_number(v: &Value) -> Option<Value> {
+    let last = v.as_str()?.rsplit('-').next()?;
+    u64::from_str_radix(last, 16).ok().map(|n| json!(n))
+}
+
+/// `["v3", "backlinks", "summary", "live"]` → `"v3/backlinks/summary/live"`.
+fn path_as_string(v: &Value) -> Option<Value> {
+    let parts: Option<Vec<&str>> = v.as_array()?.iter().map(Value::as_str).collect();
+    Some(Value::String(parts?.join("/")))
+}
