@@ -464,7 +464,7 @@ async fn narrate(
                     queued = a.queued,
                     running = a.running,
                     "{}",
-                    crate::ops::runs::activity_line(&a, since.elapsed())
+                    crate::ops::run_log::activity_line(&a, since.elapsed())
                 ),
                 Ok(_) => {}
                 Err(e) => warn!(error = %e, "reading what the daemon did for its summary failed"),

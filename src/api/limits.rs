@@ -13,7 +13,7 @@ use tokio::time::Instant;
 /// The API counts a minute by when requests arrive; a start is counted here when its
 /// permit is granted, a ledger write before the request leaves. A second's margin
 /// keeps a delayed send from landing in the API's minute of the next ones (the shared
-/// limit in `store::slots` keeps the same margin).
+/// limit in `store::api_slots` keeps the same margin).
 const WINDOW: Duration = Duration::from_secs(61);
 
 /// Retry delays: exponential with jitter, capped, bounded in count.

@@ -9,7 +9,7 @@ use chrono::{DateTime, Utc};
 
 use super::{Context, UsageError};
 use crate::app;
-use crate::ops::runs::{label, record_line};
+use crate::ops::run_log::{label, record_line};
 use crate::store::{CancelledRun, RunCall, RunFilter, Store};
 use crate::words::count;
 

@@ -52,7 +52,7 @@ pub struct RunReport {
 impl JobReport {
     /// The line `run --once` prints for the job, the one the daemon logs for a run.
     pub fn line(&self) -> String {
-        crate::ops::runs::line(
+        crate::ops::run_log::line(
             &self.job,
             self.status.as_str(),
             self.calls,
@@ -228,7 +228,7 @@ pub async fn execute(
     };
     for run in runs {
         // Usually the run's last call closed it (and logged its line) already.
-        crate::ops::runs::close_if_done(store, run).await?;
+        crate::ops::run_log::close_if_done(store, run).await?;
         let row = store.run_summary(run).await?;
         report.jobs.push(JobReport {
             job: row.job,

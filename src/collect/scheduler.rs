@@ -219,7 +219,7 @@ impl Scheduler {
             .await
             .context("closing finished runs")?
         {
-            crate::ops::runs::log_finished(&self.store, run).await;
+            crate::ops::run_log::log_finished(&self.store, run).await;
         }
         self.store
             .prune_purchases()

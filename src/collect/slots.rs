@@ -1,7 +1,7 @@
 //! The account's limits shared by every process on the database: at most
 //! `api.max_in_flight` requests open and `api.max_per_minute` started per sliding minute,
 //! whichever daemon, replica or once-run sends them. A request holds a leased slot of
-//! `api_slots` (see `store::slots`); a keep-alive task renews the leases this process
+//! `api_slots` (see `store::api_slots`); a keep-alive task renews the leases this process
 //! holds, so a dead process's slots lapse within one lease.
 
 use std::collections::HashSet;
@@ -12,7 +12,7 @@ use anyhow::Context as _;
 use tokio_util::sync::CancellationToken;
 use tracing::warn;
 
-use crate::store::slots::{SlotGrant, SlotLease};
+use crate::store::api_slots::{SlotGrant, SlotLease};
 use crate::store::{SlotAsk, Store};
 
 #[derive(Clone, Debug)]

@@ -180,7 +180,7 @@ impl Workers {
                                 run_id = run,
                                 "a call was exhausted by claims that ended without an outcome"
                             );
-                            if let Err(e) = crate::ops::runs::close_if_done(&store, run).await {
+                            if let Err(e) = crate::ops::run_log::close_if_done(&store, run).await {
                                 warn!(error = %e, run_id = run, "closing a run failed; the sweep will");
                             }
                         }
@@ -268,7 +268,7 @@ impl Workers {
                 store
                     .retry_work(claim.fence, policy.delay(1), true, &error)
                     .await?;
-                crate::ops::runs::close_if_done(store, claim.run_id).await
+                crate::ops::run_log::close_if_done(store, claim.run_id).await
             }
             .await;
             if let Err(e) = booked {
@@ -388,7 +388,7 @@ async fn try_process(
         Ok(call) => call,
         Err(why) => {
             store.finish_work(fence, Terminal::Failed, &why).await?;
-            crate::ops::runs::close_if_done(store, item.run_id).await?;
+            crate::ops::run_log::close_if_done(store, item.run_id).await?;
             return Ok(());
         }
     };
@@ -414,7 +414,7 @@ async fn try_process(
     let _ = heartbeat.await;
     let end: AttemptEnd = end?;
     settle(exec, keep_work_when_stopped, item, fence, &end).await?;
-    crate::ops::runs::close_if_done(store, item.run_id).await?;
+    crate::ops::run_log::close_if_done(store, item.run_id).await?;
     Ok(())
 }
 

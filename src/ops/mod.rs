@@ -6,6 +6,6 @@ pub mod cluster;
 pub mod health;
 pub mod metrics;
 pub mod progress;
-pub mod runs;
+pub mod run_log;
 pub mod schema_docs;
 pub mod telemetry;

@@ -10,7 +10,7 @@ use chrono::{DateTime, Utc};
 use serde_json::Value;
 use tracing::instrument;
 
-use super::slots::{SlotGrant, SlotLease};
+use super::api_slots::{SlotGrant, SlotLease};
 use super::{Fence, Store, StoreError};
 use crate::money::Usd;
 use crate::money::budget::{Cap, Scope};

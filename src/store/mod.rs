@@ -1,5 +1,6 @@
 //! Everything that talks SQL. No other module writes to the database.
 
+pub mod api_slots;
 pub mod budgets;
 pub mod catalog;
 pub mod enqueue;
@@ -11,7 +12,6 @@ pub mod purchases;
 pub mod queue;
 pub mod reports;
 pub mod runs;
-pub mod slots;
 pub mod snapshots;
 pub mod warehouse;
 
