@@ -11,6 +11,7 @@ use super::{Context, UsageError, load_jobs, today};
 use crate::config::Config;
 use crate::jobs::{self, Job};
 use crate::money::Usd;
+use crate::money::budget::Scope;
 use crate::plan::bill::{Bill, BudgetUse, Cheaper, JobBill};
 use crate::words::count;
 
@@ -404,7 +405,7 @@ fn totals_section(out: &mut String, bill: &Bill) {
         let _ = writeln!(out, "busiest UTC day: {} with {}", d.day, d.cost);
     }
     for b in &bill.budgets {
-        let per = if b.budget == "budget.daily_usd" {
+        let per = if b.budget == Scope::Daily.setting() {
             "day"
         } else {
             "month"

@@ -14,6 +14,7 @@ use serde::{Serialize, Serializer};
 
 use super::{Store, StoreError};
 use crate::money::Usd;
+use crate::money::budget::Scope;
 
 #[derive(Clone, Debug, PartialEq, Eq, sqlx::FromRow)]
 pub struct SpendRow {
@@ -404,13 +405,18 @@ pub async fn spend_report(
             cost_usd: other.cost_usd,
         })
     };
-    let budgets = sqlx::query_as(
+    let mut budgets: Vec<BudgetLine> = sqlx::query_as(
         "SELECT budget, scope, period_kind, period, cap_usd, booked_usd, left_usd, held_calls
-         FROM linkledger.budget_status
-         ORDER BY CASE scope WHEN 'daily' THEN 0 WHEN 'monthly' THEN 1 ELSE 2 END, budget",
+         FROM linkledger.budget_status ORDER BY budget",
     )
     .fetch_all(store.pool())
     .await?;
+    // The account's day, then its month, then the jobs' by name.
+    budgets.sort_by_key(|b| match Scope::parse(&b.scope) {
+        Some(Scope::Daily) => 0,
+        Some(Scope::Monthly) => 1,
+        _ => 2,
+    });
     let balance = sqlx::query_as::<_, (Option<Decimal>, DateTime<Utc>, String)>(
         "SELECT balance_usd, taken_at, api_host FROM linkledger.account_snapshots
          WHERE sandbox = $1 ORDER BY taken_at DESC, id DESC LIMIT 1",

@@ -43,6 +43,7 @@ use crate::api::endpoint::GroupRange;
 use crate::api::prices::Prices;
 use crate::jobs::{Collection, Job, Params};
 use crate::money::Usd;
+use crate::money::budget::Scope;
 use crate::plan::{CallSpec, plan_collection};
 use crate::warehouse::coverage::{Stored, task_key};
 
@@ -404,10 +405,14 @@ pub fn compute_with_stored(
     let total = totals(&shown_lines);
     let mut budgets = Vec::new();
     if let Some(cap) = caps.daily_usd {
-        budgets.push(budget_use("budget.daily_usd", cap, total.pays_per_day));
+        budgets.push(budget_use(&Scope::Daily.setting(), cap, total.pays_per_day));
     }
     if let Some(cap) = caps.monthly_usd {
-        budgets.push(budget_use("budget.monthly_usd", cap, total.pays_per_month));
+        budgets.push(budget_use(
+            &Scope::Monthly.setting(),
+            cap,
+            total.pays_per_month,
+        ));
     }
     let cheaper = cheaper(jobs, &lines, &shown_lines, prices, today);
     Bill {
