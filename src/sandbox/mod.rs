@@ -70,6 +70,33 @@
 //! - `quirk-no-funds`: a top-level 40210 (insufficient funds) with no task, not
 //!   charged. It wins over every other mode of the same task.
 //!
+//! The bad-day modes answer like the API on a bad day: the envelope and the schema are
+//! normal and the answer is charged by the usual rule (per request plus per returned
+//! row, so fewer items cost less); only the result's items change. They go by the
+//! sandbox's today ([`SandboxOptions::today`], moved by [`Sandbox::set_today`]).
+//! `items_count` (and the pages summary's `total_count`) counts the items sent, a
+//! `null` one included, which is billed as a row like the others. Summary ignores them.
+//!
+//! - `quirk-missing-period` (history, both timeseries): of the periods the answer would
+//!   hold, the one at index len/2 is left out, when there are at least two (a year of
+//!   history lacks July).
+//! - `quirk-empty` (history, both timeseries, the bulk endpoints): `items` is `[]`; a
+//!   bulk answer leaves out that target's item only.
+//! - `quirk-lag-N`, N from 1 to 31 without leading zeros (history, both timeseries):
+//!   the index lags N days, items dated after today − N days are left out. History
+//!   items are dated the first of their month, timeseries items the last day of their
+//!   period (so a running month or week is never there).
+//! - `quirk-revised` (history, both timeseries): items dated today − 7 days or later
+//!   have their counts scaled by a factor drawn from the date and today, so the same
+//!   request on another day gets other figures for them; older items are the same every
+//!   day, and an item settles to its usual figures once it is older than that.
+//! - `quirk-null-item` (history, both timeseries, the bulk endpoints): the second item
+//!   (the first when there is only one) is JSON `null`; in a bulk answer, that target's
+//!   item.
+//! - `quirk-null-key` (history, both timeseries, the bulk endpoints): the same item has
+//!   a null `date`; in a bulk answer that target's item has a null `target` (`url` for
+//!   the pages summary, whose items name their target so).
+//!
 //! The envelope modes keep the result and the charge exactly as without them (the same
 //! cost, counted in [`Stats::charged_usd`] and [`RequestRecord::cost`]) and change only
 //! the envelope, after it was built, so that the recorded response is what was sent:
@@ -99,7 +126,7 @@
 //! envelope and its messages, `state` the state the handlers share (counters, the
 //! request log, task ids, prices), `admission` authentication and the account limits,
 //! `faults` the injected faults, `modes` the target modes that shape the envelope, and
-//! [`data`] the fake results.
+//! [`data`] the fake results and the target modes that change them.
 
 pub mod data;
 

@@ -634,6 +634,58 @@ async fn no_status_mode_sends_no_status_code_or_message_at_either_level_and_char
     sb.stop().await;
 }
 
+/// The items of the one result of a served envelope.
+fn served_items(v: &Value) -> &Vec<Value> {
+    v["tasks"][0]["result"][0]["items"].as_array().unwrap()
+}
+
+#[tokio::test]
+async fn bad_day_answers_are_charged_for_the_rows_they_return_on_the_sandboxs_today() {
+    let sb = dated_sandbox().await;
+    let history = "/v3/backlinks/history/live";
+    let year = |target: &str| {
+        format!(r#"[{{"target":"{target}","date_from":"2024-01-01","date_to":"2024-12-31"}}]"#)
+    };
+    let plain = served_and_charged(&sb, history, &year("example.com"), price(12)).await;
+    assert_eq!(served_items(&plain).len(), 12);
+    let v = served_and_charged(&sb, history, &year("quirk-missing-period.a.com"), price(11)).await;
+    assert_eq!(served_items(&v).len(), 11);
+    assert_eq!(v["tasks"][0]["status_code"], 20000);
+    assert_eq!(v["tasks"][0]["result_count"], 1);
+    let v = served_and_charged(&sb, history, &year("quirk-empty.a.com"), price(0)).await;
+    assert!(served_items(&v).is_empty(), "{v}");
+    assert_eq!(v["tasks"][0]["status_code"], 20000);
+    let v = served_and_charged(&sb, history, &year("quirk-null-item.a.com"), price(12)).await;
+    assert!(served_items(&v)[1].is_null());
+
+    let v = served_and_charged(&sb, BULK, &bulk_task("quirk-empty.example.com"), price(2)).await;
+    assert_eq!(served_items(&v).len(), 2);
+    let v = served_and_charged(
+        &sb,
+        BULK,
+        &bulk_task("quirk-null-key.example.com"),
+        price(3),
+    )
+    .await;
+    assert!(served_items(&v)[2]["target"].is_null(), "{v}");
+
+    // The lag follows the sandbox's today, moved by `set_today`.
+    let daily = r#"[{"target":"quirk-lag-3.a.com","date_from":"2025-06-01","group_range":"day"}]"#;
+    let path = "/v3/backlinks/timeseries_summary/live";
+    let v = served_and_charged(&sb, path, daily, price(12)).await;
+    assert_eq!(
+        served_items(&v).last().unwrap()["date"],
+        "2025-06-12 00:00:00 +00:00"
+    );
+    sb.set_today(NaiveDate::from_ymd_opt(2025, 6, 16).unwrap());
+    let v = served_and_charged(&sb, path, daily, price(13)).await;
+    assert_eq!(
+        served_items(&v).last().unwrap()["date"],
+        "2025-06-13 00:00:00 +00:00"
+    );
+    sb.stop().await;
+}
+
 /// Every kind of answer the sandbox gives, as (what, status, its sandbox header):
 /// live, 40501, bad JSON, 401, 404s, 405, user_data, the statistics and, with
 /// faults switched on, HTTP 500 and 502 and a dropped connection.

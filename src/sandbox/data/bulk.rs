@@ -4,6 +4,7 @@
 use chrono::NaiveDate;
 use serde_json::{Map, Value, json};
 
+use super::bad_day::shape_bulk_item;
 use super::numbers::{Snapshot, first_seen, lost_date, new_lost, snapshot};
 use super::request::Request;
 use super::show_rank;
@@ -11,9 +12,15 @@ use super::summary::insert_record;
 use super::targets::{Quirk, apply_quirk, host, main_domain};
 use crate::api::Endpoint;
 
-/// The bulk endpoints: one item per distinct target, sorted by target.
+/// The bulk endpoints: one item per distinct target, sorted by target; a target's
+/// bad-day mode (see `bad_day`) may leave its item out or null it or its key.
 pub(super) fn bulk(req: &Request, today: NaiveDate) -> Value {
     let date = today.to_string();
+    let key = if req.endpoint == Endpoint::BulkPagesSummary {
+        "url"
+    } else {
+        "target"
+    };
     let mut items = Vec::with_capacity(req.targets.len());
     for target in &req.targets {
         let t = target.as_str();
@@ -58,7 +65,7 @@ pub(super) fn bulk(req: &Request, today: NaiveDate) -> Value {
             _ => pages_summary_item(req, t, &s, today, &date),
         };
         apply_quirk(t, &mut item);
-        items.push(item);
+        items.extend(shape_bulk_item(t, key, item));
     }
     let mut result = Map::new();
     if req.endpoint == Endpoint::BulkPagesSummary {

@@ -4,6 +4,7 @@
 use chrono::{Datelike, Months, NaiveDate};
 use serde_json::{Map, Value, json};
 
+use super::bad_day::{BadDay, indexed, revised_scale, shape_series};
 use super::numbers::{NewLost, midnight, new_lost, snapshot};
 use super::request::Request;
 use super::show_rank;
@@ -15,16 +16,29 @@ use crate::api::endpoint::first_of_month;
 const NEW_LOST_SINCE: (i32, u32) = (2021, 5);
 
 /// One item per month from `date_from`'s month to `min(date_to, today)`'s, each dated
-/// the first of its month: the API aggregates what the domain had on that day.
+/// the first of its month: the API aggregates what the domain had on that day. A
+/// target's bad-day mode (see `bad_day`) may leave months out or revise recent ones.
 pub(super) fn history(req: &Request, today: NaiveDate) -> Value {
     let target = req.targets[0].as_str();
     let from = req.date_from.expect("history has date_from");
     let to = req.date_to.expect("history has date_to");
     let last = to.min(today);
+    let mode = BadDay::of(target);
     let mut items = Vec::new();
     let mut month = first_of_month(from);
     while month <= last {
-        let s = snapshot(target, month, 1.0);
+        let next = month
+            .checked_add_months(Months::new(1))
+            .expect("date in range");
+        if !indexed(mode, month, today) {
+            month = next;
+            continue;
+        }
+        let s = snapshot(
+            target,
+            month,
+            revised_scale(mode, target, month, today, 1.0),
+        );
         let key = month.to_string();
         let nl = if (month.year(), month.month()) >= NEW_LOST_SINCE {
             new_lost(target, &s, &key, 30)
@@ -57,10 +71,9 @@ pub(super) fn history(req: &Request, today: NaiveDate) -> Value {
         let mut item = Value::Object(obj);
         apply_quirk(target, &mut item);
         items.push(item);
-        month = month
-            .checked_add_months(Months::new(1))
-            .expect("date in range");
+        month = next;
     }
+    shape_series(mode, &mut items);
     let mut result = json!({
         "target": target,
         "date_from": from.to_string(),

@@ -8,14 +8,18 @@
 //! 0..=100, rank 0..=1000) so that loaders can be tested against realistic numbers.
 //!
 //! Targets whose host starts with `quirk-…` reproduce the schema drift the real API is
-//! known for; see `Quirk` in `targets`. The modes that change the envelope rather than
-//! the result (and `quirk-no-funds`) are the server's, described in [`crate::sandbox`].
+//! known for, see `Quirk` in `targets`, or its bad days (a period missing, no items, a
+//! lagging index, revised figures, a null item or key), see `BadDay` in `bad_day`. The
+//! modes that change the envelope rather than the result (and `quirk-no-funds`) are
+//! the server's; all are described in [`crate::sandbox`], "Target modes".
 //!
 //! The files: `request` reads and validates a task, `targets` the hosts and the
-//! `quirk-…` schema drift, `numbers` the deterministic counts and dates, `summary` the
-//! summary record and the fields the other full records share, and `history`,
-//! `timeseries` and `bulk` the results of those endpoints.
+//! `quirk-…` schema drift, `bad_day` the `quirk-…` bad days, `numbers` the
+//! deterministic counts and dates, `summary` the summary record and the fields the
+//! other full records share, and `history`, `timeseries` and `bulk` the results of
+//! those endpoints.
 
+mod bad_day;
 mod bulk;
 mod history;
 mod numbers;
@@ -59,7 +63,7 @@ pub fn build_result(endpoint: Endpoint, task: &Value, today: NaiveDate) -> Resul
         Endpoint::Summary => summary::summary(&req, today),
         Endpoint::History => history::history(&req, today),
         Endpoint::TimeseriesSummary | Endpoint::TimeseriesNewLostSummary => {
-            timeseries::timeseries(&req)
+            timeseries::timeseries(&req, today)
         }
         _ => bulk::bulk(&req, today),
     };

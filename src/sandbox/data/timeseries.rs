@@ -1,8 +1,10 @@
 //! The two timeseries endpoints: one item per day, week, month or year of the asked
 //! range, the counts at its end or the new and lost counts over it.
 
+use chrono::NaiveDate;
 use serde_json::{Value, json};
 
+use super::bad_day::{BadDay, indexed, revised_scale, shape_series};
 use super::numbers::{midnight, new_lost, snapshot};
 use super::request::Request;
 use super::show_rank;
@@ -10,13 +12,23 @@ use super::targets::apply_quirk;
 use crate::api::Endpoint;
 use crate::api::endpoint::periods;
 
-pub(super) fn timeseries(req: &Request) -> Value {
+/// One item per period of `group_range`, dated its last day. A target's bad-day mode
+/// (see `bad_day`) may leave periods out or revise recent ones, by `today`.
+pub(super) fn timeseries(req: &Request, today: NaiveDate) -> Value {
     let target = req.targets[0].as_str();
     let from = req.date_from.expect("timeseries has date_from");
     let to = req.date_to.expect("timeseries has date_to");
+    let mode = BadDay::of(target);
     let mut items = Vec::new();
     for (start, end) in periods(from, to, req.group) {
-        let s = snapshot(target, end, req.scale);
+        if !indexed(mode, end, today) {
+            continue;
+        }
+        let s = snapshot(
+            target,
+            end,
+            revised_scale(mode, target, end, today, req.scale),
+        );
         let key = end.to_string();
         let mut item = if req.endpoint == Endpoint::TimeseriesSummary {
             json!({
@@ -50,6 +62,7 @@ pub(super) fn timeseries(req: &Request) -> Value {
         apply_quirk(target, &mut item);
         items.push(item);
     }
+    shape_series(mode, &mut items);
     let mut result = json!({
         "target": target,
         "date_from": from.to_string(),
