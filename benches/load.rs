@@ -74,6 +74,8 @@ async fn bench(url: &SecretString, targets: usize) -> anyhow::Result<()> {
                 endpoint: Endpoint::History,
                 raw_response_id: *id,
                 collected_at: Utc::now(),
+                sent_at: Utc::now(),
+                settle: Endpoint::History.default_settle(),
                 request: task,
             };
             normalize::normalize(&ctx, body).expect("sandbox answers normalize")

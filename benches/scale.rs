@@ -473,6 +473,8 @@ async fn write_answer(
         endpoint: Endpoint::Summary,
         raw_response_id: raw_id,
         collected_at: linkledger::store::ledger::received_at(&attempt),
+        sent_at: attempt.started_at,
+        settle: Endpoint::Summary.default_settle(),
         request: &task,
     };
     let body = attempt.body.as_ref().expect("set above");

@@ -24,6 +24,7 @@ pub async fn claim_run(
             targets: vec![task["target"].as_str().unwrap_or_default().to_string()],
             task: task.clone(),
             estimated_rows: 1,
+            settle: None,
         })
         .collect();
     let run = store

@@ -379,6 +379,60 @@ impl Answer {
     pub fn is_empty(&self) -> bool {
         self.bytes.is_empty()
     }
+
+    /// The body as received, unread: what can be stored before it is read.
+    pub fn bytes(&self) -> &[u8] {
+        &self.bytes
+    }
+
+    pub fn http_status(&self) -> u16 {
+        self.status
+    }
+
+    /// When the request started.
+    pub fn started_at(&self) -> DateTime<Utc> {
+        self.started_at
+    }
+
+    /// From the request's start to the answer's last byte.
+    pub fn duration(&self) -> Duration {
+        self.duration
+    }
+
+    /// Whether the answer said it came from a sandbox (its `x-linkledger-sandbox`
+    /// header).
+    pub fn marked_sandbox(&self) -> bool {
+        self.marked
+    }
+}
+
+impl Client {
+    /// An answer to a request to `endpoint` that was stored before it was read (by
+    /// this process or one that died), rebuilt from what was stored of it: its start,
+    /// duration, HTTP status, sandbox mark and body. [`Client::read`] reads it as it
+    /// would have read it on arrival.
+    pub fn stored_answer(
+        &self,
+        endpoint: Endpoint,
+        started_at: DateTime<Utc>,
+        duration: Duration,
+        status: u16,
+        marked: bool,
+        body: bytes::Bytes,
+    ) -> Answer {
+        Answer {
+            started_at,
+            duration,
+            status,
+            marked,
+            bytes: body,
+            method: "POST",
+            url: self
+                .base
+                .join(&endpoint.path())
+                .unwrap_or_else(|_| self.base.clone()),
+        }
+    }
 }
 
 /// A URL as it may appear in messages: without user or password.

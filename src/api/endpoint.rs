@@ -385,6 +385,28 @@ impl Endpoint {
         self.params().iter().find(|p| p.name == name)
     }
 
+    /// Whether its answers are periods of a date range (history, the timeseries).
+    pub fn has_periods(self) -> bool {
+        matches!(
+            self,
+            Endpoint::History | Endpoint::TimeseriesSummary | Endpoint::TimeseriesNewLostSummary
+        )
+    }
+
+    /// How long after its figures are complete a period of this endpoint settles when
+    /// the collection says nothing: none for history (the documents say what a month's
+    /// item is: the snapshot of its first day), seven days for a timeseries (the
+    /// documents are silent; asking a week of recent periods again costs rows, $0.00003
+    /// each, on calls a fire makes anyway). Endpoints without periods: none.
+    pub fn default_settle(self) -> std::time::Duration {
+        match self {
+            Endpoint::TimeseriesSummary | Endpoint::TimeseriesNewLostSummary => {
+                std::time::Duration::from_secs(7 * 86_400)
+            }
+            _ => std::time::Duration::ZERO,
+        }
+    }
+
     /// The earliest `date_from` the API accepts, if it has a floor.
     pub fn earliest_date_from(self) -> Option<EarliestDate> {
         match self {

@@ -63,8 +63,15 @@ pub(super) async fn replay(cx: &Context, args: ReplayArgs) -> anyhow::Result<Exi
         eprintln!("{note}");
     }
     let report = crate::collect::replay::replay(&store, &endpoints, args.since).await?;
+    let set_aside = match report.set_aside {
+        0 => String::new(),
+        n => format!(
+            " ({} still set aside: linkledger.rejected_items)",
+            count(n as i64, "item")
+        ),
+    };
     println!(
-        "replayed {} into {}, no API call made",
+        "replayed {} into {}{set_aside}, no API call made",
         count(report.responses as i64, "raw response"),
         count(report.rows as i64, "row")
     );

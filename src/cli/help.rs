@@ -140,3 +140,13 @@ finishes the backfill: what is stored is skipped, nothing is bought twice.
 
 Exit status: 0 done (or nothing to do); 1 some calls failed or were held by a budget, or
 you declined; 2 bad usage, or no --yes and no terminal to ask on; 130/143 interrupted.";
+
+pub const GAPS: &str = concat!(
+    help!(
+        "linkledger gaps",
+        "linkledger gaps --job competitors --endpoint history",
+        "linkledger gaps --target dataforseo.com",
+    ),
+    "Exit status: 0 shown; 1 the database could not be read; 2 bad usage, configuration or \
+job files."
+);

@@ -3,7 +3,7 @@
 //! summaries on stderr) is printed here and nowhere else; everything else is logged.
 //!
 //! One file per command family: `run` (the daemon and `run --once`), `backfill`,
-//! `plan` (and `jobs check`, the bill's text), `runs` (`runs`, `runs show`, `cancel`),
+//! `plan` (and `jobs check`, the bill's text), `gaps`, `runs` (`runs`, `runs show`, `cancel`),
 //! `spend` (the report's text), `sandbox` (and `demo`), `admin` (`migrate`, `replay`,
 //! `grant-reader`, `schema-docs`, `citus-ddl`); `help` holds the texts `--help` ends
 //! with, `signals` the handling of SIGINT, SIGTERM and SIGHUP.
@@ -14,6 +14,7 @@
 
 mod admin;
 mod backfill;
+mod gaps;
 mod help;
 pub(crate) mod plan;
 mod run;
@@ -103,6 +104,10 @@ pub enum Command {
     /// what is not stored; shows the estimate first and asks before spending.
     #[command(after_help = help::BACKFILL)]
     Backfill(backfill::BackfillArgs),
+    /// Where the holes are: per history or timeseries collection and target, the
+    /// periods of its range stored, unsettled, answered empty or missing.
+    #[command(after_help = help::GAPS)]
+    Gaps(gaps::GapsArgs),
 }
 
 #[derive(Debug, Subcommand)]
@@ -173,6 +178,7 @@ async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::SchemaDocs => admin::schema_docs(&cx).await,
         Command::CitusDdl => admin::citus_ddl(),
         Command::Backfill(args) => backfill::backfill(&cx, args).await,
+        Command::Gaps(args) => gaps::gaps_command(&cx, args).await,
     }
 }
 

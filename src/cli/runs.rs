@@ -1,6 +1,6 @@
 //! `runs` (the newest runs as a table), `runs show RUN` (one run with the calls that
-//! brought no data, and why) and `cancel` (the queued work of runs dropped, never a
-//! call in flight).
+//! brought no data, and why, and the items of its answers set aside) and `cancel` (the
+//! queued work of runs dropped, never a call in flight).
 
 use std::fmt::Write as _;
 use std::process::ExitCode;
@@ -30,8 +30,8 @@ pub struct RunsArgs {
 
 #[derive(Debug, clap::Subcommand)]
 pub enum RunsCommand {
-    /// One run: its figures and every planned call that brought no data (or has not
-    /// yet), with why.
+    /// One run: its figures, every planned call that brought no data (or has not
+    /// yet), with why, and the items of its answers set aside.
     #[command(after_help = super::help::RUNS)]
     Show {
         /// The run's id.
@@ -213,8 +213,12 @@ async fn list(store: &Store, filter: &RunFilter) -> anyhow::Result<String> {
 /// The planned calls `runs show` lists at most.
 const SHOW_CALLS: i64 = 100;
 
-/// `linkledger runs show ID`: one run, its figures and the calls that brought no data
-/// (or have not yet), with why. `None` when there is no such run.
+/// The items set aside `runs show` lists at most.
+const SHOW_SET_ASIDE: i64 = 20;
+
+/// `linkledger runs show ID`: one run, its figures, the calls that brought no data (or
+/// have not yet), with why, and the items of its answers set aside. `None` when there
+/// is no such run.
 async fn show(store: &Store, run_id: i64) -> anyhow::Result<Option<String>> {
     let Some(r) = store.run_record(run_id).await? else {
         return Ok(None);
@@ -272,6 +276,29 @@ async fn show(store: &Store, run_id: i64) -> anyhow::Result<Option<String>> {
         if total > shown {
             let _ = writeln!(out, "  ... and {} more", count(total - shown, "call"));
         }
+    }
+    if r.set_aside > 0 {
+        let items = store.set_aside_of_run(run_id, SHOW_SET_ASIDE).await?;
+        let _ = writeln!(
+            out,
+            "\nitems set aside (could not be read; the rest of their answers loaded):"
+        );
+        for i in &items {
+            let _ = writeln!(
+                out,
+                "  raw response {} {} {}: {}",
+                i.raw_response_id, i.endpoint, i.path, i.reason
+            );
+        }
+        let shown = items.len() as i64;
+        if r.set_aside > shown {
+            let _ = writeln!(out, "  ... and {} more", count(r.set_aside - shown, "item"));
+        }
+        let _ = writeln!(
+            out,
+            "  (all in linkledger.rejected_items; `linkledger replay` loads those the code \
+             reads now)"
+        );
     }
     if r.left() > 0 && r.status == "running" {
         let _ = writeln!(

@@ -120,6 +120,7 @@ fn calls_over(
         if let Some(task) = call.task.as_object_mut() {
             task.insert("date_from".into(), Value::from(from.to_string()));
             task.insert("date_to".into(), Value::from(to.to_string()));
+            crate::plan::align_date_from(call.endpoint, task);
         }
         let params = call.task.as_object().cloned().unwrap_or_default();
         crate::jobs::check_request_dates(call.endpoint, &params, today)
@@ -157,7 +158,9 @@ pub async fn plan(
         let (calls, stored) = if req.refetch {
             (calls, 0)
         } else {
-            let narrowed = crate::collect::narrow::narrow_calls(store, calls, today).await?;
+            // The range asked for, less what is stored for good: no reaching back.
+            let reach = crate::plan::Reach::of(c).without_reach_back();
+            let narrowed = crate::collect::narrow::narrow_calls(store, calls, today, reach).await?;
             (narrowed.calls, narrowed.skipped.len())
         };
         let estimate: Usd = calls.iter().map(|c| c.estimated_cost(prices)).sum();
@@ -287,7 +290,8 @@ mod tests {
         .unwrap();
         assert_eq!(calls.len(), 1);
         assert_eq!(calls[0].task["target"], "b.com");
-        assert_eq!(calls[0].task["date_from"], "2024-01-15");
+        // A month is asked whole: from its first day.
+        assert_eq!(calls[0].task["date_from"], "2024-01-01");
         assert_eq!(calls[0].task["date_to"], "2024-12-31");
         assert_eq!(calls[0].estimated_rows, 12);
         let why = calls_over(

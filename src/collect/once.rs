@@ -34,6 +34,8 @@ pub struct JobReport {
     /// Planned calls never made (a refusal, an interrupt).
     pub cancelled: i64,
     pub rows: i64,
+    /// Items of its answers that could not be read, set aside (`rejected_items`).
+    pub set_aside: i64,
     pub cost: Usd,
     pub errors: Vec<String>,
 }
@@ -52,15 +54,15 @@ pub struct RunReport {
 impl JobReport {
     /// The line `run --once` prints for the job, the one the daemon logs for a run.
     pub fn line(&self) -> String {
-        crate::ops::run_log::line(
-            &self.job,
-            self.status.as_str(),
-            self.calls,
-            self.failed,
-            self.rows,
-            self.cost,
-            self.cancelled,
-        )
+        let figures = crate::ops::run_log::Figures {
+            calls: self.calls,
+            failed: self.failed,
+            rows: self.rows,
+            set_aside: self.set_aside,
+            cost: self.cost,
+            not_made: self.cancelled,
+        };
+        crate::ops::run_log::line(&self.job, self.status.as_str(), &figures)
     }
 }
 
@@ -86,14 +88,21 @@ impl RunReport {
     pub fn rows(&self) -> i64 {
         self.jobs.iter().map(|j| j.rows).sum()
     }
+    pub fn set_aside(&self) -> i64 {
+        self.jobs.iter().map(|j| j.set_aside).sum()
+    }
     pub fn cost(&self) -> Usd {
         self.jobs.iter().map(|j| j.cost).sum()
     }
 
     /// The one-line summary a once-run prints.
     pub fn line(&self) -> String {
+        let set_aside = match self.set_aside() {
+            0 => String::new(),
+            n => format!(", {} set aside", count(n, "item")),
+        };
         let mut s = format!(
-            "{}, {}, {} failed, {}, cost {}",
+            "{}, {}, {} failed, {}{set_aside}, cost {}",
             count(self.jobs.len() as i64, "job"),
             count(self.calls(), "call"),
             self.failed(),
@@ -239,6 +248,7 @@ pub async fn execute(
             done: row.done,
             cancelled: row.cancelled,
             rows: row.rows_written,
+            set_aside: store.set_aside_in_runs(&[run]).await?,
             cost: row.cost,
             errors: store.run_errors(run).await?,
         });

@@ -1,7 +1,9 @@
 //! `replay`: rebuilds the normalized tables from stored raw responses, oldest first,
 //! without a single API call. Each response is its own transaction; one that fails to
 //! normalize is reported and skipped. Answers that could not be read when they arrived
-//! (`invalid_response`) are replayed too, so they load once the code can read them.
+//! (`invalid_response`) are replayed too, so they load once the code can read them;
+//! so are items set aside (`rejected_items`): a response's rows there are replaced by
+//! the items it still cannot read, and the others load.
 
 use anyhow::Context as _;
 use chrono::NaiveDate;
@@ -16,6 +18,8 @@ use crate::warehouse::normalize::{self, Context};
 pub struct ReplayReport {
     pub responses: u64,
     pub rows: u64,
+    /// Items still set aside: they cannot be read yet.
+    pub set_aside: u64,
     pub failures: Vec<String>,
 }
 
@@ -41,10 +45,19 @@ pub async fn replay(
                 endpoint: raw.endpoint,
                 raw_response_id: raw.id,
                 collected_at: raw.received_at,
+                sent_at: raw.sent_at,
+                settle: raw
+                    .settle_seconds
+                    .and_then(|s| u64::try_from(s).ok())
+                    .map_or_else(
+                        || raw.endpoint.default_settle(),
+                        std::time::Duration::from_secs,
+                    ),
                 request: &raw.request,
             };
             match normalize::normalize(&ctx, &raw.body) {
                 Ok(batch) => {
+                    report.set_aside += batch.rejected.len() as u64;
                     report.rows += store
                         .store_normalized(&batch)
                         .await

@@ -82,6 +82,7 @@ pub fn new_work(c: &CallSpec) -> NewWork {
         targets: c.target_strings(),
         task: c.task.clone(),
         estimated_rows: c.estimated_rows,
+        settle: c.settle,
     }
 }
 
@@ -333,6 +334,10 @@ fn call_for(item: &WorkItem) -> Result<CallSpec, String> {
         targets,
         task: item.task.clone(),
         estimated_rows: item.estimated_rows,
+        settle: item
+            .settle_seconds
+            .and_then(|s| u64::try_from(s).ok())
+            .map(Duration::from_secs),
     })
 }
 

@@ -11,11 +11,14 @@ use chrono::NaiveDate;
 use chrono_tz::Tz;
 
 use super::dates::check_dates;
-use super::params::{self, Params, type_name};
+use super::params::{self, DateSpec, ParamValue, Params, type_name};
 use super::report::{Ctx, check_name, timezone};
 use super::schedule::Schedule;
 use super::targets::{TargetList, targets};
-use super::{CatchUp, Collection, DEFAULT_CATCH_UP_WINDOW, Refetch};
+use super::{
+    CatchUp, Collection, DEFAULT_CATCH_UP_WINDOW, DEFAULT_REACH_BACK, DEFAULT_REASK_EMPTY,
+    MAX_REACH, MAX_SETTLE, Refetch,
+};
 use crate::api::endpoint::{Endpoint, ParamKind};
 use crate::api::target::Target;
 
@@ -30,6 +33,9 @@ const COLLECT_KEYS: &[&str] = &[
     "catch_up",
     "catch_up_window",
     "refetch",
+    "settle",
+    "reask_empty",
+    "reach_back",
 ];
 
 /// What the collections of one job share: the folder of its file (for a
@@ -110,9 +116,15 @@ fn collection(
     let catch_up = read_catch_up(ctx, t, &dot);
     let catch_up_window = read_catch_up_window(ctx, t, &dot);
     let refetch = read_refetch(ctx, t, &dot);
+    let periods = read_periods(ctx, t, &dot, endpoint);
 
     if ctx.problems.len() > before {
         return None;
+    }
+    if let (Some(e), Some(schedule), Some(params), Some(reach_back)) =
+        (endpoint, &schedule, &params, periods.reach_back)
+    {
+        warn_window_gaps(ctx, &dot, e, schedule, params, reach_back, cc.today);
     }
     Some(Collection {
         job: cc.job.to_string(),
@@ -124,7 +136,132 @@ fn collection(
         catch_up: catch_up?,
         catch_up_window: catch_up_window?,
         refetch: refetch?,
+        settle: periods.settle?,
+        reask_empty: periods.reask_empty?,
+        reach_back: periods.reach_back?,
     })
+}
+
+/// Warns when a history or timeseries collection's window (its relative `date_from`)
+/// and its `reach_back` together are shorter than the longest time between two of its
+/// fires: the days between could never be asked.
+#[allow(clippy::too_many_arguments)]
+fn warn_window_gaps(
+    ctx: &mut Ctx,
+    dot: &str,
+    endpoint: Endpoint,
+    schedule: &Schedule,
+    params: &Params,
+    reach_back: Duration,
+    today: NaiveDate,
+) {
+    if !endpoint.has_periods() {
+        return;
+    }
+    let Some(ParamValue::Date(spec @ DateSpec::Relative { .. })) = params.get("date_from") else {
+        return;
+    };
+    let window = (today - spec.resolve(today)).num_days().max(0) as u64;
+    let start = today.and_hms_opt(0, 0, 0).expect("midnight").and_utc();
+    let fires = schedule.fires_between(start, start + chrono::Duration::days(400), 20_000);
+    let Some(gap) = fires
+        .windows(2)
+        .map(|w| (w[1] - w[0]).num_days().max(0) as u64)
+        .max()
+    else {
+        return;
+    };
+    let reach = reach_back.as_secs() / 86_400;
+    if window + reach < gap {
+        ctx.warn(
+            format!("{dot}params.date_from"),
+            format!(
+                "its window ({window} days) and reach_back ({reach} days) cover less than the {gap} days between two of its fires: the days between are never asked; widen date_from or reach_back"
+            ),
+        );
+    }
+}
+
+/// A history or timeseries collection's `settle`, `reask_empty` and `reach_back`.
+struct PeriodKeys {
+    settle: Option<Duration>,
+    reask_empty: Option<Duration>,
+    reach_back: Option<Duration>,
+}
+
+/// `settle` (at most [`MAX_SETTLE`], the endpoint's default when not given),
+/// `reask_empty` and `reach_back` (at most [`MAX_REACH`]): durations, only for the
+/// endpoints whose answers have periods.
+fn read_periods(
+    ctx: &mut Ctx,
+    t: &toml::Table,
+    dot: &str,
+    endpoint: Option<Endpoint>,
+) -> PeriodKeys {
+    let ranged = endpoint.is_some_and(Endpoint::has_periods);
+    let mut read = |key: &str, default: Duration, max: Duration, zero_ok: bool| {
+        if t.get(key).is_some() && endpoint.is_some() && !ranged {
+            ctx.add(
+                format!("{dot}{key}"),
+                "only history and the timeseries endpoints have periods to settle, ask again or reach back for",
+            );
+            return None;
+        }
+        read_duration(ctx, t, dot, key, default, max, zero_ok)
+    };
+    let settle = read(
+        "settle",
+        endpoint.map_or(Duration::ZERO, Endpoint::default_settle),
+        MAX_SETTLE,
+        true,
+    );
+    let reask_empty = read("reask_empty", DEFAULT_REASK_EMPTY, MAX_REACH, true);
+    let reach_back = read("reach_back", DEFAULT_REACH_BACK, MAX_REACH, true);
+    PeriodKeys {
+        settle,
+        reask_empty,
+        reach_back,
+    }
+}
+
+/// A duration `key` like `7d` or `36h`, `default` when not given, at most `max`.
+fn read_duration(
+    ctx: &mut Ctx,
+    t: &toml::Table,
+    dot: &str,
+    key: &str,
+    default: Duration,
+    max: Duration,
+    zero_ok: bool,
+) -> Option<Duration> {
+    if t.get(key).is_none() {
+        return Some(default);
+    }
+    let s = ctx.string(t, key, dot)?;
+    match humantime::parse_duration(s) {
+        Ok(d) if d == Duration::ZERO && !zero_ok => {
+            ctx.add(format!("{dot}{key}"), "must be longer than zero");
+            None
+        }
+        Ok(d) if d > max => {
+            ctx.add(
+                format!("{dot}{key}"),
+                format!(
+                    "`{s}` is longer than the most it may be, {} days",
+                    max.as_secs() / 86_400
+                ),
+            );
+            None
+        }
+        Ok(d) => Some(d),
+        Err(e) => {
+            ctx.add(
+                format!("{dot}{key}"),
+                format!("`{s}` is not a duration like `7d` or `36h`: {e}"),
+            );
+            None
+        }
+    }
 }
 
 /// `endpoint`: required, one of the endpoint table's names.

@@ -41,6 +41,21 @@ pub use params::{DateSpec, DateUnit, ParamValue, Params};
 /// Default `catch_up_window`: how far back `catch_up = "all"` looks for missed fires.
 pub const DEFAULT_CATCH_UP_WINDOW: Duration = Duration::from_secs(7 * 24 * 60 * 60);
 
+/// How long after it ended a period answered empty is asked again by later fires,
+/// when the collection says nothing (`reask_empty`).
+pub const DEFAULT_REASK_EMPTY: Duration = Duration::from_secs(31 * 24 * 60 * 60);
+
+/// How far before its window a history or timeseries fire reaches back to meet what is
+/// stored, when the collection says nothing (`reach_back`).
+pub const DEFAULT_REACH_BACK: Duration = Duration::from_secs(92 * 24 * 60 * 60);
+
+/// The longest `settle` a collection may set: a period stored this long after its
+/// figures were complete is stored for good under any setting.
+pub const MAX_SETTLE: Duration = Duration::from_secs(31 * 24 * 60 * 60);
+
+/// The longest `reask_empty` and `reach_back` a collection may set.
+pub const MAX_REACH: Duration = Duration::from_secs(366 * 24 * 60 * 60);
+
 /// One job file.
 #[derive(Clone, Debug)]
 pub struct Job {
@@ -81,6 +96,15 @@ pub struct Collection {
     /// Whether a history or timeseries fire buys its whole range, or only what the
     /// warehouse does not hold yet.
     pub refetch: Refetch,
+    /// History and timeseries: how long after a period's figures are complete an
+    /// answer stores it for good (`settle`; the endpoint's default when not set).
+    pub settle: Duration,
+    /// History and timeseries: how long after it ended a period answered empty is
+    /// asked again by later fires (`reask_empty`).
+    pub reask_empty: Duration,
+    /// History and timeseries: how far before its window a fire reaches back to meet
+    /// the end of what is stored, so that no days are left between (`reach_back`).
+    pub reach_back: Duration,
 }
 
 /// What a date-ranged collection's fire buys.

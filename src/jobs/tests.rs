@@ -912,3 +912,64 @@ fn request_dates_are_checked_by_the_rules_job_loading_uses() {
         );
     }
 }
+
+const HISTORY: &str = "name = \"h\"\ntargets = [\"example.com\"]\n[[collect]]\nendpoint = \"history\"\nschedule = \"@daily\"\n";
+const DAILY_NEW_LOST: &str = "name = \"t\"\ntargets = [\"example.com\"]\n[[collect]]\nendpoint = \"timeseries_new_lost_summary\"\nschedule = \"@daily\"\n";
+
+#[test]
+fn settle_reask_empty_and_reach_back_default_by_endpoint_and_are_read_as_durations() {
+    let h = load(HISTORY).unwrap();
+    let c = &h.collections[0];
+    assert_eq!(c.settle, Duration::ZERO, "history settles by its documents");
+    assert_eq!(c.reask_empty, DEFAULT_REASK_EMPTY);
+    assert_eq!(c.reach_back, DEFAULT_REACH_BACK);
+    let t = load(DAILY_NEW_LOST).unwrap();
+    assert_eq!(
+        t.collections[0].settle,
+        Duration::from_secs(7 * 86_400),
+        "a timeseries settles a week after"
+    );
+    let set = load(&format!(
+        "{DAILY_NEW_LOST}settle = \"3d\"\nreask_empty = \"10d\"\nreach_back = \"0s\"\n"
+    ))
+    .unwrap();
+    let c = &set.collections[0];
+    assert_eq!(
+        (c.settle, c.reask_empty, c.reach_back),
+        (
+            Duration::from_secs(3 * 86_400),
+            Duration::from_secs(10 * 86_400),
+            Duration::ZERO
+        )
+    );
+}
+
+#[test]
+fn settle_reask_empty_and_reach_back_are_refused_where_there_are_no_periods_or_too_long() {
+    assert_eq!(
+        one_problem(&with("settle = \"1d\"\n")),
+        "collect[1].settle: only history and the timeseries endpoints have periods to settle, ask again or reach back for"
+    );
+    assert_eq!(
+        one_problem(&format!("{HISTORY}settle = \"32d\"\n")),
+        "collect[1].settle: `32d` is longer than the most it may be, 31 days"
+    );
+    assert!(
+        one_problem(&format!("{HISTORY}reach_back = \"soon\"\n"))
+            .starts_with("collect[1].reach_back: `soon` is not a duration"),
+    );
+}
+
+#[test]
+fn a_window_shorter_than_the_time_between_fires_without_reach_back_is_warned_about() {
+    let weekly = "name = \"w\"\ntargets = [\"example.com\"]\n[[collect]]\nendpoint = \"timeseries_summary\"\nschedule = \"0 6 * * 1\"\nparams = { group_range = \"day\", date_from = \"-3d\" }\n";
+    // Reaching back (the default) covers the days between fires: no warning.
+    assert!(load(weekly).unwrap().warnings.is_empty());
+    let job = load(&format!("{weekly}reach_back = \"0s\"\n")).unwrap();
+    let text: Vec<String> = job.warnings.iter().map(ToString::to_string).collect();
+    assert_eq!(text.len(), 1, "{text:?}");
+    assert!(
+        text[0].contains("collect[1].params.date_from: its window (3 days) and reach_back (0 days) cover less than the 7 days between two of its fires"),
+        "{text:?}"
+    );
+}

@@ -88,6 +88,7 @@ pub struct Metrics {
     api_cost: Family<EndpointLabels, UsdCounter>,
     api_retries: Family<EndpointLabels, Counter>,
     rows_written: Family<EndpointLabels, Counter>,
+    items_set_aside: Family<EndpointLabels, Counter>,
     queue_depth: Family<StateLabels, Gauge>,
     queue_oldest_age: FloatGauge,
     schedule_lag: Family<ScheduleLabels, FloatGauge>,
@@ -144,6 +145,12 @@ impl Metrics {
             "rows_written",
             "Result rows written to the warehouse, by endpoint",
             rows_written.clone(),
+        );
+        let items_set_aside = Family::<EndpointLabels, Counter>::default();
+        registry.register(
+            "items_set_aside",
+            "Items of answers that could not be read and were set aside (linkledger.rejected_items) while the rest of their answers loaded, by endpoint; an answer loaded again (reused) counts again, as its rows do",
+            items_set_aside.clone(),
         );
         let queue_depth = Family::<StateLabels, Gauge>::default();
         registry.register(
@@ -209,6 +216,7 @@ impl Metrics {
             api_cost,
             api_retries,
             rows_written,
+            items_set_aside,
             queue_depth,
             queue_oldest_age,
             schedule_lag,
@@ -252,6 +260,17 @@ impl Metrics {
                 endpoint: endpoint.to_string(),
             })
             .inc_by(rows);
+    }
+
+    /// Items of an answer set aside as it loaded.
+    pub fn record_set_aside(&self, endpoint: &str, items: usize) {
+        if items > 0 {
+            self.items_set_aside
+                .get_or_create(&EndpointLabels {
+                    endpoint: endpoint.to_string(),
+                })
+                .inc_by(items as u64);
+        }
     }
 
     /// Replaces the queue gauges: states not given disappear, so a stale count never
@@ -350,7 +369,15 @@ mod tests {
         m.record_call("backlinks/summary/live", "http_error", None);
         m.record_retry("backlinks/summary/live");
         m.record_rows("backlinks/backlinks/live", 1000);
+        m.record_set_aside("bulk_ranks", 1);
+        m.record_set_aside("bulk_ranks", 0);
+        m.record_set_aside("history", 0);
         let text = m.render();
+        assert!(
+            text.contains(r#"linkledger_items_set_aside_total{endpoint="bulk_ranks"} 1"#),
+            "{text}"
+        );
+        assert!(!text.contains(r#"endpoint="history""#), "{text}");
         assert!(
             text.contains(
                 r#"linkledger_api_calls_total{endpoint="backlinks/summary/live",outcome="ok"} 2"#

@@ -12,26 +12,41 @@ use crate::money::Usd;
 use crate::store::{Activity, RunRecord, Store, StoreError};
 use crate::words::count;
 
+/// What a run did, for its line.
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub struct Figures {
+    /// HTTP requests made.
+    pub calls: i64,
+    /// Planned calls that ended without data.
+    pub failed: i64,
+    pub rows: i64,
+    /// Items of its answers that could not be read, set aside (`rejected_items`).
+    pub set_aside: i64,
+    pub cost: Usd,
+    /// Planned calls never made.
+    pub not_made: i64,
+}
+
 /// The line a run ends with: `competitors: succeeded (11 calls, 0 failed, 6201 rows,
-/// cost $0.20621)`, and `; 3 calls not made` when some were not.
-pub fn line(
-    label: &str,
-    status: &str,
-    calls: i64,
-    failed: i64,
-    rows: i64,
-    cost: Usd,
-    not_made: i64,
-) -> String {
-    let not_made = if not_made > 0 {
-        format!("; {} not made", count(not_made, "call"))
+/// cost $0.20621)`, with `, 1 item set aside` after the rows when its answers had
+/// items that could not be read, and `; 3 calls not made` when some were not.
+pub fn line(label: &str, status: &str, f: &Figures) -> String {
+    let set_aside = if f.set_aside > 0 {
+        format!(", {} set aside", count(f.set_aside, "item"))
+    } else {
+        String::new()
+    };
+    let not_made = if f.not_made > 0 {
+        format!("; {} not made", count(f.not_made, "call"))
     } else {
         String::new()
     };
     format!(
-        "{label}: {status} ({}, {failed} failed, {}, cost {cost}{not_made})",
-        count(calls, "call"),
-        count(rows, "row")
+        "{label}: {status} ({}, {} failed, {}{set_aside}, cost {}{not_made})",
+        count(f.calls, "call"),
+        f.failed,
+        count(f.rows, "row"),
+        f.cost
     )
 }
 
@@ -45,15 +60,15 @@ pub fn label(r: &RunRecord) -> String {
 
 /// The line `r` ends (or ended) with.
 pub fn record_line(r: &RunRecord) -> String {
-    line(
-        &label(r),
-        &r.status,
-        r.calls,
-        r.failed,
-        r.rows,
-        r.cost,
-        r.cancelled,
-    )
+    let figures = Figures {
+        calls: r.calls,
+        failed: r.failed,
+        rows: r.rows,
+        set_aside: r.set_aside,
+        cost: r.cost,
+        not_made: r.cancelled,
+    };
+    line(&label(r), &r.status, &figures)
 }
 
 /// Closes a run once none of its work is pending and, when this call closed it, logs
@@ -78,6 +93,7 @@ pub async fn log_finished(store: &Store, run_id: i64) {
             calls = r.calls,
             failed = r.failed,
             rows = r.rows,
+            set_aside = r.set_aside,
             cost_usd = r.cost.to_f64(),
             reason = r.message.as_deref(),
             "run finished: {}",
@@ -110,13 +126,42 @@ mod tests {
     #[test]
     fn the_run_line_counts_in_words_and_says_what_was_not_made() {
         let cost: Usd = "0.0803".parse().unwrap();
+        let one = Figures {
+            calls: 1,
+            rows: 1,
+            cost,
+            ..Figures::default()
+        };
         assert_eq!(
-            line("competitors", "succeeded", 1, 0, 1, cost, 0),
+            line("competitors", "succeeded", &one),
             "competitors: succeeded (1 call, 0 failed, 1 row, cost $0.0803)"
         );
+        let halted = Figures {
+            calls: 2,
+            failed: 3,
+            not_made: 1,
+            ..Figures::default()
+        };
         assert_eq!(
-            line("fine/summary", "halted", 2, 3, 0, Usd::ZERO, 1),
+            line("fine/summary", "halted", &halted),
             "fine/summary: halted (2 calls, 3 failed, 0 rows, cost $0.00; 1 call not made)"
         );
+    }
+
+    #[test]
+    fn the_run_line_says_how_many_items_were_set_aside_only_when_some_were() {
+        let f = Figures {
+            calls: 1,
+            rows: 999,
+            set_aside: 1,
+            cost: "0.02".parse().unwrap(),
+            ..Figures::default()
+        };
+        assert_eq!(
+            line("ranks", "succeeded", &f),
+            "ranks: succeeded (1 call, 0 failed, 999 rows, 1 item set aside, cost $0.02)"
+        );
+        let f = Figures { set_aside: 3, ..f };
+        assert!(line("ranks", "succeeded", &f).contains("999 rows, 3 items set aside"));
     }
 }

@@ -10,18 +10,19 @@
 pub mod bill;
 
 use std::collections::BTreeMap;
+use std::time::Duration;
 
 use chrono::NaiveDate;
 use serde_json::Value;
 
 use crate::api::Endpoint;
 use crate::api::Target;
-use crate::api::endpoint::GroupRange;
 use crate::api::endpoint::{BULK_MAX_TARGETS, PAGES_SUMMARY_MAX_DOMAINS};
+use crate::api::endpoint::{EarliestDate, GroupRange, periods};
 use crate::api::prices::Prices;
 use crate::jobs::{Collection, Job};
 use crate::money::Usd;
-use crate::warehouse::coverage::{Stored, is_ranged, options, task_date};
+use crate::warehouse::coverage::{Stored, grain, is_ranged, options, task_date};
 
 /// One planned API call.
 #[derive(Clone, Debug, PartialEq)]
@@ -34,9 +35,20 @@ pub struct CallSpec {
     pub task: Value,
     /// Rows the answer is expected to hold, for the estimate.
     pub estimated_rows: i64,
+    /// For history and timeseries calls: the collection's `settle` (how long after a
+    /// period's figures are complete an answer stores it for good); `None`: the
+    /// endpoint's default ([`Endpoint::default_settle`]).
+    pub settle: Option<Duration>,
 }
 
 impl CallSpec {
+    /// How long after a period's figures are complete this call's answer stores it for
+    /// good.
+    pub fn settle(&self) -> Duration {
+        self.settle
+            .unwrap_or_else(|| self.endpoint.default_settle())
+    }
+
     /// The estimated cost of the call under `prices`.
     pub fn estimated_cost(&self, prices: &Prices) -> Usd {
         prices.estimate(self.endpoint, self.estimated_rows)
@@ -52,8 +64,9 @@ impl CallSpec {
 
 /// The calls one cycle of `collection` makes on `today` (UTC).
 pub fn plan_collection(collection: &Collection, today: NaiveDate) -> Vec<CallSpec> {
-    let params = collection.request_params(today);
     let endpoint = collection.endpoint;
+    let mut params = collection.request_params(today);
+    align_date_from(endpoint, &mut params);
     let call = |targets: Vec<Target>| {
         let mut task = serde_json::Map::new();
         if endpoint.is_bulk() {
@@ -75,6 +88,7 @@ pub fn plan_collection(collection: &Collection, today: NaiveDate) -> Vec<CallSpe
             targets,
             task: Value::Object(task),
             estimated_rows,
+            settle: is_ranged(endpoint).then_some(collection.settle),
         }
     };
     if !endpoint.is_bulk() {
@@ -98,6 +112,36 @@ pub fn plan_collection(collection: &Collection, today: NaiveDate) -> Vec<CallSpe
             .collect()
     };
     chunks.into_iter().map(call).collect()
+}
+
+/// The first day of `from`'s period for history (months) and the week, month and year
+/// timeseries, so that a request's first period is whole, unless that day is below the
+/// API's floor for `date_from` (the timeseries take 2019-01-30 at the earliest: a
+/// request from then on keeps its day, and the API answers January 2019 whole anyway,
+/// its documents say). Other endpoints and day grains keep `from`.
+pub fn whole_period_start(endpoint: Endpoint, task: &Value, from: NaiveDate) -> NaiveDate {
+    if !is_ranged(endpoint) {
+        return from;
+    }
+    let Some(&(start, _)) = periods(from, from, grain(endpoint, task)).first() else {
+        return from;
+    };
+    match endpoint.earliest_date_from() {
+        Some(EarliestDate::Fixed(floor)) if start < floor => from,
+        _ => start,
+    }
+}
+
+/// A request's `date_from` moved to the first day of its period
+/// ([`whole_period_start`]).
+pub fn align_date_from(endpoint: Endpoint, params: &mut serde_json::Map<String, Value>) {
+    let task = Value::Object(params.clone());
+    if let Some(from) = task_date(&task, "date_from") {
+        let start = whole_period_start(endpoint, &task, from);
+        if start != from {
+            params.insert("date_from".into(), Value::from(start.to_string()));
+        }
+    }
 }
 
 /// Checks the request of `collection`, planned on `planned_on`, against the API's date
@@ -229,6 +273,68 @@ pub fn requested_range(call: &CallSpec, today: NaiveDate) -> Option<(NaiveDate, 
     Some((from, to))
 }
 
+/// How a history or timeseries collection asks again and reaches back: its
+/// `reask_empty` and `reach_back`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Reach {
+    /// A period answered empty is asked again while it ended less than this ago.
+    pub reask_empty: Duration,
+    /// A fire whose window starts after the end of what is stored reaches back to it,
+    /// at most this far before the fire's day.
+    pub reach_back: Duration,
+}
+
+impl Reach {
+    pub fn of(collection: &Collection) -> Reach {
+        Reach {
+            reask_empty: collection.reask_empty,
+            reach_back: collection.reach_back,
+        }
+    }
+
+    /// The same, reaching back not at all (a backfill asks for the range it was given).
+    pub fn without_reach_back(self) -> Reach {
+        Reach {
+            reach_back: Duration::ZERO,
+            ..self
+        }
+    }
+}
+
+/// `call` reaching back to the day after `stored_until` when its window starts later
+/// than that (a window shorter than the time between fires, a daemon that was down),
+/// but no earlier than `reach_back` before `today` nor the API's floor, from the first
+/// day of that day's period; as it is otherwise, and when nothing is stored yet (the
+/// window is all the user asked for).
+pub fn reach_back(
+    call: &CallSpec,
+    stored_until: Option<NaiveDate>,
+    today: NaiveDate,
+    reach_back: Duration,
+) -> CallSpec {
+    let (Some(until), Some(from)) = (stored_until, task_date(&call.task, "date_from")) else {
+        return call.clone();
+    };
+    let Some(next) = until.succ_opt() else {
+        return call.clone();
+    };
+    let mut start = next.max(today - chrono::Days::new(reach_back.as_secs() / 86_400));
+    if let Some(EarliestDate::Fixed(floor)) = call.endpoint.earliest_date_from() {
+        start = start.max(floor);
+    }
+    let start = whole_period_start(call.endpoint, &call.task, start);
+    if start >= from {
+        return call.clone();
+    }
+    let mut reached = call.clone();
+    if let Some(task) = reached.task.as_object_mut() {
+        task.insert("date_from".into(), Value::from(start.to_string()));
+    }
+    let params = reached.task.as_object().cloned().unwrap_or_default();
+    reached.estimated_rows = estimate_rows(call.endpoint, &params, 1, today);
+    reached
+}
+
 /// Calls split by what the warehouse holds.
 #[derive(Clone, Debug, Default)]
 pub struct Narrowed {
@@ -239,27 +345,36 @@ pub struct Narrowed {
 }
 
 impl Stored {
-    /// `calls` narrowed to what is not held on `today` (as `collect::narrow::narrow_calls` does
-    /// against the database).
-    pub fn narrow_calls(&self, calls: Vec<CallSpec>, today: NaiveDate) -> Narrowed {
+    /// `calls` reaching back to what is stored and narrowed to what is not stored for
+    /// good on `today` (as `collect::narrow::narrow_calls` does against the database).
+    pub fn narrow_calls(&self, calls: Vec<CallSpec>, today: NaiveDate, reach: Reach) -> Narrowed {
         let mut out = Narrowed::default();
         for call in calls {
-            match (is_ranged(call.endpoint), requested_range(&call, today)) {
-                (true, Some((from, to))) if call.targets.len() == 1 => {
+            if !is_ranged(call.endpoint) || call.targets.len() != 1 {
+                out.calls.push(call);
+                continue;
+            }
+            let (endpoint, options) = (call.endpoint, options(&call.task));
+            let target = call.targets[0].as_str().to_string();
+            let until = self.stored_until(endpoint, &options, &target);
+            let call = reach_back(&call, until, today, reach.reach_back);
+            match requested_range(&call, today) {
+                Some((from, to)) => {
                     let missing = self.missing(
-                        call.endpoint,
-                        &options(&call.task),
-                        call.targets[0].as_str(),
+                        endpoint,
+                        &options,
+                        &target,
                         from,
                         to,
                         today,
+                        reach.reask_empty,
                     );
                     match narrow(&call, missing.ranges(), today) {
                         Some(narrowed) => out.calls.push(narrowed),
                         None => out.skipped.push(call),
                     }
                 }
-                _ => out.calls.push(call),
+                None => out.calls.push(call),
             }
         }
         out
@@ -284,6 +399,7 @@ mod tests {
             targets: vec![crate::api::Target::parse("a.com").unwrap()],
             task: json!({"target": "a.com", "date_from": "2019-01-01", "date_to": "2026-12-01"}),
             estimated_rows: 96,
+            settle: None,
         };
         let today = d("2026-12-01");
         let narrowed = narrow(&call, &[(d("2026-12-01"), d("2026-12-01"))], today).unwrap();
@@ -295,6 +411,71 @@ mod tests {
             Some(call.clone())
         );
         assert_eq!(narrow(&call, &[], today), None);
+    }
+
+    #[test]
+    fn a_week_month_year_or_history_request_starts_on_the_first_day_of_its_period() {
+        let start = |endpoint: Endpoint, group: Option<&str>, from: &str| {
+            let mut params = serde_json::Map::new();
+            params.insert("date_from".into(), Value::from(from));
+            if let Some(g) = group {
+                params.insert("group_range".into(), Value::from(g));
+            }
+            align_date_from(endpoint, &mut params);
+            params["date_from"].as_str().unwrap().to_string()
+        };
+        let ts = Endpoint::TimeseriesNewLostSummary;
+        // 2026-11-07 is a Saturday: its week began on Monday 2026-11-02.
+        assert_eq!(start(ts, Some("week"), "2026-11-07"), "2026-11-02");
+        assert_eq!(start(ts, Some("month"), "2026-11-07"), "2026-11-01");
+        assert_eq!(
+            start(ts, None, "2026-11-07"),
+            "2026-11-01",
+            "month by default"
+        );
+        assert_eq!(start(ts, Some("year"), "2026-11-07"), "2026-01-01");
+        assert_eq!(start(ts, Some("day"), "2026-11-07"), "2026-11-07");
+        assert_eq!(start(Endpoint::History, None, "2024-03-15"), "2024-03-01");
+        // Below the timeseries' floor (2019-01-30) the day stays: the API answers the
+        // whole of January 2019 from it anyway.
+        assert_eq!(start(ts, Some("month"), "2019-01-30"), "2019-01-30");
+        assert_eq!(start(ts, Some("week"), "2019-01-30"), "2019-01-30");
+        // Other endpoints keep their dates.
+        assert_eq!(
+            start(Endpoint::BulkNewLostBacklinks, None, "2026-11-07"),
+            "2026-11-07"
+        );
+    }
+
+    #[test]
+    fn a_collection_of_whole_periods_is_planned_and_estimated_from_its_first_day() {
+        let c = Collection {
+            job: "j".into(),
+            name: "c".into(),
+            endpoint: Endpoint::History,
+            schedule: crate::jobs::schedule::Schedule::parse("0 0 1 * *", None).unwrap(),
+            params: crate::jobs::Params(
+                [(
+                    "date_from".to_string(),
+                    crate::jobs::ParamValue::Date(crate::jobs::DateSpec::Absolute(
+                        NaiveDate::from_ymd_opt(2026, 3, 15).unwrap(),
+                    )),
+                )]
+                .into_iter()
+                .collect(),
+            ),
+            targets: vec![Target::parse("a.com").unwrap()],
+            catch_up: Default::default(),
+            catch_up_window: std::time::Duration::from_secs(3600),
+            refetch: Default::default(),
+            settle: Duration::ZERO,
+            reask_empty: crate::jobs::DEFAULT_REASK_EMPTY,
+            reach_back: crate::jobs::DEFAULT_REACH_BACK,
+        };
+        let calls = plan_collection(&c, NaiveDate::from_ymd_opt(2026, 12, 7).unwrap());
+        assert_eq!(calls[0].task["date_from"], "2026-03-01");
+        // March to December: ten months.
+        assert_eq!(calls[0].estimated_rows, 10);
     }
 
     fn pages(domain: &str, n: usize) -> Vec<Target> {

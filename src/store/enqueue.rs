@@ -31,14 +31,22 @@ async fn insert_work(
         .collect();
     let tasks: Vec<&Value> = work.iter().map(|w| &w.task).collect();
     let rows: Vec<i64> = work.iter().map(|w| w.estimated_rows).collect();
+    let settle: Vec<Option<i64>> = work
+        .iter()
+        .map(|w| {
+            w.settle
+                .map(|s| i64::try_from(s.as_secs()).unwrap_or(i64::MAX))
+        })
+        .collect();
     let done = sqlx::query(
         "INSERT INTO linkledger.work
             (run_id, run_kind, fire_id, job, collection, endpoint, targets, task, estimated_rows,
-             max_attempts)
+             settle_seconds, max_attempts)
          SELECT $1, $10, $2, u.job, u.collection, u.endpoint,
-                ARRAY(SELECT jsonb_array_elements_text(u.targets)), u.task, u.rows, $9
-         FROM UNNEST($3::text[], $4::text[], $5::text[], $6::jsonb[], $7::jsonb[], $8::bigint[])
-              AS u(job, collection, endpoint, targets, task, rows)",
+                ARRAY(SELECT jsonb_array_elements_text(u.targets)), u.task, u.rows, u.settle, $9
+         FROM UNNEST($3::text[], $4::text[], $5::text[], $6::jsonb[], $7::jsonb[], $8::bigint[],
+                     $11::bigint[])
+              AS u(job, collection, endpoint, targets, task, rows, settle)",
     )
     .bind(run_id)
     .bind(fire_id)
@@ -50,6 +58,7 @@ async fn insert_work(
     .bind(&rows)
     .bind(max_attempts)
     .bind(kind.as_str())
+    .bind(&settle)
     .execute(&mut *conn)
     .await?;
     Ok(done.rows_affected())

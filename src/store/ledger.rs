@@ -1,7 +1,10 @@
 //! The run log and the spend ledger. A request is recorded *before* it is sent
 //! (outcome `sent`), so a crash while waiting still leaves a trace of a possibly paid
 //! call; its answer completes the row, and a successful body is committed to
-//! `raw_responses` in the same transaction, before anything is normalized.
+//! `raw_responses` in the same transaction, before anything is normalized. A large
+//! answer is committed as it arrives, unread (outcome `received`, [`Store::record_receipt`]),
+//! and settled once it is read back from the database
+//! ([`Store::stored_answer`], [`Store::settle_received`]).
 
 use chrono::{DateTime, NaiveDate, Utc};
 use rust_decimal::Decimal;
@@ -111,6 +114,11 @@ pub struct RawResponse {
     #[sqlx(try_from = "String")]
     pub endpoint: Endpoint,
     pub received_at: DateTime<Utc>,
+    /// When its request was sent.
+    pub sent_at: DateTime<Utc>,
+    /// The `settle` of the collection that asked for it, in seconds (`None`: the
+    /// endpoint's default).
+    pub settle_seconds: Option<i64>,
     pub request: Value,
     pub body: Value,
 }
@@ -118,10 +126,63 @@ pub struct RawResponse {
 /// When an answer arrived, to the microsecond Postgres keeps, so rows normalized
 /// live and rows rebuilt by replay carry the same `collected_at`.
 pub fn received_at(attempt: &Attempt) -> DateTime<Utc> {
+    arrived(attempt.started_at, attempt.duration)
+}
+
+/// The end of an exchange that started at `started_at` and took `duration`, to the
+/// microsecond: when its answer arrived, and the arrival its stored body is keyed by.
+pub fn arrived(started_at: DateTime<Utc>, duration: std::time::Duration) -> DateTime<Utc> {
     use chrono::DurationRound;
-    let at = attempt.started_at + chrono::Duration::from_std(attempt.duration).unwrap_or_default();
+    let at = started_at + chrono::Duration::from_std(duration).unwrap_or_default();
     at.duration_trunc(chrono::Duration::microseconds(1))
         .unwrap_or(at)
+}
+
+/// A stored answer's body, as normalizing it needs to know it: its id in
+/// `raw_responses`, when its request was sent (what a period settles against) and when
+/// it arrived (its rows' `collected_at`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct StoredBody {
+    pub raw_id: i64,
+    pub sent_at: DateTime<Utc>,
+    pub received_at: DateTime<Utc>,
+}
+
+impl StoredBody {
+    /// The body `raw_id` of `attempt`'s answer.
+    pub fn of(raw_id: i64, attempt: &Attempt) -> StoredBody {
+        StoredBody {
+            raw_id,
+            sent_at: attempt.started_at,
+            received_at: received_at(attempt),
+        }
+    }
+}
+
+/// An answer as it arrived, before it is read: what [`Store::record_receipt`] commits.
+#[derive(Clone, Copy, Debug)]
+pub struct Receipt<'a> {
+    pub started_at: DateTime<Utc>,
+    pub duration: std::time::Duration,
+    pub http_status: u16,
+    /// The answer said it came from a sandbox.
+    pub sandbox: bool,
+    /// The body as received (JSON text).
+    pub body: &'a str,
+}
+
+/// An answer stored before it was read, with what the ledger holds of its exchange,
+/// to be read again ([`Store::stored_answer`]).
+#[derive(Clone, Debug, sqlx::FromRow)]
+pub struct StoredAnswer {
+    pub raw_id: i64,
+    pub received_at: DateTime<Utc>,
+    pub started_at: DateTime<Utc>,
+    pub duration_ms: Option<i64>,
+    pub http_status: Option<i32>,
+    pub sandbox: bool,
+    /// The body as JSON text.
+    pub body: String,
 }
 
 /// How far the work of some runs has come.
@@ -134,6 +195,15 @@ pub struct RunProgress {
     pub rows: i64,
     #[sqlx(try_from = "Decimal")]
     pub cost: Usd,
+}
+
+impl StoreError {
+    /// Postgres refused a value for its type (SQLSTATE class 22): a body that is not
+    /// JSON as Postgres reads it, for [`Store::record_receipt`].
+    pub fn is_data_exception(&self) -> bool {
+        matches!(self, StoreError::Sql(sqlx::Error::Database(e))
+            if e.code().is_some_and(|c| c.starts_with("22")))
+    }
 }
 
 impl Store {
@@ -180,6 +250,42 @@ impl Store {
         keep_raw: bool,
         settlement: &Settlement,
     ) -> Result<Option<i64>, StoreError> {
+        let (raw_id, _) = self
+            .answer(call_id, endpoint, attempt, keep_raw, settlement, false)
+            .await?;
+        Ok(raw_id)
+    }
+
+    /// Completes the ledger row of an answer committed unread ([`Store::record_receipt`])
+    /// with what reading it back found: its status codes, outcome and cost, the
+    /// reservation settled to the cost. Only while the row is still `received`: an
+    /// answer read twice (by its own attempt and by a reuse or a re-claim) is settled
+    /// once, and a row already settled keeps what it says. `true` when this settled
+    /// it.
+    pub async fn settle_received(
+        &self,
+        call_id: i64,
+        endpoint: &str,
+        attempt: &Attempt,
+        settlement: &Settlement,
+    ) -> Result<bool, StoreError> {
+        let (_, settled) = self
+            .answer(call_id, endpoint, attempt, false, settlement, true)
+            .await?;
+        Ok(settled)
+    }
+
+    /// [`Store::record_answer`]; with `received_only`, only a row still `received`.
+    /// The raw body's id, and whether the row was completed.
+    async fn answer(
+        &self,
+        call_id: i64,
+        endpoint: &str,
+        attempt: &Attempt,
+        keep_raw: bool,
+        settlement: &Settlement,
+        received_only: bool,
+    ) -> Result<(Option<i64>, bool), StoreError> {
         // The reservation becomes what the call counts against the budgets; only while
         // the row still waits for its answer, so a retry after a lost commit
         // acknowledgement does not settle twice.
@@ -199,11 +305,11 @@ impl Store {
         // A job's scope is its key's prefix followed by the job's name.
         let account = ScopeBinds::of_call(None);
         let job_scope = Scope::Job(String::new());
-        let raw_id = sqlx::query_scalar(
+        let done = sqlx::query_as(
             "WITH old AS (
-                 SELECT id, job, booked_on, budget_usd,
+                 SELECT id, job, booked_on, budget_usd, outcome,
                         $17 AND booked_on IS NOT NULL AND budget_usd IS NOT NULL
-                            AND outcome IN ('sent', 'abandoned') AS settles
+                            AND outcome IN ('sent', 'abandoned', 'received') AS settles
                  FROM linkledger.api_calls WHERE id = $1 FOR UPDATE),
              c AS (
                  UPDATE linkledger.api_calls a SET
@@ -214,7 +320,7 @@ impl Store {
                     booked_on = CASE WHEN $13 THEN NULL ELSE a.booked_on END,
                     budget_usd = CASE WHEN old.settles THEN $18 ELSE a.budget_usd END
                  FROM old
-                 WHERE a.id = old.id
+                 WHERE a.id = old.id AND (NOT $23 OR old.outcome = 'received')
                  RETURNING a.id, a.work_id, a.attempt),
              -- The reservation's change, against the period it was booked in (read
              -- before this statement's update).
@@ -225,7 +331,7 @@ impl Store {
                         CASE WHEN s.per = 'day' THEN old.booked_on
                              ELSE date_trunc('month', old.booked_on)::date END AS period,
                         $18 - old.budget_usd AS delta
-                 FROM old,
+                 FROM old JOIN c ON c.id = old.id,
                       UNNEST($19::text[] || ($21::text || old.job), $20::text[] || $22::text)
                           AS s(scope, per)
                  WHERE old.settles AND s.scope IS NOT NULL),
@@ -254,7 +360,7 @@ impl Store {
                  SELECT c.id, $14, $15, $16 FROM c WHERE $16::jsonb IS NOT NULL
                  ON CONFLICT (api_call_id, received_at) DO UPDATE SET body = EXCLUDED.body
                  RETURNING id)
-             SELECT (SELECT id FROM raw)",
+             SELECT (SELECT id FROM raw), EXISTS (SELECT 1 FROM c)",
         )
         .bind(call_id)
         .bind(attempt.started_at)
@@ -282,17 +388,96 @@ impl Store {
         .bind(&account.periods)
         .bind(job_scope.key())
         .bind(job_scope.period().sql())
+        .bind(received_only)
         .fetch_one(self.pool())
         .await?;
-        Ok(raw_id)
+        Ok(done)
+    }
+
+    /// Commits an answer as it arrives, before it is read or waits for anything: the
+    /// body in `raw_responses` as received, and the ledger row `received` (answered,
+    /// not yet read) with its HTTP status and timing, its cost the estimate until the
+    /// answer is read; the reservation stays until then ([`Store::settle_received`]).
+    /// The answer is bought: the item's failures count failures to load it from now
+    /// on. Returns the body's id (`None` when the row already holds a read answer).
+    /// A body the database does not take as JSON fails with a data exception
+    /// ([`StoreError::is_data_exception`]) and nothing is written.
+    #[instrument(skip_all, fields(call_id, bytes = receipt.body.len()))]
+    pub async fn record_receipt(
+        &self,
+        call_id: i64,
+        endpoint: &str,
+        receipt: &Receipt<'_>,
+    ) -> Result<Option<i64>, StoreError> {
+        Ok(sqlx::query_scalar(
+            "WITH c AS (
+                 UPDATE linkledger.api_calls a SET
+                    started_at = $2, duration_ms = $3, http_status = $4, outcome = 'received',
+                    cost_usd = a.estimated_usd, error = NULL, sandbox = a.sandbox OR $5
+                 WHERE a.id = $1 AND a.outcome IN ('sent', 'abandoned', 'received')
+                 RETURNING a.id, a.work_id, a.attempt),
+             bought AS (
+                 UPDATE linkledger.work w SET failures = 0
+                 FROM c
+                 WHERE w.id = c.work_id AND w.attempt = c.attempt AND w.state = 'running'),
+             -- A retry after a commit whose acknowledgement was lost finds the row.
+             raw AS (
+                 INSERT INTO linkledger.raw_responses (api_call_id, endpoint, received_at, body)
+                 SELECT c.id, $6, $7, $8::text::jsonb FROM c
+                 ON CONFLICT (api_call_id, received_at) DO UPDATE SET body = EXCLUDED.body
+                 RETURNING id)
+             SELECT (SELECT id FROM raw)",
+        )
+        .bind(call_id)
+        .bind(receipt.started_at)
+        .bind(receipt.duration.as_millis() as i64)
+        .bind(i32::from(receipt.http_status))
+        .bind(receipt.sandbox)
+        .bind(endpoint)
+        .bind(arrived(receipt.started_at, receipt.duration))
+        .bind(receipt.body)
+        .fetch_one(self.pool())
+        .await?)
+    }
+
+    /// The answer of ledger row `call_id` as it was stored, with what the row says of
+    /// its exchange, to be read again; `None` when no body of it is stored.
+    pub async fn stored_answer(&self, call_id: i64) -> Result<Option<StoredAnswer>, StoreError> {
+        Ok(sqlx::query_as(
+            "SELECT r.id AS raw_id, r.received_at, c.started_at, c.duration_ms::bigint AS duration_ms,
+                    c.http_status, c.sandbox, r.body::text AS body
+             FROM linkledger.api_calls c
+             JOIN linkledger.raw_responses r ON r.api_call_id = c.id
+             WHERE c.id = $1
+             ORDER BY r.received_at DESC LIMIT 1",
+        )
+        .bind(call_id)
+        .fetch_optional(self.pool())
+        .await?)
+    }
+
+    /// A stored body, by its id and arrival (its partition).
+    pub async fn raw_body(
+        &self,
+        raw_id: i64,
+        received_at: DateTime<Utc>,
+    ) -> Result<Option<Value>, StoreError> {
+        Ok(sqlx::query_scalar(
+            "SELECT body FROM linkledger.raw_responses WHERE id = $1 AND received_at = $2",
+        )
+        .bind(raw_id)
+        .bind(received_at)
+        .fetch_optional(self.pool())
+        .await?)
     }
 
     /// Writes one response's normalized rows in one transaction, outside the queue
-    /// (`replay`).
+    /// (`replay`): the items it set aside before and reads now leave `rejected_items`.
     #[instrument(skip_all, fields(rows = batch.row_count()))]
     pub async fn store_normalized(&self, batch: &Batch) -> Result<u64, StoreError> {
         self.partitions_for(batch).await?;
         let mut tx = self.pool().begin().await?;
+        super::rejected::forget_read(&mut tx, batch).await?;
         let rows = warehouse::write_batch(&mut tx, batch).await?;
         tx.commit().await?;
         Ok(rows)
@@ -326,9 +511,11 @@ impl Store {
     ) -> Result<Vec<RawResponse>, StoreError> {
         let names: Vec<&str> = endpoints.iter().map(|e| e.name()).collect();
         Ok(sqlx::query_as(
-            "SELECT r.id, r.endpoint, r.received_at, c.request, r.body
+            "SELECT r.id, r.endpoint, r.received_at, c.started_at AS sent_at, w.settle_seconds,
+                    c.request, r.body
              FROM linkledger.raw_responses r
              JOIN linkledger.api_calls c ON c.id = r.api_call_id
+             LEFT JOIN linkledger.work w ON w.id = c.work_id
              WHERE r.id > $1 AND r.endpoint = ANY($2)
                AND c.outcome IN ('ok', 'invalid_response')
                AND ($3::date IS NULL OR r.received_at >= $3::date::timestamp AT TIME ZONE 'UTC')

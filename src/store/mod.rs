@@ -10,6 +10,7 @@ pub mod partitions;
 pub mod periods;
 pub mod purchases;
 pub mod queue;
+pub mod rejected;
 pub mod reports;
 pub mod runs;
 pub mod snapshots;

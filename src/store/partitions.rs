@@ -9,7 +9,8 @@
 //! do the work under one advisory lock, so daemons and replicas can all call them.
 //!
 //! Raw retention (`warehouse.raw_retention`) drops whole `raw_responses` partitions
-//! older than the window; bodies whose rows are not loaded are kept.
+//! older than the window; bodies whose rows are not loaded, and bodies with items set
+//! aside (`rejected_items`, which only `replay` of the body can load), are kept.
 
 use std::collections::HashSet;
 use std::sync::{Arc, Mutex};
@@ -91,8 +92,8 @@ pub struct RetentionReport {
     /// Raw bodies those partitions held.
     pub bodies_dropped: i64,
     /// Bodies older than the window kept because their rows are not loaded (their
-    /// work item has not succeeded, or the answer could not be read yet): they stay,
-    /// in the default partition.
+    /// work item has not succeeded, the answer could not be read yet, or items of it
+    /// are set aside): they stay, in the default partition.
     pub bodies_kept: i64,
 }
 
@@ -152,9 +153,9 @@ impl Store {
 
     /// Drops the `raw_responses` partitions whose whole month ends on or before
     /// `keep_from` (the first day of the retention window). A body whose rows are not
-    /// loaded (its work item has not succeeded, or its answer could not be read yet)
-    /// is never dropped: it moves to the default partition first. Each partition goes
-    /// in its own transaction.
+    /// loaded (its work item has not succeeded, its answer could not be read yet, or
+    /// items of it are set aside in `rejected_items`) is never dropped: it moves to the
+    /// default partition first. Each partition goes in its own transaction.
     #[instrument(skip_all, fields(%keep_from))]
     pub async fn drop_expired_raw(
         &self,
@@ -174,7 +175,9 @@ impl Store {
                 "SELECT count(*),
                         coalesce(array_agg(r.id) FILTER (
                             WHERE c.outcome = 'invalid_response'
-                               OR (c.work_id IS NOT NULL AND w.state IS DISTINCT FROM 'succeeded')),
+                               OR (c.work_id IS NOT NULL AND w.state IS DISTINCT FROM 'succeeded')
+                               OR EXISTS (SELECT 1 FROM linkledger.rejected_items x
+                                          WHERE x.raw_response_id = r.id)),
                                  '{{}}')
                  FROM linkledger.{part} r
                  JOIN linkledger.api_calls c ON c.id = r.api_call_id
@@ -207,7 +210,8 @@ impl Store {
             report.bodies_kept += kept;
             report.dropped.push(part);
         }
-        // Bodies kept earlier whose rows have loaded since go too.
+        // Bodies kept earlier whose rows have loaded since (and none of whose items is
+        // still set aside) go too.
         let gone = sqlx::query(
             "DELETE FROM linkledger.raw_responses_default r
              USING linkledger.api_calls c
@@ -215,7 +219,9 @@ impl Store {
              WHERE c.id = r.api_call_id
                AND r.received_at < $1::date::timestamp AT TIME ZONE 'UTC'
                AND c.outcome <> 'invalid_response'
-               AND (c.work_id IS NULL OR w.state = 'succeeded')",
+               AND (c.work_id IS NULL OR w.state = 'succeeded')
+               AND NOT EXISTS (SELECT 1 FROM linkledger.rejected_items x
+                               WHERE x.raw_response_id = r.id)",
         )
         .bind(keep_from)
         .execute(self.pool())

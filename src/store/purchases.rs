@@ -13,6 +13,9 @@ use super::{Fence, Store, StoreError};
 pub enum Purchase {
     /// Bought already today: reuse this answer.
     Reuse(BoughtAnswer),
+    /// Bought already today and stored as it arrived, never read (its attempt died,
+    /// or is waiting to load it): read it from ledger row `call_id`, then reuse it.
+    Unread { call_id: i64 },
     /// This attempt buys it.
     Buy,
     /// Another live attempt is buying it: wait for its answer.
@@ -22,8 +25,10 @@ pub enum Purchase {
 #[derive(sqlx::FromRow)]
 struct PurchaseRow {
     call_id: Option<i64>,
+    outcome: Option<String>,
     sandbox: Option<bool>,
     raw_id: Option<i64>,
+    sent_at: Option<DateTime<Utc>>,
     received_at: Option<DateTime<Utc>>,
     body: Option<Value>,
     buyer: Option<i64>,
@@ -35,13 +40,27 @@ pub struct BoughtAnswer {
     pub call_id: i64,
     pub sandbox: bool,
     pub raw_id: i64,
+    /// When the request that bought it was sent.
+    pub sent_at: DateTime<Utc>,
     pub received_at: DateTime<Utc>,
     pub body: Value,
 }
 
+impl BoughtAnswer {
+    /// Its body, as normalizing it needs to know it.
+    pub fn stored_body(&self) -> super::ledger::StoredBody {
+        super::ledger::StoredBody {
+            raw_id: self.raw_id,
+            sent_at: self.sent_at,
+            received_at: self.received_at,
+        }
+    }
+}
+
 impl Store {
     /// Who buys this call (endpoint and task, its `tag` aside) today, from this API: an answer already
-    /// bought today is reused ([`Purchase::Reuse`]); else the first live attempt to ask
+    /// bought today is reused ([`Purchase::Reuse`]; one stored as it arrived and not
+    /// read yet is to be read first, [`Purchase::Unread`]); else the first live attempt to ask
     /// is the buyer ([`Purchase::Buy`]) and the others wait for its answer
     /// ([`Purchase::Wait`]). A buyer whose claim is gone (its answer failed, its process
     /// died) is replaced by the next attempt that asks.
@@ -56,12 +75,16 @@ impl Store {
         let row: PurchaseRow = sqlx::query_as(
             "WITH today AS (SELECT (now() AT TIME ZONE 'UTC')::date AS day),
              bought AS (
-                 SELECT c.id AS call_id, c.sandbox, r.id AS raw_id, r.received_at, r.body
+                 SELECT c.id AS call_id, c.outcome, c.sandbox, r.id AS raw_id,
+                        c.started_at AS sent_at, r.received_at,
+                        -- An answer never read is read under a load permit.
+                        CASE WHEN c.outcome = 'ok' THEN r.body END AS body
                  FROM linkledger.api_calls c
                  JOIN linkledger.raw_responses r ON r.api_call_id = c.id
                  -- The tag changes nothing in the answer: tagged or not, one purchase.
-                 -- By its hash first (api_calls_request_md5_idx), then exactly.
-                 WHERE c.endpoint = $1 AND c.outcome = 'ok'
+                 -- By its hash first (api_calls_request_md5_bought_idx), then exactly. An
+                 -- answer stored as it arrived (`received`) is bought too.
+                 WHERE c.endpoint = $1 AND c.outcome IN ('ok', 'received')
                    AND md5((c.request - 'tag')::text) = md5(($2::jsonb - 'tag')::text)
                    AND c.request - 'tag' = $2::jsonb - 'tag'
                    AND c.api_host IS NOT DISTINCT FROM $3
@@ -71,7 +94,7 @@ impl Store {
                    -- (answered after it started: this bound lets the planner read
                    -- only this month's partition of raw_responses)
                    AND r.received_at >= (SELECT day FROM today)::timestamp AT TIME ZONE 'UTC'
-                 ORDER BY c.id DESC LIMIT 1),
+                 ORDER BY c.outcome = 'ok' DESC, c.id DESC LIMIT 1),
              buyer AS (
                  INSERT INTO linkledger.purchases AS p
                      (day, api_host, endpoint, request_md5, work_id, attempt)
@@ -84,7 +107,7 @@ impl Store {
                                    WHERE w.id = p.work_id AND w.attempt = p.attempt
                                      AND w.state = 'running' AND w.lease_expires_at > now())
                  RETURNING p.work_id)
-             SELECT b.call_id, b.sandbox, b.raw_id, b.received_at, b.body,
+             SELECT b.call_id, b.outcome, b.sandbox, b.raw_id, b.sent_at, b.received_at, b.body,
                     (SELECT work_id FROM buyer) AS buyer
              FROM (SELECT 1) AS one LEFT JOIN bought b ON true",
         )
@@ -99,8 +122,14 @@ impl Store {
         Ok(match row {
             PurchaseRow {
                 call_id: Some(call_id),
+                outcome: Some(outcome),
+                ..
+            } if outcome == "received" => Purchase::Unread { call_id },
+            PurchaseRow {
+                call_id: Some(call_id),
                 sandbox: Some(sandbox),
                 raw_id: Some(raw_id),
+                sent_at: Some(sent_at),
                 received_at: Some(received_at),
                 body: Some(body),
                 ..
@@ -108,6 +137,7 @@ impl Store {
                 call_id,
                 sandbox,
                 raw_id,
+                sent_at,
                 received_at,
                 body,
             }),

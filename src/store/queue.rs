@@ -30,6 +30,9 @@ pub struct WorkItem {
     pub targets: Vec<String>,
     pub task: Value,
     pub estimated_rows: i64,
+    /// The collection's `settle` for history and timeseries calls, in seconds (`None`:
+    /// the endpoint's default).
+    pub settle_seconds: Option<i64>,
     /// The fencing token of this claim.
     pub attempt: i32,
     pub failures: i32,
@@ -55,6 +58,8 @@ pub struct NewWork {
     pub targets: Vec<String>,
     pub task: Value,
     pub estimated_rows: i64,
+    /// The collection's `settle` for history and timeseries calls.
+    pub settle: Option<std::time::Duration>,
 }
 
 /// Terminal states a claim can end in.
@@ -100,18 +105,21 @@ pub struct Claimed {
 }
 
 /// The last answer an earlier claim of a work item got that settles it: data (`ok`,
-/// stored raw), or an answer that will not change by asking again (`rejected`,
-/// `invalid_response`).
+/// stored raw), an answer stored as it arrived and never read (`received`), or an
+/// answer that will not change by asking again (`rejected`, `invalid_response`). Its
+/// body is read separately ([`Store::raw_body`], [`Store::stored_answer`]), under a
+/// load permit.
 #[derive(Clone, Debug, sqlx::FromRow)]
 pub struct PaidAnswer {
     pub call_id: i64,
-    /// `ok`, `rejected` or `invalid_response`.
+    /// `ok`, `received`, `rejected` or `invalid_response`.
     pub outcome: String,
     /// Why it failed, for `rejected` and `invalid_response`.
     pub error: Option<String>,
     pub raw_id: Option<i64>,
+    /// When its request was sent.
+    pub sent_at: DateTime<Utc>,
     pub received_at: Option<DateTime<Utc>>,
-    pub body: Option<Value>,
 }
 
 /// Work items per state, for metrics.
@@ -181,7 +189,8 @@ impl Store {
                      ELSE w.last_error END
              FROM picked WHERE w.id = picked.id
              RETURNING w.state, w.id, w.run_id, w.job, w.collection, w.endpoint, w.targets, w.task,
-                       w.estimated_rows, w.attempt, w.failures, w.max_attempts),
+                       w.estimated_rows, w.settle_seconds, w.attempt, w.failures,
+                       w.max_attempts),
              -- An exhausted item is never claimed again: its requests left unanswered
              -- are booked now, at their list price.
              abandoned AS (UPDATE linkledger.api_calls c SET outcome = 'abandoned',
@@ -212,14 +221,16 @@ impl Store {
 
     /// The answer an earlier claim of this work item already paid for, if the item
     /// never reached its next state after it (its worker died, or lost its claim, or
-    /// the database was away). Re-claiming work settles the item from it instead of
-    /// buying the answer again.
+    /// the database was away), even one stored as it arrived and never read.
+    /// Re-claiming work settles the item from it instead of buying the answer again.
     pub async fn paid_answer(&self, work_id: i64) -> Result<Option<PaidAnswer>, StoreError> {
         Ok(sqlx::query_as(
-            "SELECT c.id AS call_id, c.outcome, c.error, r.id AS raw_id, r.received_at, r.body
+            "SELECT c.id AS call_id, c.outcome, c.error, r.id AS raw_id, c.started_at AS sent_at,
+                    r.received_at
              FROM linkledger.api_calls c
              LEFT JOIN linkledger.raw_responses r ON r.api_call_id = c.id
-             WHERE c.work_id = $1 AND c.outcome IN ('ok', 'rejected', 'invalid_response')
+             WHERE c.work_id = $1
+               AND c.outcome IN ('ok', 'received', 'rejected', 'invalid_response')
              ORDER BY c.id DESC LIMIT 1",
         )
         .bind(work_id)

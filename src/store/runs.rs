@@ -51,6 +51,10 @@ pub struct RunRecord {
     pub cancelled: i64,
     /// Queued calls a budget holds back.
     pub held: i64,
+    /// Items of the answers its calls loaded (bought or reused) that could not be read
+    /// and are set aside, still unread (`rejected_items`; `replay` loads those the code
+    /// reads now).
+    pub set_aside: i64,
 }
 
 impl RunRecord {
@@ -139,7 +143,7 @@ const RECORD: &str = "
            CASE WHEN gone.dead
                 THEN 'its process is gone (killed, or lost the database): run the same backfill again to finish it'
                 ELSE r.message END AS message,
-           w.planned, w.done, w.queued, w.running, w.cancelled, w.held
+           w.planned, w.done, w.queued, w.running, w.cancelled, w.held, sa.set_aside
     FROM linkledger.runs r
     LEFT JOIN linkledger.fires f ON f.run_id = r.id
     CROSS JOIN LATERAL (
@@ -155,6 +159,14 @@ const RECORD: &str = "
     CROSS JOIN LATERAL (
         SELECT count(*)::bigint AS calls, coalesce(sum(cost_usd), 0) AS cost
         FROM linkledger.api_calls WHERE run_id = r.id) c
+    -- Items set aside of the answers its calls loaded: each call's own, or the one it
+    -- reused (read from rejected_items, which holds only what is still unread).
+    CROSS JOIN LATERAL (
+        SELECT count(*)::bigint AS set_aside
+        FROM linkledger.rejected_items x
+        JOIN linkledger.raw_responses rr ON rr.id = x.raw_response_id
+        WHERE rr.api_call_id IN (SELECT coalesce(a.reused_call_id, a.id)
+                                 FROM linkledger.api_calls a WHERE a.run_id = r.id)) sa
     -- A backfill still open whose job's backfill lock no session holds (see
     -- Store::lock_backfill; a bigint advisory key shows as classid:objid) was killed.
     CROSS JOIN LATERAL (

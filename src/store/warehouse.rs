@@ -126,8 +126,8 @@ pub fn upsert_sql(spec: &TableSpec) -> String {
     )
 }
 
-/// Writes one response's rows; the caller owns the transaction. Returns rows written
-/// (table rows plus breakdown rows).
+/// Writes one response's rows, the periods it covers and the items it set aside; the
+/// caller owns the transaction. Returns rows written (table rows plus breakdown rows).
 #[instrument(skip_all, fields(table = batch.table.spec.name, rows = batch.row_count()))]
 pub async fn write_batch(conn: &mut PgConnection, batch: &Batch) -> sqlx::Result<u64> {
     let spec = batch.table.spec;
@@ -154,41 +154,12 @@ pub async fn write_batch(conn: &mut PgConnection, batch: &Batch) -> sqlx::Result
     if !batch.parents.is_empty() {
         written += write_breakdowns(conn, batch).await?;
     }
-    if let Some(c) = &batch.coverage {
-        // What the answer covers, with its rows: never claimed without them. Open
-        // periods are held for the day they were answered; a later day's answer
-        // replaces them, an older one (a replay) leaves them.
-        sqlx::query(
-            "INSERT INTO linkledger.coverage (endpoint, target, options, covered, fresh, fresh_on)
-             VALUES ($1, $2, $3,
-                     -- (daterange(NULL, NULL) is unbounded, not nothing)
-                     CASE WHEN $4::date IS NULL THEN '{}'
-                          ELSE datemultirange(daterange($4, $5::date, '[]')) END,
-                     CASE WHEN $6::date IS NULL THEN '{}'
-                          ELSE datemultirange(daterange($6, $7::date, '[]')) END,
-                     CASE WHEN $6::date IS NOT NULL THEN $8::date END)
-             ON CONFLICT (target, endpoint, options) DO UPDATE
-                SET covered = linkledger.coverage.covered + EXCLUDED.covered,
-                    fresh = CASE
-                        WHEN EXCLUDED.fresh_on IS NULL
-                          OR EXCLUDED.fresh_on < linkledger.coverage.fresh_on
-                            THEN linkledger.coverage.fresh
-                        WHEN EXCLUDED.fresh_on = linkledger.coverage.fresh_on
-                            THEN linkledger.coverage.fresh + EXCLUDED.fresh
-                        ELSE EXCLUDED.fresh END,
-                    fresh_on = greatest(linkledger.coverage.fresh_on, EXCLUDED.fresh_on),
-                    updated_at = now()",
-        )
-        .bind(c.endpoint.name())
-        .bind(&c.target)
-        .bind(&c.options)
-        .bind(c.closed.map(|r| r.0))
-        .bind(c.closed.map(|r| r.1))
-        .bind(c.open.map(|r| r.0))
-        .bind(c.open.map(|r| r.1))
-        .bind(c.day)
-        .execute(&mut *conn)
-        .await?;
+    // The items set aside, with the rows of their answer (not counted as rows).
+    super::rejected::write(conn, batch).await?;
+    if let Some(answered) = &batch.coverage {
+        // What the answer says of each period it asked for, with its rows: a period
+        // is never claimed without its item.
+        super::periods::record_answered(conn, answered).await?;
     }
     Ok(written)
 }

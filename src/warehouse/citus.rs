@@ -13,11 +13,12 @@ use crate::warehouse::normalize::TABLES;
 pub const DISTRIBUTION_COLUMN: &str = "target";
 
 /// Warehouse tables that are not an endpoint's own: the breakdown maps and the record
-/// of which periods are stored (written in the same transaction as the rows).
-const DERIVED: &[&str] = &["link_breakdowns", "coverage"];
+/// of which periods are stored or pending (written in the same transaction as the rows).
+const DERIVED: &[&str] = &["link_breakdowns", "coverage", "pending_periods"];
 
-/// The coordinator's tables: the ledger, raw answers, the queue, shared limits and
-/// budgets. Small or hot, written by every worker of every daemon: they stay local.
+/// The coordinator's tables: the ledger, raw answers (and the items of them set
+/// aside), the queue, shared limits and budgets. Small or hot, written by every worker
+/// of every daemon: they stay local.
 pub const COORDINATOR: &[&str] = &[
     "runs",
     "api_calls",
@@ -31,6 +32,7 @@ pub const COORDINATOR: &[&str] = &[
     "spend_totals",
     "account_snapshots",
     "purchases",
+    "rejected_items",
 ];
 
 /// The warehouse tables, distributed by target; the first is the colocation anchor.

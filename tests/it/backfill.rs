@@ -330,13 +330,18 @@ async fn the_next_days_fire_asks_only_for_the_missing_periods_and_the_tables_equ
         );
         assert_eq!(a["date_to"], day0.to_string(), "{a}");
     }
-    // The next day: only the day that was still open then, and the new open day.
+    // The next day: only the days not settled when the first fire's request was sent
+    // (a timeseries day settles seven days after it ended, by default) and the new day.
     let day1 = day0.succ_opt().unwrap();
     fire_on(&mut scheduler, &exec, &sb, &clock, day1).await;
     let second = asked(3);
     assert_eq!(second.len(), 3, "{second:?}");
     for a in &second {
-        assert_eq!(a["date_from"], day0.to_string(), "{a}");
+        assert_eq!(
+            a["date_from"],
+            (day0 - chrono::Days::new(7)).to_string(),
+            "{a}"
+        );
         assert_eq!(a["date_to"], day1.to_string(), "{a}");
         assert_eq!(a["group_range"], "day", "{a}");
     }
@@ -349,7 +354,11 @@ async fn the_next_days_fire_asks_only_for_the_missing_periods_and_the_tables_equ
     // `plan` reads the same coverage into memory and narrows the same way.
     let held = store.stored().await.unwrap();
     for day in [day1, day1.succ_opt().unwrap()] {
-        let in_memory = held.narrow_calls(linkledger::plan::plan_collection(&daily, day), day);
+        let in_memory = held.narrow_calls(
+            linkledger::plan::plan_collection(&daily, day),
+            day,
+            linkledger::plan::Reach::of(&daily),
+        );
         let stored = linkledger::collect::narrow::plan_to_buy(&store, &daily, day)
             .await
             .unwrap();

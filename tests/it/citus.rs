@@ -67,6 +67,16 @@ async fn violations(pool: &sqlx::PgPool, ddl: &Ddl) -> Vec<String> {
     // The distribution column exists; colocated tables share its type.
     let mut types = BTreeSet::new();
     for (table, column) in &ddl.distributed {
+        // A table a later migration adds is not in an older schema: nothing to check.
+        let exists: bool =
+            sqlx::query_scalar("SELECT to_regclass('linkledger.' || $1) IS NOT NULL")
+                .bind(table)
+                .fetch_one(pool)
+                .await
+                .unwrap();
+        if !exists {
+            continue;
+        }
         let ty: Option<String> = sqlx::query_scalar(
             "SELECT format_type(a.atttypid, a.atttypmod) FROM pg_attribute a
              WHERE a.attrelid = ('linkledger.' || $1)::regclass AND a.attname = $2

@@ -117,6 +117,7 @@ async fn a_task_level_40501_is_recorded_with_its_message_and_not_retried() {
         targets: vec![linkledger::api::Target::parse("example.com").unwrap()],
         task: serde_json::json!({"target": "example.com", "no_such_field": 1}),
         estimated_rows: 1,
+        settle: None,
     };
     let run = store
         .start_run_with_work(

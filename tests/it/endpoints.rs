@@ -375,7 +375,8 @@ async fn replay_after_truncating_every_normalized_table_gives_back_identical_tab
 }
 
 #[tokio::test]
-async fn unknown_fields_load_a_wrong_typed_field_fails_only_its_call_and_the_misspelling_is_read() {
+async fn unknown_fields_load_a_wrong_typed_field_sets_aside_only_its_item_and_the_misspelling_is_read()
+ {
     let db = TestDb::new().await;
     let store = db.store().await;
     let sb = default_sandbox().await;
@@ -396,17 +397,23 @@ async fn unknown_fields_load_a_wrong_typed_field_fails_only_its_call_and_the_mis
     let report = run_once(&exec, &[&summary, &history], RunKind::Once, today())
         .await
         .unwrap();
-    assert!(!report.ok(), "the wrong-typed answer is a failed call");
-    assert_eq!(report.failed(), 1, "{:?}", report.jobs);
-    let (outcome, error): (String, String) = sqlx::query_as(
-        "SELECT outcome, error FROM linkledger.api_calls WHERE 'quirk-wrong-type.example.com' = ANY(targets)",
+    // The wrong-typed summary is its answer's one item: set aside, the call is ok.
+    assert!(report.ok(), "{}", report.line());
+    assert_eq!(report.set_aside(), 1, "{:?}", report.jobs);
+    let outcome: String = sqlx::query_scalar(
+        "SELECT outcome FROM linkledger.api_calls WHERE 'quirk-wrong-type.example.com' = ANY(targets)",
     )
     .fetch_one(store.pool())
     .await
     .unwrap();
-    assert_eq!(outcome, "invalid_response");
-    assert!(error.contains("backlinks"), "{error}");
-    assert!(error.contains("string"), "{error}");
+    assert_eq!(outcome, "ok");
+    let (path, reason): (String, String) =
+        sqlx::query_as("SELECT path, reason FROM linkledger.rejected_items")
+            .fetch_one(store.pool())
+            .await
+            .unwrap();
+    assert_eq!(path, "tasks[0].result[0]");
+    assert_eq!(reason, "backlinks: expected integer, found string");
     // Its body is kept for a later replay; the others loaded.
     assert_eq!(
         count(&store, "SELECT count(*) FROM linkledger.raw_responses").await,

@@ -708,6 +708,7 @@ async fn a_reclaimed_item_is_settled_from_a_refusal_or_an_unreadable_answer_alre
             targets: vec![linkledger::api::Target::parse(target).unwrap()],
             task,
             estimated_rows: 1,
+            settle: None,
         };
         let run = store
             .start_run_with_work(

@@ -39,6 +39,8 @@ async fn store_answer(
         endpoint,
         raw_response_id: 1,
         collected_at: Utc.from_utc_datetime(&day.and_hms_opt(12, 0, 0).unwrap()),
+        sent_at: Utc.from_utc_datetime(&day.and_hms_opt(12, 0, 0).unwrap()),
+        settle: endpoint.default_settle(),
         request: &task,
     };
     let batch = normalize::normalize(&ctx, &body).unwrap();

@@ -267,25 +267,25 @@ targets = ["n.com"]
     assert_eq!(
         finer,
         vec![
-            // 15 months, $0.02045, the first fire; the 29 others ask for the open
-            // month only (the rest is stored): $0.02003 each, all of it waste.
-            ("waste/history (month)".to_string(), 30, dec("0.58087")),
-            // 2025-12 to 2026-03 by month: 4 rows, $0.02012, then the open month,
-            // $0.02003, 29 times.
+            // The daily history is not waste: a month's item is the snapshot of its
+            // first day (the API's documents), so after the fire of March 2nd stores
+            // March for good, the others buy nothing.
+            //
+            // 2025-12 to 2026-03 by month: 4 rows, $0.02012; then February (settled a
+            // week after it ended, on March 8th) and March, $0.02006, on the 7 fires
+            // to March 8th, and March alone, $0.02003, on the 22 after: $0.6012, of
+            // which all but one fire is waste.
             (
                 "waste/timeseries_summary (month)".to_string(),
                 30,
-                dec("0.58087")
+                dec("0.58108")
             ),
             // The hourly summary and the twice-daily bulk_new_lost_backlinks fire more
             // often than their daily data changes too, but every later fire of a day
             // reuses the day's first answer: they cost nothing more (bought once below).
         ]
     );
-    assert_eq!(
-        money(&cheaper["finer_than_data_per_month"]),
-        dec("0.58087") + dec("0.58087")
-    );
+    assert_eq!(money(&cheaper["finer_than_data_per_month"]), dec("0.58108"));
 
     let once: Vec<(String, serde_json::Value, i64, Decimal)> = cheaper["bought_once"]
         .as_array()
@@ -348,8 +348,8 @@ targets = ["n.com"]
     let out = linkledger(wd.path(), &[], &["plan", "--at", "2026-03-01T00:00:00Z"]).await;
     let text = stdout(&out);
     for line in [
-        "waste/history: `0 7 * * *` fires 30 times in 30 days, but history has one item per month",
-        "once a month is enough (e.g. `0 7 2 * *`): $0.58087/month at stake",
+        "waste/timeseries_summary: `0 7 * * *` fires 30 times in 30 days, but group_range = \"month\" gives one item per month",
+        "once a month is enough (e.g. `0 7 2 * *`): $0.58108/month at stake",
         "bought once: second/summary (summary) reuses 1 target first/summary bought the same UTC day: saves $0.6009/month",
         "summary for 120 targets daily: $2.4036/day; bulk_ranks + bulk_backlinks + bulk_referring_domains give rank, backlinks and referring domains for $0.0708/day ($69.984/month less)",
     ] {

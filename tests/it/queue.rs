@@ -118,6 +118,7 @@ async fn a_worker_whose_claim_was_taken_over_cannot_complete_it_and_the_new_clai
         targets: vec![linkledger::api::Target::parse("fenced.example.org").unwrap()],
         task: a.task.clone(),
         estimated_rows: 1,
+        settle: None,
     };
     let in_flight = {
         let (exec, call) = (exec.clone(), call.clone());
@@ -256,6 +257,7 @@ async fn a_request_left_unanswered_by_a_dead_claim_is_booked_at_its_list_price()
         targets: vec![linkledger::api::Target::parse("orphan.example.org").unwrap()],
         task: b.task.clone(),
         estimated_rows: 1,
+        settle: None,
     };
     assert_eq!(
         exec.recover(&call, fresh).await.unwrap(),

@@ -4,10 +4,14 @@
 //! what happens to the item afterwards (retry, fail, cancel) is theirs to decide.
 //!
 //! Per attempt: the ledger row is written before the request is sent (only while the
-//! claim holds); the answer completes it, and every JSON body of an HTTP 2xx answer is
-//! committed to `raw_responses` in the same transaction; only then is it normalized,
-//! and its rows are written in the transaction that completes the item. An answer that
-//! cannot be normalized stays stored and the call fails as `invalid_response`.
+//! claim holds). The answer is made durable before anything else waits: a small one
+//! is read at once and completes the row, its JSON body (of an HTTP 2xx answer)
+//! committed to `raw_responses` in the same transaction; a large one is committed as it
+//! arrived, unread (the row `received`), and read back from the database under a load
+//! permit, which completes the row and settles its reservation. Only then is it
+//! normalized, and its rows are written in the transaction that completes the item. An
+//! answer that cannot be normalized stays stored and the call fails as
+//! `invalid_response`.
 
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
@@ -18,6 +22,8 @@ use serde_json::Value;
 use tokio_util::sync::CancellationToken;
 use tracing::{instrument, warn};
 
+use crate::api::client::Answer;
+use crate::api::limits::Permit;
 use crate::api::prices::Prices;
 use crate::api::{Attempt, Client, Outcome};
 use crate::collect::slots::{SharedSlots, Slot};
@@ -25,8 +31,10 @@ use crate::money::Usd;
 use crate::money::budget::Hold;
 use crate::ops::metrics::Metrics;
 use crate::plan::CallSpec;
-use crate::store::ledger::received_at;
-use crate::store::{Booking, CallRecord, Fence, SendDecision, Settlement, SlotBooking, Store};
+use crate::store::ledger::{Receipt, StoredBody, arrived};
+use crate::store::{
+    Booking, CallRecord, Fence, SendDecision, Settlement, SlotBooking, Store, StoreError,
+};
 use crate::warehouse::normalize::{self, Context};
 
 pub use halt::{CredentialsCheck, Halt, next_utc_midnight};
@@ -84,11 +92,28 @@ enum Booked {
     Failed(crate::store::StoreError),
 }
 
+/// What [`Executor::receive`] made of an answer.
+enum Received {
+    /// Read at once (small, or no answer at all) and recorded, with the id of its raw
+    /// body when it has one.
+    Read(Attempt, Option<i64>),
+    /// Committed as it arrived, unread (large), as the body `raw_id`: read from memory
+    /// when a load permit was free at once (held here with the bytes), else read back
+    /// from the database under a load permit.
+    Stored {
+        raw_id: i64,
+        held: Option<(Answer, tokio::sync::OwnedSemaphorePermit)>,
+    },
+    /// Large but not stored as it came (not a JSON body of an HTTP 2xx answer): read
+    /// from its bytes under a load permit.
+    Bytes(Answer),
+}
+
 /// Answers up to this size are read while the request's permit is held; larger ones
-/// (data, never a refusal) after, under a load permit.
+/// (data, never a refusal) are committed unread and read back under a load permit.
 const READ_UNDER_PERMIT: usize = 64 * 1024;
 
-/// Large answers parsed, stored and loaded at once by default: enough to keep two
+/// Large answers read back, parsed and loaded at once by default: enough to keep two
 /// cores and the database busy, few enough that memory stays bounded (each is a parsed
 /// body and its rows, a few MB for a history answer since 2019).
 pub const DEFAULT_LOADS: usize = 6;
@@ -115,7 +140,7 @@ pub struct Executor {
     holds_logged: Arc<Mutex<HoldsLogged>>,
     /// Whether a call bought already today is reused instead of bought again.
     reuse_same_day: bool,
-    /// Large answers being parsed, stored and loaded at once (see [`DEFAULT_LOADS`]).
+    /// Large answers being read back, parsed and loaded at once (see [`DEFAULT_LOADS`]).
     loads: Arc<tokio::sync::Semaphore>,
 }
 
@@ -145,7 +170,7 @@ impl Executor {
         }
     }
 
-    /// At most `n` large answers parsed, stored and loaded at once.
+    /// At most `n` large answers read back, parsed and loaded at once.
     pub fn with_loads(mut self, n: usize) -> Executor {
         self.loads = Arc::new(tokio::sync::Semaphore::new(n.max(1)));
         self
@@ -303,56 +328,153 @@ impl Executor {
             }
         };
         let sent = self.client.send(&permit, call.endpoint, &call.task).await;
-        // A small answer (every refusal is one) is read while the permit is held: a
-        // refusal stops the calls waiting for this permit, so it is set before letting
-        // go. A large one waits for a load below, as bytes.
-        let read_now = match sent {
-            Err(attempt) => Ok(*attempt),
-            Ok(answer) if answer.len() <= READ_UNDER_PERMIT => Ok(self.client.read(answer).await),
-            Ok(answer) => Err(answer),
-        };
-        if let Ok(attempt) = &read_now
-            && let Some(halt) = Halt::from_outcome(&attempt.outcome)
-        {
-            self.set_halt(halt);
-        }
-        // The shared slot is given back before the permit: the next call of this
-        // process that takes the permit finds a free slot instead of waiting for one.
-        self.release(slot).await;
-        drop(permit);
+        let received = self
+            .receive(call, call_id, fence, sent, slot, permit)
+            .await?;
         // Held until the answer's rows are written: at most `loads` large answers are
-        // parsed, stored and loaded at once, whatever the requests in flight.
-        let (attempt, _load) = match read_now {
-            Ok(attempt) => (attempt, None),
-            Err(answer) => {
-                let load = self
-                    .loads
-                    .clone()
-                    .acquire_owned()
+        // read, normalized and loaded at once, whatever the requests in flight.
+        match received {
+            Received::Read(attempt, raw_id) => {
+                let raw = raw_id.map(|id| StoredBody::of(id, &attempt));
+                self.conclude(call, call_id, raw, attempt, fence).await
+            }
+            Received::Stored {
+                raw_id,
+                held: Some((answer, _load)),
+            } => {
+                let raw = StoredBody {
+                    raw_id,
+                    sent_at: answer.started_at(),
+                    received_at: arrived(answer.started_at(), answer.duration()),
+                };
+                let (attempt, raw) = self
+                    .read_received(call, call_id, answer, raw, fence.attempt > 1)
+                    .await?;
+                self.conclude(call, call_id, Some(raw), attempt, fence)
                     .await
-                    .expect("the loads semaphore is never closed");
-                let attempt = self.client.read(answer).await;
-                if let Some(halt) = Halt::from_outcome(&attempt.outcome) {
-                    self.set_halt(halt);
+            }
+            Received::Stored { held: None, .. } => {
+                let _load = self.load_permit().await;
+                match self.read_stored(call, call_id, fence.attempt > 1).await? {
+                    Some((attempt, raw)) => {
+                        self.conclude(call, call_id, Some(raw), attempt, fence)
+                            .await
+                    }
+                    None => Ok(AttemptEnd::Retry {
+                        throttled: false,
+                        error: "the answer stored on arrival is gone; asking again".into(),
+                    }),
                 }
-                (attempt, Some(load))
+            }
+            Received::Bytes(answer) => {
+                let _load = self.load_permit().await;
+                let attempt = self.client.read(answer).await;
+                self.note(call, &attempt, fence.attempt > 1);
+                let raw_id = self
+                    .record_answer_patiently(call_id, call.endpoint.name(), &attempt)
+                    .await?;
+                let raw = raw_id.map(|id| StoredBody::of(id, &attempt));
+                self.conclude(call, call_id, raw, attempt, fence).await
+            }
+        }
+    }
+
+    /// Makes an answer durable before anything else waits, while the request's shared
+    /// slot and permit are let go (the slot first: the next call of this process that
+    /// takes the permit finds a free slot instead of waiting for one). A small answer
+    /// (every refusal is one), or none, is read at once, a refusal set before the
+    /// permit goes (it stops the calls waiting for it), and recorded with its raw body
+    /// in one commit, under way as the slot is given back. A large JSON body of an
+    /// HTTP 2xx answer is committed as it came, unread ([`Store::record_receipt`]),
+    /// before the permit goes, and its bytes let go: it is read back from the database
+    /// under a load permit. Any other large body waits, as bytes, for a load permit.
+    async fn receive(
+        &self,
+        call: &CallSpec,
+        call_id: i64,
+        fence: Fence,
+        sent: Result<Answer, Box<Attempt>>,
+        slot: Option<Slot>,
+        permit: Permit,
+    ) -> anyhow::Result<Received> {
+        let endpoint = call.endpoint.name();
+        let answer = match sent {
+            Ok(answer) if answer.len() > READ_UNDER_PERMIT => answer,
+            small => {
+                let attempt = match small {
+                    Ok(answer) => self.client.read(answer).await,
+                    Err(attempt) => *attempt,
+                };
+                self.note(call, &attempt, fence.attempt > 1);
+                let (raw_id, ()) = tokio::join!(
+                    self.record_answer_patiently(call_id, endpoint, &attempt),
+                    async {
+                        self.release(slot).await;
+                        drop(permit);
+                    }
+                );
+                return Ok(Received::Read(attempt, raw_id?));
             }
         };
+        // The permit is held until the body is stored: this process has no more
+        // answers outside the database than requests in flight.
+        let (stored, ()) = tokio::join!(
+            self.record_receipt_patiently(call_id, endpoint, &answer),
+            self.release(slot)
+        );
+        drop(permit);
+        Ok(match stored? {
+            // Stored: read from memory only with a load permit free at once; else its
+            // bytes go now, and it is read back from the database when its turn comes.
+            Some(raw_id) => Received::Stored {
+                raw_id,
+                held: match self.loads.clone().try_acquire_owned() {
+                    Ok(load) => Some((answer, load)),
+                    Err(_) => None,
+                },
+            },
+            None => Received::Bytes(answer),
+        })
+    }
+
+    /// Notes an answer read: a refusal stops every further call; the call (and a
+    /// retry) counted in the metrics.
+    fn note(&self, call: &CallSpec, attempt: &Attempt, retry: bool) {
+        if let Some(halt) = Halt::from_outcome(&attempt.outcome) {
+            self.set_halt(halt);
+        }
         if let Some(m) = &self.metrics {
             m.record_call(call.endpoint.name(), attempt.outcome.label(), attempt.cost);
-            if fence.attempt > 1 {
+            if retry {
                 m.record_retry(call.endpoint.name());
             }
         }
-        let raw_id = self
-            .record_answer_patiently(call_id, call.endpoint.name(), &attempt)
-            .await?;
+    }
+
+    /// One of the load permits: held while a large answer is read, normalized and
+    /// loaded.
+    async fn load_permit(&self) -> tokio::sync::OwnedSemaphorePermit {
+        self.loads
+            .clone()
+            .acquire_owned()
+            .await
+            .expect("the loads semaphore is never closed")
+    }
+
+    /// How an attempt ends once its answer was read and recorded: data is normalized
+    /// from its stored body (`raw`) and loaded, a refusal or an error ends it as it
+    /// says.
+    async fn conclude(
+        &self,
+        call: &CallSpec,
+        call_id: i64,
+        raw: Option<StoredBody>,
+        attempt: Attempt,
+        fence: Fence,
+    ) -> anyhow::Result<AttemptEnd> {
         Ok(match attempt.outcome {
-            Outcome::Ok => match (raw_id, &attempt.body) {
-                (Some(raw_id), Some(body)) => {
-                    self.finish(call, call_id, raw_id, received_at(&attempt), body, fence)
-                        .await?
-                }
+            Outcome::Ok => match (raw, &attempt.body) {
+                (Some(raw), Some(body)) => self.finish(call, call_id, raw, body, fence).await?,
                 _ => AttemptEnd::Invalid("an ok answer without a body".into()),
             },
             Outcome::Halt { .. } | Outcome::DailyLimit { .. } => {
@@ -482,22 +604,43 @@ impl Executor {
         attempt: &Attempt,
     ) -> anyhow::Result<Option<i64>> {
         let settlement = self.settlement(attempt);
-        let mut delay = Duration::from_millis(100);
-        let deadline = tokio::time::Instant::now() + Duration::from_secs(120);
-        loop {
-            match self
-                .store
+        patiently(|| {
+            self.store
                 .record_answer(call_id, endpoint, attempt, attempt.keeps_raw(), &settlement)
-                .await
-            {
-                Ok(raw) => return Ok(raw),
-                Err(e) if tokio::time::Instant::now() + delay < deadline => {
-                    warn!(error = %e, "recording a paid answer failed; retrying");
-                    tokio::time::sleep(delay).await;
-                    delay = (delay * 2).min(Duration::from_secs(5));
-                }
-                Err(e) => return Err(e).context("recording the answer in the ledger"),
+        })
+        .await
+        .context("recording the answer in the ledger")
+    }
+
+    /// Commits a large answer as it arrived, unread, retrying while the database is
+    /// away: the body's id, or `None` when it is not stored so (not the JSON body of
+    /// an HTTP 2xx answer, as the database reads JSON): then it is read from memory.
+    async fn record_receipt_patiently(
+        &self,
+        call_id: i64,
+        endpoint: &str,
+        answer: &Answer,
+    ) -> anyhow::Result<Option<i64>> {
+        let Ok(body) = std::str::from_utf8(answer.bytes()) else {
+            return Ok(None);
+        };
+        if !(200..300).contains(&answer.http_status()) {
+            return Ok(None);
+        }
+        let receipt = Receipt {
+            started_at: answer.started_at(),
+            duration: answer.duration(),
+            http_status: answer.http_status(),
+            sandbox: answer.marked_sandbox(),
+            body,
+        };
+        match patiently(|| self.store.record_receipt(call_id, endpoint, &receipt)).await {
+            Ok(raw_id) => Ok(raw_id),
+            Err(e) if e.is_data_exception() => {
+                warn!(error = %e, "the answer is not JSON the database takes; read from memory");
+                Ok(None)
             }
+            Err(e) => Err(e).context("storing the answer as it arrived"),
         }
     }
 
@@ -507,8 +650,7 @@ impl Executor {
         &self,
         call: &CallSpec,
         call_id: i64,
-        raw_id: i64,
-        collected_at: DateTime<Utc>,
+        raw: StoredBody,
         body: &Value,
         fence: Fence,
     ) -> anyhow::Result<AttemptEnd> {
@@ -517,8 +659,10 @@ impl Executor {
         }
         let ctx = Context {
             endpoint: call.endpoint,
-            raw_response_id: raw_id,
-            collected_at,
+            raw_response_id: raw.raw_id,
+            collected_at: raw.received_at,
+            sent_at: raw.sent_at,
+            settle: call.settle(),
             request: &call.task,
         };
         let batch = match normalize::normalize(&ctx, body) {
@@ -542,10 +686,34 @@ impl Executor {
             Some(rows) => {
                 if let Some(m) = &self.metrics {
                     m.record_rows(call.endpoint.name(), rows);
+                    m.record_set_aside(call.endpoint.name(), batch.rejected.len());
                 }
                 AttemptEnd::Stored { rows }
             }
             None => AttemptEnd::Stale,
         })
+    }
+}
+
+/// Runs `write` until it succeeds, retrying while the database is away (a restart)
+/// for up to two minutes: a paid answer exists only in memory until it is stored, and
+/// losing it means buying it again. A data exception (a value Postgres refuses) is
+/// returned at once: trying again would not change it.
+async fn patiently<T, Fut>(mut write: impl FnMut() -> Fut) -> Result<T, StoreError>
+where
+    Fut: std::future::Future<Output = Result<T, StoreError>>,
+{
+    let mut delay = Duration::from_millis(100);
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(120);
+    loop {
+        match write().await {
+            Ok(done) => return Ok(done),
+            Err(e) if !e.is_data_exception() && tokio::time::Instant::now() + delay < deadline => {
+                warn!(error = %e, "recording a paid answer failed; retrying");
+                tokio::time::sleep(delay).await;
+                delay = (delay * 2).min(Duration::from_secs(5));
+            }
+            Err(e) => return Err(e),
+        }
     }
 }

@@ -535,19 +535,26 @@ fn simulate_reuse(lines: &mut [Line], prices: &Prices, mut periods: Stored) {
             // What is held changes from fire to fire: planned anew each time.
             let all = plan_collection(c, fire_day);
             let full = cost_of(&all, prices);
-            let to_buy = periods.narrow_calls(all, fire_day).calls;
-            let stored = full - cost_of(&to_buy, prices);
+            let to_buy = periods
+                .narrow_calls(all, fire_day, crate::plan::Reach::of(c))
+                .calls;
+            // Reaching back can cost more than the window: nothing is saved then.
+            let stored = (full - cost_of(&to_buy, prices)).max(Usd::ZERO);
             if !stored.is_zero() {
                 let line = &mut lines[i];
                 line.stored_saves += stored;
                 *line.stored_by_day.entry(fire_day).or_default() += stored;
             }
-            // Answers bought or reused alike store their periods.
+            // Answers bought or reused alike store their periods (each answer assumed
+            // to hold every period it asks for; those not settled are asked again).
             for call in &to_buy {
-                if let Some(covered) =
-                    crate::warehouse::coverage::covered_by(call.endpoint, &call.task, fire_day)
-                {
-                    periods.record(&covered);
+                if let Some(answered) = crate::warehouse::coverage::answered_in_full(
+                    call.endpoint,
+                    &call.task,
+                    at,
+                    c.settle,
+                ) {
+                    periods.record(&answered);
                 }
             }
             narrowed = to_buy

@@ -39,6 +39,9 @@ fn collection(
         catch_up: CatchUp::Latest,
         catch_up_window: Duration::from_secs(3600),
         refetch: Default::default(),
+        settle: Duration::ZERO,
+        reask_empty: crate::jobs::DEFAULT_REASK_EMPTY,
+        reach_back: crate::jobs::DEFAULT_REACH_BACK,
     }
 }
 
@@ -267,7 +270,7 @@ fn a_job_over_its_monthly_budget_is_flagged_and_each_cap_shows_its_share() {
 }
 
 #[test]
-fn a_daily_history_buys_the_same_months_again_and_the_stake_is_all_but_one_fire() {
+fn a_daily_history_buys_its_month_until_the_months_first_day_is_over_then_nothing() {
     let jobs = [job(
         "h",
         None,
@@ -291,19 +294,19 @@ fn a_daily_history_buys_the_same_months_again_and_the_stake_is_all_but_one_fire(
     )];
     let b = bill(&jobs, "2026-03-01T00:00:00Z");
     // 2025-01 to 2026-03: 15 months, $0.02 + 15 × $0.00003 = $0.02045 a fire.
-    assert_eq!(b.jobs[0].collections[0].cost_per_fire, usd("0.02045"));
-    let [f] = &b.cheaper.finer_than_data[..] else {
-        panic!("{:#?}", b.cheaper.finer_than_data)
-    };
-    assert_eq!(f.collection, "history", "the monthly one is fine");
-    assert_eq!(f.data_period, "month");
-    assert_eq!(f.fires_per_month, 30);
-    assert_eq!(f.needed_per_month, Decimal::ONE);
-    // Every fire after the first asks for the open month only (the others are
-    // stored): $0.02 + 1 × $0.00003, 29 times.
-    assert_eq!(f.stake_per_month, usd("0.58087"), "$0.02003 × 29");
-    assert_eq!(f.suggested_schedule, "0 7 2 * *");
-    assert_eq!(b.cheaper.finer_than_data_per_month, usd("0.58087"));
+    let daily = &b.jobs[0].collections[0];
+    assert_eq!(daily.cost_per_fire, usd("0.02045"));
+    // A history month's item is the snapshot of its first day (the API's documents):
+    // the first fire (March 1st, 07:00) stores March unsettled, the second asks for
+    // March alone ($0.02 + $0.00003) and stores it for good, and the other 28 fires of
+    // the window buy nothing.
+    assert_eq!(daily.pays_per_month, usd("0.04048"), "{daily:#?}");
+    // So firing daily is not waste any more: nothing is bought twice.
+    assert!(
+        b.cheaper.finer_than_data.is_empty(),
+        "{:#?}",
+        b.cheaper.finer_than_data
+    );
 }
 
 #[test]

@@ -5,8 +5,35 @@
 //! API fields it keeps, with their SQL types. Normalization reads each field by its
 //! API name (the `info` object as `info_<field>`), checks its JSON type and turns
 //! null or missing into SQL NULL — never 0. Unknown fields are ignored here; they stay
-//! in `raw_responses`. A known field with the wrong JSON type fails the whole response
-//! with an error that names the field and what arrived.
+//! in `raw_responses`.
+//!
+//! # The envelope and its items
+//!
+//! One unreadable item costs that item, never its answer. An *item* is the object one
+//! row (and its breakdowns) is read from: `tasks[i].result[j]` of `summary` (its result
+//! is its one row), `tasks[i].result[j].items[k]` of every other endpoint. An item is
+//! set aside ([`Batch::rejected`]: its path, why, the item as it came) when
+//!
+//! - it is not an object (`null`, a number, ...);
+//! - a field of its row's natural key is missing, null, of another JSON type or not a
+//!   date: `date` of a history or timeseries item, `target` of a bulk item, `url` of a
+//!   pages summary item, `target` of a summary (which falls back to the request's when
+//!   null or missing, as it always has);
+//! - a field it keeps has the wrong JSON type: any column's field, `info` and its
+//!   fields, a `referring_links_*` map and its counts. The whole item is set aside, not
+//!   the field: a row is stored whole or not at all, so a NULL always means the API
+//!   sent none.
+//!
+//! The rest of the answer loads. A null (or missing) field outside the key is a NULL
+//! column and its item loads.
+//!
+//! Everything around the items is the *envelope*: the body and its `tasks` array, each
+//! task object (its status codes read leniently: a task that did not succeed is
+//! skipped), `tasks[i].result`, and, for the endpoints whose results hold `items`, each
+//! result object, its `items` array and the fields that key all its items (`target`,
+//! and a timeseries' `group_range`, each the request's when null or missing). An
+//! envelope that cannot be read fails the whole answer with a [`NormalizeError`] that
+//! names the path and what arrived (the call ends `invalid_response`).
 
 use std::collections::HashMap;
 
@@ -67,12 +94,45 @@ pub struct Batch {
     pub breakdowns: Vec<Breakdown>,
     pub collected_at: DateTime<Utc>,
     pub raw_response_id: i64,
-    /// The closed periods the answer covers (date-ranged endpoints), recorded with
-    /// its rows.
-    pub coverage: Option<crate::warehouse::coverage::Covered>,
+    /// What the answer says of each period it asked for (date-ranged endpoints):
+    /// stored for good, stored but unsettled, or answered empty, judged by the items
+    /// it held; recorded with its rows.
+    pub coverage: Option<crate::warehouse::coverage::Answered>,
+    /// The items set aside, in the order of the answer: written with the rows.
+    pub rejected: Vec<Rejected>,
+}
+
+/// An item that could not be read, set aside while the rest of its answer loaded
+/// (`linkledger.rejected_items`).
+#[derive(Clone, Debug, PartialEq)]
+pub struct Rejected {
+    /// Where it is in the answer: `tasks[0].result[0].items[3]`.
+    pub path: String,
+    /// Why: the field within the item and what arrived (`target: expected string,
+    /// found null`), or what the item itself was (`expected object, found null`).
+    pub why: String,
+    /// The item as it came.
+    pub item: Value,
 }
 
 impl Batch {
+    /// The dates of the periods the rows hold, for history (`month`) and the
+    /// timeseries (`date`): the last column of their key. Empty for other tables.
+    pub fn item_dates(&self) -> std::collections::BTreeSet<NaiveDate> {
+        let key = self.table.spec.key;
+        if !matches!(key.last(), Some(("month" | "date", _))) {
+            return Default::default();
+        }
+        self.table
+            .rows
+            .iter()
+            .filter_map(|row| match row.get(key.len() - 1) {
+                Some(Cell::Date(d)) => Some(*d),
+                _ => None,
+            })
+            .collect()
+    }
+
     /// Rows written: table rows plus breakdown rows.
     pub fn row_count(&self) -> usize {
         self.table.rows.len() + self.breakdowns.len()
@@ -111,6 +171,12 @@ pub struct Context<'a> {
     pub endpoint: Endpoint,
     pub raw_response_id: i64,
     pub collected_at: DateTime<Utc>,
+    /// When the request was sent: a period settles against it, not against when the
+    /// answer arrived.
+    pub sent_at: DateTime<Utc>,
+    /// For history and timeseries: how long after a period's figures are complete an
+    /// answer stores it for good (the collection's `settle`).
+    pub settle: std::time::Duration,
     /// The task object that was sent.
     pub request: &'a Value,
 }
@@ -141,6 +207,7 @@ pub fn normalize(ctx: &Context<'_>, body: &Value) -> Result<Batch, NormalizeErro
             collected_at: ctx.collected_at,
             raw_response_id: ctx.raw_response_id,
             coverage: None,
+            rejected: Vec::new(),
         },
     };
     let tasks = match body.get("tasks") {
@@ -173,26 +240,21 @@ pub fn normalize(ctx: &Context<'_>, body: &Value) -> Result<Batch, NormalizeErro
             }
         };
         for (ri, result) in results.iter().enumerate() {
-            let path = format!("tasks[{ti}].result[{ri}]");
-            let Some(result) = result.as_object() else {
-                return Err(n.err(path, expected("object", result)));
-            };
-            n.result(&path, result)?;
+            n.result(&format!("tasks[{ti}].result[{ri}]"), result)?;
         }
     }
     n.batch.dedupe();
     if answered {
-        n.batch.coverage = crate::warehouse::coverage::covered_by(
+        n.batch.coverage = crate::warehouse::coverage::answered(
             ctx.endpoint,
             ctx.request,
-            ctx.collected_at.date_naive(),
+            &n.batch.item_dates(),
+            ctx.sent_at,
+            ctx.settle,
         );
     }
     Ok(n.batch)
 }
-
-/// An item of a result's `items` array, with its path for messages.
-type Item<'v> = (String, &'v Map<String, Value>);
 
 struct Normalizer<'a> {
     ctx: &'a Context<'a>,
@@ -264,102 +326,155 @@ impl Normalizer<'_> {
         self.ctx.request.get(field).and_then(Value::as_str)
     }
 
-    fn string_field<'v>(
+    /// A string of the envelope (a result's `target` or `group_range`), else the
+    /// request's.
+    fn envelope_str(
         &self,
-        obj: &'v Map<String, Value>,
+        result: &Map<String, Value>,
         path: &str,
         field: &str,
-    ) -> Result<Option<&'v str>, NormalizeError> {
-        match obj.get(field) {
-            None | Some(Value::Null) => Ok(None),
-            Some(Value::String(s)) => Ok(Some(s)),
-            Some(other) => Err(self.err(format!("{path}.{field}"), expected("string", other))),
-        }
+    ) -> Result<Option<String>, NormalizeError> {
+        Ok(string_at(result, field)
+            .map_err(|why| self.err(format!("{path}.{field}"), why))?
+            .or_else(|| self.request_str(field))
+            .map(str::to_string))
     }
 
+    /// A result that holds `items`: part of the envelope, so it must be an object.
+    fn container<'v>(
+        &self,
+        path: &str,
+        result: &'v Value,
+    ) -> Result<&'v Map<String, Value>, NormalizeError> {
+        result
+            .as_object()
+            .ok_or_else(|| self.err(path, expected("object", result)))
+    }
+
+    /// The items of a result, each with its path; the array is the envelope's.
     fn items<'v>(
         &self,
         result: &'v Map<String, Value>,
         path: &str,
-    ) -> Result<Vec<Item<'v>>, NormalizeError> {
+    ) -> Result<Vec<(String, &'v Value)>, NormalizeError> {
         match result.get("items") {
             None | Some(Value::Null) => Ok(Vec::new()),
-            Some(Value::Array(items)) => items
+            Some(Value::Array(items)) => Ok(items
                 .iter()
                 .enumerate()
-                .map(|(i, item)| {
-                    let p = format!("{path}.items[{i}]");
-                    match item.as_object() {
-                        Some(o) => Ok((p, o)),
-                        None => Err(self.err(p, expected("object", item))),
-                    }
-                })
-                .collect(),
+                .map(|(i, item)| (format!("{path}.items[{i}]"), item))
+                .collect()),
             Some(other) => Err(self.err(format!("{path}.items"), expected("array", other))),
         }
     }
 
-    fn result(&mut self, path: &str, result: &Map<String, Value>) -> Result<(), NormalizeError> {
-        use Endpoint::*;
-        match self.ctx.endpoint {
-            Summary => {
-                let target = self
-                    .string_field(result, path, "target")?
-                    .or_else(|| self.request_str("target"))
-                    .ok_or_else(|| self.err(format!("{path}.target"), "missing".into()))?
-                    .to_string();
-                let options = self.options();
-                let day = self.collected_on();
-                self.row(
-                    path,
-                    result,
-                    vec![
-                        Cell::Text(target.clone()),
-                        Cell::Json(options.clone()),
-                        Cell::Date(day),
-                    ],
-                    Some((target, day, options)),
-                )?;
-            }
-            History => {
-                let target = self
-                    .string_field(result, path, "target")?
-                    .or_else(|| self.request_str("target"))
-                    .ok_or_else(|| self.err(format!("{path}.target"), "missing".into()))?
-                    .to_string();
-                let options = self.options();
-                for (p, item) in self.items(result, path)? {
-                    let date = self.item_date(&p, item)?;
-                    let month = date.with_day(1).expect("day 1 exists");
-                    self.row(
-                        &p,
-                        item,
-                        vec![
-                            Cell::Text(target.clone()),
-                            Cell::Json(options.clone()),
-                            Cell::Date(month),
-                        ],
-                        Some((target.clone(), month, options.clone())),
-                    )?;
+    /// Reads `item` with `read` and adds its row to the batch, or sets it aside with
+    /// why it could not be read: it costs itself, never the answer.
+    fn item(
+        &mut self,
+        path: &str,
+        item: &Value,
+        read: impl FnOnce(&Self, &Map<String, Value>) -> Result<ItemRow, Unreadable>,
+    ) {
+        let row = match item.as_object() {
+            Some(obj) => read(self, obj),
+            None => Err(Unreadable::new("", expected("object", item))),
+        };
+        match row {
+            Ok(row) => {
+                self.batch.table.rows.push(row.cells);
+                if let Some((parent, counts)) = row.breakdowns {
+                    let at = self.batch.parents.len();
+                    self.batch.parents.push(parent);
+                    self.batch.breakdowns.extend(counts.into_iter().map(
+                        |(dimension, key, count)| Breakdown {
+                            parent: at,
+                            dimension,
+                            key,
+                            count,
+                        },
+                    ));
                 }
             }
-            TimeseriesSummary | TimeseriesNewLostSummary => {
-                let target = self
-                    .string_field(result, path, "target")?
-                    .or_else(|| self.request_str("target"))
-                    .ok_or_else(|| self.err(format!("{path}.target"), "missing".into()))?
-                    .to_string();
-                let group_range = self
-                    .string_field(result, path, "group_range")?
-                    .or_else(|| self.request_str("group_range"))
-                    .unwrap_or("month")
-                    .to_string();
-                let options = self.options();
-                for (p, item) in self.items(result, path)? {
-                    let date = self.item_date(&p, item)?;
-                    self.row(
-                        &p,
-                        item,
+            Err(why) => self.batch.rejected.push(Rejected {
+                path: path.to_string(),
+                why: why.to_string(),
+                item: item.clone(),
+            }),
+        }
+    }
+
+    /// One result, `tasks[i].result[j]`: a summary's is its one item; the others hold
+    /// their items.
+    fn result(&mut self, path: &str, result: &Value) -> Result<(), NormalizeError> {
+        use Endpoint::*;
+        match self.ctx.endpoint {
+            Summary => self.item(path, result, Self::summary_row),
+            History | TimeseriesSummary | TimeseriesNewLostSummary => self.dated(path, result)?,
+            BulkNewLostBacklinks
+            | BulkNewLostReferringDomains
+            | BulkRanks
+            | BulkBacklinks
+            | BulkReferringDomains
+            | BulkSpamScore
+            | BulkPagesSummary => self.bulk(path, result)?,
+        }
+        Ok(())
+    }
+
+    /// A summary result's row: its own `target`, else the request's.
+    fn summary_row(&self, obj: &Map<String, Value>) -> Result<ItemRow, Unreadable> {
+        let target = string_at(obj, "target")
+            .map_err(|why| Unreadable::new("target", why))?
+            .or_else(|| self.request_str("target"))
+            .ok_or_else(|| Unreadable::new("target", "missing".into()))?
+            .to_string();
+        let options = self.options();
+        let day = self.collected_on();
+        self.row(
+            obj,
+            vec![
+                Cell::Text(target.clone()),
+                Cell::Json(options.clone()),
+                Cell::Date(day),
+            ],
+            Some((target, day, options)),
+        )
+    }
+
+    /// A history or timeseries result: the target (and a timeseries' `group_range`)
+    /// key every item; each item is keyed by its `date` (history by its month).
+    fn dated(&mut self, path: &str, result: &Value) -> Result<(), NormalizeError> {
+        let result = self.container(path, result)?;
+        let target = self
+            .envelope_str(result, path, "target")?
+            .ok_or_else(|| self.err(format!("{path}.target"), "missing".into()))?;
+        let group_range = match self.ctx.endpoint {
+            Endpoint::History => None,
+            _ => Some(
+                self.envelope_str(result, path, "group_range")?
+                    .unwrap_or_else(|| "month".into()),
+            ),
+        };
+        let options = self.options();
+        for (p, item) in self.items(result, path)? {
+            self.item(&p, item, |n, obj| {
+                let date = item_date(obj)?;
+                match &group_range {
+                    None => {
+                        let month = date.with_day(1).expect("day 1 exists");
+                        n.row(
+                            obj,
+                            vec![
+                                Cell::Text(target.clone()),
+                                Cell::Json(options.clone()),
+                                Cell::Date(month),
+                            ],
+                            Some((target.clone(), month, options.clone())),
+                        )
+                    }
+                    Some(group_range) => n.row(
+                        obj,
                         vec![
                             Cell::Text(target.clone()),
                             Cell::Json(options.clone()),
@@ -367,207 +482,231 @@ impl Normalizer<'_> {
                             Cell::Date(date),
                         ],
                         None,
-                    )?;
+                    ),
                 }
-            }
-            BulkNewLostBacklinks | BulkNewLostReferringDomains => {
-                // The result does not echo date_from; the request we sent has it, resolved.
-                let date_from = match self.request_str("date_from") {
-                    Some(s) => parse_day(s).ok_or_else(|| {
-                        self.err("request.date_from", format!("not a date: {s:?}"))
-                    })?,
-                    None => self
-                        .collected_on()
-                        .checked_sub_months(chrono::Months::new(1))
-                        .expect("a month before a real date"),
-                };
-                let day = self.collected_on();
-                for (p, item) in self.items(result, path)? {
-                    let target = self.item_target(&p, item, "target")?;
-                    self.row(
-                        &p,
-                        item,
-                        vec![Cell::Text(target), Cell::Date(date_from), Cell::Date(day)],
-                        None,
-                    )?;
-                }
-            }
-            BulkRanks | BulkBacklinks | BulkReferringDomains | BulkSpamScore => {
-                let day = self.collected_on();
-                let options = self.options();
-                for (p, item) in self.items(result, path)? {
-                    let target = self.item_target(&p, item, "target")?;
-                    self.row(
-                        &p,
-                        item,
-                        vec![
-                            Cell::Text(target),
-                            Cell::Json(options.clone()),
-                            Cell::Date(day),
-                        ],
-                        None,
-                    )?;
-                }
-            }
-            BulkPagesSummary => {
-                let day = self.collected_on();
-                let options = self.options();
-                for (p, item) in self.items(result, path)? {
-                    let target = self.item_target(&p, item, "url")?;
-                    self.row(
-                        &p,
-                        item,
-                        vec![
-                            Cell::Text(target.clone()),
-                            Cell::Json(options.clone()),
-                            Cell::Date(day),
-                        ],
-                        Some((target, day, options.clone())),
-                    )?;
-                }
-            }
+            });
         }
         Ok(())
     }
 
-    /// Bulk items are matched to targets by their own `target`/`url`, never by position.
-    fn item_target(
-        &self,
-        path: &str,
-        item: &Map<String, Value>,
-        field: &str,
-    ) -> Result<String, NormalizeError> {
-        self.string_field(item, path, field)?
-            .map(str::to_string)
-            .ok_or_else(|| self.err(format!("{path}.{field}"), "missing".into()))
+    /// A bulk result: each item is keyed by its own `target` (`url` for pages), never
+    /// by its position.
+    fn bulk(&mut self, path: &str, result: &Value) -> Result<(), NormalizeError> {
+        let result = self.container(path, result)?;
+        let day = self.collected_on();
+        let options = self.options();
+        let (second, field) = match self.ctx.endpoint {
+            // The result does not echo date_from; the request we sent has it, resolved.
+            Endpoint::BulkNewLostBacklinks | Endpoint::BulkNewLostReferringDomains => {
+                let date_from = match self.request_str("date_from") {
+                    Some(s) => parse_day(s).ok_or_else(|| {
+                        self.err("request.date_from", format!("not a date: {s:?}"))
+                    })?,
+                    None => day
+                        .checked_sub_months(chrono::Months::new(1))
+                        .expect("a month before a real date"),
+                };
+                (Cell::Date(date_from), "target")
+            }
+            Endpoint::BulkPagesSummary => (Cell::Json(options.clone()), "url"),
+            _ => (Cell::Json(options.clone()), "target"),
+        };
+        for (p, item) in self.items(result, path)? {
+            self.item(&p, item, |n, obj| {
+                let target = key_at(obj, field)?.to_string();
+                let parent = n
+                    .spec
+                    .breakdowns
+                    .then(|| (target.clone(), day, options.clone()));
+                n.row(
+                    obj,
+                    vec![Cell::Text(target), second.clone(), Cell::Date(day)],
+                    parent,
+                )
+            });
+        }
+        Ok(())
     }
 
-    fn item_date(
-        &self,
-        path: &str,
-        item: &Map<String, Value>,
-    ) -> Result<NaiveDate, NormalizeError> {
-        let s = self
-            .string_field(item, path, "date")?
-            .ok_or_else(|| self.err(format!("{path}.date"), "missing".into()))?;
-        parse_day(s).ok_or_else(|| self.err(format!("{path}.date"), format!("not a date: {s:?}")))
-    }
-
-    /// Reads the fields of `obj` after the given key cells, and its breakdowns.
+    /// Reads the fields of `obj` after the given key cells, and its breakdowns (for a
+    /// table that keeps them, under `parent`).
     fn row(
-        &mut self,
-        path: &str,
+        &self,
         obj: &Map<String, Value>,
         mut cells: Vec<Cell>,
         parent: Option<(String, NaiveDate, Value)>,
-    ) -> Result<(), NormalizeError> {
+    ) -> Result<ItemRow, Unreadable> {
         if self.spec.rank_scale {
             cells.push(self.rank_scale());
         }
         for (field, ty) in self.spec.fields {
             let value = field_value(obj, field);
-            cells.push(self.cell(&format!("{path}.{field}"), value, *ty)?);
+            cells.push(cell(value, *ty).map_err(|why| Unreadable::new(*field, why))?);
         }
         if self.spec.info {
             let info = match obj.get("info") {
                 None | Some(Value::Null) => None,
                 Some(Value::Object(o)) => Some(o),
-                Some(other) => {
-                    return Err(self.err(format!("{path}.info"), expected("object", other)));
-                }
+                Some(other) => return Err(Unreadable::new("info", expected("object", other))),
             };
             for (field, ty) in INFO_FIELDS {
                 let value = info.and_then(|o| o.get(*field));
-                cells.push(self.cell(&format!("{path}.info.{field}"), value, *ty)?);
+                cells.push(
+                    cell(value, *ty)
+                        .map_err(|why| Unreadable::new(format!("info.{field}"), why))?,
+                );
             }
         }
         cells.push(Cell::Timestamp(self.ctx.collected_at));
         cells.push(Cell::Int(self.ctx.raw_response_id));
-        self.batch.table.rows.push(cells);
-
-        if let (true, Some((target, date, options))) = (self.spec.breakdowns, parent) {
-            let parent = self.batch.parents.len();
-            self.batch.parents.push(Parent {
-                source_table: self.spec.name,
-                target,
-                date,
-                options,
-            });
-            for dim in BREAKDOWN_DIMENSIONS {
-                let field = format!("referring_links_{dim}");
-                let map = match obj.get(&field) {
-                    None | Some(Value::Null) => continue,
-                    Some(Value::Object(m)) => m,
-                    Some(other) => {
-                        return Err(self.err(format!("{path}.{field}"), expected("object", other)));
-                    }
+        let breakdowns = match (self.spec.breakdowns, parent) {
+            (true, Some((target, date, options))) => {
+                let parent = Parent {
+                    source_table: self.spec.name,
+                    target,
+                    date,
+                    options,
                 };
-                for (key, count) in map {
-                    // A key sent with a null count is kept, its count NULL.
-                    let count = match count {
-                        Value::Null => None,
-                        v => Some(v.as_i64().ok_or_else(|| {
-                            self.err(format!("{path}.{field}[{key:?}]"), expected("integer", v))
-                        })?),
-                    };
-                    self.batch.breakdowns.push(Breakdown {
-                        parent,
-                        dimension: dim,
-                        key: key.clone(),
-                        count,
-                    });
-                }
+                Some((parent, breakdowns(obj)?))
             }
-        }
-        Ok(())
-    }
-
-    fn cell(&self, path: &str, value: Option<&Value>, ty: ColType) -> Result<Cell, NormalizeError> {
-        let Some(value) = value else {
-            return Ok(Cell::Null);
+            _ => None,
         };
-        if value.is_null() {
-            return Ok(Cell::Null);
+        Ok(ItemRow { cells, breakdowns })
+    }
+}
+
+/// One `referring_links_*` entry: dimension, key, count.
+type Counted = (&'static str, String, Option<i64>);
+
+/// What one item was read into: its row's cells and, for a table that keeps
+/// breakdowns, their parent and entries. Nothing reaches the batch until the whole
+/// item is read.
+struct ItemRow {
+    cells: Vec<Cell>,
+    breakdowns: Option<(Parent, Vec<Counted>)>,
+}
+
+/// Why an item cannot be read: the field within it (empty for the item itself) and
+/// what arrived.
+#[derive(Debug)]
+struct Unreadable {
+    field: String,
+    why: String,
+}
+
+impl Unreadable {
+    fn new(field: impl Into<String>, why: String) -> Unreadable {
+        Unreadable {
+            field: field.into(),
+            why,
         }
-        let wrong = |what: &str| Err(self.err(path, expected(what, value)));
-        match ty {
-            ColType::Int => match value.as_i64() {
-                Some(i) => Ok(Cell::Int(i)),
-                // 12.0 is an integer the API wrote as a float.
-                None => match value.as_f64() {
-                    Some(f) if f.fract() == 0.0 && f.abs() < 9.0e15 => Ok(Cell::Int(f as i64)),
-                    _ => wrong("integer"),
-                },
-            },
-            ColType::Text => match value {
-                Value::String(s) => Ok(Cell::Text(s.clone())),
-                _ => wrong("string"),
-            },
-            ColType::Bool => match value {
-                Value::Bool(b) => Ok(Cell::Bool(*b)),
-                _ => wrong("boolean"),
-            },
-            ColType::Timestamp => match value.as_str() {
-                Some(s) => parse_instant(s).map(Cell::Timestamp).ok_or_else(|| {
-                    self.err(path, format!("expected a date and time, found {s:?}"))
-                }),
-                None => wrong("string (date and time)"),
-            },
-            ColType::TextArray => match value {
-                Value::Array(a) => a
-                    .iter()
-                    .map(|v| v.as_str().map(str::to_string))
-                    .collect::<Option<Vec<_>>>()
-                    .map(Cell::TextArray)
-                    .map_or_else(|| wrong("array of strings"), Ok),
-                _ => wrong("array of strings"),
-            },
-            ColType::Date => match value.as_str().and_then(parse_day) {
-                Some(d) => Ok(Cell::Date(d)),
-                None => wrong("date"),
-            },
-            ColType::Json => Ok(Cell::Json(value.clone())),
+    }
+}
+
+impl std::fmt::Display for Unreadable {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        if self.field.is_empty() {
+            f.write_str(&self.why)
+        } else {
+            write!(f, "{}: {}", self.field, self.why)
         }
+    }
+}
+
+/// A string field: `None` when null or missing, why when of another type.
+fn string_at<'v>(obj: &'v Map<String, Value>, field: &str) -> Result<Option<&'v str>, String> {
+    match obj.get(field) {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::String(s)) => Ok(Some(s)),
+        Some(other) => Err(expected("string", other)),
+    }
+}
+
+/// A key field of an item: a string, or why not.
+fn key_at<'v>(obj: &'v Map<String, Value>, field: &str) -> Result<&'v str, Unreadable> {
+    match obj.get(field) {
+        None => Err(Unreadable::new(field, "missing".into())),
+        Some(Value::String(s)) => Ok(s),
+        Some(other) => Err(Unreadable::new(field, expected("string", other))),
+    }
+}
+
+/// An item's `date`: `yyyy-mm-dd` or an instant.
+fn item_date(item: &Map<String, Value>) -> Result<NaiveDate, Unreadable> {
+    let s = key_at(item, "date")?;
+    parse_day(s).ok_or_else(|| Unreadable::new("date", format!("not a date: {s:?}")))
+}
+
+/// The six `referring_links_*` maps of an item; a key sent with a null count is kept,
+/// its count NULL.
+fn breakdowns(obj: &Map<String, Value>) -> Result<Vec<Counted>, Unreadable> {
+    let mut out = Vec::new();
+    for dim in BREAKDOWN_DIMENSIONS {
+        let field = format!("referring_links_{dim}");
+        let map = match obj.get(&field) {
+            None | Some(Value::Null) => continue,
+            Some(Value::Object(m)) => m,
+            Some(other) => return Err(Unreadable::new(field, expected("object", other))),
+        };
+        for (key, count) in map {
+            let count = match count {
+                Value::Null => None,
+                v => Some(v.as_i64().ok_or_else(|| {
+                    Unreadable::new(format!("{field}[{key:?}]"), expected("integer", v))
+                })?),
+            };
+            out.push((*dim, key.clone(), count));
+        }
+    }
+    Ok(out)
+}
+
+/// One field's cell: null or missing is NULL; a value of another JSON type is why not.
+fn cell(value: Option<&Value>, ty: ColType) -> Result<Cell, String> {
+    let Some(value) = value else {
+        return Ok(Cell::Null);
+    };
+    if value.is_null() {
+        return Ok(Cell::Null);
+    }
+    let wrong = |what: &str| Err(expected(what, value));
+    match ty {
+        ColType::Int => match value.as_i64() {
+            Some(i) => Ok(Cell::Int(i)),
+            // 12.0 is an integer the API wrote as a float.
+            None => match value.as_f64() {
+                Some(f) if f.fract() == 0.0 && f.abs() < 9.0e15 => Ok(Cell::Int(f as i64)),
+                _ => wrong("integer"),
+            },
+        },
+        ColType::Text => match value {
+            Value::String(s) => Ok(Cell::Text(s.clone())),
+            _ => wrong("string"),
+        },
+        ColType::Bool => match value {
+            Value::Bool(b) => Ok(Cell::Bool(*b)),
+            _ => wrong("boolean"),
+        },
+        ColType::Timestamp => match value.as_str() {
+            Some(s) => parse_instant(s)
+                .map(Cell::Timestamp)
+                .ok_or_else(|| format!("expected a date and time, found {s:?}")),
+            None => wrong("string (date and time)"),
+        },
+        ColType::TextArray => match value {
+            Value::Array(a) => a
+                .iter()
+                .map(|v| v.as_str().map(str::to_string))
+                .collect::<Option<Vec<_>>>()
+                .map(Cell::TextArray)
+                .map_or_else(|| wrong("array of strings"), Ok),
+            _ => wrong("array of strings"),
+        },
+        ColType::Date => match value.as_str().and_then(parse_day) {
+            Some(d) => Ok(Cell::Date(d)),
+            None => wrong("date"),
+        },
+        ColType::Json => Ok(Cell::Json(value.clone())),
     }
 }
 
