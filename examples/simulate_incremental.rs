@@ -2,10 +2,12 @@
 //! history since 2019 and daily new/lost timeseries (`group_range = "day"`) from 30
 //! days back — run by the daemon's scheduler and executor against the sandbox on a
 //! simulated clock, once as shipped (`refetch = "missing"`: only the periods not
-//! stored, plus the open one) and once naive (`refetch = "always"`: the whole range
-//! every fire), each into its own scratch database. Prints, for both: rows paid for
-//! against rows stored, dollars paid against buying each stored row once, and rows
-//! loaded per fire.
+//! stored for good, the timeseries' last seven days asked again until they settle),
+//! once the same without a settle time (`settle = "0s"`: every ended day final on its
+//! first answer), and once naive (`refetch = "always"`: the whole range every fire),
+//! each into its own scratch database. Prints, for each: rows paid for against rows
+//! stored, dollars paid against buying each stored row once, and rows loaded per fire;
+//! and what the settle time costs.
 //!
 //!     cargo run --release --example simulate_incremental            # 100 targets, 30 days
 //!     cargo run --release --example simulate_incremental -- 20 10   # 20 targets, 10 days
@@ -42,9 +44,10 @@ fn main() -> anyhow::Result<()> {
         .build()?
         .block_on(async {
             let mut figures = Vec::new();
-            for refetch in ["missing", "always"] {
+            for (refetch, settle) in [("missing", None), ("missing", Some("0s")), ("always", None)]
+            {
                 let db = Scratch::create("linkledger_incremental").await?;
-                let result = simulate(db.url(), targets, days, refetch).await;
+                let result = simulate(db.url(), targets, days, refetch, settle).await;
                 db.drop_database().await?;
                 figures.push(result?);
             }
@@ -56,6 +59,8 @@ fn main() -> anyhow::Result<()> {
 /// What one mode bought and stored.
 struct Figures {
     refetch: &'static str,
+    /// The new/lost collection's `settle`, when set (else the default, seven days).
+    settle: Option<&'static str>,
     seconds: f64,
     /// Answered calls (each charged).
     calls: i64,
@@ -72,7 +77,7 @@ struct Figures {
     daily_later: f64,
 }
 
-fn job_file(targets: usize, refetch: &str) -> String {
+fn job_file(targets: usize, refetch: &str, settle: Option<&str>) -> String {
     let list: Vec<String> = (0..targets)
         .map(|i| format!("\"t{i:03}.example.com\""))
         .collect();
@@ -81,8 +86,11 @@ fn job_file(targets: usize, refetch: &str) -> String {
          [[collect]]\nendpoint = \"history\"\nschedule = \"0 5 * * *\"\nrefetch = \"{refetch}\"\n\
          params = {{ date_from = \"2019-01-01\" }}\n\
          [[collect]]\nendpoint = \"timeseries_new_lost_summary\"\nschedule = \"0 6 * * *\"\nrefetch = \"{refetch}\"\n\
-         params = {{ group_range = \"day\", date_from = \"-30d\" }}\n",
-        list.join(", ")
+         params = {{ group_range = \"day\", date_from = \"-30d\" }}\n{}",
+        list.join(", "),
+        settle
+            .map(|s| format!("settle = \"{s}\"\n"))
+            .unwrap_or_default()
     )
 }
 
@@ -91,6 +99,7 @@ async fn simulate(
     targets: usize,
     days: i64,
     refetch: &'static str,
+    settle: Option<&'static str>,
 ) -> anyhow::Result<Figures> {
     let store = Store::connect(url, 8).await?;
     store.migrate().await?;
@@ -120,7 +129,10 @@ async fn simulate(
             Arc::new(move || *clock.lock().expect("the clock"))
         });
     let dir = tempfile::tempdir()?;
-    std::fs::write(dir.path().join("analyst.toml"), job_file(targets, refetch))?;
+    std::fs::write(
+        dir.path().join("analyst.toml"),
+        job_file(targets, refetch, settle),
+    )?;
     let jobs =
         linkledger::jobs::load_dir(dir.path(), start_day).map_err(|p| anyhow::anyhow!("{p}"))?;
     let mut instants: Vec<DateTime<Utc>> = jobs
@@ -205,6 +217,7 @@ async fn simulate(
     sb.stop().await;
     Ok(Figures {
         refetch,
+        settle,
         seconds,
         calls,
         other_attempts,
@@ -238,9 +251,13 @@ fn print(figures: &[Figures], targets: usize, days: i64) {
         } else {
             format!(" (other attempts, not charged: {})", others.join(", "))
         };
+        let mode = match f.settle {
+            Some(s) => format!("{:?}, settle = {s:?}", f.refetch),
+            None => format!("{:?}", f.refetch),
+        };
         println!(
-            "refetch = {:<7}  {} calls{others}, {:.0} s; rows paid {} for {} stored ({:.2}×); paid {} against {} buying each stored row once ({:.3}×); rows loaded per fire: history {} then {:.1}, new/lost {} then {:.1}",
-            format!("{:?}", f.refetch),
+            "refetch = {:<22}  {} calls{others}, {:.0} s; rows paid {} for {} stored ({:.2}×); paid {} against {} buying each stored row once ({:.3}×); rows loaded per fire: history {} then {:.1}, new/lost {} then {:.1}",
+            mode,
             f.calls,
             f.seconds,
             f.rows_paid,
@@ -255,13 +272,19 @@ fn print(figures: &[Figures], targets: usize, days: i64) {
             f.daily_later,
         );
     }
-    if let [inc, naive] = figures {
+    if let [inc, unsettled, naive] = figures {
         println!(
             "incremental against naive: {:.3}× the dollars, {:.3}× the rows paid, {:.3}× the rows loaded per later fire",
             (inc.charged.decimal() / naive.charged.decimal()).round_dp(3),
             inc.rows_paid as f64 / naive.rows_paid.max(1) as f64,
             (inc.history_later + inc.daily_later)
                 / (naive.history_later + naive.daily_later).max(1.0),
+        );
+        println!(
+            "the settle time (seven days for the daily new/lost): {} more than without ({:.3}×), {} rows paid more",
+            Usd(inc.charged.decimal() - unsettled.charged.decimal()),
+            (inc.charged.decimal() / unsettled.charged.decimal()).round_dp(3),
+            inc.rows_paid - unsettled.rows_paid,
         );
     }
 }

@@ -20,7 +20,7 @@ CREATE TABLE linkledger.pending_periods (
     answers           integer     NOT NULL DEFAULT 1,
     PRIMARY KEY (target, endpoint, options, period_from)
 );
-COMMENT ON TABLE linkledger.pending_periods IS 'Periods of history and timeseries data asked for but not stored for good, per target, endpoint and request options: stored but not yet settled (later fires ask again until an answer sent after the period settled stores it), or answered empty (an answer lacked its item: nothing is stored; later fires ask again while it is recent)';
+COMMENT ON TABLE linkledger.pending_periods IS 'Periods of history and timeseries data asked for but not stored for good, per target, endpoint and request options: stored but not yet settled (later fires ask again until an answer sent after the period settled stores it), or answered empty (an answer lacked its item: nothing is stored; later fires ask again until the collection''s reask_empty has passed since an answer first lacked it)';
 COMMENT ON COLUMN linkledger.pending_periods.target IS 'Target (domain)';
 COMMENT ON COLUMN linkledger.pending_periods.endpoint IS 'history, timeseries_summary or timeseries_new_lost_summary';
 COMMENT ON COLUMN linkledger.pending_periods.options IS 'The request''s parameters other than the target and the dates (group_range, rank_scale, ...), as in linkledger.coverage';

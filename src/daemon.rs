@@ -73,18 +73,18 @@ pub async fn run(
         app.config.api.max_attempts as i32,
     )
     .with_metrics(app.metrics.clone());
+    let current_jobs = Arc::new(std::sync::RwLock::new(scheduler.jobs.clone()));
     let server_task = health::serve(
         listener,
         app.metrics.clone(),
         health(app, &exec, scheduler.problems()),
-        refresh(app),
+        refresh(app, current_jobs.clone()),
         shutdown.stop.clone(),
     )?;
 
     if let CredentialsCheck::Refused(h) = exec.check_credentials(None).await? {
         error!(reason = %h, "the API refused the credentials; no call will be made until restart");
     }
-    let current_jobs = Arc::new(std::sync::RwLock::new(scheduler.jobs.clone()));
     check_runway(&app.store, &exec, &current_jobs, &app.metrics).await;
 
     let ticking = tokio::spawn(schedule_loop(
@@ -206,12 +206,41 @@ pub fn jobs_health(problems: &PlanProblems) -> HealthCheck {
     }
 }
 
-/// Brings the queue gauges up to date before a scrape.
-fn refresh(app: &App) -> health::RefreshFn {
+/// How many periods of a collection's targets stand missing, empty and unsettled.
+fn gap_counts(found: &[crate::collect::narrow::TargetGaps]) -> Vec<(&'static str, usize)> {
+    use crate::warehouse::coverage::Standing;
+    [Standing::Missing, Standing::Empty, Standing::Unsettled]
+        .into_iter()
+        .map(|s| (s.name(), found.iter().map(|t| t.count(s)).sum()))
+        .collect()
+}
+
+/// Brings the queue, budget and gap gauges up to date before a scrape.
+fn refresh(app: &App, jobs: CurrentJobs) -> health::RefreshFn {
     let (store, metrics) = (app.store.clone(), app.metrics.clone());
     Arc::new(move || {
-        let (store, metrics) = (store.clone(), metrics.clone());
+        let (store, metrics, jobs) = (store.clone(), metrics.clone(), jobs.clone());
         Box::pin(async move {
+            let ranged: Vec<(String, crate::jobs::Collection)> = jobs
+                .read()
+                .expect("jobs lock")
+                .iter()
+                .flat_map(|j| {
+                    j.collections
+                        .iter()
+                        .filter(|c| c.endpoint.has_periods())
+                        .map(|c| (j.name.clone(), c.clone()))
+                })
+                .collect();
+            let today = Utc::now().date_naive();
+            for (job, c) in &ranged {
+                match crate::collect::narrow::gaps(&store, c, today).await {
+                    Ok(found) => metrics.set_gaps(job, &c.name, &gap_counts(&found)),
+                    Err(e) => {
+                        warn!(error = %e, job, collection = c.name, "reading the gaps for /metrics failed")
+                    }
+                }
+            }
             match store.queue_depth().await {
                 Ok(depth) => metrics.set_queue(&depth.by_state, depth.oldest_queued),
                 Err(e) => warn!(error = %e, "reading the queue depth for /metrics failed"),

@@ -1,7 +1,7 @@
 //! `gaps`: per history or timeseries collection and target, how the periods of the
 //! range a fire asks for stand in the warehouse: stored for good, unsettled (stored,
 //! asked again until the period settles), answered empty (asked, the answer lacked the
-//! item; asked again while recent) or missing.
+//! item; asked again until `reask_empty` has passed since) or missing.
 
 use std::fmt::Write as _;
 use std::process::ExitCode;
@@ -78,7 +78,7 @@ pub(super) async fn gaps_command(cx: &Context, args: GapsArgs) -> anyhow::Result
     print!("{out}");
     println!(
         "(unsettled: stored, asked again by later fires until the period settles; empty: an \
-         answer lacked it, asked again while recent; missing: not stored)"
+         answer lacked it, asked again until reask_empty has passed since; missing: not stored)"
     );
     Ok(ExitCode::SUCCESS)
 }

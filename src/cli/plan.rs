@@ -343,6 +343,13 @@ fn job_section(out: &mut String, job: &JobBill) {
             t.bought_once_per_month
         );
     }
+    if !t.settle_per_month.is_zero() {
+        let _ = writeln!(
+            out,
+            "  of which asking again for periods not yet settled (settle): {}/month",
+            t.settle_per_month
+        );
+    }
     if !(t.stored_per_month.is_zero() && t.bought_once_per_month.is_zero()) {
         let _ = writeln!(
             out,

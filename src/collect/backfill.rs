@@ -17,7 +17,7 @@ use crate::jobs::{Collection, Job};
 use crate::money::Usd;
 use crate::plan::{CallSpec, estimate_rows, plan_collection};
 use crate::store::Store;
-use crate::warehouse::coverage;
+use crate::warehouse::coverage::{self, Standing};
 
 /// What to backfill.
 #[derive(Clone, Debug)]
@@ -46,6 +46,14 @@ pub struct Line {
     pub estimate: Usd,
     /// Targets whose whole range is stored already: nothing to buy.
     pub stored: usize,
+    /// Periods of the range, over the targets, never stored (bought unless refetching
+    /// buys everything).
+    pub missing: usize,
+    /// Periods asked for whose newest answer lacked the item (bought again while they
+    /// were first answered empty less than the collection's `reask_empty` ago).
+    pub empty: usize,
+    /// Periods stored but not settled (bought again).
+    pub unsettled: usize,
 }
 
 /// What a backfill will buy.
@@ -155,6 +163,13 @@ pub async fn plan(
             Err(why) => return Ok(Err(why)),
         };
         let asked = calls.len();
+        let found = crate::collect::narrow::gaps_of(store, &calls, today).await?;
+        let count = |s: Standing| found.iter().map(|t| t.count(s)).sum::<usize>();
+        let (missing, empty, unsettled) = (
+            count(Standing::Missing),
+            count(Standing::Empty),
+            count(Standing::Unsettled),
+        );
         let (calls, stored) = if req.refetch {
             (calls, 0)
         } else {
@@ -172,6 +187,9 @@ pub async fn plan(
             periods: calls.iter().map(|c| c.estimated_rows).sum(),
             estimate,
             stored,
+            missing,
+            empty,
+            unsettled,
         });
         out.estimate += estimate;
         out.calls.extend(calls);
@@ -205,13 +223,22 @@ pub fn render(plan: &Plan, job: &str, prices: &Prices) -> String {
         .unwrap_or(0);
     let _ = writeln!(
         out,
-        "  {:<c$}  {:<e$} {:>8} {:>7} {:>9} {:>12} {:>15}",
-        "collection", "endpoint", "targets", "calls", "periods", "est. cost", "already stored"
+        "  {:<c$}  {:<e$} {:>8} {:>7} {:>9} {:>12} {:>15} {:>8} {:>6} {:>10}",
+        "collection",
+        "endpoint",
+        "targets",
+        "calls",
+        "periods",
+        "est. cost",
+        "already stored",
+        "missing",
+        "empty",
+        "unsettled"
     );
     for l in &plan.lines {
         let _ = writeln!(
             out,
-            "  {:<c$}  {:<e$} {:>8} {:>7} {:>9} {:>12} {:>15}",
+            "  {:<c$}  {:<e$} {:>8} {:>7} {:>9} {:>12} {:>15} {:>8} {:>6} {:>10}",
             l.collection,
             l.endpoint.name(),
             l.targets,
@@ -222,11 +249,24 @@ pub fn render(plan: &Plan, job: &str, prices: &Prices) -> String {
                 "{} target{}",
                 l.stored,
                 if l.stored == 1 { "" } else { "s" }
-            )
+            ),
+            l.missing,
+            l.empty,
+            l.unsettled,
         );
     }
     let endpoints: BTreeSet<Endpoint> = plan.lines.iter().map(|l| l.endpoint).collect();
     let stored: usize = plan.lines.iter().map(|l| l.stored).sum();
+    let (empty, unsettled) = plan
+        .lines
+        .iter()
+        .fold((0, 0), |(e, u), l| (e + l.empty, u + l.unsettled));
+    if empty + unsettled > 0 {
+        let _ = writeln!(
+            out,
+            "  of the periods in range, {empty} were answered empty (the API held no item for them; asked again until reask_empty has passed since, or with --refetch) and {unsettled} are stored but not settled (asked again)"
+        );
+    }
     let _ = writeln!(
         out,
         "  {} call{} over {} endpoint{}, estimated {}; {} target range{} already stored and skipped",

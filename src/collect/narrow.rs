@@ -137,15 +137,24 @@ pub async fn gaps(
     if !is_ranged(collection.endpoint) {
         return Ok(Vec::new());
     }
-    let calls = plan_collection(collection, today);
+    gaps_of(store, &plan_collection(collection, today), today).await
+}
+
+/// How each period of the ranges `calls` (of one history or timeseries collection)
+/// ask for stands in the warehouse, per target.
+pub async fn gaps_of(
+    store: &Store,
+    calls: &[CallSpec],
+    today: NaiveDate,
+) -> Result<Vec<TargetGaps>, StoreError> {
     let Some(first) = calls.first() else {
         return Ok(Vec::new());
     };
     let known = store
         .coverage_of(
-            collection.endpoint,
+            first.endpoint,
             &options(&first.task),
-            &target_strings(&calls),
+            &target_strings(calls),
         )
         .await?;
     let none = TargetCoverage::default();

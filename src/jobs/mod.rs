@@ -41,8 +41,8 @@ pub use params::{DateSpec, DateUnit, ParamValue, Params};
 /// Default `catch_up_window`: how far back `catch_up = "all"` looks for missed fires.
 pub const DEFAULT_CATCH_UP_WINDOW: Duration = Duration::from_secs(7 * 24 * 60 * 60);
 
-/// How long after it ended a period answered empty is asked again by later fires,
-/// when the collection says nothing (`reask_empty`).
+/// How long after an answer first lacked it a period answered empty is asked again by
+/// later fires, when the collection says nothing (`reask_empty`).
 pub const DEFAULT_REASK_EMPTY: Duration = Duration::from_secs(31 * 24 * 60 * 60);
 
 /// How far before its window a history or timeseries fire reaches back to meet what is
@@ -99,8 +99,8 @@ pub struct Collection {
     /// History and timeseries: how long after a period's figures are complete an
     /// answer stores it for good (`settle`; the endpoint's default when not set).
     pub settle: Duration,
-    /// History and timeseries: how long after it ended a period answered empty is
-    /// asked again by later fires (`reask_empty`).
+    /// History and timeseries: how long after an answer first lacked it a period
+    /// answered empty is asked again by later fires (`reask_empty`).
     pub reask_empty: Duration,
     /// History and timeseries: how far before its window a fire reaches back to meet
     /// the end of what is stored, so that no days are left between (`reach_back`).

@@ -78,6 +78,13 @@ struct ScheduleLabels {
     collection: String,
 }
 
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct GapLabels {
+    job: String,
+    collection: String,
+    standing: String,
+}
+
 type FloatGauge = Gauge<f64, AtomicU64>;
 
 /// Every metric the collector exports. Cheap to update from any thread; share it
@@ -92,6 +99,7 @@ pub struct Metrics {
     queue_depth: Family<StateLabels, Gauge>,
     queue_oldest_age: FloatGauge,
     schedule_lag: Family<ScheduleLabels, FloatGauge>,
+    gap_periods: Family<GapLabels, Gauge>,
     scheduler_last_tick: FloatGauge,
     last_tick: Mutex<Option<DateTime<Utc>>>,
     workers_busy: Gauge,
@@ -170,6 +178,12 @@ impl Metrics {
             "How many seconds after it was due the last fire of a collection was enqueued (a fire missed while no daemon ran counts from the daemon's start)",
             schedule_lag.clone(),
         );
+        let gap_periods = Family::<GapLabels, Gauge>::default();
+        registry.register(
+            "gap_periods",
+            "Periods of a history or timeseries collection's range, summed over its targets, not stored for good, by standing: missing (never stored), empty (the newest answer lacked the item), unsettled (stored, asked again until it settles); as of the last refresh (`linkledger gaps` lists them)",
+            gap_periods.clone(),
+        );
         let scheduler_last_tick = FloatGauge::default();
         registry.register(
             "scheduler_last_tick_timestamp_seconds",
@@ -220,6 +234,7 @@ impl Metrics {
             queue_depth,
             queue_oldest_age,
             schedule_lag,
+            gap_periods,
             scheduler_last_tick,
             last_tick: Mutex::new(None),
             workers_busy,
@@ -295,6 +310,20 @@ impl Metrics {
                 collection: collection.to_string(),
             })
             .set(lag.as_secs_f64());
+    }
+
+    /// The gap periods of one collection: how many periods stand each way
+    /// (`missing`, `empty`, `unsettled`), summed over its targets.
+    pub fn set_gaps(&self, job: &str, collection: &str, counts: &[(&str, usize)]) {
+        for (standing, n) in counts {
+            self.gap_periods
+                .get_or_create(&GapLabels {
+                    job: job.to_string(),
+                    collection: collection.to_string(),
+                    standing: (*standing).to_string(),
+                })
+                .set(i64::try_from(*n).unwrap_or(i64::MAX));
+        }
     }
 
     pub fn scheduler_ticked(&self, at: DateTime<Utc>) {

@@ -277,7 +277,8 @@ pub fn requested_range(call: &CallSpec, today: NaiveDate) -> Option<(NaiveDate, 
 /// `reask_empty` and `reach_back`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Reach {
-    /// A period answered empty is asked again while it ended less than this ago.
+    /// A period answered empty is asked again until this long after an answer first
+    /// lacked it.
     pub reask_empty: Duration,
     /// A fire whose window starts after the end of what is stored reaches back to it,
     /// at most this far before the fire's day.

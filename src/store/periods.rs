@@ -24,7 +24,7 @@ struct MissingRow {
 impl Store {
     /// For each of `targets`, the date ranges within `from..=to` a request of
     /// `endpoint` with `options` asks for on `today`: all but the periods stored for
-    /// good, those answered today, and those answered empty that ended more than
+    /// good, those answered today, and those an answer first lacked more than
     /// `reask_empty` before `today` (unsettled periods are asked again); targets with
     /// nothing to ask are left out.
     #[allow(clippy::too_many_arguments)]
@@ -51,7 +51,8 @@ impl Store {
                  - coalesce((SELECT range_agg(daterange(p.period_from, p.period_to, '[]'))
                              FROM linkledger.pending_periods p
                              WHERE p.target = u.target AND p.endpoint = $1 AND p.options = $2
-                               AND p.state = 'empty' AND p.period_to < $7),
+                               AND p.state = 'empty'
+                               AND p.first_answered_at < $7::date::timestamp AT TIME ZONE 'UTC'),
                             '{}'::datemultirange)) AS r
              ORDER BY 1, 2",
         )
@@ -73,8 +74,10 @@ impl Store {
         Ok(out)
     }
 
-    /// For each of `targets`, the last day of what is stored of `endpoint` with
-    /// `options`, for good or not yet settled; targets with nothing stored are left out.
+    /// For each of `targets`, where a fire of `endpoint` with `options` reaching back
+    /// meets the warehouse: the last day stored for good, or when nothing is, the day
+    /// before the first pending period (unsettled and empty periods after it are still
+    /// to be asked again); targets with nothing recorded are left out.
     pub async fn stored_until(
         &self,
         endpoint: Endpoint,
@@ -83,12 +86,12 @@ impl Store {
     ) -> Result<HashMap<String, NaiveDate>, StoreError> {
         let rows: Vec<(String, Option<NaiveDate>)> = sqlx::query_as(
             "SELECT u.target,
-                    greatest((SELECT upper(c.covered) - 1 FROM linkledger.coverage c
-                              WHERE c.target = u.target AND c.endpoint = $1 AND c.options = $2
-                                AND NOT isempty(c.covered)),
-                             (SELECT max(p.period_to) FROM linkledger.pending_periods p
-                              WHERE p.target = u.target AND p.endpoint = $1 AND p.options = $2
-                                AND p.state = 'unsettled'))
+                    coalesce(
+                        (SELECT upper(c.covered) - 1 FROM linkledger.coverage c
+                         WHERE c.target = u.target AND c.endpoint = $1 AND c.options = $2
+                           AND NOT isempty(c.covered)),
+                        (SELECT min(p.period_from) - 1 FROM linkledger.pending_periods p
+                         WHERE p.target = u.target AND p.endpoint = $1 AND p.options = $2))
              FROM UNNEST($3::text[]) AS u(target)",
         )
         .bind(endpoint.name())
@@ -140,7 +143,7 @@ impl Store {
         }
         let pending: Vec<PendingRow> = sqlx::query_as(
             "SELECT endpoint, target, options, period_from, period_to, state,
-                    (last_answered_at AT TIME ZONE 'UTC')::date AS last_day
+                    (first_answered_at AT TIME ZONE 'UTC')::date AS first_day
              FROM linkledger.pending_periods",
         )
         .fetch_all(self.pool())
@@ -163,7 +166,7 @@ impl Store {
                 p.period_from,
                 p.period_to,
                 state,
-                p.last_day,
+                p.first_day,
             );
         }
         Ok(held)
@@ -313,7 +316,7 @@ struct PendingRow {
     period_from: NaiveDate,
     period_to: NaiveDate,
     state: String,
-    last_day: NaiveDate,
+    first_day: NaiveDate,
 }
 
 #[derive(sqlx::FromRow)]

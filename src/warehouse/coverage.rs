@@ -16,8 +16,9 @@
 //! A period stored before it settled is *unsettled*: later fires ask for it again (on
 //! later days) until an answer sent after it settled stores it for good. A period asked
 //! for whose item the answer lacked (the index holds no snapshot for it yet, or lags) is
-//! *answered empty*: nothing is stored for it, and later fires ask again while it ended
-//! less than the collection's `reask_empty` ago. Neither is asked again on the day it
+//! *answered empty*: nothing is stored for it, and later fires ask again until
+//! `reask_empty` (a collection's setting) has passed since an answer first lacked it;
+//! after that `gaps` lists it and `backfill --refetch` buys it. Neither is asked again on the day it
 //! was answered, so a second backfill or fire the same day buys nothing.
 //!
 //! [`answered`] works out what an answer says of each period it asked for; the store
@@ -96,7 +97,8 @@ pub enum PeriodState {
     /// Its item was stored, but the request was sent before the period settled: asked
     /// again by later fires.
     Unsettled,
-    /// The answer lacked its item: nothing stored; asked again while it is recent.
+    /// The answer lacked its item: nothing stored; asked again until `reask_empty`
+    /// has passed since an answer first lacked it.
     Empty,
 }
 
@@ -380,7 +382,7 @@ struct StoredEntry {
     /// Stored for good.
     covered: Days,
     /// Not stored for good, by first day: (last day, unsettled or empty, the day it was
-    /// last answered).
+    /// first answered).
     pending: BTreeMap<NaiveDate, (NaiveDate, PeriodState, NaiveDate)>,
     fresh: Days,
     fresh_on: Option<NaiveDate>,
@@ -423,11 +425,11 @@ impl Stored {
         from: NaiveDate,
         to: NaiveDate,
         state: PeriodState,
-        last_answered: NaiveDate,
+        first_answered: NaiveDate,
     ) {
         self.entry(endpoint, options, target)
             .pending
-            .insert(from, (to, state, last_answered));
+            .insert(from, (to, state, first_answered));
     }
 
     /// Holds what an answer says, as the store records it with the answer's rows.
@@ -450,8 +452,8 @@ impl Stored {
                     } else {
                         state
                     };
-                    let last = e.pending.get(&p.from).map_or(day, |&(_, _, l)| l.max(day));
-                    e.pending.insert(p.from, (p.to, state, last));
+                    let first = e.pending.get(&p.from).map_or(day, |&(_, _, f)| f.min(day));
+                    e.pending.insert(p.from, (p.to, state, first));
                 }
             }
         }
@@ -478,8 +480,8 @@ impl Stored {
 
     /// The days of `from..=to` a request on `today` asks for (as
     /// `Store::missing_periods` does): all but those stored for good, those answered
-    /// today, and those answered empty that ended more than `reask_empty` before
-    /// `today`. Unsettled periods are asked again.
+    /// today, and those answered empty first more than `reask_empty` before `today`.
+    /// Unsettled periods are asked again.
     #[allow(clippy::too_many_arguments)]
     pub fn missing(
         &self,
@@ -501,16 +503,18 @@ impl Stored {
         }
         let reask_from = today - chrono::Days::new(reask_empty.as_secs() / 86_400);
         let mut given_up = Days::default();
-        for (&p_from, &(p_to, state, _)) in &e.pending {
-            if state == PeriodState::Empty && p_to < reask_from {
+        for (&p_from, &(p_to, state, first)) in &e.pending {
+            if state == PeriodState::Empty && first < reask_from {
                 given_up.add(p_from, p_to);
             }
         }
         left.minus(&given_up)
     }
 
-    /// The last day of what is stored (for good or not yet settled) for one endpoint,
-    /// options and target: where a fire reaching back meets the warehouse.
+    /// Where a fire reaching back meets the warehouse, for one endpoint, options and
+    /// target: the last day stored for good, or when nothing is, the day before the
+    /// first pending period (unsettled and empty periods after it are still to be
+    /// asked again, so they are reached for too).
     pub fn stored_until(
         &self,
         endpoint: Endpoint,
@@ -518,14 +522,11 @@ impl Stored {
         target: &str,
     ) -> Option<NaiveDate> {
         let e = self.map.get(&Stored::key(endpoint, options, target))?;
-        let covered = e.covered.ranges().last().map(|r| r.1);
-        let unsettled = e
-            .pending
-            .values()
-            .filter(|(_, s, _)| *s == PeriodState::Unsettled)
-            .map(|(to, _, _)| *to)
-            .max();
-        covered.max(unsettled)
+        e.covered
+            .ranges()
+            .last()
+            .map(|r| r.1)
+            .or_else(|| e.pending.keys().next().and_then(|from| from.pred_opt()))
     }
 }
 
@@ -760,6 +761,12 @@ mod tests {
             missing(&stored, "2026-12-02"),
             [(d("2026-11-30"), d("2026-12-02"))]
         );
+        // Nothing is stored for good: a fire reaching back reaches for the first
+        // unsettled day.
+        assert_eq!(
+            stored.stored_until(e, &opts, "a.com"),
+            Some(d("2026-11-29"))
+        );
         // Asked again after 2026-11-30 settled (2026-12-08): that day is final.
         let later = json!({"target": "a.com", "date_from": "2026-11-30", "date_to": "2026-12-08", "group_range": "day"});
         let all: BTreeSet<NaiveDate> = (0..9)
@@ -769,6 +776,10 @@ mod tests {
         assert_eq!(
             missing(&stored, "2026-12-09"),
             [(d("2026-12-01"), d("2026-12-09"))]
+        );
+        assert_eq!(
+            stored.stored_until(e, &opts, "a.com"),
+            Some(d("2026-11-30"))
         );
     }
 

@@ -596,3 +596,47 @@ async fn linkledger_sandbox_serves_a_fixture_file_to_a_once_run_and_refuses_a_ba
         1
     );
 }
+
+/// The history field list says how its items are built: "the metrics are aggregated
+/// according to the backlinks the specified domain had on the first day of each given
+/// month". So a month's figures are complete once its first day is over, and an answer
+/// to a request sent after that stores the month for good, settle time or not.
+#[test]
+fn a_history_month_is_final_once_its_first_day_is_over_as_the_field_list_says() {
+    let docs = api_fields();
+    let items = docs["history"]
+        .result
+        .iter()
+        .find(|f| f.name == "items")
+        .expect("history documents its items");
+    assert!(
+        items.notes.contains(
+            "the backlinks the specified domain had on the first day of each given month"
+        ),
+        "{}",
+        items.notes
+    );
+    use linkledger::warehouse::coverage::{PeriodState, answered, complete_at};
+    let day = |s: &str| s.parse::<NaiveDate>().unwrap();
+    let at = |s: &str| s.parse::<chrono::DateTime<chrono::Utc>>().unwrap();
+    assert_eq!(
+        complete_at(Endpoint::History, day("2026-11-01"), day("2026-11-30")),
+        at("2026-11-02T00:00:00Z")
+    );
+    let task = json!({"target": "a.com", "date_from": "2026-11-01", "date_to": "2026-11-30"});
+    let held = BTreeSet::from([day("2026-11-01")]);
+    let state = |sent: &str| {
+        answered(
+            Endpoint::History,
+            &task,
+            &held,
+            at(sent),
+            Endpoint::History.default_settle(),
+        )
+        .unwrap()
+        .periods[0]
+            .state
+    };
+    assert_eq!(state("2026-11-01T23:59:59Z"), PeriodState::Unsettled);
+    assert_eq!(state("2026-11-02T00:00:00Z"), PeriodState::Final);
+}

@@ -7,6 +7,7 @@ mod cli;
 mod client;
 mod common;
 mod compose;
+mod coverage;
 mod daemon;
 mod dashboard;
 mod documents;

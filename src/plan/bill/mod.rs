@@ -141,6 +141,11 @@ pub struct CollectionBill {
     /// cost_per_month − bought_once_per_month − stored_per_month.
     #[serde(serialize_with = "money")]
     pub pays_per_month: Usd,
+    /// Of pays_per_month, what asking again for periods stored before they settled
+    /// costs (the collection's `settle`): the same fires with every ended period final
+    /// on its first answer would pay this much less. Part of the bill, not on top.
+    #[serde(serialize_with = "money")]
+    pub settle_per_month: Usd,
 }
 
 /// Sums over collections.
@@ -166,6 +171,9 @@ pub struct Totals {
     pub pays_per_day: Usd,
     #[serde(serialize_with = "money")]
     pub pays_per_month: Usd,
+    /// Of pays_per_month, what asking again for unsettled periods costs.
+    #[serde(serialize_with = "money")]
+    pub settle_per_month: Usd,
     /// The UTC day of the window that pays the most.
     pub busiest_day: Option<DayCost>,
 }
@@ -313,6 +321,8 @@ struct Line<'a> {
     /// What periods held already take off the line's fires.
     stored_saves: Usd,
     stored_by_day: BTreeMap<NaiveDate, Usd>,
+    /// What asking again for periods stored before they settled costs the line.
+    settle_costs: Usd,
     reused_targets: BTreeSet<Target>,
     bought_by: BTreeSet<usize>,
     reuse_fires: i64,
@@ -371,6 +381,7 @@ pub fn compute_with_stored(
                 saves_by_day: BTreeMap::new(),
                 stored_saves: Usd::ZERO,
                 stored_by_day: BTreeMap::new(),
+                settle_costs: Usd::ZERO,
                 reused_targets: BTreeSet::new(),
                 bought_by: BTreeSet::new(),
                 reuse_fires: 0,
@@ -450,6 +461,7 @@ fn collection_bill(l: &Line, now: DateTime<Utc>) -> CollectionBill {
         bought_once_per_month: l.saves,
         stored_per_month: l.stored_saves,
         pays_per_month: cost_per_month - l.saves - l.stored_saves,
+        settle_per_month: l.settle_costs,
     }
 }
 
@@ -480,6 +492,7 @@ fn totals(lines: &[&Line]) -> Totals {
         t.cost_per_month += l.cost_per_month();
         t.bought_once_per_month += l.saves;
         t.stored_per_month += l.stored_saves;
+        t.settle_per_month += l.settle_costs;
         for f in &l.fires {
             *by_day.entry(f.date_naive()).or_default() += l.cost_per_fire;
         }
@@ -506,7 +519,11 @@ fn totals(lines: &[&Line]) -> Totals {
 /// task) bought on a UTC day is reused by every later call of the same endpoint and
 /// task that day, whether another collection's or this collection's own later fire. A
 /// bulk call is reused only whole (the same targets in one task).
+///
+/// Alongside, the same fires are walked over `periods` with every ended period final on
+/// its first answer (no settle time): what they would buy less is the settle's cost.
 fn simulate_reuse(lines: &mut [Line], prices: &Prices, mut periods: Stored) {
+    let mut unsettling = periods.clone();
     let mut events: Vec<(DateTime<Utc>, usize)> = lines
         .iter()
         .enumerate()
@@ -535,9 +552,22 @@ fn simulate_reuse(lines: &mut [Line], prices: &Prices, mut periods: Stored) {
             // What is held changes from fire to fire: planned anew each time.
             let all = plan_collection(c, fire_day);
             let full = cost_of(&all, prices);
-            let to_buy = periods
-                .narrow_calls(all, fire_day, crate::plan::Reach::of(c))
-                .calls;
+            let reach = crate::plan::Reach::of(c);
+            let without_settle = unsettling.narrow_calls(all.clone(), fire_day, reach).calls;
+            let to_buy = periods.narrow_calls(all, fire_day, reach).calls;
+            let settle_cost =
+                (cost_of(&to_buy, prices) - cost_of(&without_settle, prices)).max(Usd::ZERO);
+            lines[i].settle_costs += settle_cost;
+            for call in &without_settle {
+                if let Some(answered) = crate::warehouse::coverage::answered_in_full(
+                    call.endpoint,
+                    &call.task,
+                    at,
+                    std::time::Duration::ZERO,
+                ) {
+                    unsettling.record(&answered);
+                }
+            }
             // Reaching back can cost more than the window: nothing is saved then.
             let stored = (full - cost_of(&to_buy, prices)).max(Usd::ZERO);
             if !stored.is_zero() {

@@ -751,3 +751,39 @@ fn history_and_timeseries_fires_pay_only_for_periods_not_stored_from_what_the_da
     let full = compute(&[always], None, &prices, AccountCaps::default(), now);
     assert_eq!(full.jobs[0].collections[0].pays_per_month, usd("0.6279"));
 }
+
+#[test]
+fn the_settle_time_costs_what_asking_again_for_unsettled_days_adds_to_the_bill() {
+    let daily = |settle: Duration| {
+        let mut c = collection(
+            "timeseries_new_lost_summary",
+            "0 6 * * *",
+            None,
+            &names(&["a.com"]),
+            &[
+                ("group_range", str_param("day")),
+                ("date_from", date_param("-30d")),
+            ],
+        );
+        c.settle = settle;
+        bill(&[job("ts", None, None, vec![c])], "2026-03-01T00:00:00Z")
+    };
+    let week = daily(Duration::from_secs(7 * 86_400));
+    let none = daily(Duration::ZERO);
+    let (w, n) = (&week.jobs[0].collections[0], &none.jobs[0].collections[0]);
+    // Without a settle time, nothing is asked again and nothing is its cost.
+    assert_eq!(n.settle_per_month, Usd::ZERO, "{n:#?}");
+    // With seven days, every fire asks again for the days not settled: the difference
+    // between the two bills, and more than nothing.
+    assert!(w.settle_per_month > Usd::ZERO, "{w:#?}");
+    assert_eq!(w.settle_per_month, w.pays_per_month - n.pays_per_month);
+    assert_eq!(week.total.settle_per_month, w.settle_per_month);
+    let text = render_text(&week);
+    assert!(
+        text.contains(&format!(
+            "of which asking again for periods not yet settled (settle): {}/month",
+            w.settle_per_month
+        )),
+        "{text}"
+    );
+}
