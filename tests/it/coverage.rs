@@ -550,3 +550,45 @@ async fn the_first_period_of_a_request_is_whole() {
         [day("2026-10-01"), day("2026-11-01")]
     );
 }
+
+#[tokio::test]
+async fn the_daemon_counts_each_collections_gap_periods_on_metrics() {
+    let db = TestDb::new().await;
+    let sb = default_sandbox().await;
+    let job = format!(
+        "name = \"holes\"\ntargets = [\"{MISSING}\", \"{EMPTY}\", \"{WHOLE}\"]\n\
+         [[collect]]\nendpoint = \"history\"\nschedule = \"0 5 2 * *\"\n"
+    );
+    let wd = Workdir::new(&[("holes.toml", &job)]);
+    let env = env_for(&db, &sb);
+    let from = five_months_back().to_string();
+    let out = linkledger(
+        wd.path(),
+        &env,
+        &["backfill", "--job", "holes", "--from", &from, "--yes"],
+    )
+    .await;
+    assert!(out.status.success(), "{}{}", stdout(&out), stderr(&out));
+    let mut d = crate::harness::Daemon::start(wd.path(), &env).await;
+    let (_, metrics) = d.get("/metrics").await;
+    let gap = |standing: &str| {
+        crate::harness::metric(
+            &metrics,
+            &format!(
+                "linkledger_gap_periods{{job=\"holes\",collection=\"history\",standing=\"{standing}\"}}"
+            ),
+        )
+    };
+    // One month the first target's answer lacked, six the second's: seven empty.
+    assert_eq!(gap("empty"), Some(7.0), "{metrics}");
+    assert_eq!(gap("unsettled"), Some(0.0), "{metrics}");
+    // The months from 2019 to the backfill's start, for each of the three targets.
+    let before = periods(
+        day("2019-01-01"),
+        five_months_back().pred_opt().unwrap(),
+        GroupRange::Month,
+    )
+    .len();
+    assert_eq!(gap("missing"), Some((3 * before) as f64), "{metrics}");
+    d.stop(std::time::Duration::from_secs(30)).await;
+}
