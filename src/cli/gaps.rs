@@ -54,15 +54,7 @@ pub(super) async fn gaps_command(cx: &Context, args: GapsArgs) -> anyhow::Result
             if !c.endpoint.has_periods() || endpoint.is_some_and(|e| e != c.endpoint) {
                 continue;
             }
-            let narrowed = Collection {
-                targets: c
-                    .targets
-                    .iter()
-                    .filter(|t| targets.is_empty() || targets.contains(t))
-                    .cloned()
-                    .collect(),
-                ..c.clone()
-            };
+            let narrowed = c.only_targets(&targets);
             if narrowed.targets.is_empty() {
                 continue;
             }

@@ -114,16 +114,7 @@ fn calls_over(
     to: NaiveDate,
     today: NaiveDate,
 ) -> Result<Vec<CallSpec>, String> {
-    let narrowed = Collection {
-        targets: c
-            .targets
-            .iter()
-            .filter(|t| targets.is_empty() || targets.contains(t))
-            .cloned()
-            .collect(),
-        ..c.clone()
-    };
-    let mut calls = plan_collection(&narrowed, today);
+    let mut calls = plan_collection(&c.only_targets(targets), today);
     for call in &mut calls {
         if let Some(task) = call.task.as_object_mut() {
             task.insert("date_from".into(), Value::from(from.to_string()));

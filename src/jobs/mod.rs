@@ -127,6 +127,20 @@ impl Refetch {
 }
 
 impl Collection {
+    /// This collection for those of its targets in `targets` only (all of them when
+    /// `targets` is empty).
+    pub fn only_targets(&self, targets: &[Target]) -> Collection {
+        Collection {
+            targets: self
+                .targets
+                .iter()
+                .filter(|t| targets.is_empty() || targets.contains(t))
+                .cloned()
+                .collect(),
+            ..self.clone()
+        }
+    }
+
     /// The parameters sent with each call (without `target`/`targets`): the file's
     /// parameters plus every endpoint default not set, dates resolved to `yyyy-mm-dd`
     /// against `today` (UTC). Keys follow the endpoint table's order.

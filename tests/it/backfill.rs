@@ -146,12 +146,7 @@ async fn a_backfill_killed_mid_way_and_run_again_ends_as_an_uninterrupted_one_an
     let db = TestDb::new().await;
     let sb = sandbox(with_latency(Duration::from_millis(300))).await;
     let env = with_env(env_for(&db, &sb), &[("LINKLEDGER_API__MAX_IN_FLIGHT", "2")]);
-    let mut child = command(wd.path(), &env, &args)
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .kill_on_drop(true)
-        .spawn()
-        .unwrap();
+    let mut child = spawn_quiet(wd.path(), &env, &args);
     wait_for(
         Duration::from_secs(60),
         "a third of the calls made",

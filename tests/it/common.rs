@@ -209,6 +209,17 @@ pub fn command(dir: &Path, env: &[(String, String)], args: &[&str]) -> tokio::pr
 }
 
 /// Runs `linkledger ARGS` in `dir` with exactly `env` (plus PATH/HOME), and waits.
+/// Starts `linkledger ARGS` with its output thrown away, to be killed (it is killed
+/// when dropped).
+pub fn spawn_quiet(dir: &Path, env: &[(String, String)], args: &[&str]) -> tokio::process::Child {
+    command(dir, env, args)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("starting linkledger")
+}
+
 pub async fn linkledger(dir: &Path, env: &[(String, String)], args: &[&str]) -> Output {
     let mut cmd = command(dir, env, args);
     tokio::time::timeout(Duration::from_secs(120), cmd.output())

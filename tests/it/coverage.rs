@@ -40,6 +40,18 @@ fn five_months_back() -> NaiveDate {
     NaiveDate::from_ymd_opt(today.year(), today.month(), 1).unwrap() - Months::new(5)
 }
 
+/// `backfill` of job `holes` from [`five_months_back`], run to its end.
+async fn backfill_holes(wd: &Workdir, env: &[(String, String)]) {
+    let from = five_months_back().to_string();
+    let out = linkledger(
+        wd.path(),
+        env,
+        &["backfill", "--job", "holes", "--from", &from, "--yes"],
+    )
+    .await;
+    assert!(out.status.success(), "{}{}", stdout(&out), stderr(&out));
+}
+
 /// An endpoint's table, the column its period is keyed by, and the grain of the
 /// collection in [`holes_job`].
 fn shape(endpoint: Endpoint) -> (&'static str, &'static str, GroupRange) {
@@ -126,14 +138,7 @@ async fn a_period_an_answer_lacked_is_answered_empty_not_stored_and_asked_again_
     let sb = default_sandbox().await;
     let wd = Workdir::new(&[("holes.toml", &holes_job())]);
     let env = env_for(&db, &sb);
-    let from = five_months_back().to_string();
-    let out = linkledger(
-        wd.path(),
-        &env,
-        &["backfill", "--job", "holes", "--from", &from, "--yes"],
-    )
-    .await;
-    assert!(out.status.success(), "{}{}", stdout(&out), stderr(&out));
+    backfill_holes(&wd, &env).await;
     let store = db.store().await;
     for endpoint in RANGED {
         let (_, _, grain) = shape(endpoint);
@@ -192,7 +197,14 @@ async fn a_period_an_answer_lacked_is_answered_empty_not_stored_and_asked_again_
     let dry = linkledger(
         wd.path(),
         &env,
-        &["backfill", "--job", "holes", "--from", &from, "--dry-run"],
+        &[
+            "backfill",
+            "--job",
+            "holes",
+            "--from",
+            &five_months_back().to_string(),
+            "--dry-run",
+        ],
     )
     .await;
     assert!(dry.status.success(), "{}", stderr(&dry));
@@ -561,14 +573,7 @@ async fn the_daemon_counts_each_collections_gap_periods_on_metrics() {
     );
     let wd = Workdir::new(&[("holes.toml", &job)]);
     let env = env_for(&db, &sb);
-    let from = five_months_back().to_string();
-    let out = linkledger(
-        wd.path(),
-        &env,
-        &["backfill", "--job", "holes", "--from", &from, "--yes"],
-    )
-    .await;
-    assert!(out.status.success(), "{}{}", stdout(&out), stderr(&out));
+    backfill_holes(&wd, &env).await;
     let mut d = crate::harness::Daemon::start(wd.path(), &env).await;
     let (_, metrics) = d.get("/metrics").await;
     let gap = |standing: &str| {

@@ -3,7 +3,6 @@
 //! requests in flight at the kill, and a stored answer that was never read is settled
 //! and loaded from the stored body, never bought again.
 
-use std::process::Stdio;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -59,12 +58,7 @@ async fn a_backfill_of_large_answers_killed_mid_way_rebuys_at_most_the_requests_
     let db = TestDb::new().await;
     let sb = sandbox(with_latency(Duration::from_millis(300))).await;
     let env = with_env(env_for(&db, &sb), &limits);
-    let mut child = command(wd.path(), &env, &args)
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .kill_on_drop(true)
-        .spawn()
-        .unwrap();
+    let mut child = spawn_quiet(wd.path(), &env, &args);
     wait_for(
         Duration::from_secs(60),
         "more answers received than are loaded at once",

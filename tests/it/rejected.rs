@@ -57,6 +57,22 @@ fn ranks_with_a_null_target(targets: &[String]) -> Value {
     )
 }
 
+/// A once-run of bulk_ranks for ten targets, whose answer has item 3's target null,
+/// into a database of its own.
+async fn ranks_with_a_null_target_loaded() -> (TestDb, linkledger::store::Store) {
+    let db = TestDb::new().await;
+    let store = db.store().await;
+    let targets = domains(10);
+    let sb = serving(Endpoint::BulkRanks, ranks_with_a_null_target(&targets)).await;
+    let exec = executor(&store, &sb, 4);
+    let job = job_for("bulk_ranks", &targets, "");
+    let report = run_once(&exec, &[&job], RunKind::Once, today())
+        .await
+        .unwrap();
+    assert!(report.ok(), "{}", report.line());
+    (db, store)
+}
+
 async fn rejected(store: &linkledger::store::Store) -> Vec<(String, String, String, Value)> {
     sqlx::query_as(
         "SELECT endpoint, path, reason, item FROM linkledger.rejected_items ORDER BY raw_response_id, path",
@@ -200,16 +216,7 @@ async fn a_history_answer_with_a_null_item_loads_the_other_months_and_its_period
 
 #[tokio::test]
 async fn replay_keeps_exactly_the_items_still_unreadable_and_loads_the_ones_it_can_now_read() {
-    let db = TestDb::new().await;
-    let store = db.store().await;
-    let targets = domains(10);
-    let sb = serving(Endpoint::BulkRanks, ranks_with_a_null_target(&targets)).await;
-    let exec = executor(&store, &sb, 4);
-    let job = job_for("bulk_ranks", &targets, "");
-    let report = run_once(&exec, &[&job], RunKind::Once, today())
-        .await
-        .unwrap();
-    assert!(report.ok(), "{}", report.line());
+    let (db, store) = ranks_with_a_null_target_loaded().await;
     let snapshot = || async {
         sqlx::query_as::<_, (i64, String, String, Value, chrono::DateTime<Utc>)>(
             "SELECT raw_response_id, path, reason, item, set_aside_at FROM linkledger.rejected_items",
@@ -267,16 +274,7 @@ async fn replay_keeps_exactly_the_items_still_unreadable_and_loads_the_ones_it_c
 
 #[tokio::test]
 async fn raw_retention_keeps_a_body_while_items_of_it_are_set_aside() {
-    let db = TestDb::new().await;
-    let store = db.store().await;
-    let targets = domains(10);
-    let sb = serving(Endpoint::BulkRanks, ranks_with_a_null_target(&targets)).await;
-    let exec = executor(&store, &sb, 4);
-    let job = job_for("bulk_ranks", &targets, "");
-    let report = run_once(&exec, &[&job], RunKind::Once, today())
-        .await
-        .unwrap();
-    assert!(report.ok(), "{}", report.line());
+    let (_db, store) = ranks_with_a_null_target_loaded().await;
     // The body, moved to a month past the window.
     let old = month_of(today()) - Months::new(3);
     sqlx::query("SELECT linkledger.create_month_partition('raw_responses', $1)")
