@@ -462,6 +462,7 @@ async fn write_answer(
     };
     let settlement = Settlement {
         cost,
+        cost_estimated: false,
         budget: cost,
         sandbox: true,
     };

@@ -13,6 +13,30 @@ pub const PRICE_PER_REQUEST: Usd = Usd(rust_decimal::Decimal::from_parts(2, 0, 0
 /// The API's list price per returned row, USD.
 pub const PRICE_PER_ROW: Usd = Usd(rust_decimal::Decimal::from_parts(3, 0, 0, false, 5));
 
+/// The most one Backlinks call is believed to cost: 20 times the dearest call at list
+/// price (1,000 targets or items: $0.02 + 1,000 × $0.00003 = $0.05). A cost an answer
+/// reports above it (or below zero) is not booked as reported: the call's estimate is.
+pub const MAX_COST_PER_CALL: Usd = Usd(rust_decimal::Decimal::from_parts(1, 0, 0, false, 0));
+
+/// What the ledger books for a processed answer that reported `reported`: the reported
+/// cost when it is usable (from zero to [`MAX_COST_PER_CALL`]); else `estimate`, with
+/// why the reported one was not used.
+pub fn booked_cost(reported: Option<Usd>, estimate: Usd) -> (Usd, Option<String>) {
+    match reported {
+        Some(c) if c >= Usd::ZERO && c <= MAX_COST_PER_CALL => (c, None),
+        Some(c) => (
+            estimate,
+            Some(format!(
+                "the answer reported a cost of {c}, outside 0 to {MAX_COST_PER_CALL}; booked at the estimate"
+            )),
+        ),
+        None => (
+            estimate,
+            Some("the answer reported no readable cost; booked at the estimate".into()),
+        ),
+    }
+}
+
 /// The API's list price: $0.02 per request plus $0.00003 per returned row. Only an
 /// estimate; the ledger records what the API reports.
 pub fn price(rows: i64) -> Usd {
@@ -89,5 +113,27 @@ mod tests {
     fn the_list_price_is_two_cents_plus_three_thousandths_of_a_cent_per_row() {
         assert_eq!(price(0).to_string(), "$0.02");
         assert_eq!(price(100).to_string(), "$0.023");
+    }
+
+    #[test]
+    fn a_cost_that_is_missing_negative_or_absurd_is_booked_at_the_estimate() {
+        let estimate = price(1);
+        let usd = |s: &str| s.parse::<Usd>().unwrap();
+        assert_eq!(
+            booked_cost(Some(usd("0.02003")), estimate),
+            (usd("0.02003"), None)
+        );
+        assert_eq!(booked_cost(Some(Usd::ZERO), estimate), (Usd::ZERO, None));
+        assert_eq!(booked_cost(Some(MAX_COST_PER_CALL), estimate).1, None);
+        for reported in [
+            None,
+            Some(usd("-5")),
+            Some(usd("1.00001")),
+            Some(usd("1000000")),
+        ] {
+            let (cost, why) = booked_cost(reported, estimate);
+            assert_eq!(cost, estimate, "{reported:?}");
+            assert!(why.unwrap().ends_with("booked at the estimate"));
+        }
     }
 }

@@ -282,6 +282,15 @@ fn failed_and_reused(w: &mut String, report: &SpendReport) {
         plural(t.reused_calls, "call", "calls"),
         money(t.reused_saved_usd)
     );
+    if t.cost_estimated_calls > 0 {
+        let _ = writeln!(
+            w,
+            "booked at the estimate: {}, {} (the answer's own cost was missing, unreadable, negative or over {} a call; in cost)",
+            plural(t.cost_estimated_calls, "call", "calls"),
+            money(t.cost_estimated_usd),
+            crate::api::prices::MAX_COST_PER_CALL
+        );
+    }
     if t.in_flight_calls > 0 {
         let _ = writeln!(
             w,

@@ -113,6 +113,9 @@
 //!   array holding it (`result_count` stays 1).
 //! - `quirk-no-status`: neither the envelope nor the task has a `status_code` or a
 //!   `status_message` key; cost and result as usual.
+//! - `quirk-cost-negative`, `quirk-cost-huge`, `quirk-cost-missing`: the `cost` the
+//!   answer reports at both levels is `-5`, `1e300`, or absent; what is charged (and
+//!   counted in the statistics) is the usual price.
 //!
 //! The envelope modes shape every answer built for the task, a 40501 included (its cost
 //! 0); refusals decided before the task is read (401, 40202, 40209, 40210) and injected

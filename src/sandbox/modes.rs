@@ -27,6 +27,12 @@ pub(super) enum EnvelopeQuirk {
     ResultObject,
     /// `quirk-no-status`: no `status_code` / `status_message` at either level.
     NoStatus,
+    /// `quirk-cost-negative`: `cost` is -5 at both levels (the charge is as usual).
+    CostNegative,
+    /// `quirk-cost-huge`: `cost` is 1e300 at both levels.
+    CostHuge,
+    /// `quirk-cost-missing`: no `cost` at either level.
+    CostMissing,
 }
 
 /// The mode the first host label of the task's `target`, or of any of its `targets`,
@@ -48,6 +54,9 @@ pub(super) fn target_mode(task: &Value) -> Option<TargetMode> {
             "quirk-string-codes" => EnvelopeQuirk::StringCodes,
             "quirk-result-object" => EnvelopeQuirk::ResultObject,
             "quirk-no-status" => EnvelopeQuirk::NoStatus,
+            "quirk-cost-negative" => EnvelopeQuirk::CostNegative,
+            "quirk-cost-huge" => EnvelopeQuirk::CostHuge,
+            "quirk-cost-missing" => EnvelopeQuirk::CostMissing,
             _ => return None,
         };
         Some(TargetMode::Envelope(quirk))
@@ -92,6 +101,17 @@ impl EnvelopeQuirk {
                     }
                 }
             }
+            EnvelopeQuirk::CostNegative | EnvelopeQuirk::CostHuge | EnvelopeQuirk::CostMissing => {
+                let cost = match self {
+                    EnvelopeQuirk::CostNegative => Some(json!(-5)),
+                    EnvelopeQuirk::CostHuge => Some(json!(1e300)),
+                    _ => None,
+                };
+                set_cost(top, &cost);
+                for task in tasks_mut(top) {
+                    set_cost(task, &cost);
+                }
+            }
             EnvelopeQuirk::NoStatus => {
                 for field in ["status_code", "status_message"] {
                     top.shift_remove(field);
@@ -102,6 +122,18 @@ impl EnvelopeQuirk {
                     }
                 }
             }
+        }
+    }
+}
+
+/// Sets one level's `cost` to `cost`, or takes it out.
+fn set_cost(level: &mut Map<String, Value>, cost: &Option<Value>) {
+    match cost {
+        Some(c) => {
+            level.insert("cost".into(), c.clone());
+        }
+        None => {
+            level.shift_remove("cost");
         }
     }
 }

@@ -100,6 +100,8 @@ pub struct RunRow {
 pub struct Settlement {
     /// What the call cost the user (the reported cost, or a gateway's flat price).
     pub cost: Option<Usd>,
+    /// `cost` is the call's estimate: the answer's own cost could not be used.
+    pub cost_estimated: bool,
     /// What it counts against the budgets, replacing its reservation; `None` keeps the
     /// reservation (no answer arrived to say what it cost).
     pub budget: Option<Usd>,
@@ -316,6 +318,7 @@ impl Store {
                     started_at = $2, duration_ms = $3, http_status = $4, status_code = $5,
                     status_message = $6, task_status_code = $7, task_status_message = $8,
                     outcome = $9, cost_usd = $10, error = $11, reported_cost_usd = $12,
+                    cost_estimated = $24,
                     sandbox = a.sandbox OR $13,
                     booked_on = CASE WHEN $13 THEN NULL ELSE a.booked_on END,
                     budget_usd = CASE WHEN old.settles THEN $18 ELSE a.budget_usd END
@@ -389,6 +392,7 @@ impl Store {
         .bind(job_scope.key())
         .bind(job_scope.period().sql())
         .bind(received_only)
+        .bind(settlement.cost_estimated)
         .fetch_one(self.pool())
         .await?;
         Ok(done)

@@ -146,6 +146,12 @@ pub struct SpendFigures {
     #[serde(serialize_with = "usd_str")]
     #[sqlx(try_from = "Decimal")]
     pub in_flight_estimated_usd: Usd,
+    /// Processed answers whose own cost was missing, unreadable, negative or over the
+    /// bound for one call: booked at their estimate (in `cost_usd` too).
+    pub cost_estimated_calls: i64,
+    #[serde(serialize_with = "usd_str")]
+    #[sqlx(try_from = "Decimal")]
+    pub cost_estimated_usd: Usd,
 }
 
 impl AddAssign<&SpendFigures> for SpendFigures {
@@ -162,6 +168,8 @@ impl AddAssign<&SpendFigures> for SpendFigures {
         self.reused_saved_usd += o.reused_saved_usd;
         self.in_flight_calls += o.in_flight_calls;
         self.in_flight_estimated_usd += o.in_flight_estimated_usd;
+        self.cost_estimated_calls += o.cost_estimated_calls;
+        self.cost_estimated_usd += o.cost_estimated_usd;
     }
 }
 
@@ -329,7 +337,10 @@ async fn figures(
                     AS reused_saved_usd,
                 count(*) FILTER (WHERE c.outcome = 'sent')::bigint AS in_flight_calls,
                 coalesce(sum(c.estimated_usd) FILTER (WHERE c.outcome = 'sent'), 0)
-                    AS in_flight_estimated_usd
+                    AS in_flight_estimated_usd,
+                count(*) FILTER (WHERE c.cost_estimated)::bigint AS cost_estimated_calls,
+                coalesce(sum(c.cost_usd) FILTER (WHERE c.cost_estimated), 0)
+                    AS cost_estimated_usd
          FROM linkledger.api_calls c
          LEFT JOIN linkledger.api_calls o ON o.id = c.reused_call_id
          {run}

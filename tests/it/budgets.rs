@@ -4,7 +4,7 @@
 
 use std::time::Duration;
 
-use linkledger::sandbox::{GatewayOptions, SandboxOptions};
+use linkledger::sandbox::{GatewayOptions, Sandbox, SandboxOptions};
 use linkledger::store::RunKind;
 use rust_decimal::Decimal;
 
@@ -500,6 +500,7 @@ async fn an_answer_that_turns_out_to_be_a_sandboxs_releases_its_reservation() {
     };
     let settlement = linkledger::store::Settlement {
         cost: attempt.cost,
+        cost_estimated: false,
         budget: attempt.cost,
         sandbox: true,
     };
@@ -519,4 +520,93 @@ async fn an_answer_that_turns_out_to_be_a_sandboxs_releases_its_reservation() {
             .await
             .unwrap();
     assert!(sandbox && booked_on.is_none());
+}
+
+/// A once-run of `targets` summaries against an API that charges as usual but
+/// reports the cost `quirk` says, under a daily cap of $0.10.
+async fn once_with_cost_quirk(
+    quirk: &str,
+    targets: usize,
+) -> (TestDb, Sandbox, std::process::Output) {
+    let db = TestDb::new().await;
+    let sb = sandbox(real_api()).await;
+    let list: Vec<String> = (0..targets)
+        .map(|i| format!("\"{quirk}.t{i}.example.com\""))
+        .collect();
+    let wd = Workdir::new(&[(
+        "costs.toml",
+        &format!(
+            "name = \"costs\"\ntargets = [{}]\n[[collect]]\nendpoint = \"summary\"\nschedule = \"@daily\"\n",
+            list.join(", ")
+        ),
+    )]);
+    let env = with_env(
+        env_for(&db, &sb),
+        &[
+            ("LINKLEDGER_BUDGET__DAILY_USD", "0.10"),
+            ("LINKLEDGER_API__MAX_IN_FLIGHT", "1"),
+        ],
+    );
+    let out = linkledger(wd.path(), &env, &["run", "--once"]).await;
+    (db, sb, out)
+}
+
+#[tokio::test]
+async fn a_negative_cost_in_an_answer_never_credits_the_budgets() {
+    // Twenty calls of $0.02003, each answer saying it cost -$5: the cap of $0.10 holds
+    // all but four, as it would with the true cost.
+    let (db, sb, out) = once_with_cost_quirk("quirk-cost-negative", 20).await;
+    assert!(!out.status.success(), "held calls fail the run");
+    assert!(
+        stdout(&out).contains("budget.daily_usd") || stderr(&out).contains("budget.daily_usd"),
+        "{}{}",
+        stdout(&out),
+        stderr(&out)
+    );
+    assert_eq!(sb.stats().requests, 4, "{:?}", sb.stats());
+    let store = db.store().await;
+    let booked: Vec<(Decimal, Decimal, Option<Decimal>, bool)> = sqlx::query_as(
+        "SELECT cost_usd, estimated_usd, reported_cost_usd, cost_estimated
+         FROM linkledger.api_calls WHERE endpoint = 'summary' AND outcome = 'ok'",
+    )
+    .fetch_all(store.pool())
+    .await
+    .unwrap();
+    assert_eq!(booked.len(), 4);
+    for (cost, estimate, reported, estimated) in booked {
+        assert_eq!(cost, estimate);
+        assert_eq!(reported, Some(dec("-5")));
+        assert!(estimated);
+    }
+    let spend = linkledger(
+        std::path::Path::new("."),
+        &[("DATABASE_URL".to_string(), db.url.clone())],
+        &["spend"],
+    )
+    .await;
+    assert!(
+        stdout(&spend).contains("booked at the estimate: 4 calls, $0.08012"),
+        "{}",
+        stdout(&spend)
+    );
+}
+
+#[tokio::test]
+async fn a_huge_or_missing_cost_is_booked_at_the_estimate_not_as_free() {
+    for quirk in ["quirk-cost-huge", "quirk-cost-missing"] {
+        let (db, sb, out) = once_with_cost_quirk(quirk, 2).await;
+        assert!(out.status.success(), "{quirk}: {}", stderr(&out));
+        assert_eq!(sb.stats().requests, 2);
+        let store = db.store().await;
+        let (total, estimated): (Decimal, i64) = sqlx::query_as(
+            "SELECT sum(cost_usd), count(*) FILTER (WHERE cost_estimated)
+             FROM linkledger.api_calls WHERE endpoint = 'summary'",
+        )
+        .fetch_one(store.pool())
+        .await
+        .unwrap();
+        assert_eq!(total, dec("0.04006"), "{quirk}");
+        assert_eq!(estimated, 2, "{quirk}");
+        assert_eq!(ledger_total(&store).await, sb.stats().charged_usd.decimal());
+    }
 }

@@ -146,6 +146,7 @@ impl Executor {
         drop(permit);
         let free = Settlement {
             cost: attempt.cost,
+            cost_estimated: false,
             budget: None,
             sandbox: attempt.sandbox,
         };

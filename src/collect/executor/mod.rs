@@ -371,7 +371,7 @@ impl Executor {
                 let attempt = self.client.read(answer).await;
                 self.note(call, &attempt, fence.attempt > 1);
                 let raw_id = self
-                    .record_answer_patiently(call_id, call.endpoint.name(), &attempt)
+                    .record_answer_patiently(call, call_id, &attempt)
                     .await?;
                 let raw = raw_id.map(|id| StoredBody::of(id, &attempt));
                 self.conclude(call, call_id, raw, attempt, fence).await
@@ -407,7 +407,7 @@ impl Executor {
                 };
                 self.note(call, &attempt, fence.attempt > 1);
                 let (raw_id, ()) = tokio::join!(
-                    self.record_answer_patiently(call_id, endpoint, &attempt),
+                    self.record_answer_patiently(call, call_id, &attempt),
                     async {
                         self.release(slot).await;
                         drop(permit);
@@ -560,17 +560,34 @@ impl Executor {
     }
 
     /// What an answered call costs the user and counts against the budgets.
-    fn settlement(&self, attempt: &Attempt) -> Settlement {
+    fn settlement(&self, call: &CallSpec, attempt: &Attempt) -> Settlement {
         let processed = matches!(
             attempt.outcome,
             Outcome::Ok | Outcome::Rejected { .. } | Outcome::Unreadable { .. }
         );
+        let mut cost_estimated = false;
         let cost = match self.flat_price() {
             // A gateway's flat price is what the user pays for a call it processed.
             Some(flat) if processed => Some(flat),
             Some(_) if attempt.http_status.is_some() => Some(Usd::ZERO),
             Some(_) => None,
-            None => attempt.cost,
+            // A processed answer was paid for: a cost it does not give usably is
+            // booked at the estimate, never as free or as a credit.
+            None if processed => {
+                let (cost, why) = crate::api::prices::booked_cost(
+                    attempt.cost,
+                    call.estimated_cost(&self.prices()),
+                );
+                if let Some(why) = why {
+                    warn!(endpoint = call.endpoint.name(), reported = ?attempt.cost, booked = %cost, "{why}");
+                    cost_estimated = true;
+                }
+                Some(cost)
+            }
+            // Not processed: charged only what it says, never less than nothing.
+            None => attempt
+                .cost
+                .filter(|c| *c >= Usd::ZERO && *c <= crate::api::prices::MAX_COST_PER_CALL),
         };
         let budget = if attempt.http_status.is_some() {
             Some(cost.unwrap_or(Usd::ZERO))
@@ -583,6 +600,7 @@ impl Executor {
         };
         Settlement {
             cost,
+            cost_estimated,
             budget,
             sandbox: attempt.sandbox,
         }
@@ -599,11 +617,12 @@ impl Executor {
     /// again.
     async fn record_answer_patiently(
         &self,
+        call: &CallSpec,
         call_id: i64,
-        endpoint: &str,
         attempt: &Attempt,
     ) -> anyhow::Result<Option<i64>> {
-        let settlement = self.settlement(attempt);
+        let endpoint = call.endpoint.name();
+        let settlement = self.settlement(call, attempt);
         patiently(|| {
             self.store
                 .record_answer(call_id, endpoint, attempt, attempt.keeps_raw(), &settlement)

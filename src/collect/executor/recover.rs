@@ -166,7 +166,7 @@ impl Executor {
         retry: bool,
     ) -> anyhow::Result<(Attempt, StoredBody)> {
         let attempt = self.client.read(answer).await;
-        let settlement = self.settlement(&attempt);
+        let settlement = self.settlement(call, &attempt);
         let settled = patiently(|| {
             self.store
                 .settle_received(call_id, call.endpoint.name(), &attempt, &settlement)
