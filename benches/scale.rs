@@ -454,6 +454,7 @@ async fn write_answer(
         duration: Duration::from_millis(70),
         http_status: Some(200),
         body: Some(body),
+        unparsed: None,
         envelope,
         outcome: Outcome::Ok,
         cost,

@@ -31,6 +31,10 @@ pub struct Attempt {
     pub http_status: Option<u16>,
     /// The body when it was JSON, whatever its shape.
     pub body: Option<Value>,
+    /// The body's bytes when it was not JSON (truncated, `NaN`, nested too deep, a
+    /// lone surrogate...) or holds what PostgreSQL cannot store as JSON: kept raw as
+    /// bytes, since the API may have charged for it.
+    pub unparsed: Option<bytes::Bytes>,
     /// The lenient read of the body's status codes and costs.
     pub envelope: Option<Envelope>,
     pub outcome: Outcome,
@@ -67,10 +71,27 @@ impl Attempt {
             .and_then(|t| t.status_message.as_deref())
     }
 
-    /// A JSON body of an HTTP 2xx answer: an answer the API may have charged for,
-    /// which is stored raw whatever its shape.
+    /// The body of an HTTP 2xx answer: an answer the API may have charged for, which
+    /// is stored raw whatever its shape or bytes.
     pub fn keeps_raw(&self) -> bool {
-        self.body.is_some() && self.http_status.is_some_and(|s| (200..300).contains(&s))
+        (self.body.is_some() || self.unparsed.is_some())
+            && self.http_status.is_some_and(|s| (200..300).contains(&s))
+    }
+
+    /// This answer kept as bytes and read as unreadable, `why`: for a body PostgreSQL
+    /// refused as JSON. Its status codes and cost stay as they were read.
+    pub fn kept_as_bytes(&self, why: String) -> Attempt {
+        Attempt {
+            unparsed: self
+                .body
+                .as_ref()
+                .and_then(|b| serde_json::to_vec(b).ok())
+                .map(bytes::Bytes::from)
+                .or_else(|| self.unparsed.clone()),
+            body: None,
+            outcome: Outcome::Unreadable { message: why },
+            ..self.clone()
+        }
     }
 }
 
@@ -231,6 +252,7 @@ impl Client {
                 duration: Duration::ZERO,
                 http_status: None,
                 body: None,
+                unparsed: None,
                 envelope: None,
                 outcome: Outcome::Halt {
                     code: super::status::WRONG_PATH_CODES[0],
@@ -292,6 +314,7 @@ impl Client {
                     duration,
                     http_status: None,
                     body: None,
+                    unparsed: None,
                     envelope: None,
                     outcome: Outcome::Retryable {
                         code: None,
@@ -320,10 +343,30 @@ impl Client {
         if marked {
             self.sandbox.store(true, Ordering::Relaxed);
         }
-        let body: Option<Value> = serde_json::from_slice(&bytes).ok();
-        drop(bytes);
+        let parsed = serde_json::from_slice::<Value>(&bytes);
+        let two_xx = (200..300).contains(&status);
+        // A 2xx body that is not JSON may have been charged for: kept as its bytes,
+        // never asked for again.
+        let (body, unparsed, not_json) = match parsed {
+            Ok(body) => {
+                drop(bytes);
+                (Some(body), None, None)
+            }
+            Err(e) if two_xx => (None, Some(bytes), Some(e.to_string())),
+            Err(_) => {
+                drop(bytes);
+                (None, None, None)
+            }
+        };
         let envelope = body.as_ref().and_then(Envelope::read);
-        let mut outcome = Outcome::classify(status, envelope.as_ref());
+        let mut outcome = match not_json {
+            Some(why) => Outcome::Unreadable {
+                message: format!(
+                    "HTTP {status} with a body that is not JSON ({why}); kept raw, not bought again"
+                ),
+            },
+            None => Outcome::classify(status, envelope.as_ref()),
+        };
         // A path the API does not know: say which URL, so the operator can see what
         // is wrong with api.base_url.
         if let Outcome::Halt { code, message } = &mut outcome
@@ -348,6 +391,7 @@ impl Client {
             duration,
             http_status: Some(status),
             body,
+            unparsed,
             envelope,
             outcome,
             cost,

@@ -119,10 +119,13 @@ impl Outcome {
                 };
             }
         }
+        // A 2xx answer that is JSON but not an object: the API may have charged for
+        // it, so it is kept and not bought again.
         let Some(env) = envelope else {
-            return Outcome::Retryable {
-                code: None,
-                message: format!("HTTP {http_status} with a body that is not a JSON envelope"),
+            return Outcome::Unreadable {
+                message: format!(
+                    "HTTP {http_status} with a JSON body that is not an envelope object; kept raw, not bought again"
+                ),
             };
         };
         let task_code = env.first_task().and_then(|t| t.status_code);

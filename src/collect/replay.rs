@@ -1,7 +1,8 @@
 //! `replay`: rebuilds the normalized tables from stored raw responses, oldest first,
 //! without a single API call. Each response is its own transaction; one that fails to
 //! normalize is reported and skipped. Answers that could not be read when they arrived
-//! (`invalid_response`) are replayed too, so they load once the code can read them;
+//! (`invalid_response`) are replayed too, so they load once the code can read them
+//! (a body kept only as bytes, `raw_responses.unparsed`, is passed over);
 //! so are items set aside (`rejected_items`): a response's rows there are replaced by
 //! the items it still cannot read, and the others load.
 

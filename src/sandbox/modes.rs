@@ -14,6 +14,56 @@ pub(super) enum TargetMode {
     NoFunds,
     /// A normal, charged answer whose envelope is shaped by the quirk.
     Envelope(EnvelopeQuirk),
+    /// A normal, charged answer whose text is garbled by the quirk.
+    Body(BodyQuirk),
+}
+
+/// Bodies that are not JSON, or JSON that PostgreSQL cannot store as `jsonb`: the
+/// answer is built and charged as usual, then its text is changed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(super) enum BodyQuirk {
+    /// `quirk-body-truncated`: the first half of the text only.
+    Truncated,
+    /// `quirk-body-nan`: a field whose value is `NaN`.
+    NaN,
+    /// `quirk-body-deep`: a field nested 200 arrays deep.
+    Deep,
+    /// `quirk-body-surrogate`: a string holding a lone surrogate (`"\ud800"`).
+    Surrogate,
+    /// `quirk-body-nul`: a string holding a NUL character (`"\u0000"`): valid JSON
+    /// that `jsonb` refuses.
+    Nul,
+}
+
+impl BodyQuirk {
+    fn of(label: &str) -> Option<BodyQuirk> {
+        Some(match label {
+            "quirk-body-truncated" => BodyQuirk::Truncated,
+            "quirk-body-nan" => BodyQuirk::NaN,
+            "quirk-body-deep" => BodyQuirk::Deep,
+            "quirk-body-surrogate" => BodyQuirk::Surrogate,
+            "quirk-body-nul" => BodyQuirk::Nul,
+            _ => return None,
+        })
+    }
+
+    /// The text sent instead of `text` (a JSON object's).
+    pub(super) fn garble(self, text: &str) -> String {
+        let rest = text.strip_prefix('{').unwrap_or(text);
+        match self {
+            BodyQuirk::Truncated => {
+                let mut end = text.len() / 2;
+                while !text.is_char_boundary(end) {
+                    end -= 1;
+                }
+                text[..end].to_string()
+            }
+            BodyQuirk::NaN => format!("{{\"quirk\":NaN,{rest}"),
+            BodyQuirk::Deep => format!("{{\"quirk\":{}{},{rest}", "[".repeat(200), "]".repeat(200)),
+            BodyQuirk::Surrogate => format!("{{\"quirk\":\"\\ud800\",{rest}"),
+            BodyQuirk::Nul => format!("{{\"quirk\":\"a\\u0000b\",{rest}"),
+        }
+    }
 }
 
 /// Surprising envelopes that still carry a classifiable answer.
@@ -47,6 +97,9 @@ pub(super) fn target_mode(task: &Value) -> Option<TargetMode> {
     }
     if labels.iter().any(|l| l == "quirk-no-funds") {
         return Some(TargetMode::NoFunds);
+    }
+    if let Some(body) = labels.iter().find_map(|l| BodyQuirk::of(l)) {
+        return Some(TargetMode::Body(body));
     }
     labels.iter().find_map(|l| {
         let quirk = match l.as_str() {

@@ -18,7 +18,7 @@ use tracing::instrument;
 use super::admission::Slot;
 use super::envelope::{
     MSG_BAD_JSON, MSG_NO_FUNDS, MSG_NOT_FOUND, MSG_OK, MSG_ONE_TASK, TaskAnswer, echo,
-    json_response, task_json, top_level, with_task,
+    json_response, json_text, task_json, top_level, with_task,
 };
 use super::modes::{TargetMode, target_mode};
 use super::state::Shared;
@@ -237,6 +237,11 @@ fn respond(
     // After the body is built, so the record keeps what is sent; the cost is unchanged.
     if let Some(TargetMode::Envelope(quirk)) = mode {
         quirk.apply(&mut body);
+    }
+    if let Some(TargetMode::Body(quirk)) = mode {
+        let text = quirk.garble(&body.to_string());
+        shared.record(endpoint, &request, StatusCode::OK, None, cost, text.len());
+        return json_text(StatusCode::OK, text);
     }
     shared.answer(endpoint, &request, StatusCode::OK, body, cost)
 }

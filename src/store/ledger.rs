@@ -299,10 +299,10 @@ impl Store {
         };
         // The answer, its settlement against the budgets, the raw body and the item's
         // failures: one statement, one commit.
-        let body = if keep_raw {
-            attempt.body.as_ref()
+        let (body, unparsed) = if keep_raw {
+            (attempt.body.as_ref(), attempt.unparsed.as_deref())
         } else {
-            None
+            (None, None)
         };
         // A job's scope is its key's prefix followed by the job's name.
         let account = ScopeBinds::of_call(None);
@@ -359,9 +359,12 @@ impl Store {
                    AND w.state = 'running'),
              -- A retry after a commit whose acknowledgement was lost finds the row.
              raw AS (
-                 INSERT INTO linkledger.raw_responses (api_call_id, endpoint, received_at, body)
-                 SELECT c.id, $14, $15, $16 FROM c WHERE $16::jsonb IS NOT NULL
-                 ON CONFLICT (api_call_id, received_at) DO UPDATE SET body = EXCLUDED.body
+                 INSERT INTO linkledger.raw_responses
+                     (api_call_id, endpoint, received_at, body, unparsed)
+                 SELECT c.id, $14, $15, $16, $25 FROM c
+                 WHERE $16::jsonb IS NOT NULL OR $25::bytea IS NOT NULL
+                 ON CONFLICT (api_call_id, received_at)
+                     DO UPDATE SET body = EXCLUDED.body, unparsed = EXCLUDED.unparsed
                  RETURNING id)
              SELECT (SELECT id FROM raw), EXISTS (SELECT 1 FROM c)",
         )
@@ -393,6 +396,7 @@ impl Store {
         .bind(job_scope.period().sql())
         .bind(received_only)
         .bind(settlement.cost_estimated)
+        .bind(unparsed)
         .fetch_one(self.pool())
         .await?;
         Ok(done)
@@ -520,7 +524,7 @@ impl Store {
              FROM linkledger.raw_responses r
              JOIN linkledger.api_calls c ON c.id = r.api_call_id
              LEFT JOIN linkledger.work w ON w.id = c.work_id
-             WHERE r.id > $1 AND r.endpoint = ANY($2)
+             WHERE r.id > $1 AND r.endpoint = ANY($2) AND r.body IS NOT NULL
                AND c.outcome IN ('ok', 'invalid_response')
                AND ($3::date IS NULL OR r.received_at >= $3::date::timestamp AT TIME ZONE 'UTC')
              ORDER BY r.id LIMIT $4",

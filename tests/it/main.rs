@@ -15,6 +15,7 @@ mod durable;
 mod endpoints;
 mod errors;
 mod harness;
+mod hostile;
 mod jobs_check;
 mod layers;
 mod logs;

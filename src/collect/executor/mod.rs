@@ -370,9 +370,8 @@ impl Executor {
                 let _load = self.load_permit().await;
                 let attempt = self.client.read(answer).await;
                 self.note(call, &attempt, fence.attempt > 1);
-                let raw_id = self
-                    .record_answer_patiently(call, call_id, &attempt)
-                    .await?;
+                let (attempt, raw_id) =
+                    self.record_answer_patiently(call, call_id, attempt).await?;
                 let raw = raw_id.map(|id| StoredBody::of(id, &attempt));
                 self.conclude(call, call_id, raw, attempt, fence).await
             }
@@ -406,14 +405,15 @@ impl Executor {
                     Err(attempt) => *attempt,
                 };
                 self.note(call, &attempt, fence.attempt > 1);
-                let (raw_id, ()) = tokio::join!(
-                    self.record_answer_patiently(call, call_id, &attempt),
+                let (recorded, ()) = tokio::join!(
+                    self.record_answer_patiently(call, call_id, attempt),
                     async {
                         self.release(slot).await;
                         drop(permit);
                     }
                 );
-                return Ok(Received::Read(attempt, raw_id?));
+                let (attempt, raw_id) = recorded?;
+                return Ok(Received::Read(attempt, raw_id));
             }
         };
         // The permit is held until the body is stored: this process has no more
@@ -615,20 +615,45 @@ impl Executor {
     /// Records a paid answer, retrying while the database is away (a restart): the
     /// body exists only in memory until it is stored, and losing it means buying it
     /// again.
+    ///
+    /// A body PostgreSQL refuses as JSON (a NUL character in a string) is kept as its
+    /// bytes instead and the answer read as unreadable: it cannot be normalized, and
+    /// buying it again would not change it. Returns the attempt as recorded.
     async fn record_answer_patiently(
         &self,
         call: &CallSpec,
         call_id: i64,
-        attempt: &Attempt,
-    ) -> anyhow::Result<Option<i64>> {
+        attempt: Attempt,
+    ) -> anyhow::Result<(Attempt, Option<i64>)> {
         let endpoint = call.endpoint.name();
-        let settlement = self.settlement(call, attempt);
-        patiently(|| {
-            self.store
-                .record_answer(call_id, endpoint, attempt, attempt.keeps_raw(), &settlement)
+        let settlement = self.settlement(call, &attempt);
+        match patiently(|| {
+            self.store.record_answer(
+                call_id,
+                endpoint,
+                &attempt,
+                attempt.keeps_raw(),
+                &settlement,
+            )
         })
         .await
-        .context("recording the answer in the ledger")
+        {
+            Ok(raw_id) => Ok((attempt, raw_id)),
+            Err(e) if e.is_data_exception() && attempt.body.is_some() => {
+                warn!(error = %e, "the database refused the answer as JSON; kept as bytes, not bought again");
+                let kept = attempt.kept_as_bytes(format!(
+                    "the answer holds what PostgreSQL cannot store as JSON ({e}); kept raw as bytes, not bought again"
+                ));
+                let raw_id = patiently(|| {
+                    self.store
+                        .record_answer(call_id, endpoint, &kept, true, &settlement)
+                })
+                .await
+                .context("recording the answer in the ledger, as bytes")?;
+                Ok((kept, raw_id))
+            }
+            Err(e) => Err(e).context("recording the answer in the ledger"),
+        }
     }
 
     /// Commits a large answer as it arrived, unread, retrying while the database is

@@ -1,0 +1,95 @@
+//! Hostile answers: a paid answer is kept whatever its bytes, and what it cost is
+//! booked, never zero. Against the sandbox's `quirk-body-*` targets, charged as usual
+//! and answered with a body that is not JSON (truncated, `NaN`, nested too deep, a lone
+//! surrogate) or that `jsonb` refuses (a NUL character).
+
+use rust_decimal::Decimal;
+
+use crate::common::*;
+
+#[tokio::test]
+async fn an_answer_that_is_not_json_or_not_storable_as_json_is_kept_as_bytes_and_never_bought_again()
+ {
+    for quirk in [
+        "quirk-body-truncated",
+        "quirk-body-nan",
+        "quirk-body-deep",
+        "quirk-body-surrogate",
+        "quirk-body-nul",
+    ] {
+        let db = TestDb::new().await;
+        let sb = default_sandbox().await;
+        let wd = Workdir::new(&[(
+            "bad.toml",
+            &format!(
+                "name = \"bad\"\ntargets = [\"{quirk}.example.com\"]\n[[collect]]\nendpoint = \"summary\"\nschedule = \"@daily\"\n"
+            ),
+        )]);
+        let out = linkledger(wd.path(), &env_for(&db, &sb), &["run", "--once"]).await;
+        // The call failed (its answer cannot be read), once: no retry bought it again.
+        assert_eq!(out.status.code(), Some(1), "{quirk}: {}", stderr(&out));
+        assert_eq!(sb.stats().requests, 1, "{quirk}: {:?}", sb.stats());
+        let store = db.store().await;
+        let (outcome, cost, error): (String, Decimal, String) = sqlx::query_as(
+            "SELECT outcome, cost_usd, error FROM linkledger.api_calls WHERE endpoint = 'summary'",
+        )
+        .fetch_one(store.pool())
+        .await
+        .unwrap();
+        assert_eq!(outcome, "invalid_response", "{quirk}");
+        assert!(error.contains("not bought again"), "{quirk}: {error}");
+        // What the API charged is what the ledger booked.
+        assert_eq!(cost, sb.stats().charged_usd.decimal(), "{quirk}");
+        // The body is kept, as the bytes that came (or, refused as JSON, as its text).
+        let (json, bytes): (i64, i64) =
+            sqlx::query_as("SELECT count(body), count(unparsed) FROM linkledger.raw_responses")
+                .fetch_one(store.pool())
+                .await
+                .unwrap();
+        assert_eq!((json, bytes), (0, 1), "{quirk}");
+        let kept: Vec<u8> = sqlx::query_scalar("SELECT unparsed FROM linkledger.raw_responses")
+            .fetch_one(store.pool())
+            .await
+            .unwrap();
+        let text = String::from_utf8_lossy(&kept);
+        assert!(
+            text.starts_with('{') && text.contains("\"status_code\""),
+            "{quirk}: {}",
+            &text[..text.len().min(80)]
+        );
+        // `replay` passes over it and stops for nothing.
+        let replay = linkledger(wd.path(), &env_for(&db, &sb), &["replay"]).await;
+        assert!(replay.status.success(), "{quirk}: {}", stderr(&replay));
+    }
+}
+
+#[tokio::test]
+async fn a_large_answer_that_cannot_be_stored_as_json_is_kept_as_bytes_too() {
+    // Monthly history since 2019: over the size read at once, so it is first offered
+    // to the database as it arrived, refused as JSON, then kept as bytes.
+    for quirk in ["quirk-body-truncated", "quirk-body-nul"] {
+        let db = TestDb::new().await;
+        let sb = default_sandbox().await;
+        let wd = Workdir::new(&[(
+            "bad.toml",
+            &format!(
+                "name = \"bad\"\ntargets = [\"{quirk}.example.com\"]\n[[collect]]\nendpoint = \"history\"\nschedule = \"@daily\"\nparams = {{ date_from = \"2019-01-01\" }}\n"
+            ),
+        )]);
+        let out = linkledger(wd.path(), &env_for(&db, &sb), &["run", "--once"]).await;
+        assert_eq!(out.status.code(), Some(1), "{quirk}: {}", stderr(&out));
+        assert_eq!(sb.stats().requests, 1, "{quirk}: {:?}", sb.stats());
+        let store = db.store().await;
+        let (outcome, cost, size): (String, Decimal, i64) = sqlx::query_as(
+            "SELECT c.outcome, c.cost_usd, octet_length(r.unparsed)::bigint
+             FROM linkledger.api_calls c JOIN linkledger.raw_responses r ON r.api_call_id = c.id
+             WHERE c.endpoint = 'history'",
+        )
+        .fetch_one(store.pool())
+        .await
+        .unwrap();
+        assert_eq!(outcome, "invalid_response", "{quirk}");
+        assert_eq!(cost, sb.stats().charged_usd.decimal(), "{quirk}");
+        assert!(size > 32 * 1024, "{quirk}: {size} bytes kept");
+    }
+}
