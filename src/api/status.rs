@@ -270,9 +270,11 @@ mod tests {
     }
 
     #[test]
-    fn http_errors_without_an_envelope_are_classified_by_status() {
+    fn answers_without_an_envelope_are_classified_by_status_and_a_2xx_one_is_kept() {
         assert!(Outcome::classify(502, None).is_retryable());
         assert_eq!(Outcome::classify(401, None).label(), "halt");
-        assert!(Outcome::classify(200, None).is_retryable());
+        // A 2xx answer that is not an envelope may have been charged for: kept, not
+        // bought again.
+        assert_eq!(Outcome::classify(200, None).label(), "invalid_response");
     }
 }
