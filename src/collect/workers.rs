@@ -165,12 +165,16 @@ impl Workers {
             };
             let mut claimed = 0;
             if free > 0 {
+                // Never the items this process still works on, whatever their leases
+                // say (the database may have been away while they held answers).
+                let held: Vec<i64> = fences.values().map(|c| c.fence.work_id).collect();
                 match store
-                    .claim(
+                    .claim_except(
                         &self.cfg.worker_id,
                         self.cfg.lease,
                         free as i64,
                         self.scope.claim_scope(),
+                        &held,
                     )
                     .await
                 {
@@ -506,12 +510,16 @@ async fn settle(
 }
 
 /// Renews the lease every third of it until `stop`; gives up once the claim is lost.
+/// After a failed renewal (the database away) it tries again every second, so a lease
+/// that lapsed during an outage is renewed as soon as the database is back.
 async fn heartbeat(store: Store, fence: Fence, lease: Duration, stop: CancellationToken) {
+    let mut every = lease / 3;
     loop {
         tokio::select! {
             _ = stop.cancelled() => return,
-            _ = tokio::time::sleep(lease / 3) => {}
+            _ = tokio::time::sleep(every) => {}
         }
+        every = lease / 3;
         match store.heartbeat(fence, lease).await {
             Ok(true) => {}
             Ok(false) => {
@@ -521,7 +529,10 @@ async fn heartbeat(store: Store, fence: Fence, lease: Duration, stop: Cancellati
                 );
                 return;
             }
-            Err(e) => warn!(error = %e, "heartbeat failed; retrying"),
+            Err(e) => {
+                warn!(error = %e, "heartbeat failed; retrying");
+                every = every.min(Duration::from_secs(1));
+            }
         }
     }
 }

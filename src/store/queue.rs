@@ -149,13 +149,28 @@ impl Store {
     /// lapsed (its claim ended without an outcome: the process died, or its attempt
     /// never finished) counts that claim as a failed attempt; one that has used up
     /// `max_attempts` that way is marked `exhausted` instead of being claimed again.
-    #[instrument(skip_all, fields(worker, limit))]
     pub async fn claim(
         &self,
         worker: &str,
         lease: Duration,
         limit: i64,
         scope: ClaimScope<'_>,
+    ) -> Result<Claimed, StoreError> {
+        self.claim_except(worker, lease, limit, scope, &[]).await
+    }
+
+    /// [`Store::claim`], leaving out the items `held` (by work id): those whose
+    /// attempts this process still runs. An attempt holding a paid answer while the
+    /// database was away may find its lease lapsed; its own process must not claim it
+    /// again and buy the answer twice, and its heartbeat renews the lease.
+    #[instrument(skip_all, fields(worker, limit, held = held.len()))]
+    pub async fn claim_except(
+        &self,
+        worker: &str,
+        lease: Duration,
+        limit: i64,
+        scope: ClaimScope<'_>,
+        held: &[i64],
     ) -> Result<Claimed, StoreError> {
         let runs = match scope {
             ClaimScope::Scheduled => None,
@@ -167,6 +182,7 @@ impl Store {
                  WHERE ((state = 'queued' AND run_after <= now())
                         OR (state = 'running' AND lease_expires_at < now()))
                    AND (($4::bigint[] IS NULL AND run_kind = 'scheduled') OR run_id = ANY($4))
+                   AND NOT (id = ANY($7))
                  ORDER BY run_after, id
                  LIMIT $3
                  FOR UPDATE SKIP LOCKED),
@@ -206,6 +222,7 @@ impl Store {
         .bind(runs)
         .bind(crate::api::prices::PRICE_PER_REQUEST.decimal())
         .bind(crate::api::prices::PRICE_PER_ROW.decimal())
+        .bind(held)
         .fetch_all(self.pool())
         .await?;
         let mut claimed = Claimed::default();

@@ -20,6 +20,7 @@ mod jobs_check;
 mod layers;
 mod logs;
 mod money_path;
+mod outage;
 mod partitions;
 mod perf;
 mod plan;
