@@ -434,7 +434,7 @@ impl fmt::Display for Endpoint {
 }
 
 #[derive(Debug, thiserror::Error)]
-#[error("unknown endpoint `{given}`{}; endpoints are: {}", .suggestion.map(|s| format!(" (did you mean `{s}`?)")).unwrap_or_default(), Endpoint::ALL.map(|e| e.name()).join(", "))]
+#[error("unknown endpoint `{}`{}; endpoints are: {}", crate::words::shown(.given), .suggestion.map(|s| format!(" (did you mean `{s}`?)")).unwrap_or_default(), Endpoint::ALL.map(|e| e.name()).join(", "))]
 pub struct UnknownEndpoint {
     pub given: String,
     pub suggestion: Option<&'static str>,

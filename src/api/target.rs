@@ -1,9 +1,31 @@
 //! A target as the API wants it: a domain or subdomain without scheme and `www.`, or a
 //! page as an absolute URL. Parsed once, trusted everywhere after.
+//!
+//! What the API would refuse is refused here, before anything is paid: a host that is
+//! no DNS name (an empty label, a label starting or ending with `-` or longer than
+//! [`MAX_LABEL_CHARS`], a name longer than [`MAX_DOMAIN_CHARS`]) and no valid IPv4
+//! address (`999.999.999.999`), a page URL longer than [`MAX_URL_CHARS`], and any
+//! control character. Errors quote the value escaped and cut
+//! ([`crate::words::shown`]).
 
 use std::fmt;
+use std::net::Ipv4Addr;
 
-use url::Url;
+use url::{Host, Url};
+
+use crate::words::shown;
+
+/// The longest page URL a target may be, in characters (as normalized, and as
+/// written): 2,048, the length browsers, crawlers and sitemaps (sitemaps.org) agree
+/// on. No longer target is sent, and no longer value is read as a target at all.
+pub const MAX_URL_CHARS: usize = 2048;
+
+/// The longest domain name, without its trailing dot (RFC 1035: 255 octets on the
+/// wire, 253 characters written).
+pub const MAX_DOMAIN_CHARS: usize = 253;
+
+/// The longest label of a domain name (RFC 1035).
+pub const MAX_LABEL_CHARS: usize = 63;
 
 #[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum Target {
@@ -15,11 +37,26 @@ pub enum Target {
 pub enum TargetError {
     #[error("empty target")]
     Empty,
-    #[error("`{0}` is not a valid domain or absolute URL")]
+    #[error("`{}` is not a valid domain or absolute URL", shown(.0))]
     Invalid(String),
-    #[error("`{0}` looks like a page: pages must be absolute URLs (http:// or https://)")]
+    #[error("`{}` is not a valid domain: {why}", shown(.target))]
+    Host { target: String, why: String },
+    #[error(
+        "`{}` holds a control character; a target is a domain or an absolute URL",
+        shown(.0)
+    )]
+    Control(String),
+    #[error(
+        "`{}` is too long: a page URL may have at most {MAX_URL_CHARS} characters, a domain {MAX_DOMAIN_CHARS}",
+        shown(.0)
+    )]
+    TooLong(String),
+    #[error(
+        "`{}` looks like a page: pages must be absolute URLs (http:// or https://)",
+        shown(.0)
+    )]
     RelativePage(String),
-    #[error("`{0}` has a scheme other than http or https")]
+    #[error("`{}` has a scheme other than http or https", shown(.0))]
     Scheme(String),
 }
 
@@ -30,6 +67,12 @@ impl Target {
         let s = raw.trim();
         if s.is_empty() {
             return Err(TargetError::Empty);
+        }
+        if s.chars().any(char::is_control) {
+            return Err(TargetError::Control(s.to_string()));
+        }
+        if s.chars().count() > MAX_URL_CHARS {
+            return Err(TargetError::TooLong(s.to_string()));
         }
         if let Some((scheme, _)) = s.split_once("://") {
             let scheme = scheme.to_ascii_lowercase();
@@ -46,6 +89,12 @@ impl Target {
                 && url.port().is_none();
             if bare {
                 return Ok(Target::Domain(normalize_host(host, s)?));
+            }
+            if let Some(Host::Domain(d)) = url.host() {
+                check_host(d.trim_end_matches('.'), s)?;
+            }
+            if url.as_str().chars().count() > MAX_URL_CHARS {
+                return Err(TargetError::TooLong(s.to_string()));
             }
             return Ok(Target::Page(url.to_string()));
         }
@@ -83,21 +132,74 @@ impl Target {
     }
 }
 
+/// A domain target's host: lower case, without its trailing dot and `www.`, and a
+/// name the API takes (see [`check_host`]).
 fn normalize_host(host: &str, raw: &str) -> Result<String, TargetError> {
     let host = host.trim_end_matches('.').to_ascii_lowercase();
     let host = host.strip_prefix("www.").unwrap_or(&host).to_string();
-    let ok = !host.is_empty()
-        && host.contains('.')
-        && !host.starts_with('.')
-        && !host.contains("..")
+    let ok = host.contains('.')
         && host
             .chars()
             .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '.');
-    if ok {
-        Ok(host)
-    } else {
-        Err(TargetError::Invalid(raw.to_string()))
+    if !ok {
+        return Err(TargetError::Invalid(raw.to_string()));
     }
+    check_host(&host, raw)?;
+    Ok(host)
+}
+
+/// Whether `host` (ASCII, no trailing dot) is a name the API takes: a valid IPv4
+/// address, or a DNS name of at most [`MAX_DOMAIN_CHARS`] characters whose labels are
+/// 1 to [`MAX_LABEL_CHARS`] characters, neither starting nor ending with `-`, and
+/// whose last label is not a number (`999.999.999.999` is neither).
+fn check_host(host: &str, raw: &str) -> Result<(), TargetError> {
+    let bad = |why: String| TargetError::Host {
+        target: raw.to_string(),
+        why,
+    };
+    let labels: Vec<&str> = host.split('.').collect();
+    let numeric = |l: &str| !l.is_empty() && l.bytes().all(|b| b.is_ascii_digit());
+    if labels.iter().all(|l| numeric(l)) {
+        return match host.parse::<Ipv4Addr>() {
+            Ok(_) => Ok(()),
+            Err(_) => Err(bad(
+                "a numeric address must be an IPv4 address: four numbers from 0 to 255, without leading zeros"
+                    .into(),
+            )),
+        };
+    }
+    let chars = host.chars().count();
+    if chars > MAX_DOMAIN_CHARS {
+        return Err(bad(format!(
+            "it has {chars} characters, and a domain name at most {MAX_DOMAIN_CHARS}"
+        )));
+    }
+    for label in &labels {
+        if label.is_empty() {
+            return Err(bad(
+                "it has an empty label (two dots in a row, or a leading dot)".into(),
+            ));
+        }
+        let n = label.chars().count();
+        if n > MAX_LABEL_CHARS {
+            return Err(bad(format!(
+                "its label `{}` has {n} characters, and a label at most {MAX_LABEL_CHARS}",
+                shown(label)
+            )));
+        }
+        if label.starts_with('-') || label.ends_with('-') {
+            return Err(bad(format!(
+                "its label `{}` starts or ends with `-`",
+                shown(label)
+            )));
+        }
+    }
+    if labels.last().is_some_and(|l| numeric(l)) {
+        return Err(bad(
+            "its last label is a number, which no domain's is".into()
+        ));
+    }
+    Ok(())
 }
 
 impl fmt::Display for Target {
@@ -152,5 +254,119 @@ mod tests {
         assert!(Target::parse("not a domain").is_err());
         assert!(Target::parse("").is_err());
         assert!(Target::parse("localhost").is_err());
+    }
+
+    fn host_error(raw: &str) -> String {
+        match Target::parse(raw) {
+            Err(e @ TargetError::Host { .. }) => e.to_string(),
+            other => panic!("{raw}: expected a host error, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn a_numeric_host_must_be_a_valid_ipv4_address() {
+        assert_eq!(
+            Target::parse("8.8.8.8").unwrap(),
+            Target::Domain("8.8.8.8".into())
+        );
+        assert!(Target::parse("https://8.8.8.8/page").unwrap().is_page());
+        for raw in [
+            "999.999.999.999",
+            "256.1.1.1",
+            "1.2.3",
+            "1.2.3.4.5",
+            "01.2.3.4",
+        ] {
+            assert!(host_error(raw).contains("IPv4"), "{raw}");
+        }
+        assert!(Target::parse("http://999.999.999.999/").is_err());
+        assert!(host_error("example.123").contains("last label is a number"));
+        // Numbers are fine elsewhere in a name.
+        assert!(Target::parse("123.example.com").is_ok());
+    }
+
+    #[test]
+    fn labels_may_not_start_or_end_with_a_hyphen_or_be_empty() {
+        for raw in [
+            "-bad.example.com",
+            "bad-.example.com",
+            "a.-b.com",
+            "https://-bad.example.com/page",
+        ] {
+            assert!(host_error(raw).contains("starts or ends with `-`"), "{raw}");
+        }
+        assert!(Target::parse("my-site.example.com").is_ok());
+        assert!(Target::parse("xn--bcher-kva.de").is_ok());
+        for raw in ["a..b.com", ".example.com"] {
+            assert!(host_error(raw).contains("empty label"), "{raw}");
+        }
+        assert!(host_error("https://a..b.com/page").contains("empty label"));
+    }
+
+    #[test]
+    fn labels_over_63_and_names_over_253_characters_are_refused() {
+        let label63 = "a".repeat(63);
+        assert!(Target::parse(&format!("{label63}.com")).is_ok());
+        let e = host_error(&format!("{}.com", "a".repeat(64)));
+        assert!(
+            e.contains("has 64 characters, and a label at most 63"),
+            "{e}"
+        );
+        // 4 labels of 63 and the dots between: 255 characters.
+        let long = [label63.as_str(); 4].join(".");
+        let e = host_error(&long);
+        assert!(
+            e.contains("255 characters, and a domain name at most 253"),
+            "{e}"
+        );
+        let fits = format!("{}.{}.{}.{}", label63, label63, label63, "a".repeat(61));
+        assert_eq!(fits.len(), 253);
+        assert!(Target::parse(&fits).is_ok());
+        assert!(host_error(&format!("https://{long}/page")).contains("at most 253"));
+    }
+
+    #[test]
+    fn a_target_over_2048_characters_is_refused_and_quoted_cut() {
+        let page = format!("https://example.com/{}", "p".repeat(MAX_URL_CHARS - 20));
+        assert_eq!(page.len(), MAX_URL_CHARS);
+        assert!(Target::parse(&page).unwrap().is_page());
+        let over = format!("{page}p");
+        let e = Target::parse(&over).unwrap_err();
+        assert_eq!(e, TargetError::TooLong(over.clone()));
+        let shown = e.to_string();
+        assert!(shown.len() < 300, "{shown}");
+        assert!(shown.contains("(2049 characters)"), "{shown}");
+        // A URL whose normalized form grows past the limit (spaces are percent-encoded).
+        let spaces = format!("https://example.com/{}", " x".repeat(1000));
+        assert!(matches!(
+            Target::parse(&spaces),
+            Err(TargetError::TooLong(_))
+        ));
+        let domain = "a.".repeat(6401) + "com";
+        assert!(matches!(
+            Target::parse(&domain),
+            Err(TargetError::TooLong(_))
+        ));
+    }
+
+    #[test]
+    fn control_characters_are_refused_and_shown_escaped() {
+        for raw in [
+            "exa\u{1b}[31mmple.com",
+            "example.com\u{0}",
+            "https://example.com/a\u{0}b",
+            "https://example.com/\u{7}",
+        ] {
+            let e = Target::parse(raw).unwrap_err();
+            assert_eq!(e, TargetError::Control(raw.trim().to_string()));
+            let shown = e.to_string();
+            assert!(!shown.chars().any(char::is_control), "{shown:?}");
+        }
+        assert!(
+            Target::parse("\u{1b}]0;x\u{7}")
+                .unwrap_err()
+                .to_string()
+                .starts_with("`\\u{1b}]0;x\\u{7}` holds a control character")
+        );
     }
 }

@@ -61,7 +61,10 @@ pub(super) async fn backfill(cx: &Context, args: BackfillArgs) -> anyhow::Result
     let targets = args
         .targets
         .iter()
-        .map(|t| Target::parse(t).map_err(|e| UsageError(format!("--target {t}: {e}"))))
+        .map(|t| {
+            Target::parse(t)
+                .map_err(|e| UsageError(format!("--target {}: {e}", crate::words::shown(t))))
+        })
         .collect::<Result<Vec<_>, _>>()?;
     let req = Request {
         job: selected[0],

@@ -40,7 +40,10 @@ pub(super) async fn gaps_command(cx: &Context, args: GapsArgs) -> anyhow::Result
     let targets = args
         .targets
         .iter()
-        .map(|t| Target::parse(t).map_err(|e| UsageError(format!("--target {t}: {e}"))))
+        .map(|t| {
+            Target::parse(t)
+                .map_err(|e| UsageError(format!("--target {}: {e}", crate::words::shown(t))))
+        })
         .collect::<Result<Vec<_>, _>>()?;
     let cfg = cx.config()?;
     let jobs = load_jobs(&cfg)?;

@@ -21,6 +21,7 @@ use super::{
 };
 use crate::api::endpoint::{Endpoint, ParamKind};
 use crate::api::target::Target;
+use crate::words::shown;
 
 const COLLECT_KEYS: &[&str] = &[
     "name",
@@ -247,7 +248,8 @@ fn read_duration(
             ctx.add(
                 format!("{dot}{key}"),
                 format!(
-                    "`{s}` is longer than the most it may be, {} days",
+                    "`{}` is longer than the most it may be, {} days",
+                    shown(s),
                     max.as_secs() / 86_400
                 ),
             );
@@ -257,7 +259,7 @@ fn read_duration(
         Err(e) => {
             ctx.add(
                 format!("{dot}{key}"),
-                format!("`{s}` is not a duration like `7d` or `36h`: {e}"),
+                format!("`{}` is not a duration like `7d` or `36h`: {e}", shown(s)),
             );
             None
         }
@@ -330,7 +332,7 @@ fn read_name(
             if taken.iter().any(|c| c.name == n) {
                 ctx.add(
                     format!("{dot}name"),
-                    format!("collection `{n}` is already defined in this job"),
+                    format!("collection `{}` is already defined in this job", shown(n)),
                 );
                 return None;
             }
@@ -413,7 +415,8 @@ fn read_targets(
                 s.field.clone(),
                 format!(
                     "{}{endpoint} takes a bare domain, not the page `{}`",
-                    s.at, s.target
+                    s.at,
+                    shown(s.target.as_str())
                 ),
             );
         }
@@ -432,7 +435,7 @@ fn read_catch_up(ctx: &mut Ctx, t: &toml::Table, dot: &str) -> Option<CatchUp> {
             other => {
                 ctx.add(
                     format!("{dot}catch_up"),
-                    format!("must be latest, skip or all; found `{other}`"),
+                    format!("must be latest, skip or all; found `{}`", shown(other)),
                 );
                 None
             }
@@ -456,7 +459,7 @@ fn read_catch_up_window(ctx: &mut Ctx, t: &toml::Table, dot: &str) -> Option<Dur
                     Err(e) => {
                         ctx.add(
                             format!("{dot}catch_up_window"),
-                            format!("`{s}` is not a duration like `7d` or `36h`: {e}"),
+                            format!("`{}` is not a duration like `7d` or `36h`: {e}", shown(s)),
                         );
                         None
                     }
@@ -476,7 +479,8 @@ fn read_refetch(ctx: &mut Ctx, t: &toml::Table, dot: &str) -> Option<Refetch> {
                 ctx.add(
                     format!("{dot}refetch"),
                     format!(
-                        "must be missing (buy only the periods not stored yet) or always (the whole range every fire); found `{other}`"
+                        "must be missing (buy only the periods not stored yet) or always (the whole range every fire); found `{}`",
+                        shown(other)
                     ),
                 );
                 None

@@ -275,8 +275,13 @@ pub fn check_request_dates(
         match params.get(p.name) {
             None => {}
             Some(serde_json::Value::String(s)) => {
-                let d = DateSpec::parse(s)
-                    .map_err(|_| format!("{} `{s}` is not a yyyy-mm-dd date", p.name))?;
+                let d = DateSpec::parse(s).map_err(|_| {
+                    format!(
+                        "{} `{}` is not a yyyy-mm-dd date",
+                        p.name,
+                        crate::words::shown(s)
+                    )
+                })?;
                 set.insert(p.name.to_string(), ParamValue::Date(d));
             }
             Some(other) => {

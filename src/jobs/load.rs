@@ -12,10 +12,12 @@ use chrono::NaiveDate;
 use rust_decimal::Decimal;
 
 use super::collection::{CollectionCtx, collections};
+use super::files::read_bounded;
 use super::params::type_name;
-use super::report::{Ctx, check_name, io_reason, timezone};
+use super::report::{Ctx, check_name, io_reason, timezone, unstorable_strings};
 use super::targets::targets;
 use super::{Job, Problem, Problems};
+use crate::words::shown;
 
 const JOB_KEYS: &[&str] = &[
     "name",
@@ -86,7 +88,11 @@ fn load_dir_with(dir: &Path, today: NaiveDate, aged_out_warns: bool) -> Result<V
                     Problem {
                         file: path.clone(),
                         field: "name".into(),
-                        why: format!("job `{name}` is already defined in {}", first.display()),
+                        why: format!(
+                            "job `{}` is already defined in {}",
+                            shown(name),
+                            shown(&first.display().to_string())
+                        ),
                     },
                 );
             } else {
@@ -136,10 +142,10 @@ fn load(path: &Path, today: NaiveDate, aged_out_warns: bool) -> Loaded {
         job,
         problems: ctx.problems,
     };
-    let text = match std::fs::read_to_string(path) {
+    let text = match read_bounded(path) {
         Ok(text) => text,
         Err(e) => {
-            ctx.add("(file)", format!("cannot read: {}", io_reason(&e)));
+            ctx.add("(file)", format!("cannot read: {}", e.reason()));
             return done(ctx, None, None);
         }
     };
@@ -157,6 +163,7 @@ fn load(path: &Path, today: NaiveDate, aged_out_warns: bool) -> Loaded {
     };
     let base = path.parent().unwrap_or(Path::new(""));
 
+    unstorable_strings(&mut ctx, &table);
     ctx.unknown_keys(&table, JOB_KEYS, "");
 
     let name = match table.get("name") {

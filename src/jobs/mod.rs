@@ -9,13 +9,20 @@
 //! [`Job::warnings`], in the same form. [`check_request_dates`] re-checks the date rules
 //! on a later day, for the planner.
 //!
+//! Files are read bounded ([`MAX_FILE_BYTES`], regular files only), a `targets_file`
+//! only inside the jobs directory; a string PostgreSQL cannot store (one holding NUL)
+//! is a problem; and a message never quotes a file beyond the one value that is wrong,
+//! cut and with its control characters escaped ([`crate::words::shown`]; a
+//! [`Problem`] escapes what it displays as well).
+//!
 //! Where each part is read: `load` (the directory, one file, a job's own keys),
-//! `collection` (each `[[collect]]` section, one part at a time), `targets`, `params`,
-//! `dates` (the API's date rules), [`schedule`]; `report` collects one file's problems
-//! and warnings.
+//! `files` (bounded reads, the targets file confined), `collection` (each
+//! `[[collect]]` section, one part at a time), `targets`, `params`, `dates` (the API's
+//! date rules), [`schedule`]; `report` collects one file's problems and warnings.
 
 mod collection;
 mod dates;
+mod files;
 mod load;
 mod params;
 mod report;
@@ -33,8 +40,10 @@ use rust_decimal::Decimal;
 use crate::api::endpoint::Endpoint;
 use crate::api::target::Target;
 use crate::jobs::schedule::Schedule;
+use crate::words::escape_controls;
 
 pub use dates::{AGE_OUT_WARNING_DAYS, check_request_dates};
+pub use files::MAX_FILE_BYTES;
 pub use load::{load_dir, load_dir_for_daemon, load_file};
 pub use params::{DateSpec, DateUnit, ParamValue, Params};
 
@@ -194,9 +203,15 @@ impl fmt::Display for CatchUp {
     }
 }
 
-/// One thing wrong with a job file.
+/// One thing wrong with a job file. Displayed as `file: field: why`, each part with its
+/// control characters escaped, so that nothing a file holds reaches a terminal raw.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
-#[error("{}: {field}: {why}", file.display())]
+#[error(
+    "{}: {}: {}",
+    escape_controls(&file.display().to_string()),
+    escape_controls(field),
+    escape_controls(why)
+)]
 pub struct Problem {
     pub file: PathBuf,
     /// Where in the file: `name`, `targets[3]`, `collect[1].params.date_from`, ...
@@ -230,14 +245,18 @@ pub fn select<'a>(jobs: &'a [Job], name: Option<&str>) -> Result<Vec<&'a Job>, S
         return Ok(vec![job]);
     }
     if jobs.is_empty() {
-        return Err(format!("no job named `{name}`: there are no job files"));
+        return Err(format!(
+            "no job named `{}`: there are no job files",
+            crate::words::shown(name)
+        ));
     }
     let names: Vec<&str> = jobs.iter().map(|j| j.name.as_str()).collect();
     let hint = crate::words::suggest(name, names.iter().copied())
         .map(|s| format!(" (did you mean `{s}`?)"))
         .unwrap_or_default();
     Err(format!(
-        "no job named `{name}`{hint}; jobs are: {}",
+        "no job named `{}`{hint}; jobs are: {}",
+        crate::words::shown(name),
         names.join(", ")
     ))
 }

@@ -6,6 +6,7 @@ use std::fmt;
 use chrono::{Duration, Months, NaiveDate};
 
 use crate::api::endpoint::{Endpoint, ParamDefault, ParamKind, ParamSpec};
+use crate::words::shown;
 
 /// The parameters a collection's job file set, by name (only those; endpoint defaults
 /// are added by [`crate::jobs::Collection::request_params`]).
@@ -68,7 +69,8 @@ impl DateSpec {
         let t = s.trim();
         let bad = || {
             format!(
-                "`{s}` is not a date: write yyyy-mm-dd, `today`, or a date relative to today like `-30d`, `-12w`, `-6m` or `-1y`"
+                "`{}` is not a date: write yyyy-mm-dd, `today`, or a date relative to today like `-30d`, `-12w`, `-6m` or `-1y`",
+                shown(s)
             )
         };
         if t.eq_ignore_ascii_case("today") {
@@ -173,7 +175,7 @@ pub(crate) fn check_param(
 
 fn unknown_param(endpoint: Endpoint, name: &str) -> String {
     let names: Vec<&str> = endpoint.params().iter().map(|p| p.name).collect();
-    let mut why = format!("{endpoint} takes no parameter `{name}`");
+    let mut why = format!("{endpoint} takes no parameter `{}`", shown(name));
     if let Some(s) = crate::words::suggest(name, names.iter().copied()) {
         why.push_str(&format!(" (did you mean `{s}`?)"));
     } else if names.is_empty() {
@@ -205,8 +207,9 @@ fn check_value(spec: &ParamSpec, value: &toml::Value) -> Result<ParamValue, Stri
                     .map(|c| format!(" (did you mean `{c}`?)"))
                     .unwrap_or_default();
                 Err(format!(
-                    "must be one of {}; found `{s}`{hint}",
-                    choices.join(", ")
+                    "must be one of {}; found `{}`{hint}",
+                    choices.join(", "),
+                    shown(s)
                 ))
             }
             _ => Err(format!(

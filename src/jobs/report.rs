@@ -8,6 +8,7 @@ use chrono_tz::Tz;
 
 use super::Problem;
 use super::params::type_name;
+use crate::words::shown;
 
 /// Collects the problems of one file.
 pub(super) struct Ctx<'a> {
@@ -48,7 +49,10 @@ impl Ctx<'_> {
                 let hint = crate::words::suggest(key, known.iter().copied())
                     .map(|s| format!(" (did you mean `{s}`?)"))
                     .unwrap_or_default();
-                self.add(format!("{prefix}{key}"), format!("unknown key{hint}"));
+                self.add(
+                    format!("{prefix}{}", shown(key)),
+                    format!("unknown key{hint}"),
+                );
             }
         }
     }
@@ -73,6 +77,41 @@ impl Ctx<'_> {
     }
 }
 
+/// Every string of `table` (values and keys, at any depth) that PostgreSQL cannot
+/// store: one holding NUL (`\0`), which no `text` or `jsonb` value may. Each is a
+/// problem at its place (`collect[1].params.tag`, `targets[2]`); what it holds is not
+/// quoted.
+pub(super) fn unstorable_strings(ctx: &mut Ctx, table: &toml::Table) {
+    fn walk(ctx: &mut Ctx, value: &toml::Value, field: &str) {
+        match value {
+            toml::Value::String(s) if s.contains('\0') => ctx.add(
+                field,
+                "holds a NUL character (\\0), which PostgreSQL cannot store",
+            ),
+            toml::Value::Array(items) => {
+                for (i, item) in items.iter().enumerate() {
+                    walk(ctx, item, &format!("{field}[{}]", i + 1));
+                }
+            }
+            toml::Value::Table(t) => keys(ctx, t, &format!("{field}.")),
+            _ => {}
+        }
+    }
+    fn keys(ctx: &mut Ctx, t: &toml::Table, prefix: &str) {
+        for (key, value) in t {
+            let field = format!("{prefix}{}", shown(key));
+            if key.contains('\0') {
+                ctx.add(
+                    field.clone(),
+                    "the key holds a NUL character (\\0), which PostgreSQL cannot store",
+                );
+            }
+            walk(ctx, value, &field);
+        }
+    }
+    keys(ctx, table, "");
+}
+
 /// A table's `timezone`: none when not given, or a problem when it names no zone.
 pub(super) fn timezone(ctx: &mut Ctx, t: &toml::Table, prefix: &str) -> Option<Tz> {
     t.get("timezone")?;
@@ -86,7 +125,8 @@ pub(super) fn timezone(ctx: &mut Ctx, t: &toml::Table, prefix: &str) -> Option<T
             ctx.add(
                 format!("{prefix}timezone"),
                 format!(
-                    "unknown time zone `{s}`{hint}; use an IANA name like `Europe/Berlin` or `UTC`"
+                    "unknown time zone `{}`{hint}; use an IANA name like `Europe/Berlin` or `UTC`",
+                    shown(s)
                 ),
             );
             None
@@ -106,7 +146,8 @@ pub(super) fn check_name(name: &str) -> Result<(), String> {
         Ok(())
     } else {
         Err(format!(
-            "`{name}` may only use letters, digits, `_` and `-`"
+            "`{}` may only use letters, digits, `_` and `-`",
+            shown(name)
         ))
     }
 }

@@ -12,6 +12,7 @@
 
 use std::fmt;
 
+use crate::words::shown;
 use chrono::{DateTime, TimeZone, Utc};
 use chrono_tz::Tz;
 use croner::parser::{CronParser, Seconds, Year};
@@ -66,7 +67,8 @@ impl Schedule {
                             .map(|s| format!(" (did you mean `{s}`?)"))
                             .unwrap_or_default();
                     format!(
-                        "unknown nickname `{text}`{hint}; nicknames are: {}",
+                        "unknown nickname `{}`{hint}; nicknames are: {}",
+                        shown(text),
                         known.join(", ")
                     )
                 })?
@@ -91,16 +93,21 @@ impl Schedule {
             alone[i] = field;
             if let Err(e) = parser.parse(&alone.join(" ")) {
                 return Err(format!(
-                    "{} field `{field}` is invalid: {} (it takes {}, with `*`, `,`, `-` and `/`)",
+                    "{} field `{}` is invalid: {} (it takes {}, with `*`, `,`, `-` and `/`)",
                     FIELD_NAMES[i],
+                    shown(field),
                     describe_error(&e),
                     FIELD_RANGES[i]
                 ));
             }
         }
-        let cron = parser
-            .parse(&fields.join(" "))
-            .map_err(|e| format!("invalid cron expression `{text}`: {}", describe_error(&e)))?;
+        let cron = parser.parse(&fields.join(" ")).map_err(|e| {
+            format!(
+                "invalid cron expression `{}`: {}",
+                shown(text),
+                describe_error(&e)
+            )
+        })?;
         let schedule = Schedule {
             cron,
             tz,
@@ -112,7 +119,7 @@ impl Schedule {
             .single()
             .expect("valid instant");
         if schedule.next_after(probe).is_none() {
-            return Err(format!("`{text}` never fires"));
+            return Err(format!("`{}` never fires", shown(text)));
         }
         Ok(schedule)
     }
@@ -231,6 +238,9 @@ fn parser() -> CronParser {
 }
 
 /// croner's message without its "Component error: " style prefix.
+///
+/// croner's messages quote the part at fault, so what they say is cut and escaped
+/// like any value a job file wrote ([`shown`]).
 fn describe_error(e: &croner::errors::CronError) -> String {
     let s = e.to_string();
     for prefix in [
@@ -239,10 +249,10 @@ fn describe_error(e: &croner::errors::CronError) -> String {
         "Pattern contains illegal characters: ",
     ] {
         if let Some(rest) = s.strip_prefix(prefix) {
-            return lower_first(rest.trim_end_matches('.'));
+            return shown(&lower_first(rest.trim_end_matches('.')));
         }
     }
-    lower_first(s.trim_end_matches('.'))
+    shown(&lower_first(s.trim_end_matches('.')))
 }
 
 fn lower_first(s: &str) -> String {

@@ -1,12 +1,19 @@
-//! The targets a job or a collection lists: inline `targets` and a `targets_file`,
-//! each target normalized, deduplicated and remembered with where it was written.
+//! The targets a job or a collection lists: inline `targets` and a `targets_file`
+//! (inside the jobs directory, bounded: [`super::files`]), each target normalized,
+//! deduplicated and remembered with where it was written.
 
 use std::collections::HashSet;
 use std::path::Path;
 
+use super::files::{confine, read_bounded};
 use super::params::type_name;
-use super::report::{Ctx, io_reason};
+use super::report::Ctx;
 use crate::api::target::Target;
+use crate::words::{count, shown};
+
+/// The most wrong lines of one targets file reported one by one; the rest are
+/// counted.
+const MAX_BAD_LINES_SHOWN: usize = 10;
 
 /// A target and where it was written, for messages about it.
 pub(super) struct Sourced {
@@ -89,38 +96,54 @@ pub(super) fn targets(ctx: &mut Ctx, t: &toml::Table, base: &Path, prefix: &str)
             list.broken = true;
             return list;
         };
-        let path = base.join(rel);
-        match std::fs::read_to_string(&path) {
-            Ok(text) => {
-                for (n, line) in text.lines().enumerate() {
-                    let line = strip_comment(line).trim();
-                    if line.is_empty() {
-                        continue;
+        // Where a line is, for messages: the path as the job wrote it, from the jobs
+        // directory.
+        let shown_path = shown(&base.join(rel).display().to_string());
+        let text = match confine(base, rel).and_then(|real| {
+            read_bounded(&real).map_err(|e| format!("cannot read {shown_path}: {}", e.reason()))
+        }) {
+            Ok(text) => text,
+            Err(why) => {
+                ctx.add(field, why);
+                list.broken = true;
+                return list;
+            }
+        };
+        // A message quotes the one line that is wrong, never the others, and only the
+        // first few wrong lines: a file that is no list of targets is not shown whole.
+        let mut bad = 0usize;
+        for (n, line) in text.lines().enumerate() {
+            let line = strip_comment(line).trim();
+            if line.is_empty() {
+                continue;
+            }
+            let at = format!("{shown_path} line {}: ", n + 1);
+            match Target::parse(line) {
+                Ok(target) => push(
+                    &mut list,
+                    Sourced {
+                        target,
+                        field: field.clone(),
+                        at,
+                    },
+                ),
+                Err(e) => {
+                    bad += 1;
+                    if bad <= MAX_BAD_LINES_SHOWN {
+                        ctx.add(field.clone(), format!("{at}{e}"));
                     }
-                    let at = format!("{} line {}: ", path.display(), n + 1);
-                    match Target::parse(line) {
-                        Ok(target) => push(
-                            &mut list,
-                            Sourced {
-                                target,
-                                field: field.clone(),
-                                at,
-                            },
-                        ),
-                        Err(e) => {
-                            ctx.add(field.clone(), format!("{at}{e}"));
-                            list.broken = true;
-                        }
-                    }
+                    list.broken = true;
                 }
             }
-            Err(e) => {
-                ctx.add(
-                    field,
-                    format!("cannot read {}: {}", path.display(), io_reason(&e)),
-                );
-                list.broken = true;
-            }
+        }
+        if bad > MAX_BAD_LINES_SHOWN {
+            ctx.add(
+                field,
+                format!(
+                    "{shown_path}: {} not shown",
+                    count(bad - MAX_BAD_LINES_SHOWN, "more wrong line")
+                ),
+            );
         }
     }
     list

@@ -973,3 +973,145 @@ fn a_window_shorter_than_the_time_between_fires_without_reach_back_is_warned_abo
         "{text:?}"
     );
 }
+
+#[test]
+fn a_nul_in_any_string_of_a_job_file_is_a_problem_at_its_place() {
+    let cases = [
+        (
+            with("params = { tag = \"a\\u0000b\" }\n"),
+            "collect[1].params.tag: holds a NUL character (\\0), which PostgreSQL cannot store",
+        ),
+        (
+            GOOD.replace("\"example.com\"", "\"example.com\", \"b\\u0000.com\""),
+            "targets[2]: holds a NUL character",
+        ),
+        (
+            GOOD.replace("name = \"good\"", "name = \"go\\u0000od\""),
+            "name: holds a NUL character",
+        ),
+        (
+            with("params = { backlinks_filters = [[\"anchor\", \"like\", \"%a\\u0000%\"]] }\n"),
+            "collect[1].params.backlinks_filters[1][3]: holds a NUL character",
+        ),
+        (
+            with("\"na\\u0000me\" = \"x\"\n"),
+            "collect[1].na\\0me: the key holds a NUL character",
+        ),
+    ];
+    for (body, expected) in cases {
+        let p = problems(&body);
+        assert!(
+            p.iter().any(|p| p.starts_with(expected)),
+            "expected `{expected}` in {p:#?}\nfor:\n{body}"
+        );
+    }
+    // A tag without one loads.
+    assert!(load(&with("params = { tag = \"weekly\" }\n")).is_ok());
+}
+
+#[test]
+fn a_problem_shows_control_characters_escaped_and_long_values_cut() {
+    let body = GOOD.replace("name = \"good\"", "name = \"\\u001b[2J\\u0007\"");
+    let d = dir(&[("job.toml", &body)]);
+    let shown = load_dir(&d.jobs, today()).unwrap_err().to_string();
+    assert!(
+        !shown.chars().any(|c| c.is_control() && c != '\n'),
+        "{shown:?}"
+    );
+    assert!(
+        shown.contains("name: `\\u{1b}[2J\\u{7}` may only use"),
+        "{shown}"
+    );
+    // A problem built with a raw control character is displayed escaped too.
+    let p = Problem {
+        file: "jobs/a\u{1b}.toml".into(),
+        field: "x\ny".into(),
+        why: "\u{9b}31m".into(),
+    };
+    assert_eq!(p.to_string(), "jobs/a\\u{1b}.toml: x\\ny: \\u{9b}31m");
+
+    let long = "x".repeat(12_803);
+    for body in [
+        GOOD.replace("@daily", &format!("@{long}")),
+        GOOD.replace("@daily", &format!("{long} * * * *")),
+        with(&format!("catch_up = \"{long}\"\n")),
+        with(&format!(
+            "params = {{ backlinks_status_type = \"{long}\" }}\n"
+        )),
+        format!("timezone = \"{long}\"\n{GOOD}"),
+        format!("{long} = 1\n{GOOD}"),
+        GOOD.replace("example.com", &format!("{long}.com")),
+    ] {
+        let p = problems(&body);
+        assert!(p.iter().all(|p| p.len() < 500), "{p:#?}");
+        assert!(p.iter().any(|p| p.contains(" characters)")), "{p:#?}");
+    }
+}
+
+#[test]
+fn a_targets_file_outside_the_jobs_directory_or_no_regular_file_is_refused_unread() {
+    let d = dir(&[("t/list.txt", "a.com\n")]);
+    std::fs::write(
+        d.jobs.parent().unwrap().join("secret"),
+        "PASSWORD=hunter2\n",
+    )
+    .unwrap();
+    std::os::unix::fs::symlink("../secret", d.jobs.join("link.txt")).unwrap();
+    nix::unistd::mkfifo(&d.jobs.join("fifo"), nix::sys::stat::Mode::S_IRWXU).unwrap();
+    let job = |file: &str| {
+        GOOD.replace(
+            "targets = [\"example.com\"]",
+            &format!("targets_file = \"{file}\""),
+        )
+    };
+    let problem = |file: &str| {
+        std::fs::write(d.jobs.join("job.toml"), job(file)).unwrap();
+        let err = load_file(&d.jobs.join("job.toml"), today()).unwrap_err();
+        assert_eq!(err.len(), 1, "{err}");
+        assert_eq!(err.0[0].field, "targets_file");
+        assert!(!err.to_string().contains("hunter2"), "{err}");
+        err.0[0].why.clone()
+    };
+    assert!(problem("/etc/passwd").starts_with("`/etc/passwd` is an absolute path"));
+    assert!(problem("/dev/zero").starts_with("`/dev/zero` is an absolute path"));
+    for out in ["../secret", "link.txt", "t/../../secret"] {
+        assert!(
+            problem(out).contains("leads outside the jobs directory"),
+            "{out}"
+        );
+    }
+    assert!(problem("fifo").ends_with("fifo: it is a FIFO, not a regular file"));
+    assert!(problem("t").ends_with("t: it is a directory, not a regular file"));
+    std::fs::write(
+        d.jobs.join("big.txt"),
+        "a.com\n".repeat(MAX_FILE_BYTES as usize / 6 + 1),
+    )
+    .unwrap();
+    assert!(problem("big.txt").contains("more than the 4194304 (4 MiB) a file may"));
+    // Inside, it loads.
+    std::fs::write(d.jobs.join("job.toml"), job("t/../t/list.txt")).unwrap();
+    let loaded = load_file(&d.jobs.join("job.toml"), today()).unwrap();
+    assert_eq!(loaded.collections[0].target_strings(), vec!["a.com"]);
+}
+
+#[test]
+fn a_targets_file_of_wrong_lines_is_not_shown_whole() {
+    let lines: String = (1..=25).map(|i| format!("secret line {i}\n")).collect();
+    let d = dir(&[
+        (
+            "job.toml",
+            &GOOD.replace("targets = [\"example.com\"]", "targets_file = \"t.txt\""),
+        ),
+        ("t.txt", &lines),
+    ]);
+    let err = load_file(&d.jobs.join("job.toml"), today()).unwrap_err();
+    assert_eq!(err.len(), 11, "{err}");
+    assert!(err.0[9].why.contains("line 10: `secret line 10`"), "{err}");
+    assert!(
+        err.0[10]
+            .why
+            .ends_with("t.txt: 15 more wrong lines not shown"),
+        "{err}"
+    );
+    assert!(!err.to_string().contains("secret line 11"), "{err}");
+}

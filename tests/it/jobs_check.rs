@@ -188,3 +188,226 @@ async fn a_collection_one_fire_of_which_costs_more_than_the_threshold_is_a_warni
     let out = linkledger(wd.path(), &env, &["jobs", "check"]).await;
     assert!(!stderr(&out).contains("warning"), "{}", stderr(&out));
 }
+
+/// `linkledger jobs check` in `wd` that may neither take more than 1 GiB of memory
+/// nor run for more than a minute: a check that reads a file without bound dies or
+/// is killed, and fails the test, rather than the machine.
+async fn bounded_check(wd: &Workdir) -> std::process::Output {
+    let mut cmd = command(wd.path(), &[], &["jobs", "check"]);
+    cmd.kill_on_drop(true);
+    // SAFETY: `setrlimit` is async-signal-safe and touches no memory of the parent.
+    unsafe {
+        cmd.pre_exec(|| {
+            let limit = nix::libc::rlimit {
+                rlim_cur: 1 << 30,
+                rlim_max: 1 << 30,
+            };
+            if nix::libc::setrlimit(nix::libc::RLIMIT_DATA, &limit) != 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            Ok(())
+        });
+    }
+    tokio::time::timeout(std::time::Duration::from_secs(60), cmd.output())
+        .await
+        .expect("jobs check finished within a minute: it read no unbounded input")
+        .expect("running linkledger")
+}
+
+/// A job whose targets come from `file`.
+fn with_targets_file(file: &str) -> String {
+    GOOD.replace(
+        "targets = [\"example.com\"]",
+        &format!("targets_file = {file:?}"),
+    )
+}
+
+/// The check refuses `wd`'s job with one `targets_file` problem (exit 2) and shows
+/// nothing raw; its output, for more checks.
+async fn refused(wd: &Workdir, what: &str) -> String {
+    let out = bounded_check(wd).await;
+    let err = stderr(&out);
+    assert_eq!(out.status.code(), Some(2), "{what}: {err}");
+    assert!(
+        err.contains("jobs/job.toml: targets_file: "),
+        "{what}: {err}"
+    );
+    assert!(
+        !err.chars().any(|c| c.is_control() && c != '\n'),
+        "{what}: a raw control character in {err:?}"
+    );
+    err
+}
+
+#[tokio::test]
+async fn a_targets_file_outside_the_jobs_directory_is_refused_and_its_lines_never_shown() {
+    let secret = "DATAFORSEO_PASSWORD=hunter2\nsecond.secret.example.com\n";
+    let wd = Workdir::new(&[("lists/in.txt", "example.com\n")]);
+    std::fs::write(wd.path().join("secret"), secret).unwrap();
+    std::os::unix::fs::symlink("../secret", wd.path().join("jobs/link.txt")).unwrap();
+    let passwd = std::fs::read_to_string("/etc/passwd").unwrap_or_default();
+    let passwd_line = passwd.lines().next().unwrap_or("root:x:0:0");
+
+    for (file, why) in [
+        ("/etc/passwd", "`/etc/passwd` is an absolute path"),
+        ("../secret", "`../secret` leads outside the jobs directory"),
+        ("lists/../../secret", "leads outside the jobs directory"),
+        ("link.txt", "`link.txt` leads outside the jobs directory"),
+    ] {
+        wd.write_job("job.toml", &with_targets_file(file));
+        let err = refused(&wd, file).await;
+        assert!(err.contains(why), "{file}: {err}");
+        assert!(
+            !err.contains("hunter2") && !err.contains("second.secret"),
+            "{file}: {err}"
+        );
+        assert!(!err.contains(passwd_line), "{file}: {err}");
+    }
+    // Inside the directory, through `..` that stays inside, is fine.
+    wd.write_job("job.toml", &with_targets_file("lists/../lists/in.txt"));
+    let out = bounded_check(&wd).await;
+    assert!(out.status.success(), "{}", stderr(&out));
+}
+
+#[tokio::test]
+async fn a_targets_file_that_is_a_device_or_a_fifo_is_refused_without_being_read() {
+    let wd = Workdir::new(&[]);
+    std::os::unix::fs::symlink("/dev/zero", wd.path().join("jobs/zero.txt")).unwrap();
+    nix::unistd::mkfifo(
+        &wd.path().join("jobs/fifo.txt"),
+        nix::sys::stat::Mode::S_IRWXU,
+    )
+    .unwrap();
+    for (file, why) in [
+        ("/dev/zero", "`/dev/zero` is an absolute path"),
+        ("zero.txt", "`zero.txt` leads outside the jobs directory"),
+        ("fifo.txt", "fifo.txt: it is a FIFO, not a regular file"),
+        (".", "it is a directory, not a regular file"),
+    ] {
+        wd.write_job("job.toml", &with_targets_file(file));
+        let err = refused(&wd, file).await;
+        assert!(err.contains(why), "{file}: {err}");
+    }
+}
+
+#[tokio::test]
+async fn a_targets_file_over_the_size_bound_is_refused() {
+    let max = linkledger::jobs::MAX_FILE_BYTES as usize;
+    let line = "example.com\n";
+    let body = line.repeat(max / line.len() + 1);
+    assert!(body.len() > max);
+    let wd = Workdir::new(&[
+        ("big.txt", &body),
+        ("job.toml", &with_targets_file("big.txt")),
+    ]);
+    let err = refused(&wd, "big.txt").await;
+    assert!(
+        err.contains(&format!(
+            "big.txt: it holds {} bytes, more than the {max}",
+            body.len()
+        )),
+        "{err}"
+    );
+    assert!(err.len() < 500, "{err}");
+    // At the bound it loads.
+    wd.write_job("big.txt", &line.repeat(max / line.len()));
+    let out = bounded_check(&wd).await;
+    assert!(out.status.success(), "{}", stderr(&out));
+}
+
+#[tokio::test]
+async fn a_targets_file_line_with_an_escape_sequence_is_shown_escaped_and_alone() {
+    let lines = "first.example.com\n\u{1b}]0;pwned\u{7}\u{1b}[2Jevil.com\nlast.example.com\n";
+    let wd = Workdir::new(&[("t.txt", lines), ("job.toml", &with_targets_file("t.txt"))]);
+    let err = refused(&wd, "escape").await;
+    assert!(
+        err.contains(
+            "t.txt line 2: `\\u{1b}]0;pwned\\u{7}\\u{1b}[2Jevil.com` holds a control character"
+        ),
+        "{err}"
+    );
+    assert!(
+        !err.contains("first.example.com") && !err.contains("last.example.com"),
+        "{err}"
+    );
+}
+
+#[tokio::test]
+async fn an_escape_sequence_anywhere_in_a_job_file_reaches_the_terminal_escaped() {
+    for (what, body) in [
+        ("name", GOOD.replace("\"good\"", "\"\\u001b[2J\"")),
+        (
+            "target",
+            GOOD.replace("example.com", "\\u001b[31mexample.com"),
+        ),
+        ("schedule", GOOD.replace("@daily", "@\\u001b[2J")),
+        ("key", format!("\"\\u001b[2J\" = 1\n{GOOD}")),
+        ("timezone", format!("timezone = \"\\u009b31m\"\n{GOOD}")),
+    ] {
+        let wd = Workdir::new(&[("job.toml", &body)]);
+        let out = bounded_check(&wd).await;
+        let err = stderr(&out);
+        assert_eq!(out.status.code(), Some(2), "{what}: {err}");
+        assert!(
+            !err.chars().any(|c| c.is_control() && c != '\n'),
+            "{what}: a raw control character in {err:?}"
+        );
+        assert!(
+            err.contains("\\u{1b}[") || err.contains("\\u{9b}31m"),
+            "{what}: {err}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn a_nul_character_in_any_string_of_a_job_file_is_refused() {
+    for (body, expected) in [
+        (
+            format!("{GOOD}params = {{ tag = \"weekly\\u0000\" }}\n"),
+            "jobs/job.toml: collect[1].params.tag: holds a NUL character",
+        ),
+        (
+            format!(
+                "{GOOD}params = {{ backlinks_filters = [[\"anchor\", \"like\", \"%\\u0000%\"]] }}\n"
+            ),
+            "jobs/job.toml: collect[1].params.backlinks_filters[1][3]: holds a NUL character",
+        ),
+        (
+            GOOD.replace("\"example.com\"", "\"example.com\\u0000\""),
+            "jobs/job.toml: targets[1]: holds a NUL character",
+        ),
+    ] {
+        let wd = Workdir::new(&[("job.toml", &body)]);
+        let out = bounded_check(&wd).await;
+        let err = stderr(&out);
+        assert_eq!(out.status.code(), Some(2), "{expected}: {err}");
+        assert!(err.contains(expected), "expected `{expected}` in: {err}");
+        assert!(err.contains("PostgreSQL cannot store"), "{err}");
+    }
+}
+
+#[tokio::test]
+async fn targets_the_api_would_refuse_are_refused_with_a_short_message() {
+    let long_domain = format!("{}.com", "a.".repeat(6400));
+    assert_eq!(long_domain.len(), 12_804);
+    let long_page = format!("https://example.com/{}", "p".repeat(2100));
+    for (target, expected) in [
+        ("999.999.999.999".to_string(), "must be an IPv4 address"),
+        ("-bad.example.com".to_string(), "starts or ends with `-`"),
+        (format!("{}.com", "a".repeat(64)), "a label at most 63"),
+        (
+            [&"a".repeat(63)[..]; 4].join("."),
+            "a domain name at most 253",
+        ),
+        (long_domain, "is too long"),
+        (long_page, "a page URL may have at most 2048 characters"),
+    ] {
+        let wd = Workdir::new(&[("job.toml", &GOOD.replace("example.com", &target))]);
+        let out = bounded_check(&wd).await;
+        let err = stderr(&out);
+        assert_eq!(out.status.code(), Some(2), "{target}: {err}");
+        assert!(err.contains("jobs/job.toml: targets[1]: "), "{err}");
+        assert!(err.contains(expected), "expected `{expected}` in: {err}");
+        assert!(err.len() < 600, "the message quotes the target cut: {err}");
+    }
+}
