@@ -71,12 +71,29 @@ fn plain_on_loopback(url: &str, opts: &PgConnectOptions, env_sslmode: bool) -> b
     !asked && !env_sslmode && opts.get_socket().is_none() && loopback
 }
 
-/// Where a database URL points, without user or password, for messages.
+/// Where a database URL points, without user or password (in the authority or as a
+/// `password=` or `user=` query parameter, as libpq and sqlx take them), for
+/// messages.
 pub fn redacted_url(url: &str) -> String {
     match url::Url::parse(url) {
         Ok(mut u) => {
             let _ = u.set_password(None);
             let _ = u.set_username("");
+            let kept: Vec<(String, String)> = u
+                .query_pairs()
+                .map(|(k, v)| {
+                    let secret = matches!(k.as_ref(), "password" | "user" | "sslpassword");
+                    (
+                        k.into_owned(),
+                        if secret { "***".into() } else { v.into_owned() },
+                    )
+                })
+                .collect();
+            if kept.is_empty() {
+                u.set_query(None);
+            } else {
+                u.query_pairs_mut().clear().extend_pairs(kept);
+            }
             u.to_string()
         }
         Err(_) => "(unparsable database URL)".to_string(),
@@ -266,5 +283,22 @@ mod tests {
             "postgres://me@localhost/db?host=/var/run/postgresql",
             false
         ));
+    }
+
+    #[test]
+    fn a_database_url_in_a_message_shows_no_password_in_the_authority_or_the_query() {
+        let shown = redacted_url(
+            "postgres://me:sekrit@db.example.com:5432/ll?password=sekrit2&sslmode=require&user=me",
+        );
+        assert!(!shown.contains("sekrit"), "{shown}");
+        assert!(!shown.contains("me"), "{shown}");
+        assert_eq!(
+            shown,
+            "postgres://db.example.com:5432/ll?password=***&sslmode=require&user=***"
+        );
+        assert_eq!(
+            redacted_url("postgres://127.0.0.1/ll"),
+            "postgres://127.0.0.1/ll"
+        );
     }
 }

@@ -54,3 +54,23 @@ async fn no_log_line_error_or_row_contains_the_api_password() {
     assert!(dump.contains("a.com"), "the dump covers the data");
     assert!(!dump.contains(PASSWORD), "secret in the database");
 }
+
+#[tokio::test]
+async fn a_rejected_database_url_is_quoted_without_its_password_in_the_query() {
+    let wd = Workdir::new(&[]);
+    for url in [
+        "postgres://127.0.0.1:5432/x?password=sekrit-in-query&sslmode=bogus",
+        "postgres://me:sekrit-in-authority@127.0.0.1:5432/x?sslmode=bogus",
+    ] {
+        let out = linkledger(
+            wd.path(),
+            &[("DATABASE_URL".to_string(), url.to_string())],
+            &["migrate"],
+        )
+        .await;
+        assert!(!out.status.success());
+        let said = format!("{}{}", stdout(&out), stderr(&out));
+        assert!(said.contains("is not a PostgreSQL URL"), "{said}");
+        assert!(!said.contains("sekrit"), "{said}");
+    }
+}
