@@ -367,7 +367,7 @@ fn cancel_line(c: &CancelledRun) -> String {
     let dropped = format!("{} dropped", count(c.cancelled, "queued call"));
     if c.in_flight > 0 {
         format!(
-            "{run}: {dropped}; {} in flight will finish, then the run closes cancelled",
+            "{run}: {dropped}; {} in flight: they finish if their process still runs, then the run closes cancelled; if it died, their leases lapse within queue.lease and this command then drops them",
             count(c.in_flight, "call")
         )
     } else {
@@ -406,5 +406,22 @@ mod tests {
             call_label("ranks-weekdays", "bulk_ranks", &t(4)),
             "ranks-weekdays (bulk_ranks) [d0.com and 3 more]"
         );
+    }
+
+    #[test]
+    fn cancelling_a_run_with_calls_in_flight_promises_nothing_a_dead_process_cannot_keep() {
+        let line = cancel_line(&CancelledRun {
+            run_id: 7,
+            job: "j".into(),
+            status: "running".into(),
+            was_running: true,
+            cancelled: 3,
+            in_flight: 2,
+        });
+        assert_eq!(
+            line,
+            "run 7 (j): 3 queued calls dropped; 2 calls in flight: they finish if their process still runs, then the run closes cancelled; if it died, their leases lapse within queue.lease and this command then drops them"
+        );
+        assert!(!line.contains("will finish"));
     }
 }
