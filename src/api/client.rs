@@ -111,6 +111,8 @@ pub struct Client {
     limits: Limits,
     policy: RetryPolicy,
     body: BodyShape,
+    /// The most of an answer's body read, decompressed (`api.max_answer`).
+    max_answer: u64,
     /// Known to be a sandbox: from its host, or once an answer said so.
     sandbox: Arc<AtomicBool>,
     /// `host[:port]` of the base URL.
@@ -159,6 +161,7 @@ impl Client {
             clock: None,
             host,
             body: cfg.body,
+            max_answer: cfg.max_answer,
             sandbox: Arc::new(AtomicBool::new(sandbox)),
             http,
             base,
@@ -289,16 +292,52 @@ impl Client {
         let started_at = self.now();
         let t0 = std::time::Instant::now();
         let result = async {
-            let resp = req.send().await?;
+            let mut resp = req.send().await?;
             let status = resp.status().as_u16();
             let sandbox = resp.headers().contains_key(SANDBOX_HEADER);
-            let bytes = resp.bytes().await?;
-            Ok::<_, reqwest::Error>((status, sandbox, bytes))
+            // Read as it is decompressed, up to the bound: a gzip bomb or an answer too
+            // large to hold stops here.
+            let mut body = bytes::BytesMut::new();
+            while let Some(chunk) = resp.chunk().await? {
+                if (body.len() + chunk.len()) as u64 > self.max_answer {
+                    return Ok((status, sandbox, Err(body.len() + chunk.len())));
+                }
+                body.extend_from_slice(&chunk);
+            }
+            Ok::<_, reqwest::Error>((status, sandbox, Ok(body.freeze())))
         }
         .await;
         let duration = t0.elapsed();
         match result {
-            Ok((status, marked, bytes)) => Ok(Answer {
+            Ok((status, marked, Err(read))) => {
+                if marked {
+                    self.sandbox.store(true, Ordering::Relaxed);
+                }
+                tracing::warn!(
+                    http_status = status,
+                    read,
+                    max = self.max_answer,
+                    "answer over api.max_answer; not read further"
+                );
+                Err(Box::new(Attempt {
+                    started_at,
+                    duration,
+                    http_status: Some(status),
+                    body: None,
+                    unparsed: None,
+                    envelope: None,
+                    outcome: Outcome::Unreadable {
+                        message: format!(
+                            "the answer is larger than api.max_answer ({} bytes, decompressed): not read further, not bought again; raise api.max_answer to take it",
+                            self.max_answer
+                        ),
+                    },
+                    cost: None,
+                    reached: true,
+                    sandbox: self.is_sandbox(),
+                }))
+            }
+            Ok((status, marked, Ok(bytes))) => Ok(Answer {
                 started_at,
                 duration,
                 status,

@@ -16,6 +16,7 @@ mod base_url;
 mod layers;
 mod problems;
 mod secrets;
+mod sizes;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -203,6 +204,11 @@ pub struct ApiConfig {
     /// answer reports (kept beside it). Unset: the cost the API reports.
     #[serde(default)]
     pub price_per_call: Option<Usd>,
+    /// The most of one answer's body read, decompressed, in bytes (written `"64MiB"`,
+    /// `"512KiB"`, `"1GiB"` or a number of bytes): a larger answer (or a gzip bomb) is
+    /// not read further, its call ends `invalid_response` and is not bought again.
+    #[serde(default = "default_max_answer", deserialize_with = "sizes::bytes")]
+    pub max_answer: u64,
 }
 
 /// How a task travels in the POST body.
@@ -233,6 +239,7 @@ impl Default for ApiConfig {
             retry_max_delay: default_retry_max(),
             body: BodyShape::Array,
             price_per_call: None,
+            max_answer: default_max_answer(),
         }
     }
 }
@@ -311,6 +318,10 @@ fn default_max_per_minute() -> u32 {
 }
 fn default_max_attempts() -> u32 {
     8
+}
+/// 64 MiB: the largest Backlinks answer, 1,000 items of a few kB each, is a few MB.
+fn default_max_answer() -> u64 {
+    64 * 1024 * 1024
 }
 fn default_retry_base() -> Duration {
     Duration::from_millis(500)

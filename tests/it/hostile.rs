@@ -93,3 +93,39 @@ async fn a_large_answer_that_cannot_be_stored_as_json_is_kept_as_bytes_too() {
         assert!(size > 32 * 1024, "{quirk}: {size} bytes kept");
     }
 }
+
+#[tokio::test]
+async fn an_answer_over_the_size_bound_is_not_read_further_and_not_bought_again() {
+    let db = TestDb::new().await;
+    let sb = default_sandbox().await;
+    let wd = Workdir::new(&[(
+        "big.toml",
+        "name = \"big\"\ntargets = [\"a.example.com\"]\n[[collect]]\nendpoint = \"history\"\nschedule = \"@daily\"\nparams = { date_from = \"2019-01-01\" }\n",
+    )]);
+    // History since 2019 is over 32 KiB.
+    let env = with_env(
+        env_for(&db, &sb),
+        &[("LINKLEDGER_API__MAX_ANSWER", "32KiB")],
+    );
+    let out = linkledger(wd.path(), &env, &["run", "--once"]).await;
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    assert_eq!(sb.stats().requests, 1, "{:?}", sb.stats());
+    let store = db.store().await;
+    let (outcome, cost, error): (String, Decimal, String) = sqlx::query_as(
+        "SELECT outcome, cost_usd, error FROM linkledger.api_calls WHERE endpoint = 'history'",
+    )
+    .fetch_one(store.pool())
+    .await
+    .unwrap();
+    assert_eq!(outcome, "invalid_response");
+    assert!(
+        error.contains("larger than api.max_answer (32768 bytes"),
+        "{error}"
+    );
+    // Booked at its estimate, which is what the API charged for it.
+    assert_eq!(cost, sb.stats().charged_usd.decimal());
+    // The bound holds the other way too: the same call under the default bound loads.
+    let db = TestDb::new().await;
+    let out = linkledger(wd.path(), &env_for(&db, &sb), &["run", "--once"]).await;
+    assert!(out.status.success(), "{}", stderr(&out));
+}
