@@ -16,7 +16,7 @@ use tracing::{error, info, warn};
 
 use crate::app::App;
 use crate::collect::executor::{CredentialsCheck, Executor};
-use crate::collect::scheduler::{PlanProblems, Scheduler};
+use crate::collect::scheduler::{FireFailures, PlanProblems, Scheduler};
 use crate::collect::workers::{self, Shutdown, WorkSet, Workers};
 use crate::config::WarehouseConfig;
 use crate::jobs::{self, Job};
@@ -77,16 +77,16 @@ pub async fn run(
     let server_task = health::serve(
         listener,
         app.metrics.clone(),
-        health(app, &exec, scheduler.problems()),
+        health(app, &exec, scheduler.problems(), scheduler.fire_failures()),
         refresh(app, current_jobs.clone()),
         shutdown.stop.clone(),
     )?;
 
-    if let CredentialsCheck::Refused(h) = exec.check_credentials(None).await? {
-        error!(reason = %h, "the API refused the credentials; no call will be made until restart");
-    }
-    check_runway(&app.store, &exec, &current_jobs, &app.metrics).await;
-
+    // Scheduling comes first: what is due is enqueued by the first tick, before the
+    // credentials check's round trip and before any bill is computed. The runway's
+    // bill waits for that tick (and the first tick after each reload), and runs off the
+    // runtime's threads, within RUNWAY_BILL_TIMEOUT.
+    let ticked = Arc::new(Notify::new());
     let ticking = tokio::spawn(schedule_loop(
         scheduler,
         Reloader {
@@ -98,13 +98,19 @@ pub async fn run(
         loaded_from,
         app.config.queue.tick,
         reload,
+        ticked.clone(),
         shutdown.stop.clone(),
     ));
+
+    if let CredentialsCheck::Refused(h) = exec.check_credentials(None).await? {
+        error!(reason = %h, "the API refused the credentials; no call will be made until restart");
+    }
     let account = tokio::spawn(watch_account(
         app.store.clone(),
         exec.clone(),
         current_jobs,
         app.metrics.clone(),
+        ticked,
         shutdown.stop.clone(),
     ));
     let narrator = tokio::spawn(narrate(
@@ -134,16 +140,22 @@ pub async fn run(
 }
 
 /// `/healthz`: the database answers, the scheduler ticks, the API takes our calls, and
-/// every collection's last fire could be planned.
-fn health(app: &App, exec: &Executor, problems: PlanProblems) -> health::HealthFn {
+/// every collection's last fire could be planned and enqueued.
+fn health(
+    app: &App,
+    exec: &Executor,
+    problems: PlanProblems,
+    failures: FireFailures,
+) -> health::HealthFn {
     let (store, metrics, exec) = (app.store.clone(), app.metrics.clone(), exec.clone());
     let stale_after = app.config.queue.tick * 3 + Duration::from_secs(5);
     Arc::new(move || {
-        let (store, metrics, exec, problems) = (
+        let (store, metrics, exec, problems, failures) = (
             store.clone(),
             metrics.clone(),
             exec.clone(),
             problems.clone(),
+            failures.clone(),
         );
         Box::pin(async move {
             let db = store.ping().await;
@@ -177,6 +189,7 @@ fn health(app: &App, exec: &Executor, problems: PlanProblems) -> health::HealthF
                     },
                 },
                 jobs_health(&problems),
+                fires_health(&failures),
             ];
             HealthReport {
                 ok: checks.iter().all(|c| c.ok),
@@ -202,6 +215,27 @@ pub fn jobs_health(problems: &PlanProblems) -> HealthCheck {
             "every collection's last fire was planned".into()
         } else {
             unplannable.join("; ")
+        },
+    }
+}
+
+/// The `fires` health check: unhealthy while some collection's last fire failed (see
+/// [`crate::collect::scheduler::Scheduler::tick`]), naming the job, the collection and
+/// why.
+pub fn fires_health(failures: &FireFailures) -> HealthCheck {
+    let failed: Vec<String> = failures
+        .lock()
+        .expect("fire failures")
+        .iter()
+        .map(|((job, collection), why)| format!("job {job}, collection {collection}: {why}"))
+        .collect();
+    HealthCheck {
+        name: "fires".into(),
+        ok: failed.is_empty(),
+        detail: if failed.is_empty() {
+            "every collection's last fire was enqueued".into()
+        } else {
+            failed.join("; ")
         },
     }
 }
@@ -288,40 +322,115 @@ type CurrentJobs = Arc<std::sync::RwLock<Vec<Job>>>;
 /// Below this many days of projected spend, the balance is worth a warning.
 pub const RUNWAY_WARNING_DAYS: i64 = 7;
 
+/// How long the runway's bill (the jobs' bill over the coming 30 days, `plan::bill`)
+/// may take before the daemon stops waiting for it. Thousands of targets fired every
+/// minute take tens of seconds (33 s seen for 2,000 in a release build); the runway
+/// is worth an hourly look, not a core held for minutes.
+pub const RUNWAY_BILL_TIMEOUT: Duration = Duration::from_secs(120);
+
 /// Reads the account (free) every [`ACCOUNT_EVERY`] until `stop`, and checks how long
-/// the balance lasts.
+/// the balance lasts: then, and each time `ticked` says the scheduler went through its
+/// first tick since the start or a reload.
 async fn watch_account(
     store: Store,
     exec: Executor,
     jobs: CurrentJobs,
     metrics: Arc<Metrics>,
+    ticked: Arc<Notify>,
     stop: CancellationToken,
 ) {
+    let bill = BillSlot::default();
+    let mut next_read = tokio::time::Instant::now() + ACCOUNT_EVERY;
     loop {
         tokio::select! {
             _ = stop.cancelled() => return,
-            _ = tokio::time::sleep(ACCOUNT_EVERY) => {}
-        }
-        if exec.halted().is_some() {
-            continue;
-        }
-        match exec.refresh_account().await {
-            Ok(Some(account)) => {
-                info!(
-                    balance_usd = account.balance.map(|b| b.to_f64()),
-                    "account read"
-                )
+            _ = ticked.notified() => {}
+            _ = tokio::time::sleep_until(next_read) => {
+                next_read = tokio::time::Instant::now() + ACCOUNT_EVERY;
+                if exec.halted().is_some() {
+                    continue;
+                }
+                match exec.refresh_account().await {
+                    Ok(Some(account)) => {
+                        info!(
+                            balance_usd = account.balance.map(|b| b.to_f64()),
+                            "account read"
+                        )
+                    }
+                    Ok(None) => warn!("the API did not answer with the account's balance"),
+                    Err(e) => warn!(error = format!("{e:#}"), "reading the account failed"),
+                }
             }
-            Ok(None) => warn!("the API did not answer with the account's balance"),
-            Err(e) => warn!(error = format!("{e:#}"), "reading the account failed"),
         }
-        check_runway(&store, &exec, &jobs, &metrics).await;
+        check_runway(&store, &exec, &jobs, &metrics, &bill).await;
+    }
+}
+
+/// At most one runway bill computes at a time: one that outlasted its timeout still
+/// holds the slot until it ends.
+#[derive(Clone, Default)]
+pub struct BillSlot(Arc<std::sync::atomic::AtomicBool>);
+
+/// What became of a computation handed to [`off_the_runtime`].
+#[derive(Debug, PartialEq, Eq)]
+pub enum OffRuntime<T> {
+    Done(T),
+    /// It did not end within its time; it ends on its own thread, unwaited for.
+    GaveUp,
+    /// The previous one has not ended yet; this one was not started.
+    Busy,
+    /// Its thread could not be started, or it panicked.
+    Failed,
+}
+
+/// Runs `f` on a thread of its own, never on the runtime's (a long computation there
+/// would stall `/healthz` and the scheduler), and waits for it at most `within`. A
+/// computation that outlasts `within` finishes unwaited for and holds `slot` until
+/// then; a process that exits does not wait for it.
+pub async fn off_the_runtime<T: Send + 'static>(
+    slot: &BillSlot,
+    within: Duration,
+    f: impl FnOnce() -> T + Send + 'static,
+) -> OffRuntime<T> {
+    use std::sync::atomic::Ordering;
+    if slot.0.swap(true, Ordering::AcqRel) {
+        return OffRuntime::Busy;
+    }
+    /// Frees the slot when the computation ends, even by a panic.
+    struct Release(Arc<std::sync::atomic::AtomicBool>);
+    impl Drop for Release {
+        fn drop(&mut self) {
+            self.0.store(false, Ordering::Release);
+        }
+    }
+    let release = Release(slot.0.clone());
+    let (tx, rx) = tokio::sync::oneshot::channel();
+    let started = std::thread::Builder::new()
+        .name("runway-bill".into())
+        .spawn(move || {
+            let _release = release;
+            let _ = tx.send(f());
+        });
+    if started.is_err() {
+        return OffRuntime::Failed;
+    }
+    match tokio::time::timeout(within, rx).await {
+        Ok(Ok(done)) => OffRuntime::Done(done),
+        Ok(Err(_)) => OffRuntime::Failed,
+        Err(_) => OffRuntime::GaveUp,
     }
 }
 
 /// How many days the last known balance lasts at the spend the jobs project (their
-/// bill over the coming 30 days); warns below [`RUNWAY_WARNING_DAYS`].
-async fn check_runway(store: &Store, exec: &Executor, jobs: &CurrentJobs, metrics: &Metrics) {
+/// bill over the coming 30 days); warns below [`RUNWAY_WARNING_DAYS`]. The bill is
+/// computed off the runtime's threads, within [`RUNWAY_BILL_TIMEOUT`].
+async fn check_runway(
+    store: &Store,
+    exec: &Executor,
+    jobs: &CurrentJobs,
+    metrics: &Metrics,
+    bill: &BillSlot,
+) {
     let account = match store.latest_account(Some(exec.client().api_host())).await {
         Ok(Some(account)) => account,
         Ok(None) => return,
@@ -333,12 +442,13 @@ async fn check_runway(store: &Store, exec: &Executor, jobs: &CurrentJobs, metric
     let Some(balance) = account.balance else {
         return;
     };
-    let per_day = {
-        let jobs = jobs.read().expect("jobs lock");
+    let jobs = jobs.read().expect("jobs lock").clone();
+    let prices = exec.prices();
+    let per_day = match off_the_runtime(bill, RUNWAY_BILL_TIMEOUT, move || {
         crate::plan::bill::compute(
             &jobs,
             None,
-            &exec.prices(),
+            &prices,
             crate::plan::bill::AccountCaps {
                 daily_usd: None,
                 monthly_usd: None,
@@ -347,6 +457,30 @@ async fn check_runway(store: &Store, exec: &Executor, jobs: &CurrentJobs, metric
         )
         .total
         .pays_per_day
+    })
+    .await
+    {
+        OffRuntime::Done(per_day) => per_day,
+        OffRuntime::GaveUp => {
+            warn!(
+                timeout_s = RUNWAY_BILL_TIMEOUT.as_secs(),
+                "the runway's bill took longer than {}s; the balance's runway is not projected this time (`linkledger plan` computes the bill)",
+                RUNWAY_BILL_TIMEOUT.as_secs()
+            );
+            return;
+        }
+        OffRuntime::Busy => {
+            warn!(
+                "the previous runway bill is still computing; the balance's runway is not projected this time"
+            );
+            return;
+        }
+        OffRuntime::Failed => {
+            warn!(
+                "computing the runway's bill failed; the balance's runway is not projected this time"
+            );
+            return;
+        }
     };
     let Some(days) = runway_days(balance, per_day) else {
         return;
@@ -400,18 +534,28 @@ impl Reloader {
     }
 }
 
+/// Ticks every `tick` until `shutdown`, reloading the jobs when their files change or
+/// `reload` is notified. `ticked` is notified after the first tick, and after the
+/// first tick of each reload: what depends on the jobs but not on time (the runway's
+/// bill) waits for what is due to be enqueued.
+#[allow(clippy::too_many_arguments)]
 async fn schedule_loop(
     mut scheduler: Scheduler,
     reloader: Reloader,
     mut seen: Fingerprint,
     tick: Duration,
     reload: Arc<Notify>,
+    ticked: Arc<Notify>,
     shutdown: CancellationToken,
 ) {
+    let mut first = true;
     loop {
         if let Err(e) = scheduler.tick(Utc::now()).await {
             // Postgres may be restarting; the next tick retries.
             warn!(error = format!("{e:#}"), "scheduler tick failed");
+        }
+        if std::mem::take(&mut first) {
+            ticked.notify_one();
         }
         let mut reload_now = false;
         tokio::select! {
@@ -432,6 +576,7 @@ async fn schedule_loop(
                     reloader.budgets(&jobs).await;
                     *reloader.jobs.write().expect("jobs lock") = jobs.clone();
                     scheduler.replace_jobs(jobs);
+                    first = true;
                 }
                 Err(problems) => {
                     for p in &problems.0 {
@@ -536,4 +681,36 @@ async fn tell_waiting(store: &Store, halt: &crate::collect::executor::Halt) {
         "calls stopped ({halt}); holding the queued work of {} {until}; `linkledger runs show RUN` says why, `linkledger cancel RUN` drops a run's queued work",
         runs.join(", ")
     );
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn a_computation_that_outlasts_its_time_is_given_up_and_holds_its_slot_until_it_ends() {
+        let slot = BillSlot::default();
+        let (release, wait) = std::sync::mpsc::channel::<()>();
+        let slow = off_the_runtime(&slot, Duration::from_millis(50), move || {
+            let _ = wait.recv();
+            1
+        });
+        assert_eq!(slow.await, OffRuntime::GaveUp);
+        assert_eq!(
+            off_the_runtime(&slot, Duration::from_secs(5), || 2).await,
+            OffRuntime::Busy
+        );
+        release.send(()).unwrap();
+        let freed = tokio::time::timeout(Duration::from_secs(5), async {
+            loop {
+                match off_the_runtime(&slot, Duration::from_secs(5), || 3).await {
+                    OffRuntime::Busy => tokio::task::yield_now().await,
+                    done => return done,
+                }
+            }
+        })
+        .await
+        .expect("the slot is freed once the slow one ends");
+        assert_eq!(freed, OffRuntime::Done(3));
+    }
 }

@@ -1,7 +1,12 @@
 //! The daemon's HTTP side door: `GET /healthz` (JSON, 200 or 503) and `GET /metrics`
-//! (Prometheus/OpenMetrics text).
+//! (Prometheus/OpenMetrics text), over HTTP/1.1 with a bounded number of connections
+//! and idle ones closed ([`MAX_CONNECTIONS`], [`IDLE_TIMEOUT`]): many clients that
+//! connect and send nothing cannot use up the process's file descriptors nor keep a
+//! probe from being answered.
 
-use std::sync::Arc;
+use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use axum::Router;
@@ -10,7 +15,9 @@ use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use futures::future::BoxFuture;
+use hyper::body::Incoming;
 use tokio_util::sync::CancellationToken;
+use tower::ServiceExt as _;
 use tracing::{instrument, warn};
 
 use super::metrics::Metrics;
@@ -48,14 +55,69 @@ struct AppState {
     refresh: RefreshFn,
 }
 
-/// Serves on `listener` until `shutdown` is cancelled. Returns the server task.
-#[instrument(skip_all)]
+/// At most this many connections to the server are open at once. A health probe and
+/// a scraper or two need a handful; each connection holds one of the process's file
+/// descriptors, which its database pool and API connections need too.
+pub const MAX_CONNECTIONS: usize = 64;
+
+/// A connection is closed once it has waited this long for a request's headers: since
+/// it opened, or since its last answer (an idle keep-alive). Probes and scrapers send
+/// theirs at once; one that sends nothing only holds a descriptor.
+pub const IDLE_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// How long accepting pauses after it failed (no descriptor left, say): trying again
+/// at once would spin.
+const ACCEPT_PAUSE: Duration = Duration::from_millis(100);
+
+/// The server's bounds on connections; [`serve`] uses [`MAX_CONNECTIONS`] and
+/// [`IDLE_TIMEOUT`].
+#[derive(Clone, Copy, Debug)]
+pub struct Limits {
+    pub max_connections: usize,
+    pub idle_timeout: Duration,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            max_connections: MAX_CONNECTIONS,
+            idle_timeout: IDLE_TIMEOUT,
+        }
+    }
+}
+
+/// Serves on `listener` until `shutdown` is cancelled, within the default [`Limits`].
+/// Returns the server task.
 pub fn serve(
     listener: tokio::net::TcpListener,
     metrics: Arc<Metrics>,
     health: HealthFn,
     refresh: RefreshFn,
     shutdown: CancellationToken,
+) -> anyhow::Result<tokio::task::JoinHandle<()>> {
+    serve_within(
+        listener,
+        metrics,
+        health,
+        refresh,
+        shutdown,
+        Limits::default(),
+    )
+}
+
+/// [`serve`] within `limits`: a connection that sends no request's headers within
+/// `idle_timeout` is closed, and at most `max_connections` are open; one more closes
+/// the oldest connection that waits for a request (a fresh probe is answered however
+/// many idle connections there are), or, when every open connection has a request in
+/// flight, is itself closed at once.
+#[instrument(skip_all)]
+pub fn serve_within(
+    listener: tokio::net::TcpListener,
+    metrics: Arc<Metrics>,
+    health: HealthFn,
+    refresh: RefreshFn,
+    shutdown: CancellationToken,
+    limits: Limits,
 ) -> anyhow::Result<tokio::task::JoinHandle<()>> {
     let addr = listener.local_addr()?;
     let app = router(AppState {
@@ -64,15 +126,128 @@ pub fn serve(
         refresh,
     });
     let task = tokio::spawn(async move {
-        let result = axum::serve(listener, app)
-            .with_graceful_shutdown(shutdown.cancelled_owned())
-            .await;
-        if let Err(e) = result {
-            warn!(error = %e, "metrics/health server stopped with an error");
+        let open = Arc::new(Mutex::new(Open::default()));
+        let tasks = tokio_util::task::TaskTracker::new();
+        loop {
+            let stream = tokio::select! {
+                _ = shutdown.cancelled() => break,
+                accepted = listener.accept() => match accepted {
+                    Ok((stream, _)) => stream,
+                    Err(e) => {
+                        warn!(error = %e, "accepting a connection to /healthz and /metrics failed");
+                        tokio::select! {
+                            _ = shutdown.cancelled() => break,
+                            _ = tokio::time::sleep(ACCEPT_PAUSE) => continue,
+                        }
+                    }
+                },
+            };
+            let Some((id, conn)) = open
+                .lock()
+                .expect("open connections")
+                .admit(limits.max_connections)
+            else {
+                // Every open connection has a request in flight: this one waits for
+                // nothing, closed at once.
+                drop(stream);
+                continue;
+            };
+            let (app, open, shutdown) = (app.clone(), open.clone(), shutdown.clone());
+            tasks.spawn(async move {
+                serve_connection(stream, &conn, app, limits.idle_timeout, shutdown).await;
+                open.lock().expect("open connections").conns.remove(&id);
+            });
         }
+        tasks.close();
+        tasks.wait().await;
     });
     tracing::info!(%addr, "serving /healthz and /metrics");
     Ok(task)
+}
+
+/// One open connection: how many of its requests are in flight, and how to close it.
+#[derive(Default)]
+struct Conn {
+    busy: AtomicUsize,
+    close: CancellationToken,
+}
+
+/// The open connections, oldest first.
+#[derive(Default)]
+struct Open {
+    next: u64,
+    conns: BTreeMap<u64, Arc<Conn>>,
+}
+
+impl Open {
+    /// Room for one more connection within `max`: the oldest connection waiting for a
+    /// request is closed if there is none; `None` when every open one is busy.
+    fn admit(&mut self, max: usize) -> Option<(u64, Arc<Conn>)> {
+        if self.conns.len() >= max {
+            let idle = self
+                .conns
+                .iter()
+                .find(|(_, c)| c.busy.load(Ordering::Acquire) == 0)
+                .map(|(id, _)| *id)?;
+            if let Some(closed) = self.conns.remove(&idle) {
+                closed.close.cancel();
+            }
+        }
+        let id = self.next;
+        self.next += 1;
+        let conn = Arc::new(Conn::default());
+        self.conns.insert(id, conn.clone());
+        Some((id, conn))
+    }
+}
+
+/// Counts a request in flight on its connection while it lives.
+struct Busy(Arc<Conn>);
+
+impl Drop for Busy {
+    fn drop(&mut self) {
+        self.0.busy.fetch_sub(1, Ordering::AcqRel);
+    }
+}
+
+/// HTTP/1.1 on one connection until the client closes it, it waits `idle_timeout`
+/// for a request's headers, it is closed to make room (`conn.close`), or `shutdown`
+/// (the request in flight is answered first).
+async fn serve_connection(
+    stream: tokio::net::TcpStream,
+    conn: &Arc<Conn>,
+    app: Router,
+    idle_timeout: Duration,
+    shutdown: CancellationToken,
+) {
+    let counted = conn.clone();
+    let service = hyper::service::service_fn(move |request: hyper::Request<Incoming>| {
+        counted.busy.fetch_add(1, Ordering::AcqRel);
+        let busy = Busy(counted.clone());
+        let app = app.clone();
+        async move {
+            let _busy = busy;
+            app.oneshot(request.map(axum::body::Body::new)).await
+        }
+    });
+    let mut builder = hyper::server::conn::http1::Builder::new();
+    builder
+        .timer(hyper_util::rt::TokioTimer::new())
+        .header_read_timeout(idle_timeout);
+    let served = builder.serve_connection(hyper_util::rt::TokioIo::new(stream), service);
+    tokio::pin!(served);
+    let mut stopping = false;
+    loop {
+        tokio::select! {
+            // An idle connection timing out ends here too, as an error.
+            _ = served.as_mut() => return,
+            _ = conn.close.cancelled() => return,
+            _ = shutdown.cancelled(), if !stopping => {
+                stopping = true;
+                served.as_mut().graceful_shutdown();
+            }
+        }
+    }
 }
 
 fn router(state: AppState) -> Router {
@@ -291,6 +466,20 @@ mod tests {
         assert!(body.contains(r#""status":"ok""#), "{body}");
         shutdown.cancel();
         task.await.unwrap();
+    }
+
+    #[test]
+    fn at_the_limit_a_new_connection_closes_the_oldest_idle_one_or_is_refused_when_all_are_busy() {
+        let mut open = Open::default();
+        let (first, a) = open.admit(2).unwrap();
+        let (_, b) = open.admit(2).unwrap();
+        b.busy.fetch_add(1, Ordering::AcqRel);
+        let (_, c) = open.admit(2).expect("the idle one makes room");
+        assert!(a.close.is_cancelled() && !b.close.is_cancelled());
+        assert!(!open.conns.contains_key(&first));
+        c.busy.fetch_add(1, Ordering::AcqRel);
+        assert!(open.admit(2).is_none(), "every open connection is busy");
+        assert_eq!(open.conns.len(), 2);
     }
 
     #[tokio::test(start_paused = true)]

@@ -99,6 +99,7 @@ pub struct Metrics {
     queue_depth: Family<StateLabels, Gauge>,
     queue_oldest_age: FloatGauge,
     schedule_lag: Family<ScheduleLabels, FloatGauge>,
+    fire_failures: Family<ScheduleLabels, Counter>,
     gap_periods: Family<GapLabels, Gauge>,
     scheduler_last_tick: FloatGauge,
     last_tick: Mutex<Option<DateTime<Utc>>>,
@@ -178,6 +179,12 @@ impl Metrics {
             "How many seconds after it was due the last fire of a collection was enqueued (a fire missed while no daemon ran counts from the daemon's start)",
             schedule_lag.clone(),
         );
+        let fire_failures = Family::<ScheduleLabels, Counter>::default();
+        registry.register(
+            "fire_failures",
+            "Times a collection's fire could not be planned against the database or enqueued (the other collections fire regardless; /healthz names the last failure)",
+            fire_failures.clone(),
+        );
         let gap_periods = Family::<GapLabels, Gauge>::default();
         registry.register(
             "gap_periods",
@@ -234,6 +241,7 @@ impl Metrics {
             queue_depth,
             queue_oldest_age,
             schedule_lag,
+            fire_failures,
             gap_periods,
             scheduler_last_tick,
             last_tick: Mutex::new(None),
@@ -310,6 +318,16 @@ impl Metrics {
                 collection: collection.to_string(),
             })
             .set(lag.as_secs_f64());
+    }
+
+    /// A fire of a collection failed.
+    pub fn fire_failed(&self, job: &str, collection: &str) {
+        self.fire_failures
+            .get_or_create(&ScheduleLabels {
+                job: job.to_string(),
+                collection: collection.to_string(),
+            })
+            .inc();
     }
 
     /// The gap periods of one collection: how many periods stand each way

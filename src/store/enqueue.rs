@@ -1,7 +1,7 @@
 //! Runs and their work enqueued, in SQL: a once-run with its calls, and each schedule
 //! fire exactly once (the unique key of `fires` decides, in the transaction that
 //! creates its run and its work), where a schedule resumes, and a fire that could not be
-//! planned recorded as a failed run.
+//! planned or enqueued recorded as a failed run.
 
 use chrono::{DateTime, Utc};
 use serde_json::Value;
@@ -216,18 +216,19 @@ impl Store {
         .await?)
     }
 
-    /// Records a fire that could not be planned (a rule of the API it would break): the
-    /// fire row and a run that failed with `why`, no work. `false` when the fire was
-    /// already recorded (by this or another daemon).
+    /// Records a fire that could not be planned (a rule of the API it would break) or
+    /// enqueued (the database refused its work): the fire row and a run that failed
+    /// with `why`, no work. Its run id, or `None` when the fire was already recorded
+    /// (by this or another daemon).
     #[instrument(skip_all, fields(job, collection, %scheduled_for))]
-    pub async fn record_unplannable_fire(
+    pub async fn record_failed_fire(
         &self,
         job: &str,
         collection: &str,
         scheduled_for: DateTime<Utc>,
         enqueued_by: &str,
         why: &str,
-    ) -> Result<bool, StoreError> {
+    ) -> Result<Option<i64>, StoreError> {
         let mut tx = self.pool().begin().await?;
         let recorded = insert_fire(
             &mut tx,
@@ -238,11 +239,11 @@ impl Store {
             Some(why),
         )
         .await?;
-        if recorded.is_none() {
+        let Some((run_id, _)) = recorded else {
             tx.rollback().await?;
-            return Ok(false);
-        }
+            return Ok(None);
+        };
         tx.commit().await?;
-        Ok(true)
+        Ok(Some(run_id))
     }
 }

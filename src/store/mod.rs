@@ -105,6 +105,15 @@ impl StoreError {
     pub fn is_deadlock(&self) -> bool {
         matches!(self, StoreError::Sql(sqlx::Error::Database(e)) if e.code().as_deref() == Some("40P01"))
     }
+
+    /// The database refused what was written, not the moment it was written in: a
+    /// data exception (SQLSTATE class 22: a NUL in a text, a value out of range), an
+    /// integrity constraint (23) or a program limit (54, a row too large). The same
+    /// statement with the same data fails again, so trying it again is no use.
+    pub fn is_refused_data(&self) -> bool {
+        matches!(self, StoreError::Sql(sqlx::Error::Database(e))
+            if e.code().is_some_and(|c| ["22", "23", "54"].iter().any(|class| c.starts_with(class))))
+    }
 }
 
 /// Where a connection goes, for messages: `host:port`, or the Unix socket.

@@ -1,6 +1,7 @@
 //! `docker-compose.yml` as compose reads it: the daemon takes the API's address and
 //! the credentials from the environment (`.env`), the sandbox runs only under its
-//! profile, PostgreSQL is not published on the host's 5432, and Grafana reads the
+//! profile, PostgreSQL is not published on the host's 5432, the daemon's health port is
+//! published on the loopback interface only, and Grafana reads the
 //! warehouse as the read-only role through its provisioned data source and dashboard.
 
 use std::collections::BTreeMap;
@@ -338,5 +339,35 @@ fn grafana_reads_the_warehouse_as_the_reader_role_that_grant_reader_creates() {
             let port = interpolate(port.as_str().unwrap(), &env);
             assert!(port.starts_with("127.0.0.1:"), "{port}");
         }
+    }
+}
+
+#[test]
+fn the_daemons_health_port_is_published_on_the_loopback_interface_only_as_the_readme_says() {
+    let c = compose();
+    let env = BTreeMap::new();
+    let ports: Vec<String> = c["services"]["linkledger"]["ports"]
+        .as_sequence()
+        .expect("the daemon publishes its health port")
+        .iter()
+        .map(|p| interpolate(p.as_str().unwrap(), &env))
+        .collect();
+    assert!(!ports.is_empty());
+    for port in &ports {
+        let parts: Vec<&str> = port.split(':').collect();
+        assert!(
+            parts.len() == 3 && parts[0] == "127.0.0.1",
+            "bound to the loopback interface: {port}"
+        );
+        let readme = std::fs::read_to_string(root().join("README.md")).unwrap();
+        let docker = readme
+            .split("\n## Docker")
+            .nth(1)
+            .expect("README has a Docker section");
+        assert!(
+            docker.contains(&format!("http://127.0.0.1:{}", parts[1])),
+            "README's Docker section names http://127.0.0.1:{}",
+            parts[1]
+        );
     }
 }

@@ -712,3 +712,170 @@ async fn two_daemons_together_stay_within_the_accounts_per_minute_limit() {
     .await;
     assert!(busiest <= 20, "{busiest} starts in one minute");
 }
+
+/// A job of one summary collection over one target that fires once at start (its
+/// missed yearly fire caught up; see [`fired_long_ago`]).
+fn one_fire_job(name: &str) -> String {
+    format!(
+        "name = \"{name}\"\ntargets = [\"{name}.example.com\"]\n[[collect]]\nendpoint = \"summary\"\nschedule = \"{ONE_FIRE}\"\n{ONE_FIRE_CATCH_UP}\n"
+    )
+}
+
+#[tokio::test]
+async fn a_collection_whose_fire_the_database_refuses_fails_alone_and_health_and_metrics_name_it() {
+    // `broken` is scheduled before `fine` (the files load in name order).
+    let sc = scene_with_jobs(
+        &[
+            ("broken.toml", &one_fire_job("broken")),
+            ("fine.toml", &one_fire_job("fine")),
+        ],
+        SandboxOptions::default(),
+        &[],
+    )
+    .await;
+    let store = sc.store.clone();
+    let long_ago = chrono::DateTime::parse_from_rfc3339("2000-01-01T00:00:00Z").unwrap();
+    for job in ["broken", "fine"] {
+        seed_fire(&store, job, "summary", long_ago.into()).await;
+    }
+    // The database refuses the work of `broken`'s fire the way it refuses a tag holding
+    // a NUL character (22P05), whatever the job files say.
+    sqlx::raw_sql(
+        "CREATE FUNCTION public.refuse_broken() RETURNS trigger LANGUAGE plpgsql AS $$
+         BEGIN
+             IF NEW.job = 'broken' THEN
+                 RAISE EXCEPTION 'refused by the test' USING ERRCODE = '22P05';
+             END IF;
+             RETURN NEW;
+         END $$;
+         CREATE TRIGGER refuse_broken BEFORE INSERT ON linkledger.work
+             FOR EACH ROW EXECUTE FUNCTION public.refuse_broken();",
+    )
+    .execute(store.pool())
+    .await
+    .unwrap();
+
+    let mut d = sc.start_daemon().await;
+    wait_for_count(
+        &store,
+        Duration::from_secs(60),
+        "the fine job's fire done",
+        "SELECT count(*) FROM linkledger.runs r JOIN linkledger.fires f ON f.run_id = r.id
+         WHERE f.job = 'fine' AND f.enqueued_by <> 'test' AND r.status = 'succeeded'",
+        |n| n == 1,
+    )
+    .await;
+    let (status, body) = d.get("/healthz").await;
+    assert_eq!(status, 503, "{body}");
+    assert!(
+        body.contains("job broken, collection summary") && body.contains("refused by the test"),
+        "{body}"
+    );
+    assert!(!body.contains("job fine"), "{body}");
+    // The broken fire is the failed run it would have made, with why; it is not tried
+    // again on every tick.
+    assert_eq!(
+        count(
+            &store,
+            "SELECT count(*) FROM linkledger.runs r JOIN linkledger.fires f ON f.run_id = r.id
+             WHERE f.job = 'broken' AND f.enqueued_by <> 'test' AND r.status = 'failed'
+               AND r.message LIKE '%refused by the test%'",
+        )
+        .await,
+        1
+    );
+    let failures = r#"linkledger_fire_failures_total{job="broken",collection="summary"}"#;
+    let until = chrono::Utc::now().timestamp_millis() as f64 / 1000.0 + 0.5;
+    wait_for(
+        Duration::from_secs(10),
+        "the scheduler to tick on",
+        || async {
+            let (_, metrics) = d.get("/metrics").await;
+            metric(&metrics, "linkledger_scheduler_last_tick_timestamp_seconds")
+                .is_some_and(|t| t >= until)
+        },
+    )
+    .await;
+    let (_, metrics) = d.get("/metrics").await;
+    assert_eq!(metric(&metrics, failures), Some(1.0), "{metrics}");
+    assert!(
+        d.log().contains("fire failed") && d.log().contains("job=broken"),
+        "{}",
+        d.log()
+    );
+    d.stop(Duration::from_secs(15)).await;
+}
+
+#[tokio::test]
+async fn a_daemon_enqueues_what_is_due_at_start_before_it_computes_the_runway_bill() {
+    // One target every minute (bought once a day, the rest reused): $0.02 a day
+    // against a balance of $0.10, so the runway warning is logged once the bill is
+    // computed.
+    let sc = scene_with_jobs(
+        &[(
+            "daemon.toml",
+            &summary_job(1, "* * * * *", "catch_up = \"latest\""),
+        )],
+        SandboxOptions {
+            balance: linkledger::money::Usd(Decimal::new(10, 2)),
+            ..SandboxOptions::default()
+        },
+        &[],
+    )
+    .await;
+    fired_long_ago(&sc.store).await;
+    let d = sc
+        .run_daemon_until_log(Duration::from_secs(60), "the balance covers fewer than")
+        .await;
+    let log = d.log();
+    let fired = log.find("fire enqueued").expect(&log);
+    let projected = log.find("the balance covers fewer than").unwrap();
+    assert!(
+        fired < projected,
+        "the fire due at start is enqueued before the bill: {log}"
+    );
+}
+
+#[tokio::test]
+async fn hundreds_of_idle_connections_neither_use_up_the_daemons_files_nor_keep_healthz_from_answering()
+ {
+    let sc = scene(3, SandboxOptions::default(), &[]).await;
+    // 256 descriptors: fewer than the idle connections below.
+    let mut d = Daemon::start_with_open_files(sc.wd.path(), &sc.env, 256).await;
+    wait_for_daemons_fire(&sc.store, Duration::from_secs(60), "5 minutes").await;
+    let mut idle = Vec::new();
+    for _ in 0..400 {
+        idle.push(tokio::net::TcpStream::connect(&d.addr).await.unwrap());
+    }
+    let (status, body) = tokio::time::timeout(Duration::from_secs(10), d.get("/healthz"))
+        .await
+        .expect("a fresh connection is answered while 400 others sit idle");
+    assert_eq!(status, 200, "the database is still reachable: {body}");
+    drop(idle);
+    d.stop(Duration::from_secs(15)).await;
+}
+
+#[tokio::test]
+async fn an_idle_connection_to_the_health_port_is_closed_after_a_few_seconds() {
+    use tokio::io::AsyncReadExt;
+    let sc = scene(1, SandboxOptions::default(), &[]).await;
+    let mut d = sc.start_daemon().await;
+    let mut idle = tokio::net::TcpStream::connect(&d.addr).await.unwrap();
+    let opened = Instant::now();
+    let mut buf = [0u8; 64];
+    let read = tokio::time::timeout(Duration::from_secs(30), idle.read(&mut buf))
+        .await
+        .expect("the daemon closes a connection that sends nothing");
+    assert!(
+        matches!(read, Ok(0) | Err(_)),
+        "closed, not answered: {read:?}"
+    );
+    assert!(
+        opened.elapsed() >= Duration::from_secs(1),
+        "it waited for a request first"
+    );
+    // A connection that does send its request is answered.
+    let (status, _) = d.get("/healthz").await;
+    assert!(status == 200 || status == 503);
+    d.stop(Duration::from_secs(15)).await;
+}

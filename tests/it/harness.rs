@@ -44,7 +44,37 @@ pub fn capture_stderr(child: &mut tokio::process::Child) -> Arc<Mutex<String>> {
 
 impl Daemon {
     pub async fn start(dir: &std::path::Path, env: &[(String, String)]) -> Daemon {
+        Daemon::spawn(command(dir, env, &["run"])).await
+    }
+
+    /// [`Daemon::start`] with at most `files` open file descriptors (RLIMIT_NOFILE).
+    pub async fn start_with_open_files(
+        dir: &std::path::Path,
+        env: &[(String, String)],
+        files: u64,
+    ) -> Daemon {
         let mut cmd = command(dir, env, &["run"]);
+        // SAFETY: setrlimit is async-signal-safe; nothing else runs between fork and
+        // exec.
+        unsafe {
+            cmd.pre_exec(move || {
+                nix::sys::resource::setrlimit(
+                    nix::sys::resource::Resource::RLIMIT_NOFILE,
+                    files,
+                    files,
+                )
+                .map_err(std::io::Error::from)
+            });
+        }
+        Daemon::spawn(cmd).await
+    }
+
+    async fn spawn(mut cmd: tokio::process::Command) -> Daemon {
+        let dir = cmd
+            .as_std()
+            .get_current_dir()
+            .expect("the daemon's directory")
+            .to_path_buf();
         cmd.stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .kill_on_drop(true);
@@ -71,7 +101,7 @@ impl Daemon {
             child,
             addr,
             log,
-            dir: dir.to_path_buf(),
+            dir,
         }
     }
 
