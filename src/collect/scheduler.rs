@@ -125,23 +125,8 @@ impl Scheduler {
         // A failure is forgotten with its collection, or once the collection is
         // defined anew (an edit may be its fix; its next fire says again if not).
         // Collections have no equality of their own; their full `Debug` is one.
-        let definitions: std::collections::HashMap<(String, String), String> = jobs
-            .iter()
-            .flat_map(|j| {
-                j.collections
-                    .iter()
-                    .map(|c| ((j.name.clone(), c.name.clone()), format!("{c:?}")))
-            })
-            .collect();
-        let before: std::collections::HashMap<(String, String), String> = self
-            .jobs
-            .iter()
-            .flat_map(|j| {
-                j.collections
-                    .iter()
-                    .map(|c| ((j.name.clone(), c.name.clone()), format!("{c:?}")))
-            })
-            .collect();
+        let definitions = definitions_of(&jobs);
+        let before = definitions_of(&self.jobs);
         self.fire_failures
             .lock()
             .expect("fire failures")
@@ -430,4 +415,16 @@ fn refused_data(e: &anyhow::Error) -> bool {
     e.chain()
         .filter_map(|c| c.downcast_ref::<crate::store::StoreError>())
         .any(|s| s.is_refused_data())
+}
+
+/// Each collection of `jobs` by (job, collection) name, with its whole definition as
+/// text: collections have no equality of their own; their full `Debug` is one.
+fn definitions_of(jobs: &[Job]) -> std::collections::HashMap<(String, String), String> {
+    jobs.iter()
+        .flat_map(|j| {
+            j.collections
+                .iter()
+                .map(|c| ((j.name.clone(), c.name.clone()), format!("{c:?}")))
+        })
+        .collect()
 }

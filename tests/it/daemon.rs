@@ -435,17 +435,7 @@ async fn a_refused_daemon_makes_no_call_keeps_the_work_queued_and_reports_unheal
     assert!(body.contains("40100"), "{body}");
     // Let the daemon run on for a while (its scheduler ticks half a second past now,
     // many worker polls) before looking: a refused daemon must still claim nothing.
-    let until = chrono::Utc::now().timestamp_millis() as f64 / 1000.0 + 0.5;
-    wait_for(
-        Duration::from_secs(10),
-        "the scheduler to tick on",
-        || async {
-            let (_, metrics) = d.get("/metrics").await;
-            metric(&metrics, "linkledger_scheduler_last_tick_timestamp_seconds")
-                .is_some_and(|t| t >= until)
-        },
-    )
-    .await;
+    wait_for_ticks_past_now(&d).await;
     assert_eq!(
         count(
             &store,
@@ -785,17 +775,7 @@ async fn a_collection_whose_fire_the_database_refuses_fails_alone_and_health_and
         1
     );
     let failures = r#"linkledger_fire_failures_total{job="broken",collection="summary"}"#;
-    let until = chrono::Utc::now().timestamp_millis() as f64 / 1000.0 + 0.5;
-    wait_for(
-        Duration::from_secs(10),
-        "the scheduler to tick on",
-        || async {
-            let (_, metrics) = d.get("/metrics").await;
-            metric(&metrics, "linkledger_scheduler_last_tick_timestamp_seconds")
-                .is_some_and(|t| t >= until)
-        },
-    )
-    .await;
+    wait_for_ticks_past_now(&d).await;
     let (_, metrics) = d.get("/metrics").await;
     assert_eq!(metric(&metrics, failures), Some(1.0), "{metrics}");
     assert!(

@@ -175,6 +175,22 @@ pub fn send_signal(child: &tokio::process::Child, sig: Signal) {
     kill(Pid::from_raw(child.id().expect("running") as i32), sig).expect("signalling the child");
 }
 
+/// Waits until `d`'s scheduler has ticked half a second past now (its last tick on
+/// `/metrics`): it ran on for a while.
+pub async fn wait_for_ticks_past_now(d: &Daemon) {
+    let until = chrono::Utc::now().timestamp_millis() as f64 / 1000.0 + 0.5;
+    wait_for(
+        Duration::from_secs(10),
+        "the scheduler to tick on",
+        || async {
+            let (_, metrics) = d.get("/metrics").await;
+            metric(&metrics, "linkledger_scheduler_last_tick_timestamp_seconds")
+                .is_some_and(|t| t >= until)
+        },
+    )
+    .await;
+}
+
 /// The value of the sample `name` (a metric with its labels) in a `/metrics` text.
 pub fn metric(metrics: &str, name: &str) -> Option<f64> {
     metrics

@@ -3,9 +3,28 @@
 //! and answered with a body that is not JSON (truncated, `NaN`, nested too deep, a lone
 //! surrogate) or that `jsonb` refuses (a NUL character).
 
+use linkledger::sandbox::Sandbox;
 use rust_decimal::Decimal;
 
 use crate::common::*;
+
+/// A `run --once` of one `endpoint` collection (`extra` added to it) for the target
+/// `QUIRK.example.com`: its call fails (the answer cannot be read), once: no retry
+/// bought it again.
+async fn once_failing(quirk: &str, endpoint: &str, extra: &str) -> (TestDb, Sandbox, Workdir) {
+    let db = TestDb::new().await;
+    let sb = default_sandbox().await;
+    let wd = Workdir::new(&[(
+        "bad.toml",
+        &format!(
+            "name = \"bad\"\ntargets = [\"{quirk}.example.com\"]\n[[collect]]\nendpoint = \"{endpoint}\"\nschedule = \"@daily\"\n{extra}"
+        ),
+    )]);
+    let out = linkledger(wd.path(), &env_for(&db, &sb), &["run", "--once"]).await;
+    assert_eq!(out.status.code(), Some(1), "{quirk}: {}", stderr(&out));
+    assert_eq!(sb.stats().requests, 1, "{quirk}: {:?}", sb.stats());
+    (db, sb, wd)
+}
 
 #[tokio::test]
 async fn an_answer_that_is_not_json_or_not_storable_as_json_is_kept_as_bytes_and_never_bought_again()
@@ -17,18 +36,7 @@ async fn an_answer_that_is_not_json_or_not_storable_as_json_is_kept_as_bytes_and
         "quirk-body-surrogate",
         "quirk-body-nul",
     ] {
-        let db = TestDb::new().await;
-        let sb = default_sandbox().await;
-        let wd = Workdir::new(&[(
-            "bad.toml",
-            &format!(
-                "name = \"bad\"\ntargets = [\"{quirk}.example.com\"]\n[[collect]]\nendpoint = \"summary\"\nschedule = \"@daily\"\n"
-            ),
-        )]);
-        let out = linkledger(wd.path(), &env_for(&db, &sb), &["run", "--once"]).await;
-        // The call failed (its answer cannot be read), once: no retry bought it again.
-        assert_eq!(out.status.code(), Some(1), "{quirk}: {}", stderr(&out));
-        assert_eq!(sb.stats().requests, 1, "{quirk}: {:?}", sb.stats());
+        let (db, sb, wd) = once_failing(quirk, "summary", "").await;
         let store = db.store().await;
         let (outcome, cost, error): (String, Decimal, String) = sqlx::query_as(
             "SELECT outcome, cost_usd, error FROM linkledger.api_calls WHERE endpoint = 'summary'",
@@ -68,17 +76,12 @@ async fn a_large_answer_that_cannot_be_stored_as_json_is_kept_as_bytes_too() {
     // Monthly history since 2019: over the size read at once, so it is first offered
     // to the database as it arrived, refused as JSON, then kept as bytes.
     for quirk in ["quirk-body-truncated", "quirk-body-nul"] {
-        let db = TestDb::new().await;
-        let sb = default_sandbox().await;
-        let wd = Workdir::new(&[(
-            "bad.toml",
-            &format!(
-                "name = \"bad\"\ntargets = [\"{quirk}.example.com\"]\n[[collect]]\nendpoint = \"history\"\nschedule = \"@daily\"\nparams = {{ date_from = \"2019-01-01\" }}\n"
-            ),
-        )]);
-        let out = linkledger(wd.path(), &env_for(&db, &sb), &["run", "--once"]).await;
-        assert_eq!(out.status.code(), Some(1), "{quirk}: {}", stderr(&out));
-        assert_eq!(sb.stats().requests, 1, "{quirk}: {:?}", sb.stats());
+        let (db, sb, _wd) = once_failing(
+            quirk,
+            "history",
+            "params = { date_from = \"2019-01-01\" }\n",
+        )
+        .await;
         let store = db.store().await;
         let (outcome, cost, size): (String, Decimal, i64) = sqlx::query_as(
             "SELECT c.outcome, c.cost_usd, octet_length(r.unparsed)::bigint
