@@ -421,7 +421,20 @@ async fn try_process(
     .await;
     beat.cancel();
     let _ = heartbeat.await;
-    let end: AttemptEnd = end?;
+    // An attempt that failed on an error (a write the database refused, a database
+    // away past the patience of its writes) is retried with that reason on the item,
+    // when the database takes it: its next claim shows why, not a guess that its
+    // process died. If the database is still away, the claim lapses as before.
+    let end: AttemptEnd = match end {
+        Ok(end) => end,
+        Err(e) => {
+            warn!(error = format!("{e:#}"), "the attempt failed; retried");
+            AttemptEnd::Retry {
+                throttled: false,
+                error: format!("the attempt failed: {e:#}"),
+            }
+        }
+    };
     settle(exec, keep_work_when_stopped, item, fence, &end).await?;
     crate::ops::run_log::close_if_done(store, item.run_id).await?;
     Ok(())

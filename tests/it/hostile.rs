@@ -132,3 +132,49 @@ async fn an_answer_over_the_size_bound_is_not_read_further_and_not_bought_again(
     let out = linkledger(wd.path(), &env_for(&db, &sb), &["run", "--once"]).await;
     assert!(out.status.success(), "{}", stderr(&out));
 }
+
+#[tokio::test]
+async fn a_write_the_database_refuses_ends_the_call_with_that_reason_not_a_dead_process() {
+    let db = TestDb::new().await;
+    let sb = default_sandbox().await;
+    let store = db.store().await;
+    // Every summary row is refused, as a full disk or a broken constraint would.
+    sqlx::raw_sql(
+        "CREATE FUNCTION linkledger_test_refuse() RETURNS trigger LANGUAGE plpgsql AS
+         $$ BEGIN RAISE EXCEPTION 'the test refuses this row'; END $$;
+         CREATE TRIGGER refuse BEFORE INSERT ON linkledger.summary
+             FOR EACH ROW EXECUTE FUNCTION linkledger_test_refuse();",
+    )
+    .execute(store.pool())
+    .await
+    .unwrap();
+    let wd = Workdir::new(&[(
+        "refused.toml",
+        "name = \"refused\"\ntargets = [\"a.example.com\"]\n[[collect]]\nendpoint = \"summary\"\nschedule = \"@daily\"\n",
+    )]);
+    let env = with_env(
+        env_for(&db, &sb),
+        &[
+            ("LINKLEDGER_API__MAX_ATTEMPTS", "2"),
+            ("LINKLEDGER_API__RETRY_BASE_DELAY", "10ms"),
+            ("LINKLEDGER_API__RETRY_MAX_DELAY", "10ms"),
+        ],
+    );
+    let out = tokio::time::timeout(
+        std::time::Duration::from_secs(60),
+        linkledger(wd.path(), &env, &["run", "--once"]),
+    )
+    .await
+    .expect("the run ends without waiting for a lease to lapse");
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    // Bought once: the retry loaded from the stored answer.
+    assert_eq!(sb.stats().requests, 1, "{:?}", sb.stats());
+    let (state, why): (String, String) =
+        sqlx::query_as("SELECT state, last_error FROM linkledger.work")
+            .fetch_one(store.pool())
+            .await
+            .unwrap();
+    assert_eq!(state, "exhausted");
+    assert!(why.contains("the test refuses this row"), "{why}");
+    assert!(!why.contains("process died"), "{why}");
+}
