@@ -116,6 +116,12 @@
 //! - `quirk-cost-negative`, `quirk-cost-huge`, `quirk-cost-missing`: the `cost` the
 //!   answer reports at both levels is `-5`, `1e300`, or absent; what is charged (and
 //!   counted in the statistics) is the usual price.
+//! - `quirk-body-truncated`, `quirk-body-nan`, `quirk-body-deep`,
+//!   `quirk-body-surrogate`: the answer's text is cut in half, or starts with a field
+//!   whose value is `NaN`, 200 arrays deep, or a lone surrogate (`"\ud800"`): not JSON;
+//!   `quirk-body-nul`: a field holding a NUL character (`"\u0000"`), JSON that
+//!   PostgreSQL's `jsonb` refuses; `quirk-body-gzip-bomb`: the answer and 1 GiB of
+//!   spaces, sent gzip-compressed (about 1 MB). Charged as usual.
 //!
 //! The envelope modes shape every answer built for the task, a 40501 included (its cost
 //! 0); refusals decided before the task is read (401, 40202, 40209, 40210) and injected

@@ -9,7 +9,7 @@ use axum::Router;
 use axum::body::Bytes;
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, HeaderName, HeaderValue, StatusCode};
-use axum::response::Response;
+use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use serde_json::{Map, Value, json};
 use tokio::time::Instant;
@@ -20,7 +20,7 @@ use super::envelope::{
     MSG_BAD_JSON, MSG_NO_FUNDS, MSG_NOT_FOUND, MSG_OK, MSG_ONE_TASK, TaskAnswer, echo,
     json_response, json_text, task_json, top_level, with_task,
 };
-use super::modes::{TargetMode, target_mode};
+use super::modes::{BodyQuirk, TargetMode, target_mode};
 use super::state::Shared;
 use super::{RequestRecord, SANDBOX_HEADER, data, faults};
 use crate::api::Endpoint;
@@ -237,6 +237,29 @@ fn respond(
     // After the body is built, so the record keeps what is sent; the cost is unchanged.
     if let Some(TargetMode::Envelope(quirk)) = mode {
         quirk.apply(&mut body);
+    }
+    if let Some(TargetMode::Body(BodyQuirk::GzipBomb)) = mode {
+        let text = body.to_string();
+        shared.record(
+            endpoint,
+            &request,
+            StatusCode::OK,
+            Some(&body),
+            cost,
+            text.len(),
+        );
+        return (
+            StatusCode::OK,
+            [
+                (
+                    axum::http::header::CONTENT_TYPE,
+                    "application/json; charset=utf-8",
+                ),
+                (axum::http::header::CONTENT_ENCODING, "gzip"),
+            ],
+            BodyQuirk::gzip_bomb(&text),
+        )
+            .into_response();
     }
     if let Some(TargetMode::Body(quirk)) = mode {
         let text = quirk.garble(&body.to_string());

@@ -178,3 +178,24 @@ async fn a_write_the_database_refuses_ends_the_call_with_that_reason_not_a_dead_
     assert!(why.contains("the test refuses this row"), "{why}");
     assert!(!why.contains("process died"), "{why}");
 }
+
+#[tokio::test]
+async fn a_gzip_bomb_is_read_only_up_to_the_size_bound() {
+    // About 1 MB on the wire, the answer then 1 GiB of spaces once unpacked (still
+    // valid JSON): read whole, it would load; read up to api.max_answer (64 MiB), it
+    // stops there and is not bought again.
+    let (db, sb, _wd) = once_failing("quirk-body-gzip-bomb", "summary", "").await;
+    let store = db.store().await;
+    let (outcome, cost, error): (String, Decimal, String) = sqlx::query_as(
+        "SELECT outcome, cost_usd, error FROM linkledger.api_calls WHERE endpoint = 'summary'",
+    )
+    .fetch_one(store.pool())
+    .await
+    .unwrap();
+    assert_eq!(outcome, "invalid_response");
+    assert!(
+        error.contains("larger than api.max_answer (67108864 bytes"),
+        "{error}"
+    );
+    assert_eq!(cost, sb.stats().charged_usd.decimal());
+}
