@@ -371,3 +371,29 @@ fn the_daemons_health_port_is_published_on_the_loopback_interface_only_as_the_re
         );
     }
 }
+
+#[test]
+fn every_port_compose_publishes_is_on_the_loopback_interface() {
+    let c = compose();
+    let env = BTreeMap::new();
+    let services = c["services"].as_mapping().expect("services");
+    let mut published = 0;
+    for (name, service) in services {
+        for port in service["ports"]
+            .as_sequence()
+            .map(Vec::as_slice)
+            .unwrap_or_default()
+        {
+            let port = interpolate(port.as_str().unwrap(), &env);
+            assert!(
+                port.starts_with("127.0.0.1:"),
+                "{name:?} publishes {port} on every interface"
+            );
+            published += 1;
+        }
+    }
+    assert!(
+        published >= 4,
+        "postgres, the sandbox, the daemon and grafana"
+    );
+}
