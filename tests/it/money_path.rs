@@ -365,6 +365,12 @@ async fn a_slot_taken_with_a_booking_commits_durably_and_one_taken_alone_does_no
     store.ensure_api_slots(2).await.unwrap();
     for (function, expected) in [("take_api_slot", "on"), ("acquire_api_slot", "off")] {
         let mut tx = store.pool().begin().await.unwrap();
+        // Whatever the server's default (a throwaway cluster runs with it off): the
+        // booking's transaction starts durable, and only acquire_api_slot turns it off.
+        sqlx::query("SET LOCAL synchronous_commit = on")
+            .execute(&mut *tx)
+            .await
+            .unwrap();
         let slot: Option<i32> = sqlx::query_scalar(sqlx::AssertSqlSafe(format!(
             "SELECT granted_slot FROM linkledger.{function}('test', 2, 2000, 30000)"
         )))
