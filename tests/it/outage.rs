@@ -14,6 +14,13 @@ use tokio_util::sync::CancellationToken;
 
 use crate::common::*;
 
+/// Where the test PostgreSQL listens: TCP, or a Unix socket (the throwaway cluster).
+#[derive(Clone, Debug)]
+enum Upstream {
+    Tcp(SocketAddr),
+    Unix(std::path::PathBuf),
+}
+
 /// A TCP proxy to the test PostgreSQL that can be cut.
 struct PgProxy {
     addr: SocketAddr,
@@ -23,7 +30,7 @@ struct PgProxy {
 }
 
 impl PgProxy {
-    async fn start(upstream: SocketAddr) -> PgProxy {
+    async fn start(upstream: Upstream) -> PgProxy {
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         let down = Arc::new(AtomicBool::new(false));
@@ -36,13 +43,27 @@ impl PgProxy {
                     continue;
                 }
                 let cut = o.lock().unwrap().clone();
+                let upstream = upstream.clone();
                 tokio::spawn(async move {
-                    let Ok(mut server) = TcpStream::connect(upstream).await else {
-                        return;
-                    };
-                    tokio::select! {
-                        _ = tokio::io::copy_bidirectional(&mut client, &mut server) => {}
-                        _ = cut.cancelled() => {}
+                    match upstream {
+                        Upstream::Tcp(addr) => {
+                            let Ok(mut server) = TcpStream::connect(addr).await else {
+                                return;
+                            };
+                            tokio::select! {
+                                _ = tokio::io::copy_bidirectional(&mut client, &mut server) => {}
+                                _ = cut.cancelled() => {}
+                            }
+                        }
+                        Upstream::Unix(path) => {
+                            let Ok(mut server) = tokio::net::UnixStream::connect(path).await else {
+                                return;
+                            };
+                            tokio::select! {
+                                _ = tokio::io::copy_bidirectional(&mut client, &mut server) => {}
+                                _ = cut.cancelled() => {}
+                            }
+                        }
                     }
                 });
             }
@@ -68,12 +89,37 @@ impl PgProxy {
 /// answer is bought once, and every call succeeds.
 async fn once_through_an_outage(outage: Duration) {
     let db = TestDb::new().await;
-    let proxy = PgProxy::start("127.0.0.1:5432".parse().unwrap()).await;
-    let url = db
-        .url
-        .replace("127.0.0.1:5432", &proxy.addr.to_string())
-        .replace("localhost:5432", &proxy.addr.to_string());
-    assert_ne!(url, db.url, "the database URL goes through the proxy");
+    // Through a proxy to wherever the test database is (a server, or the quick
+    // start's throwaway cluster on a Unix socket).
+    let mut url = url::Url::parse(&db.url).expect("a database URL");
+    let port = url.port().unwrap_or(5432);
+    let socket_dir = url
+        .query_pairs()
+        .find(|(k, _)| k == "host")
+        .map(|(_, v)| v.into_owned());
+    let upstream = match socket_dir {
+        Some(dir) => Upstream::Unix(std::path::Path::new(&dir).join(format!(".s.PGSQL.{port}"))),
+        None => Upstream::Tcp(
+            tokio::net::lookup_host(format!("{}:{port}", url.host_str().unwrap_or("127.0.0.1")))
+                .await
+                .unwrap()
+                .next()
+                .expect("the database's address"),
+        ),
+    };
+    let proxy = PgProxy::start(upstream).await;
+    url.set_host(Some("127.0.0.1")).unwrap();
+    url.set_port(Some(proxy.addr.port())).unwrap();
+    let kept: Vec<(String, String)> = url
+        .query_pairs()
+        .filter(|(k, _)| k != "host")
+        .map(|(k, v)| (k.into_owned(), v.into_owned()))
+        .collect();
+    url.set_query(None);
+    if !kept.is_empty() {
+        url.query_pairs_mut().extend_pairs(kept);
+    }
+    let url = url.to_string();
     let sb = sandbox(with_latency(Duration::from_secs(1))).await;
     let targets: Vec<String> = (0..30)
         .map(|i| format!("\"o{i:02}.example.com\""))
