@@ -44,7 +44,7 @@ pub struct App {
 /// Connects to the configured database and applies the migrations.
 pub async fn connect(config: &Config) -> anyhow::Result<Store> {
     let url = config.database_url().ok_or_else(|| {
-        ConfigError::Invalid("no database configured: set DATABASE_URL or database.url".into())
+        ConfigError::Invalid("no database configured: set DATABASE_URL (e.g. DATABASE_URL=postgres://127.0.0.1:5432/linkledger after createdb linkledger; a URL without a user logs in as yours) or database.url".into())
     })?;
     let store = Store::connect_within(
         url,

@@ -71,6 +71,26 @@ fn plain_on_loopback(url: &str, opts: &PgConnectOptions, env_sslmode: bool) -> b
     !asked && !env_sslmode && opts.get_socket().is_none() && loopback
 }
 
+/// The user a URL that names none logs in as, libpq's way: `PGUSER` when set (sqlx
+/// reads it), else the operating system's user (`os_user`). `None`: leave it as parsed.
+fn os_user_for(url: &str, pguser_set: bool, os_user: fn() -> Option<String>) -> Option<String> {
+    let named = url::Url::parse(url)
+        .is_ok_and(|u| !u.username().is_empty() || u.query_pairs().any(|(k, _)| k == "user"));
+    if named || pguser_set {
+        return None;
+    }
+    os_user()
+}
+
+/// The name of the user this process runs as.
+fn os_user() -> Option<String> {
+    nix::unistd::User::from_uid(nix::unistd::getuid())
+        .ok()
+        .flatten()
+        .map(|u| u.name)
+        .or_else(|| std::env::var("USER").ok())
+}
+
 /// Where a database URL points, without user or password (in the authority or as a
 /// `password=` or `user=` query parameter, as libpq and sqlx take them), for
 /// messages.
@@ -179,6 +199,13 @@ impl Store {
                 redacted_url(url.expose_secret())
             ))
         })?;
+        if let Some(user) = os_user_for(
+            url.expose_secret(),
+            std::env::var_os("PGUSER").is_some(),
+            os_user,
+        ) {
+            opts = opts.username(&user);
+        }
         if plain_on_loopback(
             url.expose_secret(),
             &opts,
@@ -309,5 +336,21 @@ mod tests {
             redacted_url("postgres://127.0.0.1/ll"),
             "postgres://127.0.0.1/ll"
         );
+    }
+
+    #[test]
+    fn a_url_that_names_no_user_logs_in_as_the_operating_systems_user() {
+        let me = || Some("alice".to_string());
+        assert_eq!(
+            os_user_for("postgres://127.0.0.1:5432/ll", false, me),
+            Some("alice".to_string())
+        );
+        // Named in the URL, in its query, or by PGUSER: left as it is.
+        assert_eq!(os_user_for("postgres://bob@127.0.0.1/ll", false, me), None);
+        assert_eq!(
+            os_user_for("postgres://127.0.0.1/ll?user=bob", false, me),
+            None
+        );
+        assert_eq!(os_user_for("postgres://127.0.0.1/ll", true, me), None);
     }
 }

@@ -123,3 +123,15 @@ async fn a_config_file_with_three_mistakes_reports_all_three_and_names_the_varia
         "{err}"
     );
 }
+
+#[tokio::test]
+async fn without_a_database_the_error_shows_what_a_database_url_looks_like() {
+    let wd = Workdir::new(&[]);
+    let out = linkledger(wd.path(), &[], &["migrate"]).await;
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    let err = stderr(&out);
+    assert!(
+        err.contains("DATABASE_URL=postgres://127.0.0.1:5432/linkledger after createdb linkledger"),
+        "{err}"
+    );
+}
