@@ -52,6 +52,12 @@ pub(super) fn jobs_check(cx: &Context) -> anyhow::Result<ExitCode> {
         eprintln!("warning: {warning}");
     }
     let collections: usize = jobs.iter().map(|j| j.collections.len()).sum();
+    if jobs.is_empty() {
+        eprintln!(
+            "warning: no job files in {} (jobs.dir, or LINKLEDGER_JOBS__DIR): nothing will be collected (the repository's jobs/ holds examples to start from)",
+            cfg.jobs.dir.display()
+        );
+    }
     println!(
         "ok: {} in {}, {}, {}",
         count(jobs.len() as i64, "job file"),

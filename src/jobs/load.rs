@@ -49,7 +49,13 @@ fn load_dir_with(dir: &Path, today: NaiveDate, aged_out_warns: bool) -> Result<V
             return Err(Problems(vec![Problem {
                 file: dir.to_path_buf(),
                 field: "(directory)".into(),
-                why: format!("cannot read the jobs directory: {}", io_reason(&e)),
+                why: format!(
+                    "cannot read the jobs directory {} (jobs.dir, or LINKLEDGER_JOBS__DIR): {}",
+                    std::path::absolute(dir)
+                        .unwrap_or_else(|_| dir.to_path_buf())
+                        .display(),
+                    io_reason(&e)
+                ),
             }]));
         }
     };

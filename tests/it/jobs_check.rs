@@ -411,3 +411,27 @@ async fn targets_the_api_would_refuse_are_refused_with_a_short_message() {
         assert!(err.len() < 600, "the message quotes the target cut: {err}");
     }
 }
+
+#[tokio::test]
+async fn a_missing_jobs_directory_is_named_with_its_setting_and_an_empty_one_is_a_warning() {
+    let wd = Workdir::new(&[]);
+    std::fs::remove_dir(wd.path().join("jobs")).unwrap();
+    let out = linkledger(wd.path(), &[], &["jobs", "check"]).await;
+    assert_eq!(out.status.code(), Some(2));
+    let err = stderr(&out);
+    assert!(
+        err.contains(&format!(
+            "cannot read the jobs directory {} (jobs.dir, or LINKLEDGER_JOBS__DIR)",
+            wd.path().join("jobs").display()
+        )),
+        "{err}"
+    );
+    std::fs::create_dir(wd.path().join("jobs")).unwrap();
+    let out = linkledger(wd.path(), &[], &["jobs", "check"]).await;
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("warning: no job files in jobs (jobs.dir, or LINKLEDGER_JOBS__DIR): nothing will be collected"),
+        "{}",
+        stderr(&out)
+    );
+}
