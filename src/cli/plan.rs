@@ -23,10 +23,24 @@ pub struct PlanArgs {
     /// The bill as JSON, for scripts (money as exact decimal strings).
     #[arg(long)]
     json: bool,
-    /// The bill as of this instant instead of now (RFC 3339, e.g. 2026-03-29T00:00:00Z):
-    /// fires are counted over the 30 days after it.
-    #[arg(long, value_name = "TIME")]
+    /// The bill as of this instant instead of now (RFC 3339, e.g. 2026-03-29T00:00:00Z,
+    /// or a date, 2026-03-29, meaning its midnight UTC): fires are counted over the 30
+    /// days after it.
+    #[arg(long, value_name = "TIME", value_parser = instant)]
     at: Option<chrono::DateTime<Utc>>,
+}
+
+/// `--at`: an RFC 3339 instant, or a date (its midnight, UTC).
+fn instant(s: &str) -> Result<chrono::DateTime<Utc>, String> {
+    if let Ok(t) = chrono::DateTime::parse_from_rfc3339(s) {
+        return Ok(t.with_timezone(&Utc));
+    }
+    match s.parse::<chrono::NaiveDate>() {
+        Ok(day) => Ok(day.and_hms_opt(0, 0, 0).expect("midnight exists").and_utc()),
+        Err(_) => Err(format!(
+            "expected an instant like 2026-03-29T00:00:00Z or a date like 2026-03-29, found {s:?}"
+        )),
+    }
 }
 
 pub(super) async fn plan(cx: &Context, args: PlanArgs) -> anyhow::Result<ExitCode> {
@@ -511,5 +525,18 @@ mod tests {
         assert_eq!(thousands(1_234_567), "1,234,567");
         assert_eq!(cadence(30), "daily");
         assert_eq!(cadence(21), "21 times in 30 days");
+    }
+
+    #[test]
+    fn plan_at_takes_an_instant_or_a_plain_date_as_its_midnight_utc() {
+        let midnight: chrono::DateTime<Utc> = "2026-03-29T00:00:00Z".parse().unwrap();
+        assert_eq!(instant("2026-03-29"), Ok(midnight));
+        assert_eq!(instant("2026-03-29T00:00:00Z"), Ok(midnight));
+        assert_eq!(instant("2026-03-29T02:00:00+02:00"), Ok(midnight));
+        assert!(
+            instant("tomorrow")
+                .unwrap_err()
+                .contains("a date like 2026-03-29")
+        );
     }
 }
