@@ -74,6 +74,7 @@ pub async fn run(
     )
     .with_metrics(app.metrics.clone());
     let current_jobs = Arc::new(std::sync::RwLock::new(scheduler.jobs.clone()));
+    log_next_fires(&scheduler.jobs, Utc::now());
     let server_task = health::serve(
         listener,
         app.metrics.clone(),
@@ -237,6 +238,24 @@ pub fn fires_health(failures: &FireFailures) -> HealthCheck {
         } else {
             failed.join("; ")
         },
+    }
+}
+
+/// One line per collection: when it fires next (in its job's time zone as well).
+fn log_next_fires(jobs: &[Job], now: chrono::DateTime<Utc>) {
+    for job in jobs {
+        for c in &job.collections {
+            match c.schedule.next_after(now) {
+                Some(next) => info!(
+                    job = job.name,
+                    collection = c.name,
+                    schedule = c.schedule.as_str(),
+                    next_fire = %next.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+                    "next fire"
+                ),
+                None => info!(job = job.name, collection = c.name, "never fires"),
+            }
+        }
     }
 }
 
@@ -570,6 +589,7 @@ async fn schedule_loop(
             match jobs::load_dir_for_daemon(&reloader.dir, today) {
                 Ok(jobs) => {
                     info!(jobs = jobs.len(), "job files reloaded");
+                    log_next_fires(&jobs, Utc::now());
                     for w in jobs.iter().flat_map(|j| &j.warnings) {
                         warn!(warning = %w, "job file warning");
                     }

@@ -859,3 +859,27 @@ async fn an_idle_connection_to_the_health_port_is_closed_after_a_few_seconds() {
     assert!(status == 200 || status == 503);
     d.stop(Duration::from_secs(15)).await;
 }
+
+#[tokio::test]
+async fn a_daemon_logs_each_collections_next_fire_at_start() {
+    let sc = scene_with_jobs(
+        &[("daemon.toml", &summary_job(1, "0 5 1 1 *", ""))],
+        SandboxOptions::default(),
+        &[],
+    )
+    .await;
+    let d = sc
+        .run_daemon_until_log(Duration::from_secs(30), "next fire")
+        .await;
+    let log = d.log();
+    let line = log
+        .lines()
+        .find(|l| l.contains("next fire"))
+        .unwrap_or_else(|| panic!("{log}"));
+    assert!(
+        line.contains("daemon") && line.contains("summary"),
+        "{line}"
+    );
+    assert!(line.contains("0 5 1 1 *"), "{line}");
+    assert!(line.contains("-01-01T05:00:00Z"), "{line}");
+}
