@@ -8,8 +8,7 @@ use std::time::Duration;
 use chrono::NaiveDate;
 
 use super::run::execute_runs;
-use super::{Context, UsageError, load_jobs, today};
-use crate::api::{Endpoint, Target};
+use super::{Context, UsageError, endpoint_args, load_jobs, target_args, today};
 use crate::app::{self, App};
 use crate::collect::backfill::Request;
 use crate::collect::once;
@@ -50,22 +49,8 @@ pub(super) async fn backfill(cx: &Context, args: BackfillArgs) -> anyhow::Result
     let cfg = cx.config()?;
     let jobs = load_jobs(&cfg)?;
     let selected = jobs::select(&jobs, Some(&args.job)).map_err(UsageError)?;
-    let endpoints = args
-        .endpoints
-        .iter()
-        .map(|e| {
-            e.parse::<Endpoint>()
-                .map_err(|e| UsageError(format!("--endpoint: {e}")))
-        })
-        .collect::<Result<Vec<_>, _>>()?;
-    let targets = args
-        .targets
-        .iter()
-        .map(|t| {
-            Target::parse(t)
-                .map_err(|e| UsageError(format!("--target {}: {e}", crate::words::shown(t))))
-        })
-        .collect::<Result<Vec<_>, _>>()?;
+    let endpoints = endpoint_args(&args.endpoints)?;
+    let targets = target_args(&args.targets)?;
     let req = Request {
         job: selected[0],
         from: args.from,

@@ -8,8 +8,7 @@ use std::process::ExitCode;
 
 use chrono::NaiveDate;
 
-use super::{Context, UsageError, load_jobs, today};
-use crate::api::{Endpoint, Target};
+use super::{Context, UsageError, endpoint_args, load_jobs, target_args, today};
 use crate::app;
 use crate::collect::narrow::{TargetGaps, gaps};
 use crate::jobs::{self, Collection};
@@ -29,22 +28,8 @@ pub struct GapsArgs {
 }
 
 pub(super) async fn gaps_command(cx: &Context, args: GapsArgs) -> anyhow::Result<ExitCode> {
-    let endpoint = args
-        .endpoint
-        .as_deref()
-        .map(|e| {
-            e.parse::<Endpoint>()
-                .map_err(|e| UsageError(format!("--endpoint: {e}")))
-        })
-        .transpose()?;
-    let targets = args
-        .targets
-        .iter()
-        .map(|t| {
-            Target::parse(t)
-                .map_err(|e| UsageError(format!("--target {}: {e}", crate::words::shown(t))))
-        })
-        .collect::<Result<Vec<_>, _>>()?;
+    let endpoint = endpoint_args(args.endpoint.as_slice())?.pop();
+    let targets = target_args(&args.targets)?;
     let cfg = cx.config()?;
     let jobs = load_jobs(&cfg)?;
     let selected = jobs::select(&jobs, args.job.as_deref()).map_err(UsageError)?;

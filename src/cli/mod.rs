@@ -199,6 +199,28 @@ impl Context {
     }
 }
 
+/// `--endpoint E` values, each a usage error when it names no endpoint.
+fn endpoint_args(names: &[String]) -> Result<Vec<crate::api::Endpoint>, UsageError> {
+    names
+        .iter()
+        .map(|e| {
+            e.parse::<crate::api::Endpoint>()
+                .map_err(|e| UsageError(format!("--endpoint: {e}")))
+        })
+        .collect()
+}
+
+/// `--target T` values, each a usage error (quoted escaped) when it is no target.
+fn target_args(names: &[String]) -> Result<Vec<crate::api::Target>, UsageError> {
+    names
+        .iter()
+        .map(|t| {
+            crate::api::Target::parse(t)
+                .map_err(|e| UsageError(format!("--target {}: {e}", crate::words::shown(t))))
+        })
+        .collect()
+}
+
 fn today() -> NaiveDate {
     Utc::now().date_naive()
 }

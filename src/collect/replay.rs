@@ -47,13 +47,8 @@ pub async fn replay(
                 raw_response_id: raw.id,
                 collected_at: raw.received_at,
                 sent_at: raw.sent_at,
-                settle: raw
-                    .settle_seconds
-                    .and_then(|s| u64::try_from(s).ok())
-                    .map_or_else(
-                        || raw.endpoint.default_settle(),
-                        std::time::Duration::from_secs,
-                    ),
+                settle: crate::store::queue::settle_from_seconds(raw.settle_seconds)
+                    .unwrap_or_else(|| raw.endpoint.default_settle()),
                 request: &raw.request,
             };
             match normalize::normalize(&ctx, &raw.body) {

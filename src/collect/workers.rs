@@ -338,10 +338,7 @@ fn call_for(item: &WorkItem) -> Result<CallSpec, String> {
         targets,
         task: item.task.clone(),
         estimated_rows: item.estimated_rows,
-        settle: item
-            .settle_seconds
-            .and_then(|s| u64::try_from(s).ok())
-            .map(Duration::from_secs),
+        settle: crate::store::queue::settle_from_seconds(item.settle_seconds),
     })
 }
 

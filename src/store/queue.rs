@@ -49,6 +49,14 @@ impl WorkItem {
     }
 }
 
+/// A collection's `settle` as `work.settle_seconds` keeps it (`None`: the endpoint's
+/// default).
+pub fn settle_from_seconds(seconds: Option<i64>) -> Option<Duration> {
+    seconds
+        .and_then(|s| u64::try_from(s).ok())
+        .map(Duration::from_secs)
+}
+
 /// A call to enqueue.
 #[derive(Clone, Debug)]
 pub struct NewWork {

@@ -8,6 +8,17 @@ use rust_decimal::Decimal;
 
 use crate::common::*;
 
+/// The one call of `endpoint` in the ledger: its outcome, cost and error.
+async fn the_call(store: &linkledger::store::Store, endpoint: &str) -> (String, Decimal, String) {
+    sqlx::query_as(
+        "SELECT outcome, cost_usd, coalesce(error, '') FROM linkledger.api_calls WHERE endpoint = $1",
+    )
+    .bind(endpoint)
+    .fetch_one(store.pool())
+    .await
+    .unwrap()
+}
+
 /// A `run --once` of one `endpoint` collection (`extra` added to it) for the target
 /// `QUIRK.example.com`: its call fails (the answer cannot be read), once: no retry
 /// bought it again.
@@ -38,12 +49,7 @@ async fn an_answer_that_is_not_json_or_not_storable_as_json_is_kept_as_bytes_and
     ] {
         let (db, sb, wd) = once_failing(quirk, "summary", "").await;
         let store = db.store().await;
-        let (outcome, cost, error): (String, Decimal, String) = sqlx::query_as(
-            "SELECT outcome, cost_usd, error FROM linkledger.api_calls WHERE endpoint = 'summary'",
-        )
-        .fetch_one(store.pool())
-        .await
-        .unwrap();
+        let (outcome, cost, error) = the_call(&store, "summary").await;
         assert_eq!(outcome, "invalid_response", "{quirk}");
         assert!(error.contains("not bought again"), "{quirk}: {error}");
         // What the API charged is what the ledger booked.
@@ -114,12 +120,7 @@ async fn an_answer_over_the_size_bound_is_not_read_further_and_not_bought_again(
     assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
     assert_eq!(sb.stats().requests, 1, "{:?}", sb.stats());
     let store = db.store().await;
-    let (outcome, cost, error): (String, Decimal, String) = sqlx::query_as(
-        "SELECT outcome, cost_usd, error FROM linkledger.api_calls WHERE endpoint = 'history'",
-    )
-    .fetch_one(store.pool())
-    .await
-    .unwrap();
+    let (outcome, cost, error) = the_call(&store, "history").await;
     assert_eq!(outcome, "invalid_response");
     assert!(
         error.contains("larger than api.max_answer (32768 bytes"),
@@ -186,12 +187,7 @@ async fn a_gzip_bomb_is_read_only_up_to_the_size_bound() {
     // stops there and is not bought again.
     let (db, sb, _wd) = once_failing("quirk-body-gzip-bomb", "summary", "").await;
     let store = db.store().await;
-    let (outcome, cost, error): (String, Decimal, String) = sqlx::query_as(
-        "SELECT outcome, cost_usd, error FROM linkledger.api_calls WHERE endpoint = 'summary'",
-    )
-    .fetch_one(store.pool())
-    .await
-    .unwrap();
+    let (outcome, cost, error) = the_call(&store, "summary").await;
     assert_eq!(outcome, "invalid_response");
     assert!(
         error.contains("larger than api.max_answer (67108864 bytes"),
