@@ -455,6 +455,7 @@ async fn write_answer(
         http_status: Some(200),
         body: Some(body),
         unparsed: None,
+        spilled: None,
         envelope,
         outcome: Outcome::Ok,
         cost,

@@ -14,6 +14,7 @@ use tracing::instrument;
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
+use tokio::io::AsyncWriteExt;
 
 use super::endpoint::Endpoint;
 use super::limits::{Limits, Permit, RetryPolicy};
@@ -35,6 +36,9 @@ pub struct Attempt {
     /// lone surrogate...) or holds what PostgreSQL cannot store as JSON: kept raw as
     /// bytes, since the API may have charged for it.
     pub unparsed: Option<bytes::Bytes>,
+    /// The body of an answer over `api.max_answer`, streamed to a temporary file as it
+    /// arrived and never held whole: kept raw as bytes, unread.
+    pub spilled: Option<Spilled>,
     /// The lenient read of the body's status codes and costs.
     pub envelope: Option<Envelope>,
     pub outcome: Outcome,
@@ -74,7 +78,7 @@ impl Attempt {
     /// The body of an HTTP 2xx answer: an answer the API may have charged for, which
     /// is stored raw whatever its shape or bytes.
     pub fn keeps_raw(&self) -> bool {
-        (self.body.is_some() || self.unparsed.is_some())
+        (self.body.is_some() || self.unparsed.is_some() || self.spilled.is_some())
             && self.http_status.is_some_and(|s| (200..300).contains(&s))
     }
 
@@ -95,6 +99,27 @@ impl Attempt {
     }
 }
 
+/// An answer's body too large to hold (over `api.max_answer`): written to an unnamed
+/// temporary file (in `TMPDIR`, gone when the last handle closes) as it arrived, to be
+/// copied into storage a piece at a time.
+#[derive(Clone, Debug)]
+pub struct Spilled {
+    pub file: Arc<std::fs::File>,
+    /// Its size in bytes.
+    pub len: u64,
+}
+
+/// How much of an answer's body was received.
+enum Body {
+    /// All of it, up to `api.max_answer`: held.
+    Whole(bytes::Bytes),
+    /// All of it, over `api.max_answer`: in a temporary file.
+    Spilled(Spilled),
+    /// More than `api.max_kept`, or what could not be written aside: reading stopped
+    /// there, after this many bytes, for why.
+    Stopped(u64, String),
+}
+
 /// The header `linkledger sandbox` marks every answer with.
 pub const SANDBOX_HEADER: &str = "x-linkledger-sandbox";
 /// DataForSEO's own free sandbox, with fake data.
@@ -113,6 +138,8 @@ pub struct Client {
     body: BodyShape,
     /// The most of an answer's body read, decompressed (`api.max_answer`).
     max_answer: u64,
+    /// The most of an answer's body received, decompressed (`api.max_kept`).
+    max_kept: u64,
     /// Known to be a sandbox: from its host, or once an answer said so.
     sandbox: Arc<AtomicBool>,
     /// `host[:port]` of the base URL.
@@ -162,6 +189,7 @@ impl Client {
             host,
             body: cfg.body,
             max_answer: cfg.max_answer,
+            max_kept: cfg.max_kept,
             sandbox: Arc::new(AtomicBool::new(sandbox)),
             http,
             base,
@@ -256,6 +284,7 @@ impl Client {
                 http_status: None,
                 body: None,
                 unparsed: None,
+                spilled: None,
                 envelope: None,
                 outcome: Outcome::Halt {
                     code: super::status::WRONG_PATH_CODES[0],
@@ -295,49 +324,97 @@ impl Client {
             let mut resp = req.send().await?;
             let status = resp.status().as_u16();
             let sandbox = resp.headers().contains_key(SANDBOX_HEADER);
-            // Read as it is decompressed, up to the bound: a gzip bomb or an answer too
-            // large to hold stops here.
+            // Read as it is decompressed: held up to api.max_answer, then written aside
+            // up to api.max_kept, past which (a gzip bomb) reading stops.
             let mut body = bytes::BytesMut::new();
+            let mut aside: Option<tokio::fs::File> = None;
+            let mut read = 0u64;
             while let Some(chunk) = resp.chunk().await? {
-                if (body.len() + chunk.len()) as u64 > self.max_answer {
-                    return Ok((status, sandbox, Err(body.len() + chunk.len())));
+                read += chunk.len() as u64;
+                if read > self.max_kept.max(self.max_answer) {
+                    let why = format!(
+                        "the answer is larger than api.max_kept ({} bytes, decompressed): \
+                         reading stopped there (a gzip bomb or a runaway answer), nothing of it \
+                         kept; not bought again",
+                        self.max_kept
+                    );
+                    return Ok((status, sandbox, Body::Stopped(read, why)));
                 }
-                body.extend_from_slice(&chunk);
+                if aside.is_none() && read > self.max_answer {
+                    match spill(&body).await {
+                        Ok(file) => aside = Some(file),
+                        Err(e) => return Ok((status, sandbox, Body::Stopped(read, e))),
+                    }
+                    body = bytes::BytesMut::new();
+                }
+                match aside.as_mut() {
+                    Some(file) => {
+                        if let Err(e) = file.write_all(&chunk).await {
+                            return Ok((status, sandbox, Body::Stopped(read, spill_failed(&e))));
+                        }
+                    }
+                    None => body.extend_from_slice(&chunk),
+                }
             }
-            Ok::<_, reqwest::Error>((status, sandbox, Ok(body.freeze())))
+            let body = match aside {
+                None => Body::Whole(body.freeze()),
+                Some(mut file) => match file.flush().await {
+                    Ok(()) => Body::Spilled(Spilled {
+                        file: Arc::new(file.into_std().await),
+                        len: read,
+                    }),
+                    Err(e) => Body::Stopped(read, spill_failed(&e)),
+                },
+            };
+            Ok::<_, reqwest::Error>((status, sandbox, body))
         }
         .await;
         let duration = t0.elapsed();
+        let over = |status: u16, marked: bool, message: String, spilled: Option<Spilled>| {
+            if marked {
+                self.sandbox.store(true, Ordering::Relaxed);
+            }
+            Box::new(Attempt {
+                started_at,
+                duration,
+                http_status: Some(status),
+                body: None,
+                unparsed: None,
+                spilled,
+                envelope: None,
+                outcome: Outcome::Unreadable { message },
+                cost: None,
+                reached: true,
+                sandbox: self.is_sandbox(),
+            })
+        };
         match result {
-            Ok((status, marked, Err(read))) => {
-                if marked {
-                    self.sandbox.store(true, Ordering::Relaxed);
-                }
+            Ok((status, marked, Body::Stopped(read, why))) => {
                 tracing::warn!(
                     http_status = status,
                     read,
-                    max = self.max_answer,
-                    "answer over api.max_answer; not read further"
+                    max = self.max_kept,
+                    why,
+                    "answer not read further"
                 );
-                Err(Box::new(Attempt {
-                    started_at,
-                    duration,
-                    http_status: Some(status),
-                    body: None,
-                    unparsed: None,
-                    envelope: None,
-                    outcome: Outcome::Unreadable {
-                        message: format!(
-                            "the answer is larger than api.max_answer ({} bytes, decompressed): not read further, not bought again; raise api.max_answer to take it",
-                            self.max_answer
-                        ),
-                    },
-                    cost: None,
-                    reached: true,
-                    sandbox: self.is_sandbox(),
-                }))
+                Err(over(status, marked, why, None))
             }
-            Ok((status, marked, Ok(bytes))) => Ok(Answer {
+            Ok((status, marked, Body::Spilled(spilled))) => {
+                tracing::warn!(
+                    http_status = status,
+                    bytes = spilled.len,
+                    max = self.max_answer,
+                    "answer over api.max_answer; kept raw, unread"
+                );
+                let message = format!(
+                    "the answer is larger than api.max_answer ({} bytes, decompressed): kept raw \
+                     as it arrived ({} bytes, raw_responses.unparsed), unread; not bought again; \
+                     raise api.max_answer to read answers this large",
+                    self.max_answer, spilled.len
+                );
+                Err(over(status, marked, message, Some(spilled)))
+            }
+            Ok((status, marked, Body::Whole(bytes))) => Ok(Answer {
                 started_at,
                 duration,
                 status,
@@ -354,6 +431,7 @@ impl Client {
                     http_status: None,
                     body: None,
                     unparsed: None,
+                    spilled: None,
                     envelope: None,
                     outcome: Outcome::Retryable {
                         code: None,
@@ -431,6 +509,7 @@ impl Client {
             http_status: Some(status),
             body,
             unparsed,
+            spilled: None,
             envelope,
             outcome,
             cost,
@@ -438,6 +517,25 @@ impl Client {
             sandbox: self.is_sandbox(),
         }
     }
+}
+
+/// A temporary file holding `held`, the part of an answer received before it passed
+/// `api.max_answer`.
+async fn spill(held: &[u8]) -> Result<tokio::fs::File, String> {
+    let file = tokio::task::spawn_blocking(tempfile::tempfile)
+        .await
+        .map_err(|e| format!("could not make a temporary file: {e}"))?
+        .map_err(|e| spill_failed(&e))?;
+    let mut file = tokio::fs::File::from_std(file);
+    file.write_all(held).await.map_err(|e| spill_failed(&e))?;
+    Ok(file)
+}
+
+fn spill_failed(e: &std::io::Error) -> String {
+    format!(
+        "the answer is larger than api.max_answer and could not be written aside to a \
+         temporary file (in TMPDIR): {e}; not kept, not bought again"
+    )
 }
 
 /// An HTTP answer received and not yet read ([`Client::read`]): its bytes only, the

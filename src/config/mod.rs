@@ -204,11 +204,17 @@ pub struct ApiConfig {
     /// answer reports (kept beside it). Unset: the cost the API reports.
     #[serde(default)]
     pub price_per_call: Option<Usd>,
-    /// The most of one answer's body read, decompressed, in bytes (written `"64MiB"`,
-    /// `"512KiB"`, `"1GiB"` or a number of bytes): a larger answer (or a gzip bomb) is
-    /// not read further, its call ends `invalid_response` and is not bought again.
+    /// The most of one answer's body held in memory and read, decompressed, in bytes
+    /// (written `"64MiB"`, `"512KiB"`, `"1GiB"` or a number of bytes): a larger answer
+    /// is streamed to storage as it arrives and kept unread (up to `max_kept`), its
+    /// call ends `invalid_response` and is not bought again.
     #[serde(default = "default_max_answer", deserialize_with = "sizes::bytes")]
     pub max_answer: u64,
+    /// The most of one answer's body received at all, decompressed: past it (a gzip
+    /// bomb, a runaway answer) reading stops and nothing of it is kept. At most
+    /// `"1023MiB"`: PostgreSQL holds at most 1 GB in one value.
+    #[serde(default = "default_max_kept", deserialize_with = "sizes::kept")]
+    pub max_kept: u64,
 }
 
 /// How a task travels in the POST body.
@@ -240,6 +246,7 @@ impl Default for ApiConfig {
             body: BodyShape::Array,
             price_per_call: None,
             max_answer: default_max_answer(),
+            max_kept: default_max_kept(),
         }
     }
 }
@@ -323,6 +330,11 @@ fn default_max_attempts() -> u32 {
 fn default_max_answer() -> u64 {
     64 * 1024 * 1024
 }
+/// 512 MiB: a hundred times the largest Backlinks answer, half of what PostgreSQL
+/// holds in one value.
+fn default_max_kept() -> u64 {
+    512 * 1024 * 1024
+}
 fn default_retry_base() -> Duration {
     Duration::from_millis(500)
 }
@@ -371,6 +383,13 @@ impl Config {
                 show_duration(self.queue.shutdown_grace),
                 show_duration(SAFE_TIMEOUT),
                 API_ANSWERS_WITHIN.as_secs()
+            ));
+        }
+        if self.api.max_kept < self.api.max_answer {
+            out.push(format!(
+                "config: api.max_kept = {} is under api.max_answer = {}: answers over api.max_kept \
+                 are not kept at all, so none is ever streamed to storage",
+                self.api.max_kept, self.api.max_answer
             ));
         }
         out

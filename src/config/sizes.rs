@@ -21,6 +21,21 @@ pub(super) fn bytes<'de, D: Deserializer<'de>>(d: D) -> Result<u64, D::Error> {
     }
 }
 
+/// The most `api.max_kept` may be: an answer is kept in one `bytea` value, and
+/// PostgreSQL holds at most 1 GB in one (1 GiB less 1 MiB, to spare its overhead).
+pub const MAX_KEPT: u64 = (1 << 30) - (1 << 20);
+
+/// A size for `api.max_kept`: [`bytes`], at most [`MAX_KEPT`].
+pub(super) fn kept<'de, D: Deserializer<'de>>(d: D) -> Result<u64, D::Error> {
+    let n = bytes(d)?;
+    if n > MAX_KEPT {
+        return Err(serde::de::Error::custom(format!(
+            "{n} bytes is more than PostgreSQL holds in one value; at most \"1023MiB\" ({MAX_KEPT} bytes)"
+        )));
+    }
+    Ok(n)
+}
+
 /// `"64MiB"` and the like, in bytes.
 pub(super) fn parse(s: &str) -> Option<u64> {
     let s = s.trim();

@@ -121,7 +121,8 @@
 //!   whose value is `NaN`, 200 arrays deep, or a lone surrogate (`"\ud800"`): not JSON;
 //!   `quirk-body-nul`: a field holding a NUL character (`"\u0000"`), JSON that
 //!   PostgreSQL's `jsonb` refuses; `quirk-body-gzip-bomb`: the answer and 1 GiB of
-//!   spaces, sent gzip-compressed (about 1 MB). Charged as usual.
+//!   spaces, sent gzip-compressed (about 1 MB); `quirk-body-huge`: the answer and 256
+//!   MiB of spaces (valid JSON), gzip-compressed. Charged as usual.
 //!
 //! The envelope modes shape every answer built for the task, a 40501 included (its cost
 //! 0); refusals decided before the task is read (401, 40202, 40209, 40210) and injected

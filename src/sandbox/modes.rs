@@ -36,10 +36,15 @@ pub(super) enum BodyQuirk {
     /// `quirk-body-gzip-bomb`: the answer followed by 1 GiB of spaces (still valid
     /// JSON), sent gzip-compressed (about 1 MB on the wire).
     GzipBomb,
+    /// `quirk-body-huge`: the answer followed by 256 MiB of spaces (valid JSON, a
+    /// huge answer), sent gzip-compressed (about 256 KB on the wire).
+    Huge,
 }
 
 /// How much a gzip bomb unpacks to beyond its answer.
 pub(super) const GZIP_BOMB_PADDING: usize = 1 << 30;
+/// How much a huge answer holds beyond its answer.
+pub(super) const HUGE_PADDING: usize = 256 << 20;
 
 impl BodyQuirk {
     fn of(label: &str) -> Option<BodyQuirk> {
@@ -50,18 +55,19 @@ impl BodyQuirk {
             "quirk-body-surrogate" => BodyQuirk::Surrogate,
             "quirk-body-nul" => BodyQuirk::Nul,
             "quirk-body-gzip-bomb" => BodyQuirk::GzipBomb,
+            "quirk-body-huge" => BodyQuirk::Huge,
             _ => return None,
         })
     }
 
-    /// `text` followed by [`GZIP_BOMB_PADDING`] spaces, gzip-compressed.
-    pub(super) fn gzip_bomb(text: &str) -> Vec<u8> {
+    /// `text` followed by `padding` spaces, gzip-compressed.
+    pub(super) fn padded(text: &str, padding: usize) -> Vec<u8> {
         use std::io::Write;
         let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
         let spaces = vec![b' '; 1 << 20];
-        let written = gz.write_all(text.as_bytes()).and_then(|()| {
-            (0..GZIP_BOMB_PADDING / spaces.len()).try_for_each(|_| gz.write_all(&spaces))
-        });
+        let written = gz
+            .write_all(text.as_bytes())
+            .and_then(|()| (0..padding / spaces.len()).try_for_each(|_| gz.write_all(&spaces)));
         // Writing to memory does not fail.
         written.and_then(|()| gz.finish()).unwrap_or_default()
     }
@@ -81,8 +87,8 @@ impl BodyQuirk {
             BodyQuirk::Deep => format!("{{\"quirk\":{}{},{rest}", "[".repeat(200), "]".repeat(200)),
             BodyQuirk::Surrogate => format!("{{\"quirk\":\"\\ud800\",{rest}"),
             BodyQuirk::Nul => format!("{{\"quirk\":\"a\\u0000b\",{rest}"),
-            // Compressed when served ([`BodyQuirk::gzip_bomb`]).
-            BodyQuirk::GzipBomb => text.to_string(),
+            // Padded and compressed when served ([`BodyQuirk::padded`]).
+            BodyQuirk::GzipBomb | BodyQuirk::Huge => text.to_string(),
         }
     }
 }

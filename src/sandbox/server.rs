@@ -238,7 +238,12 @@ fn respond(
     if let Some(TargetMode::Envelope(quirk)) = mode {
         quirk.apply(&mut body);
     }
-    if let Some(TargetMode::Body(BodyQuirk::GzipBomb)) = mode {
+    let padding = match mode {
+        Some(TargetMode::Body(BodyQuirk::GzipBomb)) => Some(super::modes::GZIP_BOMB_PADDING),
+        Some(TargetMode::Body(BodyQuirk::Huge)) => Some(super::modes::HUGE_PADDING),
+        _ => None,
+    };
+    if let Some(padding) = padding {
         let text = body.to_string();
         shared.record(
             endpoint,
@@ -257,7 +262,7 @@ fn respond(
                 ),
                 (axum::http::header::CONTENT_ENCODING, "gzip"),
             ],
-            BodyQuirk::gzip_bomb(&text),
+            BodyQuirk::padded(&text, padding),
         )
             .into_response();
     }

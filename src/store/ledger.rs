@@ -131,6 +131,67 @@ pub fn received_at(attempt: &Attempt) -> DateTime<Utc> {
     arrived(attempt.started_at, attempt.duration)
 }
 
+/// Pieces of a body too large to hold copied at a time: 1 MiB.
+const COPY_PIECE: usize = 1 << 20;
+
+/// Copies the body in `spilled` into a new `raw_responses` row of call `call_id` as
+/// its bytes (`unparsed`), a piece at a time (binary COPY: the row's length is known
+/// before its bytes), so it is never held whole.
+async fn copy_spilled(
+    conn: &mut sqlx::PgConnection,
+    call_id: i64,
+    endpoint: &str,
+    at: DateTime<Utc>,
+    spilled: &crate::api::client::Spilled,
+) -> Result<(), StoreError> {
+    let io = |e: std::io::Error| StoreError::Sql(sqlx::Error::Io(e));
+    let len = i32::try_from(spilled.len).map_err(|_| {
+        io(std::io::Error::other(format!(
+            "{} bytes do not fit in one PostgreSQL value",
+            spilled.len
+        )))
+    })?;
+    // PostgreSQL's epoch: 2000-01-01 UTC, in microseconds.
+    const PG_EPOCH_MICROS: i64 = 946_684_800_000_000;
+    let mut head = Vec::with_capacity(64 + endpoint.len());
+    head.extend_from_slice(b"PGCOPY\n\xff\r\n\0");
+    head.extend_from_slice(&0i32.to_be_bytes()); // flags
+    head.extend_from_slice(&0i32.to_be_bytes()); // header extension
+    head.extend_from_slice(&4i16.to_be_bytes()); // fields of the one row
+    head.extend_from_slice(&8i32.to_be_bytes());
+    head.extend_from_slice(&call_id.to_be_bytes());
+    head.extend_from_slice(&(endpoint.len() as i32).to_be_bytes());
+    head.extend_from_slice(endpoint.as_bytes());
+    head.extend_from_slice(&8i32.to_be_bytes());
+    head.extend_from_slice(&(at.timestamp_micros() - PG_EPOCH_MICROS).to_be_bytes());
+    head.extend_from_slice(&len.to_be_bytes());
+    let mut copy = conn
+        .copy_in_raw(
+            "COPY linkledger.raw_responses (api_call_id, endpoint, received_at, unparsed) \
+             FROM STDIN (FORMAT binary)",
+        )
+        .await?;
+    copy.send(head).await?;
+    let mut offset = 0u64;
+    while offset < spilled.len {
+        let file = spilled.file.clone();
+        let want = COPY_PIECE.min((spilled.len - offset) as usize);
+        let piece = tokio::task::spawn_blocking(move || {
+            use std::os::unix::fs::FileExt;
+            let mut buf = vec![0u8; want];
+            file.read_exact_at(&mut buf, offset).map(|()| buf)
+        })
+        .await
+        .map_err(|e| io(std::io::Error::other(e)))?
+        .map_err(io)?;
+        offset += piece.len() as u64;
+        copy.send(piece).await?;
+    }
+    copy.send((-1i16).to_be_bytes().to_vec()).await?;
+    copy.finish().await?;
+    Ok(())
+}
+
 /// The end of an exchange that started at `started_at` and took `duration`, to the
 /// microsecond: when its answer arrived, and the arrival its stored body is keyed by.
 pub fn arrived(started_at: DateTime<Utc>, duration: std::time::Duration) -> DateTime<Utc> {
@@ -307,7 +368,7 @@ impl Store {
         // A job's scope is its key's prefix followed by the job's name.
         let account = ScopeBinds::of_call(None);
         let job_scope = Scope::Job(String::new());
-        let done = sqlx::query_as(
+        let query = sqlx::query_as(
             "WITH old AS (
                  SELECT id, job, booked_on, budget_usd, outcome,
                         $17 AND booked_on IS NOT NULL AND budget_usd IS NOT NULL
@@ -396,10 +457,32 @@ impl Store {
         .bind(job_scope.period().sql())
         .bind(received_only)
         .bind(settlement.cost_estimated)
-        .bind(unparsed)
-        .fetch_one(self.pool())
+        .bind(unparsed);
+        // A body too large to hold is copied from its file into the raw row a piece at
+        // a time, in the answer's transaction.
+        let Some(spilled) = attempt.spilled.as_ref().filter(|_| keep_raw) else {
+            return Ok(query.fetch_one(self.pool()).await?);
+        };
+        let at = received_at(attempt);
+        let mut tx = self.pool().begin().await?;
+        sqlx::query(
+            "DELETE FROM linkledger.raw_responses WHERE api_call_id = $1 AND received_at = $2",
+        )
+        .bind(call_id)
+        .bind(at)
+        .execute(&mut *tx)
         .await?;
-        Ok(done)
+        copy_spilled(&mut tx, call_id, endpoint, at, spilled).await?;
+        let (_, done): (Option<i64>, bool) = query.fetch_one(&mut *tx).await?;
+        let raw_id = sqlx::query_scalar(
+            "SELECT id FROM linkledger.raw_responses WHERE api_call_id = $1 AND received_at = $2",
+        )
+        .bind(call_id)
+        .bind(at)
+        .fetch_optional(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok((raw_id, done))
     }
 
     /// Commits an answer as it arrives, before it is read or waits for anything: the

@@ -493,6 +493,7 @@ async fn an_answer_that_turns_out_to_be_a_sandboxs_releases_its_reservation() {
         http_status: Some(200),
         body: Some(serde_json::json!({"status_code": 20000, "cost": 0.02003, "tasks": []})),
         unparsed: None,
+        spilled: None,
         envelope: None,
         outcome: linkledger::api::Outcome::Ok,
         cost: Some("0.02003".parse().unwrap()),

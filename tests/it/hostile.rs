@@ -104,14 +104,15 @@ async fn a_large_answer_that_cannot_be_stored_as_json_is_kept_as_bytes_too() {
 }
 
 #[tokio::test]
-async fn an_answer_over_the_size_bound_is_not_read_further_and_not_bought_again() {
+async fn an_answer_over_the_size_held_is_streamed_to_storage_kept_whole_and_not_bought_again() {
     let db = TestDb::new().await;
     let sb = default_sandbox().await;
     let wd = Workdir::new(&[(
         "big.toml",
         "name = \"big\"\ntargets = [\"a.example.com\"]\n[[collect]]\nendpoint = \"history\"\nschedule = \"@daily\"\nparams = { date_from = \"2019-01-01\" }\n",
     )]);
-    // History since 2019 is over 32 KiB.
+    // History since 2019 is over 32 KiB: written aside as it arrives, then copied into
+    // storage a piece at a time.
     let env = with_env(
         env_for(&db, &sb),
         &[("LINKLEDGER_API__MAX_ANSWER", "32KiB")],
@@ -123,11 +124,25 @@ async fn an_answer_over_the_size_bound_is_not_read_further_and_not_bought_again(
     let (outcome, cost, error) = the_call(&store, "history").await;
     assert_eq!(outcome, "invalid_response");
     assert!(
-        error.contains("larger than api.max_answer (32768 bytes"),
+        error.contains("larger than api.max_answer (32768 bytes") && error.contains("kept raw"),
         "{error}"
     );
     // Booked at its estimate, which is what the API charged for it.
     assert_eq!(cost, sb.stats().charged_usd.decimal());
+    // Kept whole, byte for byte: the whole answer, which reads as the API's JSON.
+    let (size, status, items): (i64, String, i64) = sqlx::query_as(
+        "SELECT octet_length(unparsed)::bigint,
+                convert_from(unparsed, 'UTF8')::jsonb ->> 'status_code',
+                jsonb_array_length(convert_from(unparsed, 'UTF8')::jsonb
+                                   -> 'tasks' -> 0 -> 'result' -> 0 -> 'items')::bigint
+         FROM linkledger.raw_responses WHERE body IS NULL",
+    )
+    .fetch_one(store.pool())
+    .await
+    .unwrap();
+    assert!(size > 32 * 1024, "{size} bytes kept");
+    assert_eq!(status, "20000");
+    assert!(items > 12, "{items} months kept");
     // The bound holds the other way too: the same call under the default bound loads.
     let db = TestDb::new().await;
     let out = linkledger(wd.path(), &env_for(&db, &sb), &["run", "--once"]).await;
@@ -181,17 +196,50 @@ async fn a_write_the_database_refuses_ends_the_call_with_that_reason_not_a_dead_
 }
 
 #[tokio::test]
-async fn a_gzip_bomb_is_read_only_up_to_the_size_bound() {
+async fn a_gzip_bomb_is_read_only_up_to_the_size_kept_and_nothing_of_it_is_stored() {
     // About 1 MB on the wire, the answer then 1 GiB of spaces once unpacked (still
-    // valid JSON): read whole, it would load; read up to api.max_answer (64 MiB), it
-    // stops there and is not bought again.
-    let (db, sb, _wd) = once_failing("quirk-body-gzip-bomb", "summary", "").await;
+    // valid JSON): read whole, it would load; past api.max_answer it is written aside,
+    // and past api.max_kept reading stops, nothing kept, not bought again.
+    let db = TestDb::new().await;
+    let sb = default_sandbox().await;
+    let wd = Workdir::new(&[(
+        "bomb.toml",
+        "name = \"bomb\"\ntargets = [\"quirk-body-gzip-bomb.example.com\"]\n[[collect]]\nendpoint = \"summary\"\nschedule = \"@daily\"\n",
+    )]);
+    let env = with_env(
+        env_for(&db, &sb),
+        &[
+            ("LINKLEDGER_API__MAX_ANSWER", "1MiB"),
+            ("LINKLEDGER_API__MAX_KEPT", "48MiB"),
+        ],
+    );
+    let out = linkledger(wd.path(), &env, &["run", "--once"]).await;
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    assert_eq!(sb.stats().requests, 1, "{:?}", sb.stats());
     let store = db.store().await;
     let (outcome, cost, error) = the_call(&store, "summary").await;
     assert_eq!(outcome, "invalid_response");
     assert!(
-        error.contains("larger than api.max_answer (67108864 bytes"),
+        error.contains("larger than api.max_kept (50331648 bytes"),
         "{error}"
     );
     assert_eq!(cost, sb.stats().charged_usd.decimal());
+    let kept: i64 = sqlx::query_scalar("SELECT count(*) FROM linkledger.raw_responses")
+        .fetch_one(store.pool())
+        .await
+        .unwrap();
+    assert_eq!(kept, 0);
+}
+
+#[tokio::test]
+async fn a_size_kept_over_what_postgresql_holds_in_one_value_is_refused() {
+    let wd = Workdir::new(&[]);
+    let out = linkledger(
+        wd.path(),
+        &[("LINKLEDGER_API__MAX_KEPT".into(), "2GiB".into())],
+        &["jobs", "check"],
+    )
+    .await;
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    assert!(stderr(&out).contains("api.max_kept"), "{}", stderr(&out));
 }
