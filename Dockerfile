@@ -5,6 +5,7 @@ COPY Cargo.toml Cargo.lock build.rs ./
 COPY src ./src
 COPY migrations ./migrations
 COPY benches ./benches
+COPY examples ./examples
 RUN cargo build --release --locked
 
 FROM debian:bookworm-slim
@@ -15,6 +16,7 @@ WORKDIR /app
 COPY --from=build /src/target/release/linkledger /usr/local/bin/linkledger
 COPY config ./config
 COPY jobs ./jobs
+COPY examples/jobs ./examples/jobs
 USER linkledger
 EXPOSE 9187 8089
 ENTRYPOINT ["linkledger"]

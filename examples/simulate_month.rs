@@ -1,4 +1,4 @@
-//! A month of the shipped example jobs (`jobs/`) in a few minutes: what `plan`
+//! A month of the shipped example jobs (`examples/jobs/`) in a few minutes: what `plan`
 //! projects for the coming 30 days, against what the ledger records when the daemon's
 //! scheduler runs every fire of those 30 days against the sandbox, the clock moved from
 //! fire to fire (the sandbox's "today" with it).
@@ -68,8 +68,9 @@ async fn simulate(url: &SecretString) -> anyhow::Result<()> {
 
     let start = Utc::now().duration_trunc(Duration::minutes(1))?;
     let end = start + Duration::days(bill::WINDOW_DAYS);
-    let jobs = linkledger::jobs::load_dir(std::path::Path::new("jobs"), start.date_naive())
-        .map_err(|p| anyhow::anyhow!("{p}"))?;
+    let jobs =
+        linkledger::jobs::load_dir(std::path::Path::new("examples/jobs"), start.date_naive())
+            .map_err(|p| anyhow::anyhow!("{p}"))?;
     let bill = bill::compute(
         &jobs,
         None,

@@ -68,7 +68,7 @@ pub(super) fn jobs_check(cx: &Context) -> anyhow::Result<ExitCode> {
     let collections: usize = jobs.iter().map(|j| j.collections.len()).sum();
     if jobs.is_empty() {
         eprintln!(
-            "warning: no job files in {} (jobs.dir, or LINKLEDGER_JOBS__DIR): nothing will be collected (the repository's jobs/ holds examples to start from)",
+            "warning: no job files in {} (jobs.dir, or LINKLEDGER_JOBS__DIR): nothing will be collected (start from jobs/template.toml.example, or the examples in examples/jobs/)",
             cfg.jobs.dir.display()
         );
     }

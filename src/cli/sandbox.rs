@@ -160,10 +160,13 @@ fn sandbox_fixtures(args: &[String]) -> Result<BTreeMap<Endpoint, serde_json::Va
 /// `demo`: the example jobs once against an in-process sandbox, into `DATABASE_URL` or
 /// a throwaway cluster.
 pub(super) async fn demo(cfg: Config) -> anyhow::Result<ExitCode> {
+    // The examples built into the binary, whatever the jobs directory holds: the
+    // user's own jobs are not the tour's.
+    let examples = tempfile::tempdir().context("making a directory for the example jobs")?;
+    crate::jobs::examples::write_examples(examples.path()).context("writing the example jobs")?;
+    let mut cfg = cfg;
+    cfg.jobs.dir = examples.path().to_path_buf();
     let jobs = load_jobs(&cfg)?;
-    if jobs.is_empty() {
-        return Err(UsageError(format!("no job files in {}", cfg.jobs.dir.display())).into());
-    }
     let mut _cluster = None;
     let url = match cfg.database_url() {
         Some(url) => url.clone(),
@@ -178,7 +181,6 @@ pub(super) async fn demo(cfg: Config) -> anyhow::Result<ExitCode> {
         }
     };
     let sb = Sandbox::start(SandboxOptions::default()).await?;
-    let mut cfg = cfg;
     cfg.database.url = Some(url);
     cfg.api.base_url = sb.base_url().parse().context("sandbox URL")?;
     cfg.api.auth = AuthKind::Basic;
@@ -187,9 +189,8 @@ pub(super) async fn demo(cfg: Config) -> anyhow::Result<ExitCode> {
     let app = App::build(cfg, "demo", &jobs).await?;
     let selected: Vec<&Job> = jobs.iter().collect();
     println!(
-        "running {} from {} once against the built-in sandbox at {}",
+        "running {} (examples/jobs, built in) once against the built-in sandbox at {}",
         count(selected.len() as i64, "example job"),
-        app.config.jobs.dir.display(),
         sb.base_url()
     );
     let store = app.store.clone();

@@ -22,6 +22,7 @@
 
 mod collection;
 mod dates;
+pub mod examples;
 mod files;
 mod load;
 mod params;

@@ -397,3 +397,103 @@ fn every_port_compose_publishes_is_on_the_loopback_interface() {
         "postgres, the sandbox, the daemon and grafana"
     );
 }
+
+/// The job files the daemon collects, as a path in the repository, with `env`: its
+/// jobs directory (relative to the image's /app) seen through the bind mounts.
+fn collected_dir(compose: &Value, env: &BTreeMap<String, String>) -> std::path::PathBuf {
+    let cfg = config_of(daemon_env(compose, env));
+    let in_app = Path::new("/app").join(&cfg.jobs.dir);
+    let binds = binds(compose, "linkledger");
+    let host = binds
+        .iter()
+        .find(|(_, container)| Path::new(container.as_str()) == in_app)
+        .map(|(host, _)| host.clone())
+        .unwrap_or_else(|| panic!("{} is mounted from the repository", in_app.display()));
+    root().join(host)
+}
+
+#[test]
+fn with_real_credentials_compose_collects_no_example_only_the_users_jobs() {
+    let c = compose();
+    let env: BTreeMap<String, String> = [
+        ("DATAFORSEO_LOGIN", "me@example.com"),
+        ("DATAFORSEO_PASSWORD", "s3cret"),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_string(), v.to_string()))
+    .collect();
+    let dir = collected_dir(&c, &env);
+    assert_eq!(dir, root().join("jobs"));
+    // As the repository ships it, that directory holds no job: nothing is bought
+    // until the user writes one.
+    let jobs = linkledger::jobs::load_dir(&dir, chrono::Utc::now().date_naive())
+        .unwrap_or_else(|p| panic!("{p}"));
+    let names: Vec<&str> = jobs.iter().map(|j| j.name.as_str()).collect();
+    let shipped = std::process::Command::new("git")
+        .args(["ls-files", "jobs"])
+        .current_dir(root())
+        .output()
+        .unwrap();
+    let shipped = String::from_utf8(shipped.stdout).unwrap();
+    assert!(
+        !shipped.lines().any(|f| f.ends_with(".toml")),
+        "jobs/ ships a job file: {shipped}"
+    );
+    // (A user's own files there are theirs; none of them is an example.)
+    for example in ["competitors", "pages", "portfolio"] {
+        assert!(!names.contains(&example), "{names:?}");
+    }
+}
+
+#[test]
+fn the_sandbox_trial_collects_the_examples() {
+    let c = compose();
+    let env = env_file("sandbox.env");
+    let dir = collected_dir(&c, &env);
+    assert_eq!(dir, root().join("examples/jobs"));
+    let jobs = linkledger::jobs::load_dir(&dir, chrono::Utc::now().date_naive())
+        .unwrap_or_else(|p| panic!("{p}"));
+    assert_eq!(jobs.len(), 3);
+}
+
+#[test]
+fn postgres_counts_as_healthy_only_once_it_answers_over_tcp() {
+    let c = compose();
+    let test = c["services"]["postgres"]["healthcheck"]["test"]
+        .as_sequence()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_str().unwrap())
+        .collect::<Vec<_>>()
+        .join(" ");
+    assert!(
+        test.contains("pg_isready") && test.contains("-h 127.0.0.1"),
+        "{test}"
+    );
+}
+
+#[test]
+fn the_build_context_leaves_out_target_and_keeps_what_the_dockerfile_copies() {
+    let ignore = std::fs::read_to_string(root().join(".dockerignore")).expect(".dockerignore");
+    let ignored: Vec<&str> = ignore
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty() && !l.starts_with('#'))
+        .collect();
+    assert!(ignored.contains(&"target"), "{ignored:?}");
+    let dockerfile = std::fs::read_to_string(root().join("Dockerfile")).unwrap();
+    for line in dockerfile
+        .lines()
+        .filter(|l| l.starts_with("COPY ") && !l.contains("--from"))
+    {
+        let words: Vec<&str> = line.split_whitespace().collect();
+        for source in &words[1..words.len() - 1] {
+            let top = source.split('/').next().unwrap();
+            assert!(
+                !ignored.contains(&top) && !ignored.contains(source),
+                "the Dockerfile copies {source}, which .dockerignore leaves out"
+            );
+            assert!(root().join(source).exists(), "{source}");
+        }
+    }
+}

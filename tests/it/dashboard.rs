@@ -238,28 +238,15 @@ async fn variables(
     vars
 }
 
-/// A database filled by `linkledger demo` with the example jobs of `jobs/`.
+/// A database filled by `linkledger demo` with the example jobs (`examples/jobs/`,
+/// built in).
 async fn demo_database() -> TestDb {
     let db = TestDb::new().await;
     let wd = Workdir::new(&[]);
-    copy_dir(&root().join("jobs"), &wd.path().join("jobs"));
     let env = vec![("DATABASE_URL".to_string(), db.url.clone())];
     let out = linkledger(wd.path(), &env, &["demo"]).await;
     assert!(out.status.success(), "{}", stderr(&out));
     db
-}
-
-fn copy_dir(from: &Path, to: &Path) {
-    std::fs::create_dir_all(to).unwrap();
-    for entry in std::fs::read_dir(from).unwrap() {
-        let entry = entry.unwrap();
-        let dest = to.join(entry.file_name());
-        if entry.file_type().unwrap().is_dir() {
-            copy_dir(&entry.path(), &dest);
-        } else {
-            std::fs::copy(entry.path(), dest).unwrap();
-        }
-    }
 }
 
 #[tokio::test]

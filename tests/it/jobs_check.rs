@@ -82,14 +82,14 @@ async fn a_run_with_a_bad_job_file_changes_nothing_in_the_database() {
     assert_eq!(schemas, 0);
 }
 
-/// The example files the repository ships, checked from a copy: a user's own job
-/// files in `jobs/` are theirs, and must not break `cargo test`.
-const SHIPPED: [&str; 5] = [
-    "jobs/competitors.toml",
-    "jobs/pages.toml",
-    "jobs/portfolio.toml",
-    "jobs/targets/portfolio.txt",
-    "config/linkledger.toml",
+/// The example files the repository ships (in `examples/jobs/`), checked from a copy
+/// in a jobs directory: a user's own job files in `jobs/` are theirs, and must not
+/// break `cargo test`.
+const SHIPPED: [&str; 4] = [
+    "competitors.toml",
+    "pages.toml",
+    "portfolio.toml",
+    "targets/portfolio.txt",
 ];
 
 #[tokio::test]
@@ -97,10 +97,17 @@ async fn the_example_jobs_pass_the_check() {
     let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
     let wd = Workdir::new(&[]);
     for file in SHIPPED {
-        let to = wd.path().join(file);
+        let to = wd.path().join("jobs").join(file);
         std::fs::create_dir_all(to.parent().unwrap()).unwrap();
-        std::fs::copy(root.join(file), &to).unwrap_or_else(|e| panic!("{file}: {e}"));
+        std::fs::copy(root.join("examples/jobs").join(file), &to)
+            .unwrap_or_else(|e| panic!("{file}: {e}"));
     }
+    std::fs::create_dir_all(wd.path().join("config")).unwrap();
+    std::fs::copy(
+        root.join("config/linkledger.toml"),
+        wd.path().join("config/linkledger.toml"),
+    )
+    .unwrap();
     let out = linkledger(wd.path(), &[], &["jobs", "check"]).await;
     assert!(out.status.success(), "{}", stderr(&out));
     assert_eq!(
@@ -108,6 +115,50 @@ async fn the_example_jobs_pass_the_check() {
         "ok: 3 job files in jobs, 3 jobs, 12 collections"
     );
     assert!(stderr(&out).is_empty(), "no warnings: {}", stderr(&out));
+}
+
+#[tokio::test]
+async fn the_repositorys_jobs_directory_holds_no_job_only_a_template_that_passes_once_copied() {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    // Nothing in jobs/ runs as it is: no example is bought with real credentials.
+    let tracked = std::process::Command::new("git")
+        .args(["ls-files", "jobs"])
+        .current_dir(root)
+        .output()
+        .unwrap();
+    let tracked = String::from_utf8(tracked.stdout).unwrap();
+    assert_eq!(tracked.trim(), "jobs/template.toml.example", "{tracked}");
+    // Copied as the template says, it is a job that passes the check.
+    let template = std::fs::read_to_string(root.join("jobs/template.toml.example")).unwrap();
+    let wd = Workdir::new(&[("my-sites.toml", &template)]);
+    let out = linkledger(wd.path(), &[], &["jobs", "check"]).await;
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(
+        stdout(&out).trim(),
+        "ok: 1 job file in jobs, 1 job, 1 collection"
+    );
+    // Each commented collection of it passes too, once uncommented.
+    let uncommented = template
+        .lines()
+        .map(|l| match l.strip_prefix("# ") {
+            Some(rest)
+                if ["[[collect]]", "endpoint =", "schedule =", "params ="]
+                    .iter()
+                    .any(|k| rest.starts_with(k)) =>
+            {
+                rest
+            }
+            _ => l,
+        })
+        .collect::<Vec<_>>()
+        .join("\n");
+    let wd = Workdir::new(&[("my-sites.toml", &uncommented)]);
+    let out = linkledger(wd.path(), &[], &["jobs", "check"]).await;
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(
+        stdout(&out).trim(),
+        "ok: 1 job file in jobs, 1 job, 3 collections"
+    );
 }
 
 #[tokio::test]
