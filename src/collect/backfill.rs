@@ -54,6 +54,9 @@ pub struct Line {
     pub empty: usize,
     /// Periods stored but not settled (bought again).
     pub unsettled: usize,
+    /// Where the range starts for this collection when `--from` is before the day
+    /// its endpoint's data starts: that day.
+    pub starts: Option<NaiveDate>,
 }
 
 /// What a backfill will buy.
@@ -149,7 +152,16 @@ pub async fn plan(
         ..Plan::default()
     };
     for c in collections {
-        let calls = match calls_over(c, &req.targets, req.from, to, today) {
+        // Before the day its data starts, a range starts that day: "since 2019" is
+        // as far back as each endpoint goes.
+        let starts = match c.endpoint.earliest_date_from() {
+            Some(crate::api::endpoint::EarliestDate::Fixed(earliest)) if req.from < earliest => {
+                Some(earliest)
+            }
+            _ => None,
+        };
+        let from = starts.unwrap_or(req.from);
+        let calls = match calls_over(c, &req.targets, from, to, today) {
             Ok(calls) => calls,
             Err(why) => return Ok(Err(why)),
         };
@@ -181,6 +193,7 @@ pub async fn plan(
             missing,
             empty,
             unsettled,
+            starts,
         });
         out.estimate += estimate;
         out.calls.extend(calls);
@@ -245,6 +258,16 @@ pub fn render(plan: &Plan, job: &str, prices: &Prices) -> String {
             l.empty,
             l.unsettled,
         );
+    }
+    for l in &plan.lines {
+        if let Some(day) = l.starts {
+            let _ = writeln!(
+                out,
+                "  {} from {day}, where {} data starts",
+                l.collection,
+                l.endpoint.name()
+            );
+        }
     }
     let endpoints: BTreeSet<Endpoint> = plan.lines.iter().map(|l| l.endpoint).collect();
     let stored: usize = plan.lines.iter().map(|l| l.stored).sum();

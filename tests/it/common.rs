@@ -53,6 +53,37 @@ impl TestDb {
         }
     }
 
+    /// A name for a database of its own that is not made yet (a test makes it, as a
+    /// user would with `createdb`), dropped when the test ends if it was.
+    pub fn unmade() -> TestDb {
+        let admin = admin_url();
+        let name = format!("linkledger_test_{}", rand_suffix());
+        TestDb {
+            url: with_database(&admin, &name),
+            name,
+            admin,
+        }
+    }
+
+    /// The server as libpq's variables name it (`PGHOST`, `PGPORT`, `PGUSER`), for
+    /// `createdb`, `psql` and a `DATABASE_URL` without a host or user.
+    pub fn libpq_env(&self) -> Vec<(String, String)> {
+        let u = url::Url::parse(&self.admin).expect("DATABASE_URL is a URL");
+        let socket = u
+            .query_pairs()
+            .find(|(k, _)| k == "host")
+            .map(|(_, v)| v.into_owned());
+        let host = socket.unwrap_or_else(|| u.host_str().unwrap_or("localhost").to_string());
+        let mut env = vec![
+            ("PGHOST".to_string(), host),
+            ("PGPORT".to_string(), u.port().unwrap_or(5432).to_string()),
+        ];
+        if !u.username().is_empty() {
+            env.push(("PGUSER".to_string(), u.username().to_string()));
+        }
+        env
+    }
+
     /// A migrated store on this database.
     pub async fn store(&self) -> Store {
         let store = Store::connect(&SecretString::from(self.url.clone()), 8)

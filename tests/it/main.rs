@@ -26,6 +26,7 @@ mod perf;
 mod plan;
 mod queue;
 mod reader;
+mod readme;
 mod rejected;
 mod runs;
 mod schema;
