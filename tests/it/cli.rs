@@ -19,3 +19,42 @@ async fn plan_lists_each_collections_calls_with_the_estimate_and_spends_nothing(
     assert_eq!(sb.stats().requests, 0);
     assert_eq!(sb.stats().unauthorized, 0);
 }
+
+#[tokio::test]
+async fn an_internationalised_domain_is_sent_and_stored_as_its_punycode_written_bare_or_as_a_url() {
+    let db = TestDb::new().await;
+    let sb = default_sandbox().await;
+    let wd = Workdir::new(&[(
+        "idn.toml",
+        "name = \"idn\"\ntargets = [\"münchen.de\"]\n[[collect]]\nendpoint = \"summary\"\nschedule = \"@daily\"\n[[collect]]\nendpoint = \"bulk_ranks\"\nschedule = \"@daily\"\ntargets = [\"https://www.MÜNCHEN.de/\", \"https://münchen.de/stadt\"]\n",
+    )]);
+    let out = linkledger(wd.path(), &env_for(&db, &sb), &["run", "--once"]).await;
+    assert!(out.status.success(), "{}", stderr(&out));
+    let store = db.store().await;
+    let stored = |sql: &'static str| {
+        let store = store.clone();
+        async move {
+            sqlx::query_scalar::<_, String>(sql)
+                .fetch_all(store.pool())
+                .await
+                .unwrap()
+        }
+    };
+    assert_eq!(
+        stored("SELECT target FROM linkledger.summary").await,
+        vec!["xn--mnchen-3ya.de"]
+    );
+    assert_eq!(
+        stored("SELECT target FROM linkledger.bulk_ranks ORDER BY target").await,
+        vec!["https://xn--mnchen-3ya.de/stadt", "xn--mnchen-3ya.de"]
+    );
+    // What was sent, and what the API echoed.
+    assert_eq!(
+        stored(
+            "SELECT DISTINCT t FROM linkledger.api_calls, unnest(targets) t \
+             WHERE endpoint <> 'appendix/user_data' ORDER BY t"
+        )
+        .await,
+        vec!["https://xn--mnchen-3ya.de/stadt", "xn--mnchen-3ya.de"]
+    );
+}

@@ -435,3 +435,28 @@ async fn a_missing_jobs_directory_is_named_with_its_setting_and_an_empty_one_is_
         stderr(&out)
     );
 }
+
+#[tokio::test]
+async fn an_internationalised_domain_passes_as_its_punycode_and_one_idna_refuses_says_why() {
+    let wd = Workdir::new(&[("job.toml", &GOOD.replace("example.com", "münchen.de"))]);
+    let out = linkledger(wd.path(), &[], &["jobs", "check"]).await;
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(stderr(&out).is_empty(), "{}", stderr(&out));
+    for (target, why) in [
+        (
+            "xn--a.com",
+            "targets[1]: `xn--a.com` is not a valid domain: its label `xn--a` is no valid punycode",
+        ),
+        (
+            "https://ex\u{e000}ample.com/page",
+            "is not a valid domain: its label `ex\u{e000}ample` holds `\u{e000}` (U+E000), which the IDNA rules (UTS #46) do not allow there",
+        ),
+    ] {
+        wd.write_job("job.toml", &GOOD.replace("example.com", target));
+        let out = linkledger(wd.path(), &[], &["jobs", "check"]).await;
+        let err = stderr(&out);
+        assert_eq!(out.status.code(), Some(2), "{target}: {err}");
+        assert!(err.contains("jobs/job.toml: "), "{err}");
+        assert!(err.contains(why), "expected `{why}` in: {err}");
+    }
+}
