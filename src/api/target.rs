@@ -122,6 +122,18 @@ impl Target {
         matches!(self, Target::Page(_))
     }
 
+    /// The domain target the target belongs to: itself, or a page's host without
+    /// `www.` (what an endpoint that takes only domains is given instead of a page).
+    pub fn as_domain(&self) -> Target {
+        match self {
+            Target::Domain(_) => self.clone(),
+            Target::Page(_) => {
+                let host = self.domain();
+                Target::parse(&host).unwrap_or(Target::Domain(host))
+            }
+        }
+    }
+
     /// The host the target belongs to, without `www.` (for the 100-domain rule of
     /// `bulk_pages_summary`).
     pub fn domain(&self) -> String {
@@ -317,6 +329,9 @@ mod tests {
         let t = Target::parse("https://www.example.com/blog/").unwrap();
         assert_eq!(t, Target::Page("https://www.example.com/blog/".into()));
         assert_eq!(t.domain(), "example.com");
+        assert_eq!(t.as_domain(), Target::Domain("example.com".into()));
+        let t = Target::parse("https://blog.example.com.:8443/a?b").unwrap();
+        assert_eq!(t.as_domain(), Target::Domain("blog.example.com".into()));
     }
 
     #[test]

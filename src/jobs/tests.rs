@@ -300,11 +300,11 @@ fn each_mistake_gives_its_message() {
         ),
         (
             "name = \"h\"\ntargets = [\"https://example.com/page\"]\n[[collect]]\nendpoint = \"history\"\nschedule = \"@monthly\"\n".to_string(),
-            "targets[1]: history takes a bare domain, not the page `https://example.com/page`",
+            "targets[1]: history takes a bare domain, not the page `https://example.com/page`: use \"example.com\"",
         ),
         (
             format!("{GOOD}[[collect]]\nendpoint = \"timeseries_summary\"\nschedule = \"@daily\"\ntargets = [\"example.com\", \"https://example.com/p\"]\n"),
-            "collect[2].targets[2]: timeseries_summary takes a bare domain, not the page `https://example.com/p`",
+            "collect[2].targets[2]: timeseries_summary takes a bare domain, not the page `https://example.com/p`: use \"example.com\", which is listed already (drop the page)",
         ),
         ("name = \"x\nfoo".to_string(), "line 2, column "),
     ];
@@ -369,9 +369,24 @@ fn a_page_in_a_targets_file_for_history_names_the_line() {
     assert_eq!(err.len(), 1, "{err}");
     assert!(
         err.0[0].why.ends_with(
-            "t.txt line 2: history takes a bare domain, not the page `https://example.com/page`"
+            "t.txt line 2: history takes a bare domain, not the page `https://example.com/page`: \
+             use \"example.com\", which is listed already (drop the page)"
         ),
         "{err}"
+    );
+}
+
+#[test]
+fn a_page_for_a_domain_only_endpoint_suggests_its_domain_without_www() {
+    let p = problems(
+        "name = \"h\"\ntargets = [\"https://www.Example.com:8443/blog?x=1\", \"https://blog.example.com/a\"]\n[[collect]]\nendpoint = \"history\"\nschedule = \"@monthly\"\n",
+    );
+    assert_eq!(
+        p,
+        vec![
+            "targets[1]: history takes a bare domain, not the page `https://www.example.com:8443/blog?x=1`: use \"example.com\"",
+            "targets[2]: history takes a bare domain, not the page `https://blog.example.com/a`: use \"blog.example.com\"",
+        ]
     );
 }
 

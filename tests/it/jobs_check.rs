@@ -460,3 +460,18 @@ async fn an_internationalised_domain_passes_as_its_punycode_and_one_idna_refuses
         assert!(err.contains(why), "expected `{why}` in: {err}");
     }
 }
+
+#[tokio::test]
+async fn a_page_for_a_domain_only_endpoint_is_refused_with_the_domain_to_use() {
+    let body = "name = \"h\"\ntargets = [\"https://www.example.com/blog/\"]\n[[collect]]\nendpoint = \"history\"\nschedule = \"@monthly\"\n";
+    let wd = Workdir::new(&[("job.toml", body)]);
+    let out = linkledger(wd.path(), &[], &["jobs", "check"]).await;
+    let err = stderr(&out);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(
+        err.contains(
+            "jobs/job.toml: targets[1]: history takes a bare domain, not the page `https://www.example.com/blog/`: use \"example.com\""
+        ),
+        "{err}"
+    );
+}
