@@ -391,6 +391,66 @@ fn a_page_for_a_domain_only_endpoint_suggests_its_domain_without_www() {
 }
 
 #[test]
+fn a_target_listed_again_is_collected_once_with_a_warning_naming_both_places() {
+    let d = dir(&[
+        (
+            "x.toml",
+            "name = \"d\"\ntargets = [\"example.com\", \"Example.com\", \"münchen.de\", \"https://www.xn--mnchen-3ya.de/\"]\n[[collect]]\nendpoint = \"summary\"\nschedule = \"@daily\"\n[[collect]]\nendpoint = \"bulk_ranks\"\nschedule = \"@daily\"\ntargets = [\"a.com\"]\ntargets_file = \"t.txt\"\n",
+        ),
+        ("t.txt", "b.com\nA.com # again\nb.com\n"),
+    ]);
+    let job = load_file(&d.jobs.join("x.toml"), today()).unwrap();
+    let t = d.jobs.join("t.txt").display().to_string();
+    let warnings: Vec<String> = job
+        .warnings
+        .iter()
+        .map(|p| format!("{}: {}", p.field, p.why))
+        .collect();
+    assert_eq!(
+        warnings,
+        vec![
+            "targets[2]: `Example.com` (that is `example.com`) is listed again (first at targets[1]); it is collected once".to_string(),
+            "targets[4]: `https://www.xn--mnchen-3ya.de/` (that is `xn--mnchen-3ya.de`) is listed again (first at targets[3]); it is collected once".to_string(),
+            format!("collect[2].targets_file: {t} line 2: `A.com` (that is `a.com`) is listed again (first at collect[2].targets[1]); it is collected once"),
+            format!("collect[2].targets_file: {t} line 3: `b.com` is listed again (first at {t} line 1); it is collected once"),
+        ]
+    );
+    let targets: Vec<Vec<&str>> = job
+        .collections
+        .iter()
+        .map(|c| c.targets.iter().map(|t| t.as_str()).collect())
+        .collect();
+    assert_eq!(
+        targets,
+        vec![
+            vec!["example.com", "xn--mnchen-3ya.de"],
+            vec!["a.com", "b.com"]
+        ]
+    );
+}
+
+#[test]
+fn duplicates_past_the_first_ten_are_counted_in_one_warning() {
+    let lines = "a.com\n".repeat(30);
+    let d = dir(&[
+        (
+            "x.toml",
+            &GOOD.replace("targets = [\"example.com\"]", "targets_file = \"t.txt\""),
+        ),
+        ("t.txt", &lines),
+    ]);
+    let job = load_file(&d.jobs.join("x.toml"), today()).unwrap();
+    assert_eq!(job.warnings.len(), 11, "{:#?}", job.warnings);
+    assert!(
+        job.warnings[10].why.ends_with(
+            "line 12: more targets listed again, each collected once (only the first 10 are shown)"
+        ),
+        "{}",
+        job.warnings[10]
+    );
+}
+
+#[test]
 fn every_problem_of_a_file_is_reported() {
     let body = "nmae = \"x\"\nname = \"x\"\ntimezone = \"Mars/Olympus\"\ntargets = [\"example.com\"]\n[[collect]]\nendpoint = \"sumary\"\nschedule = \"61 * * * *\"\n[[collect]]\nendpoint = \"summary\"\nschedule = \"@daily\"\ncatch_up = \"never\"\n";
     let p = problems(body);

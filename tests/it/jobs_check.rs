@@ -475,3 +475,34 @@ async fn a_page_for_a_domain_only_endpoint_is_refused_with_the_domain_to_use() {
         "{err}"
     );
 }
+
+#[tokio::test]
+async fn a_target_listed_twice_is_a_warning_naming_the_file_the_field_and_the_value() {
+    let body = GOOD.replace(
+        "targets = [\"example.com\"]",
+        "targets = [\"example.com\", \"Example.com\", \"münchen.de\", \"xn--mnchen-3ya.de\"]",
+    );
+    let wd = Workdir::new(&[("job.toml", &body)]);
+    let out = linkledger(wd.path(), &[], &["jobs", "check"]).await;
+    let err = stderr(&out);
+    assert!(out.status.success(), "{err}");
+    assert!(
+        stdout(&out).starts_with("ok: 1 job file"),
+        "{}",
+        stdout(&out)
+    );
+    for expected in [
+        "warning: jobs/job.toml: targets[2]: `Example.com` (that is `example.com`) is listed again (first at targets[1]); it is collected once",
+        "warning: jobs/job.toml: targets[4]: `xn--mnchen-3ya.de` is listed again (first at targets[3]); it is collected once",
+    ] {
+        assert!(err.contains(expected), "expected `{expected}` in: {err}");
+    }
+    // The plan counts each target once.
+    let out = linkledger(wd.path(), &[], &["plan"]).await;
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(
+        stdout(&out).contains("summary (2 calls)"),
+        "{}",
+        stdout(&out)
+    );
+}
