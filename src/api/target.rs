@@ -1,12 +1,18 @@
 //! A target as the API wants it: a domain or subdomain without scheme and `www.`, or a
 //! page as an absolute URL. Parsed once, trusted everywhere after.
 //!
+//! An internationalised name (`münchen.de`) is its punycode (`xn--mnchen-3ya.de`),
+//! written bare or as a URL's host alike: UTS #46 processing ([`idna`], as the `url`
+//! crate does for a URL's host), which also lowercases; a name UTS #46 refuses is
+//! refused with the label and why. The API is sent, and echoes, the ASCII form, and
+//! the warehouse keys rows by it.
+//!
 //! What the API would refuse is refused here, before anything is paid: a host that is
 //! no DNS name (an empty label, a label starting or ending with `-` or longer than
-//! [`MAX_LABEL_CHARS`], a name longer than [`MAX_DOMAIN_CHARS`]) and no valid IPv4
-//! address (`999.999.999.999`), a page URL longer than [`MAX_URL_CHARS`], and any
-//! control character. Errors quote the value escaped and cut
-//! ([`crate::words::shown`]).
+//! [`MAX_LABEL_CHARS`], a name longer than [`MAX_DOMAIN_CHARS`], all counted on the
+//! ASCII form) and no valid IPv4 address (`999.999.999.999`), a page URL longer than
+//! [`MAX_URL_CHARS`], and any control character. Errors quote the value escaped and
+//! cut ([`crate::words::shown`]).
 
 use std::fmt;
 use std::net::Ipv4Addr;
@@ -79,7 +85,7 @@ impl Target {
             if scheme != "http" && scheme != "https" {
                 return Err(TargetError::Scheme(s.to_string()));
             }
-            let url = Url::parse(s).map_err(|_| TargetError::Invalid(s.to_string()))?;
+            let url = Url::parse(s).map_err(|e| url_error(e, s))?;
             let host = url
                 .host_str()
                 .ok_or_else(|| TargetError::Invalid(s.to_string()))?;
@@ -116,6 +122,18 @@ impl Target {
         matches!(self, Target::Page(_))
     }
 
+    /// The domain target the target belongs to: itself, or a page's host without
+    /// `www.` (what an endpoint that takes only domains is given instead of a page).
+    pub fn as_domain(&self) -> Target {
+        match self {
+            Target::Domain(_) => self.clone(),
+            Target::Page(_) => {
+                let host = self.domain();
+                Target::parse(&host).unwrap_or(Target::Domain(host))
+            }
+        }
+    }
+
     /// The host the target belongs to, without `www.` (for the 100-domain rule of
     /// `bulk_pages_summary`).
     pub fn domain(&self) -> String {
@@ -132,10 +150,10 @@ impl Target {
     }
 }
 
-/// A domain target's host: lower case, without its trailing dot and `www.`, and a
-/// name the API takes (see [`check_host`]).
+/// A domain target's host: its ASCII form ([`ascii_host`]: punycode, lower case),
+/// without its trailing dot and `www.`, and a name the API takes (see [`check_host`]).
 fn normalize_host(host: &str, raw: &str) -> Result<String, TargetError> {
-    let host = host.trim_end_matches('.').to_ascii_lowercase();
+    let host = ascii_host(host.trim_end_matches('.'), raw)?;
     let host = host.strip_prefix("www.").unwrap_or(&host).to_string();
     let ok = host.contains('.')
         && host
@@ -146,6 +164,58 @@ fn normalize_host(host: &str, raw: &str) -> Result<String, TargetError> {
     }
     check_host(&host, raw)?;
     Ok(host)
+}
+
+/// The ASCII form of a host as UTS #46 processing gives it (the same processing the
+/// `url` crate gives a URL's host, so a name written bare and as a URL agree):
+/// punycode for each label that is not ASCII, every label lower case, an `xn--`
+/// label checked to decode to a name IDNA allows. Characters outside letters,
+/// digits, `-` and `.` pass through, for [`normalize_host`] to refuse.
+fn ascii_host(host: &str, raw: &str) -> Result<String, TargetError> {
+    idna::domain_to_ascii(host).map_err(|_| TargetError::Host {
+        target: raw.to_string(),
+        why: idna_why(host),
+    })
+}
+
+/// Why UTS #46 refuses `host`: the first label it marks wrong (its processing
+/// replaces what is wrong with U+FFFD), and what is wrong with it.
+fn idna_why(host: &str) -> String {
+    use idna::uts46::{AsciiDenyList, Hyphens, Uts46};
+    let uts46 = Uts46::new();
+    let (marked, _) = uts46.to_unicode(host.as_bytes(), AsciiDenyList::EMPTY, Hyphens::Allow);
+    // The dots UTS #46 reads as label separators.
+    let dots = ['.', '\u{3002}', '\u{ff0e}', '\u{ff61}'];
+    let written: Vec<&str> = host.split(dots).collect();
+    let label = marked
+        .split('.')
+        .position(|l| l.contains('\u{fffd}'))
+        .and_then(|i| written.get(i).copied());
+    let Some(label) = label else {
+        return "the IDNA rules (UTS #46) refuse it as an internationalised domain name".into();
+    };
+    let refused = |c: char| idna::domain_to_ascii(&c.to_string()).is_err() && !dots.contains(&c);
+    if label
+        .get(..4)
+        .is_some_and(|p| p.eq_ignore_ascii_case("xn--"))
+    {
+        format!(
+            "its label `{}` is no valid punycode: an `xn--` label must decode to a name the IDNA rules (UTS #46) allow",
+            shown(label)
+        )
+    } else if let Some(c) = label.chars().find(|&c| refused(c)) {
+        format!(
+            "its label `{}` holds `{}` (U+{:04X}), which the IDNA rules (UTS #46) do not allow there",
+            shown(label),
+            shown(&c.to_string()),
+            c as u32
+        )
+    } else {
+        format!(
+            "its label `{}` breaks the IDNA rules (UTS #46) on mixing right-to-left and left-to-right letters, or on joiners",
+            shown(label)
+        )
+    }
 }
 
 /// Whether `host` (ASCII, no trailing dot) is a name the API takes: a valid IPv4
@@ -202,6 +272,23 @@ fn check_host(host: &str, raw: &str) -> Result<(), TargetError> {
     Ok(())
 }
 
+/// Why `Url::parse` refused `s`: a host UTS #46 refuses is said so, with why; any
+/// other failure is no valid URL.
+fn url_error(e: url::ParseError, s: &str) -> TargetError {
+    if e == url::ParseError::IdnaError {
+        // The host as written: after the scheme and any user, before the path, query,
+        // fragment or port.
+        let rest = s.split_once("://").map_or(s, |(_, rest)| rest);
+        let authority = rest.split(['/', '?', '#']).next().unwrap_or("");
+        let host = authority.rsplit_once('@').map_or(authority, |(_, h)| h);
+        let host = host.split(':').next().unwrap_or(host);
+        if let Err(e) = ascii_host(host.trim_end_matches('.'), s) {
+            return e;
+        }
+    }
+    TargetError::Invalid(s.to_string())
+}
+
 impl fmt::Display for Target {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(self.as_str())
@@ -242,6 +329,9 @@ mod tests {
         let t = Target::parse("https://www.example.com/blog/").unwrap();
         assert_eq!(t, Target::Page("https://www.example.com/blog/".into()));
         assert_eq!(t.domain(), "example.com");
+        assert_eq!(t.as_domain(), Target::Domain("example.com".into()));
+        let t = Target::parse("https://blog.example.com.:8443/a?b").unwrap();
+        assert_eq!(t.as_domain(), Target::Domain("blog.example.com".into()));
     }
 
     #[test]
@@ -368,5 +458,64 @@ mod tests {
                 .to_string()
                 .starts_with("`\\u{1b}]0;x\\u{7}` holds a control character")
         );
+    }
+
+    #[test]
+    fn an_internationalised_name_is_its_punycode_written_bare_or_in_a_url() {
+        for raw in [
+            "münchen.de",
+            "MÜNCHEN.DE",
+            "www.münchen.de",
+            "münchen。de",
+            "https://München.de/",
+            "xn--mnchen-3ya.de",
+            "XN--MNCHEN-3YA.DE",
+        ] {
+            assert_eq!(
+                Target::parse(raw).unwrap(),
+                Target::Domain("xn--mnchen-3ya.de".into()),
+                "{raw}"
+            );
+        }
+        assert_eq!(
+            Target::parse("https://www.münchen.de/stadt?x=1").unwrap(),
+            Target::Page("https://www.xn--mnchen-3ya.de/stadt?x=1".into())
+        );
+        // Non-transitional processing: `ß` is kept, not made `ss`.
+        assert_eq!(
+            Target::parse("faß.de").unwrap(),
+            Target::Domain("xn--fa-hia.de".into())
+        );
+    }
+
+    #[test]
+    fn a_name_uts46_refuses_is_refused_with_the_label_and_why() {
+        for raw in ["xn--a.com", "https://xn--a.com/page"] {
+            let e = host_error(raw);
+            assert!(e.contains("its label `xn--a` is no valid punycode"), "{e}");
+        }
+        let e = host_error("ex\u{e000}ample.com");
+        assert!(
+            e.contains("holds `\u{e000}` (U+E000), which the IDNA rules (UTS #46) do not allow"),
+            "{e}"
+        );
+        for raw in ["a\u{5d0}.com", "https://a\u{5d0}.com/"] {
+            let e = host_error(raw);
+            assert!(e.contains("right-to-left and left-to-right"), "{e}");
+        }
+    }
+
+    #[test]
+    fn the_dns_rules_count_the_ascii_form() {
+        // 60 `ü` are 60 characters written, and a 66-character punycode label.
+        let label = "ü".repeat(60);
+        let ascii = idna::domain_to_ascii(&label).unwrap();
+        assert!(ascii.len() > MAX_LABEL_CHARS, "{ascii}");
+        let e = host_error(&format!("{label}.de"));
+        assert!(
+            e.contains("has 66 characters, and a label at most 63"),
+            "{e}"
+        );
+        assert!(Target::parse(&format!("{}.de", "ü".repeat(57))).is_ok());
     }
 }

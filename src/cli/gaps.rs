@@ -30,6 +30,13 @@ pub struct GapsArgs {
 pub(super) async fn gaps_command(cx: &Context, args: GapsArgs) -> anyhow::Result<ExitCode> {
     let endpoint = endpoint_args(args.endpoint.as_slice())?.pop();
     let targets = target_args(&args.targets)?;
+    if let Some(page) = targets.iter().find(|t| t.is_page()) {
+        return Err(UsageError(format!(
+            "--target {page}: history and timeseries take a bare domain, not a page: use \"{}\"",
+            page.as_domain()
+        ))
+        .into());
+    }
     let cfg = cx.config()?;
     let jobs = load_jobs(&cfg)?;
     let selected = jobs::select(&jobs, args.job.as_deref()).map_err(UsageError)?;

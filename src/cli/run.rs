@@ -1,7 +1,7 @@
 //! `run`: the daemon until SIGTERM or SIGINT, or with `--once` the selected jobs once,
 //! now; and the report a once-run (or a backfill, or the demo) ends with.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::Duration;
 
@@ -42,10 +42,26 @@ pub(super) async fn run(cx: &Context, args: RunArgs) -> anyhow::Result<ExitCode>
     }
     let jobs = load_jobs(&cfg)?;
     let selected = jobs::select(&jobs, job.as_deref()).map_err(UsageError)?;
+    if selected.iter().all(|j| j.collections.is_empty()) {
+        // Nothing would be done: said plainly, and no success (a job directory set
+        // wrong would otherwise pass unnoticed).
+        return Err(UsageError(no_jobs(&cfg.jobs.dir)).into());
+    }
     let app = App::build(cfg, "once", &jobs).await?;
     let code = run_once(&app, &selected, RunKind::Once).await;
     app.close().await?;
     code
+}
+
+/// `run --once` with no collection to run: where it looked, and the setting that
+/// says so.
+fn no_jobs(dir: &Path) -> String {
+    format!(
+        "no jobs in {} (jobs.dir, or LINKLEDGER_JOBS__DIR): nothing to collect; put job files there (the repository's jobs/ holds examples) or point jobs.dir at them",
+        std::path::absolute(dir)
+            .unwrap_or_else(|_| dir.to_path_buf())
+            .display()
+    )
 }
 
 /// `run`: the daemon, until SIGTERM or SIGINT.

@@ -98,6 +98,12 @@ pub fn collections<'a>(req: &Request<'a>) -> Result<Vec<&'a Collection>, String>
         ));
     }
     for t in &req.targets {
+        if t.is_page() {
+            return Err(format!(
+                "--target {t}: history and timeseries take a bare domain, not a page: use \"{}\"",
+                t.as_domain()
+            ));
+        }
         if !selected.iter().any(|c| c.targets.contains(t)) {
             return Err(format!(
                 "--target {t}: not a target of job {}'s collections being backfilled",
@@ -328,6 +334,11 @@ mod tests {
         assert!(why.contains("no timeseries_summary collection"), "{why}");
         let why = collections(&req(vec![], vec!["c.com"])).unwrap_err();
         assert!(why.contains("--target c.com"), "{why}");
+        let why = collections(&req(vec![], vec!["https://www.a.com/p"])).unwrap_err();
+        assert_eq!(
+            why,
+            "--target https://www.a.com/p: history and timeseries take a bare domain, not a page: use \"a.com\""
+        );
     }
 
     #[test]

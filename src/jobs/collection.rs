@@ -414,14 +414,27 @@ fn read_targets(
             ctx.add(
                 s.field.clone(),
                 format!(
-                    "{}{endpoint} takes a bare domain, not the page `{}`",
+                    "{}{endpoint} takes a bare domain, not the page `{}`: {}",
                     s.at,
-                    shown(s.target.as_str())
+                    shown(s.target.as_str()),
+                    use_the_domain(&s.target, list)
                 ),
             );
         }
     }
     list.targets.iter().map(|s| s.target.clone()).collect()
+}
+
+/// What to write instead of the page `page` for an endpoint that takes a bare
+/// domain: its domain, or, when `list` has it already, nothing.
+fn use_the_domain(page: &Target, list: &TargetList) -> String {
+    let domain = page.as_domain();
+    let shown = shown(domain.as_str());
+    if list.targets.iter().any(|s| s.target == domain) {
+        format!("use \"{shown}\", which is listed already (drop the page)")
+    } else {
+        format!("use \"{shown}\"")
+    }
 }
 
 /// `catch_up`: latest (the default), skip or all.

@@ -1,8 +1,10 @@
 //! The targets a job or a collection lists: inline `targets` and a `targets_file`
 //! (inside the jobs directory, bounded: [`super::files`]), each target normalized,
-//! deduplicated and remembered with where it was written.
+//! deduplicated and remembered with where it was written. A target listed again
+//! (after normalization: `Example.com` and `example.com`, `münchen.de` and
+//! `xn--mnchen-3ya.de`) is collected once, with a warning naming both places.
 
-use std::collections::HashSet;
+use std::collections::HashMap;
 use std::path::Path;
 
 use super::files::{confine, read_bounded};
@@ -14,6 +16,10 @@ use crate::words::{count, shown};
 /// The most wrong lines of one targets file reported one by one; the rest are
 /// counted.
 const MAX_BAD_LINES_SHOWN: usize = 10;
+
+/// The most duplicate targets of one list warned about one by one; the rest are
+/// counted.
+const MAX_DUPLICATES_SHOWN: usize = 10;
 
 /// A target and where it was written, for messages about it.
 pub(super) struct Sourced {
@@ -39,10 +45,33 @@ pub(super) fn targets(ctx: &mut Ctx, t: &toml::Table, base: &Path, prefix: &str)
         given: false,
         broken: false,
     };
-    let mut seen = HashSet::new();
-    let mut push = |list: &mut TargetList, s: Sourced| {
-        if seen.insert(s.target.clone()) {
-            list.targets.push(s);
+    // Each target's first place, for the warning about a later one.
+    let mut seen: HashMap<Target, String> = HashMap::new();
+    let mut duplicates = 0usize;
+    let mut push = |ctx: &mut Ctx, list: &mut TargetList, s: Sourced, written: &str| {
+        let place = match s.at.strip_suffix(": ") {
+            Some(at) => at.to_string(),
+            None => s.field.clone(),
+        };
+        match seen.get(&s.target) {
+            None => {
+                seen.insert(s.target.clone(), place);
+                list.targets.push(s);
+            }
+            Some(first) => {
+                duplicates += 1;
+                if duplicates <= MAX_DUPLICATES_SHOWN {
+                    ctx.warn(s.field.clone(), duplicate(&s, written, first));
+                } else if duplicates == MAX_DUPLICATES_SHOWN + 1 {
+                    ctx.warn(
+                        s.field.clone(),
+                        format!(
+                            "{}more targets listed again, each collected once (only the first {MAX_DUPLICATES_SHOWN} are shown)",
+                            s.at
+                        ),
+                    );
+                }
+            }
         }
     };
     if let Some(v) = t.get("targets") {
@@ -55,12 +84,14 @@ pub(super) fn targets(ctx: &mut Ctx, t: &toml::Table, base: &Path, prefix: &str)
                     match item {
                         toml::Value::String(s) => match Target::parse(s) {
                             Ok(target) => push(
+                                ctx,
                                 &mut list,
                                 Sourced {
                                     target,
                                     field,
                                     at: String::new(),
                                 },
+                                s,
                             ),
                             Err(e) => {
                                 ctx.add(field, e.to_string());
@@ -120,12 +151,14 @@ pub(super) fn targets(ctx: &mut Ctx, t: &toml::Table, base: &Path, prefix: &str)
             let at = format!("{shown_path} line {}: ", n + 1);
             match Target::parse(line) {
                 Ok(target) => push(
+                    ctx,
                     &mut list,
                     Sourced {
                         target,
                         field: field.clone(),
                         at,
                     },
+                    line,
                 ),
                 Err(e) => {
                     bad += 1;
@@ -147,6 +180,24 @@ pub(super) fn targets(ctx: &mut Ctx, t: &toml::Table, base: &Path, prefix: &str)
         }
     }
     list
+}
+
+/// The warning for `s`, written `written`, whose target was listed first at `first`.
+fn duplicate(s: &Sourced, written: &str, first: &str) -> String {
+    let written = written.trim();
+    let value = if written == s.target.as_str() {
+        format!("`{}`", shown(written))
+    } else {
+        format!(
+            "`{}` (that is `{}`)",
+            shown(written),
+            shown(s.target.as_str())
+        )
+    };
+    format!(
+        "{}{value} is listed again (first at {first}); it is collected once",
+        s.at
+    )
 }
 
 /// A line of a targets file without its `#` comment (a `#` at the start or after

@@ -300,11 +300,11 @@ fn each_mistake_gives_its_message() {
         ),
         (
             "name = \"h\"\ntargets = [\"https://example.com/page\"]\n[[collect]]\nendpoint = \"history\"\nschedule = \"@monthly\"\n".to_string(),
-            "targets[1]: history takes a bare domain, not the page `https://example.com/page`",
+            "targets[1]: history takes a bare domain, not the page `https://example.com/page`: use \"example.com\"",
         ),
         (
             format!("{GOOD}[[collect]]\nendpoint = \"timeseries_summary\"\nschedule = \"@daily\"\ntargets = [\"example.com\", \"https://example.com/p\"]\n"),
-            "collect[2].targets[2]: timeseries_summary takes a bare domain, not the page `https://example.com/p`",
+            "collect[2].targets[2]: timeseries_summary takes a bare domain, not the page `https://example.com/p`: use \"example.com\", which is listed already (drop the page)",
         ),
         ("name = \"x\nfoo".to_string(), "line 2, column "),
     ];
@@ -369,9 +369,84 @@ fn a_page_in_a_targets_file_for_history_names_the_line() {
     assert_eq!(err.len(), 1, "{err}");
     assert!(
         err.0[0].why.ends_with(
-            "t.txt line 2: history takes a bare domain, not the page `https://example.com/page`"
+            "t.txt line 2: history takes a bare domain, not the page `https://example.com/page`: \
+             use \"example.com\", which is listed already (drop the page)"
         ),
         "{err}"
+    );
+}
+
+#[test]
+fn a_page_for_a_domain_only_endpoint_suggests_its_domain_without_www() {
+    let p = problems(
+        "name = \"h\"\ntargets = [\"https://www.Example.com:8443/blog?x=1\", \"https://blog.example.com/a\"]\n[[collect]]\nendpoint = \"history\"\nschedule = \"@monthly\"\n",
+    );
+    assert_eq!(
+        p,
+        vec![
+            "targets[1]: history takes a bare domain, not the page `https://www.example.com:8443/blog?x=1`: use \"example.com\"",
+            "targets[2]: history takes a bare domain, not the page `https://blog.example.com/a`: use \"blog.example.com\"",
+        ]
+    );
+}
+
+#[test]
+fn a_target_listed_again_is_collected_once_with_a_warning_naming_both_places() {
+    let d = dir(&[
+        (
+            "x.toml",
+            "name = \"d\"\ntargets = [\"example.com\", \"Example.com\", \"münchen.de\", \"https://www.xn--mnchen-3ya.de/\"]\n[[collect]]\nendpoint = \"summary\"\nschedule = \"@daily\"\n[[collect]]\nendpoint = \"bulk_ranks\"\nschedule = \"@daily\"\ntargets = [\"a.com\"]\ntargets_file = \"t.txt\"\n",
+        ),
+        ("t.txt", "b.com\nA.com # again\nb.com\n"),
+    ]);
+    let job = load_file(&d.jobs.join("x.toml"), today()).unwrap();
+    let t = d.jobs.join("t.txt").display().to_string();
+    let warnings: Vec<String> = job
+        .warnings
+        .iter()
+        .map(|p| format!("{}: {}", p.field, p.why))
+        .collect();
+    assert_eq!(
+        warnings,
+        vec![
+            "targets[2]: `Example.com` (that is `example.com`) is listed again (first at targets[1]); it is collected once".to_string(),
+            "targets[4]: `https://www.xn--mnchen-3ya.de/` (that is `xn--mnchen-3ya.de`) is listed again (first at targets[3]); it is collected once".to_string(),
+            format!("collect[2].targets_file: {t} line 2: `A.com` (that is `a.com`) is listed again (first at collect[2].targets[1]); it is collected once"),
+            format!("collect[2].targets_file: {t} line 3: `b.com` is listed again (first at {t} line 1); it is collected once"),
+        ]
+    );
+    let targets: Vec<Vec<&str>> = job
+        .collections
+        .iter()
+        .map(|c| c.targets.iter().map(|t| t.as_str()).collect())
+        .collect();
+    assert_eq!(
+        targets,
+        vec![
+            vec!["example.com", "xn--mnchen-3ya.de"],
+            vec!["a.com", "b.com"]
+        ]
+    );
+}
+
+#[test]
+fn duplicates_past_the_first_ten_are_counted_in_one_warning() {
+    let lines = "a.com\n".repeat(30);
+    let d = dir(&[
+        (
+            "x.toml",
+            &GOOD.replace("targets = [\"example.com\"]", "targets_file = \"t.txt\""),
+        ),
+        ("t.txt", &lines),
+    ]);
+    let job = load_file(&d.jobs.join("x.toml"), today()).unwrap();
+    assert_eq!(job.warnings.len(), 11, "{:#?}", job.warnings);
+    assert!(
+        job.warnings[10].why.ends_with(
+            "line 12: more targets listed again, each collected once (only the first 10 are shown)"
+        ),
+        "{}",
+        job.warnings[10]
     );
 }
 

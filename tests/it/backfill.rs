@@ -575,3 +575,36 @@ async fn a_once_run_shows_the_same_progress_lines_without_a_terminal() {
     );
     assert!(lines[0].contains("ETA"), "{lines:?}");
 }
+
+#[tokio::test]
+async fn a_page_given_to_backfill_or_gaps_is_refused_with_the_domain_to_use() {
+    let db = TestDb::new().await;
+    let sb = default_sandbox().await;
+    let wd = Workdir::new(&[("analyst.toml", &analyst_job(&targets(2)))]);
+    let env = env_for(&db, &sb);
+    let page = "https://www.bf00.example.com/blog";
+    for args in [
+        vec![
+            "backfill",
+            "--job",
+            "analyst",
+            "--from",
+            &from_date(),
+            "--target",
+            page,
+            "--dry-run",
+        ],
+        vec!["gaps", "--target", page],
+    ] {
+        let out = linkledger(wd.path(), &env, &args).await;
+        let err = stderr(&out);
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {err}");
+        assert!(
+            err.contains(&format!(
+                "--target {page}: history and timeseries take a bare domain, not a page: use \"bf00.example.com\""
+            )),
+            "{args:?}: {err}"
+        );
+    }
+    assert_eq!(sb.stats().requests, 0);
+}

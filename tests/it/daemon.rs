@@ -413,6 +413,29 @@ async fn edited_job_files_take_effect_without_a_restart_and_a_bad_edit_keeps_the
 }
 
 #[tokio::test]
+async fn a_reloaded_job_file_listing_a_target_twice_is_logged_as_a_warning() {
+    let quiet = "name = \"quiet\"\ntargets = [\"quiet.example.com\"]\n[[collect]]\nendpoint = \"summary\"\nschedule = \"0 0 1 1 *\"\ncatch_up = \"skip\"\n";
+    let sc = scene_with_jobs(&[("quiet.toml", quiet)], SandboxOptions::default(), &[]).await;
+    let mut d = sc.start_daemon().await;
+    sc.wd.write_job("dup.toml", "name = \"dup\"\ntargets = [\"example.com\", \"Example.com\"]\n[[collect]]\nendpoint = \"summary\"\nschedule = \"0 0 1 1 *\"\ncatch_up = \"skip\"\n");
+    d.wait_for_log(Duration::from_secs(20), "is listed again")
+        .await;
+    let log = d.log();
+    let line = log
+        .lines()
+        .find(|l| l.contains("is listed again"))
+        .unwrap_or_default();
+    assert!(
+        line.contains("job file warning")
+            && line.contains(
+                "jobs/dup.toml: targets[2]: `Example.com` (that is `example.com`) is listed again (first at targets[1])"
+            ),
+        "{log}"
+    );
+    d.stop(Duration::from_secs(15)).await;
+}
+
+#[tokio::test]
 async fn a_refused_daemon_makes_no_call_keeps_the_work_queued_and_reports_unhealthy() {
     let sc = scene(
         3,

@@ -486,3 +486,74 @@ async fn a_missing_jobs_directory_is_named_with_its_setting_and_an_empty_one_is_
         stderr(&out)
     );
 }
+
+#[tokio::test]
+async fn an_internationalised_domain_passes_as_its_punycode_and_one_idna_refuses_says_why() {
+    let wd = Workdir::new(&[("job.toml", &GOOD.replace("example.com", "münchen.de"))]);
+    let out = linkledger(wd.path(), &[], &["jobs", "check"]).await;
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(stderr(&out).is_empty(), "{}", stderr(&out));
+    for (target, why) in [
+        (
+            "xn--a.com",
+            "targets[1]: `xn--a.com` is not a valid domain: its label `xn--a` is no valid punycode",
+        ),
+        (
+            "https://ex\u{e000}ample.com/page",
+            "is not a valid domain: its label `ex\u{e000}ample` holds `\u{e000}` (U+E000), which the IDNA rules (UTS #46) do not allow there",
+        ),
+    ] {
+        wd.write_job("job.toml", &GOOD.replace("example.com", target));
+        let out = linkledger(wd.path(), &[], &["jobs", "check"]).await;
+        let err = stderr(&out);
+        assert_eq!(out.status.code(), Some(2), "{target}: {err}");
+        assert!(err.contains("jobs/job.toml: "), "{err}");
+        assert!(err.contains(why), "expected `{why}` in: {err}");
+    }
+}
+
+#[tokio::test]
+async fn a_page_for_a_domain_only_endpoint_is_refused_with_the_domain_to_use() {
+    let body = "name = \"h\"\ntargets = [\"https://www.example.com/blog/\"]\n[[collect]]\nendpoint = \"history\"\nschedule = \"@monthly\"\n";
+    let wd = Workdir::new(&[("job.toml", body)]);
+    let out = linkledger(wd.path(), &[], &["jobs", "check"]).await;
+    let err = stderr(&out);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(
+        err.contains(
+            "jobs/job.toml: targets[1]: history takes a bare domain, not the page `https://www.example.com/blog/`: use \"example.com\""
+        ),
+        "{err}"
+    );
+}
+
+#[tokio::test]
+async fn a_target_listed_twice_is_a_warning_naming_the_file_the_field_and_the_value() {
+    let body = GOOD.replace(
+        "targets = [\"example.com\"]",
+        "targets = [\"example.com\", \"Example.com\", \"münchen.de\", \"xn--mnchen-3ya.de\"]",
+    );
+    let wd = Workdir::new(&[("job.toml", &body)]);
+    let out = linkledger(wd.path(), &[], &["jobs", "check"]).await;
+    let err = stderr(&out);
+    assert!(out.status.success(), "{err}");
+    assert!(
+        stdout(&out).starts_with("ok: 1 job file"),
+        "{}",
+        stdout(&out)
+    );
+    for expected in [
+        "warning: jobs/job.toml: targets[2]: `Example.com` (that is `example.com`) is listed again (first at targets[1]); it is collected once",
+        "warning: jobs/job.toml: targets[4]: `xn--mnchen-3ya.de` is listed again (first at targets[3]); it is collected once",
+    ] {
+        assert!(err.contains(expected), "expected `{expected}` in: {err}");
+    }
+    // The plan counts each target once.
+    let out = linkledger(wd.path(), &[], &["plan"]).await;
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(
+        stdout(&out).contains("summary (2 calls)"),
+        "{}",
+        stdout(&out)
+    );
+}
