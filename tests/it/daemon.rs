@@ -1130,3 +1130,39 @@ async fn with_no_job_file_that_loads_the_daemon_starts_says_so_and_idles_not_rea
     d.stop(Duration::from_secs(15)).await;
     assert_eq!(sc.sb.stats().requests, 0);
 }
+
+#[tokio::test]
+async fn a_job_file_an_edit_breaks_is_named_by_health_and_metrics_while_its_previous_version_runs()
+{
+    let sc = scene_with_jobs(
+        &[
+            ("alpha.toml", &one_fire_job("alpha")),
+            ("gamma.toml", &one_fire_job("gamma")),
+        ],
+        SandboxOptions::default(),
+        &[],
+    )
+    .await;
+    let mut d = sc.start_daemon().await;
+    wait_for(Duration::from_secs(30), "healthy with every file", || async {
+        let (status, health) = health_json(&d, "/healthz").await;
+        status == 200 && health["status"] == "ok"
+    })
+    .await;
+    let mark = d.log().len();
+    sc.wd
+        .write_job("alpha.toml", "name = \"alpha\"\ntargets = [\"a.com\"]\n[[collect]]\nendpoint = \"nope\"\nschedule = \"@daily\"\n");
+    let health = wait_for_degraded(&d, &["jobs/alpha.toml"]).await;
+    let (_, why, running) = &broken_files(&health)[0];
+    assert!(why.starts_with("collect[1].endpoint: "), "{why}");
+    assert!(
+        running.contains("job alpha: its previous version"),
+        "{running}"
+    );
+    let reloaded = d.log()[mark..].to_string();
+    assert!(
+        schedules(&reloaded, "alpha") && schedules(&reloaded, "gamma"),
+        "{reloaded}"
+    );
+    d.stop(Duration::from_secs(15)).await;
+}
