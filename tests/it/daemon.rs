@@ -1144,10 +1144,14 @@ async fn a_job_file_an_edit_breaks_is_named_by_health_and_metrics_while_its_prev
     )
     .await;
     let mut d = sc.start_daemon().await;
-    wait_for(Duration::from_secs(30), "healthy with every file", || async {
-        let (status, health) = health_json(&d, "/healthz").await;
-        status == 200 && health["status"] == "ok"
-    })
+    wait_for(
+        Duration::from_secs(30),
+        "healthy with every file",
+        || async {
+            let (status, health) = health_json(&d, "/healthz").await;
+            status == 200 && health["status"] == "ok"
+        },
+    )
     .await;
     let mark = d.log().len();
     sc.wd
