@@ -1,9 +1,15 @@
 //! `linkledger run`: the long-running daemon. A scheduler (`collect::scheduler`) turns each collection's fire
 //! times into queued work (each fire exactly once across any number of daemons, by
 //! the unique key of `fires`), workers execute the scheduled work of the queue, and a
-//! small HTTP server answers `/healthz` and `/metrics`. The caller owns the listener
-//! and the signals: cancelling `shutdown` stops the daemon cleanly, notifying `reload`
-//! (or an edit of the job files) reloads the jobs once they pass `jobs check`.
+//! small HTTP server answers `/healthz`, `/readyz` and `/metrics`. The caller owns the
+//! listener and the signals: cancelling `shutdown` stops the daemon cleanly, notifying
+//! `reload` (or an edit of the job files) reloads the jobs.
+//!
+//! One broken job file never stops the others: at start and on each reload the valid
+//! files' jobs run and each broken file is logged (error, `file: field: why`), named by
+//! `/healthz` (`jobs`: degraded, still 200; `/readyz` 503) and counted in
+//! `linkledger_job_files_broken`. A file that breaks while the daemon runs keeps its
+//! previous version running until it is fixed ([`jobs::load_dir_for_daemon`]).
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -19,8 +25,8 @@ use crate::collect::executor::{CredentialsCheck, Executor};
 use crate::collect::scheduler::{FireFailures, PlanProblems, Scheduler};
 use crate::collect::workers::{self, Shutdown, WorkSet, Workers};
 use crate::config::WarehouseConfig;
-use crate::jobs::{self, Job};
-use crate::ops::health::{self, HealthCheck, HealthReport};
+use crate::jobs::{self, BrokenFile, DirJobs, Job};
+use crate::ops::health::{self, HealthCheck, HealthReport, HealthState};
 use crate::ops::metrics::Metrics;
 use crate::store::Store;
 
@@ -54,18 +60,35 @@ pub fn fingerprint(dir: &Path) -> Fingerprint {
     out
 }
 
-/// Runs the daemon on `app` until `shutdown.stop`: schedules `jobs` (validated by the
-/// caller, `loaded_from` their directory's fingerprint), executes scheduled work and
-/// serves `/healthz` and `/metrics` on `listener`. `reload` reloads the job files.
+/// Runs the daemon on `app` until `shutdown.stop`: schedules the jobs the caller
+/// loaded (`loaded`, from [`jobs::load_dir_for_daemon`]; `loaded_from` their
+/// directory's fingerprint, taken before) and reports its broken files, executes
+/// scheduled work and serves `/healthz`, `/readyz` and `/metrics` on `listener`.
+/// `reload` reloads the job files.
 pub async fn run(
     app: &App,
-    jobs: Vec<Job>,
+    loaded: DirJobs,
     loaded_from: Fingerprint,
     listener: tokio::net::TcpListener,
     shutdown: Shutdown,
     reload: Arc<Notify>,
 ) -> anyhow::Result<()> {
     let exec = app.executor(shutdown.stop.clone());
+    let DirJobs { jobs, broken } = loaded;
+    report_broken(&broken, &app.metrics);
+    if jobs.is_empty() {
+        warn!(
+            dir = %app.config.jobs.dir.display(),
+            broken_files = broken.len(),
+            "no job runs: {}; the daemon idles until a job file is added or fixed (it reloads on its own)",
+            if broken.is_empty() {
+                "there are no job files".to_string()
+            } else {
+                format!("no job file loads ({})", crate::words::count(broken.len(), "broken file"))
+            }
+        );
+    }
+    let broken: BrokenFiles = Arc::new(std::sync::RwLock::new(broken));
     let scheduler = Scheduler::new(
         app.store.clone(),
         jobs,
@@ -78,7 +101,13 @@ pub async fn run(
     let server_task = health::serve(
         listener,
         app.metrics.clone(),
-        health(app, &exec, scheduler.problems(), scheduler.fire_failures()),
+        health(
+            app,
+            &exec,
+            scheduler.problems(),
+            scheduler.fire_failures(),
+            broken.clone(),
+        ),
         refresh(app, current_jobs.clone()),
         shutdown.stop.clone(),
     )?;
@@ -95,6 +124,8 @@ pub async fn run(
             config_source: app.config_source.clone(),
             budgets: app.budget_handle(),
             jobs: current_jobs.clone(),
+            broken,
+            metrics: app.metrics.clone(),
         },
         loaded_from,
         app.config.queue.tick,
@@ -140,13 +171,15 @@ pub async fn run(
     result
 }
 
-/// `/healthz`: the database answers, the scheduler ticks, the API takes our calls, and
-/// every collection's last fire could be planned and enqueued.
+/// `/healthz` and `/readyz`: the database answers, the scheduler ticks, the API takes
+/// our calls, every job file loads (degraded otherwise) and every collection's last
+/// fire could be planned and enqueued.
 fn health(
     app: &App,
     exec: &Executor,
     problems: PlanProblems,
     failures: FireFailures,
+    broken: BrokenFiles,
 ) -> health::HealthFn {
     let (store, metrics, exec) = (app.store.clone(), app.metrics.clone(), exec.clone());
     let stale_after = app.config.queue.tick * 3 + Duration::from_secs(5);
@@ -158,6 +191,7 @@ fn health(
             problems.clone(),
             failures.clone(),
         );
+        let broken = broken.read().expect("broken job files").clone();
         Box::pin(async move {
             let db = store.ping().await;
             let tick = metrics.last_tick();
@@ -165,58 +199,125 @@ fn health(
                 tick.is_some_and(|t| (Utc::now() - t).to_std().unwrap_or_default() <= stale_after);
             let halt = exec.halted();
             let checks = vec![
-                HealthCheck {
-                    name: "database".into(),
-                    ok: db.is_ok(),
-                    detail: match &db {
+                HealthCheck::new(
+                    "database",
+                    db.is_ok(),
+                    match &db {
                         Ok(_) => "reachable".into(),
                         Err(e) => e.to_string(),
                     },
-                },
-                HealthCheck {
-                    name: "scheduler".into(),
-                    ok: tick_ok,
-                    detail: match tick {
+                ),
+                HealthCheck::new(
+                    "scheduler",
+                    tick_ok,
+                    match tick {
                         Some(t) => format!("last tick {t}"),
                         None => "not ticked yet".into(),
                     },
-                },
-                HealthCheck {
-                    name: "api".into(),
-                    ok: halt.is_none(),
-                    detail: match &halt {
+                ),
+                HealthCheck::new(
+                    "api",
+                    halt.is_none(),
+                    match &halt {
                         Some(h) => format!("calls stopped: {h}"),
                         None => "calls allowed".into(),
                     },
-                },
-                jobs_health(&problems),
+                ),
+                jobs_health(&problems, &broken),
                 fires_health(&failures),
             ];
-            HealthReport {
-                ok: checks.iter().all(|c| c.ok),
-                checks,
-            }
+            HealthReport { checks }
         }) as futures::future::BoxFuture<'static, HealthReport>
     })
 }
 
 /// The `jobs` health check: unhealthy while some collection's last fire could not be
-/// planned, naming the job and why.
-pub fn jobs_health(problems: &PlanProblems) -> HealthCheck {
+/// planned, naming the job and why; else degraded while some job file does not load
+/// (alive, not ready), naming each in `broken` (`file`, `why`, `running`: what of it
+/// runs); else ok.
+pub fn jobs_health(problems: &PlanProblems, broken: &[BrokenFile]) -> HealthCheck {
     let unplannable: Vec<String> = problems
         .lock()
         .expect("plan problems")
         .iter()
         .map(|((job, _), why)| format!("job {job}: {why}"))
         .collect();
-    HealthCheck {
-        name: "jobs".into(),
-        ok: unplannable.is_empty(),
-        detail: if unplannable.is_empty() {
-            "every collection's last fire was planned".into()
+    let mut details = Vec::new();
+    if !broken.is_empty() {
+        let files: Vec<String> = broken.iter().map(BrokenFile::shown_file).collect();
+        details.push(format!(
+            "{} not loaded: {} (the other files' jobs run)",
+            crate::words::count(broken.len(), "job file"),
+            files.join(", ")
+        ));
+    }
+    details.extend(unplannable.iter().cloned());
+    let state = if !unplannable.is_empty() {
+        HealthState::Unhealthy
+    } else if !broken.is_empty() {
+        HealthState::Degraded
+    } else {
+        HealthState::Ok
+    };
+    let mut check = HealthCheck::new(
+        "jobs",
+        true,
+        if details.is_empty() {
+            "every job file loads and every collection's last fire was planned".into()
         } else {
-            unplannable.join("; ")
+            details.join("; ")
         },
+    );
+    check.state = state;
+    check.extra.insert(
+        "broken".into(),
+        broken
+            .iter()
+            .map(|b| {
+                serde_json::json!({
+                    "file": b.shown_file(),
+                    "why": b.why(),
+                    "running": running(b),
+                })
+            })
+            .collect::<Vec<_>>()
+            .into(),
+    );
+    check
+}
+
+/// What of a broken file runs, in words.
+fn running(b: &BrokenFile) -> String {
+    if b.problems.iter().all(|p| p.field == "(directory)") {
+        // The directory, not a file: what was read of it runs.
+        return "the jobs of the files last read".into();
+    }
+    match &b.kept {
+        Some(job) => format!(
+            "job {}: its previous version, until the file is fixed",
+            crate::words::shown(job)
+        ),
+        None => "nothing".into(),
+    }
+}
+
+/// The broken job files a daemon holds now (replaced on reload), for `/healthz`.
+type BrokenFiles = Arc<std::sync::RwLock<Vec<BrokenFile>>>;
+
+/// Logs each broken job file at error level (`file: field: why` for each problem, and
+/// what of it runs) and sets `linkledger_job_files_broken`.
+fn report_broken(broken: &[BrokenFile], metrics: &Metrics) {
+    metrics.set_job_files_broken(broken.len());
+    for b in broken {
+        let running = running(b);
+        for p in &b.problems {
+            error!(
+                file = %b.shown_file(),
+                problem = %p,
+                running,
+                "job file not loaded; the other files' jobs run"
+            );
+        }
     }
 }
 
@@ -230,15 +331,15 @@ pub fn fires_health(failures: &FireFailures) -> HealthCheck {
         .iter()
         .map(|((job, collection), why)| format!("job {job}, collection {collection}: {why}"))
         .collect();
-    HealthCheck {
-        name: "fires".into(),
-        ok: failed.is_empty(),
-        detail: if failed.is_empty() {
+    HealthCheck::new(
+        "fires",
+        failed.is_empty(),
+        if failed.is_empty() {
             "every collection's last fire was enqueued".into()
         } else {
             failed.join("; ")
         },
-    }
+    )
 }
 
 /// One line per collection: when it fires next (in its job's time zone as well).
@@ -533,6 +634,9 @@ struct Reloader {
     budgets: crate::app::BudgetHandle,
     /// Shared with the balance check.
     jobs: CurrentJobs,
+    /// Shared with `/healthz`.
+    broken: BrokenFiles,
+    metrics: Arc<Metrics>,
 }
 
 impl Reloader {
@@ -586,9 +690,15 @@ async fn schedule_loop(
         if reload_now || now != seen {
             seen = now;
             let today = Utc::now().date_naive();
-            match jobs::load_dir_for_daemon(&reloader.dir, today) {
-                Ok(jobs) => {
-                    info!(jobs = jobs.len(), "job files reloaded");
+            match jobs::load_dir_for_daemon(&reloader.dir, today, &scheduler.jobs) {
+                Ok(DirJobs { jobs, broken }) => {
+                    info!(
+                        jobs = jobs.len(),
+                        broken_files = broken.len(),
+                        "job files reloaded"
+                    );
+                    report_broken(&broken, &reloader.metrics);
+                    *reloader.broken.write().expect("broken job files") = broken;
                     log_next_fires(&jobs, Utc::now());
                     for w in jobs.iter().flat_map(|j| &j.warnings) {
                         warn!(warning = %w, "job file warning");
@@ -599,9 +709,17 @@ async fn schedule_loop(
                     first = true;
                 }
                 Err(problems) => {
+                    // The directory itself cannot be read: every job keeps running.
                     for p in &problems.0 {
                         error!(problem = %p, "job files not reloaded; the previous jobs keep running");
                     }
+                    let unreadable = BrokenFile {
+                        file: reloader.dir.clone(),
+                        problems: problems.0,
+                        kept: None,
+                    };
+                    reloader.metrics.set_job_files_broken(1);
+                    *reloader.broken.write().expect("broken job files") = vec![unreadable];
                 }
             }
         }

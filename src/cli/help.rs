@@ -47,8 +47,9 @@ pub const RUN: &str = concat!(
 DATAFORSEO_PASSWORD=sandbox linkledger run --once   # against `linkledger sandbox`",
     ),
     "Exit status: 0 success (the daemon: stopped by a signal); 1 some call failed, the API \
-refused the account, or a budget held calls back; 2 bad usage, configuration or job files (or, \
-for --once, no jobs to run); 130 or 143 a once-run interrupted by SIGINT or SIGTERM."
+refused the account, or a budget held calls back; 2 bad usage, configuration or job files (for \
+--once, also no jobs to run; the daemon: only an unreadable jobs directory, it runs the files \
+that load and reports the others); 130 or 143 a once-run interrupted by SIGINT or SIGTERM."
 );
 pub const REPLAY: &str = concat!(
     help!(

@@ -34,11 +34,12 @@ pub(super) async fn run(cx: &Context, args: RunArgs) -> anyhow::Result<ExitCode>
             return Err(UsageError("--job needs --once; the daemon runs every job".into()).into());
         }
         let loaded_from = crate::daemon::fingerprint(&cfg.jobs.dir);
-        let jobs = print_warnings(
-            jobs::load_dir_for_daemon(&cfg.jobs.dir, today())
-                .map_err(|problems| UsageError(problems.to_string()))?,
-        );
-        return daemon(cfg, cx.config_path.clone(), jobs, loaded_from).await;
+        // Only a jobs directory that cannot be read at all keeps the daemon from
+        // starting; a broken file is reported by the daemon, and the others run.
+        let mut loaded = jobs::load_dir_for_daemon(&cfg.jobs.dir, today(), &[])
+            .map_err(|problems| UsageError(problems.to_string()))?;
+        loaded.jobs = print_warnings(loaded.jobs);
+        return daemon(cfg, cx.config_path.clone(), loaded, loaded_from).await;
     }
     let jobs = load_jobs(&cfg)?;
     let selected = jobs::select(&jobs, job.as_deref()).map_err(UsageError)?;
@@ -68,11 +69,11 @@ fn no_jobs(dir: &Path) -> String {
 async fn daemon(
     cfg: Config,
     config_source: Option<PathBuf>,
-    jobs: Vec<Job>,
+    loaded: jobs::DirJobs,
     loaded_from: crate::daemon::Fingerprint,
 ) -> anyhow::Result<ExitCode> {
     let listen = cfg.server.listen;
-    let app = App::build(cfg, "daemon", &jobs)
+    let app = App::build(cfg, "daemon", &loaded.jobs)
         .await?
         .with_config_source(config_source);
     let listener = tokio::net::TcpListener::bind(listen)
@@ -84,7 +85,7 @@ async fn daemon(
     println!("linkledger daemon: /healthz and /metrics on http://{addr}");
     let result = crate::daemon::run(
         &app,
-        jobs,
+        loaded,
         loaded_from,
         listener,
         signals.shutdown.clone(),

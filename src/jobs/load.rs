@@ -17,7 +17,7 @@ use super::params::type_name;
 use super::report::{Ctx, check_name, io_reason, timezone, unstorable_strings};
 use super::targets::targets;
 use super::{Job, Problem, Problems};
-use crate::words::shown;
+use crate::words::{escape_controls, shown};
 
 const JOB_KEYS: &[&str] = &[
     "name",
@@ -29,20 +29,137 @@ const JOB_KEYS: &[&str] = &[
 ];
 
 /// Loads every `*.toml` file directly in `dir` (sorted by file name). Job names must be
-/// unique across files. A directory without job files gives no jobs.
+/// unique across files. A directory without job files gives no jobs. Any problem of any
+/// file is an error: this is `jobs check`, `run --once`, `plan`.
 pub fn load_dir(dir: &Path, today: NaiveDate) -> Result<Vec<Job>, Problems> {
-    load_dir_with(dir, today, false)
+    let (files, mut problems) = load_files(dir, today, false)?;
+    let mut jobs = Vec::new();
+    for file in files {
+        if file.problems.is_empty() {
+            jobs.extend(file.job);
+        } else {
+            problems.extend(file.problems);
+        }
+    }
+    if problems.is_empty() {
+        tracing::debug!(dir = %dir.display(), jobs = jobs.len(), "loaded job files");
+        Ok(jobs)
+    } else {
+        Err(Problems(problems))
+    }
 }
 
-/// Like [`load_dir`] for a daemon: an absolute `date_from` that has aged out of the
-/// API's one-year window is a warning, not a problem, so one collection that aged out
-/// while the daemon was down does not keep every job from running. Its fires are
-/// checked again when they are due, recorded as failed and named by `/healthz`.
-pub fn load_dir_for_daemon(dir: &Path, today: NaiveDate) -> Result<Vec<Job>, Problems> {
-    load_dir_with(dir, today, true)
+/// What a daemon runs from its jobs directory: the jobs of the files that load, and each
+/// file that does not with its problems. One broken file never stops the others.
+#[derive(Clone, Debug, Default)]
+pub struct DirJobs {
+    /// The jobs to schedule, in file-name order: those of the valid files, and the
+    /// previous versions kept of files that broke (see [`load_dir_for_daemon`]).
+    pub jobs: Vec<Job>,
+    /// The files that do not load, in file-name order.
+    pub broken: Vec<BrokenFile>,
 }
 
-fn load_dir_with(dir: &Path, today: NaiveDate, aged_out_warns: bool) -> Result<Vec<Job>, Problems> {
+/// A job file that does not load, with every problem found in it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct BrokenFile {
+    /// The file (the jobs directory itself when a listing of it failed).
+    pub file: PathBuf,
+    pub problems: Vec<Problem>,
+    /// The name of the job whose previous version, loaded from this file before it
+    /// broke, keeps running; `None` when nothing of the file runs.
+    pub kept: Option<String>,
+}
+
+impl BrokenFile {
+    /// The file as a message shows it (control characters escaped, cut).
+    pub fn shown_file(&self) -> String {
+        shown(&self.file.display().to_string())
+    }
+
+    /// Its problems as one line, `field: why; field: why`, control characters escaped.
+    pub fn why(&self) -> String {
+        self.problems
+            .iter()
+            .map(|p| format!("{}: {}", escape_controls(&p.field), escape_controls(&p.why)))
+            .collect::<Vec<_>>()
+            .join("; ")
+    }
+}
+
+/// Like [`load_dir`] for a daemon, which runs what loads and reports the rest: the jobs
+/// of every valid file, and each broken file with its problems ([`DirJobs`]). A job
+/// name defined twice is a problem of the later file only. A broken file whose job was
+/// loaded before (in `previous`, the jobs running now; empty at start) keeps that
+/// previous version running, unless a valid file now defines a job of the same name;
+/// a broken file new to the daemon runs nothing. Only a directory that cannot be read
+/// at all is an error.
+///
+/// An absolute `date_from` that has aged out of the API's one-year window is a
+/// warning here, not a problem, so one collection that aged out while the daemon was
+/// down does not keep its job from running: its fires are checked again when they are
+/// due, recorded as failed and named by `/healthz`.
+pub fn load_dir_for_daemon(
+    dir: &Path,
+    today: NaiveDate,
+    previous: &[Job],
+) -> Result<DirJobs, Problems> {
+    let (files, listing) = load_files(dir, today, true)?;
+    let mut broken = Vec::new();
+    if !listing.is_empty() {
+        broken.push(BrokenFile {
+            file: dir.to_path_buf(),
+            problems: listing,
+            kept: None,
+        });
+    }
+    // The valid files first: their jobs run whatever the broken ones held before.
+    let mut running: HashMap<String, PathBuf> = HashMap::new();
+    for file in &files {
+        if let (true, Some(job)) = (file.problems.is_empty(), &file.job) {
+            running.insert(job.name.clone(), file.path.clone());
+        }
+    }
+    let mut jobs = Vec::new();
+    for file in files {
+        if file.problems.is_empty() {
+            jobs.extend(file.job);
+            continue;
+        }
+        let kept = previous
+            .iter()
+            .find(|j| j.file == file.path && !running.contains_key(&j.name));
+        if let Some(job) = kept {
+            running.insert(job.name.clone(), file.path.clone());
+            jobs.push(job.clone());
+        }
+        broken.push(BrokenFile {
+            file: file.path,
+            problems: file.problems,
+            kept: kept.map(|j| j.name.clone()),
+        });
+    }
+    broken.sort_by(|a, b| a.file.cmp(&b.file));
+    tracing::debug!(dir = %dir.display(), jobs = jobs.len(), broken = broken.len(), "loaded job files");
+    Ok(DirJobs { jobs, broken })
+}
+
+/// One job file read: its job when nothing is wrong, and every problem found (a job
+/// name an earlier file defines among them).
+struct FileJob {
+    path: PathBuf,
+    job: Option<Job>,
+    problems: Vec<Problem>,
+}
+
+/// Reads every `*.toml` file directly in `dir`, sorted by file name, each with its
+/// problems; and the problems of listing the directory. An error when the directory
+/// cannot be read at all.
+fn load_files(
+    dir: &Path,
+    today: NaiveDate,
+    aged_out_warns: bool,
+) -> Result<(Vec<FileJob>, Vec<Problem>), Problems> {
     let entries = match std::fs::read_dir(dir) {
         Ok(entries) => entries,
         Err(e) => {
@@ -59,13 +176,13 @@ fn load_dir_with(dir: &Path, today: NaiveDate, aged_out_warns: bool) -> Result<V
             }]));
         }
     };
-    let mut files: Vec<(String, PathBuf)> = Vec::new();
-    let mut problems = Vec::new();
+    let mut paths: Vec<(String, PathBuf)> = Vec::new();
+    let mut listing = Vec::new();
     for entry in entries {
         let entry = match entry {
             Ok(entry) => entry,
             Err(e) => {
-                problems.push(Problem {
+                listing.push(Problem {
                     file: dir.to_path_buf(),
                     field: "(directory)".into(),
                     why: format!("cannot list the jobs directory: {}", io_reason(&e)),
@@ -78,18 +195,18 @@ fn load_dir_with(dir: &Path, today: NaiveDate, aged_out_warns: bool) -> Result<V
         if name.starts_with('.') || !name.ends_with(".toml") || !path.is_file() {
             continue;
         }
-        files.push((name, path));
+        paths.push((name, path));
     }
-    files.sort();
+    paths.sort();
 
-    let mut jobs = Vec::new();
+    let mut files = Vec::new();
     let mut seen: HashMap<String, PathBuf> = HashMap::new();
-    for (_, path) in files {
+    for (_, path) in paths {
         let loaded = load(&path, today, aged_out_warns);
-        let mut file_problems = loaded.problems;
+        let mut problems = loaded.problems;
         if let Some(name) = &loaded.name {
             if let Some(first) = seen.get(name) {
-                file_problems.insert(
+                problems.insert(
                     0,
                     Problem {
                         file: path.clone(),
@@ -105,18 +222,13 @@ fn load_dir_with(dir: &Path, today: NaiveDate, aged_out_warns: bool) -> Result<V
                 seen.insert(name.clone(), path.clone());
             }
         }
-        if file_problems.is_empty() {
-            jobs.extend(loaded.job);
-        } else {
-            problems.extend(file_problems);
-        }
+        files.push(FileJob {
+            path,
+            job: loaded.job,
+            problems,
+        });
     }
-    if problems.is_empty() {
-        tracing::debug!(dir = %dir.display(), jobs = jobs.len(), "loaded job files");
-        Ok(jobs)
-    } else {
-        Err(Problems(problems))
-    }
+    Ok((files, listing))
 }
 
 /// Loads and validates one job file. Date rules are checked against `today` (UTC).

@@ -45,7 +45,7 @@ use crate::words::escape_controls;
 
 pub use dates::{AGE_OUT_WARNING_DAYS, check_request_dates};
 pub use files::MAX_FILE_BYTES;
-pub use load::{load_dir, load_dir_for_daemon, load_file};
+pub use load::{BrokenFile, DirJobs, load_dir, load_dir_for_daemon, load_file};
 pub use params::{DateSpec, DateUnit, ParamValue, Params};
 
 /// Default `catch_up_window`: how far back `catch_up = "all"` looks for missed fires.

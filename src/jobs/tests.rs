@@ -676,6 +676,128 @@ fn duplicate_job_names_are_reported_on_the_later_file() {
     );
 }
 
+/// Per broken file: its file name, the fields of its problems and the job kept.
+type BrokenView<'a> = Vec<(String, Vec<&'a str>, Option<&'a str>)>;
+
+/// The names of `jobs` and, per broken file, its file name, its fields and the job kept.
+fn daemon_view(d: &DirJobs) -> (Vec<&str>, BrokenView<'_>) {
+    let names = d.jobs.iter().map(|j| j.name.as_str()).collect();
+    let broken = d
+        .broken
+        .iter()
+        .map(|b| {
+            (
+                b.file.file_name().unwrap().to_string_lossy().into_owned(),
+                b.problems.iter().map(|p| p.field.as_str()).collect(),
+                b.kept.as_deref(),
+            )
+        })
+        .collect();
+    (names, broken)
+}
+
+#[test]
+fn a_daemon_runs_the_valid_files_and_reports_each_broken_one_with_its_problems() {
+    let d = dir(&[
+        ("a.toml", &GOOD.replace("good", "ay")),
+        (
+            "b.toml",
+            &format!(
+                "{}params = {{ tag = \"weekly\\u0000\" }}\n",
+                GOOD.replace("good", "bee").replace("@daily", "nope")
+            ),
+        ),
+        ("c.toml", &GOOD.replace("good", "cee")),
+    ]);
+    let loaded = load_dir_for_daemon(&d.jobs, today(), &[]).unwrap();
+    let (names, broken) = daemon_view(&loaded);
+    assert_eq!(names, vec!["ay", "cee"]);
+    assert_eq!(
+        broken,
+        vec![(
+            "b.toml".to_string(),
+            vec!["collect[1].params.tag", "collect[1].schedule"],
+            None
+        )]
+    );
+    let why = loaded.broken[0].why();
+    assert!(
+        why.starts_with("collect[1].params.tag: holds a NUL character (\\0)")
+            && why.contains("; collect[1].schedule: "),
+        "{why}"
+    );
+}
+
+#[test]
+fn for_a_daemon_a_name_defined_twice_is_a_problem_of_the_later_file_only() {
+    let d = dir(&[("a.toml", GOOD), ("b.toml", GOOD)]);
+    let loaded = load_dir_for_daemon(&d.jobs, today(), &[]).unwrap();
+    let (names, broken) = daemon_view(&loaded);
+    assert_eq!(names, vec!["good"]);
+    assert_eq!(broken, vec![("b.toml".to_string(), vec!["name"], None)]);
+    assert_eq!(loaded.jobs[0].file, d.jobs.join("a.toml"));
+}
+
+#[test]
+fn a_file_that_broke_keeps_its_previous_version_and_a_new_broken_file_runs_nothing() {
+    let d = dir(&[
+        ("a.toml", &GOOD.replace("good", "ay")),
+        ("b.toml", &GOOD.replace("good", "bee")),
+    ]);
+    let before = load_dir_for_daemon(&d.jobs, today(), &[]).unwrap().jobs;
+    std::fs::write(d.jobs.join("b.toml"), GOOD.replace("@daily", "nope")).unwrap();
+    std::fs::write(d.jobs.join("d.toml"), "garbage =").unwrap();
+    let loaded = load_dir_for_daemon(&d.jobs, today(), &before).unwrap();
+    let (names, broken) = daemon_view(&loaded);
+    assert_eq!(names, vec!["ay", "bee"]);
+    assert_eq!(
+        broken,
+        vec![
+            (
+                "b.toml".to_string(),
+                vec!["collect[1].schedule"],
+                Some("bee")
+            ),
+            ("d.toml".to_string(), vec!["line 1, column 10"], None),
+        ]
+    );
+    assert_eq!(
+        loaded.jobs[1].collections[0].schedule.as_str(),
+        "@daily",
+        "the previous version runs, as it was"
+    );
+    // Once fixed, the file's new version runs; a file removed runs nothing.
+    std::fs::write(d.jobs.join("b.toml"), GOOD.replace("good", "bee2")).unwrap();
+    std::fs::remove_file(d.jobs.join("a.toml")).unwrap();
+    let loaded = load_dir_for_daemon(&d.jobs, today(), &loaded.jobs).unwrap();
+    let (names, broken) = daemon_view(&loaded);
+    assert_eq!(names, vec!["bee2"]);
+    assert_eq!(broken.len(), 1, "{broken:?}");
+}
+
+#[test]
+fn a_kept_previous_version_gives_way_to_a_valid_file_that_defines_its_name() {
+    let d = dir(&[("b.toml", GOOD)]);
+    let before = load_dir_for_daemon(&d.jobs, today(), &[]).unwrap().jobs;
+    std::fs::write(d.jobs.join("b.toml"), "garbage =").unwrap();
+    std::fs::write(d.jobs.join("c.toml"), GOOD).unwrap();
+    let loaded = load_dir_for_daemon(&d.jobs, today(), &before).unwrap();
+    let (names, broken) = daemon_view(&loaded);
+    assert_eq!(names, vec!["good"]);
+    assert_eq!(loaded.jobs[0].file, d.jobs.join("c.toml"));
+    assert_eq!(broken[0].2, None, "{broken:?}");
+}
+
+#[test]
+fn a_jobs_directory_that_cannot_be_read_is_still_an_error_for_a_daemon() {
+    let d = dir(&[]);
+    let err = load_dir_for_daemon(&d.jobs.join("missing"), today(), &[]).unwrap_err();
+    assert!(
+        err.0[0].why.contains("cannot read the jobs directory"),
+        "{err}"
+    );
+}
+
 #[test]
 fn an_empty_or_missing_directory() {
     let d = dir(&[]);

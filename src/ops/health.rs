@@ -1,5 +1,6 @@
-//! The daemon's HTTP side door: `GET /healthz` (JSON, 200 or 503) and `GET /metrics`
-//! (Prometheus/OpenMetrics text), over HTTP/1.1 with a bounded number of connections
+//! The daemon's HTTP side door: `GET /healthz` (liveness: JSON, 200 while ok or
+//! degraded, 503 when unhealthy), `GET /readyz` (readiness: the same JSON, 200 only when
+//! ok) and `GET /metrics` (Prometheus/OpenMetrics text), over HTTP/1.1 with a bounded number of connections
 //! and idle ones closed ([`MAX_CONNECTIONS`], [`IDLE_TIMEOUT`]): many clients that
 //! connect and send nothing cannot use up the process's file descriptors nor keep a
 //! probe from being answered.
@@ -22,21 +23,71 @@ use tracing::{instrument, warn};
 
 use super::metrics::Metrics;
 
-/// The outcome of all health checks; `ok` is what decides 200 versus 503.
-#[derive(Clone, Debug, PartialEq, Eq)]
+/// How a check, or the process as a whole, stands. `/healthz` (liveness) answers 503
+/// only for [`HealthState::Unhealthy`]; `/readyz` (readiness) answers 200 only for
+/// [`HealthState::Ok`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub enum HealthState {
+    Ok,
+    /// Working, but not all of it: some of what it was given is left out (a job file
+    /// that does not load). Alive, not ready.
+    Degraded,
+    Unhealthy,
+}
+
+impl HealthState {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            HealthState::Ok => "ok",
+            HealthState::Degraded => "degraded",
+            HealthState::Unhealthy => "unhealthy",
+        }
+    }
+}
+
+/// The outcome of all health checks: the worst of their states.
+#[derive(Clone, Debug, PartialEq)]
 pub struct HealthReport {
-    pub ok: bool,
     pub checks: Vec<HealthCheck>,
 }
 
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct HealthCheck {
-    pub name: String,
-    pub ok: bool,
-    pub detail: String,
+impl HealthReport {
+    pub fn state(&self) -> HealthState {
+        self.checks
+            .iter()
+            .map(|c| c.state)
+            .max()
+            .unwrap_or(HealthState::Ok)
+    }
 }
 
-/// Runs the health checks (database, scheduler, …) on each `/healthz` request.
+#[derive(Clone, Debug, PartialEq)]
+pub struct HealthCheck {
+    pub name: String,
+    pub state: HealthState,
+    pub detail: String,
+    /// More fields of the check's JSON object (`broken`: which job files and why).
+    pub extra: serde_json::Map<String, serde_json::Value>,
+}
+
+impl HealthCheck {
+    /// A check that passes (`ok`) or makes the process unhealthy.
+    pub fn new(name: impl Into<String>, ok: bool, detail: impl Into<String>) -> HealthCheck {
+        HealthCheck {
+            name: name.into(),
+            state: if ok {
+                HealthState::Ok
+            } else {
+                HealthState::Unhealthy
+            },
+            detail: detail.into(),
+            extra: serde_json::Map::new(),
+        }
+    }
+}
+
+/// Runs the health checks (database, scheduler, …) on each `/healthz` and `/readyz`
+/// request.
 pub type HealthFn = Arc<dyn Fn() -> BoxFuture<'static, HealthReport> + Send + Sync>;
 /// Brings pull-style gauges (queue depth, budgets) up to date before a scrape.
 pub type RefreshFn = Arc<dyn Fn() -> BoxFuture<'static, ()> + Send + Sync>;
@@ -254,6 +305,7 @@ fn router(state: AppState) -> Router {
     Router::new()
         .route("/", get(index))
         .route("/healthz", get(healthz))
+        .route("/readyz", get(readyz))
         .route("/metrics", get(metrics))
         .fallback(not_found)
         .with_state(state)
@@ -262,7 +314,7 @@ fn router(state: AppState) -> Router {
 async fn index() -> impl IntoResponse {
     (
         [(header::CONTENT_TYPE, "text/plain; charset=utf-8")],
-        "linkledger\n\n/healthz  health checks (JSON; 200 ok, 503 unhealthy)\n/metrics  Prometheus metrics\n",
+        "linkledger\n\n/healthz  liveness (JSON; 200 ok or degraded, 503 unhealthy)\n/readyz   readiness (the same JSON; 200 only when ok)\n/metrics  Prometheus metrics\n",
     )
 }
 
@@ -270,46 +322,67 @@ async fn not_found() -> impl IntoResponse {
     (StatusCode::NOT_FOUND, "not found\n")
 }
 
+/// `/healthz`, liveness: 200 while the process works, degraded or not; 503 when it is
+/// unhealthy (a restart may be what it needs).
 #[instrument(skip_all)]
 async fn healthz(State(state): State<AppState>) -> Response {
-    let report = match tokio::time::timeout(CALL_TIMEOUT, (state.health)()).await {
-        Ok(report) => report,
-        Err(_) => {
-            warn!("health checks timed out");
-            HealthReport {
-                ok: false,
-                checks: vec![HealthCheck {
-                    name: "timeout".into(),
-                    ok: false,
-                    detail: format!(
-                        "health checks did not finish within {}s",
-                        CALL_TIMEOUT.as_secs()
-                    ),
-                }],
-            }
-        }
-    };
-    let status = if report.ok {
-        StatusCode::OK
-    } else {
-        StatusCode::SERVICE_UNAVAILABLE
+    let report = run_checks(&state).await;
+    let status = match report.state() {
+        HealthState::Unhealthy => StatusCode::SERVICE_UNAVAILABLE,
+        HealthState::Ok | HealthState::Degraded => StatusCode::OK,
     };
     (status, axum::Json(health_json(&report))).into_response()
 }
 
+/// `/readyz`, readiness: 200 only when every check is ok; 503 while the process is
+/// degraded (a job file left out) or unhealthy.
+#[instrument(skip_all)]
+async fn readyz(State(state): State<AppState>) -> Response {
+    let report = run_checks(&state).await;
+    let status = match report.state() {
+        HealthState::Ok => StatusCode::OK,
+        HealthState::Degraded | HealthState::Unhealthy => StatusCode::SERVICE_UNAVAILABLE,
+    };
+    (status, axum::Json(health_json(&report))).into_response()
+}
+
+/// The checks, or one unhealthy `timeout` check when they take over [`CALL_TIMEOUT`].
+async fn run_checks(state: &AppState) -> HealthReport {
+    match tokio::time::timeout(CALL_TIMEOUT, (state.health)()).await {
+        Ok(report) => report,
+        Err(_) => {
+            warn!("health checks timed out");
+            HealthReport {
+                checks: vec![HealthCheck::new(
+                    "timeout",
+                    false,
+                    format!(
+                        "health checks did not finish within {}s",
+                        CALL_TIMEOUT.as_secs()
+                    ),
+                )],
+            }
+        }
+    }
+}
+
+/// `{"status": "ok"|"degraded"|"unhealthy", "checks": {name: {"ok", "state", "detail",
+/// ...}}}`; a check's `ok` is false unless its state is ok.
 fn health_json(report: &HealthReport) -> serde_json::Value {
     let checks: serde_json::Map<String, serde_json::Value> = report
         .checks
         .iter()
         .map(|c| {
-            (
-                c.name.clone(),
-                serde_json::json!({ "ok": c.ok, "detail": c.detail }),
-            )
+            let mut check = serde_json::Map::new();
+            check.insert("ok".into(), (c.state == HealthState::Ok).into());
+            check.insert("state".into(), c.state.as_str().into());
+            check.insert("detail".into(), c.detail.clone().into());
+            check.extend(c.extra.clone());
+            (c.name.clone(), serde_json::Value::Object(check))
         })
         .collect();
     serde_json::json!({
-        "status": if report.ok { "ok" } else { "unhealthy" },
+        "status": report.state().as_str(),
         "checks": checks,
     })
 }
@@ -358,18 +431,9 @@ mod tests {
         Arc::new(|| {
             async {
                 HealthReport {
-                    ok: false,
                     checks: vec![
-                        HealthCheck {
-                            name: "database".into(),
-                            ok: false,
-                            detail: "connection refused".into(),
-                        },
-                        HealthCheck {
-                            name: "scheduler".into(),
-                            ok: true,
-                            detail: "ticked 3s ago".into(),
-                        },
+                        HealthCheck::new("database", false, "connection refused"),
+                        HealthCheck::new("scheduler", true, "ticked 3s ago"),
                     ],
                 }
             }
@@ -411,6 +475,8 @@ mod tests {
         assert_eq!(json["checks"]["database"]["ok"], false);
         assert_eq!(json["checks"]["database"]["detail"], "connection refused");
         assert_eq!(json["checks"]["scheduler"]["ok"], true);
+        let (status, _) = get_raw(addr, "/readyz").await;
+        assert_eq!(status, 503, "an unhealthy process is not ready either");
 
         let (status, body) = get_raw(addr, "/metrics").await;
         assert_eq!(status, 200, "{body}");
@@ -439,12 +505,7 @@ mod tests {
         let health: HealthFn = Arc::new(|| {
             async {
                 HealthReport {
-                    ok: true,
-                    checks: vec![HealthCheck {
-                        name: "database".into(),
-                        ok: true,
-                        detail: "select 1 in 2ms".into(),
-                    }],
+                    checks: vec![HealthCheck::new("database", true, "select 1 in 2ms")],
                 }
             }
             .boxed()
@@ -464,6 +525,62 @@ mod tests {
         let (status, body) = get_raw(addr, "/healthz").await;
         assert_eq!(status, 200, "{body}");
         assert!(body.contains(r#""status":"ok""#), "{body}");
+        shutdown.cancel();
+        task.await.unwrap();
+    }
+
+    #[tokio::test]
+    async fn a_degraded_check_keeps_healthz_200_and_makes_readyz_503_until_it_clears() {
+        let degraded = Arc::new(std::sync::atomic::AtomicBool::new(true));
+        let flag = degraded.clone();
+        let health: HealthFn = Arc::new(move || {
+            let degraded = flag.load(Ordering::SeqCst);
+            async move {
+                let mut jobs = HealthCheck::new("jobs", true, "every job file loads");
+                if degraded {
+                    jobs.state = HealthState::Degraded;
+                    jobs.detail = "1 job file does not load".into();
+                    jobs.extra.insert(
+                        "broken".into(),
+                        serde_json::json!([{ "file": "jobs/b.toml", "why": "name: missing" }]),
+                    );
+                }
+                HealthReport {
+                    checks: vec![HealthCheck::new("database", true, "reachable"), jobs],
+                }
+            }
+            .boxed()
+        });
+        let shutdown = CancellationToken::new();
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let task = serve(
+            listener,
+            Arc::new(Metrics::new()),
+            health,
+            Arc::new(|| async {}.boxed()),
+            shutdown.clone(),
+        )
+        .unwrap();
+        let json = |body: &str| -> serde_json::Value {
+            serde_json::from_str(body.split("\r\n\r\n").nth(1).unwrap()).unwrap()
+        };
+        let (status, body) = get_raw(addr, "/healthz").await;
+        assert_eq!(status, 200, "alive: {body}");
+        let live = json(&body);
+        assert_eq!(live["status"], "degraded");
+        assert_eq!(live["checks"]["jobs"]["ok"], false);
+        assert_eq!(live["checks"]["jobs"]["state"], "degraded");
+        assert_eq!(live["checks"]["jobs"]["broken"][0]["file"], "jobs/b.toml");
+        assert_eq!(live["checks"]["database"]["state"], "ok");
+        let (status, body) = get_raw(addr, "/readyz").await;
+        assert_eq!(status, 503, "not ready: {body}");
+        assert_eq!(json(&body), live);
+
+        degraded.store(false, Ordering::SeqCst);
+        let (status, body) = get_raw(addr, "/readyz").await;
+        assert_eq!(status, 200, "{body}");
+        assert_eq!(json(&body)["status"], "ok");
         shutdown.cancel();
         task.await.unwrap();
     }

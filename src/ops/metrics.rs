@@ -101,6 +101,7 @@ pub struct Metrics {
     schedule_lag: Family<ScheduleLabels, FloatGauge>,
     fire_failures: Family<ScheduleLabels, Counter>,
     gap_periods: Family<GapLabels, Gauge>,
+    job_files_broken: Gauge,
     scheduler_last_tick: FloatGauge,
     last_tick: Mutex<Option<DateTime<Utc>>>,
     workers_busy: Gauge,
@@ -191,6 +192,12 @@ impl Metrics {
             "Periods of a history or timeseries collection's range, summed over its targets, not stored for good, by standing: missing (never stored), empty (the newest answer lacked the item), unsettled (stored, asked again until it settles); as of the last refresh (`linkledger gaps` lists them)",
             gap_periods.clone(),
         );
+        let job_files_broken = Gauge::default();
+        registry.register(
+            "job_files_broken",
+            "Job files the daemon could not load at start or at its last reload (the log and /healthz name each and why; the other files' jobs run); 0 when every file loads",
+            job_files_broken.clone(),
+        );
         let scheduler_last_tick = FloatGauge::default();
         registry.register(
             "scheduler_last_tick_timestamp_seconds",
@@ -243,6 +250,7 @@ impl Metrics {
             schedule_lag,
             fire_failures,
             gap_periods,
+            job_files_broken,
             scheduler_last_tick,
             last_tick: Mutex::new(None),
             workers_busy,
@@ -364,6 +372,11 @@ impl Metrics {
     }
 
     /// Days the balance lasts at the projected spend.
+    /// How many job files do not load, as of the start or the last reload.
+    pub fn set_job_files_broken(&self, files: usize) {
+        self.job_files_broken.set(files as i64);
+    }
+
     pub fn set_runway_days(&self, days: f64) {
         self.runway_days.set(days);
     }

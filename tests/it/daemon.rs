@@ -382,7 +382,7 @@ async fn edited_job_files_take_effect_without_a_restart_and_a_bad_edit_keeps_the
     )
     .await;
     sc.wd.write_job("added.toml", "name = \"added\"\ntargets = [\"added.example.com\"]\n[[collect]]\nendpoint = \"summary\"\nschedule = \"every minute\"\n");
-    d.wait_for_log(Duration::from_secs(20), "job files not reloaded")
+    d.wait_for_log(Duration::from_secs(20), "job file not loaded")
         .await;
     assert!(
         d.log().contains("jobs/added.toml: collect[1].schedule"),
@@ -905,4 +905,291 @@ async fn a_daemon_logs_each_collections_next_fire_at_start() {
     );
     assert!(line.contains("0 5 1 1 *"), "{line}");
     assert!(line.contains("-01-01T05:00:00Z"), "{line}");
+}
+
+/// `path`'s status and JSON body (`/healthz`, `/readyz`).
+async fn health_json(d: &Daemon, path: &str) -> (u16, serde_json::Value) {
+    let (status, response) = d.get(path).await;
+    let body = response.split("\r\n\r\n").nth(1).unwrap_or_default();
+    let json = serde_json::from_str(body).unwrap_or_else(|e| panic!("{e}: {response}"));
+    (status, json)
+}
+
+/// The broken files `/healthz` names, each as (file, why, what of it runs).
+fn broken_files(health: &serde_json::Value) -> Vec<(String, String, String)> {
+    health["checks"]["jobs"]["broken"]
+        .as_array()
+        .unwrap_or_else(|| panic!("no broken list: {health}"))
+        .iter()
+        .map(|b| {
+            (
+                b["file"].as_str().unwrap().to_string(),
+                b["why"].as_str().unwrap().to_string(),
+                b["running"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect()
+}
+
+/// Waits until `d` is alive but degraded with exactly the broken files `files` (in
+/// `/healthz`: 200, `jobs` degraded), not ready (`/readyz`: 503), and
+/// `linkledger_job_files_broken` counts them; returns the `/healthz` JSON.
+async fn wait_for_degraded(d: &Daemon, files: &[&str]) -> serde_json::Value {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let (status, health) = health_json(d, "/healthz").await;
+        let named: Vec<String> = broken_files(&health).into_iter().map(|b| b.0).collect();
+        if status == 200
+            && health["status"] == "degraded"
+            && health["checks"]["jobs"]["state"] == "degraded"
+            && named == files
+        {
+            let (ready, _) = health_json(d, "/readyz").await;
+            assert_eq!(ready, 503, "degraded is not ready: {health}");
+            let (_, metrics) = d.get("/metrics").await;
+            assert_eq!(
+                metric(&metrics, "linkledger_job_files_broken"),
+                Some(files.len() as f64),
+                "{metrics}"
+            );
+            return health;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "not degraded with {files:?} within 30 s: {health}\n{}",
+            d.log()
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// The `next fire` lines of `log` name `job`.
+fn schedules(log: &str, job: &str) -> bool {
+    log.lines()
+        .any(|l| l.contains("next fire") && l.contains(&format!("job=\"{job}\"")))
+}
+
+/// Waits until the one fire of each of `jobs` (see [`one_fire_job`]) succeeded.
+async fn wait_for_fires(store: &linkledger::store::Store, jobs: &[&str]) {
+    let names: Vec<String> = jobs.iter().map(|j| format!("'{j}'")).collect();
+    wait_for_count(
+        store,
+        Duration::from_secs(60),
+        &format!("the fires of {jobs:?} done"),
+        &format!(
+            "SELECT count(*) FROM linkledger.runs r JOIN linkledger.fires f ON f.run_id = r.id
+             WHERE f.job IN ({}) AND f.enqueued_by <> 'test' AND r.status = 'succeeded'",
+            names.join(", ")
+        ),
+        |n| n == jobs.len() as i64,
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn one_broken_job_file_of_three_never_stops_the_others_across_a_reload_and_a_restart() {
+    let broken = |name: &str| one_fire_job(name).replace(ONE_FIRE, "every minute");
+    let sc = scene_with_jobs(
+        &[
+            ("alpha.toml", &one_fire_job("alpha")),
+            ("beta.toml", &broken("beta")),
+            ("gamma.toml", &one_fire_job("gamma")),
+        ],
+        SandboxOptions::default(),
+        &[],
+    )
+    .await;
+    let store = sc.store.clone();
+    let long_ago = chrono::DateTime::parse_from_rfc3339("2000-01-01T00:00:00Z").unwrap();
+    for job in ["alpha", "beta", "gamma"] {
+        seed_fire(&store, job, "summary", long_ago.into()).await;
+    }
+    // `jobs check` refuses the directory, as before.
+    let check = linkledger(sc.wd.path(), &sc.env, &["jobs", "check"]).await;
+    assert_eq!(check.status.code(), Some(2), "{}", stderr(&check));
+    assert!(stderr(&check).contains("jobs/beta.toml: collect[1].schedule"));
+
+    // Start: the valid files run, the broken one is logged, named and counted.
+    let mut d = sc.start_daemon().await;
+    wait_for_fires(&store, &["alpha", "gamma"]).await;
+    let health = wait_for_degraded(&d, &["jobs/beta.toml"]).await;
+    let (_, why, running) = &broken_files(&health)[0];
+    assert!(why.starts_with("collect[1].schedule: "), "{why}");
+    assert_eq!(running, "nothing");
+    let log = d.log();
+    let line = log
+        .lines()
+        .find(|l| l.contains("job file not loaded"))
+        .unwrap_or_else(|| panic!("{log}"));
+    assert!(
+        line.contains("ERROR") && line.contains("jobs/beta.toml: collect[1].schedule"),
+        "{line}"
+    );
+    assert!(!schedules(&log, "beta"), "{log}");
+
+    // Reload: beta fixed runs; alpha broken keeps its previous version running.
+    let mark = d.log().len();
+    sc.wd.write_job("beta.toml", &one_fire_job("beta"));
+    sc.wd.write_job("alpha.toml", &broken("alpha"));
+    wait_for_fires(&store, &["alpha", "beta", "gamma"]).await;
+    let health = wait_for_degraded(&d, &["jobs/alpha.toml"]).await;
+    let (_, why, running) = &broken_files(&health)[0];
+    assert!(why.starts_with("collect[1].schedule: "), "{why}");
+    assert!(
+        running.contains("job alpha: its previous version"),
+        "{running}"
+    );
+    let reloaded = d.log()[mark..].to_string();
+    assert!(
+        schedules(&reloaded, "alpha") && schedules(&reloaded, "beta"),
+        "{reloaded}"
+    );
+
+    // Restart with alpha still broken: the daemon starts, alpha does not run.
+    d.stop(Duration::from_secs(15)).await;
+    let mut d = sc.start_daemon().await;
+    let health = wait_for_degraded(&d, &["jobs/alpha.toml"]).await;
+    assert_eq!(broken_files(&health)[0].2, "nothing");
+    d.wait_for_log(Duration::from_secs(20), "next fire").await;
+    let log = d.log();
+    assert!(
+        schedules(&log, "beta") && schedules(&log, "gamma") && !schedules(&log, "alpha"),
+        "{log}"
+    );
+    assert!(
+        log.contains("jobs/alpha.toml: collect[1].schedule"),
+        "{log}"
+    );
+
+    // Fixed: ready again, nothing broken.
+    sc.wd.write_job("alpha.toml", &one_fire_job("alpha"));
+    wait_for(
+        Duration::from_secs(30),
+        "ready once alpha is fixed",
+        || async {
+            let (status, health) = health_json(&d, "/readyz").await;
+            status == 200 && health["status"] == "ok" && broken_files(&health).is_empty()
+        },
+    )
+    .await;
+    let (_, metrics) = d.get("/metrics").await;
+    assert_eq!(metric(&metrics, "linkledger_job_files_broken"), Some(0.0));
+    d.stop(Duration::from_secs(15)).await;
+    assert_eq!(
+        count(
+            &store,
+            "SELECT count(*) FROM linkledger.fires WHERE enqueued_by <> 'test'"
+        )
+        .await,
+        3,
+        "each job fired once"
+    );
+}
+
+#[tokio::test]
+async fn a_job_file_with_a_nul_in_a_tag_is_reported_and_the_other_files_collections_fire_on_time() {
+    let nul = format!(
+        "{}params = {{ tag = \"weekly\\u0000\" }}\n",
+        one_fire_job("nul")
+    );
+    let sc = scene_with_jobs(
+        &[("fine.toml", &one_fire_job("fine")), ("nul.toml", &nul)],
+        SandboxOptions::default(),
+        &[],
+    )
+    .await;
+    let store = sc.store.clone();
+    let long_ago = chrono::DateTime::parse_from_rfc3339("2000-01-01T00:00:00Z").unwrap();
+    for job in ["fine", "nul"] {
+        seed_fire(&store, job, "summary", long_ago.into()).await;
+    }
+    let mut d = sc.start_daemon().await;
+    wait_for_fires(&store, &["fine"]).await;
+    let health = wait_for_degraded(&d, &["jobs/nul.toml"]).await;
+    let (_, why, _) = &broken_files(&health)[0];
+    assert_eq!(
+        why,
+        "collect[1].params.tag: holds a NUL character (\\0), which PostgreSQL cannot store"
+    );
+    let log = d.log();
+    assert!(
+        log.contains("jobs/nul.toml: collect[1].params.tag: holds a NUL character"),
+        "{log}"
+    );
+    assert!(!log.contains('\0'), "no raw NUL reaches the log");
+    d.stop(Duration::from_secs(15)).await;
+    assert_eq!(
+        count(
+            &store,
+            "SELECT count(*) FROM linkledger.fires WHERE job = 'nul' AND enqueued_by <> 'test'"
+        )
+        .await,
+        0
+    );
+    assert_eq!(
+        sc.sb.stats().requests,
+        1,
+        "only fine's call: {:?}",
+        sc.sb.stats()
+    );
+}
+
+#[tokio::test]
+async fn with_no_job_file_that_loads_the_daemon_starts_says_so_and_idles_not_ready() {
+    let sc = scene_with_jobs(
+        &[("broken.toml", "name = \"broken\"\n")],
+        SandboxOptions::default(),
+        &[],
+    )
+    .await;
+    let mut d = sc.start_daemon().await;
+    wait_for_degraded(&d, &["jobs/broken.toml"]).await;
+    assert!(
+        d.log()
+            .contains("no job runs: no job file loads (1 broken file); the daemon idles"),
+        "{}",
+        d.log()
+    );
+    d.stop(Duration::from_secs(15)).await;
+    assert_eq!(sc.sb.stats().requests, 0);
+}
+
+#[tokio::test]
+async fn a_job_file_an_edit_breaks_is_named_by_health_and_metrics_while_its_previous_version_runs()
+{
+    let sc = scene_with_jobs(
+        &[
+            ("alpha.toml", &one_fire_job("alpha")),
+            ("gamma.toml", &one_fire_job("gamma")),
+        ],
+        SandboxOptions::default(),
+        &[],
+    )
+    .await;
+    let mut d = sc.start_daemon().await;
+    wait_for(
+        Duration::from_secs(30),
+        "healthy with every file",
+        || async {
+            let (status, health) = health_json(&d, "/healthz").await;
+            status == 200 && health["status"] == "ok"
+        },
+    )
+    .await;
+    let mark = d.log().len();
+    sc.wd
+        .write_job("alpha.toml", "name = \"alpha\"\ntargets = [\"a.com\"]\n[[collect]]\nendpoint = \"nope\"\nschedule = \"@daily\"\n");
+    let health = wait_for_degraded(&d, &["jobs/alpha.toml"]).await;
+    let (_, why, running) = &broken_files(&health)[0];
+    assert!(why.starts_with("collect[1].endpoint: "), "{why}");
+    assert!(
+        running.contains("job alpha: its previous version"),
+        "{running}"
+    );
+    let reloaded = d.log()[mark..].to_string();
+    assert!(
+        schedules(&reloaded, "alpha") && schedules(&reloaded, "gamma"),
+        "{reloaded}"
+    );
+    d.stop(Duration::from_secs(15)).await;
 }

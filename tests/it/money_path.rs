@@ -553,8 +553,8 @@ async fn a_date_that_aged_out_fails_the_fire_at_plan_time_and_names_the_job() {
             "bulk_new_lost_backlinks: date_from {from} is now older than the API's one-year window; use a relative date such as -30d"
         )
     );
-    let check = linkledger::daemon::jobs_health(&scheduler.problems());
-    assert!(!check.ok);
+    let check = linkledger::daemon::jobs_health(&scheduler.problems(), &[]);
+    assert_eq!(check.state, linkledger::ops::health::HealthState::Unhealthy);
     assert!(
         check.detail.contains("aging") && check.detail.contains("one-year window"),
         "{}",
