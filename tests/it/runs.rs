@@ -421,3 +421,44 @@ async fn a_call_abandoned_by_a_second_ctrl_c_is_counted_abandoned_and_never_said
         "{shown}"
     );
 }
+
+#[tokio::test]
+async fn runs_and_spend_count_the_same_calls_with_the_credentials_check_apart() {
+    let db = TestDb::new().await;
+    let sb = default_sandbox().await;
+    let wd = Workdir::new(&[(
+        "three.toml",
+        &one_fire_job("three", &["a.com", "b.com", "c.com"]),
+    )]);
+    let env = env_for(&db, &sb);
+    let out = linkledger(wd.path(), &env, &["run", "--once"]).await;
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(
+        stdout(&out).contains("three: succeeded (3 calls, 0 failed, "),
+        "{}",
+        stdout(&out)
+    );
+
+    let out = linkledger(wd.path(), &env, &["runs"]).await;
+    let listed = stdout(&out);
+    let header: Vec<&str> = listed.lines().next().unwrap().split_whitespace().collect();
+    let row: Vec<&str> = listed.lines().nth(1).unwrap().split_whitespace().collect();
+    let calls = header.iter().position(|h| *h == "calls").unwrap();
+    assert_eq!(row[calls], "3", "{listed}");
+
+    let out = linkledger(wd.path(), &env, &["spend", "--sandbox", "--json"]).await;
+    assert!(out.status.success(), "{}", stderr(&out));
+    let report: serde_json::Value = serde_json::from_str(&stdout(&out)).unwrap();
+    assert_eq!(report["total"]["calls"], 3, "{report}");
+    assert_eq!(report["credentials_checks"], 1, "{report}");
+    let out = linkledger(wd.path(), &env, &["spend", "--sandbox", "--by", "endpoint"]).await;
+    let text = stdout(&out);
+    assert!(
+        !text.contains("appendix/user_data  "),
+        "not one of the groups: {text}"
+    );
+    assert!(
+        text.contains("credentials checks: 1 (appendix/user_data, free;"),
+        "{text}"
+    );
+}
