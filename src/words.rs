@@ -1,6 +1,11 @@
 //! Words for what the program tells a person: counts with the noun in the right
 //! number ("1 call", "2 calls"), and a value someone wrote shown safely ([`shown`]:
-//! control characters escaped, cut to [`MAX_SHOWN_CHARS`]).
+//! control characters escaped, cut to [`MAX_SHOWN_CHARS`]), and how a planned call
+//! ended ([`CallEnd`], [`CallEnds`]: one word for each end, used by every output).
+
+pub mod ends;
+
+pub use ends::{CallEnd, CallEnds};
 
 /// `n` and `noun`, plural unless `n` is 1: `count(1, "call")` is "1 call",
 /// `count(0, "call")` "0 calls". Only for nouns whose plural is noun + "s".

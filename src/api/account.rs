@@ -14,6 +14,10 @@ use super::Endpoint;
 use crate::api::prices::Rate;
 use crate::money::Usd;
 
+/// The ledger's endpoint of the free credentials check (`GET /v3/appendix/user_data`):
+/// no job's call, so reports count it apart from the jobs' calls.
+pub const CREDENTIALS_CHECK: &str = "appendix/user_data";
+
 /// The account as one `user_data` answer describes it.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Account {

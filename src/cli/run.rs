@@ -14,7 +14,7 @@ use crate::collect::once::{self, RunReport};
 use crate::config::Config;
 use crate::jobs::{self, Job};
 use crate::store::RunKind;
-use crate::words::count;
+use crate::words::{CallEnd, CallEnds, count};
 
 #[derive(Debug, clap::Args)]
 pub struct RunArgs {
@@ -126,11 +126,7 @@ pub(super) async fn execute_runs(
     let code = print_report(&report);
     Ok(match signals.received().filter(|_| report.interrupted) {
         Some((number, name)) => {
-            eprintln!(
-                "interrupted by {name}: {} done, {} not made (cancelled; nothing is left queued)",
-                count(report.done(), "planned call"),
-                report.cancelled()
-            );
+            eprintln!("{}", interrupted_line(name, &report.ends()));
             ExitCode::from(128 + number)
         }
         None => code,
@@ -145,7 +141,7 @@ fn print_report(report: &RunReport) -> ExitCode {
         }
         if j.errors.len() > 10 {
             eprintln!(
-                "  {}: ... and {} more failed calls",
+                "  {}: ... and {} more calls without data",
                 j.job,
                 j.errors.len() - 10
             );
@@ -154,7 +150,7 @@ fn print_report(report: &RunReport) -> ExitCode {
     println!("{}", report.line());
     for (budget, calls) in &report.held {
         eprintln!(
-            "error: {budget} held back {}: not made (raise the cap, or run again in its next period)",
+            "error: {budget} held back {}: not sent (raise the cap, or run again in its next period)",
             count(*calls, "call")
         );
     }
@@ -165,5 +161,59 @@ fn print_report(report: &RunReport) -> ExitCode {
         ExitCode::SUCCESS
     } else {
         ExitCode::from(1)
+    }
+}
+
+/// What an interrupted once-run says on stderr, in the words of its calls' ends: `interrupted
+/// by SIGINT: 3 of 20 calls succeeded, 2 abandoned after sending (booked at list price:
+/// the API may have charged them), 15 cancelled before sending; nothing is left
+/// queued`.
+fn interrupted_line(signal: &str, ends: &CallEnds) -> String {
+    let mut parts = vec![format!(
+        "{} of {} succeeded",
+        ends.succeeded,
+        count(ends.planned(), "call")
+    )];
+    for end in [CallEnd::Failed, CallEnd::Rejected] {
+        if ends.get(end) > 0 {
+            parts.push(format!("{} {}", ends.get(end), end.word()));
+        }
+    }
+    if ends.abandoned > 0 {
+        parts.push(format!(
+            "{} {} (booked at list price: the API may have charged them)",
+            ends.abandoned,
+            CallEnd::Abandoned.word()
+        ));
+    }
+    for end in [CallEnd::Held, CallEnd::Cancelled] {
+        if ends.get(end) > 0 {
+            parts.push(format!("{} {}", ends.get(end), end.word()));
+        }
+    }
+    format!(
+        "interrupted by {signal}: {}; nothing is left queued",
+        parts.join(", ")
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_interrupt_names_calls_abandoned_after_sending_apart_from_those_never_sent() {
+        let ends = CallEnds {
+            succeeded: 3,
+            abandoned: 2,
+            cancelled: 15,
+            ..CallEnds::default()
+        };
+        let line = interrupted_line("SIGINT", &ends);
+        assert_eq!(
+            line,
+            "interrupted by SIGINT: 3 of 20 calls succeeded, 2 abandoned after sending (booked at list price: the API may have charged them), 15 cancelled before sending; nothing is left queued"
+        );
+        assert!(!line.contains("not made") && !line.contains("not sent"));
     }
 }

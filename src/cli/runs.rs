@@ -11,7 +11,7 @@ use super::{Context, UsageError};
 use crate::app;
 use crate::ops::run_log::{label, record_line};
 use crate::store::{CancelledRun, RunCall, RunFilter, Store};
-use crate::words::count;
+use crate::words::{CallEnd, CallEnds, count};
 
 #[derive(Debug, clap::Args)]
 pub struct RunsArgs {
@@ -138,7 +138,22 @@ async fn list(store: &Store, filter: &RunFilter) -> anyhow::Result<String> {
         none.push('\n');
         return Ok(none);
     }
-    let header = [
+    // The ends of calls made and not made, in the words every output uses; the rarer
+    // ones only when a run listed has some.
+    let optional = [
+        CallEnd::Rejected,
+        CallEnd::Abandoned,
+        CallEnd::Cancelled,
+        CallEnd::Held,
+    ];
+    let shown_ends: Vec<CallEnd> = optional
+        .into_iter()
+        .filter(|e| runs.iter().any(|r| r.ends().get(*e) > 0))
+        .collect();
+    // Requests (as `spend` counts calls) only when retries or reused answers make them
+    // differ from the calls made.
+    let with_requests = runs.iter().any(|r| r.requests != r.ends().made());
+    let mut header: Vec<&str> = vec![
         "run",
         "kind",
         "job/collection",
@@ -147,32 +162,36 @@ async fn list(store: &Store, filter: &RunFilter) -> anyhow::Result<String> {
         "status",
         "calls",
         "failed",
-        "rows",
-        "cost",
-        "left",
     ];
-    let rows: Vec<[String; 11]> = runs
+    header.extend(shown_ends.iter().map(|e| e.key()));
+    if with_requests {
+        header.push("requests");
+    }
+    header.extend(["rows", "cost", "left"]);
+    let rows: Vec<Vec<String>> = runs
         .iter()
         .map(|r| {
-            [
+            let ends = r.ends();
+            let mut row = vec![
                 r.id.to_string(),
                 r.kind.clone(),
                 label(r),
                 when(r.started_at),
                 r.finished_at.map(when).unwrap_or_else(|| "-".into()),
                 r.status.clone(),
-                r.calls.to_string(),
-                r.failed.to_string(),
-                r.rows.to_string(),
-                r.cost.to_string(),
-                r.left().to_string(),
-            ]
+                ends.made().to_string(),
+                ends.failed.to_string(),
+            ];
+            row.extend(shown_ends.iter().map(|e| ends.get(*e).to_string()));
+            if with_requests {
+                row.push(r.requests.to_string());
+            }
+            row.extend([r.rows.to_string(), r.cost.to_string(), r.left().to_string()]);
+            row
         })
         .collect();
     // Numbers right-aligned, words left-aligned.
-    let right = [
-        true, false, false, false, false, false, true, true, true, true, true,
-    ];
+    let right: Vec<bool> = (0..header.len()).map(|i| i == 0 || i >= 6).collect();
     let widths: Vec<usize> = (0..header.len())
         .map(|i| {
             rows.iter()
@@ -197,18 +216,23 @@ async fn list(store: &Store, filter: &RunFilter) -> anyhow::Result<String> {
         line.trim_end().to_string()
     };
     let mut out = String::new();
-    let _ = writeln!(out, "{}", render(header.to_vec()));
+    let _ = writeln!(out, "{}", render(header.clone()));
     for r in &rows {
         let _ = writeln!(out, "{}", render(r.iter().map(String::as_str).collect()));
     }
-    let _ = writeln!(
-        out,
-        "(calls: requests made; failed: planned calls that brought no data; left: planned \
-         calls queued or in flight)\n`linkledger runs show RUN` shows a run's calls without \
-         data and why; `linkledger cancel RUN` drops its queued work"
-    );
+    let _ = writeln!(out, "{LIST_NOTE}");
     Ok(out)
 }
+
+/// What the columns of `runs` count.
+const LIST_NOTE: &str = "\
+(calls: planned calls made: succeeded, failed (retries used up, or an answer that could not be
+ read), rejected (refused by the API), abandoned (after sending: booked at list price) or in
+ flight; cancelled (before sending) and held (by a budget) were not made; requests: HTTP
+ requests answered or abandoned, retries included, reused answers not, as `spend` counts calls;
+ left: planned calls queued or in flight; the free credentials check is no run's call)
+`linkledger runs show RUN` shows a run's calls without data and why; `linkledger cancel RUN`
+drops its queued work";
 
 /// The planned calls `runs show` lists at most.
 const SHOW_CALLS: i64 = 100;
@@ -246,21 +270,7 @@ async fn show(store: &Store, run_id: i64) -> anyhow::Result<Option<String>> {
         when(r.started_at)
     );
     let _ = writeln!(out, "result:   {}", record_line(&r));
-    let mut planned = format!(
-        "{}: {} done, {} queued",
-        count(r.planned, "call"),
-        r.done,
-        r.queued
-    );
-    if r.held > 0 {
-        let _ = write!(planned, " ({} held by a budget)", r.held);
-    }
-    let _ = write!(
-        planned,
-        ", {} in flight, {} without data",
-        r.running, r.failed
-    );
-    let _ = writeln!(out, "planned:  {planned}");
+    let _ = writeln!(out, "planned:  {}", planned_line(&r.ends()));
     if let Some(m) = &r.message {
         let _ = writeln!(out, "why:      {m}");
     }
@@ -272,7 +282,7 @@ async fn show(store: &Store, run_id: i64) -> anyhow::Result<Option<String>> {
             let _ = writeln!(out, "  {}", call_line(c));
         }
         let shown = calls.len() as i64;
-        let total = r.planned - r.done;
+        let total = r.ends().planned() - r.succeeded;
         if total > shown {
             let _ = writeln!(out, "  ... and {} more", count(total - shown, "call"));
         }
@@ -310,16 +320,32 @@ async fn show(store: &Store, run_id: i64) -> anyhow::Result<Option<String>> {
     Ok(Some(out))
 }
 
-/// One call of `runs show`: `#7 summary [b.com]: failed after 3 attempts: why`.
+/// `runs show`'s count of a run's planned calls by their end: `10 calls: 3 succeeded, 1
+/// failed, 2 abandoned after sending, 4 cancelled before sending` (succeeded and
+/// failed always, the other ends when there are any).
+fn planned_line(ends: &CallEnds) -> String {
+    let parts: Vec<String> = CallEnd::ALL
+        .into_iter()
+        .filter(|e| matches!(e, CallEnd::Succeeded | CallEnd::Failed) || ends.get(*e) > 0)
+        .map(|e| format!("{} {}", ends.get(e), e.word()))
+        .collect();
+    format!("{}: {}", count(ends.planned(), "call"), parts.join(", "))
+}
+
+/// One call of `runs show`: `#7 summary [b.com]: failed after 3 attempts: why`, in the
+/// words of its end ([`CallEnd`]).
 fn call_line(c: &RunCall) -> String {
     let name = call_label(&c.collection, &c.endpoint, &c.targets);
-    // "not made: not sent: ..." says it twice.
-    let why = c
-        .last_error
-        .as_deref()
-        .map(|w| w.strip_prefix("not sent: ").unwrap_or(w));
-    let state = match c.state.as_str() {
-        "queued" => {
+    let end = CallEnd::parse(&c.call_end);
+    // A reason that says "not sent" is one of a call never sent, and its end says so:
+    // "cancelled before sending: not sent: ..." would say it twice. A call abandoned
+    // after sending keeps its reason whole, and is never said not to be sent.
+    let why = c.last_error.as_deref().map(|w| match end {
+        Some(CallEnd::Abandoned) => w,
+        _ => w.strip_prefix("not sent: ").unwrap_or(w),
+    });
+    let state = match end {
+        Some(CallEnd::Queued | CallEnd::Held) if c.state == "queued" => {
             let due = if c.run_after <= Utc::now() {
                 "due now".to_string()
             } else {
@@ -330,11 +356,19 @@ fn call_line(c: &RunCall) -> String {
                 None => format!("queued, {due}"),
             }
         }
-        "running" => "in flight".to_string(),
-        "failed" => "failed".to_string(),
-        "exhausted" => format!("failed after {}", count(c.failures, "attempt")),
-        "cancelled" => "not made".to_string(),
-        other => other.to_string(),
+        Some(CallEnd::Failed) if c.state == "exhausted" => {
+            format!("failed after {}", count(c.failures, "attempt"))
+        }
+        Some(CallEnd::Held) => match &c.held_by {
+            Some(budget) => format!("held by {budget}"),
+            None => CallEnd::Held.word().to_string(),
+        },
+        Some(CallEnd::Abandoned) => {
+            "abandoned after sending (booked at list price: the API may have charged it)"
+                .to_string()
+        }
+        Some(end) => end.word().to_string(),
+        None => c.state.clone(),
     };
     match why {
         Some(why) if c.state == "queued" || c.state == "running" => {

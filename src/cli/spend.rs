@@ -252,8 +252,9 @@ fn spend_table(w: &mut String, report: &SpendReport) {
     .print(w, key);
     let _ = writeln!(
         w,
-        "(calls: requests answered or abandoned; failed but charged: brought no data, counted in\n \
-             cost; reused answers: bought nothing, saved what the answers they reused cost)\n"
+        "(calls: requests answered or abandoned, retries included, the credentials check apart;\n \
+             failed but charged: brought no data, counted in cost; reused answers: bought\n \
+             nothing, saved what the answers they reused cost)\n"
     );
 }
 
@@ -297,6 +298,14 @@ fn failed_and_reused(w: &mut String, report: &SpendReport) {
             "in flight: {} sent, not answered yet, {} reserved (not in cost)",
             plural(t.in_flight_calls, "call", "calls"),
             money(t.in_flight_estimated_usd)
+        );
+    }
+    if report.credentials_checks > 0 {
+        let _ = writeln!(
+            w,
+            "credentials checks: {} ({}, free; no job's call, so not in calls, as in `runs`)",
+            report.credentials_checks,
+            crate::api::account::CREDENTIALS_CHECK
         );
     }
     if let Some(left) = &report.sandbox_left_out {

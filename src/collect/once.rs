@@ -17,7 +17,7 @@ use crate::jobs::Job;
 use crate::money::Usd;
 use crate::plan::CallSpec;
 use crate::store::{RunKind, RunStatus};
-use crate::words::count;
+use crate::words::{CallEnds, count};
 
 /// What one job's run did.
 #[derive(Clone, Debug)]
@@ -25,14 +25,8 @@ pub struct JobReport {
     pub job: String,
     pub run_id: i64,
     pub status: RunStatus,
-    /// HTTP requests, as the ledger counts them.
-    pub calls: i64,
-    /// Logical calls that ended without data (failed, exhausted or cancelled).
-    pub failed: i64,
-    /// Planned calls that got their data.
-    pub done: i64,
-    /// Planned calls never made (a refusal, an interrupt).
-    pub cancelled: i64,
+    /// Its planned calls by their end.
+    pub ends: CallEnds,
     pub rows: i64,
     /// Items of its answers that could not be read, set aside (`rejected_items`).
     pub set_aside: i64,
@@ -55,12 +49,10 @@ impl JobReport {
     /// The line `run --once` prints for the job, the one the daemon logs for a run.
     pub fn line(&self) -> String {
         let figures = crate::ops::run_log::Figures {
-            calls: self.calls,
-            failed: self.failed,
+            ends: self.ends,
             rows: self.rows,
             set_aside: self.set_aside,
             cost: self.cost,
-            not_made: self.cancelled,
         };
         crate::ops::run_log::line(&self.job, self.status.as_str(), &figures)
     }
@@ -73,17 +65,9 @@ impl RunReport {
             && self.held.is_empty()
             && self.jobs.iter().all(|j| j.status == RunStatus::Succeeded)
     }
-    pub fn calls(&self) -> i64 {
-        self.jobs.iter().map(|j| j.calls).sum()
-    }
-    pub fn failed(&self) -> i64 {
-        self.jobs.iter().map(|j| j.failed).sum()
-    }
-    pub fn cancelled(&self) -> i64 {
-        self.jobs.iter().map(|j| j.cancelled).sum()
-    }
-    pub fn done(&self) -> i64 {
-        self.jobs.iter().map(|j| j.done).sum()
+    /// The planned calls of every job by their end.
+    pub fn ends(&self) -> CallEnds {
+        self.jobs.iter().map(|j| j.ends).sum()
     }
     pub fn rows(&self) -> i64 {
         self.jobs.iter().map(|j| j.rows).sum()
@@ -95,20 +79,32 @@ impl RunReport {
         self.jobs.iter().map(|j| j.cost).sum()
     }
 
-    /// The one-line summary a once-run prints.
+    /// The one-line summary a once-run prints, in the words of the jobs' lines: `2
+    /// jobs, 5 calls, 0 failed, 60 rows, cost $0.10; 3 cancelled before sending`; the
+    /// calls a budget held back are named with their budget.
     pub fn line(&self) -> String {
+        let ends = self.ends();
         let set_aside = match self.set_aside() {
             0 => String::new(),
             n => format!(", {} set aside", count(n, "item")),
         };
         let mut s = format!(
-            "{}, {}, {} failed, {}{set_aside}, cost {}",
+            "{}, {}, {}{set_aside}, cost {}",
             count(self.jobs.len() as i64, "job"),
-            count(self.calls(), "call"),
-            self.failed(),
+            ends.made_words(),
             count(self.rows(), "row"),
             self.cost()
         );
+        // Held calls are named with their budget below; what no budget names, here.
+        let named: i64 = self.held.iter().map(|(_, n)| n).sum();
+        let unnamed = CallEnds {
+            held: (ends.held - named).max(0),
+            ..ends
+        };
+        let not_made = unnamed.not_made_words();
+        if !not_made.is_empty() {
+            s.push_str(&format!("; {not_made}"));
+        }
         if let Some(h) = &self.halt {
             s.push_str(&format!("; halted: {h}"));
         }
@@ -223,7 +219,7 @@ pub async fn execute(
             STOPPED_ON_ERROR
         };
         match store.interrupt_runs(&runs, why).await {
-            Ok(cancelled) => info!(cancelled, reason = why, "the calls not made are cancelled"),
+            Ok(cancelled) => info!(cancelled, reason = why, "the calls not sent are cancelled"),
             Err(e) if executed.is_err() => {
                 warn!(error = %e, "cancelling the runs' work failed; it stays queued for this command")
             }
@@ -238,17 +234,17 @@ pub async fn execute(
     for run in runs {
         // Usually the run's last call closed it (and logged its line) already.
         crate::ops::run_log::close_if_done(store, run).await?;
-        let row = store.run_summary(run).await?;
+        let row = store
+            .run_record(run)
+            .await?
+            .with_context(|| format!("run {run} is gone"))?;
         report.jobs.push(JobReport {
-            job: row.job,
+            job: row.job.clone(),
             run_id: run,
             status: RunStatus::parse(&row.status).unwrap_or(RunStatus::Failed),
-            calls: row.calls,
-            failed: row.failed_calls,
-            done: row.done,
-            cancelled: row.cancelled,
-            rows: row.rows_written,
-            set_aside: store.set_aside_in_runs(&[run]).await?,
+            ends: row.ends(),
+            rows: row.rows,
+            set_aside: row.set_aside,
             cost: row.cost,
             errors: store.run_errors(run).await?,
         });

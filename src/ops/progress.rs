@@ -13,6 +13,7 @@ use tokio_util::sync::CancellationToken;
 use crate::money::Usd;
 use crate::store::Store;
 use crate::store::ledger::RunProgress;
+use crate::words::{CallEnds, count};
 
 /// How often a line is written when stderr is not a terminal.
 pub const LINE_EVERY: Duration = Duration::from_secs(3);
@@ -36,7 +37,8 @@ impl Progress {
         Progress { stop, task }
     }
 
-    /// Stops showing it (the bar is left at its last state).
+    /// Stops showing it: the bar is left at its last state, short of full with what
+    /// was not made when some calls were cancelled or held.
     pub async fn finish(self) {
         self.stop.cancel();
         let _ = self.task.await;
@@ -62,52 +64,90 @@ async fn show(
         bar
     });
     let every = if terminal { BAR_EVERY } else { LINE_EVERY };
-    let mut last_line: Option<i64> = None;
+    let mut last_line: Option<(i64, i64)> = None;
     loop {
         let stopping = tokio::select! {
             _ = stop.cancelled() => true,
             _ = tokio::time::sleep(every) => false,
         };
+        let mut last = None;
         match store.run_progress(&runs).await {
-            Ok(p) => match &bar {
-                Some(bar) => {
-                    bar.set_length(p.total.max(0) as u64);
-                    bar.set_position(p.ended.max(0) as u64);
-                    bar.set_message(figures(&p, estimate, started.elapsed(), false));
-                }
-                None => {
-                    // A line when something moved (or at the end), not a stream of repeats.
-                    if last_line != Some(p.ended) || stopping {
-                        eprintln!(
-                            "progress: {}/{} calls, {}",
-                            p.ended,
-                            p.total,
-                            figures(&p, estimate, started.elapsed(), true)
-                        );
-                        last_line = Some(p.ended);
+            Ok(p) => {
+                match &bar {
+                    Some(bar) => {
+                        bar.set_length(p.ends.planned().max(0) as u64);
+                        bar.set_position(p.ends.ended_made().max(0) as u64);
+                        bar.set_message(figures(&p, estimate, started.elapsed(), false));
+                    }
+                    None => {
+                        // A line when something moved (or at the end), not a stream of
+                        // repeats.
+                        let moved = (p.ends.ended_made(), p.ends.not_made());
+                        if last_line != Some(moved) || stopping {
+                            eprintln!("progress: {}", line(&p, estimate, started.elapsed()));
+                            last_line = Some(moved);
+                        }
                     }
                 }
-            },
+                last = Some(p);
+            }
             Err(e) => tracing::debug!(error = %e, "reading the progress failed"),
         }
         if stopping {
             if let Some(bar) = &bar {
-                bar.abandon();
+                // Calls that were never made leave the bar short of full, and say why.
+                match last.and_then(|p| stopped_short(&p.ends)) {
+                    Some(why) => bar.abandon_with_message(why),
+                    None => bar.abandon(),
+                }
             }
             return;
         }
     }
 }
 
+/// `3/5 calls, 2 cancelled before sending, 1204 rows, $0.20 of ~$1.20, 12.5 calls/s, ETA
+/// 3s`: the calls made that ended of the planned ones, the calls not made when there
+/// are any, then the figures.
+fn line(p: &RunProgress, estimate: Usd, elapsed: Duration) -> String {
+    let not_made = match p.ends.not_made_words() {
+        w if w.is_empty() => w,
+        w => format!(", {w}"),
+    };
+    format!(
+        "{}/{} calls{not_made}, {}",
+        p.ends.ended_made(),
+        p.ends.planned(),
+        figures(p, estimate, elapsed, true)
+    )
+}
+
+/// What the bar ends with when some calls were never made (cancelled before sending or
+/// held by a budget): `3 of 5 calls done, 2 cancelled before sending`; `None` when
+/// every call was made.
+fn stopped_short(ends: &CallEnds) -> Option<String> {
+    (ends.not_made() > 0).then(|| {
+        format!(
+            "{} of {} done, {}",
+            ends.ended_made(),
+            count(ends.planned(), "call"),
+            ends.not_made_words()
+        )
+    })
+}
+
 /// `1204 rows, $0.20 of ~$1.20, 12.5 calls/s` (and the ETA, for a line).
 fn figures(p: &RunProgress, estimate: Usd, elapsed: Duration, with_eta: bool) -> String {
+    let done = p.ends.ended_made();
     let rate = if elapsed.as_secs_f64() > 0.0 {
-        p.ended as f64 / elapsed.as_secs_f64()
+        done as f64 / elapsed.as_secs_f64()
     } else {
         0.0
     };
-    let eta = if with_eta && rate > 0.0 && p.total > p.ended {
-        let secs = (p.total - p.ended) as f64 / rate;
+    // Calls still to make: neither ended nor never to be made.
+    let to_make = p.ends.planned() - done - p.ends.not_made();
+    let eta = if with_eta && rate > 0.0 && to_make > 0 {
+        let secs = to_make as f64 / rate;
         format!(
             ", ETA {}",
             humantime::format_duration(Duration::from_secs(secs.round() as u64))
@@ -119,4 +159,35 @@ fn figures(p: &RunProgress, estimate: Usd, elapsed: Duration, with_eta: bool) ->
         "{} rows, {} of ~{}, {rate:.1} calls/s{eta}",
         p.rows, p.cost, estimate
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_run_whose_calls_were_cancelled_does_not_end_as_if_all_were_done() {
+        let ends = CallEnds {
+            succeeded: 3,
+            cancelled: 2,
+            ..CallEnds::default()
+        };
+        assert_eq!(
+            stopped_short(&ends).as_deref(),
+            Some("3 of 5 calls done, 2 cancelled before sending")
+        );
+        let p = RunProgress {
+            ends,
+            ..RunProgress::default()
+        };
+        assert!(
+            line(&p, Usd::ZERO, Duration::ZERO)
+                .starts_with("3/5 calls, 2 cancelled before sending, ")
+        );
+        let all = CallEnds {
+            succeeded: 5,
+            ..CallEnds::default()
+        };
+        assert_eq!(stopped_short(&all), None);
+    }
 }

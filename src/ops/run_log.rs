@@ -10,41 +10,38 @@ use tracing::{info, warn};
 
 use crate::money::Usd;
 use crate::store::{Activity, RunRecord, Store, StoreError};
-use crate::words::count;
+use crate::words::{CallEnds, count};
 
 /// What a run did, for its line.
 #[derive(Clone, Copy, Debug, Default, PartialEq)]
 pub struct Figures {
-    /// HTTP requests made.
-    pub calls: i64,
-    /// Planned calls that ended without data.
-    pub failed: i64,
+    /// Its planned calls by their end.
+    pub ends: CallEnds,
     pub rows: i64,
     /// Items of its answers that could not be read, set aside (`rejected_items`).
     pub set_aside: i64,
     pub cost: Usd,
-    /// Planned calls never made.
-    pub not_made: i64,
 }
 
 /// The line a run ends with: `competitors: succeeded (11 calls, 0 failed, 6201 rows,
-/// cost $0.20621)`, with `, 1 item set aside` after the rows when its answers had
-/// items that could not be read, and `; 3 calls not made` when some were not.
+/// cost $0.20621)`, in the words of [`CallEnds`]: the calls made (succeeded, failed,
+/// and the rejected, abandoned after sending and in flight when there are any), with
+/// `, 1 item set aside` after the rows when its answers had items that could not be
+/// read, and the calls not made when there are any (`; 3 cancelled before sending, 1
+/// held by a budget`).
 pub fn line(label: &str, status: &str, f: &Figures) -> String {
     let set_aside = if f.set_aside > 0 {
         format!(", {} set aside", count(f.set_aside, "item"))
     } else {
         String::new()
     };
-    let not_made = if f.not_made > 0 {
-        format!("; {} not made", count(f.not_made, "call"))
-    } else {
-        String::new()
+    let not_made = match f.ends.not_made_words() {
+        w if w.is_empty() => w,
+        w => format!("; {w}"),
     };
     format!(
-        "{label}: {status} ({}, {} failed, {}{set_aside}, cost {}{not_made})",
-        count(f.calls, "call"),
-        f.failed,
+        "{label}: {status} ({}, {}{set_aside}, cost {}{not_made})",
+        f.ends.made_words(),
         count(f.rows, "row"),
         f.cost
     )
@@ -61,12 +58,10 @@ pub fn label(r: &RunRecord) -> String {
 /// The line `r` ends (or ended) with.
 pub fn record_line(r: &RunRecord) -> String {
     let figures = Figures {
-        calls: r.calls,
-        failed: r.failed,
+        ends: r.ends(),
         rows: r.rows,
         set_aside: r.set_aside,
         cost: r.cost,
-        not_made: r.cancelled,
     };
     line(&label(r), &r.status, &figures)
 }
@@ -90,8 +85,13 @@ pub async fn log_finished(store: &Store, run_id: i64) {
             job = %r.job,
             collection = r.collection.as_deref(),
             status = %r.status,
-            calls = r.calls,
+            calls = r.ends().made(),
+            succeeded = r.succeeded,
             failed = r.failed,
+            rejected = r.rejected,
+            abandoned = r.abandoned,
+            cancelled = r.cancelled,
+            held = r.held,
             rows = r.rows,
             set_aside = r.set_aside,
             cost_usd = r.cost.to_f64(),
@@ -127,7 +127,10 @@ mod tests {
     fn the_run_line_counts_in_words_and_says_what_was_not_made() {
         let cost: Usd = "0.0803".parse().unwrap();
         let one = Figures {
-            calls: 1,
+            ends: CallEnds {
+                succeeded: 1,
+                ..CallEnds::default()
+            },
             rows: 1,
             cost,
             ..Figures::default()
@@ -137,25 +140,30 @@ mod tests {
             "competitors: succeeded (1 call, 0 failed, 1 row, cost $0.0803)"
         );
         let halted = Figures {
-            calls: 2,
-            failed: 3,
-            not_made: 1,
+            ends: CallEnds {
+                succeeded: 1,
+                rejected: 1,
+                cancelled: 3,
+                ..CallEnds::default()
+            },
             ..Figures::default()
         };
         assert_eq!(
             line("fine/summary", "halted", &halted),
-            "fine/summary: halted (2 calls, 3 failed, 0 rows, cost $0.00; 1 call not made)"
+            "fine/summary: halted (2 calls, 0 failed, 1 rejected, 0 rows, cost $0.00; 3 cancelled before sending)"
         );
     }
 
     #[test]
     fn the_run_line_says_how_many_items_were_set_aside_only_when_some_were() {
         let f = Figures {
-            calls: 1,
+            ends: CallEnds {
+                succeeded: 1,
+                ..CallEnds::default()
+            },
             rows: 999,
             set_aside: 1,
             cost: "0.02".parse().unwrap(),
-            ..Figures::default()
         };
         assert_eq!(
             line("ranks", "succeeded", &f),

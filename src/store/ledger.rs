@@ -17,6 +17,7 @@ use crate::api::{Attempt, Endpoint};
 use crate::money::Usd;
 use crate::money::budget::Scope;
 use crate::warehouse::normalize::Batch;
+use crate::words::CallEnds;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum RunKind {
@@ -74,25 +75,6 @@ impl RunStatus {
             RunStatus::Cancelled => "cancelled",
         }
     }
-}
-
-/// A run as the `runs` table has it, with what became of its work.
-#[derive(Clone, Debug, sqlx::FromRow)]
-pub struct RunRow {
-    pub job: String,
-    pub status: String,
-    /// HTTP requests made.
-    pub calls: i64,
-    /// Logical calls that ended without data (failed, exhausted or cancelled).
-    pub failed_calls: i64,
-    pub rows_written: i64,
-    #[sqlx(try_from = "Decimal")]
-    pub cost: Usd,
-    pub message: Option<String>,
-    /// Planned calls that got their data.
-    pub done: i64,
-    /// Planned calls never made (cancelled: a refusal, an interrupt).
-    pub cancelled: i64,
 }
 
 /// How an answered request is settled.
@@ -249,14 +231,11 @@ pub struct StoredAnswer {
 }
 
 /// How far the work of some runs has come.
-#[derive(Clone, Copy, Debug, Default, sqlx::FromRow)]
+#[derive(Clone, Copy, Debug, Default)]
 pub struct RunProgress {
-    /// Planned calls.
-    pub total: i64,
-    /// Planned calls that reached their end (succeeded, failed, exhausted, cancelled).
-    pub ended: i64,
+    /// Its planned calls by their end.
+    pub ends: CallEnds,
     pub rows: i64,
-    #[sqlx(try_from = "Decimal")]
     pub cost: Usd,
 }
 
@@ -270,35 +249,23 @@ impl StoreError {
 }
 
 impl Store {
-    /// How far the work of `runs` has come: calls ended of planned, rows written, what
+    /// How far the work of `runs` has come: its calls by their end, rows written, what
     /// the requests cost so far.
     pub async fn run_progress(&self, runs: &[i64]) -> Result<RunProgress, StoreError> {
-        Ok(sqlx::query_as(
-            "SELECT (SELECT count(*) FROM linkledger.work WHERE run_id = ANY($1)) AS total,
-                    (SELECT count(*) FROM linkledger.work
-                     WHERE run_id = ANY($1) AND state NOT IN ('queued', 'running')) AS ended,
-                    (SELECT coalesce(sum(rows_written), 0)::bigint FROM linkledger.work
-                     WHERE run_id = ANY($1)) AS rows,
+        let (rows, cost): (i64, Decimal) = sqlx::query_as(
+            "SELECT (SELECT coalesce(sum(rows_written), 0)::bigint FROM linkledger.work
+                     WHERE run_id = ANY($1)),
                     (SELECT coalesce(sum(cost_usd), 0) FROM linkledger.api_calls
-                     WHERE run_id = ANY($1)) AS cost",
+                     WHERE run_id = ANY($1))",
         )
         .bind(runs)
         .fetch_one(self.pool())
-        .await?)
-    }
-
-    pub async fn run_summary(&self, run_id: i64) -> Result<RunRow, StoreError> {
-        Ok(sqlx::query_as(
-            "SELECT r.job, r.status, r.calls, r.failed_calls, r.rows_written, r.cost_usd AS cost,
-                    r.message,
-                    count(w.id) FILTER (WHERE w.state = 'succeeded') AS done,
-                    count(w.id) FILTER (WHERE w.state = 'cancelled') AS cancelled
-             FROM linkledger.runs r LEFT JOIN linkledger.work w ON w.run_id = r.id
-             WHERE r.id = $1 GROUP BY r.id",
-        )
-        .bind(run_id)
-        .fetch_one(self.pool())
-        .await?)
+        .await?;
+        Ok(RunProgress {
+            ends: self.call_ends(runs).await?,
+            rows,
+            cost: Usd(cost),
+        })
     }
 
     /// Completes a ledger row with its answer. With `keep_raw`, the body is stored in

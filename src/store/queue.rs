@@ -521,10 +521,13 @@ impl Store {
 
     /// Stops runs a signal interrupted, once their workers have drained: requests left
     /// unanswered are booked `abandoned` at their list price, the rest of the work is
-    /// `cancelled` with `why` (so no other process ever pays for it), and each run is
-    /// closed `interrupted`. Returns how many calls were cancelled.
+    /// `cancelled` (so no other process ever pays for it), and each run is closed
+    /// `interrupted` with `why`. A call never sent says `not sent: {why}`; one whose
+    /// request is booked abandoned says it was sent and not waited for, never "not
+    /// sent". Returns how many calls were cancelled (abandoned ones included).
     #[instrument(skip_all, fields(runs = runs.len()))]
     pub async fn interrupt_runs(&self, runs: &[i64], why: &str) -> Result<u64, StoreError> {
+        let base = why.strip_prefix("not sent: ").unwrap_or(why);
         let mut tx = self.pool().begin().await?;
         sqlx::query(
             "UPDATE linkledger.api_calls c SET outcome = 'abandoned',
@@ -539,17 +542,22 @@ impl Store {
         .execute(&mut *tx)
         .await?;
         let cancelled = sqlx::query(
-            "UPDATE linkledger.work SET state = 'cancelled', last_error = $2, finished_at = now(),
-                    lease_expires_at = NULL
-             WHERE run_id = ANY($1) AND state IN ('queued', 'running')",
+            "UPDATE linkledger.work w SET state = 'cancelled', finished_at = now(),
+                    lease_expires_at = NULL,
+                    last_error = CASE WHEN EXISTS (
+                                     SELECT 1 FROM linkledger.api_calls c
+                                     WHERE c.work_id = w.id AND c.outcome = 'abandoned')
+                                 THEN $3 ELSE $2 END
+             WHERE w.run_id = ANY($1) AND w.state IN ('queued', 'running')",
         )
         .bind(runs)
-        .bind(why)
+        .bind(format!("not sent: {base}"))
+        .bind(abandoned_because(base))
         .execute(&mut *tx)
         .await?
         .rows_affected();
         for run in runs {
-            close_run(&mut *tx, *run, Some((RunStatus::Interrupted, why))).await?;
+            close_run(&mut *tx, *run, Some((RunStatus::Interrupted, base))).await?;
         }
         tx.commit().await?;
         Ok(cancelled)
@@ -660,4 +668,12 @@ pub(super) async fn close_run<'e>(
     .execute(conn)
     .await?;
     Ok(done.rows_affected() == 1)
+}
+
+/// Why a call whose request was booked `abandoned` ended so, when its run stopped for
+/// `why`: it was sent, and its answer was not waited for.
+pub(super) fn abandoned_because(why: &str) -> String {
+    format!(
+        "sent, and its answer not waited for ({why}): booked at its list price, as the API may have charged it"
+    )
 }

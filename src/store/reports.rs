@@ -13,6 +13,7 @@ use rust_decimal::Decimal;
 use serde::{Serialize, Serializer};
 
 use super::{Store, StoreError};
+use crate::api::account::CREDENTIALS_CHECK;
 use crate::money::Usd;
 use crate::money::budget::Scope;
 
@@ -110,7 +111,8 @@ fn opt_usd_str<S: Serializer>(usd: &Option<Usd>, s: S) -> Result<S::Ok, S::Error
 /// What the ledger says about a set of requests.
 ///
 /// - `calls`: requests that were answered or abandoned (retries included; not the ones
-///   still in flight, not the reused answers, which sent nothing); `rows` the warehouse
+///   still in flight, not the reused answers, which sent nothing, not the free
+///   credentials checks, counted apart in [`SpendReport::credentials_checks`]); `rows` the warehouse
 ///   rows the ledger says were written (reused answers included); `cost_usd` what the
 ///   requests cost (`api_calls.cost_usd`).
 /// - `failed_charged_*`: the part of that which bought no data: any outcome but `ok`
@@ -260,6 +262,9 @@ pub struct SpendReport {
     pub total: SpendFigures,
     /// The failed-but-charged calls of `total`, per outcome.
     pub failed_charged_by_outcome: Vec<OutcomeCost>,
+    /// Free credentials checks (`appendix/user_data`) of the report's kind: no job's
+    /// call, left out of the groups and the total (as `runs` leaves them out).
+    pub credentials_checks: i64,
     /// Without `--sandbox`: the sandbox calls left out and what they would have cost.
     /// Null with `--sandbox`.
     pub sandbox_left_out: Option<LeftOut>,
@@ -277,8 +282,8 @@ const FAILED_CHARGED: &str = "c.outcome NOT IN ('ok', 'reused', 'sent') AND c.co
 const ANSWERED: &str =
     "c.outcome NOT IN ('sent', 'abandoned', 'reused') AND c.estimated_usd IS NOT NULL";
 /// Requests of the report's kind sent on or after the day `$1` (00:00 UTC, whatever the
-/// session's time zone).
-const SELECTED: &str = "c.sandbox = $2
+/// session's time zone), the credentials check aside.
+const SELECTED: &str = "c.sandbox = $2 AND c.endpoint <> $3
     AND ($1::date IS NULL OR c.started_at >= $1::date::timestamp AT TIME ZONE 'UTC')";
 
 #[derive(sqlx::FromRow)]
@@ -350,6 +355,7 @@ async fn figures(
     Ok(sqlx::query_as(sqlx::AssertSqlSafe(sql))
         .bind(since)
         .bind(sandbox)
+        .bind(CREDENTIALS_CHECK)
         .fetch_all(store.pool())
         .await?)
 }
@@ -401,7 +407,19 @@ pub async fn spend_report(
     )))
     .bind(since)
     .bind(sandbox)
+    .bind(CREDENTIALS_CHECK)
     .fetch_all(store.pool())
+    .await?;
+    // The free credentials checks of the report's kind: no job's call, counted apart.
+    let credentials_checks: i64 = sqlx::query_scalar(
+        "SELECT count(*) FROM linkledger.api_calls c
+         WHERE c.sandbox = $2 AND c.endpoint = $3 AND c.outcome <> 'sent'
+           AND ($1::date IS NULL OR c.started_at >= $1::date::timestamp AT TIME ZONE 'UTC')",
+    )
+    .bind(since)
+    .bind(sandbox)
+    .bind(CREDENTIALS_CHECK)
+    .fetch_one(store.pool())
     .await?;
     let sandbox_left_out = if sandbox {
         None
@@ -447,6 +465,7 @@ pub async fn spend_report(
         groups,
         total,
         failed_charged_by_outcome,
+        credentials_checks,
         sandbox_left_out,
         budgets,
         balance,

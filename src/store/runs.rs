@@ -14,6 +14,7 @@ use tracing::instrument;
 use super::queue::close_run;
 use super::{RunKind, Store, StoreError};
 use crate::money::Usd;
+use crate::words::{CallEnd, CallEnds};
 
 /// One run with what became of its work.
 #[derive(Clone, Debug, sqlx::FromRow)]
@@ -30,27 +31,25 @@ pub struct RunRecord {
     pub started_at: DateTime<Utc>,
     pub finished_at: Option<DateTime<Utc>>,
     pub status: String,
-    /// HTTP requests made (reused answers included).
-    pub calls: i64,
-    /// Planned calls that ended without data: failed, exhausted or cancelled.
-    pub failed: i64,
     pub rows: i64,
     #[sqlx(try_from = "Decimal")]
     pub cost: Usd,
     /// Why it failed, halted or was cancelled.
     pub message: Option<String>,
-    /// Planned calls.
-    pub planned: i64,
-    /// Planned calls that got their data.
-    pub done: i64,
-    /// Planned calls waiting in the queue (held by a budget or not).
-    pub queued: i64,
-    /// Planned calls claimed by a worker now.
-    pub running: i64,
-    /// Planned calls never made.
-    pub cancelled: i64,
-    /// Queued calls a budget holds back.
+    /// Its planned calls by their end ([`CallEnd`]; read with [`RunRecord::ends`]).
+    pub succeeded: i64,
+    pub failed: i64,
+    pub rejected: i64,
+    pub abandoned: i64,
+    pub in_flight: i64,
     pub held: i64,
+    pub cancelled: i64,
+    pub queued: i64,
+    /// Planned calls not done yet: queued (held by a budget or not) or claimed.
+    pub pending: i64,
+    /// HTTP requests answered or abandoned, retries included, reused answers not (as
+    /// `spend` counts calls).
+    pub requests: i64,
     /// Items of the answers its calls loaded (bought or reused) that could not be read
     /// and are set aside, still unread (`rejected_items`; `replay` loads those the code
     /// reads now).
@@ -58,10 +57,72 @@ pub struct RunRecord {
 }
 
 impl RunRecord {
-    /// Planned calls not done yet (queued or running).
+    /// Planned calls not done yet (queued, held in the queue, or in flight).
     pub fn left(&self) -> i64 {
-        self.queued + self.running
+        self.pending
     }
+
+    /// Its planned calls by their end.
+    pub fn ends(&self) -> CallEnds {
+        CallEnds {
+            succeeded: self.succeeded,
+            failed: self.failed,
+            rejected: self.rejected,
+            abandoned: self.abandoned,
+            in_flight: self.in_flight,
+            held: self.held,
+            cancelled: self.cancelled,
+            queued: self.queued,
+        }
+    }
+}
+
+/// How a planned call (a row `w` of `linkledger.work`) ended or stands, as the key of a
+/// [`CallEnd`]: the one place the queue's states and the ledger's outcomes become the
+/// words every output uses.
+///
+/// - `succeeded`: it got its data (bought or reused).
+/// - `in_flight`: claimed; `queued`, or `held` when a budget holds it in the queue.
+/// - `failed`: retries used up (`exhausted`), or sent and its answer could not be read.
+/// - `rejected`: sent and refused by the API (a request error, the account refused).
+/// - `abandoned`: cancelled with a request of it booked `abandoned` (sent, and its
+///   answer not waited for: the API may have charged it).
+/// - `held`: a budget kept it from being sent (a once-run's held call, or one whose
+///   estimate alone crosses a cap); `cancelled`: cancelled before it was sent.
+pub(crate) const CALL_END: &str = "
+    CASE w.state
+        WHEN 'succeeded' THEN 'succeeded'
+        WHEN 'running' THEN 'in_flight'
+        WHEN 'queued' THEN CASE WHEN w.held_by IS NULL THEN 'queued' ELSE 'held' END
+        WHEN 'exhausted' THEN 'failed'
+        WHEN 'cancelled' THEN
+            CASE WHEN EXISTS (SELECT 1 FROM linkledger.api_calls ab
+                              WHERE ab.work_id = w.id AND ab.outcome = 'abandoned')
+                      THEN 'abandoned'
+                 WHEN w.held_by IS NOT NULL THEN 'held'
+                 ELSE 'cancelled' END
+        ELSE coalesce(
+            (SELECT CASE WHEN coalesce(src.outcome, own.outcome) IN ('rejected', 'halt', 'daily_limit')
+                         THEN 'rejected' ELSE 'failed' END
+             FROM linkledger.api_calls own
+             LEFT JOIN linkledger.api_calls src ON src.id = own.reused_call_id
+             WHERE own.work_id = w.id ORDER BY own.id DESC LIMIT 1),
+            'held')
+    END";
+
+/// The counts of [`CALL_END`] over the work rows `w` a query selects, as columns named
+/// after each end's key (`succeeded`, ..., `queued`).
+fn end_counts() -> String {
+    CallEnd::ALL
+        .iter()
+        .map(|e| {
+            format!(
+                "count(*) FILTER (WHERE e.call_end = '{0}')::bigint AS {0}",
+                e.key()
+            )
+        })
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 /// Which runs `linkledger runs` lists.
@@ -82,6 +143,8 @@ pub struct RunCall {
     pub targets: Vec<String>,
     /// queued, running, failed, exhausted or cancelled.
     pub state: String,
+    /// How it ended or stands: the key of a [`CallEnd`] ([`CALL_END`]).
+    pub call_end: String,
     /// Claims made of it.
     pub attempt: i32,
     pub failures: i32,
@@ -133,31 +196,31 @@ pub struct Activity {
 }
 
 /// The columns of a [`RunRecord`] over `linkledger.runs r`.
-const RECORD: &str = "
+fn record() -> String {
+    format!(
+        "
     SELECT r.id, r.kind, r.job, f.collection, f.scheduled_for, r.started_at, r.finished_at,
            CASE WHEN gone.dead THEN 'interrupted' ELSE r.status END AS status,
-           CASE WHEN r.finished_at IS NULL THEN c.calls ELSE r.calls END AS calls,
-           CASE WHEN r.finished_at IS NULL THEN w.failed ELSE r.failed_calls END AS failed,
            CASE WHEN r.finished_at IS NULL THEN w.rows ELSE r.rows_written END AS rows,
            CASE WHEN r.finished_at IS NULL THEN c.cost ELSE r.cost_usd END AS cost,
            CASE WHEN gone.dead
                 THEN 'its process is gone (killed, or lost the database): run the same backfill again to finish it'
                 ELSE r.message END AS message,
-           w.planned, w.done, w.queued, w.running, w.cancelled, w.held, sa.set_aside
+           w.succeeded, w.failed, w.rejected, w.abandoned, w.in_flight, w.held, w.cancelled,
+           w.queued, w.pending, c.requests, sa.set_aside
     FROM linkledger.runs r
     LEFT JOIN linkledger.fires f ON f.run_id = r.id
     CROSS JOIN LATERAL (
-        SELECT count(*)::bigint AS planned,
-               count(*) FILTER (WHERE state = 'succeeded')::bigint AS done,
-               count(*) FILTER (WHERE state = 'queued')::bigint AS queued,
-               count(*) FILTER (WHERE state = 'running')::bigint AS running,
-               count(*) FILTER (WHERE state = 'cancelled')::bigint AS cancelled,
-               count(*) FILTER (WHERE state IN ('failed', 'exhausted', 'cancelled'))::bigint AS failed,
-               count(*) FILTER (WHERE state = 'queued' AND held_by IS NOT NULL)::bigint AS held,
-               coalesce(sum(rows_written), 0)::bigint AS rows
-        FROM linkledger.work WHERE run_id = r.id) w
+        SELECT {ends},
+               count(*) FILTER (WHERE w.state IN ('queued', 'running'))::bigint AS pending,
+               coalesce(sum(w.rows_written), 0)::bigint AS rows
+        FROM linkledger.work w CROSS JOIN LATERAL (SELECT {CALL_END} AS call_end) e
+        WHERE w.run_id = r.id) w
+    -- Requests as `spend` counts them: answered or abandoned, retries included, not
+    -- the reused answers (a run's calls never include the credentials check).
     CROSS JOIN LATERAL (
-        SELECT count(*)::bigint AS calls, coalesce(sum(cost_usd), 0) AS cost
+        SELECT coalesce(sum(cost_usd), 0) AS cost,
+               count(*) FILTER (WHERE outcome NOT IN ('sent', 'reused'))::bigint AS requests
         FROM linkledger.api_calls WHERE run_id = r.id) c
     -- Items set aside of the answers its calls loaded: each call's own, or the one it
     -- reused (read from rejected_items, which holds only what is still unread).
@@ -175,15 +238,35 @@ const RECORD: &str = "
                    WHERE l.locktype = 'advisory' AND l.granted AND l.objsubid = 1
                      AND l.classid::bigint = (k.key >> 32) & 4294967295
                      AND l.objid::bigint = k.key & 4294967295) AS dead
-        FROM (SELECT hashtextextended('linkledger backfill|' || r.job, 0) AS key) k) gone";
+        FROM (SELECT hashtextextended('linkledger backfill|' || r.job, 0) AS key) k) gone",
+        ends = end_counts()
+    )
+}
 
 impl Store {
+    /// The planned calls of `runs` counted by their end.
+    pub async fn call_ends(&self, runs: &[i64]) -> Result<CallEnds, StoreError> {
+        let sql = format!(
+            "SELECT e.call_end, count(*)::bigint
+             FROM linkledger.work w CROSS JOIN LATERAL (SELECT {CALL_END} AS call_end) e
+             WHERE w.run_id = ANY($1) GROUP BY 1"
+        );
+        let rows: Vec<(String, i64)> = sqlx::query_as(sqlx::AssertSqlSafe(sql))
+            .bind(runs)
+            .fetch_all(self.pool())
+            .await?;
+        Ok(CallEnds::from_keys(
+            rows.iter().map(|(k, n)| (k.as_str(), *n)),
+        ))
+    }
+
     /// The newest runs that pass `filter`, newest first.
     pub async fn list_runs(&self, filter: &RunFilter) -> Result<Vec<RunRecord>, StoreError> {
         let sql = format!(
-            "{RECORD}
+            "{}
              WHERE ($1::text IS NULL OR r.job = $1) AND ($2::text IS NULL OR r.status = $2)
-             ORDER BY r.id DESC LIMIT $3"
+             ORDER BY r.id DESC LIMIT $3",
+            record()
         );
         Ok(sqlx::query_as(sqlx::AssertSqlSafe(sql))
             .bind(filter.job.as_deref())
@@ -195,7 +278,7 @@ impl Store {
 
     /// One run, if it exists.
     pub async fn run_record(&self, run_id: i64) -> Result<Option<RunRecord>, StoreError> {
-        let sql = format!("{RECORD} WHERE r.id = $1");
+        let sql = format!("{} WHERE r.id = $1", record());
         Ok(sqlx::query_as(sqlx::AssertSqlSafe(sql))
             .bind(run_id)
             .fetch_optional(self.pool())
@@ -206,16 +289,18 @@ impl Store {
     /// ended without it (failed, exhausted, cancelled) and the ones still waiting
     /// (queued, running), in the order they were planned; at most `limit`.
     pub async fn run_calls(&self, run_id: i64, limit: i64) -> Result<Vec<RunCall>, StoreError> {
-        Ok(sqlx::query_as(
-            "SELECT id AS work_id, collection, endpoint, targets, state, attempt, failures,
-                    last_error, held_by, run_after
-             FROM linkledger.work WHERE run_id = $1 AND state <> 'succeeded'
-             ORDER BY id LIMIT $2",
-        )
-        .bind(run_id)
-        .bind(limit.max(0))
-        .fetch_all(self.pool())
-        .await?)
+        let sql = format!(
+            "SELECT w.id AS work_id, w.collection, w.endpoint, w.targets, w.state,
+                    {CALL_END} AS call_end, w.attempt, w.failures, w.last_error, w.held_by,
+                    w.run_after
+             FROM linkledger.work w WHERE w.run_id = $1 AND w.state <> 'succeeded'
+             ORDER BY w.id LIMIT $2"
+        );
+        Ok(sqlx::query_as(sqlx::AssertSqlSafe(sql))
+            .bind(run_id)
+            .bind(limit.max(0))
+            .fetch_all(self.pool())
+            .await?)
     }
 
     /// The ids of the open runs of `job` (to cancel them all).
@@ -262,15 +347,23 @@ impl Store {
         .execute(&mut *tx)
         .await?;
         let dropped: Vec<i64> = sqlx::query_scalar(
-            "UPDATE linkledger.work SET state = 'cancelled', finished_at = now(),
-                    last_error = $2 || coalesce('; last try: ' || last_error, ''),
+            "UPDATE linkledger.work w SET state = 'cancelled', finished_at = now(),
+                    last_error = CASE WHEN EXISTS (
+                                     SELECT 1 FROM linkledger.api_calls c
+                                     WHERE c.work_id = w.id AND c.outcome = 'abandoned')
+                                 THEN $3
+                                 ELSE $2 || coalesce('; last try: ' || w.last_error, '') END,
                     lease_expires_at = NULL, leased_by = NULL, held_by = NULL
-             WHERE run_id = ANY($1)
-               AND (state = 'queued' OR (state = 'running' AND lease_expires_at < now()))
-             RETURNING run_id",
+             WHERE w.run_id = ANY($1)
+               AND (w.state = 'queued' OR (w.state = 'running' AND w.lease_expires_at < now()))
+             RETURNING w.run_id",
         )
         .bind(runs)
         .bind(why)
+        .bind(super::queue::abandoned_because(&format!(
+            "its process died with the request in flight; {}",
+            why.strip_prefix("not sent: ").unwrap_or(why)
+        )))
         .fetch_all(&mut *tx)
         .await?;
         sqlx::query(

@@ -64,6 +64,11 @@ async fn in_json_logs_a_runs_figures_are_numbers() {
     let fields = &finished["fields"];
     assert_eq!(fields["cost_usd"], serde_json::json!(0.06009), "{finished}");
     assert_eq!(fields["calls"], serde_json::json!(3), "{finished}");
+    // Each end of the run's calls is a field of its own, in the words of its line.
+    assert_eq!(fields["succeeded"], serde_json::json!(3), "{finished}");
+    assert_eq!(fields["failed"], serde_json::json!(0), "{finished}");
+    assert_eq!(fields["cancelled"], serde_json::json!(0), "{finished}");
+    assert_eq!(fields["abandoned"], serde_json::json!(0), "{finished}");
     assert!(fields["rows"].as_i64().is_some_and(|r| r > 0), "{finished}");
     assert_eq!(fields["status"], "succeeded", "{finished}");
 }

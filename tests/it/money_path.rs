@@ -85,7 +85,7 @@ async fn a_paid_answer_of_any_shape_is_bought_once_kept_raw_and_costed() {
         why.as_deref().is_some_and(|w| w.contains("status_code")),
         "{why:?}"
     );
-    assert_eq!(report.failed(), 2, "{:?}", report.jobs);
+    assert_eq!(report.ends().failed, 2, "{:?}", report.jobs);
     assert_eq!(
         count(
             &store,

@@ -88,7 +88,7 @@ async fn at_most_the_configured_number_of_large_answers_are_loaded_at_once() {
         .await
         .unwrap();
     assert!(report.ok(), "{}", report.line());
-    assert_eq!(report.done(), 8);
+    assert_eq!(report.ends().succeeded, 8);
     let smallest = count(
         &store,
         "SELECT min(octet_length(body::text))::bigint FROM linkledger.raw_responses

@@ -4,6 +4,7 @@
 use std::time::Duration;
 
 use linkledger::sandbox::SandboxOptions;
+use nix::sys::signal::Signal;
 
 use crate::common::*;
 use crate::harness::*;
@@ -179,6 +180,19 @@ async fn cancel_drops_queued_calls_lets_calls_in_flight_finish_and_books_nothing
         said.contains(&format!("{dropped} queued calls dropped")),
         "{said}"
     );
+    // The run's line counts the dropped calls as cancelled before sending, not failed.
+    let log = d.log();
+    let finished = log
+        .lines()
+        .find(|l| l.contains("run finished: "))
+        .unwrap_or_else(|| panic!("no run-finished line: {log}"));
+    assert!(
+        finished.contains(&format!(
+            "run finished: daemon/summary: cancelled ({}, 0 failed, ",
+            linkledger::words::count(done, "call")
+        )) && finished.contains(&format!("; {dropped} cancelled before sending)")),
+        "{finished}"
+    );
     // Every request made was one in flight when the run was cancelled, and answered.
     assert_eq!(sc.sb.stats().requests as i64, done, "{:?}", sc.sb.stats());
     assert_eq!(
@@ -282,4 +296,182 @@ async fn the_demos_cost_by_endpoint_is_its_own_not_the_whole_ledgers() {
     .await
     .unwrap();
     assert_eq!(mine, 0);
+}
+
+/// The last `progress:` line a once-run wrote on stderr (not a terminal: lines).
+fn last_progress(err: &str) -> &str {
+    err.lines()
+        .rfind(|l| l.starts_with("progress: "))
+        .unwrap_or_else(|| panic!("no progress line: {err}"))
+}
+
+#[tokio::test]
+async fn calls_cancelled_by_a_refused_password_are_cancelled_before_sending_not_failed() {
+    let db = TestDb::new().await;
+    let sb = default_sandbox().await;
+    let targets = ["a.com", "b.com", "c.com", "d.com", "e.com"];
+    let wd = Workdir::new(&[("five.toml", &one_fire_job("five", &targets))]);
+    let env = with_env(
+        env_for(&db, &sb),
+        &[("DATAFORSEO_PASSWORD", "not-the-password")],
+    );
+    let out = linkledger(wd.path(), &env, &["run", "--once"]).await;
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    assert_eq!(sb.stats().requests, 0, "no paid call was sent");
+    let text = stdout(&out);
+    assert!(
+        text.contains(
+            "five: halted (0 calls, 0 failed, 0 rows, cost $0.00; 5 cancelled before sending)"
+        ),
+        "{text}"
+    );
+    assert!(
+        text.contains("1 job, 0 calls, 0 failed, 0 rows, cost $0.00; 5 cancelled before sending"),
+        "{text}"
+    );
+    // The progress ends short of full, saying why.
+    let err = stderr(&out);
+    assert!(
+        last_progress(&err).starts_with("progress: 0/5 calls, 5 cancelled before sending, "),
+        "{err}"
+    );
+
+    // `runs` and `runs show` count and name them the same way.
+    let out = linkledger(wd.path(), &env, &["runs"]).await;
+    let listed = stdout(&out);
+    let header: Vec<&str> = listed.lines().next().unwrap().split_whitespace().collect();
+    let row: Vec<&str> = listed.lines().nth(1).unwrap().split_whitespace().collect();
+    // Two words in each of the header's and the row's started/finished columns.
+    let cell = |name: &str| {
+        let i = header
+            .iter()
+            .position(|h| *h == name)
+            .unwrap_or_else(|| panic!("{listed}"));
+        row[i]
+    };
+    assert_eq!(
+        (cell("calls"), cell("failed"), cell("cancelled")),
+        ("0", "0", "5"),
+        "{listed}"
+    );
+    let run: i64 = row[0].parse().unwrap();
+    let out = linkledger(wd.path(), &env, &["runs", "show", &run.to_string()]).await;
+    let shown = stdout(&out);
+    assert!(
+        shown.contains("planned:  5 calls: 0 succeeded, 0 failed, 5 cancelled before sending"),
+        "{shown}"
+    );
+    assert!(
+        shown.contains(
+            "summary [a.com]: cancelled before sending: the API refused the request (40100"
+        ),
+        "{shown}"
+    );
+}
+
+#[tokio::test]
+async fn a_call_abandoned_by_a_second_ctrl_c_is_counted_abandoned_and_never_said_not_sent() {
+    use tokio::io::AsyncReadExt as _;
+    let sc = slow_scene(
+        6,
+        Duration::from_secs(20),
+        2,
+        &[("LINKLEDGER_QUEUE__SHUTDOWN_GRACE", "130s")],
+    )
+    .await;
+    let mut child = sc.once_run_in_flight().await;
+    let mut stdout_pipe = child.stdout.take().unwrap();
+    let log = capture_stderr(&mut child);
+    send_signal(&child, Signal::SIGINT);
+    wait_for(
+        Duration::from_secs(10),
+        "the first signal handled",
+        || async { log.lock().unwrap().contains("stopping: no new calls") },
+    )
+    .await;
+    send_signal(&child, Signal::SIGINT);
+    let status = tokio::time::timeout(Duration::from_secs(15), child.wait())
+        .await
+        .expect("exits without waiting for the 20-second answers")
+        .unwrap();
+    assert_eq!(status.code(), Some(130));
+    let mut out = String::new();
+    stdout_pipe.read_to_string(&mut out).await.unwrap();
+    let err = log.lock().unwrap().clone();
+    let abandoned = count(
+        &sc.store,
+        "SELECT count(*) FROM linkledger.api_calls WHERE outcome = 'abandoned'",
+    )
+    .await;
+    assert_eq!(abandoned, 2, "{out}\n{err}");
+    // Sent, booked at list price: made, not failed and never "not made".
+    assert!(
+        out.contains("daemon: interrupted (2 calls, 0 failed, 2 abandoned after sending, 0 rows, cost $0.04006; 4 cancelled before sending)"),
+        "{out}"
+    );
+    assert!(!out.contains("not made"), "{out}");
+    assert!(
+        err.contains("interrupted by SIGINT: 0 of 6 calls succeeded, 2 abandoned after sending (booked at list price: the API may have charged them), 4 cancelled before sending; nothing is left queued"),
+        "{err}"
+    );
+
+    let (run,): (i64,) = sqlx::query_as("SELECT id FROM linkledger.runs WHERE kind = 'once'")
+        .fetch_one(sc.store.pool())
+        .await
+        .unwrap();
+    let out = linkledger(sc.wd.path(), &sc.env, &["runs", "show", &run.to_string()]).await;
+    let shown = stdout(&out);
+    let abandoned_lines: Vec<&str> = shown
+        .lines()
+        .filter(|l| l.starts_with("  #") && l.contains("abandoned after sending"))
+        .collect();
+    assert_eq!(abandoned_lines.len(), 2, "{shown}");
+    for l in &abandoned_lines {
+        assert!(!l.contains("not sent") && !l.contains("not made"), "{l}");
+    }
+    assert!(
+        shown.contains("planned:  6 calls: 0 succeeded, 0 failed, 2 abandoned after sending, 4 cancelled before sending"),
+        "{shown}"
+    );
+}
+
+#[tokio::test]
+async fn runs_and_spend_count_the_same_calls_with_the_credentials_check_apart() {
+    let db = TestDb::new().await;
+    let sb = default_sandbox().await;
+    let wd = Workdir::new(&[(
+        "three.toml",
+        &one_fire_job("three", &["a.com", "b.com", "c.com"]),
+    )]);
+    let env = env_for(&db, &sb);
+    let out = linkledger(wd.path(), &env, &["run", "--once"]).await;
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(
+        stdout(&out).contains("three: succeeded (3 calls, 0 failed, "),
+        "{}",
+        stdout(&out)
+    );
+
+    let out = linkledger(wd.path(), &env, &["runs"]).await;
+    let listed = stdout(&out);
+    let header: Vec<&str> = listed.lines().next().unwrap().split_whitespace().collect();
+    let row: Vec<&str> = listed.lines().nth(1).unwrap().split_whitespace().collect();
+    let calls = header.iter().position(|h| *h == "calls").unwrap();
+    assert_eq!(row[calls], "3", "{listed}");
+
+    let out = linkledger(wd.path(), &env, &["spend", "--sandbox", "--json"]).await;
+    assert!(out.status.success(), "{}", stderr(&out));
+    let report: serde_json::Value = serde_json::from_str(&stdout(&out)).unwrap();
+    assert_eq!(report["total"]["calls"], 3, "{report}");
+    assert_eq!(report["credentials_checks"], 1, "{report}");
+    let out = linkledger(wd.path(), &env, &["spend", "--sandbox", "--by", "endpoint"]).await;
+    let text = stdout(&out);
+    assert!(
+        !text.contains("appendix/user_data  "),
+        "not one of the groups: {text}"
+    );
+    assert!(
+        text.contains("credentials checks: 1 (appendix/user_data, free;"),
+        "{text}"
+    );
 }
