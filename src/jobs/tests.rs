@@ -835,7 +835,7 @@ fn select_by_name() {
 
 #[test]
 fn the_example_job_files_are_valid() {
-    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("jobs");
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/jobs");
     let today = chrono::Utc::now().date_naive();
     let jobs = load_dir(&root, today).unwrap_or_else(|p| panic!("{p}"));
     let names: Vec<&str> = jobs.iter().map(|j| j.name.as_str()).collect();
