@@ -123,7 +123,7 @@ pub(super) async fn execute_runs(
     let report = once::execute(&exec, workers, &enqueued.runs, &signals.shutdown).await;
     progress.finish().await;
     let report = report?;
-    let code = print_report(&report);
+    let code = print_report(&report, app.client.is_sandbox());
     Ok(match signals.received().filter(|_| report.interrupted) {
         Some((number, name)) => {
             eprintln!("{}", interrupted_line(name, &report.ends()));
@@ -133,7 +133,9 @@ pub(super) async fn execute_runs(
     })
 }
 
-fn print_report(report: &RunReport) -> ExitCode {
+/// `sandbox`: the answers came from a sandbox, so the totals are what the real API
+/// would have charged, not spend.
+fn print_report(report: &RunReport, sandbox: bool) -> ExitCode {
     for j in &report.jobs {
         println!("{}", j.line());
         for e in j.errors.iter().take(10) {
@@ -147,7 +149,14 @@ fn print_report(report: &RunReport) -> ExitCode {
             );
         }
     }
-    println!("{}", report.line());
+    if sandbox {
+        println!(
+            "{} (sandbox: nothing was charged; the cost is what the real API would have charged)",
+            report.line()
+        );
+    } else {
+        println!("{}", report.line());
+    }
     for (budget, calls) in &report.held {
         eprintln!(
             "error: {budget} held back {}: not sent (raise the cap, or run again in its next period)",

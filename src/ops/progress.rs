@@ -61,6 +61,7 @@ async fn show(
             )
             .expect("a valid template"),
         );
+        crate::ops::telemetry::log_above(Some(bar.clone()));
         bar
     });
     let every = if terminal { BAR_EVERY } else { LINE_EVERY };
@@ -100,6 +101,7 @@ async fn show(
                     Some(why) => bar.abandon_with_message(why),
                     None => bar.abandon(),
                 }
+                crate::ops::telemetry::log_above(None);
             }
             return;
         }

@@ -61,7 +61,7 @@ pub fn init() -> Result<(), String> {
     let ansi = std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none();
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr)
+        .with_writer(|| LogLine(Vec::new()))
         .with_ansi(ansi)
         .with_target(false);
     // A second init (tests) is harmless: the first subscriber stays.
@@ -73,6 +73,47 @@ pub fn init() -> Result<(), String> {
         tracing::warn!("{note}");
     }
     Ok(())
+}
+
+/// The progress bar on the terminal, if one shows: log lines are written above it.
+static BAR: std::sync::Mutex<Option<indicatif::ProgressBar>> = std::sync::Mutex::new(None);
+
+/// Writes log lines above `bar` while it shows (`None` once it is gone), so a line
+/// and the bar never overwrite each other.
+pub fn log_above(bar: Option<indicatif::ProgressBar>) {
+    if let Ok(mut slot) = BAR.lock() {
+        *slot = bar;
+    }
+}
+
+/// One log line, written to stderr whole when the event is formatted: with the bar
+/// cleared first and drawn again after it, when one shows.
+struct LogLine(Vec<u8>);
+
+impl std::io::Write for LogLine {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+impl Drop for LogLine {
+    fn drop(&mut self) {
+        if self.0.is_empty() {
+            return;
+        }
+        let write = || {
+            use std::io::Write;
+            let _ = std::io::stderr().lock().write_all(&self.0);
+        };
+        match BAR.lock().ok().and_then(|bar| bar.clone()) {
+            Some(bar) => bar.suspend(write),
+            None => write(),
+        }
+    }
 }
 
 #[cfg(test)]

@@ -16,7 +16,7 @@ use std::collections::HashSet;
 use std::sync::{Arc, Mutex};
 
 use chrono::{Datelike, Months, NaiveDate};
-use tracing::{info, instrument};
+use tracing::{debug, info, instrument};
 
 use super::{Store, StoreError};
 use crate::warehouse::normalize::{Batch, Cell};
@@ -111,7 +111,7 @@ impl Store {
             .fetch_one(self.pool())
             .await?;
         if created > 0 {
-            info!(created, "created month partitions");
+            debug!(created, "created month partitions");
         }
         Ok(created)
     }
@@ -138,7 +138,7 @@ impl Store {
         .fetch_one(self.pool())
         .await?;
         if created > 0 {
-            info!(
+            debug!(
                 created,
                 "created month partitions for the rows being written"
             );
