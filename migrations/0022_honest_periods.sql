@@ -138,7 +138,7 @@ COMMENT ON COLUMN linkledger.new_lost_periods.collected_at IS 'When the answer h
 -- figures that says why.
 DROP VIEW linkledger.new_lost_weekly;
 CREATE VIEW linkledger.new_lost_weekly AS
-WITH p AS (
+WITH p AS NOT MATERIALIZED (
     SELECT t.target, t.group_range, t.date AS period_end,
            linkledger.period_start(t.group_range, t.date) AS period_start,
            (t.collected_at AT TIME ZONE 'UTC')::date AS collected_on,
@@ -170,7 +170,9 @@ weeks AS (
     WHERE p.group_range = 'day'
     GROUP BY p.target, linkledger.period_start('week', p.period_end)
     UNION ALL
-    -- Weeks a month or year row covers (up to the day it was collected): no figures.
+    -- Weeks a month or year row covers (up to the day it was collected): no figures. A
+    -- month touches at most 6 weeks, a year 54; constant bounds keep the planner's
+    -- estimates true.
     SELECT p.target, linkledger.period_start('week', p.period_start) + 7 * w.i, p.group_range,
            CASE p.group_range WHEN 'month' THEN 3 ELSE 4 END,
            0, false,
@@ -179,9 +181,11 @@ weeks AS (
                   p.group_range, p.group_range,
                   CASE p.group_range WHEN 'month' THEN ', the API''s default' ELSE '' END, p.group_range)
     FROM p
-    CROSS JOIN LATERAL generate_series(
-        0, (least(p.period_end, p.collected_on) - linkledger.period_start('week', p.period_start)) / 7) AS w(i)
-    WHERE p.group_range IN ('month', 'year')
+    JOIN (SELECT 'month' AS group_range, i FROM generate_series(0, 5) AS m(i)
+          UNION ALL
+          SELECT 'year', i FROM generate_series(0, 53) AS y(i)) AS w
+      ON w.group_range = p.group_range
+     AND w.i <= (least(p.period_end, p.collected_on) - linkledger.period_start('week', p.period_start)) / 7
 )
 SELECT DISTINCT ON (w.target, w.week)
        w.target,
@@ -220,7 +224,7 @@ COMMENT ON COLUMN linkledger.new_lost_weekly.why_no_figures IS 'Why the week has
 -- month_over_month: what changed during each calendar month, from the history
 -- snapshots on its first day and on the next month's first day.
 CREATE VIEW linkledger.month_over_month AS
-WITH h AS (
+WITH h AS NOT MATERIALIZED (
     SELECT * FROM linkledger.history
     WHERE options = linkledger.default_options('history')
 ),
