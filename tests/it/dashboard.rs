@@ -329,6 +329,142 @@ async fn every_panel_query_runs_as_the_reader_on_the_demo_data_and_returns_rows(
     reader.close().await.unwrap();
 }
 
+/// The SQL of the panel titled `title`, filled as Grafana fills it.
+fn panel_sql(
+    d: &Value,
+    title: &str,
+    vars: &[Var],
+    from: DateTime<Utc>,
+    to: DateTime<Utc>,
+) -> String {
+    let p = panels(d)
+        .into_iter()
+        .find(|p| p["title"] == title)
+        .unwrap_or_else(|| panic!("no panel {title}"));
+    fill_macros(
+        &fill_variables(p["targets"][0]["rawSql"].as_str().unwrap(), vars),
+        from,
+        to,
+    )
+}
+
+#[tokio::test]
+async fn the_rank_panel_draws_one_line_per_target_with_a_rank_one_point_a_day_each_on_its_scale() {
+    let d = dashboard();
+    let db = demo_database().await;
+    let mut conn = PgConnection::connect(&db.url).await.unwrap();
+    let now = Utc::now();
+    let from = relative_time(d["time"]["from"].as_str().unwrap(), now);
+    let to = relative_time(d["time"]["to"].as_str().unwrap(), now);
+    let vars = variables(&d, &mut conn, from, to, None).await;
+    let sql = panel_sql(&d, "Rank per target", &vars, from, to);
+    let rows: Vec<(DateTime<Utc>, String, i64)> = sqlx::query_as(sqlx::AssertSqlSafe(sql.clone()))
+        .fetch_all(&mut conn)
+        .await
+        .unwrap_or_else(|e| panic!("{sql}: {e}"));
+    let series: std::collections::BTreeSet<&str> = rows.iter().map(|r| r.1.as_str()).collect();
+    let points: std::collections::BTreeSet<(DateTime<Utc>, &str)> =
+        rows.iter().map(|r| (r.0, r.1.as_str())).collect();
+    assert_eq!(
+        points.len(),
+        rows.len(),
+        "one point per line and day: {rows:?}"
+    );
+    // Every target with a rank in the range has its line, a target collected on the
+    // 0-100 scale only (the demo's portfolio) on that scale, named so.
+    let ranked: Vec<(String, bool)> = sqlx::query_as(
+        "SELECT target, bool_or(rank_scale = 'one_thousand') FROM linkledger.rank_trend
+         WHERE date >= $1::timestamptz::date GROUP BY target ORDER BY target",
+    )
+    .bind(from)
+    .fetch_all(&mut conn)
+    .await
+    .unwrap();
+    let expected: std::collections::BTreeSet<String> = ranked
+        .iter()
+        .map(|(t, thousand)| {
+            if *thousand {
+                t.clone()
+            } else {
+                format!("{t} (0-100)")
+            }
+        })
+        .collect();
+    assert!(
+        ranked.iter().any(|(_, thousand)| !thousand),
+        "the demo has a 0-100 target"
+    );
+    assert_eq!(
+        series,
+        expected.iter().map(String::as_str).collect(),
+        "one line per target"
+    );
+    conn.close().await.unwrap();
+}
+
+#[tokio::test]
+async fn the_new_and_lost_panels_draw_partial_weeks_apart_from_whole_ones() {
+    let d = dashboard();
+    let db = demo_database().await;
+    let mut conn = PgConnection::connect(&db.url).await.unwrap();
+    let now = Utc::now();
+    let from = relative_time(d["time"]["from"].as_str().unwrap(), now);
+    let to = relative_time(d["time"]["to"].as_str().unwrap(), now);
+    let vars = variables(&d, &mut conn, from, to, None).await;
+    for title in [
+        "New vs lost backlinks per week",
+        "New vs lost referring domains per week",
+    ] {
+        let sql = panel_sql(&d, title, &vars, from, to);
+        let rows = sqlx::query(sqlx::AssertSqlSafe(sql.clone()))
+            .fetch_all(&mut conn)
+            .await
+            .unwrap_or_else(|e| panic!("{title}: {sql}: {e}"));
+        let (mut whole, mut partial) = (0, 0);
+        for r in &rows {
+            let time: DateTime<Utc> = r.get("time");
+            let target: String = r.get("target");
+            let complete: bool = sqlx::query_scalar(
+                "SELECT complete FROM linkledger.new_lost_weekly
+                 WHERE target = $1 AND week = $2::timestamptz::date",
+            )
+            .bind(&target)
+            .bind(time)
+            .fetch_one(&mut conn)
+            .await
+            .unwrap();
+            let new: Option<i64> = r.get("new");
+            let new_partial: Option<i64> = r.get("new (partial week)");
+            let lost: Option<i64> = r.get("lost");
+            let lost_partial: Option<i64> = r.get("lost (partial week)");
+            if complete {
+                assert!(new.is_some() && lost.is_some(), "{title}: {target} {time}");
+                assert!(
+                    new_partial.is_none() && lost_partial.is_none(),
+                    "{title}: {target} {time}"
+                );
+                whole += 1;
+            } else {
+                assert!(
+                    new.is_none() && lost.is_none(),
+                    "{title}: {target} {time} is partial"
+                );
+                assert!(
+                    new_partial.is_some() && lost_partial.is_some(),
+                    "{title}: {target} {time}"
+                );
+                partial += 1;
+            }
+        }
+        // The demo collects a month by day: whole weeks, and a partial one at each end.
+        assert!(
+            whole > 0 && partial > 0,
+            "{title}: {whole} whole, {partial} partial"
+        );
+    }
+    conn.close().await.unwrap();
+}
+
 #[test]
 fn every_panel_reads_the_provisioned_data_source_and_the_readme_describes_it() {
     let d = dashboard();

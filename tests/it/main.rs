@@ -1,6 +1,7 @@
 //! Integration tests: real PostgreSQL, the sandbox over real HTTP, the real binary.
 
 mod backfill;
+mod bi_views;
 mod budgets;
 mod citus;
 mod cli;
