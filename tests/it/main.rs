@@ -10,6 +10,7 @@ mod compose;
 mod coverage;
 mod daemon;
 mod dashboard;
+mod dbt;
 mod documents;
 mod durable;
 mod endpoints;
