@@ -22,6 +22,7 @@ mod layers;
 mod logs;
 mod money_path;
 mod outage;
+mod pandas;
 mod partitions;
 mod perf;
 mod plan;
