@@ -1,6 +1,7 @@
 //! The operator's commands around the warehouse: `migrate`, `replay` (the tables
 //! rebuilt from raw responses), `grant-reader` (a read-only role for BI tools),
-//! `schema-docs` (the schema as Markdown from its comments) and `citus-ddl`.
+//! `schema-docs` (the schema as Markdown or a dbt `sources.yml`, from its comments and
+//! constraints) and `citus-ddl`.
 
 use std::process::ExitCode;
 
@@ -129,20 +130,40 @@ pub(super) async fn grant_reader(cx: &Context, args: GrantReaderArgs) -> anyhow:
     Ok(ExitCode::SUCCESS)
 }
 
-pub(super) async fn schema_docs(cx: &Context) -> anyhow::Result<ExitCode> {
+#[derive(Debug, clap::Args)]
+pub struct SchemaDocsArgs {
+    /// markdown: docs/schema.md; dbt: a sources.yml for a dbt project (descriptions,
+    /// the grain as unique and not_null tests, closed sets as accepted_values,
+    /// loaded_at_field and freshness).
+    #[arg(long, value_enum, default_value_t = DocsFormat::Markdown)]
+    format: DocsFormat,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+enum DocsFormat {
+    Markdown,
+    Dbt,
+}
+
+pub(super) async fn schema_docs(cx: &Context, args: SchemaDocsArgs) -> anyhow::Result<ExitCode> {
     let store = app::connect(&cx.config()?).await?;
     let relations = store
         .describe_schema()
         .await
         .context("reading the schema's comments")?;
-    let functions = store
-        .describe_functions()
-        .await
-        .context("reading the schema's functions")?;
-    print!(
-        "{}",
-        crate::ops::schema_docs::render(&relations, &functions)
-    );
+    match args.format {
+        DocsFormat::Markdown => {
+            let functions = store
+                .describe_functions()
+                .await
+                .context("reading the schema's functions")?;
+            print!(
+                "{}",
+                crate::ops::schema_docs::render(&relations, &functions)
+            );
+        }
+        DocsFormat::Dbt => print!("{}", crate::ops::dbt::render(&relations)),
+    }
     Ok(ExitCode::SUCCESS)
 }
 

@@ -111,8 +111,10 @@ pub const SCHEMA_DOCS: &str = concat!(
     help!(
         "linkledger schema-docs > docs/schema.md",
         "DATABASE_URL=postgres://me@localhost/scratch linkledger schema-docs",
+        "linkledger schema-docs --format dbt > my_dbt_project/models/linkledger/sources.yml",
     ),
-    "It applies the migrations first, so it documents the schema this version creates.\n\n",
+    "It applies the migrations first, so it documents the schema this version creates. The dbt \
+sources.yml needs dbt-core 1.10.5 or later and no package.\n\n",
     "Exit status: 0 printed; 1 the database could not be read; 2 bad configuration."
 );
 pub const CITUS_DDL: &str = concat!(

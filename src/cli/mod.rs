@@ -91,11 +91,11 @@ pub enum Command {
     /// schema, SELECT on every table and view, now and on those added later.
     #[command(after_help = help::GRANT_READER)]
     GrantReader(admin::GrantReaderArgs),
-    /// Prints the schema as Markdown from the database's own comments: every table and
+    /// Prints the schema from the database's own comments: as Markdown, every table and
     /// view with its columns, types and key, and the functions (docs/schema.md is this
-    /// output).
+    /// output); or as a dbt sources.yml with tests of the keys and closed sets.
     #[command(after_help = help::SCHEMA_DOCS)]
-    SchemaDocs,
+    SchemaDocs(admin::SchemaDocsArgs),
     /// Prints the statements that distribute the warehouse over Citus by target (the
     /// ledger and queue stay on the coordinator). Reads no database.
     #[command(after_help = help::CITUS_DDL)]
@@ -175,7 +175,7 @@ async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Sandbox(args) => sandbox::sandbox(args).await,
         Command::Demo => sandbox::demo(cx.config()?).await,
         Command::GrantReader(args) => admin::grant_reader(&cx, args).await,
-        Command::SchemaDocs => admin::schema_docs(&cx).await,
+        Command::SchemaDocs(args) => admin::schema_docs(&cx, args).await,
         Command::CitusDdl => admin::citus_ddl(),
         Command::Backfill(args) => backfill::backfill(&cx, args).await,
         Command::Gaps(args) => gaps::gaps_command(&cx, args).await,

@@ -1,8 +1,10 @@
 //! What an operator sees and runs around the collector: logs, metrics and health,
-//! runs as a person meets them, progress, the schema's own documentation, and a
+//! runs as a person meets them, progress, the schema's own documentation (Markdown and
+//! a dbt `sources.yml`), and a
 //! throwaway PostgreSQL cluster.
 
 pub mod cluster;
+pub mod dbt;
 pub mod health;
 pub mod metrics;
 pub mod progress;

@@ -64,11 +64,22 @@ fn relation(out: &mut String, r: &Relation) {
         out,
         "{kind} `{SCHEMA}.{}`: {}\n",
         r.name,
-        cell(r.comment.as_deref().unwrap_or("(no comment)"))
+        cell(r.description().as_deref().unwrap_or("(no comment)"))
     );
-    if !r.primary_key.is_empty() {
-        let key: Vec<String> = r.primary_key.iter().map(|c| format!("`{c}`")).collect();
-        let _ = writeln!(out, "Key: {}\n", key.join(", "));
+    let grain: Vec<String> = r
+        .grain()
+        .iter()
+        .map(|c| match c.nullable {
+            true => format!("`{}` (may be NULL)", c.name),
+            false => format!("`{}`", c.name),
+        })
+        .collect();
+    if !grain.is_empty() {
+        let label = match r.kind {
+            RelationKind::Table => "Key",
+            RelationKind::View => "Grain (the key of one row)",
+        };
+        let _ = writeln!(out, "{label}: {}\n", grain.join(", "));
     }
     if let Some(column) = &r.partitioned_on {
         let _ = writeln!(
@@ -116,6 +127,7 @@ mod tests {
             sql_type: ty.into(),
             not_null,
             comment: comment.map(Into::into),
+            needs_quotes: false,
         }
     }
 
@@ -133,14 +145,20 @@ mod tests {
                     ],
                     primary_key: vec!["target".into(), "month".into()],
                     partitioned_on: Some("month".into()),
+                    unique: vec![],
+                    checks: vec![],
+                    references: vec![],
                 },
                 Relation {
                     name: "latest_summary".into(),
                     kind: RelationKind::View,
-                    comment: Some("The newest summary\nrow per target".into()),
+                    comment: Some("The newest summary\nrow per target\ngrain: target".into()),
                     columns: vec![col("target", "text", false, Some("Domain"))],
                     partitioned_on: None,
                     primary_key: vec![],
+                    unique: vec![],
+                    checks: vec![],
+                    references: vec![],
                 },
             ],
             &[Function {
@@ -166,6 +184,10 @@ mod tests {
         assert!(
             md.contains("view `linkledger.latest_summary`: The newest summary row per target"),
             "{md}"
+        );
+        assert!(
+            md.contains("Grain (the key of one row): `target`\n") && !md.contains("grain: target"),
+            "a view's grain line is shown as its key, not in its description: {md}"
         );
         assert!(md.find("### history").unwrap() < md.find("### latest_summary").unwrap());
         assert!(

@@ -20,6 +20,93 @@ pub struct Relation {
     pub primary_key: Vec<String>,
     /// The column a partitioned table is range-partitioned by month on.
     pub partitioned_on: Option<String>,
+    /// The columns of each `UNIQUE` constraint (tables), in key order.
+    pub unique: Vec<Vec<String>>,
+    /// The `CHECK` constraints of one column (tables): the column and the constraint
+    /// as `pg_get_constraintdef` spells it.
+    pub checks: Vec<(String, String)>,
+    /// The foreign keys of one column (tables).
+    pub references: Vec<Reference>,
+}
+
+/// A one-column foreign key: `column` holds values of `table.to` (a table of the schema).
+#[derive(Clone, Debug, PartialEq, Eq, sqlx::FromRow)]
+pub struct Reference {
+    pub column: String,
+    pub table: String,
+    pub to: String,
+}
+
+/// A column of a relation's grain (the columns whose values name one of its rows).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct KeyColumn {
+    pub name: String,
+    /// The column may be NULL, NULL being one value of the key (a view's `?`).
+    pub nullable: bool,
+}
+
+/// How a view's comment names its grain: its last line, `grain: a, b` (a column
+/// marked `?`, `b?`, may be NULL). Tables need none: their primary key is their grain.
+pub const GRAIN_LINE: &str = "grain:";
+
+impl Relation {
+    /// The comment without its grain line.
+    pub fn description(&self) -> Option<String> {
+        let comment = self.comment.as_deref()?;
+        let text = match grain_line(comment) {
+            Some((before, _)) => before,
+            None => comment,
+        };
+        Some(text.trim_end().to_string())
+    }
+
+    /// The key of one row: a table's primary key, a view's grain line; empty when it
+    /// has neither.
+    pub fn grain(&self) -> Vec<KeyColumn> {
+        match self.kind {
+            RelationKind::Table => self
+                .primary_key
+                .iter()
+                .map(|c| KeyColumn {
+                    name: c.clone(),
+                    nullable: false,
+                })
+                .collect(),
+            RelationKind::View => self
+                .comment
+                .as_deref()
+                .and_then(grain_line)
+                .map(|(_, line)| {
+                    line.split(',')
+                        .map(str::trim)
+                        .filter(|c| !c.is_empty())
+                        .map(|c| match c.strip_suffix('?') {
+                            Some(name) => KeyColumn {
+                                name: name.trim().to_string(),
+                                nullable: true,
+                            },
+                            None => KeyColumn {
+                                name: c.to_string(),
+                                nullable: false,
+                            },
+                        })
+                        .collect()
+                })
+                .unwrap_or_default(),
+        }
+    }
+}
+
+/// The text before a comment's last line when that line is a grain line, and the
+/// line's list of columns.
+fn grain_line(comment: &str) -> Option<(&str, &str)> {
+    let trimmed = comment.trim_end();
+    let (before, last) = match trimmed.rfind('\n') {
+        Some(i) => (&trimmed[..i], &trimmed[i + 1..]),
+        None => ("", trimmed),
+    };
+    let columns = last.trim().strip_prefix(GRAIN_LINE)?;
+    Some((before, columns))
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
@@ -35,6 +122,8 @@ pub struct Column {
     pub sql_type: String,
     pub not_null: bool,
     pub comment: Option<String>,
+    /// SQL must quote the name (`"position"`): a keyword, or not a plain lower-case name.
+    pub needs_quotes: bool,
 }
 
 #[derive(Debug, sqlx::FromRow)]
@@ -85,6 +174,13 @@ pub enum GrantError {
     Store(#[from] StoreError),
 }
 
+#[derive(Debug, sqlx::FromRow)]
+struct ConstraintRow {
+    kind: i8,
+    columns: Vec<String>,
+    definition: String,
+}
+
 impl From<sqlx::Error> for GrantError {
     fn from(e: sqlx::Error) -> Self {
         GrantError::Store(StoreError::Sql(e))
@@ -118,7 +214,8 @@ impl Store {
         for r in rows {
             let columns: Vec<Column> = sqlx::query_as(
                 "SELECT a.attname::text AS name, format_type(a.atttypid, a.atttypmod) AS sql_type,
-                        a.attnotnull AS not_null, col_description(a.attrelid, a.attnum) AS comment
+                        a.attnotnull AS not_null, col_description(a.attrelid, a.attnum) AS comment,
+                        quote_ident(a.attname) <> a.attname::text AS needs_quotes
                  FROM pg_attribute a
                  WHERE a.attrelid = $1 AND a.attnum > 0 AND NOT a.attisdropped
                  ORDER BY a.attnum",
@@ -126,6 +223,42 @@ impl Store {
             .bind(r.oid)
             .fetch_all(self.pool())
             .await?;
+            let constraints: Vec<ConstraintRow> = sqlx::query_as(
+                "SELECT c.contype::\"char\" AS kind,
+                        array(SELECT a.attname::text
+                              FROM unnest(c.conkey) WITH ORDINALITY AS k(attnum, ord)
+                              JOIN pg_attribute a ON a.attrelid = c.conrelid AND a.attnum = k.attnum
+                              ORDER BY k.ord) AS columns,
+                        CASE WHEN c.contype = 'f'
+                             THEN (SELECT r.relname::text || '.' || a.attname::text
+                                   FROM pg_class r
+                                   JOIN pg_attribute a ON a.attrelid = r.oid AND a.attnum = c.confkey[1]
+                                   WHERE r.oid = c.confrelid)
+                             ELSE pg_get_constraintdef(c.oid) END AS definition
+                 FROM pg_constraint c
+                 WHERE c.conrelid = $1 AND c.contype IN ('u', 'c', 'f')
+                 ORDER BY c.conname",
+            )
+            .bind(r.oid)
+            .fetch_all(self.pool())
+            .await?;
+            let (mut unique, mut checks, mut references) = (vec![], vec![], vec![]);
+            for c in constraints {
+                match (c.kind as u8, c.columns.as_slice()) {
+                    (b'u', _) => unique.push(c.columns),
+                    (b'c', [column]) => checks.push((column.clone(), c.definition)),
+                    (b'f', [column]) => {
+                        if let Some((table, to)) = c.definition.split_once('.') {
+                            references.push(Reference {
+                                column: column.clone(),
+                                table: table.to_string(),
+                                to: to.to_string(),
+                            });
+                        }
+                    }
+                    _ => {}
+                }
+            }
             out.push(Relation {
                 name: r.name,
                 kind: if matches!(r.relkind as u8, b'r' | b'p') {
@@ -137,6 +270,9 @@ impl Store {
                 columns,
                 primary_key: r.primary_key,
                 partitioned_on: r.partitioned_on,
+                unique,
+                checks,
+                references,
             });
         }
         Ok(out)
@@ -259,4 +395,72 @@ async fn execute_format(
         .execute(&mut *conn)
         .await?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn view(comment: &str) -> Relation {
+        Relation {
+            name: "v".into(),
+            kind: RelationKind::View,
+            comment: Some(comment.into()),
+            columns: vec![],
+            primary_key: vec![],
+            partitioned_on: None,
+            unique: vec![],
+            checks: vec![],
+            references: vec![],
+        }
+    }
+
+    #[test]
+    fn a_views_grain_is_the_last_line_of_its_comment_and_left_out_of_its_description() {
+        let v = view("Rank per target\nover time\ngrain: target, date, group_range?, rank_scale");
+        assert_eq!(
+            v.grain(),
+            vec![
+                KeyColumn {
+                    name: "target".into(),
+                    nullable: false
+                },
+                KeyColumn {
+                    name: "date".into(),
+                    nullable: false
+                },
+                KeyColumn {
+                    name: "group_range".into(),
+                    nullable: true
+                },
+                KeyColumn {
+                    name: "rank_scale".into(),
+                    nullable: false
+                },
+            ]
+        );
+        assert_eq!(v.description().unwrap(), "Rank per target\nover time");
+    }
+
+    #[test]
+    fn a_comment_without_a_grain_line_names_no_grain_and_is_its_own_description() {
+        let v = view("The grain: of it is not on its own line");
+        assert!(v.grain().is_empty());
+        assert_eq!(
+            v.description().unwrap(),
+            "The grain: of it is not on its own line"
+        );
+        let table = Relation {
+            kind: RelationKind::Table,
+            primary_key: vec!["id".into()],
+            ..view("grain: nothing a table says")
+        };
+        assert_eq!(
+            table.grain(),
+            vec![KeyColumn {
+                name: "id".into(),
+                nullable: false
+            }]
+        );
+    }
 }
