@@ -143,7 +143,7 @@ pub struct RunCall {
     pub targets: Vec<String>,
     /// queued, running, failed, exhausted or cancelled.
     pub state: String,
-    /// How it ended or stands: the key of a [`CallEnd`] ([`CALL_END`]).
+    /// How it ended or stands: the key of a [`CallEnd`] (as `CALL_END` reads it).
     pub call_end: String,
     /// Claims made of it.
     pub attempt: i32,
