@@ -33,4 +33,5 @@ mod schema;
 mod secrets;
 mod spend;
 mod summary;
+mod target_status;
 mod warehouse_keys;
