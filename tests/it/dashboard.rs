@@ -310,6 +310,16 @@ async fn every_panel_query_runs_as_the_reader_on_the_demo_data_and_returns_rows(
     }
     assert!(queries >= panels.len());
 
+    // Every target of the example jobs was collected by the demo: each call's options,
+    // as the database reads them from its task, are those the job files give.
+    let not_ok: Vec<(String, String, String)> = sqlx::query_as(
+        "SELECT job, collection, status FROM linkledger.target_status WHERE status <> 'ok'",
+    )
+    .fetch_all(&mut reader)
+    .await
+    .unwrap();
+    assert!(not_ok.is_empty(), "{not_ok:?}");
+
     // One job chosen instead of All: the targets offered are that job's, the panels
     // that name jobs show only its rows.
     let job_targets: Vec<String> = sqlx::query_scalar(
