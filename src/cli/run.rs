@@ -49,6 +49,7 @@ pub(super) async fn run(cx: &Context, args: RunArgs) -> anyhow::Result<ExitCode>
         return Err(UsageError(no_jobs(&cfg.jobs.dir)).into());
     }
     let app = App::build(cfg, "once", &jobs).await?;
+    once::record_job_targets(&app.store, &jobs).await;
     let code = run_once(&app, &selected, RunKind::Once).await;
     app.close().await?;
     code

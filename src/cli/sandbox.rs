@@ -196,6 +196,7 @@ pub(super) async fn demo(cfg: Config) -> anyhow::Result<ExitCode> {
     let store = app.store.clone();
     // This demo's runs are the demo runs started from here on.
     let before = reports::newest_run_id(&store).await?;
+    crate::collect::once::record_job_targets(&store, &jobs).await;
     let code = run_once(&app, &selected, RunKind::Demo).await?;
     println!("\nstored (schema linkledger, the whole warehouse):");
     for (table, n) in store.table_counts().await? {

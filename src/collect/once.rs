@@ -135,6 +135,23 @@ pub struct EnqueuedRuns {
     pub estimate: Usd,
 }
 
+/// Records every target of `jobs` (all the job files loaded, not only those selected)
+/// in `linkledger.loaded_targets`, as the daemon does at start and on each reload; the
+/// views `job_targets` and `target_status` read them. A failure is logged: the run goes
+/// on without it.
+pub async fn record_job_targets(store: &crate::store::Store, jobs: &[Job]) {
+    let rows = crate::jobs::job_targets(jobs, chrono::Utc::now());
+    match store.record_job_targets(&rows).await {
+        Ok(done) => info!(
+            targets = rows.len(),
+            changed = done.changed,
+            removed = done.removed,
+            "job targets recorded"
+        ),
+        Err(e) => warn!(error = %e, "recording the job files' targets failed"),
+    }
+}
+
 /// What one run of every collection of `jobs` buys now: date-ranged calls narrowed to
 /// what the warehouse does not hold.
 pub async fn plan(

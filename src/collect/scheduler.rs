@@ -9,7 +9,7 @@ use std::sync::{Arc, Mutex};
 
 use anyhow::Context as _;
 use chrono::{DateTime, Utc};
-use tracing::{error, info, instrument};
+use tracing::{error, info, instrument, warn};
 
 use crate::collect::workers;
 use crate::jobs::{CatchUp, Job};
@@ -32,6 +32,9 @@ pub struct Scheduler {
     metrics: Option<Arc<Metrics>>,
     problems: PlanProblems,
     fire_failures: FireFailures,
+    /// Whether the jobs' targets are recorded (`linkledger.loaded_targets`) since they
+    /// were last replaced.
+    targets_recorded: bool,
 }
 
 /// A fire this scheduler enqueued.
@@ -57,6 +60,7 @@ impl Scheduler {
             metrics: None,
             problems: PlanProblems::default(),
             fire_failures: FireFailures::default(),
+            targets_recorded: false,
         }
     }
 
@@ -108,6 +112,26 @@ impl Scheduler {
     }
 
     /// New job definitions; collections seen before keep their place.
+    /// Records every target of the jobs (`linkledger.loaded_targets`): the rows the
+    /// views `job_targets` and `target_status` read.
+    async fn record_targets(&mut self, now: DateTime<Utc>) {
+        let rows = crate::jobs::job_targets(&self.jobs, now);
+        match self.store.record_job_targets(&rows).await {
+            Ok(done) => {
+                self.targets_recorded = true;
+                info!(
+                    targets = rows.len(),
+                    changed = done.changed,
+                    removed = done.removed,
+                    "job targets recorded"
+                );
+            }
+            Err(e) => {
+                warn!(error = %e, "recording the job files' targets failed; tried again next tick")
+            }
+        }
+    }
+
     pub fn replace_jobs(&mut self, jobs: Vec<Job>) {
         let keys: std::collections::HashSet<(String, String)> = jobs
             .iter()
@@ -132,6 +156,7 @@ impl Scheduler {
             .expect("fire failures")
             .retain(|k, _| definitions.get(k).is_some_and(|d| before.get(k) == Some(d)));
         self.jobs = jobs;
+        self.targets_recorded = false;
     }
 
     /// Enqueues every fire due at `now` (the clock is the caller's, so tests can move
@@ -160,6 +185,11 @@ impl Scheduler {
                     Err(failure) => self.fire_failed(ji, ci, failure),
                 }
             }
+        }
+        // After the fires: what is due is enqueued first. Tried again next tick when the
+        // database would not take it.
+        if !self.targets_recorded {
+            self.record_targets(now).await;
         }
         for run in self
             .store

@@ -237,6 +237,63 @@ impl Problems {
     }
 }
 
+/// One target of one collection, as the job files say: a row of
+/// `linkledger.job_targets` (which job collects which target, how, and how often).
+#[derive(Clone, Debug, PartialEq)]
+pub struct JobTarget {
+    pub job: String,
+    pub collection: String,
+    pub endpoint: Endpoint,
+    pub target: String,
+    /// The collection's [`Endpoint::answer_options`]: the `options` of the rows its
+    /// answers store.
+    pub options: serde_json::Value,
+    /// The timeseries' `group_range` (the API's default filled in); `None` for other
+    /// endpoints.
+    pub group_range: Option<String>,
+    /// The schedule as written.
+    pub schedule: String,
+    /// The time zone the schedule is evaluated in; `None` is UTC.
+    pub timezone: Option<String>,
+    /// [`Schedule::longest_gap`] from the instant the rows were made.
+    pub every: Option<chrono::TimeDelta>,
+    /// The job file.
+    pub file: String,
+}
+
+/// Every target of every collection of `jobs`, in file order; `now` is when they are
+/// read (the schedules' gaps are measured from it).
+pub fn job_targets(jobs: &[Job], now: chrono::DateTime<chrono::Utc>) -> Vec<JobTarget> {
+    let today = now.date_naive();
+    let mut out = Vec::new();
+    for job in jobs {
+        for c in &job.collections {
+            let params = serde_json::Value::Object(c.request_params(today));
+            let options = c.endpoint.answer_options(&params);
+            let group_range = params
+                .get("group_range")
+                .and_then(serde_json::Value::as_str)
+                .map(str::to_string);
+            let every = c.schedule.longest_gap(now);
+            for t in &c.targets {
+                out.push(JobTarget {
+                    job: job.name.clone(),
+                    collection: c.name.clone(),
+                    endpoint: c.endpoint,
+                    target: t.as_str().to_string(),
+                    options: options.clone(),
+                    group_range: group_range.clone(),
+                    schedule: c.schedule.as_str().to_string(),
+                    timezone: c.schedule.timezone().map(|tz| tz.name().to_string()),
+                    every,
+                    file: job.file.display().to_string(),
+                });
+            }
+        }
+    }
+    out
+}
+
 /// The jobs `name` selects: all of them for `None`.
 pub fn select<'a>(jobs: &'a [Job], name: Option<&str>) -> Result<Vec<&'a Job>, String> {
     let Some(name) = name else {

@@ -218,6 +218,29 @@ impl Schedule {
     }
 }
 
+impl Schedule {
+    /// The longest time between two consecutive fires after `from`, over the next
+    /// [`GAP_HORIZON_DAYS`] days (at most [`GAP_FIRES`] fires): how long a target of
+    /// the collection may go without a new answer while every fire succeeds (a
+    /// weekday schedule: the weekend's three days; a daily one across a daylight saving
+    /// change: 25 hours). `None` when fewer than two fires fall in that horizon.
+    pub fn longest_gap(&self, from: DateTime<Utc>) -> Option<chrono::TimeDelta> {
+        let fires = self.fires_between(
+            from,
+            from + chrono::TimeDelta::days(GAP_HORIZON_DAYS),
+            GAP_FIRES,
+        );
+        fires.windows(2).map(|w| w[1] - w[0]).max()
+    }
+}
+
+/// How far ahead [`Schedule::longest_gap`] looks: over two years, so that a yearly
+/// schedule has two fires.
+pub const GAP_HORIZON_DAYS: i64 = 800;
+/// The most fires [`Schedule::longest_gap`] compares (a minutely schedule's first
+/// days).
+pub const GAP_FIRES: usize = 2000;
+
 impl fmt::Display for Schedule {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(&self.text)?;

@@ -1312,3 +1312,46 @@ fn a_targets_file_of_wrong_lines_is_not_shown_whole() {
     );
     assert!(!err.to_string().contains("secret line 11"), "{err}");
 }
+
+#[test]
+fn job_targets_name_each_target_of_each_collection_with_its_answer_options_and_schedule() {
+    let job = load(
+        "name = \"j\"\ntargets = [\"a.com\", \"www.b.com\"]\ntimezone = \"Europe/Berlin\"\n\
+         [[collect]]\nendpoint = \"bulk_ranks\"\nschedule = \"30 8 * * 1-5\"\nparams = { rank_scale = \"one_hundred\" }\n\
+         [[collect]]\nname = \"ts\"\nendpoint = \"timeseries_summary\"\nschedule = \"@daily\"\ntargets = [\"a.com\"]\n",
+    )
+    .unwrap();
+    let now = chrono::DateTime::parse_from_rfc3339("2026-03-02T00:00:00Z")
+        .unwrap()
+        .to_utc();
+    let rows = job_targets(&[job], now);
+    let keys: Vec<(&str, &str)> = rows
+        .iter()
+        .map(|r| (r.collection.as_str(), r.target.as_str()))
+        .collect();
+    assert_eq!(
+        keys,
+        [
+            ("bulk_ranks", "a.com"),
+            ("bulk_ranks", "b.com"),
+            ("ts", "a.com")
+        ]
+    );
+    assert_eq!(
+        rows[0].options,
+        serde_json::json!({"rank_scale": "one_hundred"})
+    );
+    assert_eq!(rows[0].group_range, None);
+    assert_eq!(rows[0].schedule, "30 8 * * 1-5");
+    assert_eq!(rows[0].timezone.as_deref(), Some("Europe/Berlin"));
+    // Weekdays in Berlin: the weekend, an hour longer when the clocks go back in it.
+    assert_eq!(rows[0].every, Some(chrono::TimeDelta::hours(73)));
+    // The options the warehouse keys its rows by: the defaults filled in, the grain
+    // apart.
+    assert_eq!(
+        rows[2].options,
+        serde_json::json!({"include_subdomains": true, "rank_scale": "one_thousand"})
+    );
+    assert_eq!(rows[2].group_range.as_deref(), Some("month"));
+    assert!(rows[2].file.ends_with("job.toml"), "{}", rows[2].file);
+}

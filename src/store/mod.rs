@@ -4,6 +4,7 @@ pub mod api_slots;
 pub mod budgets;
 pub mod catalog;
 pub mod enqueue;
+pub mod job_targets;
 pub mod ledger;
 mod nodelay;
 pub mod partitions;

@@ -642,13 +642,20 @@ pub(super) async fn close_run<'e>(
     let done = sqlx::query(
         "UPDATE linkledger.runs r SET finished_at = now(),
              status = coalesce($2, CASE WHEN r.cancelled_at IS NOT NULL THEN 'cancelled'
-                                        WHEN w.cancelled > 0 THEN 'halted'
+                                        WHEN w.cancelled > 0 OR w.halted > 0 THEN 'halted'
                                         WHEN w.failed > 0 THEN 'failed' ELSE 'succeeded' END),
              failed_calls = w.failed + w.cancelled, rows_written = w.rows,
              message = coalesce($3, w.message), calls = s.calls, cost_usd = s.cost
          FROM (SELECT count(*) FILTER (WHERE state IN ('queued', 'running')) AS pending,
                       count(*) FILTER (WHERE state IN ('failed', 'exhausted')) AS failed,
                       count(*) FILTER (WHERE state = 'cancelled') AS cancelled,
+                      -- A call the API refused (the account, a wrong path, the daily
+                      -- cost limit) halts the run, even its last call with nothing
+                      -- left to cancel.
+                      count(*) FILTER (WHERE state = 'failed' AND (
+                          SELECT c.outcome FROM linkledger.api_calls c
+                          WHERE c.work_id = work.id ORDER BY c.id DESC LIMIT 1)
+                          IN ('halt', 'daily_limit')) AS halted,
                       coalesce(sum(rows_written), 0)::bigint AS rows,
                       (array_agg(last_error ORDER BY state = 'cancelled' DESC, id)
                          FILTER (WHERE state IN ('failed', 'exhausted', 'cancelled')))[1] AS message

@@ -26,6 +26,7 @@ pub const COORDINATOR: &[&str] = &[
     "fires",
     "work",
     "collections",
+    "loaded_targets",
     "api_slots",
     "api_starts",
     "budgets",

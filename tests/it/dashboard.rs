@@ -181,13 +181,14 @@ fn fill_macros(sql: &str, from: DateTime<Utc>, to: DateTime<Utc>) -> String {
 
 /// Fills the dashboard's variables as Grafana does on load: each query variable's
 /// query run (in order, so one may use those before it), its current selection taken
-/// ("All": every value its query returned), or `pick` for the variable if given.
+/// ("All": every value its query returned), or for the variable `pick` names, the value
+/// it gives.
 async fn variables(
     d: &Value,
     conn: &mut PgConnection,
     from: DateTime<Utc>,
     to: DateTime<Utc>,
-    pick: Option<&str>,
+    pick: Option<(&str, &str)>,
 ) -> Vec<Var> {
     let mut vars: Vec<Var> = Vec::new();
     for v in d["templating"]["list"].as_array().into_iter().flatten() {
@@ -218,16 +219,17 @@ async fn variables(
             Value::String(s) => vec![s.clone()],
             _ => vec!["$__all".to_string()],
         };
+        let name = v["name"].as_str().unwrap();
         let values = match pick {
-            Some(p) => vec![p.to_string()],
-            None if current == ["$__all"] => {
+            Some((n, p)) if n == name => vec![p.to_string()],
+            _ if current == ["$__all"] => {
                 assert_eq!(v["includeAll"], true, "{v}");
                 match v["allValue"].as_str() {
                     Some(all) if !all.is_empty() => vec![all.to_string()],
                     _ => options.clone(),
                 }
             }
-            None => current,
+            _ => current,
         };
         vars.push(Var {
             name: v["name"].as_str().unwrap().to_string(),
@@ -308,9 +310,52 @@ async fn every_panel_query_runs_as_the_reader_on_the_demo_data_and_returns_rows(
     }
     assert!(queries >= panels.len());
 
+    // Every target of the example jobs was collected by the demo: each call's options,
+    // as the database reads them from its task, are those the job files give.
+    let not_ok: Vec<(String, String, String)> = sqlx::query_as(
+        "SELECT job, collection, status FROM linkledger.target_status WHERE status <> 'ok'",
+    )
+    .fetch_all(&mut reader)
+    .await
+    .unwrap();
+    assert!(not_ok.is_empty(), "{not_ok:?}");
+
+    // One job chosen instead of All: the targets offered are that job's, the panels
+    // that name jobs show only its rows.
+    let job_targets: Vec<String> = sqlx::query_scalar(
+        "SELECT DISTINCT target FROM linkledger.job_targets WHERE job = 'pages' ORDER BY target",
+    )
+    .fetch_all(&mut reader)
+    .await
+    .unwrap();
+    let all_targets = &vars.iter().find(|v| v.name == "target").unwrap().values;
+    assert!(!job_targets.is_empty() && job_targets.len() < all_targets.len());
+    let pages = variables(&d, &mut reader, from, to, Some(("job", "pages"))).await;
+    let offered = &pages.iter().find(|v| v.name == "target").unwrap().values;
+    assert_eq!(
+        offered, &job_targets,
+        "the job variable filters the targets"
+    );
+    let status = panels
+        .iter()
+        .find(|p| p["title"] == "Target status")
+        .expect("the target status panel");
+    let sql = fill_macros(
+        &fill_variables(status["targets"][0]["rawSql"].as_str().unwrap(), &pages),
+        from,
+        to,
+    );
+    let jobs: Vec<String> = sqlx::query_scalar(sqlx::AssertSqlSafe(format!(
+        "SELECT DISTINCT job FROM ({sql}) s"
+    )))
+    .fetch_all(&mut reader)
+    .await
+    .unwrap();
+    assert_eq!(jobs, ["pages"]);
+
     // One target chosen instead of All: every query is still valid SQL.
-    let one = vars[0].values[0].clone();
-    let vars = variables(&d, &mut reader, from, to, Some(&one)).await;
+    let one = all_targets[0].clone();
+    let vars = variables(&d, &mut reader, from, to, Some(("target", &one))).await;
     for p in &panels {
         for t in p["targets"].as_array().unwrap() {
             let sql = fill_macros(

@@ -36,4 +36,5 @@ mod schema;
 mod secrets;
 mod spend;
 mod summary;
+mod target_status;
 mod warehouse_keys;

@@ -278,3 +278,31 @@ fn a_schedule_displays_with_its_time_zone() {
     let s = Schedule::parse("0 6 * * *", berlin()).unwrap();
     assert_eq!(s.to_string(), "0 6 * * * (Europe/Berlin)");
 }
+
+#[test]
+fn the_longest_gap_between_fires_is_the_weekend_for_weekdays_and_25_hours_across_autumns_change() {
+    let weekdays = Schedule::parse("30 8 * * 1-5", None).unwrap();
+    assert_eq!(
+        weekdays.longest_gap(utc(2026, 3, 2, 0, 0)),
+        Some(chrono::TimeDelta::days(3))
+    );
+    let daily = Schedule::parse("30 8 * * *", berlin()).unwrap();
+    // A year ahead holds the autumn change (25 hours) and the spring one (23 hours).
+    assert_eq!(
+        daily.longest_gap(utc(2026, 3, 2, 0, 0)),
+        Some(chrono::TimeDelta::hours(25))
+    );
+    let hourly = Schedule::parse("@hourly", None).unwrap();
+    assert_eq!(
+        hourly.longest_gap(utc(2026, 3, 2, 0, 0)),
+        Some(chrono::TimeDelta::hours(1))
+    );
+    let yearly = Schedule::parse("@yearly", None).unwrap();
+    assert_eq!(
+        yearly.longest_gap(utc(2026, 3, 2, 0, 0)),
+        Some(chrono::TimeDelta::days(365))
+    );
+    // Every fourth year only: no two fires within the horizon.
+    let leap = Schedule::parse("0 0 29 2 *", None).unwrap();
+    assert_eq!(leap.longest_gap(utc(2026, 3, 2, 0, 0)), None);
+}
