@@ -41,7 +41,7 @@ COMMENT ON COLUMN linkledger.loaded_targets.removed_at IS 'When a load found the
 
 CREATE VIEW linkledger.job_targets AS
 SELECT t.job, t.collection, t.endpoint, t.target, t.options, t.group_range, t.schedule,
-       t.timezone, t.every, t.file, t.first_seen_at
+       t.timezone, t.every, t.file, t.first_seen_at, t.options::text AS options_key
 FROM linkledger.loaded_targets t
 WHERE t.removed_at IS NULL;
 COMMENT ON VIEW linkledger.job_targets IS 'Which job collects which target: one row per job, collection and target of the job files as last loaded (by the daemon, at start and on each reload, or by run --once). Grain: job, collection, target';
@@ -156,7 +156,8 @@ SELECT jt.job, jt.collection, jt.endpoint, jt.target, jt.options, jt.group_range
             WHEN coalesce(s.finished_at, jt.first_seen_at) < now() - jt.every - interval '1 hour'
                  THEN 'stale'
             WHEN s.finished_at IS NULL THEN 'pending'
-            ELSE 'ok' END AS status
+            ELSE 'ok' END AS status,
+       jt.options_key
 FROM linkledger.job_targets jt
 LEFT JOIN LATERAL (
     SELECT w.run_id, w.finished_at
@@ -181,6 +182,8 @@ LEFT JOIN LATERAL (
 ) f ON true;
 COMMENT ON VIEW linkledger.target_status IS 'How each target of each job stands (every target of job_targets, stored or not): per collection (endpoint and options), the last planned call that brought its data, the last that failed for good and why, and whether it is stale against its schedule. WHERE status <> ''ok'' answers "which targets failed to refresh?". Grain: job, collection, target';
 COMMENT ON COLUMN linkledger.target_status.job IS 'Job name';
+COMMENT ON COLUMN linkledger.target_status.options_key IS 'options as text (jsonb''s canonical form: equal option sets, equal keys): a column pandas, spreadsheets and BI tools can group and filter by';
+COMMENT ON COLUMN linkledger.job_targets.options_key IS 'options as text (jsonb''s canonical form: equal option sets, equal keys): a column pandas, spreadsheets and BI tools can group and filter by';
 COMMENT ON COLUMN linkledger.target_status.collection IS 'Collection name within the job';
 COMMENT ON COLUMN linkledger.target_status.endpoint IS 'API endpoint the collection calls';
 COMMENT ON COLUMN linkledger.target_status.target IS 'Domain, subdomain or page URL, as sent to the API';
