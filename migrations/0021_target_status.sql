@@ -88,7 +88,8 @@ SELECT w.id AS work_id, w.run_id, w.job, w.collection, w.endpoint, w.targets,
        coalesce(c.requests, 0)::bigint AS requests,
        c.outcome AS last_outcome, c.http_status, c.status_code,
        coalesce(w.last_error, c.reason, w.state) AS reason,
-       coalesce(c.cost_usd, 0)::numeric AS cost_usd
+       coalesce(c.cost_usd, 0)::numeric AS cost_usd,
+       linkledger.task_options(w.endpoint, w.task)::text AS options_key
 FROM linkledger.work w
 LEFT JOIN LATERAL (
     SELECT count(*) FILTER (WHERE a.outcome NOT IN ('reused', 'sent')) AS requests,
@@ -102,6 +103,7 @@ LEFT JOIN LATERAL (
 ) c ON true
 WHERE w.state IN ('failed', 'exhausted');
 COMMENT ON VIEW linkledger.final_failures IS 'Planned calls that failed for good: one row per work item that ended without its data (refused or rejected by the API, an answer that could not be read, or its retries used up), with why; a failed attempt that a retry made good is not here (call_failures lists every attempt, final says which ended its call). Calls held by a budget or cancelled before sending are not failures. Grain: work_id';
+COMMENT ON COLUMN linkledger.final_failures.options_key IS 'options as text (jsonb''s canonical form: equal option sets, equal keys): a column pandas, spreadsheets and BI tools can group and filter by';
 COMMENT ON COLUMN linkledger.final_failures.work_id IS 'The planned call (work.id); call_failures.work_id lists its failed attempts';
 COMMENT ON COLUMN linkledger.final_failures.run_id IS 'Run the call belonged to';
 COMMENT ON COLUMN linkledger.final_failures.job IS 'Job name';
