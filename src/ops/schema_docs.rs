@@ -84,7 +84,7 @@ fn relation(out: &mut String, r: &Relation) {
     if let Some(column) = &r.partitioned_on {
         let _ = writeln!(
             out,
-            "Partitioned by month on `{column}` (partitions `{}_pYYYY_MM` and `{}_default`: query the table).\n",
+            "Partitioned by month on `{column}` (partitions `linkledger_partitions.{}_pYYYY_MM` and `{}_default`: query the table).\n",
             r.name, r.name
         );
     }

@@ -8,6 +8,9 @@
 //! SQL functions `linkledger.create_month_partition` and `linkledger.ensure_partitions`
 //! do the work under one advisory lock, so daemons and replicas can all call them.
 //!
+//! Partitions live in the schema `linkledger_partitions` (migration 0024), so the
+//! schema `linkledger` lists only what users query.
+//!
 //! Raw retention (`warehouse.raw_retention`) drops whole `raw_responses` partitions
 //! older than the window; bodies whose rows are not loaded, and bodies with items set
 //! aside (`rejected_items`, which only `replay` of the body can load), are kept.
@@ -179,7 +182,7 @@ impl Store {
                                OR EXISTS (SELECT 1 FROM linkledger.rejected_items x
                                           WHERE x.raw_response_id = r.id)),
                                  '{{}}')
-                 FROM linkledger.{part} r
+                 FROM linkledger_partitions.{part} r
                  JOIN linkledger.api_calls c ON c.id = r.api_call_id
                  LEFT JOIN linkledger.work w ON w.id = c.work_id"
             )))
@@ -189,20 +192,22 @@ impl Store {
             // The partition leaves the table first, so the bodies kept can go back in
             // (to the default partition: their month has none any more).
             sqlx::query(sqlx::AssertSqlSafe(format!(
-                "ALTER TABLE linkledger.raw_responses DETACH PARTITION linkledger.{part}"
+                "ALTER TABLE linkledger.raw_responses DETACH PARTITION linkledger_partitions.{part}"
             )))
             .execute(&mut *tx)
             .await?;
             sqlx::query(sqlx::AssertSqlSafe(format!(
                 "INSERT INTO linkledger.raw_responses
-                 SELECT * FROM linkledger.{part} WHERE id = ANY($1)"
+                 SELECT * FROM linkledger_partitions.{part} WHERE id = ANY($1)"
             )))
             .bind(&kept)
             .execute(&mut *tx)
             .await?;
-            sqlx::query(sqlx::AssertSqlSafe(format!("DROP TABLE linkledger.{part}")))
-                .execute(&mut *tx)
-                .await?;
+            sqlx::query(sqlx::AssertSqlSafe(format!(
+                "DROP TABLE linkledger_partitions.{part}"
+            )))
+            .execute(&mut *tx)
+            .await?;
             tx.commit().await?;
             let kept = kept.len() as i64;
             info!(partition = %part, bodies = total - kept, kept, "dropped raw bodies past the retention window");
@@ -213,7 +218,7 @@ impl Store {
         // Bodies kept earlier whose rows have loaded since (and none of whose items is
         // still set aside) go too.
         let gone = sqlx::query(
-            "DELETE FROM linkledger.raw_responses_default r
+            "DELETE FROM linkledger_partitions.raw_responses_default r
              USING linkledger.api_calls c
              LEFT JOIN linkledger.work w ON w.id = c.work_id
              WHERE c.id = r.api_call_id

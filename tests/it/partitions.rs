@@ -54,7 +54,11 @@ async fn store_summary(store: &Store, target: &str, day: NaiveDate) {
 }
 
 fn partition(table: &str, day: NaiveDate) -> String {
-    format!("linkledger.{table}_p{:04}_{:02}", day.year(), day.month())
+    format!(
+        "linkledger_partitions.{table}_p{:04}_{:02}",
+        day.year(),
+        day.month()
+    )
 }
 
 async fn partitions_of(store: &Store, table: &str) -> Vec<String> {
@@ -97,7 +101,11 @@ async fn rows_of_past_current_and_future_months_land_in_their_months_partitions(
         assert_eq!(part, partition("link_breakdowns", day));
     }
     assert_eq!(
-        count(&store, "SELECT count(*) FROM linkledger.summary_default").await,
+        count(
+            &store,
+            "SELECT count(*) FROM linkledger_partitions.summary_default"
+        )
+        .await,
         0
     );
 }
@@ -122,7 +130,7 @@ async fn a_row_past_the_made_partitions_waits_in_the_default_one_and_moves_when_
         placed(&store, "timeseries_summary", "date", "later.example").await,
         vec![(
             far.to_string(),
-            "linkledger.timeseries_summary_default".into()
+            "linkledger_partitions.timeseries_summary_default".into()
         )]
     );
     // The daemon's pass makes that month's partition (it is in the default one) and
@@ -139,7 +147,7 @@ async fn a_row_past_the_made_partitions_waits_in_the_default_one_and_moves_when_
     assert_eq!(
         count(
             &store,
-            "SELECT count(*) FROM linkledger.timeseries_summary_default"
+            "SELECT count(*) FROM linkledger_partitions.timeseries_summary_default"
         )
         .await,
         0
@@ -209,7 +217,7 @@ async fn the_planner_reads_only_the_months_a_date_bounded_query_asks_for() {
         let want = partition(table, last);
         assert_eq!(
             scanned,
-            vec![want.trim_start_matches("linkledger.")],
+            vec![want.trim_start_matches("linkledger_partitions.")],
             "{table}: {text}"
         );
     }
@@ -296,10 +304,10 @@ async fn raw_retention_drops_only_whole_months_past_the_window_and_keeps_bodies_
         report.dropped,
         vec![
             partition("raw_responses", months[0])
-                .trim_start_matches("linkledger.")
+                .trim_start_matches("linkledger_partitions.")
                 .to_string(),
             partition("raw_responses", months[1])
-                .trim_start_matches("linkledger.")
+                .trim_start_matches("linkledger_partitions.")
                 .to_string(),
         ]
     );
@@ -313,8 +321,14 @@ async fn raw_retention_drops_only_whole_months_past_the_window_and_keeps_bodies_
     assert_eq!(
         left,
         vec![
-            (ids[0], "linkledger.raw_responses_default".to_string()),
-            (ids[2], "linkledger.raw_responses_default".to_string()),
+            (
+                ids[0],
+                "linkledger_partitions.raw_responses_default".to_string()
+            ),
+            (
+                ids[2],
+                "linkledger_partitions.raw_responses_default".to_string()
+            ),
             (ids[4], partition("raw_responses", months[2])),
             (ids[5], partition("raw_responses", months[2])),
         ]
@@ -329,7 +343,7 @@ async fn raw_retention_drops_only_whole_months_past_the_window_and_keeps_bodies_
     assert_eq!(
         count(
             &store,
-            "SELECT count(*) FROM linkledger.raw_responses_default"
+            "SELECT count(*) FROM linkledger_partitions.raw_responses_default"
         )
         .await,
         2
@@ -418,7 +432,7 @@ async fn the_migration_moves_stored_rows_into_month_partitions_and_keeps_the_vie
     assert_eq!(
         count(
             &store,
-            "SELECT count(*) FROM linkledger.raw_responses_default"
+            "SELECT count(*) FROM linkledger_partitions.raw_responses_default"
         )
         .await,
         0
@@ -478,7 +492,7 @@ async fn the_store_knows_every_partitioned_table_and_its_column() {
     for (table, _) in PARTITIONED {
         let parts = partitions_of(&store, table).await;
         assert!(
-            parts.contains(&format!("linkledger.{table}_default")),
+            parts.contains(&format!("linkledger_partitions.{table}_default")),
             "{parts:?}"
         );
         assert!(parts.contains(&partition(table, today())), "{parts:?}");
@@ -498,7 +512,7 @@ async fn breakdown_scans(store: &Store) -> (i64, i64) {
     sqlx::query_as(
         "SELECT coalesce(sum(seq_tup_read), 0)::bigint, coalesce(sum(n_tup_del), 0)::bigint
          FROM pg_stat_user_tables
-         WHERE schemaname = 'linkledger' AND relname LIKE 'link\\_breakdowns\\_%'",
+         WHERE schemaname = 'linkledger_partitions' AND relname LIKE 'link\\_breakdowns\\_%'",
     )
     .fetch_one(store.pool())
     .await
@@ -537,4 +551,79 @@ async fn rewriting_one_targets_breakdowns_reads_no_partition_whole() {
         "one target's rewrite read {} rows by sequential scans of {total}",
         read_after - read
     );
+}
+
+#[tokio::test]
+async fn a_bi_tools_table_list_of_the_schema_holds_no_partition_and_the_reader_still_reads_the_rows()
+ {
+    let db = TestDb::new().await;
+    let store = db.store().await;
+    store.maintain_partitions(today()).await.unwrap();
+    // What a BI tool lists: information_schema.tables of the schema.
+    let listed: Vec<String> = sqlx::query_scalar(
+        "SELECT table_name::text FROM information_schema.tables
+         WHERE table_schema = 'linkledger' ORDER BY 1",
+    )
+    .fetch_all(store.pool())
+    .await
+    .unwrap();
+    assert!(listed.contains(&"summary".to_string()), "{listed:?}");
+    let partitions: Vec<&String> = listed
+        .iter()
+        .filter(|t| t.ends_with("_default") || t.contains("_p20"))
+        .collect();
+    assert!(partitions.is_empty(), "partitions listed: {partitions:?}");
+    // They are in a schema of their own.
+    let elsewhere: i64 = sqlx::query_scalar(
+        "SELECT count(*) FROM pg_class c JOIN pg_inherits i ON i.inhrelid = c.oid
+         WHERE c.relnamespace = 'linkledger_partitions'::regnamespace",
+    )
+    .fetch_one(store.pool())
+    .await
+    .unwrap();
+    assert!(
+        elsewhere > 12,
+        "{elsewhere} partitions in linkledger_partitions"
+    );
+    // A read-only role reads the parent's rows without any privilege on them.
+    let day = today();
+    let role = format!("bi_{}", db.name);
+    let wd = Workdir::new(&[]);
+    let env = vec![
+        ("DATABASE_URL".to_string(), db.url.clone()),
+        ("BI_PW".to_string(), "pw".to_string()),
+    ];
+    let out = linkledger(
+        wd.path(),
+        &env,
+        &["grant-reader", &role, "--password-env", "BI_PW"],
+    )
+    .await;
+    assert!(out.status.success(), "{}", stderr(&out));
+    sqlx::query(
+        "INSERT INTO linkledger.summary (target, options, collected_on, rank_scale, collected_at, raw_response_id)
+         VALUES ('a.example.com', linkledger.default_options('summary'), $1, 'one_thousand', now(), 1)",
+    )
+    .bind(day)
+    .execute(store.pool())
+    .await
+    .unwrap();
+    let mut url = url::Url::parse(&db.url).unwrap();
+    url.set_username(&role).unwrap();
+    url.set_password(Some("pw")).unwrap();
+    use sqlx::Connection;
+    let mut reader = sqlx::PgConnection::connect(url.as_str()).await.unwrap();
+    let rows: i64 = sqlx::query_scalar("SELECT count(*) FROM linkledger.summary")
+        .fetch_one(&mut reader)
+        .await
+        .unwrap();
+    assert_eq!(rows, 1);
+    reader.close().await.unwrap();
+    // Roles belong to the server: this one goes with the test.
+    sqlx::raw_sql(sqlx::AssertSqlSafe(format!(
+        "DROP OWNED BY {role}; DROP ROLE {role}"
+    )))
+    .execute(store.pool())
+    .await
+    .unwrap();
 }
