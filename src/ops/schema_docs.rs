@@ -173,7 +173,7 @@ mod tests {
         assert!(md.contains("### history\n"), "{md}");
         assert!(md.contains("Key: `target`, `month`\n"), "{md}");
         assert!(
-            md.contains("Partitioned by month on `month` (partitions `history_pYYYY_MM`"),
+            md.contains("Partitioned by month on `month` (partitions `linkledger_partitions.history_pYYYY_MM`"),
             "{md}"
         );
         assert!(
