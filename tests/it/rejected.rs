@@ -294,7 +294,7 @@ async fn raw_retention_keeps_a_body_while_items_of_it_are_set_aside() {
     assert_eq!(
         count(
             &store,
-            "SELECT count(*) FROM linkledger.raw_responses_default"
+            "SELECT count(*) FROM linkledger_partitions.raw_responses_default"
         )
         .await,
         1
