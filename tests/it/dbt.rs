@@ -448,7 +448,12 @@ fn dbt_project(dir: &Path, sc: &BiScene, sources: &str) {
         dir.join("profiles.yml"),
         format!(
             "linkledger:\n  target: reader\n  outputs:\n    reader:\n      type: postgres\n      host: \"{}\"\n      port: {}\n      user: \"{}\"\n      password: \"\"\n      dbname: \"{}\"\n      schema: dbt_unused\n      threads: 2\n",
-            u.host_str().unwrap_or("localhost"),
+            // A socket directory (the quick start's throwaway cluster) when the URL
+            // names one, as libpq reads `host`.
+            u.query_pairs()
+                .find(|(k, _)| k == "host")
+                .map(|(_, v)| v.into_owned())
+                .unwrap_or_else(|| u.host_str().unwrap_or("localhost").to_string()),
             u.port().unwrap_or(5432),
             sc.role.name,
             sc.db.name
