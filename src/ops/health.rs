@@ -326,22 +326,23 @@ async fn not_found() -> impl IntoResponse {
 /// unhealthy (a restart may be what it needs).
 #[instrument(skip_all)]
 async fn healthz(State(state): State<AppState>) -> Response {
-    let report = run_checks(&state).await;
-    let status = match report.state() {
-        HealthState::Unhealthy => StatusCode::SERVICE_UNAVAILABLE,
-        HealthState::Ok | HealthState::Degraded => StatusCode::OK,
-    };
-    (status, axum::Json(health_json(&report))).into_response()
+    answer(&state, |s| s != HealthState::Unhealthy).await
 }
 
 /// `/readyz`, readiness: 200 only when every check is ok; 503 while the process is
 /// degraded (a job file left out) or unhealthy.
 #[instrument(skip_all)]
 async fn readyz(State(state): State<AppState>) -> Response {
-    let report = run_checks(&state).await;
-    let status = match report.state() {
-        HealthState::Ok => StatusCode::OK,
-        HealthState::Degraded | HealthState::Unhealthy => StatusCode::SERVICE_UNAVAILABLE,
+    answer(&state, |s| s == HealthState::Ok).await
+}
+
+/// The checks as JSON, with 200 when `passes` their state, else 503.
+async fn answer(state: &AppState, passes: fn(HealthState) -> bool) -> Response {
+    let report = run_checks(state).await;
+    let status = if passes(report.state()) {
+        StatusCode::OK
+    } else {
+        StatusCode::SERVICE_UNAVAILABLE
     };
     (status, axum::Json(health_json(&report))).into_response()
 }

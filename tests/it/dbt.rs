@@ -437,7 +437,7 @@ async fn views_that_carry_options_carry_its_canonical_text_as_options_key() {
 
 /// A dbt project of the sources.yml alone, connecting as `role`.
 fn dbt_project(dir: &Path, sc: &BiScene, sources: &str) {
-    let u = url::Url::parse(&sc.db.url).unwrap();
+    let pg: std::collections::HashMap<String, String> = sc.db.libpq_env().into_iter().collect();
     std::fs::create_dir_all(dir.join("models/linkledger")).unwrap();
     std::fs::write(
         dir.join("dbt_project.yml"),
@@ -448,13 +448,9 @@ fn dbt_project(dir: &Path, sc: &BiScene, sources: &str) {
         dir.join("profiles.yml"),
         format!(
             "linkledger:\n  target: reader\n  outputs:\n    reader:\n      type: postgres\n      host: \"{}\"\n      port: {}\n      user: \"{}\"\n      password: \"\"\n      dbname: \"{}\"\n      schema: dbt_unused\n      threads: 2\n",
-            // A socket directory (the quick start's throwaway cluster) when the URL
-            // names one, as libpq reads `host`.
-            u.query_pairs()
-                .find(|(k, _)| k == "host")
-                .map(|(_, v)| v.into_owned())
-                .unwrap_or_else(|| u.host_str().unwrap_or("localhost").to_string()),
-            u.port().unwrap_or(5432),
+            // A socket directory (the quick start's throwaway cluster) or a host.
+            pg["PGHOST"],
+            pg["PGPORT"],
             sc.role.name,
             sc.db.name
         ),
