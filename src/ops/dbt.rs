@@ -30,6 +30,19 @@ pub const LOAD_TIMES: &[(&str, &str)] = &[
 /// How old a table's newest row may be, in days, before `dbt source freshness` warns.
 pub const WARN_AFTER_DAYS: u32 = 2;
 
+/// The same for `history`, whose rows are monthly snapshots (the counts on a month's
+/// first day): once a month's snapshot is stored for good nothing new comes until the
+/// next month's, so a history collected on time has rows up to a month and a few days old.
+pub const HISTORY_WARN_AFTER_DAYS: u32 = 35;
+
+/// How old `table`'s newest row may be before `dbt source freshness` warns.
+fn warn_after_days(table: &str) -> u32 {
+    match table {
+        "history" => HISTORY_WARN_AFTER_DAYS,
+        _ => WARN_AFTER_DAYS,
+    }
+}
+
 /// The `sources.yml` for `relations` (as [`crate::store::Store::describe_schema`] lists
 /// them).
 pub fn render(relations: &[Relation]) -> String {
@@ -44,8 +57,9 @@ pub fn render(relations: &[Relation]) -> String {
     let _ = writeln!(
         out,
         "# Freshness: tables that record when a row was written warn once their newest row is\n\
-         # {WARN_AFTER_DAYS} days old (an empty table warns too); add error_after to the tables your jobs\n\
-         # fill on a schedule you know. Freshness per target: see the README's BI section."
+         # {WARN_AFTER_DAYS} days old ({HISTORY_WARN_AFTER_DAYS} for history, whose rows are monthly snapshots; an empty\n\
+         # table warns too); add error_after to the tables your jobs fill on a schedule you know.\n\
+         # Freshness per target: see the README's BI section."
     );
     out.push_str("version: 2\n\nsources:\n");
     let _ = writeln!(out, "  - name: {SCHEMA}");
@@ -87,7 +101,8 @@ fn table(out: &mut String, r: &Relation) {
         out.push_str("          freshness:\n");
         let _ = writeln!(
             out,
-            "            warn_after: {{count: {WARN_AFTER_DAYS}, period: day}}"
+            "            warn_after: {{count: {}, period: day}}",
+            warn_after_days(&r.name)
         );
     }
     // Keys of several columns: one test of the whole row of them.
@@ -387,6 +402,23 @@ mod tests {
         assert!(
             t["config"].get("loaded_at_field").is_none(),
             "runs has no load time"
+        );
+    }
+
+    #[test]
+    fn history_of_monthly_snapshots_warns_only_after_a_month_and_its_first_days() {
+        let history = Relation {
+            name: "history".into(),
+            ..summary()
+        };
+        let y = yaml(&[summary(), history]);
+        assert_eq!(
+            source_table(&y, "history")["config"]["freshness"]["warn_after"],
+            serde_json::json!({"count": HISTORY_WARN_AFTER_DAYS, "period": "day"})
+        );
+        assert_eq!(
+            source_table(&y, "summary")["config"]["freshness"]["warn_after"]["count"],
+            WARN_AFTER_DAYS
         );
     }
 
