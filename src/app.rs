@@ -37,6 +37,9 @@ pub struct App {
     pub config_source: Option<std::path::PathBuf>,
     /// Who this process is in `work.leased_by` and `api_slots.holder`: `daemon`, `once`.
     role: String,
+    /// A simulation's clock (`demo`'s days): answers are timed by it and nothing is
+    /// reused by the real day, since every simulated day falls in the same real one.
+    clock: Option<crate::api::client::Clock>,
     keep_alive: CancellationToken,
     keep_alive_task: JoinHandle<()>,
 }
@@ -171,6 +174,7 @@ impl App {
             prices,
             config_source: None,
             role: role.to_string(),
+            clock: None,
             keep_alive,
             keep_alive_task,
         })
@@ -179,11 +183,22 @@ impl App {
     /// An executor sharing the account's limits, counting into the metrics; calls not
     /// yet sent when `stop` is cancelled are not sent.
     pub fn executor(&self, stop: CancellationToken) -> Executor {
-        Executor::new(self.store.clone(), self.client.clone())
+        let exec = Executor::new(self.store.clone(), self.client.clone())
             .with_shared_limits(self.limits.clone())
             .with_metrics(self.metrics.clone())
             .with_prices(self.prices.clone())
-            .with_stop(stop)
+            .with_stop(stop);
+        match &self.clock {
+            Some(clock) => exec.with_clock(clock.clone()).without_same_day_reuse(),
+            None => exec,
+        }
+    }
+
+    /// Times the answers of this app's executors by `clock` (a simulation: `demo`'s
+    /// days), each simulated day buying its own calls.
+    pub fn with_simulated_clock(mut self, clock: crate::api::client::Clock) -> App {
+        self.clock = Some(clock);
+        self
     }
 
     /// Reads the configuration from `source` (`--config`) again on reload.

@@ -8,7 +8,7 @@ macro_rules! help {
 
 pub const TOP: &str = concat!(
     help!(
-        "linkledger demo                 # the example jobs once against a built-in sandbox",
+        "linkledger demo                 # the example jobs over 7 simulated days, built-in sandbox",
         "linkledger jobs check && linkledger plan",
         "linkledger run                  # the daemon: schedules, /healthz, /metrics",
         "linkledger runs                 # what ran, what failed, what is left",
@@ -130,6 +130,7 @@ pub const DEMO: &str = concat!(
     help!(
         "linkledger demo                 # into a throwaway cluster when DATABASE_URL is unset",
         "DATABASE_URL=postgres://me@localhost/scratch linkledger demo",
+        "linkledger demo --days 1        # one day only: quicker, but daily charts show dots",
     ),
     "Exit status: 0 every call succeeded; 1 some work failed; 2 bad configuration or job files."
 );

@@ -84,9 +84,10 @@ pub enum Command {
     /// Serves an offline DataForSEO-compatible API with deterministic fake data.
     #[command(after_help = help::SANDBOX)]
     Sandbox(sandbox::SandboxArgs),
-    /// Zero-setup tour: runs the example jobs once against a built-in sandbox.
+    /// Zero-setup tour: runs the example jobs once a day over the last few simulated
+    /// days against a built-in sandbox.
     #[command(after_help = help::DEMO)]
-    Demo,
+    Demo(sandbox::DemoArgs),
     /// Makes a role a read-only user of the warehouse (for BI tools): USAGE on the
     /// schema, SELECT on every table and view, now and on those added later.
     #[command(after_help = help::GRANT_READER)]
@@ -173,7 +174,7 @@ async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Runs(args) => runs::runs(&cx, args).await,
         Command::Cancel(args) => runs::cancel(&cx, args).await,
         Command::Sandbox(args) => sandbox::sandbox(args).await,
-        Command::Demo => sandbox::demo(cx.config()?).await,
+        Command::Demo(args) => sandbox::demo(cx.config()?, args).await,
         Command::GrantReader(args) => admin::grant_reader(&cx, args).await,
         Command::SchemaDocs(args) => admin::schema_docs(&cx, args).await,
         Command::CitusDdl => admin::citus_ddl(),

@@ -6,6 +6,7 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use anyhow::Context as _;
+use chrono::NaiveDate;
 
 use super::signals::Signals;
 use super::{Context, UsageError, load_jobs, print_warnings, today};
@@ -50,7 +51,7 @@ pub(super) async fn run(cx: &Context, args: RunArgs) -> anyhow::Result<ExitCode>
     }
     let app = App::build(cfg, "once", &jobs).await?;
     once::record_job_targets(&app.store, &jobs).await;
-    let code = run_once(&app, &selected, RunKind::Once).await;
+    let code = run_once(&app, &selected, RunKind::Once, today()).await;
     app.close().await?;
     code
 }
@@ -98,9 +99,15 @@ async fn daemon(
     Ok(ExitCode::SUCCESS)
 }
 
-/// `run --once` and `demo`: the selected jobs once, now; a signal interrupts them.
-pub(super) async fn run_once(app: &App, jobs: &[&Job], kind: RunKind) -> anyhow::Result<ExitCode> {
-    let planned = once::plan(&app.store, jobs, today()).await?;
+/// `run --once` and `demo`: the selected jobs once, on `day` (today, or one of the
+/// demo's simulated days); a signal interrupts them.
+pub(super) async fn run_once(
+    app: &App,
+    jobs: &[&Job],
+    kind: RunKind,
+    day: NaiveDate,
+) -> anyhow::Result<ExitCode> {
+    let planned = once::plan(&app.store, jobs, day).await?;
     execute_runs(app, &planned, kind).await
 }
 

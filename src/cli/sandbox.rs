@@ -1,17 +1,20 @@
-//! `sandbox`, an offline DataForSEO-compatible API, and `demo`, the example jobs once
-//! against one built in, into `DATABASE_URL` or a throwaway cluster.
+//! `sandbox`, an offline DataForSEO-compatible API, and `demo`, the example jobs once a
+//! simulated day against one built in, into `DATABASE_URL` or a throwaway cluster.
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::process::ExitCode;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use anyhow::Context as _;
+use chrono::Utc;
 use secrecy::SecretString;
 
 use super::run::run_once;
 use super::{UsageError, load_jobs};
 use crate::api::Endpoint;
+use crate::api::client::Clock;
 use crate::app::App;
 use crate::config::{AuthKind, Config};
 use crate::jobs::Job;
@@ -157,9 +160,19 @@ fn sandbox_fixtures(args: &[String]) -> Result<BTreeMap<Endpoint, serde_json::Va
     Ok(out)
 }
 
-/// `demo`: the example jobs once against an in-process sandbox, into `DATABASE_URL` or
-/// a throwaway cluster.
-pub(super) async fn demo(cfg: Config) -> anyhow::Result<ExitCode> {
+/// `demo`'s arguments.
+#[derive(Debug, clap::Args)]
+pub struct DemoArgs {
+    /// Simulated days to collect, ending today: the example jobs run once on each day,
+    /// the sandbox's data moving from day to day, so that daily charts draw lines.
+    #[arg(long, value_name = "N", default_value_t = 7,
+          value_parser = clap::value_parser!(u32).range(1..=31))]
+    days: u32,
+}
+
+/// `demo`: the example jobs once on each of the last `--days` simulated days against an
+/// in-process sandbox, into `DATABASE_URL` or a throwaway cluster.
+pub(super) async fn demo(cfg: Config, args: DemoArgs) -> anyhow::Result<ExitCode> {
     // The examples built into the binary, whatever the jobs directory holds: the
     // user's own jobs are not the tour's.
     let examples = tempfile::tempdir().context("making a directory for the example jobs")?;
@@ -186,18 +199,49 @@ pub(super) async fn demo(cfg: Config) -> anyhow::Result<ExitCode> {
     cfg.api.auth = AuthKind::Basic;
     cfg.api.login = Some("sandbox".into());
     cfg.api.password = Some(SecretString::from("sandbox"));
-    let app = App::build(cfg, "demo", &jobs).await?;
-    let selected: Vec<&Job> = jobs.iter().collect();
+    // The simulated day is today less `back` days: the clock that times the answers is
+    // the real one moved back by as much, so a day's calls and rows are dated that day.
+    let back = Arc::new(Mutex::new(chrono::Duration::zero()));
+    let clock: Clock = {
+        let back = back.clone();
+        Arc::new(move || Utc::now() - *back.lock().expect("the demo's clock"))
+    };
+    let app = App::build(cfg, "demo", &jobs)
+        .await?
+        .with_simulated_clock(clock);
+    let today = super::today();
+    let days = args.days;
     println!(
-        "running {} (examples/jobs, built in) once against the built-in sandbox at {}",
-        count(selected.len() as i64, "example job"),
+        "running {} (examples/jobs, built in) once a day for {} against the built-in sandbox at {}",
+        count(jobs.len() as i64, "example job"),
+        count(i64::from(days), "simulated day"),
         sb.base_url()
     );
     let store = app.store.clone();
     // This demo's runs are the demo runs started from here on.
     let before = reports::newest_run_id(&store).await?;
     crate::collect::once::record_job_targets(&store, &jobs).await;
-    let code = run_once(&app, &selected, RunKind::Demo).await?;
+    let mut code = ExitCode::SUCCESS;
+    for i in 0..days {
+        let ago = days - 1 - i;
+        let day = today - chrono::Days::new(u64::from(ago));
+        sb.set_today(day);
+        *back.lock().expect("the demo's clock") = chrono::Duration::days(i64::from(ago));
+        // The jobs' relative dates ("-30d") as on that day.
+        let day_jobs = crate::jobs::load_dir(examples.path(), day)
+            .map_err(|problems| UsageError(problems.to_string()))?;
+        let selected: Vec<&Job> = day_jobs.iter().collect();
+        println!("\nday {} of {days}: {day}", i + 1);
+        let day_code = run_once(&app, &selected, RunKind::Demo, day).await?;
+        if day_code == ExitCode::SUCCESS {
+            continue;
+        }
+        code = day_code;
+        if day_code != ExitCode::from(1) {
+            // Interrupted: the days left are not run.
+            break;
+        }
+    }
     println!("\nstored (schema linkledger, the whole warehouse):");
     for (table, n) in store.table_counts().await? {
         println!("  {table:<34} {:>12}", count(n, "row"));

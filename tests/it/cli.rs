@@ -88,3 +88,63 @@ async fn an_internationalised_domain_is_sent_and_stored_as_its_punycode_written_
         vec!["https://xn--mnchen-3ya.de/stadt", "xn--mnchen-3ya.de"]
     );
 }
+
+#[tokio::test]
+async fn the_demo_collects_once_on_each_simulated_day_with_calls_and_rows_dated_that_day() {
+    let db = TestDb::new().await;
+    let wd = Workdir::new(&[]);
+    let env = vec![("DATABASE_URL".to_string(), db.url.clone())];
+    let before = chrono::Utc::now().date_naive();
+    let out = linkledger(wd.path(), &env, &["demo", "--days", "3"]).await;
+    assert!(out.status.success(), "{}", stderr(&out));
+    let text = stdout(&out);
+    assert!(text.contains("once a day for 3 simulated days"), "{text}");
+    assert!(text.contains("day 3 of 3: "), "{text}");
+    let today = chrono::Utc::now().date_naive();
+    let mut conn = {
+        use sqlx::Connection;
+        sqlx::PgConnection::connect(&db.url).await.unwrap()
+    };
+    let call_days: Vec<chrono::NaiveDate> = sqlx::query_scalar(
+        "SELECT DISTINCT (started_at AT TIME ZONE 'UTC')::date FROM linkledger.api_calls
+         WHERE endpoint <> 'appendix/user_data' ORDER BY 1",
+    )
+    .fetch_all(&mut conn)
+    .await
+    .unwrap();
+    let summary_days: Vec<chrono::NaiveDate> =
+        sqlx::query_scalar("SELECT DISTINCT collected_on FROM linkledger.summary ORDER BY 1")
+            .fetch_all(&mut conn)
+            .await
+            .unwrap();
+    // (A run across UTC midnight has its days from the day it started.)
+    if before == today {
+        let days: Vec<chrono::NaiveDate> = (0..3u64)
+            .rev()
+            .map(|back| today - chrono::Days::new(back))
+            .collect();
+        assert_eq!(call_days, days);
+        assert_eq!(summary_days, days);
+    }
+    // The sandbox's data move from day to day: a target's profile is not the same
+    // figure three times.
+    let figures: i64 = sqlx::query_scalar(
+        "SELECT count(DISTINCT backlinks) FROM linkledger.summary
+         WHERE target = 'dataforseo.com' AND options = linkledger.default_options('summary')",
+    )
+    .fetch_one(&mut conn)
+    .await
+    .unwrap();
+    assert!(figures > 1, "{figures}");
+
+    // Days out of range are refused before anything runs.
+    for days in ["0", "32"] {
+        let out = linkledger(wd.path(), &env, &["demo", "--days", days]).await;
+        assert_eq!(
+            out.status.code(),
+            Some(2),
+            "--days {days}: {}",
+            stderr(&out)
+        );
+    }
+}

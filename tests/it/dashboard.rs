@@ -4,11 +4,12 @@
 //! source's macros), runs as the read-only role against a database the demo jobs
 //! filled, and returns rows.
 
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 
 use chrono::{DateTime, Months, SecondsFormat, TimeDelta, Utc};
 use serde_json::Value;
-use sqlx::{Column, Connection, PgConnection, Row};
+use sqlx::{Column, Connection, PgConnection, Row, TypeInfo, ValueRef};
 
 use crate::common::*;
 use crate::reader::Role;
@@ -240,6 +241,33 @@ async fn variables(
     vars
 }
 
+/// The lines a time series query draws, with their points: a line per value of its text
+/// columns (a long frame, as Grafana reads it: `target`, `series`) and value column;
+/// a point where the value is not NULL.
+fn lines(rows: &[sqlx::postgres::PgRow], times: &[DateTime<Utc>]) -> BTreeMap<String, usize> {
+    let mut out: BTreeMap<String, BTreeSet<DateTime<Utc>>> = BTreeMap::new();
+    for (row, time) in rows.iter().zip(times) {
+        let labels: Vec<String> = row
+            .columns()
+            .iter()
+            .filter(|c| c.type_info().name() == "TEXT")
+            .filter_map(|c| row.try_get::<Option<String>, _>(c.ordinal()).ok().flatten())
+            .collect();
+        for c in row.columns() {
+            if c.name() == "time" || c.type_info().name() == "TEXT" {
+                continue;
+            }
+            let value = row.try_get_raw(c.ordinal()).unwrap();
+            if !value.is_null() {
+                out.entry(format!("{} {}", labels.join(" "), c.name()))
+                    .or_default()
+                    .insert(*time);
+            }
+        }
+    }
+    out.into_iter().map(|(k, v)| (k, v.len())).collect()
+}
+
 /// A database filled by `linkledger demo` with the example jobs (`examples/jobs/`,
 /// built in).
 async fn demo_database() -> TestDb {
@@ -275,6 +303,7 @@ async fn every_panel_query_runs_as_the_reader_on_the_demo_data_and_returns_rows(
     let panels = panels(&d);
     assert!(panels.len() >= 8, "{}", panels.len());
     let mut queries = 0;
+    let mut lines_checked = 0;
     for p in &panels {
         let title = p["title"].as_str().unwrap();
         for t in p["targets"].as_array().expect("targets") {
@@ -304,11 +333,31 @@ async fn every_panel_query_runs_as_the_reader_on_the_demo_data_and_returns_rows(
                         .all(|t| *t >= from - TimeDelta::days(7) && *t <= to + TimeDelta::days(7)),
                     "{title}: times within the range"
                 );
+                // The demo's days: a chart over time has more than one point in time,
+                // and a line chart more than one point on every line it draws.
+                let distinct: BTreeSet<&DateTime<Utc>> = times.iter().collect();
+                assert!(
+                    distinct.len() > 1,
+                    "{title}: one point in time only: {distinct:?}"
+                );
+                if p["fieldConfig"]["defaults"]["custom"]["drawStyle"] == "line" {
+                    for (line, points) in lines(&rows, &times) {
+                        assert!(
+                            points > 1,
+                            "{title}: the line {line} has {points} point(s): {sql}"
+                        );
+                    }
+                    lines_checked += 1;
+                }
             }
             queries += 1;
         }
     }
     assert!(queries >= panels.len());
+    assert!(
+        lines_checked >= 4,
+        "the line charts were checked: {lines_checked}"
+    );
 
     // Every target of the example jobs was collected by the demo: each call's options,
     // as the database reads them from its task, are those the job files give.
