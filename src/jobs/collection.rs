@@ -282,6 +282,16 @@ fn read_endpoint(ctx: &mut Ctx, t: &toml::Table, dot: &str) -> Option<Endpoint> 
         Some(_) => ctx
             .string(t, "endpoint", dot)
             .and_then(|s| match Endpoint::from_str(s) {
+                Ok(e) if e.is_list() => {
+                    ctx.add(
+                        format!("{dot}endpoint"),
+                        format!(
+                            "`{e}` is a list endpoint, which job files cannot collect yet; collected endpoints are: {}",
+                            Endpoint::ALL.map(|e| e.name()).join(", ")
+                        ),
+                    );
+                    None
+                }
                 Ok(e) => Some(e),
                 Err(e) => {
                     ctx.add(format!("{dot}endpoint"), e.to_string());
