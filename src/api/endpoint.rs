@@ -328,12 +328,13 @@ const LIMIT: ParamSpec = ParamSpec {
     },
     default: Some(ParamDefault::Int(100)),
 };
-/// `offset` of the endpoints whose documents give it no maximum.
+/// `offset`: the endpoint reference gives every list endpoint the 20,000 maximum the
+/// backlinks field list states.
 const OFFSET: ParamSpec = ParamSpec {
     name: "offset",
     kind: ParamKind::Int {
         min: 0,
-        max: i64::MAX,
+        max: LIST_MAX_OFFSET,
     },
     default: Some(ParamDefault::Int(0)),
 };
@@ -386,14 +387,7 @@ const BACKLINKS_PARAMS: &[ParamSpec] = &[
     },
     FILTERS,
     ORDER_BY,
-    ParamSpec {
-        name: "offset",
-        kind: ParamKind::Int {
-            min: 0,
-            max: LIST_MAX_OFFSET,
-        },
-        default: Some(ParamDefault::Int(0)),
-    },
+    OFFSET,
     ParamSpec {
         name: "search_after_token",
         kind: ParamKind::Text { max_chars: 1000 },

@@ -171,6 +171,11 @@ pub(crate) fn check_param(
     let Some(spec) = endpoint.param(name) else {
         return Err(unknown_param(endpoint, name));
     };
+    if name == "search_after_token" {
+        return Err(
+            "set by linkledger as it pages a listing (from each answer), not by a job file".into(),
+        );
+    }
     check_value(endpoint, spec, value)
 }
 

@@ -400,3 +400,161 @@ async fn a_long_listing_pages_by_offset_to_its_maximum_then_by_token_each_link_o
     assert_eq!(sb.stats().requests - before, pages);
     sb.stop().await;
 }
+
+/// A job with one list collection of `endpoint`: `extra` lines in its section.
+fn list_job(endpoint: &str, extra: &str) -> String {
+    format!(
+        "name = \"lists\"\ntargets = [\"example.com\"]\n[[collect]]\nendpoint = \"{endpoint}\"\nschedule = \"@daily\"\n{extra}\n"
+    )
+}
+
+#[tokio::test]
+async fn list_collections_with_the_documented_options_pass_jobs_check() {
+    let job = r#"name = "links"
+targets = ["example.com", "competitor.org"]
+
+[[collect]]
+endpoint = "backlinks"
+schedule = "@daily"
+max_rows = 50000
+params = { mode = "one_per_domain", backlinks_status_type = "all", order_by = ["domain_from_rank,desc", "page_from_rank,asc", "first_seen,desc"], filters = [["first_seen", ">", "2017-10-23 11:31:45 +00:00"], "and", [["anchor", "like", "%seo%"], "or", ["text_pre", "like", "%seo%"]]] }
+
+[[collect]]
+endpoint = "referring_domains"
+schedule = "@daily"
+max_rows = 21000
+params = { filters = [["referring_pages", ">", "2"], "and", ["backlinks", ">", "10"]], backlinks_filters = [["dofollow", "=", true]] }
+
+[[collect]]
+endpoint = "anchors"
+schedule = "@weekly"
+max_rows = 1000
+params = { filters = ["anchor", "ilike", "%Seo%"] }
+
+[[collect]]
+endpoint = "domain_pages"
+schedule = "@weekly"
+max_rows = 5000
+params = { order_by = ["page_summary.backlinks,desc"], limit = 1000 }
+
+[[collect]]
+endpoint = "competitors"
+schedule = "@monthly"
+max_rows = 100
+params = { exclude_large_domains = true }
+
+[[collect]]
+endpoint = "domain_intersection"
+schedule = "@weekly"
+max_rows = 2000
+targets = ["competitor.org", "rival.net"]
+params = { exclude_targets = ["example.com"], filters = [["2.referring_pages", ">", "2"], "and", ["1.backlinks", ">", "10"]] }
+"#;
+    let wd = Workdir::new(&[("links.toml", job)]);
+    let out = linkledger(wd.path(), &[], &["jobs", "check"]).await;
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert!(stdout(&out).contains("6 collections"), "{}", stdout(&out));
+}
+
+#[tokio::test]
+async fn each_list_collection_mistake_is_named_as_file_field_why() {
+    let nine = (0..9)
+        .map(|i| format!("[\"rank\", \">\", {i}]"))
+        .collect::<Vec<_>>()
+        .join(", \"and\", ");
+    let many: String = (0..21)
+        .map(|i| format!("\"t{i}.com\""))
+        .collect::<Vec<_>>()
+        .join(", ");
+    let cases: Vec<(String, &str)> = vec![
+        (
+            list_job("backlinks", &format!("max_rows = 100\nparams = {{ filters = [{nine}] }}")),
+            "collect[1].params.filters: 9 conditions; the API takes at most 8 filters",
+        ),
+        (
+            list_job("referring_domains", "max_rows = 100\nparams = { filters = [\"domain\", \"ilike\", \"%a%\"] }"),
+            "collect[1].params.filters: at [1]: `ilike` is not an operator referring_domains supports",
+        ),
+        (
+            list_job("backlinks", "max_rows = 100\nparams = { filters = [[\"rank\", \">\", 1], \"xor\", [\"rank\", \"<\", 9]] }"),
+            "collect[1].params.filters: at [1]: expected \"and\" or \"or\"",
+        ),
+        (
+            list_job("anchors", "max_rows = 100\nparams = { order_by = [\"a,desc\", \"b,asc\", \"c,asc\", \"d,asc\"] }"),
+            "collect[1].params.order_by: 4 sorting rules; the API takes at most 3",
+        ),
+        (
+            list_job("backlinks", "max_rows = 100\nparams = { limit = 5000 }"),
+            "collect[1].params.limit: must be between 1 and 1000, found 5000",
+        ),
+        (
+            list_job("domain_pages", "max_rows = 100\nparams = { offset = 20001 }"),
+            "collect[1].params.offset: must be between 0 and 20000, found 20001",
+        ),
+        (
+            list_job("backlinks", "max_rows = 100\nparams = { search_after_token = \"x\" }"),
+            "collect[1].params.search_after_token: set by linkledger",
+        ),
+        (
+            list_job("backlinks", "max_rows = 100\nparams = { mode = \"one_per_page\" }"),
+            "collect[1].params.mode: must be one of as_is, one_per_domain, one_per_anchor",
+        ),
+        (list_job("backlinks", ""), "collect[1].max_rows: missing"),
+        (
+            list_job("summary", "max_rows = 100"),
+            "collect[1].max_rows: summary is not a list endpoint",
+        ),
+        (
+            list_job("anchors", "max_rows = 30000"),
+            "collect[1].max_rows: anchors pages by offset, at most 20000",
+        ),
+        (
+            list_job("backlinks", "max_rows = 0"),
+            "collect[1].max_rows: must be at least 1",
+        ),
+        (
+            "name = \"p\"\ntargets = [\"https://example.com/page\"]\n[[collect]]\nendpoint = \"domain_pages\"\nschedule = \"@daily\"\nmax_rows = 10\n".to_string(),
+            "targets[1]: domain_pages takes a bare domain",
+        ),
+        (
+            list_job("domain_intersection", &format!("max_rows = 10\ntargets = [{many}]")),
+            "collect[1].targets: domain_intersection intersects its targets in one call, at most 20; found 21",
+        ),
+    ];
+    for (body, expected) in cases {
+        let wd = Workdir::new(&[("job.toml", &body)]);
+        let out = linkledger(wd.path(), &[], &["jobs", "check"]).await;
+        let err = stderr(&out);
+        assert_eq!(out.status.code(), Some(2), "{expected}: {err}");
+        assert!(
+            err.contains(&format!("jobs/job.toml: {expected}")),
+            "expected `jobs/job.toml: {expected}` in: {err}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn a_list_collection_is_planned_as_no_call_until_it_is_collected() {
+    let db = TestDb::new().await;
+    let sb = default_sandbox().await;
+    let wd = Workdir::new(&[("job.toml", &list_job("backlinks", "max_rows = 5000"))]);
+    let out = linkledger(wd.path(), &env_for(&db, &sb), &["run", "--once"]).await;
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("not collected yet"),
+        "{}",
+        stderr(&out)
+    );
+    // Nothing asked of the backlinks endpoint, nothing booked.
+    assert_eq!(sb.stats().by_endpoint.get("backlinks"), None);
+    let store = db.store().await;
+    assert_eq!(
+        count(
+            &store,
+            "SELECT count(*) FROM linkledger.api_calls WHERE endpoint = 'backlinks'"
+        )
+        .await,
+        0
+    );
+    sb.stop().await;
+}
