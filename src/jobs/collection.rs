@@ -132,11 +132,25 @@ fn collection(
             ),
         );
     }
-    if let Some(e) = endpoint.filter(|e| e.is_list()) {
+    if let (Some(e), Some(Some(rows))) = (endpoint.filter(|e| e.is_list()), max_rows) {
+        let page = match params.as_ref().and_then(|p| p.get("limit")) {
+            Some(ParamValue::Int(n)) => (*n).max(1) as u64,
+            _ => LIST_MAX_LIMIT as u64,
+        };
+        let calls = rows.div_ceil(page);
+        let per = if e == Endpoint::DomainIntersection {
+            "a fire"
+        } else {
+            "a target"
+        };
         ctx.warn(
             format!("{dot}endpoint"),
             format!(
-                "{e} is a list endpoint: checked, but not collected yet (plan and run leave it out)"
+                "{e} is a list endpoint: checked, but not collected yet (plan and run leave it out); one fire would buy at most {} in {} per {}, {} at list price",
+                crate::words::count(rows as i64, "row"),
+                crate::words::count(calls as i64, "call"),
+                per.trim_start_matches("a "),
+                crate::api::prices::Rate::LIST.price_calls(calls as i64, rows as i64),
             ),
         );
     }

@@ -540,8 +540,12 @@ async fn a_list_collection_is_planned_as_no_call_until_it_is_collected() {
     let wd = Workdir::new(&[("job.toml", &list_job("backlinks", "max_rows = 5000"))]);
     let out = linkledger(wd.path(), &env_for(&db, &sb), &["run", "--once"]).await;
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    // What one fire would cost at most is said before anything is collected: 5 calls
+    // ($0.02 each) and 5,000 rows ($0.00003 each).
     assert!(
-        stderr(&out).contains("not collected yet"),
+        stderr(&out).contains(
+            "jobs/job.toml: collect[1].endpoint: backlinks is a list endpoint: checked, but not collected yet (plan and run leave it out); one fire would buy at most 5000 rows in 5 calls per target, $0.25 at list price"
+        ),
         "{}",
         stderr(&out)
     );
