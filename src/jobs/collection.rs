@@ -138,10 +138,11 @@ fn collection(
             _ => LIST_MAX_LIMIT as u64,
         };
         let calls = rows.div_ceil(page);
+        // An intersection's targets go in one call; the others page per target.
         let per = if e == Endpoint::DomainIntersection {
-            "a fire"
+            "fire"
         } else {
-            "a target"
+            "target"
         };
         ctx.warn(
             format!("{dot}endpoint"),
@@ -149,7 +150,7 @@ fn collection(
                 "{e} is a list endpoint: checked, but not collected yet (plan and run leave it out); one fire would buy at most {} in {} per {}, {} at list price",
                 crate::words::count(rows as i64, "row"),
                 crate::words::count(calls as i64, "call"),
-                per.trim_start_matches("a "),
+                per,
                 crate::api::prices::Rate::LIST.price_calls(calls as i64, rows as i64),
             ),
         );
