@@ -117,6 +117,14 @@ pub enum Endpoint {
     BulkReferringDomains,
     BulkSpamScore,
     BulkPagesSummary,
+    // The list endpoints (`reference/api-fields-lists.md`): paged with `limit` and
+    // `offset` (backlinks: `search_after_token` past offset 20,000).
+    Backlinks,
+    ReferringDomains,
+    Anchors,
+    DomainPages,
+    Competitors,
+    DomainIntersection,
 }
 
 /// The JSON type and range of one request parameter.
@@ -136,6 +144,14 @@ pub enum ParamKind {
     Text {
         max_chars: usize,
     },
+    /// Sorting rules, `["field,asc|desc", ...]` (`api::filters::OrderBy`).
+    OrderBy,
+    /// An array of at most `max_items` strings (`exclude_targets`).
+    TextList {
+        max_items: usize,
+    },
+    /// An object passed through as written (`custom_mode`).
+    Object,
 }
 
 /// The value the API uses when a parameter is left out. linkledger always sends it, so
@@ -172,7 +188,15 @@ impl ParamDefault {
 fn is_not_an_option(name: &str) -> bool {
     matches!(
         name,
-        "target" | "targets" | "tag" | "date_from" | "date_to" | "group_range"
+        "target"
+            | "targets"
+            | "tag"
+            | "date_from"
+            | "date_to"
+            | "group_range"
+            | "limit"
+            | "offset"
+            | "search_after_token"
     )
 }
 
@@ -282,6 +306,178 @@ const BULK_RANKS_PARAMS: &[ParamSpec] = &[RANK_SCALE, TAG];
 const BULK_PAGES_SUMMARY_PARAMS: &[ParamSpec] = &[INCLUDE_SUBDOMAINS, RANK_SCALE, TAG];
 const TAG_ONLY_PARAMS: &[ParamSpec] = &[TAG];
 
+/// The most `offset` the list endpoints take; past it, `backlinks` pages by
+/// `search_after_token` ("the maximum value is 20,000").
+pub const LIST_MAX_OFFSET: i64 = 20_000;
+/// The most items one page of a list endpoint returns (`limit`'s "maximum value: 1000").
+pub const LIST_MAX_LIMIT: i64 = 1000;
+/// Most conditions in one `filters` array ("8 filters maximum").
+pub const LIST_MAX_FILTERS: usize = 8;
+/// Most rules in one `order_by` ("no more than three sorting rules").
+pub const LIST_MAX_ORDER_RULES: usize = 3;
+/// Most targets of one `domain_intersection` call ("up to 20").
+pub const INTERSECTION_MAX_TARGETS: usize = 20;
+/// Most `exclude_targets` of one intersection call ("up to 10").
+pub const INTERSECTION_MAX_EXCLUDED: usize = 10;
+
+const LIMIT: ParamSpec = ParamSpec {
+    name: "limit",
+    kind: ParamKind::Int {
+        min: 1,
+        max: LIST_MAX_LIMIT,
+    },
+    default: Some(ParamDefault::Int(100)),
+};
+/// `offset`: the endpoint reference gives every list endpoint the 20,000 maximum the
+/// backlinks field list states.
+const OFFSET: ParamSpec = ParamSpec {
+    name: "offset",
+    kind: ParamKind::Int {
+        min: 0,
+        max: LIST_MAX_OFFSET,
+    },
+    default: Some(ParamDefault::Int(0)),
+};
+const FILTERS: ParamSpec = ParamSpec {
+    name: "filters",
+    kind: ParamKind::Filters,
+    default: None,
+};
+const ORDER_BY: ParamSpec = ParamSpec {
+    name: "order_by",
+    kind: ParamKind::OrderBy,
+    default: None,
+};
+const INTERNAL_LIST_LIMIT: ParamSpec = ParamSpec {
+    name: "internal_list_limit",
+    kind: ParamKind::Int { min: 1, max: 1000 },
+    default: Some(ParamDefault::Int(10)),
+};
+const STATUS_TYPE: ParamSpec = ParamSpec {
+    name: "backlinks_status_type",
+    kind: ParamKind::Choice(&["all", "live", "lost"]),
+    default: Some(ParamDefault::Str("live")),
+};
+const BACKLINKS_FILTERS: ParamSpec = ParamSpec {
+    name: "backlinks_filters",
+    kind: ParamKind::Filters,
+    default: None,
+};
+const INCLUDE_INDIRECT: ParamSpec = ParamSpec {
+    name: "include_indirect_links",
+    kind: ParamKind::Bool,
+    default: Some(ParamDefault::Bool(true)),
+};
+const EXCLUDE_INTERNAL: ParamSpec = ParamSpec {
+    name: "exclude_internal_backlinks",
+    kind: ParamKind::Bool,
+    default: Some(ParamDefault::Bool(true)),
+};
+
+const BACKLINKS_PARAMS: &[ParamSpec] = &[
+    ParamSpec {
+        name: "mode",
+        kind: ParamKind::Choice(&["as_is", "one_per_domain", "one_per_anchor"]),
+        default: Some(ParamDefault::Str("as_is")),
+    },
+    ParamSpec {
+        name: "custom_mode",
+        kind: ParamKind::Object,
+        default: None,
+    },
+    FILTERS,
+    ORDER_BY,
+    OFFSET,
+    ParamSpec {
+        name: "search_after_token",
+        kind: ParamKind::Text { max_chars: 1000 },
+        default: None,
+    },
+    LIMIT,
+    STATUS_TYPE,
+    INCLUDE_SUBDOMAINS,
+    EXCLUDE_INTERNAL,
+    RANK_SCALE,
+    TAG,
+];
+
+/// referring_domains and anchors take the same parameters.
+const AGGREGATE_LIST_PARAMS: &[ParamSpec] = &[
+    LIMIT,
+    OFFSET,
+    INTERNAL_LIST_LIMIT,
+    STATUS_TYPE,
+    FILTERS,
+    ORDER_BY,
+    BACKLINKS_FILTERS,
+    INCLUDE_SUBDOMAINS,
+    INCLUDE_INDIRECT,
+    EXCLUDE_INTERNAL,
+    RANK_SCALE,
+    TAG,
+];
+
+const DOMAIN_PAGES_PARAMS: &[ParamSpec] = &[
+    LIMIT,
+    OFFSET,
+    INTERNAL_LIST_LIMIT,
+    STATUS_TYPE,
+    FILTERS,
+    ORDER_BY,
+    BACKLINKS_FILTERS,
+    INCLUDE_SUBDOMAINS,
+    EXCLUDE_INTERNAL,
+    RANK_SCALE,
+    TAG,
+];
+
+const COMPETITORS_PARAMS: &[ParamSpec] = &[
+    LIMIT,
+    OFFSET,
+    FILTERS,
+    ORDER_BY,
+    ParamSpec {
+        name: "main_domain",
+        kind: ParamKind::Bool,
+        default: Some(ParamDefault::Bool(true)),
+    },
+    ParamSpec {
+        name: "exclude_large_domains",
+        kind: ParamKind::Bool,
+        default: Some(ParamDefault::Bool(true)),
+    },
+    EXCLUDE_INTERNAL,
+    RANK_SCALE,
+    TAG,
+];
+
+const DOMAIN_INTERSECTION_PARAMS: &[ParamSpec] = &[
+    ParamSpec {
+        name: "exclude_targets",
+        kind: ParamKind::TextList {
+            max_items: INTERSECTION_MAX_EXCLUDED,
+        },
+        default: None,
+    },
+    FILTERS,
+    ORDER_BY,
+    OFFSET,
+    LIMIT,
+    INTERNAL_LIST_LIMIT,
+    STATUS_TYPE,
+    BACKLINKS_FILTERS,
+    INCLUDE_SUBDOMAINS,
+    INCLUDE_INDIRECT,
+    EXCLUDE_INTERNAL,
+    ParamSpec {
+        name: "intersection_mode",
+        kind: ParamKind::Choice(&["all", "partial"]),
+        default: Some(ParamDefault::Str("all")),
+    },
+    RANK_SCALE,
+    TAG,
+];
+
 impl Endpoint {
     pub const ALL: [Endpoint; 11] = [
         Endpoint::Summary,
@@ -297,6 +493,29 @@ impl Endpoint {
         Endpoint::BulkPagesSummary,
     ];
 
+    /// The list endpoints: served by the sandbox and named by the API's price list;
+    /// not yet collected by job files.
+    pub const LISTS: [Endpoint; 6] = [
+        Endpoint::Backlinks,
+        Endpoint::ReferringDomains,
+        Endpoint::Anchors,
+        Endpoint::DomainPages,
+        Endpoint::Competitors,
+        Endpoint::DomainIntersection,
+    ];
+
+    /// Every endpoint the API client and the sandbox know: [`Endpoint::ALL`], then
+    /// [`Endpoint::LISTS`].
+    pub fn every() -> impl Iterator<Item = Endpoint> {
+        Endpoint::ALL.into_iter().chain(Endpoint::LISTS)
+    }
+
+    /// A list endpoint: paged by `limit` and `offset`, its answer `total_count`,
+    /// `items_count` and `items`.
+    pub fn is_list(self) -> bool {
+        Endpoint::LISTS.contains(&self)
+    }
+
     /// The name in the API path, in job files and in the ledger.
     pub fn name(self) -> &'static str {
         match self {
@@ -311,6 +530,12 @@ impl Endpoint {
             Endpoint::BulkReferringDomains => "bulk_referring_domains",
             Endpoint::BulkSpamScore => "bulk_spam_score",
             Endpoint::BulkPagesSummary => "bulk_pages_summary",
+            Endpoint::Backlinks => "backlinks",
+            Endpoint::ReferringDomains => "referring_domains",
+            Endpoint::Anchors => "anchors",
+            Endpoint::DomainPages => "domain_pages",
+            Endpoint::Competitors => "competitors",
+            Endpoint::DomainIntersection => "domain_intersection",
         }
     }
 
@@ -346,6 +571,11 @@ impl Endpoint {
             Endpoint::BulkBacklinks | Endpoint::BulkReferringDomains | Endpoint::BulkSpamScore => {
                 TAG_ONLY_PARAMS
             }
+            Endpoint::Backlinks => BACKLINKS_PARAMS,
+            Endpoint::ReferringDomains | Endpoint::Anchors => AGGREGATE_LIST_PARAMS,
+            Endpoint::DomainPages => DOMAIN_PAGES_PARAMS,
+            Endpoint::Competitors => COMPETITORS_PARAMS,
+            Endpoint::DomainIntersection => DOMAIN_INTERSECTION_PARAMS,
         }
     }
 
@@ -423,7 +653,18 @@ impl Endpoint {
 
     /// Most targets one call takes.
     pub fn max_targets(self) -> usize {
-        if self.is_bulk() { BULK_MAX_TARGETS } else { 1 }
+        if self.is_bulk() {
+            BULK_MAX_TARGETS
+        } else if self == Endpoint::DomainIntersection {
+            INTERSECTION_MAX_TARGETS
+        } else {
+            1
+        }
+    }
+
+    /// `domain_pages` takes a domain or subdomain only ("domain or subdomain").
+    pub fn takes_a_page(self) -> bool {
+        !self.domain_only() && self != Endpoint::DomainPages
     }
 }
 
@@ -434,7 +675,7 @@ impl fmt::Display for Endpoint {
 }
 
 #[derive(Debug, thiserror::Error)]
-#[error("unknown endpoint `{}`{}; endpoints are: {}", crate::words::shown(.given), .suggestion.map(|s| format!(" (did you mean `{s}`?)")).unwrap_or_default(), Endpoint::ALL.map(|e| e.name()).join(", "))]
+#[error("unknown endpoint `{}`{}; endpoints are: {}", crate::words::shown(.given), .suggestion.map(|s| format!(" (did you mean `{s}`?)")).unwrap_or_default(), Endpoint::every().map(|e| e.name()).collect::<Vec<_>>().join(", "))]
 pub struct UnknownEndpoint {
     pub given: String,
     pub suggestion: Option<&'static str>,
@@ -450,12 +691,11 @@ impl TryFrom<String> for Endpoint {
 impl FromStr for Endpoint {
     type Err = UnknownEndpoint;
     fn from_str(s: &str) -> Result<Self, Self::Err> {
-        Endpoint::ALL
-            .into_iter()
+        Endpoint::every()
             .find(|e| e.name() == s)
             .ok_or_else(|| UnknownEndpoint {
                 given: s.to_string(),
-                suggestion: crate::words::suggest(s, Endpoint::ALL.iter().map(|e| e.name())),
+                suggestion: crate::words::suggest(s, Endpoint::every().map(|e| e.name())),
             })
     }
 }
@@ -499,7 +739,7 @@ mod tests {
 
     #[test]
     fn every_endpoint_name_round_trips() {
-        for e in Endpoint::ALL {
+        for e in Endpoint::every() {
             assert_eq!(e.name().parse::<Endpoint>().unwrap(), e);
         }
     }

@@ -3,6 +3,7 @@
 pub mod account;
 pub mod client;
 pub mod endpoint;
+pub mod filters;
 pub mod limits;
 pub mod prices;
 pub mod status;

@@ -60,6 +60,14 @@ impl Rate {
     pub fn price(self, rows: i64) -> Usd {
         Usd(self.per_request.decimal() + self.per_row.decimal() * rust_decimal::Decimal::from(rows))
     }
+
+    /// What `calls` requests returning `rows` rows together cost (a listing's pages).
+    pub fn price_calls(self, calls: i64, rows: i64) -> Usd {
+        Usd(
+            self.per_request.decimal() * rust_decimal::Decimal::from(calls)
+                + self.per_row.decimal() * rust_decimal::Decimal::from(rows),
+        )
+    }
 }
 
 /// What calls cost the user: the account's own price list when `appendix/user_data`

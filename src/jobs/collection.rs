@@ -19,7 +19,7 @@ use super::{
     CatchUp, Collection, DEFAULT_CATCH_UP_WINDOW, DEFAULT_REACH_BACK, DEFAULT_REASK_EMPTY,
     MAX_REACH, MAX_SETTLE, Refetch,
 };
-use crate::api::endpoint::{Endpoint, ParamKind};
+use crate::api::endpoint::{Endpoint, LIST_MAX_LIMIT, LIST_MAX_OFFSET, ParamKind};
 use crate::api::target::Target;
 use crate::words::shown;
 
@@ -37,6 +37,7 @@ const COLLECT_KEYS: &[&str] = &[
     "settle",
     "reask_empty",
     "reach_back",
+    "max_rows",
 ];
 
 /// What the collections of one job share: the folder of its file (for a
@@ -118,6 +119,42 @@ fn collection(
     let catch_up_window = read_catch_up_window(ctx, t, &dot);
     let refetch = read_refetch(ctx, t, &dot);
     let periods = read_periods(ctx, t, &dot, endpoint);
+    let max_rows = read_max_rows(ctx, t, &dot, endpoint);
+    if let Some(e) = endpoint.filter(|e| *e == Endpoint::DomainIntersection)
+        && targets.len() > e.max_targets()
+    {
+        ctx.add(
+            format!("{dot}targets"),
+            format!(
+                "{e} intersects its targets in one call, at most {}; found {}",
+                e.max_targets(),
+                targets.len()
+            ),
+        );
+    }
+    if let (Some(e), Some(Some(rows))) = (endpoint.filter(|e| e.is_list()), max_rows) {
+        let page = match params.as_ref().and_then(|p| p.get("limit")) {
+            Some(ParamValue::Int(n)) => (*n).max(1) as u64,
+            _ => LIST_MAX_LIMIT as u64,
+        };
+        let calls = rows.div_ceil(page);
+        // An intersection's targets go in one call; the others page per target.
+        let per = if e == Endpoint::DomainIntersection {
+            "fire"
+        } else {
+            "target"
+        };
+        ctx.warn(
+            format!("{dot}endpoint"),
+            format!(
+                "{e} is a list endpoint: checked, but not collected yet (plan and run leave it out); one fire would buy at most {} in {} per {}, {} at list price",
+                crate::words::count(rows as i64, "row"),
+                crate::words::count(calls as i64, "call"),
+                per,
+                crate::api::prices::Rate::LIST.price_calls(calls as i64, rows as i64),
+            ),
+        );
+    }
 
     if ctx.problems.len() > before {
         return None;
@@ -140,7 +177,73 @@ fn collection(
         settle: periods.settle?,
         reask_empty: periods.reask_empty?,
         reach_back: periods.reach_back?,
+        max_rows: max_rows?,
     })
+}
+
+/// `max_rows`: a list endpoint's bound on the rows one fire buys per target (it pages
+/// 1,000 rows a call); required there, refused elsewhere. Past offset 20,000 only
+/// `backlinks` pages on (by `search_after_token`), so the others stop at 21,000.
+fn read_max_rows(
+    ctx: &mut Ctx,
+    t: &toml::Table,
+    dot: &str,
+    endpoint: Option<Endpoint>,
+) -> Option<Option<u64>> {
+    let field = format!("{dot}max_rows");
+    let Some(endpoint) = endpoint else {
+        return Some(None);
+    };
+    let value = t.get("max_rows");
+    if !endpoint.is_list() {
+        if value.is_some() {
+            ctx.add(
+                field,
+                format!(
+                    "{endpoint} is not a list endpoint: only list endpoints page, and take max_rows"
+                ),
+            );
+            return None;
+        }
+        return Some(None);
+    }
+    let most = if endpoint == Endpoint::Backlinks {
+        i64::MAX
+    } else {
+        LIST_MAX_OFFSET + LIST_MAX_LIMIT
+    };
+    match value {
+        None => {
+            ctx.add(
+                field,
+                format!(
+                    "missing: a list endpoint needs max_rows, the most rows one fire buys per target ({LIST_MAX_LIMIT} rows a call)"
+                ),
+            );
+            None
+        }
+        Some(toml::Value::Integer(n)) if *n >= 1 && *n <= most => Some(Some(*n as u64)),
+        Some(toml::Value::Integer(n)) if *n >= 1 => {
+            ctx.add(
+                field,
+                format!(
+                    "{endpoint} pages by offset, at most {LIST_MAX_OFFSET}: it can return at most {most} rows, found {n} (only backlinks pages on, by search_after_token)"
+                ),
+            );
+            None
+        }
+        Some(toml::Value::Integer(n)) => {
+            ctx.add(field, format!("must be at least 1, found {n}"));
+            None
+        }
+        Some(other) => {
+            ctx.add(
+                field,
+                format!("expected an integer, found {}", type_name(other)),
+            );
+            None
+        }
+    }
 }
 
 /// Warns when a history or timeseries collection's window (its relative `date_from`)
@@ -409,7 +512,7 @@ fn read_targets(
             ),
         );
     }
-    if let Some(endpoint) = endpoint.filter(|e| e.domain_only()) {
+    if let Some(endpoint) = endpoint.filter(|e| !e.takes_a_page()) {
         for s in list.targets.iter().filter(|s| s.target.is_page()) {
             ctx.add(
                 s.field.clone(),

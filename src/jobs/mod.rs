@@ -115,6 +115,9 @@ pub struct Collection {
     /// History and timeseries: how far before its window a fire reaches back to meet
     /// the end of what is stored, so that no days are left between (`reach_back`).
     pub reach_back: Duration,
+    /// List endpoints: the most rows one fire buys per target (`max_rows`); `None`
+    /// for the others.
+    pub max_rows: Option<u64>,
 }
 
 /// What a date-ranged collection's fire buys.

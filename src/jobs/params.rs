@@ -30,7 +30,8 @@ pub enum ParamValue {
     Int(i64),
     Str(String),
     Date(DateSpec),
-    /// An array in the API's filter syntax, passed through as written.
+    /// An array in the API's filter syntax (or `order_by`, `exclude_targets`, a
+    /// `custom_mode` table), passed through as written.
     Filters(serde_json::Value),
 }
 
@@ -170,7 +171,12 @@ pub(crate) fn check_param(
     let Some(spec) = endpoint.param(name) else {
         return Err(unknown_param(endpoint, name));
     };
-    check_value(spec, value)
+    if name == "search_after_token" {
+        return Err(
+            "set by linkledger as it pages a listing (from each answer), not by a job file".into(),
+        );
+    }
+    check_value(endpoint, spec, value)
 }
 
 fn unknown_param(endpoint: Endpoint, name: &str) -> String {
@@ -186,7 +192,11 @@ fn unknown_param(endpoint: Endpoint, name: &str) -> String {
     why
 }
 
-fn check_value(spec: &ParamSpec, value: &toml::Value) -> Result<ParamValue, String> {
+fn check_value(
+    endpoint: Endpoint,
+    spec: &ParamSpec,
+    value: &toml::Value,
+) -> Result<ParamValue, String> {
     let found = || type_name(value);
     match spec.kind {
         ParamKind::Bool => match value {
@@ -240,11 +250,49 @@ fn check_value(spec: &ParamSpec, value: &toml::Value) -> Result<ParamValue, Stri
             _ => Err(format!("expected a string, found {}", found())),
         },
         ParamKind::Filters => match value {
-            toml::Value::Array(_) => Ok(ParamValue::Filters(to_json(value)?)),
+            toml::Value::Array(_) => {
+                let json = to_json(value)?;
+                // `backlinks_filters` filter the backlinks an aggregate counts: the
+                // backlinks endpoint's operators; `filters` the endpoint's own.
+                let by = if spec.name == "backlinks_filters" {
+                    Endpoint::Backlinks
+                } else {
+                    endpoint
+                };
+                crate::api::filters::Filter::parse(by, &json).map_err(|e| e.to_string())?;
+                Ok(ParamValue::Filters(json))
+            }
             _ => Err(format!(
                 "expected an array in the API's filter syntax (like [\"dofollow\", \"=\", true]), found {}",
                 found()
             )),
+        },
+        ParamKind::OrderBy => match value {
+            toml::Value::Array(_) => {
+                let json = to_json(value)?;
+                crate::api::filters::parse_order_by(&json).map_err(|e| e.to_string())?;
+                Ok(ParamValue::Filters(json))
+            }
+            _ => Err(format!(
+                "expected an array of sorting rules (like [\"rank,desc\"]), found {}",
+                found()
+            )),
+        },
+        ParamKind::TextList { max_items } => match value {
+            toml::Value::Array(items)
+                if items.len() <= max_items && items.iter().all(toml::Value::is_str) =>
+            {
+                Ok(ParamValue::Filters(to_json(value)?))
+            }
+            toml::Value::Array(items) if items.len() > max_items => Err(format!(
+                "at most {max_items} entries, found {}",
+                items.len()
+            )),
+            _ => Err(format!("expected an array of strings, found {}", found())),
+        },
+        ParamKind::Object => match value {
+            toml::Value::Table(_) => Ok(ParamValue::Filters(to_json(value)?)),
+            _ => Err(format!("expected a table, found {}", found())),
         },
     }
 }

@@ -98,8 +98,7 @@ async fn user_data(State(shared): State<Arc<Shared>>, headers: HeaderMap) -> Res
             ]
         }
     });
-    let backlinks: Map<String, Value> = Endpoint::ALL
-        .iter()
+    let backlinks: Map<String, Value> = Endpoint::every()
         .map(|e| (e.name().to_string(), live_price.clone()))
         .collect();
     let result = json!([{

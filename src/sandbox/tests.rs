@@ -789,8 +789,8 @@ async fn the_balance_user_data_reports_falls_by_what_was_charged_and_the_client_
     assert_eq!(before.balance, Some(usd("100")));
     let money = &v["tasks"][0]["result"][0]["money"];
     assert_eq!(Usd::from_json(&money["total"]), Some(usd("100")));
-    assert_eq!(before.prices.len(), Endpoint::ALL.len());
-    for e in Endpoint::ALL {
+    assert_eq!(before.prices.len(), Endpoint::every().count());
+    for e in Endpoint::every() {
         assert_eq!(before.prices.get(&e), Some(&Rate::LIST), "{e:?}");
     }
     assert_eq!(v["cost"], 0);

@@ -42,6 +42,7 @@ fn collection(
         settle: Duration::ZERO,
         reask_empty: crate::jobs::DEFAULT_REASK_EMPTY,
         reach_back: crate::jobs::DEFAULT_REACH_BACK,
+        max_rows: None,
     }
 }
 

@@ -17,11 +17,13 @@
 //! `quirk-…` schema drift, `bad_day` the `quirk-…` bad days, `numbers` the
 //! deterministic counts and dates, `summary` the summary record and the fields the
 //! other full records share, and `history`, `timeseries` and `bulk` the results of
-//! those endpoints.
+//! those endpoints; `lists` the list endpoints (links that appear and disappear from
+//! day to day, filters, sorting, paging).
 
 mod bad_day;
 mod bulk;
 mod history;
+mod lists;
 mod numbers;
 mod request;
 mod summary;
@@ -59,6 +61,9 @@ pub fn row_count(endpoint: Endpoint, result: &Value) -> usize {
 /// answer with. Deterministic: the same task and `today` give the same value.
 pub fn build_result(endpoint: Endpoint, task: &Value, today: NaiveDate) -> Result<Value, String> {
     let req = Request::parse(endpoint, task, today)?;
+    if endpoint.is_list() {
+        return Ok(Value::Array(vec![lists::list(endpoint, task, today)?]));
+    }
     let result = match endpoint {
         Endpoint::Summary => summary::summary(&req, today),
         Endpoint::History => history::history(&req, today),

@@ -9,7 +9,8 @@ use serde_json::{Map, Value};
 use super::invalid_field;
 use super::targets::{host, main_domain};
 use crate::api::endpoint::{
-    BULK_MAX_TARGETS, GroupRange, PAGES_SUMMARY_MAX_DOMAINS, history_earliest, timeseries_earliest,
+    BULK_MAX_TARGETS, GroupRange, INTERSECTION_MAX_TARGETS, PAGES_SUMMARY_MAX_DOMAINS,
+    history_earliest, timeseries_earliest,
 };
 use crate::api::{Endpoint, ParamKind};
 
@@ -40,7 +41,7 @@ impl Request {
         today: NaiveDate,
     ) -> Result<Request, String> {
         let obj = task.as_object().ok_or_else(|| invalid_field("target"))?;
-        let target_key = if endpoint.is_bulk() {
+        let target_key = if endpoint.is_bulk() || endpoint == Endpoint::DomainIntersection {
             "targets"
         } else {
             "target"
@@ -128,6 +129,23 @@ impl Request {
 }
 
 fn parse_targets(endpoint: Endpoint, value: Option<&Value>) -> Result<Vec<String>, String> {
+    if endpoint == Endpoint::DomainIntersection {
+        // A numbered map, `{"1": "a.com", "2": "b.com"}`, of up to 20 targets.
+        let map = value
+            .and_then(Value::as_object)
+            .filter(|m| !m.is_empty() && m.len() <= INTERSECTION_MAX_TARGETS)
+            .ok_or_else(|| invalid_field("targets"))?;
+        return map
+            .iter()
+            .map(|(k, v)| {
+                let t = v.as_str().map(str::trim).filter(|t| !t.is_empty());
+                match (k.parse::<u32>(), t) {
+                    (Ok(_), Some(t)) => Ok(t.to_string()),
+                    _ => Err(invalid_field("targets")),
+                }
+            })
+            .collect();
+    }
     if !endpoint.is_bulk() {
         let target = value
             .and_then(Value::as_str)
@@ -135,7 +153,7 @@ fn parse_targets(endpoint: Endpoint, value: Option<&Value>) -> Result<Vec<String
             .filter(|t| !t.is_empty())
             .ok_or_else(|| invalid_field("target"))?;
         // history and timeseries take a bare domain, never a page.
-        if endpoint.domain_only() && (target.contains("://") || target.contains('/')) {
+        if !endpoint.takes_a_page() && (target.contains("://") || target.contains('/')) {
             return Err(invalid_field("target"));
         }
         return Ok(vec![target.to_string()]);
@@ -171,6 +189,11 @@ fn type_ok(kind: ParamKind, v: &Value) -> bool {
         ParamKind::Date => v.as_str().and_then(parse_date).is_some(),
         ParamKind::Filters => v.is_array(),
         ParamKind::Text { max_chars } => v.as_str().is_some_and(|s| s.chars().count() <= max_chars),
+        ParamKind::OrderBy => v.is_array(),
+        ParamKind::TextList { max_items } => v
+            .as_array()
+            .is_some_and(|l| l.len() <= max_items && l.iter().all(Value::is_string)),
+        ParamKind::Object => v.is_object(),
     }
 }
 

@@ -418,6 +418,10 @@ impl Normalizer<'_> {
             | BulkReferringDomains
             | BulkSpamScore
             | BulkPagesSummary => self.bulk(path, result)?,
+            // Not collected yet: job files refuse them, so no answer of theirs is
+            // normalized.
+            Backlinks | ReferringDomains | Anchors | DomainPages | Competitors
+            | DomainIntersection => {}
         }
         Ok(())
     }
