@@ -1,0 +1,290 @@
+//! The ledger reconciled with the account's own books (`appendix/user_data`'s
+//! `money.statistics.day`), through the sandbox, on real PostgreSQL: a closed day's
+//! abandoned estimates settled to what the account charged (estimate and settlement
+//! both kept), `spend --reconcile`, another consumer's spend detected by the daemon,
+//! and the ledger after kill -9s under faults brought within one call's price of what
+//! the sandbox charged.
+
+use std::time::Duration;
+
+use linkledger::money::Usd;
+use linkledger::ops::reconcile::{another_consumer, assess, reconcile_closed_days};
+use linkledger::sandbox::OtherConsumer;
+use linkledger::store::Store;
+use rust_decimal::Decimal;
+
+use crate::common::*;
+use crate::harness::*;
+
+fn usd(s: &str) -> Usd {
+    s.parse().unwrap()
+}
+
+fn targets(n: usize, prefix: &str) -> Vec<String> {
+    (0..n)
+        .map(|i| format!("{prefix}{i:02}.example.com"))
+        .collect()
+}
+
+/// What the ledger books for the account behind `host`, the credentials checks aside.
+async fn ledger_of(store: &Store, host: &str) -> Decimal {
+    sqlx::query_scalar(
+        "SELECT coalesce(sum(cost_usd), 0) FROM linkledger.api_calls
+         WHERE api_host = $1 AND endpoint <> 'appendix/user_data'",
+    )
+    .bind(host)
+    .fetch_one(store.pool())
+    .await
+    .unwrap()
+}
+
+/// A request a dead process booked and never sent: `abandoned` at its estimate.
+async fn abandoned_never_sent(store: &Store, host: &str, estimate: &str) -> i64 {
+    sqlx::query_scalar(
+        "INSERT INTO linkledger.api_calls
+           (endpoint, targets, request, attempt, started_at, outcome, cost_usd,
+            estimated_usd, budget_usd, api_host, error)
+         VALUES ('summary', '{x.example.com}', '[{\"target\": \"x.example.com\"}]', 1, now(),
+                 'abandoned', $2::numeric, $2::numeric, $2::numeric, $1,
+                 'no answer: the process died with the request in flight')
+         RETURNING id",
+    )
+    .bind(host)
+    .bind(estimate)
+    .fetch_one(store.pool())
+    .await
+    .unwrap()
+}
+
+#[tokio::test]
+async fn a_closed_days_abandoned_estimates_are_settled_to_what_the_account_charged_and_spend_reconcile_shows_it()
+ {
+    let db = TestDb::new().await;
+    let store = db.store().await;
+    let sb = default_sandbox().await;
+    let exec = executor(&store, &sb, 4);
+    let host = exec.client().api_host().to_string();
+    let job = job_for("summary", &targets(5, "rec"), "");
+    run_once(&exec, &[&job], linkledger::store::RunKind::Once, today())
+        .await
+        .unwrap();
+    let charged = sb.stats().charged_usd;
+    assert!(charged > Usd::ZERO);
+    let dead = abandoned_never_sent(&store, &host, "0.02003").await;
+    assert_eq!(
+        Usd(ledger_of(&store, &host).await),
+        charged + usd("0.02003"),
+        "the ledger books the estimate of a call the API never saw"
+    );
+
+    exec.sample_account()
+        .await
+        .unwrap()
+        .expect("the books read");
+    // The day is open: nothing is reconciled yet.
+    assert!(
+        reconcile_closed_days(&store, &host, today(), usd("0.001"))
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    // Once it is over, it is reconciled and its abandoned estimate settled.
+    let tomorrow = today().succ_opt().unwrap();
+    let closed = reconcile_closed_days(&store, &host, tomorrow, usd("0.001"))
+        .await
+        .unwrap();
+    assert_eq!(closed.len(), 1);
+    let a = &closed[0].assessed;
+    let total = a.total_row();
+    assert_eq!(total.kind, "abandoned_estimates", "{total:?}");
+    assert_eq!(total.account_usd, charged);
+    assert_eq!(total.ledger_usd, charged + usd("0.02003"));
+    assert_eq!(total.settlement_usd, usd("-0.02003"));
+    assert_eq!(a.total.left, Usd::ZERO);
+    let summary = a.rows.iter().find(|r| r.function == "summary").unwrap();
+    assert_eq!(summary.account_usd, charged, "per function too");
+
+    // The booking is not rewritten silently: the estimate is kept beside the settlement.
+    let (cost, settled): (Decimal, bool) = sqlx::query_as(
+        "SELECT cost_usd, settled_at IS NOT NULL FROM linkledger.api_calls WHERE id = $1",
+    )
+    .bind(dead)
+    .fetch_one(store.pool())
+    .await
+    .unwrap();
+    assert_eq!((cost, settled), (Decimal::ZERO, true));
+    let (estimate, how): (Decimal, String) =
+        sqlx::query_as("SELECT estimate_usd, how FROM linkledger.settlements WHERE call_id = $1")
+            .bind(dead)
+            .fetch_one(store.pool())
+            .await
+            .unwrap();
+    assert_eq!(Usd(estimate), usd("0.02003"));
+    assert!(how.contains("abandoned call"), "{how}");
+    assert_eq!(Usd(ledger_of(&store, &host).await), charged, "converged");
+
+    // Reconciled once: a second pass (another daemon) changes nothing.
+    assert!(
+        reconcile_closed_days(&store, &host, tomorrow, usd("0.001"))
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    assert_eq!(
+        count(&store, "SELECT count(*) FROM linkledger.settlements").await,
+        1
+    );
+    assert_eq!(
+        count(
+            &store,
+            "SELECT count(*) FROM linkledger.spend_reconciled WHERE kind = 'abandoned_estimates' AND left_usd = 0"
+        )
+        .await,
+        1
+    );
+
+    // `spend --reconcile`: per day, account, ledger, difference, what explains it.
+    let wd = Workdir::new(&[]);
+    let env = env_for(&db, &sb);
+    let since = today().to_string();
+    let out = linkledger(
+        wd.path(),
+        &env,
+        &["spend", "--reconcile", "--since", &since],
+    )
+    .await;
+    assert!(out.status.success(), "{}", stderr(&out));
+    let text = stdout(&out);
+    let joined = text.replace("\n  ", " ");
+    for needle in [
+        "account",
+        "ledger",
+        "difference",
+        "abandoned_estimates",
+        "-$0.02003",
+        "the account says they cost",
+        "none reached the API",
+    ] {
+        assert!(joined.contains(needle), "{needle:?} in\n{text}");
+    }
+    assert!(text.lines().all(|l| l.chars().count() <= 100), "{text}");
+    let out = linkledger(
+        wd.path(),
+        &env,
+        &["spend", "--reconcile", "--since", &since, "--json"],
+    )
+    .await;
+    let days: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let total = days
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|d| d["function"] == "*")
+        .unwrap();
+    assert_eq!(total["settlement_usd"], "-0.02003");
+    assert_eq!(total["account_usd"], charged.0.normalize().to_string());
+    sb.stop().await;
+}
+
+#[tokio::test]
+async fn another_consumers_spend_is_told_apart_and_settles_nothing() {
+    let db = TestDb::new().await;
+    let store = db.store().await;
+    let sb = default_sandbox().await;
+    let exec = executor(&store, &sb, 4);
+    let host = exec.client().api_host().to_string();
+    run_once(
+        &exec,
+        &[&job_for("summary", &targets(3, "oth"), "")],
+        linkledger::store::RunKind::Once,
+        today(),
+    )
+    .await
+    .unwrap();
+    sb.other_consumer(&OtherConsumer {
+        usd: usd("1.25"),
+        requests: 40,
+        api: "backlinks".into(),
+        function: "history".into(),
+    });
+    exec.sample_account().await.unwrap().unwrap();
+    let a = assess(&store, &host, today(), usd("0.05"))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(a.total_row().kind, "another_consumer");
+    assert_eq!(another_consumer(&a.total, usd("0.05")), Some(usd("1.25")));
+    let history = a.rows.iter().find(|r| r.function == "history").unwrap();
+    assert_eq!(
+        (history.kind.as_str(), history.difference_usd),
+        ("another_consumer", usd("1.25"))
+    );
+    let summary = a.rows.iter().find(|r| r.function == "summary").unwrap();
+    assert_eq!(summary.kind, "matches", "our own function agrees");
+    assert!(a.settlements.is_empty());
+    assert_eq!(
+        another_consumer(&a.total, usd("2")),
+        None,
+        "under the threshold"
+    );
+    sb.stop().await;
+}
+
+#[tokio::test]
+async fn the_daemon_samples_the_books_and_warns_of_another_consumer_in_its_log_metrics_and_healthz()
+{
+    let sc = scene(
+        2,
+        linkledger::sandbox::SandboxOptions::default(),
+        &[
+            ("LINKLEDGER_RECONCILE__SAMPLE_EVERY", "100ms"),
+            ("LINKLEDGER_RECONCILE__THRESHOLD_USD", "0.5"),
+        ],
+    )
+    .await;
+    let d = sc.start_daemon().await;
+    wait_for_count(
+        &sc.store,
+        Duration::from_secs(30),
+        "the fire's two calls answered",
+        "SELECT count(*) FROM linkledger.api_calls WHERE outcome = 'ok' AND endpoint = 'summary'",
+        |n| n == 2,
+    )
+    .await;
+    wait_for_count(
+        &sc.store,
+        Duration::from_secs(30),
+        "samples of the account's books",
+        "SELECT count(*) FROM linkledger.account_samples WHERE backlinks_usd > 0",
+        |n| n >= 1,
+    )
+    .await;
+    let (_, health) = d.get("/healthz").await;
+    assert!(!health.contains("another consumer"), "{health}");
+
+    sc.sb.other_consumer(&OtherConsumer {
+        usd: usd("2"),
+        requests: 10,
+        api: "backlinks".into(),
+        function: "summary".into(),
+    });
+    wait_for(
+        Duration::from_secs(30),
+        "/healthz to tell of another consumer",
+        || async { d.get("/healthz").await.1.contains("another consumer") },
+    )
+    .await;
+    let (status, health) = d.get("/healthz").await;
+    assert_eq!(status, 200, "a warning, not a failure: {health}");
+    let (_, metrics) = d.get("/metrics").await;
+    assert_eq!(
+        metric(&metrics, "linkledger_account_unexplained_usd"),
+        Some(2.0),
+        "{metrics}"
+    );
+    d.wait_for_log(
+        Duration::from_secs(10),
+        "another consumer: today the account spent $2",
+    )
+    .await;
+}
