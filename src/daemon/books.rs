@@ -15,6 +15,11 @@ use crate::ops::reconcile::{another_consumer, assess, reconcile_closed_days};
 /// nearly all of the day, early enough that its answer is the day's, not the next's.
 pub const LAST_SAMPLE_BEFORE_MIDNIGHT: Duration = Duration::from_secs(45);
 
+/// How long after 00:00 UTC a day is reconciled at the earliest: a request of it still
+/// without an answer then will never have one (a live call is answered within 120 s,
+/// `api.timeout` gives up at 180 s), and is settled as abandoned.
+pub const RECONCILE_AFTER_MIDNIGHT: Duration = Duration::from_secs(15 * 60);
+
 /// What `/healthz` says of the account's books (the check `account`).
 #[derive(Clone, Debug, Default)]
 pub struct BooksStatus {
@@ -104,8 +109,12 @@ async fn sample_and_reconcile(
         }
     }
     let threshold = config.threshold_usd;
-    let today = Utc::now().date_naive();
-    match reconcile_closed_days(store, &host, today, threshold).await {
+    let now = Utc::now();
+    let today = now.date_naive();
+    let closed_before = (now
+        - chrono::Duration::from_std(RECONCILE_AFTER_MIDNIGHT).expect("15 minutes"))
+    .date_naive();
+    match reconcile_closed_days(store, &host, closed_before, threshold).await {
         Ok(days) => {
             for closed in days {
                 let a = &closed.assessed;

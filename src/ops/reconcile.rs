@@ -195,7 +195,8 @@ pub struct Closed {
 }
 
 /// Reconciles every day before `today` sampled for `api_host` and not reconciled yet,
-/// oldest first: each written with its settlements in one transaction (a day another
+/// oldest first (the caller passes a `today` late enough that no request of those days
+/// can still be answered: one still `sent` is settled as abandoned): each written with its settlements in one transaction (a day another
 /// process wrote first is left as it wrote it).
 pub async fn reconcile_closed_days(
     store: &Store,

@@ -34,7 +34,8 @@ pub struct Sample {
 pub struct LedgerDay {
     /// Booked for the calls sent up to the sample (abandoned estimates included).
     pub booked: Usd,
-    /// Of it, abandoned estimates not settled yet.
+    /// Of it, abandoned estimates not settled yet (a request still `sent` once its
+    /// day is over is one too: no answer comes for it any more).
     pub abandoned: Usd,
     /// The same calls at the cost the API reported (the estimate where it reported none).
     pub reported: Usd,
@@ -215,14 +216,16 @@ impl Store {
         type Row = (String, Decimal, Decimal, Decimal, Decimal, i64);
         let rows: Vec<Row> = sqlx::query_as(
             "SELECT endpoint,
-                    coalesce(sum(cost_usd) FILTER (WHERE started_at <= $3), 0),
-                    coalesce(sum(cost_usd) FILTER (WHERE started_at <= $3
-                        AND outcome = 'abandoned' AND settled_at IS NULL), 0),
-                    coalesce(sum(coalesce(reported_cost_usd, cost_usd))
+                    coalesce(sum(booked) FILTER (WHERE started_at <= $3), 0),
+                    coalesce(sum(booked) FILTER (WHERE started_at <= $3
+                        AND outcome IN ('abandoned', 'sent') AND settled_at IS NULL), 0),
+                    coalesce(sum(coalesce(reported_cost_usd, booked))
                         FILTER (WHERE started_at <= $3), 0),
-                    coalesce(sum(cost_usd) FILTER (WHERE started_at > $3), 0),
+                    coalesce(sum(booked) FILTER (WHERE started_at > $3), 0),
                     count(*) FILTER (WHERE started_at <= $3)
-             FROM linkledger.api_calls
+             FROM (SELECT *, CASE WHEN outcome = 'sent' THEN coalesce(cost_usd, estimated_usd, 0)
+                                  ELSE coalesce(cost_usd, 0) END AS booked
+                   FROM linkledger.api_calls) c
              WHERE api_host = $1 AND endpoint <> $4 AND outcome NOT IN ('reused')
                AND started_at >= ($2::date)::timestamp AT TIME ZONE 'UTC'
                AND started_at < ($2::date + 1)::timestamp AT TIME ZONE 'UTC'
@@ -252,7 +255,8 @@ impl Store {
     }
 
     /// The abandoned calls of `day` up to `upto` whose estimates are not settled,
-    /// oldest first.
+    /// oldest first; requests still `sent` count (a killed once-run leaves its
+    /// requests in flight so): the reconciliation books them `abandoned`, settled.
     pub async fn abandoned_unsettled(
         &self,
         api_host: &str,
@@ -260,8 +264,8 @@ impl Store {
         upto: DateTime<Utc>,
     ) -> Result<Vec<Abandoned>, StoreError> {
         let rows: Vec<(i64, String, Decimal)> = sqlx::query_as(
-            "SELECT id, endpoint, coalesce(cost_usd, 0) FROM linkledger.api_calls
-             WHERE api_host = $1 AND outcome = 'abandoned' AND settled_at IS NULL
+            "SELECT id, endpoint, coalesce(cost_usd, estimated_usd, 0) FROM linkledger.api_calls
+             WHERE api_host = $1 AND outcome IN ('abandoned', 'sent') AND settled_at IS NULL
                AND endpoint <> $4 AND started_at <= $3
                AND started_at >= ($2::date)::timestamp AT TIME ZONE 'UTC'
                AND started_at < ($2::date + 1)::timestamp AT TIME ZONE 'UTC'
@@ -351,15 +355,18 @@ impl Store {
                             AS u(call_id, function, settled, how)
                  ), settled AS (
                    UPDATE linkledger.api_calls c
-                   SET cost_usd = s.settled, settled_at = now()
+                   SET cost_usd = s.settled, settled_at = now(), outcome = 'abandoned',
+                       error = coalesce(c.error, 'no answer by the day''s reconciliation: its process died with the request in flight')
                    FROM s
-                   WHERE c.id = s.call_id AND c.outcome = 'abandoned' AND c.settled_at IS NULL
+                   WHERE c.id = s.call_id AND c.outcome IN ('abandoned', 'sent')
+                     AND c.settled_at IS NULL
                    RETURNING c.id, s.function, s.settled, s.how
                  )
                  -- The statement's snapshot: the cost as booked before the UPDATE above.
                  INSERT INTO linkledger.settlements
                    (call_id, day, api_host, function, estimate_usd, settled_usd, how)
-                 SELECT s2.id, $1, $2, s2.function, coalesce(c.cost_usd, 0), s2.settled, s2.how
+                 SELECT s2.id, $1, $2, s2.function, coalesce(c.cost_usd, c.estimated_usd, 0),
+                        s2.settled, s2.how
                  FROM settled s2 JOIN linkledger.api_calls c ON c.id = s2.id",
             )
             .bind(total.day)

@@ -288,3 +288,111 @@ async fn the_daemon_samples_the_books_and_warns_of_another_consumer_in_its_log_m
     )
     .await;
 }
+
+#[tokio::test]
+async fn after_kill_9s_under_faults_the_reconciled_ledger_is_within_one_calls_price_of_what_was_charged()
+ {
+    let db = TestDb::new().await;
+    let store = db.store().await;
+    let sb = sandbox(linkledger::sandbox::SandboxOptions {
+        latency: Duration::from_millis(150),
+        fault_rate: 0.1,
+        seed: 27,
+        ..Default::default()
+    })
+    .await;
+    let list = targets(80, "chaos");
+    let wd = Workdir::new(&[(
+        "chaos.toml",
+        &format!(
+            "name = \"chaos\"\ntargets = [{}]\n[[collect]]\nendpoint = \"summary\"\nschedule = \"@daily\"\n",
+            list.iter()
+                .map(|t| format!("{t:?}"))
+                .collect::<Vec<_>>()
+                .join(", ")
+        ),
+    )]);
+    let env = with_env(env_for(&db, &sb), &[("LINKLEDGER_API__MAX_IN_FLIGHT", "8")]);
+    for kill in 0..8u64 {
+        let before = sb.stats().requests;
+        let mut child = spawn_quiet(wd.path(), &env, &["run", "--once"]);
+        wait_for(
+            Duration::from_secs(60),
+            "requests of this run reaching the sandbox",
+            || async { sb.stats().requests >= before + 4 + kill % 3 },
+        )
+        .await;
+        child.kill().await.unwrap();
+    }
+    let out = linkledger(wd.path(), &env, &["run", "--once"]).await;
+    assert!(
+        out.status.code().is_some_and(|c| c <= 1),
+        "{}{}",
+        stdout(&out),
+        stderr(&out)
+    );
+    let exec = executor(&store, &sb, 4);
+    let host = exec.client().api_host().to_string();
+    let charged = sb.stats().charged_usd;
+    let booked = Usd(ledger_of(&store, &host).await);
+    let abandoned = count(
+        &store,
+        "SELECT count(*) FROM linkledger.api_calls WHERE outcome = 'abandoned'",
+    )
+    .await;
+    let in_flight = count(
+        &store,
+        "SELECT count(*) FROM linkledger.api_calls WHERE outcome = 'sent'",
+    )
+    .await;
+    exec.sample_account().await.unwrap().unwrap();
+    let tomorrow = today().succ_opt().unwrap();
+    let closed = reconcile_closed_days(&store, &host, tomorrow, usd("0.001"))
+        .await
+        .unwrap();
+    assert_eq!(closed.len(), 1);
+    let reconciled = Usd(ledger_of(&store, &host).await);
+    let gap = Usd((reconciled.0 - charged.0).abs());
+    eprintln!(
+        "charged {charged}, booked {booked} without the requests still sent ({abandoned} abandoned, {in_flight} still sent), reconciled {reconciled}, gap {gap}; {:?}",
+        closed[0].assessed.total_row()
+    );
+    assert!(
+        abandoned + in_flight > 0,
+        "the kills left requests without an answer"
+    );
+    assert_ne!(booked, charged, "the ledger alone is off");
+    assert_eq!(
+        count(
+            &store,
+            "SELECT count(*) FROM linkledger.api_calls WHERE outcome = 'sent'"
+        )
+        .await,
+        0,
+        "a closed day's unanswered requests are booked abandoned, settled"
+    );
+    assert_eq!(
+        count(&store, "SELECT count(*) FROM linkledger.settlements").await,
+        abandoned + in_flight
+    );
+    assert!(
+        gap <= linkledger::sandbox::price(1),
+        "reconciled {reconciled} against {charged} charged"
+    );
+    let out = linkledger(
+        wd.path(),
+        &env,
+        &["spend", "--reconcile", "--since", &today().to_string()],
+    )
+    .await;
+    let text = stdout(&out);
+    let total = closed[0].assessed.total_row();
+    assert!(text.contains(&total.kind), "{text}");
+    if !total.settlement_usd.is_zero() {
+        assert!(
+            text.contains(&format!("-{}", Usd(-total.settlement_usd.0))),
+            "the settlement shown: {text}"
+        );
+    }
+    sb.stop().await;
+}
