@@ -30,6 +30,8 @@ pub struct App {
     pub metrics: Arc<Metrics>,
     /// The caps in force (config and jobs), shared by every executor.
     pub budgets: Budgets,
+    /// The account's own daily limit as last read, shared with [`BudgetHandle`].
+    account_daily: Arc<std::sync::RwLock<Option<Usd>>>,
     /// What calls cost, as the database last knew it (the account's price list, or a
     /// gateway's flat price); executors refresh it from `user_data`.
     pub prices: Prices,
@@ -80,10 +82,15 @@ pub async fn apply_raw_retention(
 
 /// The caps the settings set: `budget.daily_usd`, `budget.monthly_usd` and each job's
 /// `budget_monthly_usd`.
-pub fn budget_caps(config: &BudgetConfig, jobs: &[Job]) -> Vec<(Scope, Usd)> {
+pub fn budget_caps(
+    config: &BudgetConfig,
+    jobs: &[Job],
+    account_daily: Option<Usd>,
+) -> Vec<(Scope, Usd)> {
     let account = [
         (Scope::Daily, config.daily_usd),
         (Scope::Monthly, config.monthly_usd),
+        (Scope::AccountDaily, account_daily),
     ];
     let own = jobs
         .iter()
@@ -121,17 +128,50 @@ async fn publish_budgets(store: &Store, budgets: &Budgets, jobs: &[Job]) -> anyh
 pub struct BudgetHandle {
     store: Store,
     budgets: Budgets,
+    /// The account's own daily limit as last read (`money.limits.day`).
+    account_daily: Arc<std::sync::RwLock<Option<Usd>>>,
 }
 
 impl BudgetHandle {
     /// Takes the budgets of reloaded configuration and jobs; when they changed, the
     /// calls a budget held back try again at once.
     pub async fn reload(&self, config: &BudgetConfig, jobs: &[Job]) -> anyhow::Result<()> {
-        if self.budgets.replace(budget_caps(config, jobs)) {
+        let account_daily = *self.account_daily.read().expect("account limit");
+        if self
+            .budgets
+            .replace(budget_caps(config, jobs, account_daily))
+        {
             info!("budgets changed");
             publish_budgets(&self.store, &self.budgets, jobs).await?;
         }
         Ok(())
+    }
+
+    /// Takes the account's own daily limit as `user_data` reported it (`None`: no
+    /// limit); when it changed, it is a cap from now on, in every process.
+    pub async fn set_account_daily(&self, limit: Option<Usd>) -> anyhow::Result<bool> {
+        {
+            let mut known = self.account_daily.write().expect("account limit");
+            if *known == limit {
+                return Ok(false);
+            }
+            *known = limit;
+        }
+        let pairs = self
+            .budgets
+            .all()
+            .into_iter()
+            .filter(|c| c.scope != Scope::AccountDaily)
+            .map(|c| (c.scope, c.usd))
+            .chain(limit.map(|l| (Scope::AccountDaily, l)))
+            .collect::<Vec<_>>();
+        self.budgets.replace(pairs);
+        info!(
+            limit_usd = limit.map(|l| l.to_f64()),
+            "the account's own daily spending limit (money.limits.day) changed; it caps the calls from now on"
+        );
+        publish_budgets(&self.store, &self.budgets, &[]).await?;
+        Ok(true)
     }
 }
 
@@ -150,7 +190,11 @@ impl App {
             config.queue.lease,
         );
         limits.prepare().await?;
-        let budgets = Budgets::new(budget_caps(&config.budget, jobs));
+        let account_daily = store
+            .latest_money_limit_day(client.api_host())
+            .await
+            .context("reading the account's own daily limit")?;
+        let budgets = Budgets::new(budget_caps(&config.budget, jobs, account_daily));
         publish_budgets(&store, &budgets, jobs).await?;
         let mut prices = store
             .latest_account(Some(client.api_host()))
@@ -168,6 +212,7 @@ impl App {
             limits,
             metrics: Arc::new(Metrics::new()),
             budgets,
+            account_daily: Arc::new(std::sync::RwLock::new(account_daily)),
             prices,
             config_source: None,
             role: role.to_string(),
@@ -197,6 +242,7 @@ impl App {
         BudgetHandle {
             store: self.store.clone(),
             budgets: self.budgets.clone(),
+            account_daily: self.account_daily.clone(),
         }
     }
 

@@ -67,13 +67,14 @@ pub(super) async fn watch_books(
     metrics: Arc<Metrics>,
     config: ReconcileConfig,
     status: SharedBooks,
+    budgets: crate::app::BudgetHandle,
     stop: CancellationToken,
 ) {
     loop {
         // Refused credentials stop everything; a daily cost limit does not stop reading
         // the free books.
         if exec.halted().is_none_or(|h| h.until.is_some()) {
-            sample_and_reconcile(&store, &exec, &metrics, &config, &status).await;
+            sample_and_reconcile(&store, &exec, &metrics, &config, &status, &budgets).await;
         }
         let now = Utc::now();
         let wait = (next_sample(now, config.sample_every) - now)
@@ -92,10 +93,23 @@ async fn sample_and_reconcile(
     metrics: &Metrics,
     config: &ReconcileConfig,
     status: &SharedBooks,
+    budgets: &crate::app::BudgetHandle,
 ) {
     let host = exec.client().api_host().to_string();
     match exec.sample_account().await {
-        Ok(Some(_)) => status.write().expect("books status").sampled_at = Some(Utc::now()),
+        Ok(Some(account)) => {
+            status.write().expect("books status").sampled_at = Some(Utc::now());
+            // The account's own daily limit caps the calls beside budget.daily_usd.
+            if let Err(e) = budgets
+                .set_account_daily(account.books.money_limit_day)
+                .await
+            {
+                warn!(
+                    error = format!("{e:#}"),
+                    "taking the account's own daily limit failed"
+                );
+            }
+        }
         Ok(None) => {
             tracing::debug!("the API did not answer with the account's books");
             return;

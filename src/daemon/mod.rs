@@ -170,6 +170,7 @@ pub async fn run(
         app.metrics.clone(),
         app.config.reconcile.clone(),
         books,
+        app.budget_handle(),
         shutdown.stop.clone(),
     ));
     let narrator = tokio::spawn(narrate(

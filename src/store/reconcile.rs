@@ -137,6 +137,19 @@ impl Store {
         Ok(true)
     }
 
+    /// The account's own daily spending limit (`money.limits.day`) as the newest
+    /// sample of `api_host` reported it; `None` when it has none or none was sampled.
+    pub async fn latest_money_limit_day(&self, api_host: &str) -> Result<Option<Usd>, StoreError> {
+        let limit: Option<Option<Decimal>> = sqlx::query_scalar(
+            "SELECT money_limit_day FROM linkledger.account_samples
+             WHERE api_host = $1 ORDER BY taken_at DESC, id DESC LIMIT 1",
+        )
+        .bind(api_host)
+        .fetch_optional(self.pool())
+        .await?;
+        Ok(limit.flatten().map(Usd))
+    }
+
     /// The last sample of `day` for `api_host`.
     pub async fn last_sample(
         &self,

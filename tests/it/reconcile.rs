@@ -396,3 +396,76 @@ async fn after_kill_9s_under_faults_the_reconciled_ledger_is_within_one_calls_pr
     }
     sb.stop().await;
 }
+
+#[tokio::test]
+async fn the_accounts_own_daily_limit_caps_the_calls_beside_the_budget_and_plan_shows_it() {
+    let db = TestDb::new().await;
+    let store = db.store().await;
+    // A stand-in the client takes for the real API: its calls count against caps.
+    let sb = sandbox(linkledger::sandbox::SandboxOptions {
+        identify: false,
+        limits: linkledger::sandbox::AccountLimits {
+            money_day: Some(usd("0.05")),
+            money_minute: None,
+        },
+        ..Default::default()
+    })
+    .await;
+    // The daemon's sample: the account's own daily limit is known to the database.
+    executor(&store, &sb, 4)
+        .sample_account()
+        .await
+        .unwrap()
+        .unwrap();
+    let list = targets(6, "cap");
+    let wd = Workdir::new(&[(
+        "capped.toml",
+        &format!(
+            "name = \"capped\"\ntargets = [{}]\n[[collect]]\nendpoint = \"summary\"\nschedule = \"@daily\"\n",
+            list.iter()
+                .map(|t| format!("{t:?}"))
+                .collect::<Vec<_>>()
+                .join(", ")
+        ),
+    )]);
+    // A looser budget of our own: the account's limit is the stricter and wins.
+    let env = with_env(env_for(&db, &sb), &[("LINKLEDGER_BUDGET__DAILY_USD", "1")]);
+
+    let out = linkledger(wd.path(), &env, &["plan"]).await;
+    assert!(out.status.success(), "{}", stderr(&out));
+    let text = stdout(&out);
+    assert!(
+        text.contains("money.limits.day") && text.contains("$0.05"),
+        "{text}"
+    );
+
+    let out = linkledger(wd.path(), &env, &["run", "--once"]).await;
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "{}{}",
+        stdout(&out),
+        stderr(&out)
+    );
+    let said = format!("{}{}", stdout(&out), stderr(&out));
+    assert!(said.contains("money.limits.day"), "{said}");
+    // $0.02003 a call: two fit under $0.05, a third would cross it.
+    assert_eq!(
+        count(
+            &store,
+            "SELECT count(*) FROM linkledger.api_calls WHERE outcome = 'ok' AND endpoint = 'summary'"
+        )
+        .await,
+        2
+    );
+    assert_eq!(sb.stats().charged_usd, usd("0.04006"));
+    assert_eq!(
+        count(
+            &store,
+            "SELECT count(*) FROM linkledger.budget_status WHERE scope = 'account_daily' AND period_kind = 'day' AND cap_usd = 0.05"
+        )
+        .await,
+        1
+    );
+    sb.stop().await;
+}
