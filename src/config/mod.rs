@@ -290,6 +290,23 @@ impl Default for ApiConfig {
 pub struct BudgetConfig {
     pub daily_usd: Option<Usd>,
     pub monthly_usd: Option<Usd>,
+    /// Whose spend the daily caps count: `ledger` (the default), what this database
+    /// booked; `account`, also what the account reports others spent today (its
+    /// `money.statistics.day` beyond the ledger's answered calls), so that a cap is a
+    /// cap on the account's money.
+    #[serde(default)]
+    pub scope: BudgetScope,
+}
+
+/// Whose spend the daily caps count (`budget.scope`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum BudgetScope {
+    /// What this database booked.
+    #[default]
+    Ledger,
+    /// The account's reported spend of the day: ours and other consumers'.
+    Account,
 }
 
 #[derive(Debug, Deserialize)]

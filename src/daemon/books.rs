@@ -9,7 +9,7 @@ use super::*;
 use crate::collect::executor::next_utc_midnight;
 use crate::config::ReconcileConfig;
 use crate::money::Usd;
-use crate::ops::reconcile::{another_consumer, assess, reconcile_closed_days};
+use crate::ops::reconcile::{another_consumer, assess, count_others_today, reconcile_closed_days};
 
 /// How long before 00:00 UTC the day's last sample is taken: late enough to hold
 /// nearly all of the day, early enough that its answer is the day's, not the next's.
@@ -60,21 +60,37 @@ pub fn next_sample(now: DateTime<Utc>, every: Duration) -> DateTime<Utc> {
     }
 }
 
+/// What watching the account's books works with.
+pub(super) struct BooksWatch {
+    pub(super) store: Store,
+    pub(super) exec: Executor,
+    pub(super) metrics: Arc<Metrics>,
+    pub(super) config: ReconcileConfig,
+    pub(super) status: SharedBooks,
+    pub(super) budgets: crate::app::BudgetHandle,
+    /// `budget.scope = "account"`: others' spend counts in today's daily caps.
+    pub(super) account_scope: bool,
+}
+
 /// Samples the account, reconciles the closed days and watches today, until `stop`.
-pub(super) async fn watch_books(
-    store: Store,
-    exec: Executor,
-    metrics: Arc<Metrics>,
-    config: ReconcileConfig,
-    status: SharedBooks,
-    budgets: crate::app::BudgetHandle,
-    stop: CancellationToken,
-) {
+pub(super) async fn watch_books(w: BooksWatch, stop: CancellationToken) {
+    let BooksWatch {
+        store,
+        exec,
+        metrics,
+        config,
+        status,
+        budgets,
+        account_scope,
+    } = w;
     loop {
         // Refused credentials stop everything; a daily cost limit does not stop reading
         // the free books.
         if exec.halted().is_none_or(|h| h.until.is_some()) {
             sample_and_reconcile(&store, &exec, &metrics, &config, &status, &budgets).await;
+            if account_scope {
+                count_others(&store, &exec).await;
+            }
         }
         let now = Utc::now();
         let wait = (next_sample(now, config.sample_every) - now)
@@ -196,6 +212,24 @@ async fn sample_and_reconcile(
         }
         Ok(None) => {}
         Err(e) => warn!(error = format!("{e:#}"), "assessing today's books failed"),
+    }
+}
+
+/// `budget.scope = "account"`: what others spent today counted in today's daily
+/// budgets, from the sample just taken.
+async fn count_others(store: &Store, exec: &Executor) {
+    let host = exec.client().api_host().to_string();
+    match count_others_today(store, &host, Utc::now().date_naive()).await {
+        Ok(Some((others, change))) if !change.is_zero() => info!(
+            others_usd = others.to_f64(),
+            change_usd = change.to_f64(),
+            "budget.scope = \"account\": other consumers' spend today ({others}) counts in the daily budgets"
+        ),
+        Ok(_) => {}
+        Err(e) => warn!(
+            error = format!("{e:#}"),
+            "counting other consumers' spend in the budgets failed"
+        ),
     }
 }
 

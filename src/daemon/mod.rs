@@ -165,12 +165,15 @@ pub async fn run(
         shutdown.stop.clone(),
     ));
     let watching_books = tokio::spawn(watch_books(
-        app.store.clone(),
-        exec.clone(),
-        app.metrics.clone(),
-        app.config.reconcile.clone(),
-        books,
-        app.budget_handle(),
+        books::BooksWatch {
+            store: app.store.clone(),
+            exec: exec.clone(),
+            metrics: app.metrics.clone(),
+            config: app.config.reconcile.clone(),
+            status: books,
+            budgets: app.budget_handle(),
+            account_scope: app.config.budget.scope == crate::config::BudgetScope::Account,
+        },
         shutdown.stop.clone(),
     ));
     let narrator = tokio::spawn(narrate(

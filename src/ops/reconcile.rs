@@ -228,3 +228,52 @@ pub async fn reconcile_closed_days(
 pub fn another_consumer(v: &Verdict, threshold: Usd) -> Option<Usd> {
     (v.kind == Kind::AnotherConsumer && v.over(threshold)).then_some(v.left)
 }
+
+/// What other consumers of the account spent on `day` as its last sample says: the
+/// account's spend (all APIs: it is the account's money) beyond the ledger's answered
+/// calls up to the sample (calls in flight then count as others', the safe side);
+/// `None` without a sample.
+pub async fn others_spent(
+    store: &Store,
+    api_host: &str,
+    day: NaiveDate,
+) -> anyhow::Result<Option<Usd>> {
+    let Some(sample) = store
+        .last_sample(api_host, day)
+        .await
+        .context("reading the day's last sample of the account")?
+    else {
+        return Ok(None);
+    };
+    let Some(account) = sample.spent.or(sample.backlinks) else {
+        return Ok(None);
+    };
+    let ledger = sum(store
+        .ledger_day(api_host, day, sample.taken_at)
+        .await
+        .context("reading the ledger's day")?
+        .into_values());
+    let answered = ledger.booked - ledger.abandoned;
+    Ok(Some((account - answered).max(Usd::ZERO)))
+}
+
+/// With `budget.scope = "account"`: counts what others spent today in today's daily
+/// budgets; returns (others, the change counted now).
+pub async fn count_others_today(
+    store: &Store,
+    api_host: &str,
+    today: NaiveDate,
+) -> anyhow::Result<Option<(Usd, Usd)>> {
+    let Some(others) = others_spent(store, api_host, today).await? else {
+        return Ok(None);
+    };
+    store
+        .prepare_budgets(None)
+        .await
+        .context("preparing today's budgets")?;
+    let change = store
+        .count_others(api_host, today, others)
+        .await
+        .context("counting others' spend in today's budgets")?;
+    Ok(Some((others, change)))
+}

@@ -458,3 +458,59 @@ impl Store {
             .collect())
     }
 }
+
+impl Store {
+    /// Counts `others` (what other consumers of the account behind `api_host` spent on
+    /// `day`, as now estimated) in that day's daily budgets (`daily`, `account_daily`
+    /// in `spend_totals`), replacing the estimate counted before; returns the change.
+    /// The day's totals must be prepared (`prepare_budgets`) first.
+    pub async fn count_others(
+        &self,
+        api_host: &str,
+        day: NaiveDate,
+        others: Usd,
+    ) -> Result<Usd, StoreError> {
+        let mut tx = self.pool().begin().await?;
+        // The totals' rows first, in scope order, as a booking locks them.
+        sqlx::query(
+            "SELECT 1 FROM linkledger.spend_totals
+             WHERE scope IN ('account_daily', 'daily') AND period = $1
+             ORDER BY scope FOR UPDATE",
+        )
+        .bind(day)
+        .execute(&mut *tx)
+        .await?;
+        let before: Option<Decimal> = sqlx::query_scalar(
+            "SELECT others_usd FROM linkledger.account_others
+             WHERE day = $1 AND api_host = $2 FOR UPDATE",
+        )
+        .bind(day)
+        .bind(api_host)
+        .fetch_optional(&mut *tx)
+        .await?;
+        let change = others.0 - before.unwrap_or_default();
+        if !change.is_zero() {
+            sqlx::query(
+                "UPDATE linkledger.spend_totals SET booked_usd = booked_usd + $2
+                 WHERE scope IN ('account_daily', 'daily') AND period = $1",
+            )
+            .bind(day)
+            .bind(change)
+            .execute(&mut *tx)
+            .await?;
+            sqlx::query(
+                "INSERT INTO linkledger.account_others (day, api_host, others_usd)
+                 VALUES ($1, $2, $3)
+                 ON CONFLICT (day, api_host) DO UPDATE
+                 SET others_usd = EXCLUDED.others_usd, updated_at = now()",
+            )
+            .bind(day)
+            .bind(api_host)
+            .bind(others.0)
+            .execute(&mut *tx)
+            .await?;
+        }
+        tx.commit().await?;
+        Ok(Usd(change))
+    }
+}

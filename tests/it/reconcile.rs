@@ -469,3 +469,77 @@ async fn the_accounts_own_daily_limit_caps_the_calls_beside_the_budget_and_plan_
     );
     sb.stop().await;
 }
+
+#[tokio::test]
+async fn with_the_account_scope_the_daily_budget_counts_another_consumers_spend() {
+    let sc = scene(
+        2,
+        linkledger::sandbox::SandboxOptions {
+            identify: false,
+            ..Default::default()
+        },
+        &[
+            ("LINKLEDGER_RECONCILE__SAMPLE_EVERY", "100ms"),
+            ("LINKLEDGER_BUDGET__DAILY_USD", "1"),
+            ("LINKLEDGER_BUDGET__SCOPE", "account"),
+        ],
+    )
+    .await;
+    let _d = sc.start_daemon().await;
+    wait_for_count(
+        &sc.store,
+        Duration::from_secs(30),
+        "the fire's two calls answered",
+        "SELECT count(*) FROM linkledger.api_calls WHERE outcome = 'ok' AND endpoint = 'summary'",
+        |n| n == 2,
+    )
+    .await;
+    sc.sb.other_consumer(&OtherConsumer {
+        usd: usd("0.9"),
+        requests: 30,
+        api: "serp".into(),
+        function: "organic".into(),
+    });
+    // $0.04006 ours and $0.9 another consumer's: $0.05994 left of $1.
+    wait_for_count(
+        &sc.store,
+        Duration::from_secs(30),
+        "the daily budget counting the other consumer's spend",
+        "SELECT count(*) FROM linkledger.budget_status WHERE scope = 'daily' AND left_usd = 0.05994",
+        |n| n == 1,
+    )
+    .await;
+    // A once-run of four more calls gets two of them ($0.02003 each) under the cap.
+    let list = targets(4, "acc");
+    let wd = Workdir::new(&[(
+        "more.toml",
+        &format!(
+            "name = \"more\"\ntargets = [{}]\n[[collect]]\nendpoint = \"summary\"\nschedule = \"@daily\"\n",
+            list.iter()
+                .map(|t| format!("{t:?}"))
+                .collect::<Vec<_>>()
+                .join(", ")
+        ),
+    )]);
+    let out = linkledger(wd.path(), &sc.env, &["run", "--once"]).await;
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "{}{}",
+        stdout(&out),
+        stderr(&out)
+    );
+    assert!(
+        stderr(&out).contains("budget.daily_usd"),
+        "{}",
+        stderr(&out)
+    );
+    assert_eq!(
+        count(
+            &sc.store,
+            "SELECT count(*) FROM linkledger.api_calls WHERE outcome = 'ok' AND job = 'more'"
+        )
+        .await,
+        2
+    );
+}
