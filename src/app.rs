@@ -178,10 +178,26 @@ impl BudgetHandle {
 impl App {
     /// Builds everything a command that calls the API needs; `role` names this
     /// process in the queue and the shared limits; `jobs` give their budgets.
-    pub async fn build(config: Config, role: &str, jobs: &[Job]) -> anyhow::Result<App> {
+    pub async fn build(mut config: Config, role: &str, jobs: &[Job]) -> anyhow::Result<App> {
         let creds = config.api.credentials()?;
-        let client = Client::with_credentials(&config.api, &creds)?;
+        let mut client = Client::with_credentials(&config.api, &creds)?;
         let store = connect(&config).await?;
+        // The account's own rate limit, as last sampled, when it is stricter than
+        // api.max_per_minute: the shared and in-process limits follow it.
+        if let Some(rate) = store
+            .latest_rate_limit_minute(client.api_host())
+            .await
+            .context("reading the account's own rate limit")?
+            && rate < config.api.max_per_minute
+        {
+            info!(
+                account_per_minute = rate,
+                configured_per_minute = config.api.max_per_minute,
+                "the account's own rate limit (rates.limits.minute) is stricter than api.max_per_minute; calls follow it"
+            );
+            config.api.max_per_minute = rate;
+            client = Client::with_credentials(&config.api, &creds)?;
+        }
         let limits = SharedSlots::new(
             store.clone(),
             workers::worker_id(role),

@@ -150,6 +150,25 @@ impl Store {
         Ok(limit.flatten().map(Usd))
     }
 
+    /// The account's own limit of requests per minute (`rates.limits.minute`) as the
+    /// newest sample of `api_host` reported it.
+    pub async fn latest_rate_limit_minute(
+        &self,
+        api_host: &str,
+    ) -> Result<Option<u32>, StoreError> {
+        let limit: Option<Option<i32>> = sqlx::query_scalar(
+            "SELECT rate_limit_minute FROM linkledger.account_samples
+             WHERE api_host = $1 ORDER BY taken_at DESC, id DESC LIMIT 1",
+        )
+        .bind(api_host)
+        .fetch_optional(self.pool())
+        .await?;
+        Ok(limit
+            .flatten()
+            .and_then(|n| u32::try_from(n).ok())
+            .filter(|n| *n > 0))
+    }
+
     /// The last sample of `day` for `api_host`.
     pub async fn last_sample(
         &self,

@@ -543,3 +543,48 @@ async fn with_the_account_scope_the_daily_budget_counts_another_consumers_spend(
         2
     );
 }
+
+#[tokio::test]
+async fn calls_follow_the_accounts_own_rate_limit_when_it_is_stricter_than_the_configured_one() {
+    let db = TestDb::new().await;
+    let store = db.store().await;
+    let sb = sandbox(linkledger::sandbox::SandboxOptions {
+        max_per_minute: 10,
+        ..Default::default()
+    })
+    .await;
+    executor(&store, &sb, 4)
+        .sample_account()
+        .await
+        .unwrap()
+        .unwrap();
+    let list = targets(12, "rate");
+    let wd = Workdir::new(&[(
+        "paced.toml",
+        &format!(
+            "name = \"paced\"\ntargets = [{}]\n[[collect]]\nendpoint = \"summary\"\nschedule = \"@daily\"\n",
+            list.iter()
+                .map(|t| format!("{t:?}"))
+                .collect::<Vec<_>>()
+                .join(", ")
+        ),
+    )]);
+    // api.max_per_minute stays at its 2000: the account's 10 is the stricter.
+    let out = linkledger(wd.path(), &env_for(&db, &sb), &["run", "--once"]).await;
+    assert!(out.status.success(), "{}{}", stdout(&out), stderr(&out));
+    assert!(
+        stderr(&out).contains("rates.limits.minute"),
+        "{}",
+        stderr(&out)
+    );
+    assert_eq!(
+        count(
+            &store,
+            "SELECT count(*) FROM linkledger.api_calls WHERE outcome = 'ok' AND endpoint = 'summary'"
+        )
+        .await,
+        12
+    );
+    assert_eq!(sb.stats().throttled, 0, "never beyond the account's limit");
+    sb.stop().await;
+}
