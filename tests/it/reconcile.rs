@@ -231,8 +231,8 @@ async fn another_consumers_spend_is_told_apart_and_settles_nothing() {
 }
 
 #[tokio::test]
-async fn the_daemon_samples_the_books_and_warns_of_another_consumer_in_its_log_metrics_and_healthz()
-{
+async fn the_daemon_samples_the_books_warns_of_another_consumer_and_takes_the_accounts_daily_limit_as_a_cap()
+ {
     let sc = scene(
         2,
         linkledger::sandbox::SandboxOptions::default(),
@@ -285,6 +285,31 @@ async fn the_daemon_samples_the_books_and_warns_of_another_consumer_in_its_log_m
     d.wait_for_log(
         Duration::from_secs(10),
         "another consumer: today the account spent $2",
+    )
+    .await;
+
+    // A daily limit set in the account's dashboard becomes a cap at the next sample,
+    // and goes when it is lifted.
+    sc.sb.set_limits(linkledger::sandbox::AccountLimits {
+        money_day: Some(usd("5")),
+        money_minute: None,
+    });
+    wait_for_count(
+        &sc.store,
+        Duration::from_secs(30),
+        "the account's daily limit in force",
+        "SELECT count(*) FROM linkledger.budgets WHERE scope = 'account_daily' AND cap_usd = 5 AND name = 'money.limits.day'",
+        |n| n == 1,
+    )
+    .await;
+    sc.sb
+        .set_limits(linkledger::sandbox::AccountLimits::default());
+    wait_for_count(
+        &sc.store,
+        Duration::from_secs(30),
+        "the lifted limit gone",
+        "SELECT count(*) FROM linkledger.budgets WHERE scope = 'account_daily'",
+        |n| n == 0,
     )
     .await;
 }
