@@ -120,19 +120,27 @@ pub async fn assess(
         }
     };
 
+    // Per function only when the account names every function with abandoned calls
+    // (an account that names its functions otherwise is settled on its total).
+    let per_function = by_function
+        && abandoned
+            .iter()
+            .all(|c| sample.by_function.contains_key(&c.function));
     let mut function_rows = Vec::new();
     for f in &functions {
         let l = ledger.get(f).copied().unwrap_or_default();
         let a = sample.by_function.get(f).copied().unwrap_or(Usd::ZERO);
         let v = reconcile(figures(a, &l), threshold);
-        settle(
-            f,
-            &v,
-            abandoned.iter().filter(|c| &c.function == f).collect(),
-        );
+        if per_function {
+            settle(
+                f,
+                &v,
+                abandoned.iter().filter(|c| &c.function == f).collect(),
+            );
+        }
         function_rows.push((f.clone(), a, l, v));
     }
-    if !by_function {
+    if !per_function {
         settle("*", &total, abandoned.iter().collect());
     }
 
