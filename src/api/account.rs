@@ -45,6 +45,18 @@ pub struct Tally {
     pub by_function: BTreeMap<String, Usd>,
 }
 
+/// A function's figure: per the vendor's client an `AppendixInfo` of its call kinds
+/// (`task_post`, `task_get`, `tasks_ready`, `live`), summed; a bare number is read too.
+fn function_figure(v: &Value) -> Option<Usd> {
+    match v {
+        Value::Object(kinds) => {
+            let figures: Vec<Usd> = kinds.values().filter_map(Usd::from_json).collect();
+            (!figures.is_empty()).then(|| figures.into_iter().sum())
+        }
+        other => Usd::from_json(other),
+    }
+}
+
 impl Tally {
     fn read(v: Option<&Value>) -> Option<Tally> {
         let v = v.filter(|v| v.is_object())?;
@@ -53,7 +65,7 @@ impl Tally {
             .and_then(Value::as_object)
             .into_iter()
             .flatten()
-            .filter_map(|(k, n)| Some((k.clone(), Usd::from_json(n)?)))
+            .filter_map(|(k, n)| Some((k.clone(), function_figure(n)?)))
             .collect();
         Some(Tally {
             total: v.get("total").and_then(Usd::from_json),
@@ -251,8 +263,10 @@ mod tests {
                 "balance": 10,
                 "limits": {"day": {"total": 5}, "minute": {"total": 0}},
                 "statistics": {
-                    "day": {"total": 1.5, "total_backlinks": 0.3,
-                            "backlinks": {"summary": 0.1, "history": 0.2}},
+                    "day": {"value": "2026-12-07", "total": 1.5, "total_backlinks": 0.3,
+                            "backlinks": {"summary": {"live": 0.1},
+                                          "history": {"task_post": 0.05, "live": 0.15},
+                                          "available_filters": 0}},
                     "minute": {"total": 0.02}
                 }
             },
@@ -265,6 +279,8 @@ mod tests {
         let day = books.spent_day.unwrap();
         assert_eq!(day.total, Some("1.5".parse().unwrap()));
         assert_eq!(day.backlinks, Some("0.3".parse().unwrap()));
+        // Per function an AppendixInfo of call kinds (the vendor's client), summed.
+        assert_eq!(day.by_function["summary"], "0.1".parse().unwrap());
         assert_eq!(day.by_function["history"], "0.2".parse().unwrap());
         assert_eq!(books.money_limit_day, Some("5".parse().unwrap()));
         assert_eq!(books.money_limit_minute, None, "0 is no limit");

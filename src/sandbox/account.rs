@@ -47,23 +47,37 @@ impl Tally {
         }
     }
 
-    /// `{"total": .., "total_backlinks": .., "backlinks": {function: ..}}`, money.
-    fn money_json(&self) -> Value {
+    /// Money, as the vendor's client models it (`AppendixDayStatisticsDataInfo`):
+    /// `{"value": period, "total": .., "total_backlinks": .., "backlinks": {function:
+    /// {"live": ..}}}`: per function, an `AppendixInfo` of its call kinds (`task_post`,
+    /// `task_get`, `tasks_ready`, `live`), of which this API's live calls are `live`.
+    fn money_json(&self, period: &str) -> Value {
         json!({
+            "value": period,
             "total": self.money_total,
             "total_backlinks": self.money_backlinks,
-            "backlinks": self.money_by_function,
+            "backlinks": by_kind(&self.money_by_function),
         })
     }
 
     /// The same shape, request counts.
-    fn requests_json(&self) -> Value {
+    fn requests_json(&self, period: &str) -> Value {
         json!({
+            "value": period,
             "total": self.requests_total,
             "total_backlinks": self.requests_backlinks,
-            "backlinks": self.requests_by_function,
+            "backlinks": by_kind(&self.requests_by_function),
         })
     }
+}
+
+/// `{function: {"live": figure}}`: every call here is a live one.
+fn by_kind<T: serde::Serialize>(by_function: &BTreeMap<String, T>) -> Value {
+    by_function
+        .iter()
+        .map(|(f, v)| (f.clone(), json!({ "live": v })))
+        .collect::<serde_json::Map<_, _>>()
+        .into()
 }
 
 /// The account's books: the current day's and minute's tallies, and what other
@@ -155,14 +169,19 @@ pub(super) fn user_data_parts(
     max_per_minute: u32,
 ) -> (Value, Value) {
     let zero_or = |l: Option<Usd>| l.unwrap_or(Usd::ZERO);
+    // The periods' `value`: the day as yyyy-MM-dd, the minute as yyyy-MM-dd HH:mm.
+    let day = book.day_of.map(|d| d.to_string()).unwrap_or_default();
+    let minute = chrono::DateTime::from_timestamp(book.minute_of * 60, 0)
+        .map(|t| t.format("%Y-%m-%d %H:%M").to_string())
+        .unwrap_or_default();
     let money = json!({
         "limits": {
             "day": {"total": zero_or(limits.money_day)},
             "minute": {"total": zero_or(limits.money_minute)},
         },
         "statistics": {
-            "day": book.day.money_json(),
-            "minute": book.minute.money_json(),
+            "day": book.day.money_json(&day),
+            "minute": book.minute.money_json(&minute),
         },
     });
     let rates = json!({
@@ -171,8 +190,8 @@ pub(super) fn user_data_parts(
             "minute": {"total": max_per_minute},
         },
         "statistics": {
-            "day": book.day.requests_json(),
-            "minute": book.minute.requests_json(),
+            "day": book.day.requests_json(&day),
+            "minute": book.minute.requests_json(&minute),
         },
     });
     (money, rates)

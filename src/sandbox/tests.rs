@@ -1016,7 +1016,22 @@ async fn user_data_reports_the_days_spend_per_function_and_another_consumers_and
     let sb = dated_sandbox().await;
     served_and_charged(&sb, SUMMARY, r#"[{"target":"a.com"}]"#, price(1)).await;
     served_and_charged(&sb, BULK, &bulk_task("a.com"), price(3)).await;
-    let (acct, _) = account(&sb).await;
+    let (acct, body) = account(&sb).await;
+    // The shape of the vendor's client (AppendixMoneyData): each period names itself in
+    // `value`; per function an AppendixInfo of call kinds, these live calls under `live`.
+    let stats = &body["tasks"][0]["result"][0]["money"]["statistics"];
+    assert_eq!(stats["day"]["value"], json!("2025-06-15"));
+    let minute = stats["minute"]["value"].as_str().unwrap();
+    assert!(
+        chrono::NaiveDateTime::parse_from_str(minute, "%Y-%m-%d %H:%M").is_ok(),
+        "{minute}"
+    );
+    assert!(
+        stats["day"]["backlinks"]["summary"]["live"].is_number(),
+        "{stats}"
+    );
+    let rates = &body["tasks"][0]["result"][0]["rates"]["statistics"]["day"];
+    assert_eq!(rates["backlinks"]["summary"]["live"], json!(1), "{rates}");
     let day = acct.books.spent_day.clone().unwrap();
     assert_eq!(day.total, Some(price(1) + price(3)));
     assert_eq!(day.backlinks, Some(price(1) + price(3)));
