@@ -13,6 +13,7 @@ use tracing::info;
 use crate::api::Client;
 use crate::api::prices::Prices;
 use crate::collect::executor::Executor;
+use crate::collect::group::Groups;
 use crate::collect::slots::SharedSlots;
 use crate::collect::workers::{self, WorkerConfig};
 use crate::config::{BudgetConfig, Config, ConfigError};
@@ -39,6 +40,8 @@ pub struct App {
     role: String,
     keep_alive: CancellationToken,
     keep_alive_task: JoinHandle<()>,
+    /// The writers of grouped writes (`queue.group`), shared by every executor.
+    groups: Option<Groups>,
 }
 
 /// Connects to the configured database and applies the migrations.
@@ -161,6 +164,13 @@ impl App {
         prices.flat_per_call = config.api.price_per_call;
         let keep_alive = CancellationToken::new();
         let keep_alive_task = limits.keep_alive(keep_alive.clone());
+        let groups = config.queue.group.then(|| {
+            Groups::start(
+                store.clone(),
+                config.queue.group_window,
+                config.queue.group_max,
+            )
+        });
         Ok(App {
             config,
             store,
@@ -173,17 +183,22 @@ impl App {
             role: role.to_string(),
             keep_alive,
             keep_alive_task,
+            groups,
         })
     }
 
     /// An executor sharing the account's limits, counting into the metrics; calls not
     /// yet sent when `stop` is cancelled are not sent.
     pub fn executor(&self, stop: CancellationToken) -> Executor {
-        Executor::new(self.store.clone(), self.client.clone())
+        let exec = Executor::new(self.store.clone(), self.client.clone())
             .with_shared_limits(self.limits.clone())
             .with_metrics(self.metrics.clone())
             .with_prices(self.prices.clone())
-            .with_stop(stop)
+            .with_stop(stop);
+        match &self.groups {
+            Some(groups) => exec.with_groups(groups.clone()),
+            None => exec,
+        }
     }
 
     /// Reads the configuration from `source` (`--config`) again on reload.
