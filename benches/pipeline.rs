@@ -195,7 +195,12 @@ async fn run() -> anyhow::Result<()> {
                 ("linkledger, TCP, alone", false, Some(false)),
             ]
         };
-        if use_socket {
+        // The rate-bound work takes a minute and a half a run: grouped over TCP
+        // only, besides the two daemons.
+        if work.per_minute != LIFTED_PER_MINUTE {
+            runs.truncate(1);
+        }
+        if use_socket && work.per_minute == LIFTED_PER_MINUTE {
             runs.push((
                 if other_build {
                     "linkledger, Unix socket"
@@ -470,13 +475,13 @@ async fn spawn_once(
     let mut pg_cpu = PgCpu::new(db_name);
     let t = Instant::now();
     let mut command = std::process::Command::new(bin);
+    command.env_clear();
     if let Some(group) = group {
         command.env("LINKLEDGER_QUEUE__GROUP", group.to_string());
     }
     let child = command
         .args(["run", "--once"])
         .current_dir(dir)
-        .env_clear()
         .env("PATH", std::env::var("PATH").unwrap_or_default())
         .env("DATABASE_URL", url)
         .env("DATAFORSEO_LOGIN", "sandbox")

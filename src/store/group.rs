@@ -23,7 +23,7 @@ use super::budgets::{Booking, CallRecord, SlotAsk, SlotBooking, book_on};
 use super::ledger::{Settlement, answer_on};
 use super::purchases::{Purchase, purchase_on};
 use super::queue::{close_run, complete_in};
-use super::{Fence, Store, StoreError};
+use super::{Fence, Store, StoreError, warehouse};
 use crate::api::Attempt;
 use crate::warehouse::normalize::Batch;
 
@@ -100,7 +100,11 @@ impl Store {
     }
 
     /// Completes the members' work items with their rows, one transaction for all
-    /// ([`Store::complete_with_rows`] for each).
+    /// ([`Store::complete_with_rows`] for each): the claims checked and locked, the
+    /// rows of all written and the items completed in one statement of each kind
+    /// when no two members write the same row; else, or when that fails, each
+    /// member's own statements in one transaction ([`Store::write_group`]), which
+    /// finds the member that failed.
     pub async fn complete_group(
         &self,
         members: &[CompleteMember],
@@ -114,7 +118,75 @@ impl Store {
                     .collect();
             }
         }
+        if members.len() > 1 {
+            let batches: Vec<&Batch> = members.iter().map(|m| &m.batch).collect();
+            if warehouse::distinct_keys(&batches)
+                && let Ok(done) = self.complete_merged(members).await
+            {
+                return done.into_iter().map(Ok).collect();
+            }
+        }
         self.write_group(members).await
+    }
+
+    /// [`Store::complete_group`] in one statement of each kind for all the members.
+    async fn complete_merged(
+        &self,
+        members: &[CompleteMember],
+    ) -> Result<Vec<Option<u64>>, StoreError> {
+        let ids: Vec<i64> = members.iter().map(|m| m.fence.work_id).collect();
+        let attempts: Vec<i32> = members.iter().map(|m| m.fence.attempt).collect();
+        let mut tx = self.pool().begin().await?;
+        // The claims that still hold, locked in one order (as one claim's completion
+        // locks its own row).
+        let held: Vec<i64> = sqlx::query_scalar(
+            "SELECT w.id FROM linkledger.work w
+             JOIN UNNEST($1::bigint[], $2::int[]) AS m(id, attempt)
+               ON w.id = m.id AND w.attempt = m.attempt
+             WHERE w.state = 'running'
+             ORDER BY w.id FOR UPDATE OF w",
+        )
+        .bind(&ids)
+        .bind(&attempts)
+        .fetch_all(&mut *tx)
+        .await?;
+        let written: Vec<Option<u64>> = members
+            .iter()
+            .map(|m| {
+                held.contains(&m.fence.work_id)
+                    .then(|| m.batch.row_count() as u64)
+            })
+            .collect();
+        let live: Vec<(&CompleteMember, u64)> = members
+            .iter()
+            .zip(&written)
+            .filter_map(|(m, w)| w.map(|rows| (m, rows)))
+            .collect();
+        if !live.is_empty() {
+            let batches: Vec<&Batch> = live.iter().map(|(m, _)| &m.batch).collect();
+            warehouse::write_batches(&mut tx, &batches).await?;
+            let ids: Vec<i64> = live.iter().map(|(m, _)| m.fence.work_id).collect();
+            let attempts: Vec<i32> = live.iter().map(|(m, _)| m.fence.attempt).collect();
+            let rows: Vec<i64> = live.iter().map(|(_, rows)| *rows as i64).collect();
+            let calls: Vec<i64> = live.iter().map(|(m, _)| m.call_id).collect();
+            sqlx::query(
+                "WITH m AS (SELECT * FROM UNNEST($1::bigint[], $2::int[], $3::bigint[], $4::bigint[])
+                            AS m(id, attempt, rows, call_id)),
+                      c AS (UPDATE linkledger.api_calls a SET rows_written = m.rows
+                            FROM m WHERE a.id = m.call_id)
+                 UPDATE linkledger.work w SET state = 'succeeded', rows_written = m.rows,
+                        finished_at = now(), lease_expires_at = NULL, last_error = NULL
+                 FROM m WHERE w.id = m.id AND w.attempt = m.attempt",
+            )
+            .bind(&ids)
+            .bind(&attempts)
+            .bind(&rows)
+            .bind(&calls)
+            .execute(&mut *tx)
+            .await?;
+        }
+        tx.commit().await?;
+        Ok(written)
     }
 
     /// Closes the runs that are done ([`Store::close_run_if_done`]), each run once

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use linkledger::api::{Attempt, Outcome};
 use linkledger::collect::group::Groups;
-use linkledger::store::group::{AnswerMember, BookMember};
+use linkledger::store::group::{AnswerMember, BookMember, CompleteMember};
 use linkledger::store::{
     Booking, CallRecord, ClaimScope, RunKind, SendDecision, Settlement, SlotBooking, Store,
     WorkItem,
@@ -249,4 +249,105 @@ async fn a_once_run_with_grouped_writes_books_answers_and_completes_every_call_o
     ] {
         assert_eq!(count(&store, sql).await, want, "{sql}");
     }
+}
+
+/// The rows of the sandbox's summary answer to `task`, as its completion writes them.
+fn summary_rows(task: &serde_json::Value) -> linkledger::warehouse::normalize::Batch {
+    use linkledger::api::Endpoint;
+    use linkledger::warehouse::normalize::{self, Context};
+    let result = linkledger::sandbox::build_result(Endpoint::Summary, task, today()).unwrap();
+    let body = serde_json::json!({"status_code": 20000, "tasks": [{"status_code": 20000, "result": result}]});
+    let now = chrono::Utc::now();
+    let ctx = Context {
+        endpoint: Endpoint::Summary,
+        raw_response_id: 1,
+        collected_at: now,
+        sent_at: now,
+        settle: Endpoint::Summary.default_settle(),
+        request: task,
+    };
+    normalize::normalize(&ctx, &body).unwrap()
+}
+
+async fn states(store: &Store, items: &[WorkItem]) -> Vec<String> {
+    let mut out = Vec::new();
+    for item in items {
+        out.push(
+            sqlx::query_scalar("SELECT state FROM linkledger.work WHERE id = $1")
+                .bind(item.id)
+                .fetch_one(store.pool())
+                .await
+                .unwrap(),
+        );
+    }
+    out
+}
+
+#[tokio::test]
+async fn a_completion_in_a_group_whose_claim_was_lost_writes_no_rows_and_the_others_complete() {
+    let db = TestDb::new().await;
+    let store = db.store().await;
+    let (_, items) = claimed(&store, 3).await;
+    sqlx::query("UPDATE linkledger.work SET attempt = attempt + 1 WHERE id = $1")
+        .bind(items[1].id)
+        .execute(store.pool())
+        .await
+        .unwrap();
+    let members: Vec<CompleteMember> = items
+        .iter()
+        .map(|i| CompleteMember {
+            fence: i.fence(),
+            call_id: 0,
+            batch: summary_rows(&i.task),
+        })
+        .collect();
+    let results = store.complete_group(&members).await;
+    let written: Vec<Option<u64>> = results.into_iter().map(Result::unwrap).collect();
+    assert!(written[0].is_some_and(|n| n > 0), "{written:?}");
+    assert_eq!(written[1], None, "the lost claim writes nothing");
+    assert!(written[2].is_some_and(|n| n > 0), "{written:?}");
+    assert_eq!(
+        states(&store, &items).await,
+        ["succeeded", "running", "succeeded"]
+    );
+    let targets: Vec<String> =
+        sqlx::query_scalar("SELECT target FROM linkledger.summary ORDER BY target")
+            .fetch_all(store.pool())
+            .await
+            .unwrap();
+    assert_eq!(
+        targets,
+        [items[0].targets[0].clone(), items[2].targets[0].clone()]
+    );
+}
+
+#[tokio::test]
+async fn two_completions_of_the_same_row_in_one_group_are_both_written() {
+    let db = TestDb::new().await;
+    let store = db.store().await;
+    let (_, items) = claimed(&store, 2).await;
+    // Both answers hold the first target's row: one upsert could not take both.
+    let members: Vec<CompleteMember> = items
+        .iter()
+        .map(|i| CompleteMember {
+            fence: i.fence(),
+            call_id: 0,
+            batch: summary_rows(&items[0].task),
+        })
+        .collect();
+    let written: Vec<Option<u64>> = store
+        .complete_group(&members)
+        .await
+        .into_iter()
+        .map(Result::unwrap)
+        .collect();
+    assert!(
+        written.iter().all(|w| w.is_some_and(|n| n > 0)),
+        "{written:?}"
+    );
+    assert_eq!(states(&store, &items).await, ["succeeded", "succeeded"]);
+    assert_eq!(
+        count(&store, "SELECT count(*) FROM linkledger.summary").await,
+        1
+    );
 }
