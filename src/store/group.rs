@@ -31,6 +31,9 @@ use crate::warehouse::normalize::Batch;
 /// transaction.
 pub trait Member: Send + Sync {
     type Out: Send;
+    /// Its write is one statement: a group of one sends it alone, with no
+    /// transaction around it (one round trip, as without groups).
+    const ONE_STATEMENT: bool = true;
     fn write<'a>(
         &'a self,
         conn: &'a mut PgConnection,
@@ -45,6 +48,15 @@ impl Store {
     /// its order. A member whose statement fails gets its error and the rest are
     /// written again without it.
     pub async fn write_group<M: Member>(&self, members: &[M]) -> Vec<Result<M::Out, StoreError>> {
+        if let [member] = members
+            && M::ONE_STATEMENT
+        {
+            let alone = async {
+                let mut conn = self.pool().acquire().await?;
+                member.write(&mut conn).await
+            };
+            return vec![alone.await];
+        }
         let mut done: Vec<Option<Result<M::Out, StoreError>>> =
             members.iter().map(|_| None).collect();
         let mut deadlocks = 0;
@@ -348,6 +360,7 @@ pub struct CompleteMember {
 
 impl Member for CompleteMember {
     type Out = Option<u64>;
+    const ONE_STATEMENT: bool = false;
     fn write<'a>(
         &'a self,
         conn: &'a mut PgConnection,
