@@ -217,8 +217,13 @@ async fn run() -> anyhow::Result<()> {
         }
         // At a ceiling, the account's limits shared by two daemons on one database.
         if !work.latency.is_zero() && !other_build {
-            let m = daemons(&bin, &sb, dir.path(), work, &tasks, 2).await?;
-            report_line(&mut lines, work, "two daemons, grouped", &m, floor.as_ref());
+            for (label, group) in [
+                ("two daemons, grouped", true),
+                ("two daemons, alone", false),
+            ] {
+                let m = daemons(&bin, &sb, dir.path(), work, &tasks, 2, group).await?;
+                report_line(&mut lines, work, label, &m, floor.as_ref());
+            }
         }
         sb.stop().await;
     }
@@ -262,7 +267,7 @@ fn report_line(
         format!("{:.1}%", 100.0 * m.calls as f64 / busy / ceiling)
     };
     let line = format!(
-        "{:<14} {:<24} {:>7.2}s {:>9.1} {:>11.0} {:>9} {:>6.2}x {:>9} {:>8}",
+        "{:<14} {:<24} {:>7.2}s {:>9.1} {:>11.0} {:>9} {:>7} {:>9} {:>8}",
         work.name,
         label,
         secs,
@@ -270,7 +275,10 @@ fn report_line(
         m.rows as f64 / secs,
         m.peak_rss
             .map_or("-".into(), |b| format!("{} MB", b / (1 << 20))),
-        floor.map_or(f64::NAN, |f| secs / f.wall.as_secs_f64()),
+        floor.map_or("-".into(), |f| format!(
+            "{:.2}x",
+            secs / f.wall.as_secs_f64()
+        )),
         ceiling,
         m.startup
             .map_or("-".into(), |s| format!("{} ms", s.as_millis())),
@@ -736,7 +744,7 @@ impl Watch {
     }
 }
 
-/// `n` daemons (`linkledger run`, writes grouped) on one scratch database, working off
+/// `n` daemons (`linkledger run`, writes grouped or alone) on one scratch database, working off
 /// one scheduled run of `tasks` enqueued before they start, and stopped (SIGTERM) once
 /// none of it is pending: the account's limits shared through the database. The wall
 /// time is the spawn to the last item done; CPU is the daemons' together.
@@ -747,11 +755,13 @@ async fn daemons(
     work: &Work,
     tasks: &[serde_json::Value],
     n: usize,
+    group: bool,
 ) -> anyhow::Result<Measured> {
     use linkledger::store::{NewWork, RunKind, Store};
     let db = Scratch::create(&format!(
-        "linkledger_pipeline_{}_daemons",
-        work.name.replace('-', "_")
+        "linkledger_pipeline_{}_daemons_{}",
+        work.name.replace('-', "_"),
+        if group { "grouped" } else { "alone" }
     ))
     .await?;
     let url = db.url().expose_secret().to_string();
@@ -809,6 +819,7 @@ async fn daemons(
             .env("LINKLEDGER_JOBS__DIR", &jobs)
             .env("LINKLEDGER_SERVER__LISTEN", "127.0.0.1:0")
             .env("LINKLEDGER_QUEUE__POLL", "20ms")
+            .env("LINKLEDGER_QUEUE__GROUP", group.to_string())
             .env("RUST_LOG", "warn")
             .env("LINKLEDGER_LOG_FORMAT", "json")
             .stdin(Stdio::null())
