@@ -149,7 +149,7 @@ async fn run() -> anyhow::Result<()> {
         Some(o) => w.name == o,
         None => w.name != "summary-rate" || rate,
     }) {
-        let sb = Sandbox::start(SandboxOptions {
+        let options = SandboxOptions {
             latency: work.latency,
             max_per_minute: work.per_minute,
             max_in_flight: FLOOR_CONCURRENCY,
@@ -157,8 +157,11 @@ async fn run() -> anyhow::Result<()> {
             record_bytes: 0,
             balance: "1000000".parse().expect("a balance"),
             ..SandboxOptions::default()
-        })
-        .await?;
+        };
+        let mut sb = Sandbox::start(options.clone()).await?;
+        // Against a per-minute cap each run gets a sandbox of its own: the previous
+        // run's requests of the last minute would count against the next.
+        let rate_bound = work.per_minute != LIFTED_PER_MINUTE;
         let dir = tempfile::tempdir()?;
         let job = write_job(dir.path(), work)?;
         let tasks = tasks_of(&job)?;
@@ -212,6 +215,10 @@ async fn run() -> anyhow::Result<()> {
             ));
         }
         for (label, unix, group) in runs {
+            if rate_bound {
+                sb.stop().await;
+                sb = Sandbox::start(options.clone()).await?;
+            }
             let m = once_run(&bin, &sb, dir.path(), work, unix, &socket, group).await?;
             report_line(&mut lines, work, label, &m, floor.as_ref());
         }
@@ -221,6 +228,10 @@ async fn run() -> anyhow::Result<()> {
                 ("two daemons, grouped", true),
                 ("two daemons, alone", false),
             ] {
+                if rate_bound {
+                    sb.stop().await;
+                    sb = Sandbox::start(options.clone()).await?;
+                }
                 let m = daemons(&bin, &sb, dir.path(), work, &tasks, 2, group).await?;
                 report_line(&mut lines, work, label, &m, floor.as_ref());
             }
@@ -856,8 +867,12 @@ async fn daemons(
         unsafe { nix::libc::kill(*pid, nix::libc::SIGTERM) };
     }
     let mut cpu_self = Duration::ZERO;
-    for wait in waits {
+    for (i, wait) in waits.into_iter().enumerate() {
         let (status, _rss, cpu, _out, err) = wait.await??;
+        // What each daemon logged (warnings and worse), to read after a slow run.
+        if let Ok(dump) = std::env::var("LINKLEDGER_BENCH_DAEMON_LOGS") {
+            let _ = std::fs::write(format!("{dump}/{name}-{i}.log"), err.as_bytes());
+        }
         if !status.success() {
             bail!("a daemon failed ({status}):\n{err}");
         }
