@@ -45,6 +45,8 @@ struct Work {
     targets: usize,
     params: &'static str,
     latency: Duration,
+    /// The account's per-minute cap, the sandbox's and linkledger's.
+    per_minute: u32,
 }
 
 struct Measured {
@@ -57,11 +59,18 @@ struct Measured {
     startup: Option<Duration>,
     /// Spawn to the last request the sandbox received (seen within a millisecond).
     last_request: Option<Duration>,
+    /// Requests the sandbox received within 60 s of the first (runs that long).
+    first_minute: Option<u64>,
     throttled: u64,
     /// Transactions committed in the run's database (`pg_stat_database.xact_commit`).
     commits: Option<u64>,
     /// Statements sent (counted from sqlx's statement log, `LINKLEDGER_BENCH_COUNT=1`).
     statements: Option<u64>,
+    /// CPU time of the child (user + system, `wait4`'s rusage).
+    cpu_self: Option<Duration>,
+    /// CPU time of the PostgreSQL backends serving the run's database (user + system,
+    /// `/proc/PID/stat`, sampled every 20 ms while they live).
+    cpu_pg: Option<Duration>,
 }
 
 fn main() -> anyhow::Result<()> {
@@ -85,6 +94,7 @@ async fn run() -> anyhow::Result<()> {
             targets: sized(2000),
             params: "",
             latency: Duration::ZERO,
+            per_minute: LIFTED_PER_MINUTE,
         },
         Work {
             name: "history",
@@ -92,6 +102,7 @@ async fn run() -> anyhow::Result<()> {
             targets: sized(1000),
             params: "params = { date_from = \"2019-01-01\" }",
             latency: Duration::ZERO,
+            per_minute: LIFTED_PER_MINUTE,
         },
         Work {
             name: "summary-300ms",
@@ -99,13 +110,26 @@ async fn run() -> anyhow::Result<()> {
             targets: sized(600),
             params: "",
             latency: Duration::from_millis(300),
+            per_minute: LIFTED_PER_MINUTE,
+        },
+        // Opt-in (`LINKLEDGER_BENCH_RATE=1`, or `LINKLEDGER_BENCH_ONLY=summary-rate`):
+        // over a minute and a half whatever the scale.
+        Work {
+            name: "summary-rate",
+            endpoint: "summary",
+            targets: 3000,
+            params: "",
+            latency: Duration::from_millis(100),
+            per_minute: 2000,
         },
     ];
+    let rate = std::env::var("LINKLEDGER_BENCH_RATE").is_ok_and(|v| v == "1");
     let socket = PathBuf::from(
         std::env::var("LINKLEDGER_BENCH_SOCKET").unwrap_or_else(|_| "/var/run/postgresql".into()),
     );
     let use_socket = std::env::var("DATABASE_URL").is_ok() && socket.exists();
     // `LINKLEDGER_BENCH_BIN` measures another build (an older one, to compare).
+    let other_build = std::env::var_os("LINKLEDGER_BENCH_BIN").is_some();
     let bin = std::env::var_os("LINKLEDGER_BENCH_BIN").map_or_else(
         || PathBuf::from(env!("CARGO_BIN_EXE_linkledger")),
         PathBuf::from,
@@ -121,20 +145,23 @@ async fn run() -> anyhow::Result<()> {
             .join(" ")
     );
     let mut lines = Vec::new();
-    for work in works
-        .iter()
-        .filter(|w| only.as_deref().is_none_or(|o| w.name == o))
-    {
-        let sb = Sandbox::start(SandboxOptions {
+    for work in works.iter().filter(|w| match only.as_deref() {
+        Some(o) => w.name == o,
+        None => w.name != "summary-rate" || rate,
+    }) {
+        let options = SandboxOptions {
             latency: work.latency,
-            max_per_minute: LIFTED_PER_MINUTE,
+            max_per_minute: work.per_minute,
             max_in_flight: FLOOR_CONCURRENCY,
             record_limit: 0,
             record_bytes: 0,
             balance: "1000000".parse().expect("a balance"),
             ..SandboxOptions::default()
-        })
-        .await?;
+        };
+        let mut sb = Sandbox::start(options.clone()).await?;
+        // Against a per-minute cap each run gets a sandbox of its own: the previous
+        // run's requests of the last minute would count against the next.
+        let rate_bound = work.per_minute != LIFTED_PER_MINUTE;
         let dir = tempfile::tempdir()?;
         let job = write_job(dir.path(), work)?;
         let tasks = tasks_of(&job)?;
@@ -145,15 +172,69 @@ async fn run() -> anyhow::Result<()> {
             work.endpoint,
             work.latency.as_millis()
         );
-        let floor = floor(&sb, work.endpoint, &tasks).await?;
-        report_line(&mut lines, work, "floor (30 concurrent)", &floor, &floor);
-        let mut transports = vec![("linkledger, TCP", false)];
-        if use_socket {
-            transports.push(("linkledger, Unix socket", true));
+        // Against a per-minute cap the floor client would only be throttled: the
+        // ceiling is the measure there.
+        let floor = if work.per_minute == LIFTED_PER_MINUTE {
+            let floor = floor(&sb, work.endpoint, &tasks).await?;
+            report_line(
+                &mut lines,
+                work,
+                "floor (30 concurrent)",
+                &floor,
+                Some(&floor),
+            );
+            Some(floor)
+        } else {
+            None
+        };
+        // Writes grouped (the default) and each call's writes alone
+        // (`queue.group = false`), over TCP; grouped over the Unix socket. Another
+        // build (`LINKLEDGER_BENCH_BIN`) runs with its own defaults.
+        let mut runs: Vec<(&str, bool, Option<bool>)> = if other_build {
+            vec![("linkledger, TCP", false, None)]
+        } else {
+            vec![
+                ("linkledger, TCP, grouped", false, Some(true)),
+                ("linkledger, TCP, alone", false, Some(false)),
+            ]
+        };
+        // The rate-bound work takes a minute and a half a run: grouped over TCP
+        // only, besides the two daemons.
+        if work.per_minute != LIFTED_PER_MINUTE {
+            runs.truncate(1);
         }
-        for (label, unix) in transports {
-            let m = once_run(&bin, &sb, dir.path(), work, unix, &socket).await?;
-            report_line(&mut lines, work, label, &m, &floor);
+        if use_socket && work.per_minute == LIFTED_PER_MINUTE {
+            runs.push((
+                if other_build {
+                    "linkledger, Unix socket"
+                } else {
+                    "linkledger, Unix, grouped"
+                },
+                true,
+                (!other_build).then_some(true),
+            ));
+        }
+        for (label, unix, group) in runs {
+            if rate_bound {
+                sb.stop().await;
+                sb = Sandbox::start(options.clone()).await?;
+            }
+            let m = once_run(&bin, &sb, dir.path(), work, unix, &socket, group).await?;
+            report_line(&mut lines, work, label, &m, floor.as_ref());
+        }
+        // At a ceiling, the account's limits shared by two daemons on one database.
+        if !work.latency.is_zero() && !other_build {
+            for (label, group) in [
+                ("two daemons, grouped", true),
+                ("two daemons, alone", false),
+            ] {
+                if rate_bound {
+                    sb.stop().await;
+                    sb = Sandbox::start(options.clone()).await?;
+                }
+                let m = daemons(&bin, &sb, dir.path(), work, &tasks, 2, group).await?;
+                report_line(&mut lines, work, label, &m, floor.as_ref());
+            }
         }
         sb.stop().await;
     }
@@ -167,14 +248,26 @@ async fn run() -> anyhow::Result<()> {
     Ok(())
 }
 
-fn report_line(lines: &mut Vec<String>, work: &Work, label: &str, m: &Measured, floor: &Measured) {
+fn report_line(
+    lines: &mut Vec<String>,
+    work: &Work,
+    label: &str,
+    m: &Measured,
+    floor: Option<&Measured>,
+) {
     let secs = m.wall.as_secs_f64();
+    let in_flight = FLOOR_CONCURRENCY as f64 / work.latency.as_secs_f64();
     let ceiling = if work.latency.is_zero() {
         "-".to_string()
+    } else if (work.per_minute as f64 / 60.0) < in_flight {
+        // Rate bound: the calls paid in the first minute from the first request,
+        // against the per-minute cap.
+        m.first_minute.map_or("-".into(), |n| {
+            format!("{:.1}%/min", 100.0 * n as f64 / work.per_minute as f64)
+        })
     } else {
-        // min(max_per_minute/60, max_in_flight/latency): the per-minute cap is lifted.
-        let ceiling = (FLOOR_CONCURRENCY as f64 / work.latency.as_secs_f64())
-            .min(LIFTED_PER_MINUTE as f64 / 60.0);
+        // In-flight bound: min(max_per_minute/60, max_in_flight/latency).
+        let ceiling = in_flight.min(work.per_minute as f64 / 60.0);
         // While calls run: from the first request to the last one's answer (its
         // latency after it arrived), without the process's start and its close
         // after the last answer. The floor has neither: its whole wall time counts.
@@ -185,7 +278,7 @@ fn report_line(lines: &mut Vec<String>, work: &Work, label: &str, m: &Measured, 
         format!("{:.1}%", 100.0 * m.calls as f64 / busy / ceiling)
     };
     let line = format!(
-        "{:<14} {:<24} {:>7.2}s {:>9.1} {:>11.0} {:>9} {:>6.2}x {:>9} {:>8}",
+        "{:<14} {:<24} {:>7.2}s {:>9.1} {:>11.0} {:>9} {:>7} {:>9} {:>8}",
         work.name,
         label,
         secs,
@@ -193,7 +286,10 @@ fn report_line(lines: &mut Vec<String>, work: &Work, label: &str, m: &Measured, 
         m.rows as f64 / secs,
         m.peak_rss
             .map_or("-".into(), |b| format!("{} MB", b / (1 << 20))),
-        secs / floor.wall.as_secs_f64(),
+        floor.map_or("-".into(), |f| format!(
+            "{:.2}x",
+            secs / f.wall.as_secs_f64()
+        )),
         ceiling,
         m.startup
             .map_or("-".into(), |s| format!("{} ms", s.as_millis())),
@@ -210,6 +306,13 @@ fn report_line(lines: &mut Vec<String>, work: &Work, label: &str, m: &Measured, 
             "{:.2} statements/call",
             s as f64 / m.calls.max(1) as f64
         ));
+    }
+    let per_call = |d: Duration| d.as_secs_f64() * 1000.0 / m.calls.max(1) as f64;
+    if let Some(cpu) = m.cpu_self {
+        notes.push(format!("CPU/call: linkledger {:.2} ms", per_call(cpu)));
+    }
+    if let Some(cpu) = m.cpu_pg {
+        notes.push(format!("PostgreSQL {:.2} ms", per_call(cpu)));
     }
     if m.throttled > 0 {
         notes.push(format!("{} throttled by the sandbox", m.throttled));
@@ -297,9 +400,12 @@ async fn floor(
         peak_rss: None,
         startup: None,
         last_request: None,
+        first_minute: None,
         throttled: sb.stats().throttled - before,
         commits: None,
         statements: None,
+        cpu_self: None,
+        cpu_pg: None,
     })
 }
 
@@ -311,11 +417,17 @@ async fn once_run(
     work: &Work,
     unix: bool,
     socket: &Path,
+    group: Option<bool>,
 ) -> anyhow::Result<Measured> {
     let db = Scratch::create(&format!(
-        "linkledger_pipeline_{}_{}",
+        "linkledger_pipeline_{}_{}_{}",
         work.name.replace('-', "_"),
-        if unix { "unix" } else { "tcp" }
+        if unix { "unix" } else { "tcp" },
+        match group {
+            Some(true) => "grouped",
+            Some(false) => "alone",
+            None => "default",
+        }
     ))
     .await?;
     let mut url = url::Url::parse(db.url().expose_secret())?;
@@ -326,21 +438,10 @@ async fn once_run(
     }
     // Migrations are applied before the clock starts (a user's database has them), by
     // the binary measured.
-    let migrated = std::process::Command::new(bin)
-        .arg("migrate")
-        .current_dir(dir)
-        .env("DATABASE_URL", url.as_str())
-        .output()
-        .context("linkledger migrate")?;
-    if !migrated.status.success() {
-        bail!(
-            "linkledger migrate failed: {}",
-            String::from_utf8_lossy(&migrated.stderr)
-        );
-    }
+    migrate(bin, dir, url.as_str())?;
     let name = url.path().trim_start_matches('/').to_string();
     let commits_before = commits_of(&name).await?;
-    let result = spawn_once(bin, sb, dir, work, url.as_str()).await;
+    let result = spawn_once(bin, sb, dir, work, url.as_str(), &name, group).await;
     let commits_after = commits_of(&name).await?;
     db.drop_database().await?;
     let mut m = result?;
@@ -386,13 +487,20 @@ async fn spawn_once(
     dir: &Path,
     work: &Work,
     url: &str,
+    db_name: &str,
+    group: Option<bool>,
 ) -> anyhow::Result<Measured> {
     let before = sb.stats();
+    let mut pg_cpu = PgCpu::new(db_name);
     let t = Instant::now();
-    let child = std::process::Command::new(bin)
+    let mut command = std::process::Command::new(bin);
+    command.env_clear();
+    if let Some(group) = group {
+        command.env("LINKLEDGER_QUEUE__GROUP", group.to_string());
+    }
+    let child = command
         .args(["run", "--once"])
         .current_dir(dir)
-        .env_clear()
         .env("PATH", std::env::var("PATH").unwrap_or_default())
         .env("DATABASE_URL", url)
         .env("DATAFORSEO_LOGIN", "sandbox")
@@ -400,7 +508,7 @@ async fn spawn_once(
         .env("LINKLEDGER_API__BASE_URL", sb.base_url())
         .env(
             "LINKLEDGER_API__MAX_PER_MINUTE",
-            LIFTED_PER_MINUTE.to_string(),
+            work.per_minute.to_string(),
         )
         .env("LINKLEDGER_JOBS__DIR", dir.join("jobs"))
         .env(
@@ -420,23 +528,24 @@ async fn spawn_once(
     // The first paid request marks the end of startup (the sandbox counts POSTs only).
     let wait = tokio::task::spawn_blocking(move || wait_with_rusage(child));
     tokio::pin!(wait);
-    let mut startup = None;
-    let (mut seen, mut last_request) = (before.requests, None);
+    let mut watch = Watch::new(before.requests);
+    let mut sampled = Instant::now();
     let waited = loop {
         tokio::select! {
             r = &mut wait => break r??,
             _ = tokio::time::sleep(Duration::from_millis(1)) => {
-                let now = sb.stats().requests;
-                if now > seen {
-                    seen = now;
-                    last_request = Some(t.elapsed());
-                    startup.get_or_insert(t.elapsed());
+                if sampled.elapsed() >= Duration::from_millis(20) {
+                    pg_cpu.sample();
+                    sampled = Instant::now();
                 }
+                watch.see(sb.stats().requests, t.elapsed());
             }
         }
     };
+    let (startup, last_request) = (watch.first, watch.last);
     let wall = t.elapsed();
-    let (status, peak_rss, stdout, stderr) = waited;
+    pg_cpu.sample();
+    let (status, peak_rss, cpu_self, stdout, stderr) = waited;
     if !status.success() {
         bail!(
             "run --once of {} failed ({status}):\n{stdout}\n{stderr}",
@@ -451,6 +560,7 @@ async fn spawn_once(
         peak_rss: Some(peak_rss),
         startup,
         last_request,
+        first_minute: watch.first_minute,
         throttled: after.throttled - before.throttled,
         commits: None,
         statements: counting().then(|| {
@@ -459,6 +569,8 @@ async fn spawn_once(
                 .filter(|l| l.contains("\"rows_returned\""))
                 .count() as u64
         }),
+        cpu_self: Some(cpu_self),
+        cpu_pg: pg_cpu.total(),
     })
 }
 
@@ -470,7 +582,7 @@ fn counting() -> bool {
 /// Waits for the child and reads its own peak RSS (`wait4`'s `ru_maxrss`).
 fn wait_with_rusage(
     mut child: std::process::Child,
-) -> anyhow::Result<(std::process::ExitStatus, u64, String, String)> {
+) -> anyhow::Result<(std::process::ExitStatus, u64, Duration, String, String)> {
     use std::io::Read;
     use std::os::unix::process::ExitStatusExt;
     let mut stdout = String::new();
@@ -492,10 +604,14 @@ fn wait_with_rusage(
     if r != pid {
         bail!("wait4: {}", std::io::Error::last_os_error());
     }
+    let tv = |t: nix::libc::timeval| {
+        Duration::from_secs(t.tv_sec as u64) + Duration::from_micros(t.tv_usec as u64)
+    };
     // ru_maxrss is in kilobytes on Linux.
     Ok((
         std::process::ExitStatus::from_raw(status),
         usage.ru_maxrss as u64 * 1024,
+        tv(usage.ru_utime) + tv(usage.ru_stime),
         stdout,
         stderr,
     ))
@@ -513,4 +629,274 @@ fn rows_of(stdout: &str) -> anyhow::Result<u64> {
         }
     }
     bail!("no row count in the once-run's output:\n{stdout}")
+}
+
+/// The CPU time of the PostgreSQL backends of one database (a local server): each
+/// backend's `utime + stime` from `/proc/PID/stat`, its last sample kept once it
+/// exits (so up to one sampling interval of a backend's last work is missed). `None`
+/// when no backend was seen (a server on another host).
+struct PgCpu {
+    /// `postgres: ... <user> <database> ...`, as a backend names itself.
+    db: String,
+    ticks: std::collections::HashMap<i32, u64>,
+}
+
+impl PgCpu {
+    fn new(db: &str) -> PgCpu {
+        PgCpu {
+            db: format!(" {db} "),
+            ticks: Default::default(),
+        }
+    }
+
+    fn sample(&mut self) {
+        let Ok(dir) = std::fs::read_dir("/proc") else {
+            return;
+        };
+        for entry in dir.flatten() {
+            let Some(pid) = entry
+                .file_name()
+                .to_str()
+                .and_then(|n| n.parse::<i32>().ok())
+            else {
+                continue;
+            };
+            let known = self.ticks.contains_key(&pid);
+            if !known {
+                let Ok(cmd) = std::fs::read(entry.path().join("cmdline")) else {
+                    continue;
+                };
+                let cmd = String::from_utf8_lossy(&cmd);
+                if !(cmd.starts_with("postgres:") && cmd.contains(&self.db)) {
+                    continue;
+                }
+            }
+            let Ok(stat) = std::fs::read_to_string(entry.path().join("stat")) else {
+                continue;
+            };
+            // After the command's closing parenthesis: state is field 3, utime 14,
+            // stime 15.
+            let Some((_, rest)) = stat.rsplit_once(") ") else {
+                continue;
+            };
+            let fields: Vec<&str> = rest.split_whitespace().collect();
+            let (Some(u), Some(s)) = (fields.get(11), fields.get(12)) else {
+                continue;
+            };
+            let ticks = u.parse::<u64>().unwrap_or(0) + s.parse::<u64>().unwrap_or(0);
+            let seen = self.ticks.entry(pid).or_insert(0);
+            *seen = (*seen).max(ticks);
+        }
+    }
+
+    fn total(&self) -> Option<Duration> {
+        if self.ticks.is_empty() {
+            return None;
+        }
+        // SAFETY: sysconf has no preconditions.
+        let hz = unsafe { nix::libc::sysconf(nix::libc::_SC_CLK_TCK) }.max(1) as f64;
+        Some(Duration::from_secs_f64(
+            self.ticks.values().sum::<u64>() as f64 / hz,
+        ))
+    }
+}
+
+/// Applies the migrations with the binary measured.
+fn migrate(bin: &Path, dir: &Path, url: &str) -> anyhow::Result<()> {
+    let migrated = std::process::Command::new(bin)
+        .arg("migrate")
+        .current_dir(dir)
+        .env("DATABASE_URL", url)
+        .output()
+        .context("linkledger migrate")?;
+    if !migrated.status.success() {
+        bail!(
+            "linkledger migrate failed: {}",
+            String::from_utf8_lossy(&migrated.stderr)
+        );
+    }
+    Ok(())
+}
+
+/// What the sandbox's request count shows over a run, seen every millisecond.
+struct Watch {
+    base: u64,
+    seen: u64,
+    /// When the first and the last request came (from the spawn).
+    first: Option<Duration>,
+    last: Option<Duration>,
+    /// Requests within 60 s of the first.
+    first_minute: Option<u64>,
+}
+
+impl Watch {
+    fn new(base: u64) -> Watch {
+        Watch {
+            base,
+            seen: base,
+            first: None,
+            last: None,
+            first_minute: None,
+        }
+    }
+
+    fn see(&mut self, requests: u64, at: Duration) {
+        if let Some(first) = self.first
+            && self.first_minute.is_none()
+            && at >= first + Duration::from_secs(60)
+        {
+            self.first_minute = Some(self.seen - self.base);
+        }
+        if requests > self.seen {
+            self.seen = requests;
+            self.last = Some(at);
+            self.first.get_or_insert(at);
+        }
+    }
+}
+
+/// `n` daemons (`linkledger run`, writes grouped or alone) on one scratch database, working off
+/// one scheduled run of `tasks` enqueued before they start, and stopped (SIGTERM) once
+/// none of it is pending: the account's limits shared through the database. The wall
+/// time is the spawn to the last item done; CPU is the daemons' together.
+async fn daemons(
+    bin: &Path,
+    sb: &Sandbox,
+    dir: &Path,
+    work: &Work,
+    tasks: &[serde_json::Value],
+    n: usize,
+    group: bool,
+) -> anyhow::Result<Measured> {
+    use linkledger::store::{NewWork, RunKind, Store};
+    let db = Scratch::create(&format!(
+        "linkledger_pipeline_{}_daemons_{}",
+        work.name.replace('-', "_"),
+        if group { "grouped" } else { "alone" }
+    ))
+    .await?;
+    let url = db.url().expose_secret().to_string();
+    let name = url::Url::parse(&url)?
+        .path()
+        .trim_start_matches('/')
+        .to_string();
+    migrate(bin, dir, &url)?;
+    let store = Store::connect(db.url(), 2).await?;
+    let items: Vec<NewWork> = tasks
+        .iter()
+        .map(|task| NewWork {
+            job: "bench".into(),
+            collection: work.endpoint.into(),
+            endpoint: work.endpoint.into(),
+            targets: vec![task["target"].as_str().unwrap_or_default().to_string()],
+            task: task.clone(),
+            estimated_rows: 1,
+            settle: None,
+        })
+        .collect();
+    let run = store
+        .start_run_with_work("bench", RunKind::Scheduled, 3, &items)
+        .await?;
+    // The daemons' job fires on 1 January only: they work off the run enqueued here.
+    let jobs = dir.join("daemon-jobs");
+    std::fs::create_dir_all(&jobs)?;
+    std::fs::write(
+        jobs.join("bench.toml"),
+        format!(
+            "name = \"bench\"\ntargets = [\"bench.example.com\"]\n\n[[collect]]\nendpoint = \"{}\"\nschedule = \"0 0 1 1 *\"\n",
+            work.endpoint
+        ),
+    )?;
+    let commits_before = commits_of(&name).await?;
+    let before = sb.stats();
+    let mut pg_cpu = PgCpu::new(&name);
+    let t = Instant::now();
+    let mut waits = Vec::new();
+    let mut pids = Vec::new();
+    for _ in 0..n {
+        let child = std::process::Command::new(bin)
+            .arg("run")
+            .current_dir(dir)
+            .env_clear()
+            .env("PATH", std::env::var("PATH").unwrap_or_default())
+            .env("DATABASE_URL", &url)
+            .env("DATAFORSEO_LOGIN", "sandbox")
+            .env("DATAFORSEO_PASSWORD", "sandbox")
+            .env("LINKLEDGER_API__BASE_URL", sb.base_url())
+            .env(
+                "LINKLEDGER_API__MAX_PER_MINUTE",
+                work.per_minute.to_string(),
+            )
+            .env("LINKLEDGER_JOBS__DIR", &jobs)
+            .env("LINKLEDGER_SERVER__LISTEN", "127.0.0.1:0")
+            .env("LINKLEDGER_QUEUE__POLL", "20ms")
+            .env("LINKLEDGER_QUEUE__GROUP", group.to_string())
+            .env("RUST_LOG", "warn")
+            .env("LINKLEDGER_LOG_FORMAT", "json")
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .context("starting linkledger run")?;
+        pids.push(child.id() as i32);
+        waits.push(tokio::task::spawn_blocking(move || wait_with_rusage(child)));
+    }
+    let mut watch = Watch::new(before.requests);
+    let mut sampled = Instant::now();
+    let mut asked = Instant::now();
+    let wall = loop {
+        tokio::time::sleep(Duration::from_millis(1)).await;
+        watch.see(sb.stats().requests, t.elapsed());
+        if sampled.elapsed() >= Duration::from_millis(20) {
+            pg_cpu.sample();
+            sampled = Instant::now();
+        }
+        if asked.elapsed() >= Duration::from_millis(50) {
+            asked = Instant::now();
+            if store.pending_work(&[run]).await? == 0 {
+                break t.elapsed();
+            }
+        }
+        if t.elapsed() > Duration::from_secs(600) {
+            bail!("the daemons did not finish the run within 10 minutes");
+        }
+    };
+    pg_cpu.sample();
+    for pid in &pids {
+        // SAFETY: our own children, still running (they exit only on a signal).
+        unsafe { nix::libc::kill(*pid, nix::libc::SIGTERM) };
+    }
+    let mut cpu_self = Duration::ZERO;
+    for (i, wait) in waits.into_iter().enumerate() {
+        let (status, _rss, cpu, _out, err) = wait.await??;
+        // What each daemon logged (warnings and worse), to read after a slow run.
+        if let Ok(dump) = std::env::var("LINKLEDGER_BENCH_DAEMON_LOGS") {
+            let _ = std::fs::write(format!("{dump}/{name}-{i}.log"), err.as_bytes());
+        }
+        if !status.success() {
+            bail!("a daemon failed ({status}):\n{err}");
+        }
+        cpu_self += cpu;
+    }
+    let rows = store.run_progress(&[run]).await?.rows as u64;
+    store.pool().close().await;
+    let commits_after = commits_of(&name).await?;
+    db.drop_database().await?;
+    let after = sb.stats();
+    Ok(Measured {
+        wall,
+        calls: after.requests - before.requests,
+        rows,
+        peak_rss: None,
+        startup: watch.first,
+        last_request: watch.last,
+        first_minute: watch.first_minute,
+        throttled: after.throttled - before.throttled,
+        commits: commits_after
+            .zip(commits_before)
+            .map(|(after, before)| after - before),
+        statements: None,
+        cpu_self: Some(cpu_self),
+        cpu_pg: pg_cpu.total(),
+    })
 }

@@ -13,6 +13,7 @@ use tracing::info;
 use crate::api::Client;
 use crate::api::prices::Prices;
 use crate::collect::executor::Executor;
+use crate::collect::group::Groups;
 use crate::collect::slots::SharedSlots;
 use crate::collect::workers::{self, WorkerConfig};
 use crate::config::{BudgetConfig, Config, ConfigError};
@@ -44,6 +45,8 @@ pub struct App {
     clock: Option<crate::api::client::Clock>,
     keep_alive: CancellationToken,
     keep_alive_task: JoinHandle<()>,
+    /// The writers of grouped writes (`queue.group`), shared by every executor.
+    groups: Option<Groups>,
 }
 
 /// Connects to the configured database and applies the migrations.
@@ -224,6 +227,13 @@ impl App {
         prices.flat_per_call = config.api.price_per_call;
         let keep_alive = CancellationToken::new();
         let keep_alive_task = limits.keep_alive(keep_alive.clone());
+        let groups = config.queue.group.then(|| {
+            Groups::start(
+                store.clone(),
+                config.queue.group_window,
+                config.queue.group_max,
+            )
+        });
         Ok(App {
             config,
             store,
@@ -238,6 +248,7 @@ impl App {
             clock: None,
             keep_alive,
             keep_alive_task,
+            groups,
         })
     }
 
@@ -249,6 +260,10 @@ impl App {
             .with_metrics(self.metrics.clone())
             .with_prices(self.prices.clone())
             .with_stop(stop);
+        let exec = match &self.groups {
+            Some(groups) => exec.with_groups(groups.clone()),
+            None => exec,
+        };
         match &self.clock {
             Some(clock) => exec.with_clock(clock.clone()).without_same_day_reuse(),
             None => exec,

@@ -4,6 +4,7 @@
 
 pub mod backfill;
 pub mod executor;
+pub mod group;
 pub mod narrow;
 pub mod once;
 pub mod replay;

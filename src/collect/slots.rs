@@ -147,6 +147,12 @@ impl SharedSlots {
     pub async fn release(&self, slot: Slot) {
         let lease = slot.lease;
         drop(slot);
+        self.release_lease(lease).await;
+    }
+
+    /// Gives back a slot no longer held as a [`Slot`] (no longer renewed), if this
+    /// acquisition still holds it.
+    pub async fn release_lease(&self, lease: SlotLease) {
         match self.store.release_api_slot(lease).await {
             Ok(true) => {}
             Ok(false) => warn!(

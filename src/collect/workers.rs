@@ -163,8 +163,16 @@ impl Workers {
             } else {
                 self.cfg.concurrency.saturating_sub(tasks.len())
             };
+            // With writes grouped, claims are too: taken once a quarter of the workers
+            // are free (or none is busy), not one as each call ends. The workers are
+            // twice the requests in flight, so the requests never wait for a claim.
+            let floor = if self.exec.grouped() {
+                (self.cfg.concurrency / 4).max(1)
+            } else {
+                1
+            };
             let mut claimed = 0;
-            if free > 0 {
+            if free > 0 && (free >= floor || tasks.is_empty()) {
                 // Never the items this process still works on, whatever their leases
                 // say (the database may have been away while they held answers).
                 let held: Vec<i64> = fences.values().map(|c| c.fence.work_id).collect();
@@ -433,7 +441,7 @@ async fn try_process(
         }
     };
     settle(exec, keep_work_when_stopped, item, fence, &end).await?;
-    crate::ops::run_log::close_if_done(store, item.run_id).await?;
+    exec.close_if_done(item.run_id).await?;
     Ok(())
 }
 

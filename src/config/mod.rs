@@ -128,6 +128,17 @@ pub struct QueueConfig {
     /// How often a busy daemon logs one line of what it did (0: never).
     #[serde(default = "default_summary_every", with = "humantime_serde")]
     pub summary_every: Duration,
+    /// Concurrent calls' writes of one kind go to the database together, one
+    /// transaction and one commit per group (`false`: each call's alone).
+    #[serde(default = "default_group")]
+    pub group: bool,
+    /// How long a group waits for more members once its first has come (at most
+    /// 2 ms; 0: only those already waiting, the usual group commit).
+    #[serde(default, with = "humantime_serde")]
+    pub group_window: Duration,
+    /// At most this many members in a group.
+    #[serde(default = "default_group_max")]
+    pub group_max: usize,
 }
 
 impl Default for QueueConfig {
@@ -139,6 +150,9 @@ impl Default for QueueConfig {
             shutdown_grace: default_grace(),
             workers: 0,
             summary_every: default_summary_every(),
+            group: default_group(),
+            group_window: Duration::ZERO,
+            group_max: default_group_max(),
         }
     }
 }
@@ -151,6 +165,12 @@ fn default_poll() -> Duration {
 }
 fn default_lease() -> Duration {
     Duration::from_secs(30)
+}
+fn default_group() -> bool {
+    true
+}
+fn default_group_max() -> usize {
+    32
 }
 fn default_summary_every() -> Duration {
     Duration::from_secs(60)

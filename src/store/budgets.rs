@@ -178,135 +178,7 @@ impl Store {
         booking: &Booking,
         slot: Option<&SlotAsk<'_>>,
     ) -> Result<SlotBooking, StoreError> {
-        let scopes = ScopeBinds::of_call(call.job);
-        let row: SentRow = sqlx::query_as(
-            "WITH today AS (SELECT (now() AT TIME ZONE 'UTC')::date AS day),
-             -- The shared API slot, when one is asked for (a one-time filter: without
-             -- $14 the function is not called). Materialized: called exactly once.
-             slot AS MATERIALIZED (
-                 SELECT granted_slot, granted_token, wait_seconds
-                 FROM linkledger.take_api_slot($14, $15, $16, $17)
-                 WHERE $14::text IS NOT NULL),
-             keyed AS (
-                 SELECT s.scope,
-                        CASE WHEN s.per = 'day' THEN t.day
-                             ELSE date_trunc('month', t.day)::date END AS period,
-                        CASE WHEN s.per = 'day' THEN t.day + 1
-                             ELSE (date_trunc('month', t.day) + interval '1 month')::date
-                        END AS next_period,
-                        b.cap_usd AS cap
-                 FROM UNNEST($11::text[], $18::text[]) AS s(scope, per)
-                 CROSS JOIN today t
-                 LEFT JOIN linkledger.budgets b ON b.scope = s.scope
-                 WHERE $12),
-             locked AS (
-                 SELECT k.scope, k.cap, k.next_period, st.booked_usd
-                 FROM keyed k
-                 JOIN linkledger.spend_totals st ON st.scope = k.scope AND st.period = k.period
-                 ORDER BY k.scope
-                 FOR UPDATE OF st),
-             verdict AS (
-                 SELECT (SELECT array_agg(scope ORDER BY scope) FROM locked
-                         WHERE cap IS NOT NULL AND booked_usd + $10 > cap) AS over,
-                        (SELECT array_agg(cap ORDER BY scope) FROM locked
-                         WHERE cap IS NOT NULL AND booked_usd + $10 > cap) AS over_caps,
-                        (SELECT array_agg(scope ORDER BY scope) FROM locked
-                         WHERE cap IS NOT NULL AND $10 > cap) AS too_large,
-                        (SELECT max(next_period)::timestamp AT TIME ZONE 'UTC' FROM locked
-                         WHERE cap IS NOT NULL AND booked_usd + $10 > cap) AS until,
-                        (SELECT count(*) FROM keyed) - (SELECT count(*) FROM locked) AS missing,
-                        ($8::bigint IS NULL OR EXISTS (
-                            SELECT 1 FROM linkledger.work
-                            WHERE id = $8 AND attempt = $7 AND state = 'running')) AS claim_held),
-             go AS (SELECT over IS NULL AND missing = 0 AND claim_held
-                           AND ($14::text IS NULL OR (SELECT granted_slot FROM slot) IS NOT NULL)
-                           AS go
-                    FROM verdict),
-             reserve AS (
-                 UPDATE linkledger.spend_totals st SET booked_usd = st.booked_usd + $10
-                 FROM keyed k, go
-                 WHERE go.go AND st.scope = k.scope AND st.period = k.period),
-             ins AS (
-                 INSERT INTO linkledger.api_calls
-                    (run_id, job, collection, endpoint, targets, request, attempt, started_at,
-                     outcome, work_id, estimated_usd, booked_on, budget_usd, api_host, sandbox)
-                 SELECT $1, $2, $3, $4, $5, $6, $7, now(), 'sent', $8, $10,
-                        CASE WHEN $12 THEN (SELECT day FROM today) END,
-                        CASE WHEN $12 THEN $10 END, $9, $13
-                 FROM go WHERE go.go
-                 RETURNING id)
-             SELECT (SELECT id FROM ins) AS call_id, v.over, v.over_caps,
-                    v.too_large, v.until,
-                    v.missing::bigint AS missing, v.claim_held,
-                    (SELECT granted_slot FROM slot) AS slot,
-                    (SELECT granted_token FROM slot) AS slot_token,
-                    (SELECT wait_seconds FROM slot) AS slot_wait
-             FROM verdict v",
-        )
-        .bind(call.run_id)
-        .bind(call.job)
-        .bind(call.collection)
-        .bind(call.endpoint)
-        .bind(call.targets)
-        .bind(call.request)
-        .bind(call.attempt)
-        .bind(fence.map(|f| f.work_id))
-        .bind(call.api_host)
-        .bind(booking.estimate.decimal())
-        .bind(&scopes.keys)
-        .bind(booking.books())
-        .bind(booking.sandbox)
-        .bind(slot.map(|s| s.holder))
-        .bind(slot.map(|s| s.max_in_flight))
-        .bind(slot.map(|s| s.max_per_minute))
-        .bind(slot.map(|s| s.lease.as_millis() as i64))
-        .bind(&scopes.periods)
-        .fetch_one(self.pool())
-        .await?;
-        let lease = match slot.map(|_| SlotGrant::read(row.slot, row.slot_token, row.slot_wait)) {
-            Some(SlotGrant::Wait(wait)) => return Ok(SlotBooking::Wait(wait)),
-            Some(SlotGrant::Granted(lease)) => Some(lease),
-            None => None,
-        };
-        let decision = match row {
-            SentRow {
-                call_id: Some(id), ..
-            } => SendDecision::Sent(id),
-            SentRow {
-                claim_held: false, ..
-            } => SendDecision::Stale,
-            SentRow {
-                over: Some(scopes),
-                over_caps: Some(caps),
-                too_large,
-                until,
-                ..
-            } => {
-                // The keys are the ones this statement was given: each parses.
-                let caps: Vec<Cap> = scopes
-                    .iter()
-                    .zip(caps)
-                    .filter_map(|(key, usd)| {
-                        Some(Cap {
-                            scope: Scope::parse(key)?,
-                            usd: Usd(usd),
-                        })
-                    })
-                    .collect();
-                match (too_large, until) {
-                    (Some(too_large), _) => SendDecision::TooLarge(
-                        caps.into_iter()
-                            .filter(|c| too_large.contains(&c.scope.key()))
-                            .collect(),
-                    ),
-                    (None, Some(until)) => SendDecision::Held { caps, until },
-                    (None, None) => SendDecision::Stale,
-                }
-            }
-            SentRow { missing, .. } if missing > 0 => SendDecision::Unprepared,
-            _ => SendDecision::Stale,
-        };
-        Ok(SlotBooking::Booked { decision, lease })
+        book_on(self.pool(), call, fence, booking, slot).await
     }
 
     /// Makes sure every budget a call of `job` counts against has its row for the
@@ -381,4 +253,144 @@ impl Store {
         tx.commit().await?;
         Ok(removed + set > 0)
     }
+}
+
+/// [`Store::book_with_slot`]'s statement on `conn` (the pool, or a group's
+/// transaction).
+pub(super) async fn book_on<'e>(
+    conn: impl sqlx::PgExecutor<'e>,
+    call: &CallRecord<'_>,
+    fence: Option<Fence>,
+    booking: &Booking,
+    slot: Option<&SlotAsk<'_>>,
+) -> Result<SlotBooking, StoreError> {
+    let scopes = ScopeBinds::of_call(call.job);
+    let row: SentRow = sqlx::query_as(
+        "WITH today AS (SELECT (now() AT TIME ZONE 'UTC')::date AS day),
+         -- The shared API slot, when one is asked for (a one-time filter: without
+         -- $14 the function is not called). Materialized: called exactly once.
+         slot AS MATERIALIZED (
+             SELECT granted_slot, granted_token, wait_seconds
+             FROM linkledger.take_api_slot($14, $15, $16, $17)
+             WHERE $14::text IS NOT NULL),
+         keyed AS (
+             SELECT s.scope,
+                    CASE WHEN s.per = 'day' THEN t.day
+                         ELSE date_trunc('month', t.day)::date END AS period,
+                    CASE WHEN s.per = 'day' THEN t.day + 1
+                         ELSE (date_trunc('month', t.day) + interval '1 month')::date
+                    END AS next_period,
+                    b.cap_usd AS cap
+             FROM UNNEST($11::text[], $18::text[]) AS s(scope, per)
+             CROSS JOIN today t
+             LEFT JOIN linkledger.budgets b ON b.scope = s.scope
+             WHERE $12),
+         locked AS (
+             SELECT k.scope, k.cap, k.next_period, st.booked_usd
+             FROM keyed k
+             JOIN linkledger.spend_totals st ON st.scope = k.scope AND st.period = k.period
+             ORDER BY k.scope
+             FOR UPDATE OF st),
+         verdict AS (
+             SELECT (SELECT array_agg(scope ORDER BY scope) FROM locked
+                     WHERE cap IS NOT NULL AND booked_usd + $10 > cap) AS over,
+                    (SELECT array_agg(cap ORDER BY scope) FROM locked
+                     WHERE cap IS NOT NULL AND booked_usd + $10 > cap) AS over_caps,
+                    (SELECT array_agg(scope ORDER BY scope) FROM locked
+                     WHERE cap IS NOT NULL AND $10 > cap) AS too_large,
+                    (SELECT max(next_period)::timestamp AT TIME ZONE 'UTC' FROM locked
+                     WHERE cap IS NOT NULL AND booked_usd + $10 > cap) AS until,
+                    (SELECT count(*) FROM keyed) - (SELECT count(*) FROM locked) AS missing,
+                    ($8::bigint IS NULL OR EXISTS (
+                        SELECT 1 FROM linkledger.work
+                        WHERE id = $8 AND attempt = $7 AND state = 'running')) AS claim_held),
+         go AS (SELECT over IS NULL AND missing = 0 AND claim_held
+                       AND ($14::text IS NULL OR (SELECT granted_slot FROM slot) IS NOT NULL)
+                       AS go
+                FROM verdict),
+         reserve AS (
+             UPDATE linkledger.spend_totals st SET booked_usd = st.booked_usd + $10
+             FROM keyed k, go
+             WHERE go.go AND st.scope = k.scope AND st.period = k.period),
+         ins AS (
+             INSERT INTO linkledger.api_calls
+                (run_id, job, collection, endpoint, targets, request, attempt, started_at,
+                 outcome, work_id, estimated_usd, booked_on, budget_usd, api_host, sandbox)
+             SELECT $1, $2, $3, $4, $5, $6, $7, now(), 'sent', $8, $10,
+                    CASE WHEN $12 THEN (SELECT day FROM today) END,
+                    CASE WHEN $12 THEN $10 END, $9, $13
+             FROM go WHERE go.go
+             RETURNING id)
+         SELECT (SELECT id FROM ins) AS call_id, v.over, v.over_caps,
+                v.too_large, v.until,
+                v.missing::bigint AS missing, v.claim_held,
+                (SELECT granted_slot FROM slot) AS slot,
+                (SELECT granted_token FROM slot) AS slot_token,
+                (SELECT wait_seconds FROM slot) AS slot_wait
+         FROM verdict v",
+    )
+    .bind(call.run_id)
+    .bind(call.job)
+    .bind(call.collection)
+    .bind(call.endpoint)
+    .bind(call.targets)
+    .bind(call.request)
+    .bind(call.attempt)
+    .bind(fence.map(|f| f.work_id))
+    .bind(call.api_host)
+    .bind(booking.estimate.decimal())
+    .bind(&scopes.keys)
+    .bind(booking.books())
+    .bind(booking.sandbox)
+    .bind(slot.map(|s| s.holder))
+    .bind(slot.map(|s| s.max_in_flight))
+    .bind(slot.map(|s| s.max_per_minute))
+    .bind(slot.map(|s| s.lease.as_millis() as i64))
+    .bind(&scopes.periods)
+    .fetch_one(conn)
+    .await?;
+    let lease = match slot.map(|_| SlotGrant::read(row.slot, row.slot_token, row.slot_wait)) {
+        Some(SlotGrant::Wait(wait)) => return Ok(SlotBooking::Wait(wait)),
+        Some(SlotGrant::Granted(lease)) => Some(lease),
+        None => None,
+    };
+    let decision = match row {
+        SentRow {
+            call_id: Some(id), ..
+        } => SendDecision::Sent(id),
+        SentRow {
+            claim_held: false, ..
+        } => SendDecision::Stale,
+        SentRow {
+            over: Some(scopes),
+            over_caps: Some(caps),
+            too_large,
+            until,
+            ..
+        } => {
+            // The keys are the ones this statement was given: each parses.
+            let caps: Vec<Cap> = scopes
+                .iter()
+                .zip(caps)
+                .filter_map(|(key, usd)| {
+                    Some(Cap {
+                        scope: Scope::parse(key)?,
+                        usd: Usd(usd),
+                    })
+                })
+                .collect();
+            match (too_large, until) {
+                (Some(too_large), _) => SendDecision::TooLarge(
+                    caps.into_iter()
+                        .filter(|c| too_large.contains(&c.scope.key()))
+                        .collect(),
+                ),
+                (None, Some(until)) => SendDecision::Held { caps, until },
+                (None, None) => SendDecision::Stale,
+            }
+        }
+        SentRow { missing, .. } if missing > 0 => SendDecision::Unprepared,
+        _ => SendDecision::Stale,
+    };
+    Ok(SlotBooking::Booked { decision, lease })
 }

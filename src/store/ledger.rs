@@ -316,119 +316,19 @@ impl Store {
         settlement: &Settlement,
         received_only: bool,
     ) -> Result<(Option<i64>, bool), StoreError> {
-        // The reservation becomes what the call counts against the budgets; only while
-        // the row still waits for its answer, so a retry after a lost commit
-        // acknowledgement does not settle twice.
-        // A sandbox answer counts nothing, whatever was reserved before it said so.
-        let budget = if settlement.sandbox {
-            Some(Usd::ZERO)
-        } else {
-            settlement.budget
-        };
-        // The answer, its settlement against the budgets, the raw body and the item's
-        // failures: one statement, one commit.
-        let (body, unparsed) = if keep_raw {
-            (attempt.body.as_ref(), attempt.unparsed.as_deref())
-        } else {
-            (None, None)
-        };
-        // A job's scope is its key's prefix followed by the job's name.
-        let account = ScopeBinds::of_call(None);
-        let job_scope = Scope::Job(String::new());
-        let query = sqlx::query_as(
-            "WITH old AS (
-                 SELECT id, job, booked_on, budget_usd, outcome,
-                        $17 AND booked_on IS NOT NULL AND budget_usd IS NOT NULL
-                            AND outcome IN ('sent', 'abandoned', 'received') AS settles
-                 FROM linkledger.api_calls WHERE id = $1 FOR UPDATE),
-             c AS (
-                 UPDATE linkledger.api_calls a SET
-                    started_at = $2, duration_ms = $3, http_status = $4, status_code = $5,
-                    status_message = $6, task_status_code = $7, task_status_message = $8,
-                    outcome = $9, cost_usd = $10, error = $11, reported_cost_usd = $12,
-                    cost_estimated = $24,
-                    sandbox = a.sandbox OR $13,
-                    booked_on = CASE WHEN $13 THEN NULL ELSE a.booked_on END,
-                    budget_usd = CASE WHEN old.settles THEN $18 ELSE a.budget_usd END
-                 FROM old
-                 WHERE a.id = old.id AND (NOT $23 OR old.outcome = 'received')
-                 RETURNING a.id, a.work_id, a.attempt),
-             -- The reservation's change, against the period it was booked in (read
-             -- before this statement's update).
-             -- The scopes of the row's own job: the account's ($19, $20) and the job's
-             -- ($21 || job, $22), none for a call of no job.
-             keyed AS (
-                 SELECT s.scope,
-                        CASE WHEN s.per = 'day' THEN old.booked_on
-                             ELSE date_trunc('month', old.booked_on)::date END AS period,
-                        $18 - old.budget_usd AS delta
-                 FROM old JOIN c ON c.id = old.id,
-                      UNNEST($19::text[] || ($21::text || old.job), $20::text[] || $22::text)
-                          AS s(scope, per)
-                 WHERE old.settles AND s.scope IS NOT NULL),
-             -- Locked in the order bookings lock them in: no deadlock.
-             locked AS (
-                 SELECT st.scope FROM linkledger.spend_totals st
-                 JOIN keyed k ON st.scope = k.scope AND st.period = k.period
-                 ORDER BY st.scope FOR UPDATE OF st),
-             -- `locked` is read (an init plan) before the first row is updated.
-             settled AS (
-                 UPDATE linkledger.spend_totals st SET booked_usd = st.booked_usd + k.delta
-                 FROM keyed k
-                 WHERE st.scope = k.scope AND st.period = k.period
-                   AND (SELECT count(*) FROM locked) >= 0),
-             -- The answer is bought: the failures that count from now on are failures
-             -- to load it, so a crash while loading cannot exhaust an item whose
-             -- earlier attempts to buy it failed.
-             bought AS (
-                 UPDATE linkledger.work w SET failures = 0
-                 FROM c
-                 WHERE $9 = 'ok' AND w.id = c.work_id AND w.attempt = c.attempt
-                   AND w.state = 'running'),
-             -- A retry after a commit whose acknowledgement was lost finds the row.
-             raw AS (
-                 INSERT INTO linkledger.raw_responses
-                     (api_call_id, endpoint, received_at, body, unparsed)
-                 SELECT c.id, $14, $15, $16, $25 FROM c
-                 WHERE $16::jsonb IS NOT NULL OR $25::bytea IS NOT NULL
-                 ON CONFLICT (api_call_id, received_at)
-                     DO UPDATE SET body = EXCLUDED.body, unparsed = EXCLUDED.unparsed
-                 RETURNING id)
-             SELECT (SELECT id FROM raw), EXISTS (SELECT 1 FROM c)",
-        )
-        .bind(call_id)
-        .bind(attempt.started_at)
-        .bind(attempt.duration.as_millis() as i64)
-        .bind(attempt.http_status.map(i32::from))
-        .bind(attempt.status_code().and_then(|c| i32::try_from(c).ok()))
-        .bind(attempt.status_message())
-        .bind(
-            attempt
-                .task_status_code()
-                .and_then(|c| i32::try_from(c).ok()),
-        )
-        .bind(attempt.task_status_message())
-        .bind(attempt.outcome.label())
-        .bind(settlement.cost.map(Usd::decimal))
-        .bind(attempt.outcome.message())
-        .bind(attempt.cost.map(Usd::decimal))
-        .bind(settlement.sandbox)
-        .bind(endpoint)
-        .bind(received_at(attempt))
-        .bind(body)
-        .bind(budget.is_some())
-        .bind(budget.map(Usd::decimal))
-        .bind(&account.keys)
-        .bind(&account.periods)
-        .bind(job_scope.key())
-        .bind(job_scope.period().sql())
-        .bind(received_only)
-        .bind(settlement.cost_estimated)
-        .bind(unparsed);
         // A body too large to hold is copied from its file into the raw row a piece at
         // a time, in the answer's transaction.
         let Some(spilled) = attempt.spilled.as_ref().filter(|_| keep_raw) else {
-            return Ok(query.fetch_one(self.pool()).await?);
+            return answer_on(
+                self.pool(),
+                call_id,
+                endpoint,
+                attempt,
+                keep_raw,
+                settlement,
+                received_only,
+            )
+            .await;
         };
         let at = received_at(attempt);
         let mut tx = self.pool().begin().await?;
@@ -440,7 +340,16 @@ impl Store {
         .execute(&mut *tx)
         .await?;
         copy_spilled(&mut tx, call_id, endpoint, at, spilled).await?;
-        let (_, done): (Option<i64>, bool) = query.fetch_one(&mut *tx).await?;
+        let (_, done) = answer_on(
+            &mut *tx,
+            call_id,
+            endpoint,
+            attempt,
+            keep_raw,
+            settlement,
+            received_only,
+        )
+        .await?;
         let raw_id = sqlx::query_scalar(
             "SELECT id FROM linkledger.raw_responses WHERE api_call_id = $1 AND received_at = $2",
         )
@@ -586,4 +495,127 @@ impl Store {
         .fetch_all(self.pool())
         .await?)
     }
+}
+
+/// [`Store::record_answer`]'s statement on `conn` (a pool, or a transaction: the
+/// answer's own with a spilled body, or a group's).
+pub(super) async fn answer_on<'e>(
+    conn: impl sqlx::PgExecutor<'e>,
+    call_id: i64,
+    endpoint: &str,
+    attempt: &Attempt,
+    keep_raw: bool,
+    settlement: &Settlement,
+    received_only: bool,
+) -> Result<(Option<i64>, bool), StoreError> {
+    // The reservation becomes what the call counts against the budgets; only while
+    // the row still waits for its answer, so a retry after a lost commit
+    // acknowledgement does not settle twice.
+    // A sandbox answer counts nothing, whatever was reserved before it said so.
+    let budget = if settlement.sandbox {
+        Some(Usd::ZERO)
+    } else {
+        settlement.budget
+    };
+    // The answer, its settlement against the budgets, the raw body and the item's
+    // failures: one statement, one commit.
+    let (body, unparsed) = if keep_raw {
+        (attempt.body.as_ref(), attempt.unparsed.as_deref())
+    } else {
+        (None, None)
+    };
+    // A job's scope is its key's prefix followed by the job's name.
+    let account = ScopeBinds::of_call(None);
+    let job_scope = Scope::Job(String::new());
+    let query = sqlx::query_as(
+        "WITH old AS (
+             SELECT id, job, booked_on, budget_usd, outcome,
+                    $17 AND booked_on IS NOT NULL AND budget_usd IS NOT NULL
+                        AND outcome IN ('sent', 'abandoned', 'received') AS settles
+             FROM linkledger.api_calls WHERE id = $1 FOR UPDATE),
+         c AS (
+             UPDATE linkledger.api_calls a SET
+                started_at = $2, duration_ms = $3, http_status = $4, status_code = $5,
+                status_message = $6, task_status_code = $7, task_status_message = $8,
+                outcome = $9, cost_usd = $10, error = $11, reported_cost_usd = $12,
+                cost_estimated = $24,
+                sandbox = a.sandbox OR $13,
+                booked_on = CASE WHEN $13 THEN NULL ELSE a.booked_on END,
+                budget_usd = CASE WHEN old.settles THEN $18 ELSE a.budget_usd END
+             FROM old
+             WHERE a.id = old.id AND (NOT $23 OR old.outcome = 'received')
+             RETURNING a.id, a.work_id, a.attempt),
+         -- The reservation's change, against the period it was booked in (read
+         -- before this statement's update).
+         -- The scopes of the row's own job: the account's ($19, $20) and the job's
+         -- ($21 || job, $22), none for a call of no job.
+         keyed AS (
+             SELECT s.scope,
+                    CASE WHEN s.per = 'day' THEN old.booked_on
+                         ELSE date_trunc('month', old.booked_on)::date END AS period,
+                    $18 - old.budget_usd AS delta
+             FROM old JOIN c ON c.id = old.id,
+                  UNNEST($19::text[] || ($21::text || old.job), $20::text[] || $22::text)
+                      AS s(scope, per)
+             WHERE old.settles AND s.scope IS NOT NULL),
+         -- Locked in the order bookings lock them in: no deadlock.
+         locked AS (
+             SELECT st.scope FROM linkledger.spend_totals st
+             JOIN keyed k ON st.scope = k.scope AND st.period = k.period
+             ORDER BY st.scope FOR UPDATE OF st),
+         -- `locked` is read (an init plan) before the first row is updated.
+         settled AS (
+             UPDATE linkledger.spend_totals st SET booked_usd = st.booked_usd + k.delta
+             FROM keyed k
+             WHERE st.scope = k.scope AND st.period = k.period
+               AND (SELECT count(*) FROM locked) >= 0),
+         -- The answer is bought: the failures that count from now on are failures
+         -- to load it, so a crash while loading cannot exhaust an item whose
+         -- earlier attempts to buy it failed.
+         bought AS (
+             UPDATE linkledger.work w SET failures = 0
+             FROM c
+             WHERE $9 = 'ok' AND w.id = c.work_id AND w.attempt = c.attempt
+               AND w.state = 'running'),
+         -- A retry after a commit whose acknowledgement was lost finds the row.
+         raw AS (
+             INSERT INTO linkledger.raw_responses
+                 (api_call_id, endpoint, received_at, body, unparsed)
+             SELECT c.id, $14, $15, $16, $25 FROM c
+             WHERE $16::jsonb IS NOT NULL OR $25::bytea IS NOT NULL
+             ON CONFLICT (api_call_id, received_at)
+                 DO UPDATE SET body = EXCLUDED.body, unparsed = EXCLUDED.unparsed
+             RETURNING id)
+         SELECT (SELECT id FROM raw), EXISTS (SELECT 1 FROM c)",
+    )
+    .bind(call_id)
+    .bind(attempt.started_at)
+    .bind(attempt.duration.as_millis() as i64)
+    .bind(attempt.http_status.map(i32::from))
+    .bind(attempt.status_code().and_then(|c| i32::try_from(c).ok()))
+    .bind(attempt.status_message())
+    .bind(
+        attempt
+            .task_status_code()
+            .and_then(|c| i32::try_from(c).ok()),
+    )
+    .bind(attempt.task_status_message())
+    .bind(attempt.outcome.label())
+    .bind(settlement.cost.map(Usd::decimal))
+    .bind(attempt.outcome.message())
+    .bind(attempt.cost.map(Usd::decimal))
+    .bind(settlement.sandbox)
+    .bind(endpoint)
+    .bind(received_at(attempt))
+    .bind(body)
+    .bind(budget.is_some())
+    .bind(budget.map(Usd::decimal))
+    .bind(&account.keys)
+    .bind(&account.periods)
+    .bind(job_scope.key())
+    .bind(job_scope.period().sql())
+    .bind(received_only)
+    .bind(settlement.cost_estimated)
+    .bind(unparsed);
+    Ok(query.fetch_one(conn).await?)
 }

@@ -4,6 +4,7 @@ pub mod api_slots;
 pub mod budgets;
 pub mod catalog;
 pub mod enqueue;
+pub mod group;
 pub mod job_targets;
 pub mod ledger;
 mod nodelay;
@@ -50,6 +51,10 @@ pub enum StoreError {
     Migrate(#[from] sqlx::migrate::MigrateError),
     #[error(transparent)]
     Sql(#[from] sqlx::Error),
+    /// A group's transaction failed as a whole (its commit, or its connection): no
+    /// member knows whether it was written (`store::group`).
+    #[error("the group's transaction failed: {0}")]
+    Group(String),
 }
 
 /// Whether to connect without TLS first (`sslmode=allow`): the URL reaches the server

@@ -72,78 +72,7 @@ impl Store {
         sandbox: bool,
         fence: Fence,
     ) -> Result<Purchase, StoreError> {
-        let row: PurchaseRow = sqlx::query_as(
-            "WITH today AS (SELECT (now() AT TIME ZONE 'UTC')::date AS day),
-             bought AS (
-                 SELECT c.id AS call_id, c.outcome, c.sandbox, r.id AS raw_id,
-                        c.started_at AS sent_at, r.received_at,
-                        -- An answer never read is read under a load permit.
-                        CASE WHEN c.outcome = 'ok' THEN r.body END AS body
-                 FROM linkledger.api_calls c
-                 JOIN linkledger.raw_responses r ON r.api_call_id = c.id
-                 -- The tag changes nothing in the answer: tagged or not, one purchase.
-                 -- By its hash first (api_calls_request_md5_bought_idx), then exactly. An
-                 -- answer stored as it arrived (`received`) is bought too.
-                 WHERE c.endpoint = $1 AND c.outcome IN ('ok', 'received')
-                   AND md5((c.request - 'tag')::text) = md5(($2::jsonb - 'tag')::text)
-                   AND c.request - 'tag' = $2::jsonb - 'tag'
-                   AND c.api_host IS NOT DISTINCT FROM $3
-                   -- A sandbox answer never stands in for a real one.
-                   AND (NOT c.sandbox OR $6)
-                   AND c.started_at >= (SELECT day FROM today)::timestamp AT TIME ZONE 'UTC'
-                   -- (answered after it started: this bound lets the planner read
-                   -- only this month's partition of raw_responses)
-                   AND r.received_at >= (SELECT day FROM today)::timestamp AT TIME ZONE 'UTC'
-                 ORDER BY c.outcome = 'ok' DESC, c.id DESC LIMIT 1),
-             buyer AS (
-                 INSERT INTO linkledger.purchases AS p
-                     (day, api_host, endpoint, request_md5, work_id, attempt)
-                 SELECT t.day, $3, $1, md5(($2::jsonb - 'tag')::text), $4, $5
-                 FROM today t WHERE NOT EXISTS (SELECT 1 FROM bought)
-                 ON CONFLICT (day, api_host, endpoint, request_md5) DO UPDATE
-                     SET work_id = EXCLUDED.work_id, attempt = EXCLUDED.attempt
-                 WHERE (p.work_id = EXCLUDED.work_id AND p.attempt = EXCLUDED.attempt)
-                    OR NOT EXISTS (SELECT 1 FROM linkledger.work w
-                                   WHERE w.id = p.work_id AND w.attempt = p.attempt
-                                     AND w.state = 'running' AND w.lease_expires_at > now())
-                 RETURNING p.work_id)
-             SELECT b.call_id, b.outcome, b.sandbox, b.raw_id, b.sent_at, b.received_at, b.body,
-                    (SELECT work_id FROM buyer) AS buyer
-             FROM (SELECT 1) AS one LEFT JOIN bought b ON true",
-        )
-        .bind(endpoint)
-        .bind(task)
-        .bind(api_host)
-        .bind(fence.work_id)
-        .bind(fence.attempt)
-        .bind(sandbox)
-        .fetch_one(self.pool())
-        .await?;
-        Ok(match row {
-            PurchaseRow {
-                call_id: Some(call_id),
-                outcome: Some(outcome),
-                ..
-            } if outcome == "received" => Purchase::Unread { call_id },
-            PurchaseRow {
-                call_id: Some(call_id),
-                sandbox: Some(sandbox),
-                raw_id: Some(raw_id),
-                sent_at: Some(sent_at),
-                received_at: Some(received_at),
-                body: Some(body),
-                ..
-            } => Purchase::Reuse(BoughtAnswer {
-                call_id,
-                sandbox,
-                raw_id,
-                sent_at,
-                received_at,
-                body,
-            }),
-            PurchaseRow { buyer: Some(b), .. } if b == fence.work_id => Purchase::Buy,
-            _ => Purchase::Wait,
-        })
+        purchase_on(self.pool(), endpoint, task, api_host, sandbox, fence).await
     }
 
     /// Forgets the buyers of past days.
@@ -188,4 +117,87 @@ impl Store {
         .fetch_optional(self.pool())
         .await?)
     }
+}
+
+/// [`Store::purchase`]'s statement on `conn` (the pool, or a group's transaction).
+pub(super) async fn purchase_on<'e>(
+    conn: impl sqlx::PgExecutor<'e>,
+    endpoint: &str,
+    task: &Value,
+    api_host: &str,
+    sandbox: bool,
+    fence: Fence,
+) -> Result<Purchase, StoreError> {
+    let row: PurchaseRow = sqlx::query_as(
+        "WITH today AS (SELECT (now() AT TIME ZONE 'UTC')::date AS day),
+         bought AS (
+             SELECT c.id AS call_id, c.outcome, c.sandbox, r.id AS raw_id,
+                    c.started_at AS sent_at, r.received_at,
+                    -- An answer never read is read under a load permit.
+                    CASE WHEN c.outcome = 'ok' THEN r.body END AS body
+             FROM linkledger.api_calls c
+             JOIN linkledger.raw_responses r ON r.api_call_id = c.id
+             -- The tag changes nothing in the answer: tagged or not, one purchase.
+             -- By its hash first (api_calls_request_md5_bought_idx), then exactly. An
+             -- answer stored as it arrived (`received`) is bought too.
+             WHERE c.endpoint = $1 AND c.outcome IN ('ok', 'received')
+               AND md5((c.request - 'tag')::text) = md5(($2::jsonb - 'tag')::text)
+               AND c.request - 'tag' = $2::jsonb - 'tag'
+               AND c.api_host IS NOT DISTINCT FROM $3
+               -- A sandbox answer never stands in for a real one.
+               AND (NOT c.sandbox OR $6)
+               AND c.started_at >= (SELECT day FROM today)::timestamp AT TIME ZONE 'UTC'
+               -- (answered after it started: this bound lets the planner read
+               -- only this month's partition of raw_responses)
+               AND r.received_at >= (SELECT day FROM today)::timestamp AT TIME ZONE 'UTC'
+             ORDER BY c.outcome = 'ok' DESC, c.id DESC LIMIT 1),
+         buyer AS (
+             INSERT INTO linkledger.purchases AS p
+                 (day, api_host, endpoint, request_md5, work_id, attempt)
+             SELECT t.day, $3, $1, md5(($2::jsonb - 'tag')::text), $4, $5
+             FROM today t WHERE NOT EXISTS (SELECT 1 FROM bought)
+             ON CONFLICT (day, api_host, endpoint, request_md5) DO UPDATE
+                 SET work_id = EXCLUDED.work_id, attempt = EXCLUDED.attempt
+             WHERE (p.work_id = EXCLUDED.work_id AND p.attempt = EXCLUDED.attempt)
+                OR NOT EXISTS (SELECT 1 FROM linkledger.work w
+                               WHERE w.id = p.work_id AND w.attempt = p.attempt
+                                 AND w.state = 'running' AND w.lease_expires_at > now())
+             RETURNING p.work_id)
+         SELECT b.call_id, b.outcome, b.sandbox, b.raw_id, b.sent_at, b.received_at, b.body,
+                (SELECT work_id FROM buyer) AS buyer
+         FROM (SELECT 1) AS one LEFT JOIN bought b ON true",
+    )
+    .bind(endpoint)
+    .bind(task)
+    .bind(api_host)
+    .bind(fence.work_id)
+    .bind(fence.attempt)
+    .bind(sandbox)
+    .fetch_one(conn)
+    .await?;
+    Ok(match row {
+        PurchaseRow {
+            call_id: Some(call_id),
+            outcome: Some(outcome),
+            ..
+        } if outcome == "received" => Purchase::Unread { call_id },
+        PurchaseRow {
+            call_id: Some(call_id),
+            sandbox: Some(sandbox),
+            raw_id: Some(raw_id),
+            sent_at: Some(sent_at),
+            received_at: Some(received_at),
+            body: Some(body),
+            ..
+        } => Purchase::Reuse(BoughtAnswer {
+            call_id,
+            sandbox,
+            raw_id,
+            sent_at,
+            received_at,
+            body,
+        }),
+        PurchaseRow { buyer: Some(b), .. } if b == fence.work_id => Purchase::Buy,
+        _ => Purchase::Wait,
+    })
 }

@@ -307,30 +307,10 @@ impl Store {
     ) -> Result<Option<u64>, StoreError> {
         self.partitions_for(batch).await?;
         let mut tx = self.pool().begin().await?;
-        let held = sqlx::query(
-            "SELECT 1 FROM linkledger.work WHERE id = $1 AND attempt = $2 AND state = 'running' FOR UPDATE",
-        )
-        .bind(fence.work_id)
-        .bind(fence.attempt)
-        .fetch_optional(&mut *tx)
-        .await?;
-        if held.is_none() {
+        let Some(rows) = complete_in(&mut tx, fence, call_id, batch).await? else {
             tx.rollback().await?;
             return Ok(None);
-        }
-        let rows = warehouse::write_batch(&mut tx, batch).await?;
-        sqlx::query(
-            "WITH c AS (UPDATE linkledger.api_calls SET rows_written = $3 WHERE id = $4)
-             UPDATE linkledger.work SET state = 'succeeded', rows_written = $3, finished_at = now(),
-                    lease_expires_at = NULL, last_error = NULL
-             WHERE id = $1 AND attempt = $2",
-        )
-        .bind(fence.work_id)
-        .bind(fence.attempt)
-        .bind(rows as i64)
-        .bind(call_id)
-        .execute(&mut *tx)
-        .await?;
+        };
         tx.commit().await?;
         Ok(Some(rows))
     }
@@ -683,4 +663,40 @@ pub(super) fn abandoned_because(why: &str) -> String {
     format!(
         "sent, and its answer not waited for ({why}): booked at its list price, as the API may have charged it"
     )
+}
+
+/// [`Store::complete_with_rows`] inside the caller's transaction (its own, or a
+/// group's): the claim checked and locked, the rows written and the item completed.
+/// `None`, and nothing written, when the claim was lost. The month partitions the
+/// rows need are the caller's to make first ([`Store::partitions_for`]).
+pub(super) async fn complete_in(
+    conn: &mut sqlx::PgConnection,
+    fence: Fence,
+    call_id: i64,
+    batch: &Batch,
+) -> Result<Option<u64>, StoreError> {
+    let held = sqlx::query(
+        "SELECT 1 FROM linkledger.work WHERE id = $1 AND attempt = $2 AND state = 'running' FOR UPDATE",
+    )
+    .bind(fence.work_id)
+    .bind(fence.attempt)
+    .fetch_optional(&mut *conn)
+    .await?;
+    if held.is_none() {
+        return Ok(None);
+    }
+    let rows = warehouse::write_batch(conn, batch).await?;
+    sqlx::query(
+        "WITH c AS (UPDATE linkledger.api_calls SET rows_written = $3 WHERE id = $4)
+         UPDATE linkledger.work SET state = 'succeeded', rows_written = $3, finished_at = now(),
+                lease_expires_at = NULL, last_error = NULL
+         WHERE id = $1 AND attempt = $2",
+    )
+    .bind(fence.work_id)
+    .bind(fence.attempt)
+    .bind(rows as i64)
+    .bind(call_id)
+    .execute(&mut *conn)
+    .await?;
+    Ok(Some(rows))
 }

@@ -130,29 +130,9 @@ pub fn upsert_sql(spec: &TableSpec) -> String {
 /// caller owns the transaction. Returns rows written (table rows plus breakdown rows).
 #[instrument(skip_all, fields(table = batch.table.spec.name, rows = batch.row_count()))]
 pub async fn write_batch(conn: &mut PgConnection, batch: &Batch) -> sqlx::Result<u64> {
-    let spec = batch.table.spec;
-    debug_assert!(TABLES.iter().any(|t| t.name == spec.name));
-    let mut written = 0;
-    if !batch.table.rows.is_empty() {
-        let cols = spec.columns();
-        let mut columns: Vec<Column> = cols
-            .iter()
-            .map(|(_, ty)| Column::new(*ty, batch.table.rows.len()))
-            .collect();
-        for row in &batch.table.rows {
-            for (column, cell) in columns.iter_mut().zip(row) {
-                column.push(cell);
-            }
-        }
-        let sql = upsert_sql(spec);
-        let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
-        for column in columns {
-            q = column.bind(q);
-        }
-        written += q.execute(&mut *conn).await?.rows_affected();
-    }
+    let mut written = upsert_rows(conn, &[batch]).await?;
     if !batch.parents.is_empty() {
-        written += write_breakdowns(conn, batch).await?;
+        written += write_breakdowns(conn, &[batch]).await?;
     }
     // The items set aside, with the rows of their answer (not counted as rows).
     super::rejected::write(conn, batch).await?;
@@ -164,20 +144,108 @@ pub async fn write_batch(conn: &mut PgConnection, batch: &Batch) -> sqlx::Result
     Ok(written)
 }
 
+/// Writes the rows of several responses' batches, one statement per kind for all of
+/// them (a group's completions, `store::group`): one upsert per table, the
+/// breakdowns of every parent replaced by one DELETE and one COPY, then the items
+/// each set aside and the periods each answered. The caller makes sure no two
+/// batches hold the same natural key ([`distinct_keys`]). Returns the rows written.
+pub async fn write_batches(conn: &mut PgConnection, batches: &[&Batch]) -> sqlx::Result<u64> {
+    let mut written = 0;
+    for spec in TABLES {
+        let of_table: Vec<&Batch> = batches
+            .iter()
+            .copied()
+            .filter(|b| b.table.spec.name == spec.name)
+            .collect();
+        if !of_table.is_empty() {
+            written += upsert_rows(conn, &of_table).await?;
+        }
+    }
+    let with_parents: Vec<&Batch> = batches
+        .iter()
+        .copied()
+        .filter(|b| !b.parents.is_empty())
+        .collect();
+    if !with_parents.is_empty() {
+        written += write_breakdowns(conn, &with_parents).await?;
+    }
+    for batch in batches {
+        super::rejected::write(conn, batch).await?;
+        if let Some(answered) = &batch.coverage {
+            super::periods::record_answered(conn, answered).await?;
+        }
+    }
+    Ok(written)
+}
+
+/// Whether no two of `batches` write the same row (the same table and natural key,
+/// or the same breakdowns' parent): one upsert cannot touch a row twice.
+pub fn distinct_keys(batches: &[&Batch]) -> bool {
+    let mut keys = std::collections::HashSet::new();
+    for b in batches {
+        let width = b.table.spec.key.len();
+        for row in &b.table.rows {
+            if !keys.insert(format!(
+                "{}|{:?}",
+                b.table.spec.name,
+                &row[..width.min(row.len())]
+            )) {
+                return false;
+            }
+        }
+        for p in &b.parents {
+            if !keys.insert(format!(
+                "parent|{}|{}|{}|{}",
+                p.source_table, p.target, p.date, p.options
+            )) {
+                return false;
+            }
+        }
+    }
+    true
+}
+
+/// One multi-row upsert of the rows of `batches`, all of one table.
+async fn upsert_rows(conn: &mut PgConnection, batches: &[&Batch]) -> sqlx::Result<u64> {
+    let Some(first) = batches.first() else {
+        return Ok(0);
+    };
+    let spec = first.table.spec;
+    debug_assert!(TABLES.iter().any(|t| t.name == spec.name));
+    debug_assert!(batches.iter().all(|b| b.table.spec.name == spec.name));
+    let n: usize = batches.iter().map(|b| b.table.rows.len()).sum();
+    if n == 0 {
+        return Ok(0);
+    }
+    let cols = spec.columns();
+    let mut columns: Vec<Column> = cols.iter().map(|(_, ty)| Column::new(*ty, n)).collect();
+    for row in batches.iter().flat_map(|b| &b.table.rows) {
+        for (column, cell) in columns.iter_mut().zip(row) {
+            column.push(cell);
+        }
+    }
+    let sql = upsert_sql(spec);
+    let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
+    for column in columns {
+        q = column.bind(q);
+    }
+    Ok(q.execute(&mut *conn).await?.rows_affected())
+}
+
 /// Replaces the breakdowns of every parent in the batch: a transaction-scoped advisory
 /// lock per parent (taken in a fixed order, so writers cannot deadlock), a DELETE of
 /// what the parents had, and a COPY of what they have now. Under the lock nothing else
 /// can write those parents' rows, so a plain COPY is safe and the write stays
 /// idempotent by natural key, at COPY speed for the largest table.
-async fn write_breakdowns(conn: &mut PgConnection, batch: &Batch) -> sqlx::Result<u64> {
-    let n = batch.parents.len();
+async fn write_breakdowns(conn: &mut PgConnection, batches: &[&Batch]) -> sqlx::Result<u64> {
+    let n: usize = batches.iter().map(|b| b.parents.len()).sum();
     let (mut tables, mut targets, mut dates, mut options) = (
         Vec::with_capacity(n),
         Vec::with_capacity(n),
         Vec::with_capacity(n),
         Vec::with_capacity(n),
     );
-    for p in &batch.parents {
+    for p in batches.iter().flat_map(|b| &b.parents) {
         tables.push(p.source_table);
         targets.push(p.target.as_str());
         dates.push(p.date);
@@ -221,11 +289,14 @@ async fn write_breakdowns(conn: &mut PgConnection, batch: &Batch) -> sqlx::Resul
     .bind(&distinct_dates)
     .execute(&mut *conn)
     .await?;
-    if batch.breakdowns.is_empty() {
+    let lines: usize = batches.iter().map(|b| b.breakdowns.len()).sum();
+    if lines == 0 {
         return Ok(0);
     }
-    let mut data = String::with_capacity(batch.breakdowns.len() * 64);
-    breakdown_lines(&mut data, batch);
+    let mut data = String::with_capacity(lines * 64);
+    for batch in batches {
+        breakdown_lines(&mut data, batch);
+    }
     let mut copy = conn.copy_in_raw(COPY_BREAKDOWNS).await?;
     copy.send(data.into_bytes()).await?;
     copy.finish().await

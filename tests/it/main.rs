@@ -16,6 +16,7 @@ mod documents;
 mod durable;
 mod endpoints;
 mod errors;
+mod group;
 mod harness;
 mod hostile;
 mod jobs_check;

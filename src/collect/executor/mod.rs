@@ -26,11 +26,13 @@ use crate::api::client::Answer;
 use crate::api::limits::Permit;
 use crate::api::prices::Prices;
 use crate::api::{Attempt, Client, Outcome};
+use crate::collect::group::{GROUP_ROWS, Groups};
 use crate::collect::slots::{SharedSlots, Slot};
 use crate::money::Usd;
 use crate::money::budget::Hold;
 use crate::ops::metrics::Metrics;
 use crate::plan::CallSpec;
+use crate::store::group::{AnswerMember, BookMember, CompleteMember};
 use crate::store::ledger::{Receipt, StoredBody, arrived};
 use crate::store::{
     Booking, CallRecord, Fence, SendDecision, Settlement, SlotBooking, Store, StoreError,
@@ -142,6 +144,8 @@ pub struct Executor {
     reuse_same_day: bool,
     /// Large answers being read back, parsed and loaded at once (see [`DEFAULT_LOADS`]).
     loads: Arc<tokio::sync::Semaphore>,
+    /// Writes grouped with other calls' (`queue.group`); `None`: each call's alone.
+    groups: Option<Groups>,
 }
 
 impl std::fmt::Debug for Executor {
@@ -167,7 +171,34 @@ impl Executor {
             holds_logged: Arc::default(),
             reuse_same_day: true,
             loads: Arc::new(tokio::sync::Semaphore::new(DEFAULT_LOADS)),
+            groups: None,
         }
+    }
+
+    /// Writes each call's booking, answer, completion (and who buys it, its slot
+    /// given back, its run closed) in groups with other calls' (`collect::group`).
+    pub fn with_groups(mut self, groups: Groups) -> Executor {
+        self.groups = Some(groups);
+        self
+    }
+
+    /// Whether writes are grouped with other calls'.
+    pub fn grouped(&self) -> bool {
+        self.groups.is_some()
+    }
+
+    /// Closes the run once none of its work is pending, grouped with other calls'
+    /// closes when writes are grouped (`ops::run_log::close_if_done`).
+    pub async fn close_if_done(&self, run_id: i64) -> Result<bool, StoreError> {
+        if let Some(groups) = &self.groups
+            && let Some(Ok(closed)) = groups.close(run_id).await
+        {
+            if closed {
+                crate::ops::run_log::log_finished(&self.store, run_id).await;
+            }
+            return Ok(closed);
+        }
+        crate::ops::run_log::close_if_done(&self.store, run_id).await
     }
 
     /// At most `n` large answers read back, parsed and loaded at once.
@@ -523,10 +554,22 @@ impl Executor {
                 return Booked::NotSent(AttemptEnd::NotSent(h));
             }
             let ask = self.shared.as_ref().map(SharedSlots::ask);
-            let booked = self
-                .store
-                .book_with_slot(record, Some(fence), &booking, ask.as_ref())
-                .await;
+            let grouped = match &self.groups {
+                Some(groups) => {
+                    groups
+                        .book(BookMember::new(record, Some(fence), booking, ask.as_ref()))
+                        .await
+                }
+                None => None,
+            };
+            let booked = match grouped {
+                Some(booked) => booked,
+                None => {
+                    self.store
+                        .book_with_slot(record, Some(fence), &booking, ask.as_ref())
+                        .await
+                }
+            };
             let (decision, lease) = match booked {
                 Ok(SlotBooking::Wait(wait)) => {
                     tokio::select! {
@@ -607,8 +650,22 @@ impl Executor {
     }
 
     async fn release(&self, slot: Option<Slot>) {
-        if let (Some(shared), Some(slot)) = (&self.shared, slot) {
-            shared.release(slot).await;
+        let (Some(shared), Some(slot)) = (&self.shared, slot) else {
+            return;
+        };
+        let Some(groups) = &self.groups else {
+            return shared.release(slot).await;
+        };
+        let lease = slot.lease();
+        // No longer renewed from here.
+        drop(slot);
+        match groups.release(lease).await {
+            Some(Ok(true)) => {}
+            Some(Ok(false)) => warn!(
+                slot = lease.slot,
+                "a shared API slot had lapsed and was taken again; left to its new holder"
+            ),
+            _ => shared.release_lease(lease).await,
         }
     }
 
@@ -627,6 +684,32 @@ impl Executor {
     ) -> anyhow::Result<(Attempt, Option<i64>)> {
         let endpoint = call.endpoint.name();
         let settlement = self.settlement(call, &attempt);
+        // In a group with other calls' answers; alone (below) when it is not small
+        // enough to be held, or when the group could not write it (its own error, a
+        // NUL the database refuses, is met again alone and handled there).
+        let attempt = match &self.groups {
+            Some(groups) if attempt.spilled.is_none() => {
+                let member = AnswerMember {
+                    call_id,
+                    endpoint,
+                    keep_raw: attempt.keeps_raw(),
+                    attempt,
+                    settlement,
+                };
+                match groups.answer(member).await {
+                    Some((m, Ok(raw_id))) => return Ok((m.attempt, raw_id)),
+                    Some((m, Err(e))) => {
+                        if !matches!(e, StoreError::Group(_)) && !e.is_data_exception() {
+                            warn!(error = %e, "recording an answer in its group failed; recording it alone");
+                        }
+                        m.attempt
+                    }
+                    // The group's writer is gone: the answer was moved into it.
+                    None => anyhow::bail!("the answers' group writer stopped"),
+                }
+            }
+            _ => attempt,
+        };
         match patiently(|| {
             self.store.record_answer(
                 call_id,
@@ -721,11 +804,37 @@ impl Executor {
                 return Ok(AttemptEnd::Invalid(why));
             }
         };
-        let written = self
-            .store
-            .complete_with_rows(fence, call_id, &batch)
-            .await
-            .context("writing normalized rows")?;
+        let (batch, written) = match &self.groups {
+            Some(groups) if batch.row_count() <= GROUP_ROWS => {
+                match groups
+                    .complete(CompleteMember {
+                        fence,
+                        call_id,
+                        batch,
+                    })
+                    .await
+                {
+                    Some((m, Ok(written))) => (m.batch, written),
+                    Some((m, Err(_))) => {
+                        let written = self
+                            .store
+                            .complete_with_rows(fence, call_id, &m.batch)
+                            .await
+                            .context("writing normalized rows")?;
+                        (m.batch, written)
+                    }
+                    None => anyhow::bail!("the completions' group writer stopped"),
+                }
+            }
+            _ => {
+                let written = self
+                    .store
+                    .complete_with_rows(fence, call_id, &batch)
+                    .await
+                    .context("writing normalized rows")?;
+                (batch, written)
+            }
+        };
         Ok(match written {
             Some(rows) => {
                 if let Some(m) = &self.metrics {

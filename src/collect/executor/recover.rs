@@ -14,6 +14,7 @@ use crate::api::client::Answer;
 use crate::api::{Attempt, Outcome};
 use crate::money::Usd;
 use crate::plan::CallSpec;
+use crate::store::group::PurchaseMember;
 use crate::store::ledger::StoredBody;
 use crate::store::{BoughtAnswer, CallRecord, Fence, Purchase};
 
@@ -39,17 +40,35 @@ impl Executor {
         }
         };
         for _ in 0..UNREAD_TRIES {
-            let purchase = self
-                .store
-                .purchase(
-                    record.endpoint,
-                    record.request,
-                    self.client.api_host(),
-                    self.client.is_sandbox(),
-                    fence,
-                )
-                .await
-                .context("looking for an answer bought today")?;
+            let grouped = match &self.groups {
+                Some(groups) => {
+                    groups
+                        .purchase(PurchaseMember {
+                            endpoint: record.endpoint.to_string(),
+                            task: record.request.clone(),
+                            api_host: self.client.api_host().to_string(),
+                            sandbox: self.client.is_sandbox(),
+                            fence,
+                        })
+                        .await
+                }
+                None => None,
+            };
+            let purchase = match grouped {
+                Some(Ok(purchase)) => purchase,
+                // Alone: no group, or the group could not write it.
+                _ => self
+                    .store
+                    .purchase(
+                        record.endpoint,
+                        record.request,
+                        self.client.api_host(),
+                        self.client.is_sandbox(),
+                        fence,
+                    )
+                    .await
+                    .context("looking for an answer bought today")?,
+            };
             match purchase {
                 Purchase::Buy => return Ok(None),
                 Purchase::Wait => return Ok(Some(wait())),
