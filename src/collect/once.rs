@@ -189,7 +189,7 @@ pub async fn enqueue(
     let mut estimate = Usd::ZERO;
     for job in planned {
         let work: Vec<_> = job.calls.iter().map(workers::new_work).collect();
-        estimate += job.calls.iter().map(|c| c.estimated_cost(&prices)).sum();
+        estimate += job.calls.iter().map(|c| c.planned_cost(&prices)).sum();
         let run_id = exec
             .store()
             .start_run_with_work(&job.job, kind, max_attempts, &work)

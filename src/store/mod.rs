@@ -7,6 +7,7 @@ pub mod enqueue;
 pub mod job_targets;
 pub mod ledger;
 mod nodelay;
+pub mod paging;
 pub mod partitions;
 pub mod periods;
 pub mod purchases;

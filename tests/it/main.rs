@@ -24,6 +24,7 @@ mod lists;
 mod logs;
 mod money_path;
 mod outage;
+mod paging;
 mod pandas;
 mod partitions;
 mod perf;
