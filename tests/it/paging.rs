@@ -377,3 +377,79 @@ async fn a_page_whose_worker_died_after_its_answer_is_finished_from_it_and_its_n
     assert_eq!(sb.stats().requests, total.div_ceil(1000));
     sb.stop().await;
 }
+
+/// The live backlinks of `target` on `day`, asked of a sandbox of its own.
+async fn total_on(target: &str, day: chrono::NaiveDate) -> u64 {
+    let sb = sandbox(linkledger::sandbox::SandboxOptions {
+        today: Some(day),
+        ..Default::default()
+    })
+    .await;
+    let client = Client::with_credentials(&api_config(&sb, 1), &sandbox_credentials()).unwrap();
+    let permit = client.acquire().await;
+    let answer = client
+        .send(
+            &permit,
+            Endpoint::Backlinks,
+            &json!({"target": target, "limit": 1}),
+        )
+        .await
+        .unwrap_or_else(|a| panic!("no answer: {a:?}"));
+    let body = client.read(answer).await.body.expect("a JSON body");
+    sb.stop().await;
+    body["tasks"][0]["result"][0]["total_count"]
+        .as_u64()
+        .unwrap()
+}
+
+#[tokio::test]
+async fn a_listing_whose_total_changes_between_its_pages_is_marked_on_the_pages_after_the_change() {
+    use linkledger::store::RunKind;
+    let (today, tomorrow) = (today(), today() + chrono::Days::new(1));
+    let mut changed = None;
+    for (t, total) in targets_with(3_001..=9_000, 8).await {
+        let later = total_on(&t, tomorrow).await;
+        if later != total {
+            changed = Some((t, total, later));
+            break;
+        }
+    }
+    let (target, total, later) = changed.expect("a target whose links change overnight");
+    let db = TestDb::new().await;
+    let store = db.store().await;
+    let sb = sandbox(linkledger::sandbox::SandboxOptions {
+        today: Some(today),
+        ..Default::default()
+    })
+    .await;
+    let exec = executor(&store, &sb, 2);
+    let job = job(&backlinks_job(&[&target], 3_000));
+    let run = enqueue_job(&store, &job, RunKind::Once, 5).await;
+    let first = claim_one(&store, "w", Duration::from_secs(30), run).await;
+    let call = linkledger::plan::plan_job(&job, today).remove(0);
+    exec.attempt(run, &call, first.fence()).await.unwrap();
+    // The links change before the rest is paged.
+    sb.set_today(tomorrow);
+    use linkledger::collect::workers::{Shutdown, WorkSet, WorkerConfig, Workers};
+    Workers::new(
+        exec.clone(),
+        WorkerConfig::for_once(2),
+        WorkSet::Runs(vec![run]),
+    )
+    .run(&Shutdown::default())
+    .await
+    .unwrap();
+    let pages: Vec<Value> = sqlx::query_scalar("SELECT paging FROM linkledger.work ORDER BY id")
+        .fetch_all(store.pool())
+        .await
+        .unwrap();
+    assert_eq!(pages.len(), 3, "{pages:?}");
+    assert_eq!(pages[0]["total_count"], total);
+    assert_eq!(pages[0].get("total_changed"), None, "{}", pages[0]);
+    for p in &pages[1..] {
+        assert_eq!(p["first_total"], total, "{p}");
+        assert_eq!(p["total_count"], later, "{p}");
+        assert_eq!(p["total_changed"], true, "{p}");
+    }
+    sb.stop().await;
+}
