@@ -451,5 +451,13 @@ async fn a_listing_whose_total_changes_between_its_pages_is_marked_on_the_pages_
         assert_eq!(p["total_count"], later, "{p}");
         assert_eq!(p["total_changed"], true, "{p}");
     }
+    // The run's line says so.
+    let record = store.run_record(run).await.unwrap().unwrap();
+    assert_eq!(record.pages_changed, 2);
+    let line = linkledger::ops::run_log::record_line(&record);
+    assert!(
+        line.contains("2 pages of a listing that changed while paged"),
+        "{line}"
+    );
     sb.stop().await;
 }
