@@ -78,6 +78,7 @@ async fn simulate(url: &SecretString) -> anyhow::Result<()> {
         bill::AccountCaps {
             daily_usd: None,
             monthly_usd: None,
+            account_daily_usd: None,
         },
         start,
     );

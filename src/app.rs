@@ -30,6 +30,8 @@ pub struct App {
     pub metrics: Arc<Metrics>,
     /// The caps in force (config and jobs), shared by every executor.
     pub budgets: Budgets,
+    /// The account's own daily limit as last read, shared with [`BudgetHandle`].
+    account_daily: Arc<std::sync::RwLock<Option<Usd>>>,
     /// What calls cost, as the database last knew it (the account's price list, or a
     /// gateway's flat price); executors refresh it from `user_data`.
     pub prices: Prices,
@@ -83,10 +85,15 @@ pub async fn apply_raw_retention(
 
 /// The caps the settings set: `budget.daily_usd`, `budget.monthly_usd` and each job's
 /// `budget_monthly_usd`.
-pub fn budget_caps(config: &BudgetConfig, jobs: &[Job]) -> Vec<(Scope, Usd)> {
+pub fn budget_caps(
+    config: &BudgetConfig,
+    jobs: &[Job],
+    account_daily: Option<Usd>,
+) -> Vec<(Scope, Usd)> {
     let account = [
         (Scope::Daily, config.daily_usd),
         (Scope::Monthly, config.monthly_usd),
+        (Scope::AccountDaily, account_daily),
     ];
     let own = jobs
         .iter()
@@ -124,27 +131,76 @@ async fn publish_budgets(store: &Store, budgets: &Budgets, jobs: &[Job]) -> anyh
 pub struct BudgetHandle {
     store: Store,
     budgets: Budgets,
+    /// The account's own daily limit as last read (`money.limits.day`).
+    account_daily: Arc<std::sync::RwLock<Option<Usd>>>,
 }
 
 impl BudgetHandle {
     /// Takes the budgets of reloaded configuration and jobs; when they changed, the
     /// calls a budget held back try again at once.
     pub async fn reload(&self, config: &BudgetConfig, jobs: &[Job]) -> anyhow::Result<()> {
-        if self.budgets.replace(budget_caps(config, jobs)) {
+        let account_daily = *self.account_daily.read().expect("account limit");
+        if self
+            .budgets
+            .replace(budget_caps(config, jobs, account_daily))
+        {
             info!("budgets changed");
             publish_budgets(&self.store, &self.budgets, jobs).await?;
         }
         Ok(())
+    }
+
+    /// Takes the account's own daily limit as `user_data` reported it (`None`: no
+    /// limit); when it changed, it is a cap from now on, in every process.
+    pub async fn set_account_daily(&self, limit: Option<Usd>) -> anyhow::Result<bool> {
+        {
+            let mut known = self.account_daily.write().expect("account limit");
+            if *known == limit {
+                return Ok(false);
+            }
+            *known = limit;
+        }
+        let pairs = self
+            .budgets
+            .all()
+            .into_iter()
+            .filter(|c| c.scope != Scope::AccountDaily)
+            .map(|c| (c.scope, c.usd))
+            .chain(limit.map(|l| (Scope::AccountDaily, l)))
+            .collect::<Vec<_>>();
+        self.budgets.replace(pairs);
+        info!(
+            limit_usd = limit.map(|l| l.to_f64()),
+            "the account's own daily spending limit (money.limits.day) changed; it caps the calls from now on"
+        );
+        publish_budgets(&self.store, &self.budgets, &[]).await?;
+        Ok(true)
     }
 }
 
 impl App {
     /// Builds everything a command that calls the API needs; `role` names this
     /// process in the queue and the shared limits; `jobs` give their budgets.
-    pub async fn build(config: Config, role: &str, jobs: &[Job]) -> anyhow::Result<App> {
+    pub async fn build(mut config: Config, role: &str, jobs: &[Job]) -> anyhow::Result<App> {
         let creds = config.api.credentials()?;
-        let client = Client::with_credentials(&config.api, &creds)?;
+        let mut client = Client::with_credentials(&config.api, &creds)?;
         let store = connect(&config).await?;
+        // The account's own rate limit, as last sampled, when it is stricter than
+        // api.max_per_minute: the shared and in-process limits follow it.
+        if let Some(rate) = store
+            .latest_rate_limit_minute(client.api_host())
+            .await
+            .context("reading the account's own rate limit")?
+            && rate < config.api.max_per_minute
+        {
+            info!(
+                account_per_minute = rate,
+                configured_per_minute = config.api.max_per_minute,
+                "the account's own rate limit (rates.limits.minute) is stricter than api.max_per_minute; calls follow it"
+            );
+            config.api.max_per_minute = rate;
+            client = Client::with_credentials(&config.api, &creds)?;
+        }
         let limits = SharedSlots::new(
             store.clone(),
             workers::worker_id(role),
@@ -153,7 +209,11 @@ impl App {
             config.queue.lease,
         );
         limits.prepare().await?;
-        let budgets = Budgets::new(budget_caps(&config.budget, jobs));
+        let account_daily = store
+            .latest_money_limit_day(client.api_host())
+            .await
+            .context("reading the account's own daily limit")?;
+        let budgets = Budgets::new(budget_caps(&config.budget, jobs, account_daily));
         publish_budgets(&store, &budgets, jobs).await?;
         let mut prices = store
             .latest_account(Some(client.api_host()))
@@ -171,6 +231,7 @@ impl App {
             limits,
             metrics: Arc::new(Metrics::new()),
             budgets,
+            account_daily: Arc::new(std::sync::RwLock::new(account_daily)),
             prices,
             config_source: None,
             role: role.to_string(),
@@ -212,6 +273,7 @@ impl App {
         BudgetHandle {
             store: self.store.clone(),
             budgets: self.budgets.clone(),
+            account_daily: self.account_daily.clone(),
         }
     }
 

@@ -5,6 +5,12 @@
 //! The price list is `result[0].price.backlinks.<endpoint>.live.priority_normal`, a list
 //! of `{"cost_type": "per_request" | "per_result", "cost": USD}`; the balance is
 //! `result[0].money.balance`.
+//!
+//! The account's own books ([`Books`]): `money.statistics.day` / `minute` (USD spent
+//! this UTC day and minute: `total`, `total_backlinks`, `backlinks.<function>`),
+//! `rates.statistics.day` / `minute` (requests, the same shape), `money.limits.day` /
+//! `minute` (the account's own spending caps, USD; 0 or absent is none) and
+//! `rates.limits.day` / `minute` (`total` requests; 0 or absent is none).
 
 use std::collections::BTreeMap;
 
@@ -25,6 +31,103 @@ pub struct Account {
     pub balance: Option<Usd>,
     /// The rate of each endpoint the price list names (both parts present).
     pub prices: BTreeMap<Endpoint, Rate>,
+    /// What the account says it spent and may spend.
+    pub books: Books,
+}
+
+/// One period's figures (`money.statistics.day`, `rates.statistics.minute`, ...):
+/// the account's total, the Backlinks API's, and per Backlinks function. `None` where
+/// the answer did not say.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Tally {
+    pub total: Option<Usd>,
+    pub backlinks: Option<Usd>,
+    pub by_function: BTreeMap<String, Usd>,
+}
+
+impl Tally {
+    fn read(v: Option<&Value>) -> Option<Tally> {
+        let v = v.filter(|v| v.is_object())?;
+        let by_function = v
+            .get("backlinks")
+            .and_then(Value::as_object)
+            .into_iter()
+            .flatten()
+            .filter_map(|(k, n)| Some((k.clone(), Usd::from_json(n)?)))
+            .collect();
+        Some(Tally {
+            total: v.get("total").and_then(Usd::from_json),
+            backlinks: v.get("total_backlinks").and_then(Usd::from_json),
+            by_function,
+        })
+    }
+
+    /// As stored: `{"total": .., "total_backlinks": .., "backlinks": {..}}`.
+    pub fn to_json(&self) -> Value {
+        serde_json::json!({
+            "total": self.total,
+            "total_backlinks": self.backlinks,
+            "backlinks": self.by_function,
+        })
+    }
+
+    /// The Backlinks figure: `total_backlinks`, else the sum of its functions.
+    pub fn backlinks_or_sum(&self) -> Option<Usd> {
+        self.backlinks.or_else(|| {
+            (!self.by_function.is_empty()).then(|| self.by_function.values().copied().sum())
+        })
+    }
+}
+
+/// The account's own books as one `user_data` answer gives them. Request counts are
+/// kept as exact decimals too (they are whole numbers).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Books {
+    /// `money.statistics.day`: USD spent this UTC day.
+    pub spent_day: Option<Tally>,
+    /// `money.statistics.minute`.
+    pub spent_minute: Option<Tally>,
+    /// `rates.statistics.day`: requests made this UTC day.
+    pub requests_day: Option<Tally>,
+    /// `rates.statistics.minute`.
+    pub requests_minute: Option<Tally>,
+    /// `money.limits.day.total`: the account's daily spending cap (None: no cap).
+    pub money_limit_day: Option<Usd>,
+    /// `money.limits.minute.total`.
+    pub money_limit_minute: Option<Usd>,
+    /// `rates.limits.minute.total`: requests per minute (None: not said).
+    pub rate_limit_minute: Option<u32>,
+    /// `rates.limits.day.total`.
+    pub rate_limit_day: Option<u64>,
+}
+
+impl Books {
+    fn read(result: &Value) -> Books {
+        let cap = |path: &str| {
+            result
+                .pointer(path)
+                .and_then(Usd::from_json)
+                .filter(|u| *u > Usd::ZERO)
+        };
+        let count = |path: &str| {
+            result
+                .pointer(path)
+                .and_then(Value::as_f64)
+                .filter(|n| *n >= 1.0 && n.fract() == 0.0)
+        };
+        Books {
+            spent_day: Tally::read(result.pointer("/money/statistics/day")),
+            spent_minute: Tally::read(result.pointer("/money/statistics/minute")),
+            requests_day: Tally::read(result.pointer("/rates/statistics/day")),
+            requests_minute: Tally::read(result.pointer("/rates/statistics/minute")),
+            money_limit_day: cap("/money/limits/day/total"),
+            money_limit_minute: cap("/money/limits/minute/total"),
+            rate_limit_minute: count("/rates/limits/minute/total")
+                .filter(|n| *n <= u32::MAX as f64)
+                .map(|n| n as u32),
+            rate_limit_day: count("/rates/limits/day/total").map(|n| n as u64),
+        }
+    }
 }
 
 impl Account {
@@ -48,7 +151,11 @@ impl Account {
                 }
             }
         }
-        Account { balance, prices }
+        Account {
+            balance,
+            prices,
+            books: Books::read(result),
+        }
     }
 
     /// The price list as stored (`{endpoint: {"per_request": .., "per_row": ..}}`).
@@ -135,6 +242,39 @@ mod tests {
             Account::prices_from_json(&account.prices_json()),
             account.prices
         );
+    }
+
+    #[test]
+    fn the_accounts_own_books_and_limits_are_read_from_user_data() {
+        let body = json!({"tasks": [{"result": [{
+            "money": {
+                "balance": 10,
+                "limits": {"day": {"total": 5}, "minute": {"total": 0}},
+                "statistics": {
+                    "day": {"total": 1.5, "total_backlinks": 0.3,
+                            "backlinks": {"summary": 0.1, "history": 0.2}},
+                    "minute": {"total": 0.02}
+                }
+            },
+            "rates": {
+                "limits": {"minute": {"total": 2000}, "day": {"total": 0}},
+                "statistics": {"day": {"total": 12, "total_backlinks": 4}}
+            }
+        }]}]});
+        let books = Account::read(&body).books;
+        let day = books.spent_day.unwrap();
+        assert_eq!(day.total, Some("1.5".parse().unwrap()));
+        assert_eq!(day.backlinks, Some("0.3".parse().unwrap()));
+        assert_eq!(day.by_function["history"], "0.2".parse().unwrap());
+        assert_eq!(books.money_limit_day, Some("5".parse().unwrap()));
+        assert_eq!(books.money_limit_minute, None, "0 is no limit");
+        assert_eq!(books.rate_limit_minute, Some(2000));
+        assert_eq!(books.rate_limit_day, None);
+        assert_eq!(
+            books.requests_day.unwrap().backlinks,
+            Some("4".parse().unwrap())
+        );
+        assert_eq!(books.requests_minute, None);
     }
 
     #[test]

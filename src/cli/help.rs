@@ -64,6 +64,7 @@ pub const SPEND: &str = concat!(
         "linkledger spend",
         "linkledger spend --since 2026-11-01 --by job",
         "linkledger spend --by run --json",
+        "linkledger spend --reconcile --since 2026-11-01",
     ),
     "Exit status: 0 shown; 1 the database could not be read; 2 bad usage or configuration."
 );

@@ -92,12 +92,13 @@ async fn print_plan(
     json: bool,
     now: chrono::DateTime<Utc>,
 ) -> anyhow::Result<()> {
-    let (mut prices, note, held) = plan_prices(cfg).await;
+    let (mut prices, note, held, account_daily) = plan_prices(cfg).await;
     // A gateway's flat price is what the user pays, whatever the price list says.
     prices.flat_per_call = cfg.api.price_per_call;
     let caps = crate::plan::bill::AccountCaps {
         daily_usd: cfg.budget.daily_usd,
         monthly_usd: cfg.budget.monthly_usd,
+        account_daily_usd: account_daily,
     };
     let mut bill = crate::plan::bill::compute_with_stored(jobs, only, &prices, caps, now, held);
     bill.prices_note = note;
@@ -118,6 +119,7 @@ async fn plan_prices(
     crate::api::prices::Prices,
     Option<String>,
     crate::warehouse::coverage::Stored,
+    Option<Usd>,
 ) {
     use crate::api::prices::Prices;
     let none = crate::warehouse::coverage::Stored::default;
@@ -126,6 +128,7 @@ async fn plan_prices(
             Prices::default(),
             Some("no database configured".into()),
             none(),
+            None,
         );
     };
     let connect = crate::store::Store::connect(url, 1);
@@ -136,6 +139,7 @@ async fn plan_prices(
                 Prices::default(),
                 Some(format!("the database did not answer: {e}")),
                 none(),
+                None,
             );
         }
         Err(_) => {
@@ -143,6 +147,7 @@ async fn plan_prices(
                 Prices::default(),
                 Some("the database did not answer within 3 s".into()),
                 none(),
+                None,
             );
         }
     };
@@ -157,6 +162,19 @@ async fn plan_prices(
     }
     // What history and timeseries periods are stored (none in a database that was
     // never migrated).
+    // The account's own daily limit, as the daemon last sampled it.
+    let host_port = cfg
+        .api
+        .base_url
+        .host_str()
+        .map(|h| match cfg.api.base_url.port() {
+            Some(port) => format!("{h}:{port}"),
+            None => h.to_string(),
+        });
+    let account_daily = match &host_port {
+        Some(h) => store.latest_money_limit_day(h).await.unwrap_or(None),
+        None => None,
+    };
     let held = store.stored().await.unwrap_or_else(|e| {
         tracing::debug!(error = %e, "no coverage readable; planning as if nothing is stored");
         none()
@@ -175,7 +193,7 @@ async fn plan_prices(
             Some(format!("no price list readable in the database: {e}")),
         ),
     };
-    (prices, note, held)
+    (prices, note, held, account_daily)
 }
 
 /// `jobs check`'s warnings about collections one fire of which would cost more than

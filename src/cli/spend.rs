@@ -10,6 +10,7 @@ use rust_decimal::Decimal;
 use super::{Context, UsageError, today};
 use crate::app;
 use crate::money::Usd;
+use crate::store::reconcile::Reconciled;
 use crate::store::reports::{self, SpendFigures, SpendGroup, SpendReport};
 
 #[derive(Debug, clap::Args)]
@@ -26,6 +27,11 @@ pub struct SpendArgs {
     /// Print the report as JSON (amounts as exact decimal strings).
     #[arg(long)]
     json: bool,
+    /// The ledger reconciled with the account's own books, per closed UTC day: what
+    /// the account says it spent on Backlinks, what the ledger booked, the difference,
+    /// the abandoned estimates settled and what explains the rest.
+    #[arg(long, conflicts_with_all = ["by", "sandbox"])]
+    reconcile: bool,
 }
 
 pub(super) async fn spend(cx: &Context, args: SpendArgs) -> anyhow::Result<ExitCode> {
@@ -36,6 +42,15 @@ pub(super) async fn spend(cx: &Context, args: SpendArgs) -> anyhow::Result<ExitC
         NaiveDate::from_ymd_opt(chrono::Datelike::year(&t), chrono::Datelike::month(&t), 1)
             .expect("first of month")
     });
+    if args.reconcile {
+        let days = store.reconciliations(since, None).await?;
+        if args.json {
+            println!("{}", serde_json::to_string_pretty(&days)?);
+        } else {
+            print!("{}", render_reconciled(&days));
+        }
+        return Ok(ExitCode::SUCCESS);
+    }
     let report = reports::spend_report(&store, since, by, args.sandbox).await?;
     if args.json {
         println!("{}", serde_json::to_string_pretty(&report)?);
@@ -188,6 +203,82 @@ fn label(g: &SpendGroup, width: usize) -> String {
         }
     }
     fit(&g.key, width)
+}
+
+/// `spend --reconcile` as text: a table of the days (the Backlinks totals, each
+/// function below its day), then what explains each day's difference.
+fn render_reconciled(days: &[Reconciled]) -> String {
+    let mut out = String::new();
+    if days.is_empty() {
+        out.push_str(
+            "no day reconciled yet: the daemon samples the account's books (appendix/user_data) \
+             and reconciles each UTC day once it is over\n",
+        );
+        return out;
+    }
+    let rows: Vec<Vec<String>> = days
+        .iter()
+        .map(|d| {
+            let key = if d.function == "*" {
+                format!("{}{}", d.day, if d.sandbox { " (sandbox)" } else { "" })
+            } else {
+                format!("  {}", d.function)
+            };
+            vec![
+                key,
+                cell(d.account_usd),
+                cell(d.ledger_usd),
+                cell(d.difference_usd),
+                cell(d.settlement_usd),
+                cell(d.difference_usd - d.settlement_usd),
+                d.kind.clone(),
+            ]
+        })
+        .collect();
+    let table = Table {
+        header: vec![
+            "day, function",
+            "account",
+            "ledger",
+            "difference",
+            "settled",
+            "left",
+            "explained as",
+        ],
+        spans: vec![],
+        left: 1,
+        rows,
+    };
+    table.print(&mut out, |i, w| fit(&table.rows[i][0], w));
+    out.push('\n');
+    for d in days.iter().filter(|d| d.function == "*") {
+        let text = format!("{} {}: {}", d.day, d.api_host, d.explanation);
+        for line in wrap(&text, COLUMNS) {
+            out.push_str(&line);
+            out.push('\n');
+        }
+    }
+    out
+}
+
+/// `text` in lines of at most `w` characters, broken at spaces, the later ones
+/// indented by two.
+fn wrap(text: &str, w: usize) -> Vec<String> {
+    let mut lines = Vec::new();
+    let mut line = String::new();
+    for word in text.split(' ') {
+        if !line.is_empty() && width(&line) + 1 + width(word) > w {
+            lines.push(std::mem::replace(&mut line, "  ".to_string()));
+        }
+        if !line.is_empty() && !line.ends_with("  ") {
+            line.push(' ');
+        }
+        line.push_str(word);
+    }
+    if !line.trim().is_empty() {
+        lines.push(line);
+    }
+    lines
 }
 
 /// The report as text, no line wider than 100 columns.

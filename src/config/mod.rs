@@ -49,6 +49,40 @@ pub struct Config {
     pub queue: QueueConfig,
     #[serde(default)]
     pub warehouse: WarehouseConfig,
+    #[serde(default)]
+    pub reconcile: ReconcileConfig,
+}
+
+/// The ledger checked against the account's own books (`appendix/user_data`).
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ReconcileConfig {
+    /// A day whose account and ledger differ by more than this (USD, either way) after
+    /// what can be explained is warned about (log, `/healthz`), and so is another
+    /// consumer's spend of more than this in a day.
+    #[serde(default = "default_reconcile_threshold")]
+    pub threshold_usd: Usd,
+    /// How often the daemon samples the account's books (free); it also samples in
+    /// the last minute of each UTC day, so the day's final figures are read.
+    #[serde(default = "default_sample_every", with = "humantime_serde")]
+    pub sample_every: Duration,
+}
+
+impl Default for ReconcileConfig {
+    fn default() -> Self {
+        ReconcileConfig {
+            threshold_usd: default_reconcile_threshold(),
+            sample_every: default_sample_every(),
+        }
+    }
+}
+
+fn default_reconcile_threshold() -> Usd {
+    Usd(rust_decimal::Decimal::new(5, 2))
+}
+
+fn default_sample_every() -> Duration {
+    Duration::from_secs(600)
 }
 
 /// What the warehouse keeps.
@@ -256,6 +290,23 @@ impl Default for ApiConfig {
 pub struct BudgetConfig {
     pub daily_usd: Option<Usd>,
     pub monthly_usd: Option<Usd>,
+    /// Whose spend the daily caps count: `ledger` (the default), what this database
+    /// booked; `account`, also what the account reports others spent today (its
+    /// `money.statistics.day` beyond the ledger's answered calls), so that a cap is a
+    /// cap on the account's money.
+    #[serde(default)]
+    pub scope: BudgetScope,
+}
+
+/// Whose spend the daily caps count (`budget.scope`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum BudgetScope {
+    /// What this database booked.
+    #[default]
+    Ledger,
+    /// The account's reported spend of the day: ours and other consumers'.
+    Account,
 }
 
 #[derive(Debug, Deserialize)]

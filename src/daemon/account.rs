@@ -140,6 +140,7 @@ pub(super) async fn check_runway(
             crate::plan::bill::AccountCaps {
                 daily_usd: None,
                 monthly_usd: None,
+                account_daily_usd: None,
             },
             Utc::now(),
         )

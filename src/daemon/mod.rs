@@ -12,6 +12,7 @@
 //! previous version running until it is fixed ([`jobs::load_dir_for_daemon`]).
 
 mod account;
+mod books;
 mod narrate;
 mod reload;
 mod status;
@@ -39,6 +40,8 @@ use account::watch_account;
 pub use account::{
     BillSlot, OffRuntime, RUNWAY_BILL_TIMEOUT, RUNWAY_WARNING_DAYS, off_the_runtime, runway_days,
 };
+use books::watch_books;
+pub use books::{BooksStatus, LAST_SAMPLE_BEFORE_MIDNIGHT, books_health, next_sample};
 use narrate::narrate;
 use reload::{Reloader, log_next_fires, schedule_loop};
 use status::{BrokenFiles, health, refresh, report_broken};
@@ -103,6 +106,7 @@ pub async fn run(
         );
     }
     let broken: BrokenFiles = Arc::new(std::sync::RwLock::new(broken));
+    let books: books::SharedBooks = Arc::default();
     let scheduler = Scheduler::new(
         app.store.clone(),
         jobs,
@@ -121,6 +125,7 @@ pub async fn run(
             scheduler.problems(),
             scheduler.fire_failures(),
             broken.clone(),
+            books.clone(),
         ),
         refresh(app, current_jobs.clone()),
         shutdown.stop.clone(),
@@ -159,6 +164,18 @@ pub async fn run(
         ticked,
         shutdown.stop.clone(),
     ));
+    let watching_books = tokio::spawn(watch_books(
+        books::BooksWatch {
+            store: app.store.clone(),
+            exec: exec.clone(),
+            metrics: app.metrics.clone(),
+            config: app.config.reconcile.clone(),
+            status: books,
+            budgets: app.budget_handle(),
+            account_scope: app.config.budget.scope == crate::config::BudgetScope::Account,
+        },
+        shutdown.stop.clone(),
+    ));
     let narrator = tokio::spawn(narrate(
         app.store.clone(),
         exec.clone(),
@@ -178,6 +195,7 @@ pub async fn run(
     shutdown.stop.cancel();
     let _ = ticking.await;
     let _ = account.await;
+    let _ = watching_books.await;
     let _ = narrator.await;
     let _ = tending.await;
     let _ = server_task.await;

@@ -12,6 +12,7 @@ pub(super) fn health(
     problems: PlanProblems,
     failures: FireFailures,
     broken: BrokenFiles,
+    books: super::books::SharedBooks,
 ) -> health::HealthFn {
     let (store, metrics, exec) = (app.store.clone(), app.metrics.clone(), exec.clone());
     let stale_after = app.config.queue.tick * 3 + Duration::from_secs(5);
@@ -24,6 +25,7 @@ pub(super) fn health(
             failures.clone(),
         );
         let broken = broken.read().expect("broken job files").clone();
+        let books = books.read().expect("books status").clone();
         Box::pin(async move {
             let db = store.ping().await;
             let tick = metrics.last_tick();
@@ -57,6 +59,7 @@ pub(super) fn health(
                 ),
                 jobs_health(&problems, &broken),
                 fires_health(&failures),
+                super::books::books_health(&books),
             ];
             HealthReport { checks }
         }) as futures::future::BoxFuture<'static, HealthReport>

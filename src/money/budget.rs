@@ -85,6 +85,10 @@ pub enum Scope {
     Monthly,
     /// A job's `budget_monthly_usd`: that job's calls, per UTC month.
     Job(String),
+    /// The account's own daily spending limit (`money.limits.day`, set in the API's
+    /// dashboard, as `user_data` last reported it): every call, per UTC day, beside
+    /// `budget.daily_usd` (the stricter wins: both are reserved against).
+    AccountDaily,
 }
 
 impl Scope {
@@ -94,7 +98,7 @@ impl Scope {
     /// `appendix/user_data`, only the account's), in the order of their keys: the
     /// order the booking statement locks their rows in.
     pub fn of_call(job: Option<&str>) -> Vec<Scope> {
-        let mut scopes = vec![Scope::Daily, Scope::Monthly];
+        let mut scopes = vec![Scope::AccountDaily, Scope::Daily, Scope::Monthly];
         scopes.extend(job.map(|j| Scope::Job(j.to_string())));
         scopes.sort_by_key(Scope::key);
         scopes
@@ -106,6 +110,7 @@ impl Scope {
             Scope::Daily => "daily".into(),
             Scope::Monthly => "monthly".into(),
             Scope::Job(job) => format!("{}{job}", Scope::JOB_PREFIX),
+            Scope::AccountDaily => "account_daily".into(),
         }
     }
 
@@ -114,6 +119,7 @@ impl Scope {
         match key {
             "daily" => Some(Scope::Daily),
             "monthly" => Some(Scope::Monthly),
+            "account_daily" => Some(Scope::AccountDaily),
             _ => key
                 .strip_prefix(Scope::JOB_PREFIX)
                 .map(|job| Scope::Job(job.to_string())),
@@ -127,12 +133,13 @@ impl Scope {
             Scope::Daily => "budget.daily_usd".into(),
             Scope::Monthly => "budget.monthly_usd".into(),
             Scope::Job(job) => format!("{job}.budget_monthly_usd"),
+            Scope::AccountDaily => "money.limits.day".into(),
         }
     }
 
     pub fn period(&self) -> Period {
         match self {
-            Scope::Daily => Period::Day,
+            Scope::Daily | Scope::AccountDaily => Period::Day,
             Scope::Monthly | Scope::Job(_) => Period::Month,
         }
     }
@@ -141,7 +148,7 @@ impl Scope {
     pub fn job(&self) -> Option<&str> {
         match self {
             Scope::Job(job) => Some(job),
-            Scope::Daily | Scope::Monthly => None,
+            Scope::Daily | Scope::Monthly | Scope::AccountDaily => None,
         }
     }
 }
@@ -271,8 +278,13 @@ mod tests {
     #[test]
     fn a_job_counts_against_the_account_caps_and_its_own_only() {
         let keys = |job| -> Vec<String> { Scope::of_call(job).iter().map(Scope::key).collect() };
-        assert_eq!(keys(Some("a")), ["daily", "job:a", "monthly"]);
-        assert_eq!(keys(None), ["daily", "monthly"]);
+        assert_eq!(
+            keys(Some("a")),
+            ["account_daily", "daily", "job:a", "monthly"]
+        );
+        assert_eq!(keys(None), ["account_daily", "daily", "monthly"]);
+        assert_eq!(Scope::parse("account_daily"), Some(Scope::AccountDaily));
+        assert_eq!(Scope::AccountDaily.period(), Period::Day);
         let budgets = Budgets::new([
             (Scope::Job("b".into()), usd("7")),
             (Scope::Daily, usd("1")),

@@ -1,9 +1,11 @@
 //! Money. The API reports costs as JSON numbers (`0.02003`); summing them as `f64`
 //! drifts, so every amount is parsed once into an exact decimal and stays one.
 //!
-//! Beside [`Usd`]: the caps on spending (`budget`).
+//! Beside [`Usd`]: the caps on spending (`budget`), and the ledger reconciled with the
+//! account's own books (`reconcile`).
 
 pub mod budget;
+pub mod reconcile;
 
 use std::fmt;
 use std::iter::Sum;

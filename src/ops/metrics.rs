@@ -107,6 +107,8 @@ pub struct Metrics {
     workers_busy: Gauge,
     balance: FloatGauge,
     runway_days: FloatGauge,
+    reconcile_left: FloatGauge,
+    account_unexplained: FloatGauge,
     budget_left: Family<BudgetLabels, FloatGauge>,
     budget_held: Family<BudgetLabels, Gauge>,
 }
@@ -222,6 +224,18 @@ impl Metrics {
             "Days the balance lasts at the spend the jobs project (their bill over the coming 30 days)",
             runway_days.clone(),
         );
+        let reconcile_left = FloatGauge::default();
+        registry.register(
+            "reconcile_difference_usd",
+            "The last reconciled UTC day: what the account spent on the Backlinks API beyond the ledger after its abandoned estimates were settled, USD (negative: the ledger books more)",
+            reconcile_left.clone(),
+        );
+        let account_unexplained = FloatGauge::default();
+        registry.register(
+            "account_unexplained_usd",
+            "Today so far: what the account spent on the Backlinks API beyond everything the ledger booked (another consumer of the account), USD",
+            account_unexplained.clone(),
+        );
         let budget_left = Family::<BudgetLabels, FloatGauge>::default();
         registry.register(
             "budget_left_usd",
@@ -237,6 +251,8 @@ impl Metrics {
         Metrics {
             balance,
             runway_days,
+            reconcile_left,
+            account_unexplained,
             budget_left,
             budget_held,
             registry,
@@ -379,6 +395,16 @@ impl Metrics {
 
     pub fn set_runway_days(&self, days: f64) {
         self.runway_days.set(days);
+    }
+
+    /// The last reconciled day's difference left after settlement.
+    pub fn set_reconcile_difference(&self, left: Usd) {
+        self.reconcile_left.set(usd_f64(left));
+    }
+
+    /// Today's account spend beyond the ledger (0 when none).
+    pub fn set_account_unexplained(&self, usd: Usd) {
+        self.account_unexplained.set(usd_f64(usd));
     }
 
     /// What is left of each budget and how many calls each holds back (budgets no

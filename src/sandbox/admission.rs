@@ -1,6 +1,7 @@
 //! Who is let in and how many: HTTP Basic or a Bearer token (the API's 401 otherwise),
 //! and the account's limits, requests per minute (40202) and requests in flight
-//! (40209), the latter counted by the [`Slot`] each open request holds.
+//! (40209), the latter counted by the [`Slot`] each open request holds, and the
+//! account's own spending limits (40203, `money.limits.day` and `minute`).
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -11,9 +12,12 @@ use axum::response::Response;
 use base64::Engine;
 use tokio::time::Instant;
 
-use super::envelope::{MSG_IN_FLIGHT, MSG_PER_MINUTE, MSG_UNAUTHORIZED, json_response, top_level};
+use super::envelope::{
+    MSG_DAILY_LIMIT, MSG_IN_FLIGHT, MSG_PER_MINUTE, MSG_UNAUTHORIZED, json_response, top_level,
+};
 use super::state::Shared;
 use crate::api::Endpoint;
+use crate::money::Usd;
 
 impl Shared {
     /// HTTP Basic with the login and password (not at a gateway), or a Bearer token.
@@ -77,7 +81,21 @@ impl Shared {
             st.stats.throttled += 1;
             return Some((40202, MSG_PER_MINUTE));
         }
+        // The account's own spending limits: the day's (and the minute's) spend
+        // reached, every call is refused with 40203 (not charged).
+        let today = st.today();
+        st.book.roll(today);
+        let limits = st.limits;
+        let over = |spent: Usd, limit: Option<Usd>| limit.is_some_and(|l| spent >= l);
+        if over(st.book.day.money_total, limits.money_day)
+            || over(st.book.minute.money_total, limits.money_minute)
+        {
+            return Some((40203, MSG_DAILY_LIMIT));
+        }
         st.window.push_back(now);
+        // An admitted request counts against the account's rates.
+        st.book
+            .count(today, "backlinks", endpoint.name(), Usd::ZERO, 1);
         None
     }
 }

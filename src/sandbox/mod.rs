@@ -26,6 +26,19 @@
 //! [`SandboxOptions::prices`], so a client's estimates can be shown to follow the
 //! account's own price list.
 //!
+//! `money.statistics.day` and `minute` report what the account spent this UTC day
+//! (the sandbox's today: the figures start again from zero when it changes) and this
+//! minute: `total`, `total_backlinks` and `backlinks.<function>`, USD; they move with
+//! every charge. `rates.statistics.day` and `minute` count the admitted requests the
+//! same way; `rates.limits.minute.total` is [`SandboxOptions::max_per_minute`].
+//! `money.limits.day` and `minute` are [`SandboxOptions::limits`] (0: none); once the
+//! day's (or the minute's) spend reaches its limit, every call is refused with a
+//! top-level 40203, not charged, until the day (the minute) ends.
+//! [`Sandbox::other_consumer`] (or `POST /sandbox/other-consumer` with
+//! `{"usd": 1.5, "requests": 20, "function": "summary"}`) says another consumer of the
+//! same account spent some: it counts in the statistics and the balance, not in
+//! [`Stats`], which is what this sandbox served.
+//!
 //! # Gateway mode
 //!
 //! Some gateways put the same API behind another prefix
@@ -140,6 +153,7 @@
 
 pub mod data;
 
+mod account;
 mod admission;
 mod envelope;
 mod faults;
@@ -163,6 +177,7 @@ use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 use tracing::instrument;
 
+pub use account::{AccountLimits, OtherConsumer};
 pub use data::build_result;
 
 use crate::api::Endpoint;
@@ -218,6 +233,9 @@ pub struct SandboxOptions {
     /// envelope, verbatim (a documented example response), charged at the envelope's
     /// own `cost`, instead of built data. Empty by default.
     pub fixtures: BTreeMap<Endpoint, Value>,
+    /// The account's own spending limits (`money.limits.day` / `minute`), none by
+    /// default; see the module doc, "The account".
+    pub limits: AccountLimits,
 }
 
 impl Default for SandboxOptions {
@@ -240,6 +258,7 @@ impl Default for SandboxOptions {
             gateway: None,
             identify: true,
             fixtures: BTreeMap::new(),
+            limits: AccountLimits::default(),
         }
     }
 }
@@ -320,6 +339,7 @@ impl fmt::Debug for SandboxOptions {
             .field("gateway", &self.gateway)
             .field("identify", &self.identify)
             .field("fixtures", &self.fixtures.keys().collect::<Vec<_>>())
+            .field("limits", &self.limits)
             .finish()
     }
 }
@@ -405,6 +425,8 @@ impl Sandbox {
                 records: VecDeque::new(),
                 record_bytes: 0,
                 tasks: 0,
+                book: Default::default(),
+                limits: opts.limits,
             }),
             nonce,
             opts,
@@ -476,6 +498,18 @@ impl Sandbox {
 
     pub fn set_fault_rate(&self, rate: f64) {
         self.shared.lock().fault_rate = rate;
+    }
+
+    /// Another consumer of the account spent `other.usd` (and made `other.requests`
+    /// requests) now: it counts in what `user_data` reports as spent today and this
+    /// minute, and in the balance, never in [`Sandbox::stats`].
+    pub fn other_consumer(&self, other: &OtherConsumer) {
+        self.shared.other_consumer(other);
+    }
+
+    /// Sets the account's own spending limits (as its dashboard would).
+    pub fn set_limits(&self, limits: AccountLimits) {
+        self.shared.lock().limits = limits;
     }
 
     /// Moves the sandbox's "today" (a simulation running days in minutes).

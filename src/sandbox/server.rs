@@ -15,6 +15,8 @@ use serde_json::{Map, Value, json};
 use tokio::time::Instant;
 use tracing::instrument;
 
+use super::OtherConsumer;
+use super::account::user_data_parts;
 use super::admission::Slot;
 use super::envelope::{
     MSG_BAD_JSON, MSG_NO_FUNDS, MSG_NOT_FOUND, MSG_OK, MSG_ONE_TASK, TaskAnswer, echo,
@@ -39,6 +41,7 @@ pub(super) fn router(shared: Arc<Shared>) -> Router {
     let app = app
         .route("/sandbox/stats", get(stats_route))
         .route("/sandbox/requests", get(requests_route))
+        .route("/sandbox/other-consumer", post(other_consumer_route))
         .fallback(not_found)
         .with_state(shared);
     if identify {
@@ -81,6 +84,19 @@ async fn requests_route(State(shared): State<Arc<Shared>>) -> Response {
     json_response(StatusCode::OK, &json!(records))
 }
 
+/// `POST /sandbox/other-consumer`: another consumer of the account spent some
+/// (`super::OtherConsumer`'s JSON); 204, or 400 with why.
+async fn other_consumer_route(State(shared): State<Arc<Shared>>, body: Bytes) -> Response {
+    match serde_json::from_slice::<OtherConsumer>(&body) {
+        Ok(other) if other.usd >= Usd::ZERO => {
+            shared.other_consumer(&other);
+            StatusCode::NO_CONTENT.into_response()
+        }
+        Ok(_) => (StatusCode::BAD_REQUEST, "usd cannot be negative").into_response(),
+        Err(e) => (StatusCode::BAD_REQUEST, e.to_string()).into_response(),
+    }
+}
+
 /// `GET /v3/appendix/user_data`: free and not counted; the account, its limits, its
 /// balance and its own price list.
 #[instrument(skip_all)]
@@ -101,15 +117,19 @@ async fn user_data(State(shared): State<Arc<Shared>>, headers: HeaderMap) -> Res
     let backlinks: Map<String, Value> = Endpoint::every()
         .map(|e| (e.name().to_string(), live_price.clone()))
         .collect();
+    let (mut money, rates) = {
+        let mut st = shared.lock();
+        let today = st.today();
+        st.book.roll(today);
+        user_data_parts(&st.book, &st.limits, shared.opts.max_per_minute)
+    };
+    money["total"] = json!(shared.opts.balance);
+    money["balance"] = json!(shared.balance());
     let result = json!([{
         "login": shared.opts.login,
         "timezone": "UTC",
-        "rates": {"limits": {"minute": {"total": shared.opts.max_per_minute}}},
-        "money": {
-            "total": shared.opts.balance,
-            "balance": shared.balance(),
-            "limits": {"day": {"total": 0}},
-        },
+        "rates": rates,
+        "money": money,
         "price": {"backlinks": backlinks},
     }]);
     let task = task_json(

@@ -13,6 +13,7 @@ use rust_decimal::Decimal;
 use serde_json::Value;
 use tokio::time::Instant;
 
+use super::account::{AccountLimits, Book};
 use super::envelope::json_text;
 use super::{RequestRecord, SandboxOptions, Stats, list_price};
 use crate::api::Endpoint;
@@ -44,6 +45,19 @@ pub(super) struct Inner {
     pub(super) record_bytes: usize,
     /// Tasks answered so far, for task ids.
     pub(super) tasks: u64,
+    /// The account's own books: what `user_data` reports as spent and requested.
+    pub(super) book: Book,
+    /// The account's own spending limits (`SandboxOptions::limits`, or moved by
+    /// `Sandbox::set_limits`).
+    pub(super) limits: AccountLimits,
+}
+
+impl Inner {
+    /// The sandbox's "today".
+    pub(super) fn today(&self) -> NaiveDate {
+        self.today
+            .unwrap_or_else(|| chrono::Utc::now().date_naive())
+    }
 }
 
 impl Shared {
@@ -64,13 +78,26 @@ impl Shared {
     }
 
     pub(super) fn balance(&self) -> Usd {
-        self.opts.balance - self.lock().stats.charged_usd
+        let st = self.lock();
+        self.opts.balance - st.stats.charged_usd - st.book.others_usd
     }
 
     pub(super) fn today(&self) -> NaiveDate {
-        self.lock()
-            .today
-            .unwrap_or_else(|| chrono::Utc::now().date_naive())
+        self.lock().today()
+    }
+
+    /// Another consumer spent from the account (see `Sandbox::other_consumer`).
+    pub(super) fn other_consumer(&self, other: &super::OtherConsumer) {
+        let mut st = self.lock();
+        let today = st.today();
+        st.book.others_usd += other.usd;
+        st.book.count(
+            today,
+            &other.api,
+            &other.function,
+            other.usd,
+            other.requests,
+        );
     }
 
     pub(super) fn next_task_id(&self) -> String {
@@ -112,6 +139,10 @@ impl Shared {
         });
         let mut st = self.lock();
         st.stats.charged_usd += cost;
+        if !cost.is_zero() {
+            let today = st.today();
+            st.book.count(today, "backlinks", endpoint.name(), cost, 0);
+        }
         if let Some((record, size)) = record {
             while !st.records.is_empty()
                 && (st.records.len() >= limit || st.record_bytes + size > self.opts.record_bytes)

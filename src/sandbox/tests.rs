@@ -1009,3 +1009,101 @@ async fn a_gateway_prefix_is_read_with_or_without_slashes_and_a_malformed_one_is
     .unwrap_err();
     assert!(e.to_string().contains("gateway prefix"), "{e}");
 }
+
+#[tokio::test]
+async fn user_data_reports_the_days_spend_per_function_and_another_consumers_and_starts_again_at_midnight()
+ {
+    let sb = dated_sandbox().await;
+    served_and_charged(&sb, SUMMARY, r#"[{"target":"a.com"}]"#, price(1)).await;
+    served_and_charged(&sb, BULK, &bulk_task("a.com"), price(3)).await;
+    let (acct, _) = account(&sb).await;
+    let day = acct.books.spent_day.clone().unwrap();
+    assert_eq!(day.total, Some(price(1) + price(3)));
+    assert_eq!(day.backlinks, Some(price(1) + price(3)));
+    assert_eq!(day.by_function["summary"], price(1));
+    assert_eq!(day.by_function["bulk_backlinks"], price(3));
+    assert_eq!(acct.books.spent_minute.unwrap().total, day.total);
+    let requests = acct.books.requests_day.unwrap();
+    assert_eq!(requests.backlinks, Some(usd("2")));
+    assert_eq!(acct.books.rate_limit_minute, Some(2000));
+    assert_eq!(acct.books.money_limit_day, None);
+
+    // Another consumer of the same account, told over HTTP as another process would.
+    let (status, text) = http(
+        sb.addr(),
+        "POST",
+        "/sandbox/other-consumer",
+        None,
+        r#"{"usd": 1.5, "requests": 7, "function": "history"}"#,
+    )
+    .await;
+    assert_eq!(status, 204, "{text}");
+    let (acct, _) = account(&sb).await;
+    let day = acct.books.spent_day.unwrap();
+    assert_eq!(day.total, Some(price(1) + price(3) + usd("1.5")));
+    assert_eq!(day.by_function["history"], usd("1.5"));
+    assert_eq!(acct.books.requests_day.unwrap().total, Some(usd("9")));
+    assert_eq!(
+        acct.balance,
+        Some(usd("100") - price(1) - price(3) - usd("1.5"))
+    );
+    assert_eq!(
+        sb.stats().charged_usd,
+        price(1) + price(3),
+        "what this sandbox served is apart"
+    );
+    let (status, _) = http(
+        sb.addr(),
+        "POST",
+        "/sandbox/other-consumer",
+        None,
+        r#"{"usd": -1}"#,
+    )
+    .await;
+    assert_eq!(status, 400);
+
+    // The next day (the sandbox's clock) starts from zero; the balance stays spent.
+    sb.set_today(NaiveDate::from_ymd_opt(2025, 6, 16).unwrap());
+    let (acct, _) = account(&sb).await;
+    assert_eq!(acct.books.spent_day.unwrap().total, Some(Usd::ZERO));
+    assert_eq!(acct.books.requests_day.unwrap().total, Some(Usd::ZERO));
+    assert_eq!(
+        acct.balance,
+        Some(usd("100") - price(1) - price(3) - usd("1.5"))
+    );
+    sb.stop().await;
+}
+
+#[tokio::test]
+async fn the_accounts_own_daily_limit_is_reported_and_refuses_with_40203_once_reached() {
+    let sb = Sandbox::start(SandboxOptions {
+        today: NaiveDate::from_ymd_opt(2025, 6, 15),
+        limits: AccountLimits {
+            money_day: Some(usd("0.03")),
+            money_minute: None,
+        },
+        ..SandboxOptions::default()
+    })
+    .await
+    .unwrap();
+    let (acct, _) = account(&sb).await;
+    assert_eq!(acct.books.money_limit_day, Some(usd("0.03")));
+    served_and_charged(&sb, SUMMARY, r#"[{"target":"a.com"}]"#, price(1)).await;
+    served_and_charged(&sb, SUMMARY, r#"[{"target":"b.com"}]"#, price(1)).await;
+    // $0.04006 spent of $0.03: refused, not charged.
+    let v = served_and_charged(&sb, SUMMARY, r#"[{"target":"c.com"}]"#, Usd::ZERO).await;
+    assert_eq!(v["status_code"], 40203, "{v}");
+    // Another consumer's spend counts against the same limit, and a new day frees it.
+    sb.set_today(NaiveDate::from_ymd_opt(2025, 6, 16).unwrap());
+    sb.other_consumer(&OtherConsumer {
+        usd: usd("0.05"),
+        requests: 1,
+        api: "backlinks".into(),
+        function: "summary".into(),
+    });
+    let v = served_and_charged(&sb, SUMMARY, r#"[{"target":"c.com"}]"#, Usd::ZERO).await;
+    assert_eq!(v["status_code"], 40203, "{v}");
+    sb.set_limits(AccountLimits::default());
+    served_and_charged(&sb, SUMMARY, r#"[{"target":"c.com"}]"#, price(1)).await;
+    sb.stop().await;
+}

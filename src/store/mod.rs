@@ -12,6 +12,7 @@ pub mod partitions;
 pub mod periods;
 pub mod purchases;
 pub mod queue;
+pub mod reconcile;
 pub mod rejected;
 pub mod reports;
 pub mod runs;

@@ -84,6 +84,7 @@ impl Store {
             account: Account {
                 balance: r.balance_usd.map(Usd),
                 prices: Account::prices_from_json(&r.prices),
+                ..Account::default()
             },
         }))
     }

@@ -32,6 +32,7 @@ mod plan;
 mod queue;
 mod reader;
 mod readme;
+mod reconcile;
 mod rejected;
 mod runs;
 mod schema;

@@ -395,6 +395,7 @@ async fn plan_estimates_with_the_stored_price_list_and_writes_nothing_and_calls_
             },
         )]
         .into(),
+        ..Default::default()
     };
     let host = url::Url::parse(&sb.base_url())
         .unwrap()

@@ -202,6 +202,35 @@ impl Executor {
         Ok(account)
     }
 
+    /// Samples the account's own books (free, `user_data`): what it spent and requested
+    /// today and its own limits, stored in `account_samples` as of when the request
+    /// was sent. `None` when the API did not answer with them.
+    pub async fn sample_account(&self) -> anyhow::Result<Option<Account>> {
+        let permit = self.client.acquire().await;
+        let taken_at = Utc::now();
+        let attempt = self.client.user_data(&permit).await;
+        drop(permit);
+        let (Outcome::Ok, Some(body)) = (&attempt.outcome, &attempt.body) else {
+            return Ok(None);
+        };
+        let account = Account::read(body);
+        self.store
+            .record_sample(
+                self.client.api_host(),
+                attempt.sandbox,
+                taken_at,
+                &account.books,
+            )
+            .await
+            .context("storing a sample of the account's books")?;
+        if let Some(m) = &self.metrics
+            && let Some(balance) = account.balance
+        {
+            m.set_balance(balance);
+        }
+        Ok(Some(account))
+    }
+
     /// Reads the account's balance and price list again (free): the daemon does it
     /// hourly. `None` when the API did not answer with them.
     pub async fn refresh_account(&self) -> anyhow::Result<Option<Account>> {

@@ -71,6 +71,8 @@ const MAX_FIRES: usize = 50_000;
 pub struct AccountCaps {
     pub daily_usd: Option<Usd>,
     pub monthly_usd: Option<Usd>,
+    /// The account's own daily spending limit (`money.limits.day`), as last sampled.
+    pub account_daily_usd: Option<Usd>,
 }
 
 /// What the selected jobs will cost over the coming 30 days.
@@ -423,6 +425,13 @@ pub fn compute_with_stored(
             &Scope::Monthly.setting(),
             cap,
             total.pays_per_month,
+        ));
+    }
+    if let Some(cap) = caps.account_daily_usd {
+        budgets.push(budget_use(
+            &format!("{} (the account's own)", Scope::AccountDaily.setting()),
+            cap,
+            total.pays_per_day,
         ));
     }
     let cheaper = cheaper(jobs, &lines, &shown_lines, prices, today);

@@ -212,6 +212,7 @@ fn a_job_over_its_monthly_budget_is_flagged_and_each_cap_shows_its_share() {
     let caps = AccountCaps {
         daily_usd: Some(usd("0.05")),
         monthly_usd: Some(usd("100")),
+        account_daily_usd: None,
     };
     let b = compute(
         &jobs,
