@@ -25,6 +25,7 @@ pub async fn claim_run(
             task: task.clone(),
             estimated_rows: 1,
             settle: None,
+            paging: None,
         })
         .collect();
     let run = store

@@ -494,7 +494,7 @@ impl Endpoint {
     ];
 
     /// The list endpoints: served by the sandbox and named by the API's price list;
-    /// not yet collected by job files.
+    /// collected page by page (`plan::paging`).
     pub const LISTS: [Endpoint; 6] = [
         Endpoint::Backlinks,
         Endpoint::ReferringDomains,

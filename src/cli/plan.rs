@@ -209,7 +209,7 @@ fn fire_cost_warnings(cfg: &Config, jobs: &[Job], today: NaiveDate) -> Vec<Strin
     for job in jobs {
         for (i, c) in job.collections.iter().enumerate() {
             let calls = crate::plan::plan_collection(c, today);
-            let cost: Usd = calls.iter().map(|call| call.estimated_cost(&prices)).sum();
+            let cost: Usd = calls.iter().map(|call| call.planned_cost(&prices)).sum();
             if cost > over {
                 out.push(format!(
                     "{}: collect[{}]: one fire of {} makes {} estimated at {cost} ({}), more than \

@@ -30,6 +30,8 @@ pub struct JobReport {
     pub rows: i64,
     /// Items of its answers that could not be read, set aside (`rejected_items`).
     pub set_aside: i64,
+    /// Pages of its listings whose total changed while they were paged.
+    pub pages_changed: i64,
     pub cost: Usd,
     pub errors: Vec<String>,
 }
@@ -52,6 +54,7 @@ impl JobReport {
             ends: self.ends,
             rows: self.rows,
             set_aside: self.set_aside,
+            pages_changed: self.pages_changed,
             cost: self.cost,
         };
         crate::ops::run_log::line(&self.job, self.status.as_str(), &figures)
@@ -189,7 +192,7 @@ pub async fn enqueue(
     let mut estimate = Usd::ZERO;
     for job in planned {
         let work: Vec<_> = job.calls.iter().map(workers::new_work).collect();
-        estimate += job.calls.iter().map(|c| c.estimated_cost(&prices)).sum();
+        estimate += job.calls.iter().map(|c| c.planned_cost(&prices)).sum();
         let run_id = exec
             .store()
             .start_run_with_work(&job.job, kind, max_attempts, &work)
@@ -262,6 +265,7 @@ pub async fn execute(
             ends: row.ends(),
             rows: row.rows,
             set_aside: row.set_aside,
+            pages_changed: row.pages_changed,
             cost: row.cost,
             errors: store.run_errors(run).await?,
         });

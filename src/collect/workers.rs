@@ -83,6 +83,9 @@ pub fn new_work(c: &CallSpec) -> NewWork {
         task: c.task.clone(),
         estimated_rows: c.estimated_rows,
         settle: c.settle,
+        paging: c
+            .max_rows
+            .map(|max_rows| crate::plan::paging::Page::first(max_rows).to_json()),
     }
 }
 
@@ -347,6 +350,8 @@ fn call_for(item: &WorkItem) -> Result<CallSpec, String> {
         task: item.task.clone(),
         estimated_rows: item.estimated_rows,
         settle: crate::store::queue::settle_from_seconds(item.settle_seconds),
+        // A listing's page: its state (`work.paging`) is read with its completion.
+        max_rows: None,
     })
 }
 

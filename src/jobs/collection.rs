@@ -147,7 +147,7 @@ fn collection(
         ctx.warn(
             format!("{dot}endpoint"),
             format!(
-                "{e} is a list endpoint: checked, but not collected yet (plan and run leave it out); one fire would buy at most {} in {} per {}, {} at list price",
+                "{e} is a list endpoint: one fire buys at most {} in {} per {}, {} at list price",
                 crate::words::count(rows as i64, "row"),
                 crate::words::count(calls as i64, "call"),
                 per,

@@ -20,6 +20,8 @@ pub struct Figures {
     pub rows: i64,
     /// Items of its answers that could not be read, set aside (`rejected_items`).
     pub set_aside: i64,
+    /// Pages of its listings whose total changed while they were paged.
+    pub pages_changed: i64,
     pub cost: Usd,
 }
 
@@ -27,14 +29,21 @@ pub struct Figures {
 /// cost $0.20621)`, in the words of [`CallEnds`]: the calls made (succeeded, failed,
 /// and the rejected, abandoned after sending and in flight when there are any), with
 /// `, 1 item set aside` after the rows when its answers had items that could not be
-/// read, and the calls not made when there are any (`; 3 cancelled before sending, 1
-/// held by a budget`).
+/// read, `, 2 pages of a listing that changed while paged` when a listing's total
+/// changed between its pages, and the calls not made when there are any (`; 3
+/// cancelled before sending, 1 held by a budget`).
 pub fn line(label: &str, status: &str, f: &Figures) -> String {
-    let set_aside = if f.set_aside > 0 {
+    let mut set_aside = if f.set_aside > 0 {
         format!(", {} set aside", count(f.set_aside, "item"))
     } else {
         String::new()
     };
+    if f.pages_changed > 0 {
+        set_aside.push_str(&format!(
+            ", {} of a listing that changed while paged",
+            count(f.pages_changed, "page")
+        ));
+    }
     let not_made = match f.ends.not_made_words() {
         w if w.is_empty() => w,
         w => format!("; {w}"),
@@ -61,6 +70,7 @@ pub fn record_line(r: &RunRecord) -> String {
         ends: r.ends(),
         rows: r.rows,
         set_aside: r.set_aside,
+        pages_changed: r.pages_changed,
         cost: r.cost,
     };
     line(&label(r), &r.status, &figures)
@@ -94,6 +104,7 @@ pub async fn log_finished(store: &Store, run_id: i64) {
             held = r.held,
             rows = r.rows,
             set_aside = r.set_aside,
+            pages_changed = r.pages_changed,
             cost_usd = r.cost.to_f64(),
             reason = r.message.as_deref(),
             "run finished: {}",
@@ -164,6 +175,7 @@ mod tests {
             rows: 999,
             set_aside: 1,
             cost: "0.02".parse().unwrap(),
+            ..Figures::default()
         };
         assert_eq!(
             line("ranks", "succeeded", &f),
@@ -171,5 +183,25 @@ mod tests {
         );
         let f = Figures { set_aside: 3, ..f };
         assert!(line("ranks", "succeeded", &f).contains("999 rows, 3 items set aside"));
+    }
+
+    #[test]
+    fn the_run_line_says_how_many_pages_of_a_changing_listing_it_bought_only_when_some() {
+        let f = Figures {
+            rows: 0,
+            pages_changed: 2,
+            ..Figures::default()
+        };
+        assert!(
+            line("links", "succeeded", &f)
+                .contains("0 rows, 2 pages of a listing that changed while paged, cost"),
+            "{}",
+            line("links", "succeeded", &f)
+        );
+        let f = Figures {
+            pages_changed: 0,
+            ..f
+        };
+        assert!(!line("links", "succeeded", &f).contains("changed"));
     }
 }

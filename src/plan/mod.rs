@@ -8,6 +8,7 @@
 //! `bill` is the month ahead of these calls: what the schedules will cost.
 
 pub mod bill;
+pub mod paging;
 
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -39,6 +40,10 @@ pub struct CallSpec {
     /// period's figures are complete an answer stores it for good); `None`: the
     /// endpoint's default ([`Endpoint::default_settle`]).
     pub settle: Option<Duration>,
+    /// A list collection's first page: its `max_rows`, the most rows the listing buys
+    /// ([`paging`]); its later pages are enqueued as each page is answered. `None`
+    /// for every other call.
+    pub max_rows: Option<u64>,
 }
 
 impl CallSpec {
@@ -54,6 +59,42 @@ impl CallSpec {
         prices.estimate(self.endpoint, self.estimated_rows)
     }
 
+    /// What planning this call commits to: its own estimate, or for a listing's first
+    /// page the whole listing at most (`max_rows` rows in `ceil(max_rows / limit)`
+    /// calls).
+    pub fn planned_cost(&self, prices: &Prices) -> Usd {
+        match self.listing_bound() {
+            Some((calls, rows)) => match prices.flat_per_call {
+                Some(flat) => Usd(flat.decimal() * rust_decimal::Decimal::from(calls)),
+                None => prices.rate(self.endpoint).price_calls(calls, rows),
+            },
+            None => self.estimated_cost(prices),
+        }
+    }
+
+    /// The rows planning this call commits to at most: a listing's `max_rows`, else
+    /// the call's estimate.
+    pub fn planned_rows(&self) -> i64 {
+        self.listing_bound()
+            .map_or(self.estimated_rows, |(_, rows)| rows)
+    }
+
+    /// The calls planning this call commits to at most: a listing's pages, else 1.
+    pub fn planned_calls(&self) -> i64 {
+        self.listing_bound().map_or(1, |(calls, _)| calls)
+    }
+
+    /// A listing's bound: (calls, rows) at most.
+    fn listing_bound(&self) -> Option<(i64, i64)> {
+        let max_rows = self.max_rows?;
+        let limit = self.task.get("limit").and_then(Value::as_u64).unwrap_or(1);
+        let calls = paging::max_pages(max_rows, limit);
+        Some((
+            i64::try_from(calls).unwrap_or(i64::MAX),
+            i64::try_from(max_rows).unwrap_or(i64::MAX),
+        ))
+    }
+
     pub fn target_strings(&self) -> Vec<String> {
         self.targets
             .iter()
@@ -65,10 +106,8 @@ impl CallSpec {
 /// The calls one cycle of `collection` makes on `today` (UTC).
 pub fn plan_collection(collection: &Collection, today: NaiveDate) -> Vec<CallSpec> {
     let endpoint = collection.endpoint;
-    // A list collection pages, and its tables are not there yet: checked by `jobs
-    // check`, no call planned (so none is bought without the rows it would store).
     if endpoint.is_list() {
-        return Vec::new();
+        return plan_listing(collection, today);
     }
     let mut params = collection.request_params(today);
     align_date_from(endpoint, &mut params);
@@ -94,6 +133,7 @@ pub fn plan_collection(collection: &Collection, today: NaiveDate) -> Vec<CallSpe
             task: Value::Object(task),
             estimated_rows,
             settle: is_ranged(endpoint).then_some(collection.settle),
+            max_rows: None,
         }
     };
     if !endpoint.is_bulk() {
@@ -117,6 +157,58 @@ pub fn plan_collection(collection: &Collection, today: NaiveDate) -> Vec<CallSpe
             .collect()
     };
     chunks.into_iter().map(call).collect()
+}
+
+/// A list collection's first pages: one listing per target (an intersection's
+/// targets together, as its numbered map), each its first page of
+/// [`paging::first_limit`] rows from the job's `offset`; the next pages are planned as
+/// the pages are answered ([`paging::step`]).
+fn plan_listing(collection: &Collection, today: NaiveDate) -> Vec<CallSpec> {
+    let endpoint = collection.endpoint;
+    let max_rows = collection.max_rows.unwrap_or(1000);
+    let mut params = collection.request_params(today);
+    let job_limit = collection
+        .params
+        .get("limit")
+        .and_then(|v| v.to_json(today).as_u64());
+    let limit = paging::first_limit(job_limit, max_rows);
+    params.insert("limit".into(), Value::from(limit));
+    let call = |targets: Vec<Target>, target: Value| {
+        let mut task = serde_json::Map::new();
+        let key = if endpoint == Endpoint::DomainIntersection {
+            "targets"
+        } else {
+            "target"
+        };
+        task.insert(key.into(), target);
+        for (k, v) in &params {
+            task.insert(k.clone(), v.clone());
+        }
+        CallSpec {
+            job: collection.job.clone(),
+            collection: collection.name.clone(),
+            endpoint,
+            targets,
+            task: Value::Object(task),
+            estimated_rows: limit as i64,
+            settle: None,
+            max_rows: Some(max_rows),
+        }
+    };
+    if endpoint == Endpoint::DomainIntersection {
+        let numbered: serde_json::Map<String, Value> = collection
+            .targets
+            .iter()
+            .enumerate()
+            .map(|(i, t)| ((i + 1).to_string(), Value::from(t.as_str())))
+            .collect();
+        return vec![call(collection.targets.clone(), Value::Object(numbered))];
+    }
+    collection
+        .targets
+        .iter()
+        .map(|t| call(vec![t.clone()], Value::from(t.as_str())))
+        .collect()
 }
 
 /// The first day of `from`'s period for history (months) and the week, month and year
@@ -406,6 +498,7 @@ mod tests {
             task: json!({"target": "a.com", "date_from": "2019-01-01", "date_to": "2026-12-01"}),
             estimated_rows: 96,
             settle: None,
+            max_rows: None,
         };
         let today = d("2026-12-01");
         let narrowed = narrow(&call, &[(d("2026-12-01"), d("2026-12-01"))], today).unwrap();

@@ -38,15 +38,17 @@ async fn insert_work(
                 .map(|s| i64::try_from(s.as_secs()).unwrap_or(i64::MAX))
         })
         .collect();
+    let paging: Vec<Option<&Value>> = work.iter().map(|w| w.paging.as_ref()).collect();
     let done = sqlx::query(
         "INSERT INTO linkledger.work
             (run_id, run_kind, fire_id, job, collection, endpoint, targets, task, estimated_rows,
-             settle_seconds, max_attempts)
+             settle_seconds, max_attempts, paging)
          SELECT $1, $10, $2, u.job, u.collection, u.endpoint,
-                ARRAY(SELECT jsonb_array_elements_text(u.targets)), u.task, u.rows, u.settle, $9
+                ARRAY(SELECT jsonb_array_elements_text(u.targets)), u.task, u.rows, u.settle, $9,
+                u.paging
          FROM UNNEST($3::text[], $4::text[], $5::text[], $6::jsonb[], $7::jsonb[], $8::bigint[],
-                     $11::bigint[])
-              AS u(job, collection, endpoint, targets, task, rows, settle)",
+                     $11::bigint[], $12::jsonb[])
+              AS u(job, collection, endpoint, targets, task, rows, settle, paging)",
     )
     .bind(run_id)
     .bind(fire_id)
@@ -59,6 +61,7 @@ async fn insert_work(
     .bind(max_attempts)
     .bind(kind.as_str())
     .bind(&settle)
+    .bind(&paging)
     .execute(&mut *conn)
     .await?;
     Ok(done.rows_affected())

@@ -8,6 +8,7 @@ pub mod group;
 pub mod job_targets;
 pub mod ledger;
 mod nodelay;
+pub mod paging;
 pub mod partitions;
 pub mod periods;
 pub mod purchases;

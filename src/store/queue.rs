@@ -68,6 +68,8 @@ pub struct NewWork {
     pub estimated_rows: i64,
     /// The collection's `settle` for history and timeseries calls.
     pub settle: Option<std::time::Duration>,
+    /// A listing's first page: its state (`work.paging`, `plan::paging::Page`).
+    pub paging: Option<Value>,
 }
 
 /// Terminal states a claim can end in.

@@ -54,6 +54,9 @@ pub struct RunRecord {
     /// and are set aside, still unread (`rejected_items`; `replay` loads those the code
     /// reads now).
     pub set_aside: i64,
+    /// Pages of its listings whose `total_count` was not their first page's: the
+    /// listing changed while it was paged (`work.paging.total_changed`).
+    pub pages_changed: i64,
 }
 
 impl RunRecord {
@@ -207,13 +210,15 @@ fn record() -> String {
                 THEN 'its process is gone (killed, or lost the database): run the same backfill again to finish it'
                 ELSE r.message END AS message,
            w.succeeded, w.failed, w.rejected, w.abandoned, w.in_flight, w.held, w.cancelled,
-           w.queued, w.pending, c.requests, sa.set_aside
+           w.queued, w.pending, c.requests, sa.set_aside, w.pages_changed
     FROM linkledger.runs r
     LEFT JOIN linkledger.fires f ON f.run_id = r.id
     CROSS JOIN LATERAL (
         SELECT {ends},
                count(*) FILTER (WHERE w.state IN ('queued', 'running'))::bigint AS pending,
-               coalesce(sum(w.rows_written), 0)::bigint AS rows
+               coalesce(sum(w.rows_written), 0)::bigint AS rows,
+               count(*) FILTER (WHERE (w.paging ->> 'total_changed')::boolean)::bigint
+                   AS pages_changed
         FROM linkledger.work w CROSS JOIN LATERAL (SELECT {CALL_END} AS call_end) e
         WHERE w.run_id = r.id) w
     -- Requests as `spend` counts them: answered or abandoned, retries included, not

@@ -118,6 +118,7 @@ async fn a_task_level_40501_is_recorded_with_its_message_and_not_retried() {
         task: serde_json::json!({"target": "example.com", "no_such_field": 1}),
         estimated_rows: 1,
         settle: None,
+        max_rows: None,
     };
     let run = store
         .start_run_with_work(

@@ -534,31 +534,37 @@ async fn each_list_collection_mistake_is_named_as_file_field_why() {
 }
 
 #[tokio::test]
-async fn a_list_collection_is_planned_as_no_call_until_it_is_collected() {
+async fn a_list_collection_says_what_one_fire_buys_at_most_and_is_collected() {
     let db = TestDb::new().await;
     let sb = default_sandbox().await;
     let wd = Workdir::new(&[("job.toml", &list_job("backlinks", "max_rows = 5000"))]);
     let out = linkledger(wd.path(), &env_for(&db, &sb), &["run", "--once"]).await;
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
-    // What one fire would cost at most is said before anything is collected: 5 calls
-    // ($0.02 each) and 5,000 rows ($0.00003 each).
+    // What one fire costs at most is said before anything is bought: 5 calls ($0.02
+    // each) and 5,000 rows ($0.00003 each).
     assert!(
         stderr(&out).contains(
-            "jobs/job.toml: collect[1].endpoint: backlinks is a list endpoint: checked, but not collected yet (plan and run leave it out); one fire would buy at most 5000 rows in 5 calls per target, $0.25 at list price"
+            "jobs/job.toml: collect[1].endpoint: backlinks is a list endpoint: one fire buys at most 5000 rows in 5 calls per target, $0.25 at list price"
         ),
         "{}",
         stderr(&out)
     );
-    // Nothing asked of the backlinks endpoint, nothing booked.
-    assert_eq!(sb.stats().by_endpoint.get("backlinks"), None);
+    // Collected: each page asked of the backlinks endpoint is in the ledger.
+    let asked = sb
+        .stats()
+        .by_endpoint
+        .get("backlinks")
+        .copied()
+        .unwrap_or(0);
+    assert!((1..=5).contains(&asked), "{asked} pages");
     let store = db.store().await;
     assert_eq!(
         count(
             &store,
-            "SELECT count(*) FROM linkledger.api_calls WHERE endpoint = 'backlinks'"
+            "SELECT count(*) FROM linkledger.api_calls WHERE endpoint = 'backlinks' AND outcome = 'ok'"
         )
         .await,
-        0
+        asked as i64
     );
     sb.stop().await;
 }

@@ -25,6 +25,7 @@ mod lists;
 mod logs;
 mod money_path;
 mod outage;
+mod paging;
 mod pandas;
 mod partitions;
 mod perf;

@@ -715,6 +715,7 @@ async fn a_reclaimed_item_is_settled_from_a_refusal_or_an_unreadable_answer_alre
             task,
             estimated_rows: 1,
             settle: None,
+            max_rows: None,
         };
         let run = store
             .start_run_with_work(

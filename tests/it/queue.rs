@@ -119,6 +119,7 @@ async fn a_worker_whose_claim_was_taken_over_cannot_complete_it_and_the_new_clai
         task: a.task.clone(),
         estimated_rows: 1,
         settle: None,
+        max_rows: None,
     };
     let in_flight = {
         let (exec, call) = (exec.clone(), call.clone());
@@ -258,6 +259,7 @@ async fn a_request_left_unanswered_by_a_dead_claim_is_booked_at_its_list_price()
         task: b.task.clone(),
         estimated_rows: 1,
         settle: None,
+        max_rows: None,
     };
     assert_eq!(
         exec.recover(&call, fresh).await.unwrap(),

@@ -42,6 +42,7 @@ use crate::warehouse::normalize::{self, Context};
 pub use halt::{CredentialsCheck, Halt, next_utc_midnight};
 
 mod halt;
+mod paging;
 mod recover;
 
 /// How one HTTP attempt ended.
@@ -783,6 +784,9 @@ impl Executor {
     ) -> anyhow::Result<AttemptEnd> {
         if let Some(hook) = &self.before_normalize {
             hook(call);
+        }
+        if call.endpoint.is_list() {
+            return self.finish_page(call, call_id, body, fence).await;
         }
         let ctx = Context {
             endpoint: call.endpoint,

@@ -308,7 +308,7 @@ fn budget_use(name: &str, cap: Usd, projected: Usd) -> BudgetUse {
 }
 
 fn cost_of(calls: &[CallSpec], prices: &Prices) -> Usd {
-    calls.iter().map(|c| c.estimated_cost(prices)).sum()
+    calls.iter().map(|c| c.planned_cost(prices)).sum()
 }
 
 /// One collection with its fires, and what reuse saves it.
@@ -459,8 +459,8 @@ fn collection_bill(l: &Line, now: DateTime<Utc>) -> CollectionBill {
         endpoint: c.endpoint,
         schedule: c.schedule.as_str().to_string(),
         targets: c.targets.len(),
-        calls_per_fire: l.calls.len(),
-        rows_per_fire: l.calls.iter().map(|s| s.estimated_rows).sum(),
+        calls_per_fire: l.calls.iter().map(CallSpec::planned_calls).sum::<i64>() as usize,
+        rows_per_fire: l.calls.iter().map(CallSpec::planned_rows).sum(),
         cost_per_fire: l.cost_per_fire,
         next_fire: next.map(|t| rfc3339_in(t, tz)),
         next_fire_local: next.map(|t| local(t, tz)),
@@ -494,7 +494,7 @@ fn totals(lines: &[&Line]) -> Totals {
     let mut t = Totals::default();
     let mut by_day: BTreeMap<NaiveDate, Usd> = BTreeMap::new();
     for l in lines {
-        t.calls_per_fire += l.calls.len();
+        t.calls_per_fire += l.calls.iter().map(CallSpec::planned_calls).sum::<i64>() as usize;
         t.cost_per_fire += l.cost_per_fire;
         t.fires_per_month += l.fires_per_month();
         t.calls_per_month += l.calls.len() as i64 * l.fires_per_month();
@@ -598,14 +598,14 @@ fn simulate_reuse(lines: &mut [Line], prices: &Prices, mut periods: Stored) {
             }
             narrowed = to_buy
                 .into_iter()
-                .map(|call| (key_of(&call), call.estimated_cost(prices), call.targets))
+                .map(|call| (key_of(&call), call.planned_cost(prices), call.targets))
                 .collect::<Planned>();
             &narrowed
         } else {
             planned.entry((i, fire_day)).or_insert_with(|| {
                 plan_collection(c, fire_day)
                     .into_iter()
-                    .map(|call| (key_of(&call), call.estimated_cost(prices), call.targets))
+                    .map(|call| (key_of(&call), call.planned_cost(prices), call.targets))
                     .collect()
             })
         };
