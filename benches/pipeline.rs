@@ -792,6 +792,7 @@ async fn daemons(
             task: task.clone(),
             estimated_rows: 1,
             settle: None,
+            paging: None,
         })
         .collect();
     let run = store
