@@ -47,7 +47,8 @@ pub(super) async fn migrate(cx: &Context) -> anyhow::Result<ExitCode> {
 /// `replay`: raw responses normalized again, no API call.
 pub(super) async fn replay(cx: &Context, args: ReplayArgs) -> anyhow::Result<ExitCode> {
     let endpoints: Vec<Endpoint> = if args.endpoints.is_empty() {
-        Endpoint::ALL.to_vec()
+        // The list endpoints' answers too: their tables are rebuilt like the others.
+        Endpoint::every().collect()
     } else {
         args.endpoints
             .iter()

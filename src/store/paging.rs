@@ -1,5 +1,5 @@
-//! A listing's pages in SQL: an answered page's work item completes, fenced by its
-//! claim's attempt, and in the same transaction records what its answer said of the
+//! A listing's pages in SQL: an answered page's work item completes with its rows,
+//! fenced by its claim's attempt, and in the same transaction records what its answer said of the
 //! listing (`work.paging`) and enqueues the listing's next page (`plan::paging::step`),
 //! so a listing resumes at the page it stopped at, and no page is enqueued twice: the
 //! next page exists only once its page has succeeded, by the one claim that held it.
@@ -7,19 +7,17 @@
 use serde_json::Value;
 use tracing::instrument;
 
-use super::{Fence, Store, StoreError};
+use super::{Fence, Store, StoreError, warehouse};
 use crate::api::Endpoint;
 use crate::plan::paging::{self, Answered, Page, Step};
+use crate::warehouse::normalize::Batch;
 
 impl Store {
-    /// Completes the page `fence` holds (its ledger row `call_id`) with what its
-    /// answer says, and enqueues the next page of its listing when there is one and
+    /// Completes the page `fence` holds (its ledger row `call_id`) with its rows
+    /// (`batch`, the list table of its item kind) and what its answer says, and enqueues the next page of its listing when there is one and
     /// its run still runs (a cancelled or interrupted run buys no more pages). The
     /// step taken, or `None` when the claim was lost (nothing written). A list item
     /// without a page state (enqueued by hand) completes as a listing of one page.
-    ///
-    /// Writes no rows: the list items' tables are issue 26's next part; the answer is
-    /// in `raw_responses` already, for `replay`.
     #[instrument(skip_all, fields(work_id = fence.work_id, attempt = fence.attempt))]
     pub async fn complete_page(
         &self,
@@ -27,7 +25,9 @@ impl Store {
         call_id: i64,
         endpoint: Endpoint,
         answer: &Answered,
-    ) -> Result<Option<Step>, StoreError> {
+        batch: &Batch,
+    ) -> Result<Option<(Step, u64)>, StoreError> {
+        self.partitions_for(batch).await?;
         let mut tx = self.pool().begin().await?;
         let held: Option<(Value, Option<Value>)> = sqlx::query_as(
             "SELECT task, paging FROM linkledger.work
@@ -49,9 +49,10 @@ impl Store {
             },
         };
         let this = state.is_some().then(|| step.this.to_json());
+        let rows = warehouse::write_batch(&mut tx, batch).await?;
         sqlx::query(
-            "WITH c AS (UPDATE linkledger.api_calls SET rows_written = 0 WHERE id = $4)
-             UPDATE linkledger.work SET state = 'succeeded', rows_written = 0, finished_at = now(),
+            "WITH c AS (UPDATE linkledger.api_calls SET rows_written = $5 WHERE id = $4)
+             UPDATE linkledger.work SET state = 'succeeded', rows_written = $5, finished_at = now(),
                     lease_expires_at = NULL, last_error = NULL, paging = coalesce($3, paging)
              WHERE id = $1 AND attempt = $2",
         )
@@ -59,6 +60,7 @@ impl Store {
         .bind(fence.attempt)
         .bind(this)
         .bind(call_id)
+        .bind(rows as i64)
         .execute(&mut *tx)
         .await?;
         if let Some(next) = &step.next {
@@ -79,6 +81,6 @@ impl Store {
             .await?;
         }
         tx.commit().await?;
-        Ok(Some(step))
+        Ok(Some((step, rows)))
     }
 }

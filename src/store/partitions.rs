@@ -28,6 +28,8 @@ use crate::warehouse::normalize::{Batch, Cell};
 /// partitioned: it holds one row per target and month. A test holds this list to the
 /// catalog.
 pub const PARTITIONED: &[(&str, &str)] = &[
+    ("anchors", "collected_on"),
+    ("backlinks", "collected_on"),
     ("bulk_backlinks", "collected_on"),
     ("bulk_new_lost_backlinks", "collected_on"),
     ("bulk_new_lost_referring_domains", "collected_on"),
@@ -35,8 +37,12 @@ pub const PARTITIONED: &[(&str, &str)] = &[
     ("bulk_ranks", "collected_on"),
     ("bulk_referring_domains", "collected_on"),
     ("bulk_spam_score", "collected_on"),
+    ("competitors", "collected_on"),
+    ("domain_intersection", "collected_on"),
+    ("domain_pages", "collected_on"),
     ("link_breakdowns", "date"),
     ("raw_responses", "received_at"),
+    ("referring_domains", "collected_on"),
     ("summary", "collected_on"),
     ("timeseries_new_lost_summary", "date"),
     ("timeseries_summary", "date"),

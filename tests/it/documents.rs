@@ -147,7 +147,8 @@ async fn undocumented_columns(pool: &sqlx::PgPool) -> Vec<String> {
     let docs = api_fields();
     assert_eq!(docs.len(), 11, "{:?}", docs.keys());
     let mut problems = Vec::new();
-    for spec in TABLES {
+    // The list endpoints' tables are held to their own field list in `list_tables`.
+    for spec in TABLES.iter().filter(|t| !t.endpoint.is_list()) {
         let endpoint = spec.endpoint;
         let doc = &docs[endpoint.name()];
         // A summary is one record per result; the others are lists of items.

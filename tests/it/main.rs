@@ -21,6 +21,7 @@ mod harness;
 mod hostile;
 mod jobs_check;
 mod layers;
+mod list_tables;
 mod lists;
 mod logs;
 mod money_path;

@@ -10,6 +10,7 @@ use std::time::Duration;
 use linkledger::api::prices::Rate;
 use linkledger::api::{Client, Endpoint};
 use linkledger::sandbox::Sandbox;
+use linkledger::warehouse::normalize::Context;
 use serde_json::{Value, json};
 
 use crate::common::*;
@@ -346,11 +347,31 @@ async fn a_page_whose_worker_died_after_its_answer_is_finished_from_it_and_its_n
     let again = claim_one(&store, "next", Duration::from_secs(30), run).await;
     assert_eq!(again.id, first.id);
     let end = exec.recover(&first_call, again.fence()).await.unwrap();
-    assert_eq!(end, Some(AttemptEnd::Stored { rows: 0 }));
+    // Finished from the paid answer: its thousand links stored, nothing bought again.
+    assert_eq!(end, Some(AttemptEnd::Stored { rows: 1000 }));
     assert_eq!(sb.stats().requests, 1, "not bought again");
     // The dead claim, were it to finish now, is fenced off: no second next page.
+    let request = json!({});
+    let no_rows = linkledger::warehouse::normalize::normalize(
+        &Context {
+            endpoint: Endpoint::Backlinks,
+            raw_response_id: 0,
+            collected_at: chrono::Utc::now(),
+            sent_at: chrono::Utc::now(),
+            settle: Duration::ZERO,
+            request: &request,
+        },
+        &json!({}),
+    )
+    .unwrap();
     let stale = store
-        .complete_page(first.fence(), 0, Endpoint::Backlinks, &Answered::empty())
+        .complete_page(
+            first.fence(),
+            0,
+            Endpoint::Backlinks,
+            &Answered::empty(),
+            &no_rows,
+        )
         .await
         .unwrap();
     assert_eq!(stale, None);

@@ -786,7 +786,7 @@ impl Executor {
             hook(call);
         }
         if call.endpoint.is_list() {
-            return self.finish_page(call, call_id, body, fence).await;
+            return self.finish_page(call, call_id, &raw, body, fence).await;
         }
         let ctx = Context {
             endpoint: call.endpoint,

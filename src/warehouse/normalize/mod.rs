@@ -18,7 +18,11 @@
 //! - a field of its row's natural key is missing, null, of another JSON type or not a
 //!   date: `date` of a history or timeseries item, `target` of a bulk item, `url` of a
 //!   pages summary item, `target` of a summary (which falls back to the request's when
-//!   null or missing, as it always has);
+//!   null or missing, as it always has); of a list endpoint's item (issue 26),
+//!   `url_from` and `url_to` of a backlink (with `item_type`, `anchor` and `image_url`
+//!   they make its `link_id`), `domain` of a referring domain, `anchor` of an anchor,
+//!   `page` of a page, `target` of a competitor, the referring domain an intersection's
+//!   per-target objects name (the same in each);
 //! - a field it keeps has the wrong JSON type: any column's field, `info` and its
 //!   fields, a `referring_links_*` map and its counts. The whole item is set aside, not
 //!   the field: a row is stored whole or not at all, so a NULL always means the API
@@ -31,7 +35,8 @@
 //! task object (its status codes read leniently: a task that did not succeed is
 //! skipped), `tasks[i].result`, and, for the endpoints whose results hold `items`, each
 //! result object, its `items` array and the fields that key all its items (`target`,
-//! and a timeseries' `group_range`, each the request's when null or missing). An
+//! and a timeseries' `group_range`, each the request's when null or missing; an
+//! intersection's request `targets`, its first target the rows' `target`). An
 //! envelope that cannot be read fails the whole answer with a [`NormalizeError`] that
 //! names the path and what arrived (the call ends `invalid_response`).
 
@@ -418,10 +423,8 @@ impl Normalizer<'_> {
             | BulkReferringDomains
             | BulkSpamScore
             | BulkPagesSummary => self.bulk(path, result)?,
-            // Not collected yet: job files refuse them, so no answer of theirs is
-            // normalized.
             Backlinks | ReferringDomains | Anchors | DomainPages | Competitors
-            | DomainIntersection => {}
+            | DomainIntersection => self.list(path, result)?,
         }
         Ok(())
     }
@@ -532,6 +535,62 @@ impl Normalizer<'_> {
         Ok(())
     }
 
+    /// One page of a list endpoint's answer: its result's `target` (the request's when
+    /// null or missing; an intersection's first target) keys every item, with the
+    /// options and the day it was collected; each item adds its own identity: a
+    /// backlink's [`link_id`], a referring domain's `domain`, an anchor's `anchor`, a
+    /// page's `page`, a competitor's `target`, an intersection's referring domain.
+    fn list(&mut self, path: &str, result: &Value) -> Result<(), NormalizeError> {
+        let result = self.container(path, result)?;
+        let options = self.options();
+        let day = self.collected_on();
+        let endpoint = self.ctx.endpoint;
+        let (target, targets) = if endpoint == Endpoint::DomainIntersection {
+            // The request's map: the result echoes it, but what was asked is what keys
+            // the rows.
+            let targets = match self.ctx.request.get("targets") {
+                Some(Value::Object(m)) if !m.is_empty() => m,
+                other => {
+                    return Err(self.err(
+                        "request.targets",
+                        expected("object", other.unwrap_or(&Value::Null)),
+                    ));
+                }
+            };
+            let first = targets
+                .iter()
+                .min_by_key(|(k, _)| (k.parse::<u64>().unwrap_or(u64::MAX), k.as_str()))
+                .and_then(|(_, v)| v.as_str())
+                .ok_or_else(|| self.err("request.targets", "no target string".into()))?;
+            (first.to_string(), Some(Value::Object(targets.clone())))
+        } else {
+            let target = self
+                .envelope_str(result, path, "target")?
+                .ok_or_else(|| self.err(format!("{path}.target"), "missing".into()))?;
+            (target, None)
+        };
+        for (p, item) in self.items(result, path)? {
+            self.item(&p, item, |n, obj| {
+                let id = match endpoint {
+                    Endpoint::Backlinks => link_id(obj)?,
+                    Endpoint::ReferringDomains => key_at(obj, "domain")?.to_string(),
+                    Endpoint::Anchors => key_at(obj, "anchor")?.to_string(),
+                    Endpoint::DomainPages => key_at(obj, "page")?.to_string(),
+                    Endpoint::Competitors => key_at(obj, "target")?.to_string(),
+                    _ => intersection_domain(obj)?,
+                };
+                let mut cells = vec![Cell::Text(target.clone()), Cell::Json(options.clone())];
+                if let Some(targets) = &targets {
+                    cells.push(Cell::Json(targets.clone()));
+                }
+                cells.push(Cell::Date(day));
+                cells.push(Cell::Text(id));
+                n.row(obj, cells, None)
+            });
+        }
+        Ok(())
+    }
+
     /// Reads the fields of `obj` after the given key cells, and its breakdowns (for a
     /// table that keeps them, under `parent`).
     fn row(
@@ -544,7 +603,13 @@ impl Normalizer<'_> {
             cells.push(self.rank_scale());
         }
         for (field, ty) in self.spec.fields {
-            let value = field_value(obj, field);
+            let value = match field.rsplit_once('.') {
+                None => field_value(obj, field),
+                Some((outer, name)) => match nested(obj, outer)? {
+                    Some(inner) => field_value(inner, name),
+                    None => None,
+                },
+            };
             cells.push(cell(value, *ty).map_err(|why| Unreadable::new(*field, why))?);
         }
         if self.spec.info {
@@ -577,6 +642,87 @@ impl Normalizer<'_> {
         };
         Ok(ItemRow { cells, breakdowns })
     }
+}
+
+/// The object at `path` (`meta`, `ranked_keywords_info`) of an item: `None` when null
+/// or missing, unreadable when of another type.
+fn nested<'v>(
+    obj: &'v Map<String, Value>,
+    path: &str,
+) -> Result<Option<&'v Map<String, Value>>, Unreadable> {
+    let mut at = obj;
+    for part in path.split('.') {
+        match at.get(part) {
+            None | Some(Value::Null) => return Ok(None),
+            Some(Value::Object(o)) => at = o,
+            Some(other) => return Err(Unreadable::new(path, expected("object", other))),
+        }
+    }
+    Ok(Some(at))
+}
+
+/// A backlink's identity across fires, as a hex digest (xxh3-128) of its `url_from`,
+/// `url_to`, `item_type`, `anchor` and `image_url`.
+///
+/// Why these, from the documents (`api-fields-lists.md`): an item is a link from the
+/// page `url_from` to `url_to`; one page may hold several links to the same URL, and
+/// the API already folds the identical ones into one item (`links_count`: "number of
+/// identical backlinks found on the referring page"), so what tells two items of one
+/// page apart is what makes them not identical: the kind of link (`item_type`:
+/// `anchor`, `image`, `redirect`, `canonical`, ...), its text (`anchor`) and, for an
+/// image, which image (`image_url`; its `anchor` is empty). Left out: `attributes` and
+/// `dofollow` (a link whose `rel` changes is the same link changed, not one lost and
+/// another new; each fire's row keeps them), and everything the crawler measures
+/// (ranks, status codes, `last_seen`), which changes between fires by design. A null
+/// `anchor` or `image_url` is hashed apart from an empty one. `url_from` and `url_to`
+/// are required: an item without them is set aside.
+fn link_id(obj: &Map<String, Value>) -> Result<String, Unreadable> {
+    let from = key_at(obj, "url_from")?;
+    let to = key_at(obj, "url_to")?;
+    let mut parts = vec![Value::from(from), Value::from(to)];
+    for field in ["item_type", "anchor", "image_url"] {
+        let v = string_at(obj, field).map_err(|why| Unreadable::new(field, why))?;
+        parts.push(v.map_or(Value::Null, Value::from));
+    }
+    let digest = xxhash_rust::xxh3::xxh3_128(Value::Array(parts).to_string().as_bytes());
+    Ok(format!("{digest:032x}"))
+}
+
+/// The referring domain of a `domain_intersection` item: the `target` its per-target
+/// objects name (the same in each; an item whose objects disagree or name none is
+/// set aside).
+fn intersection_domain(obj: &Map<String, Value>) -> Result<String, Unreadable> {
+    let map = match obj.get("domain_intersection") {
+        Some(Value::Object(m)) => m,
+        None => return Err(Unreadable::new("domain_intersection", "missing".into())),
+        Some(other) => {
+            return Err(Unreadable::new(
+                "domain_intersection",
+                expected("object", other),
+            ));
+        }
+    };
+    let mut domain: Option<&str> = None;
+    for (key, inner) in map {
+        let field = format!("domain_intersection[{key:?}].target");
+        let name = match inner.get("target") {
+            Some(Value::String(s)) => s.as_str(),
+            None => return Err(Unreadable::new(field, "missing".into())),
+            Some(other) => return Err(Unreadable::new(field, expected("string", other))),
+        };
+        match domain {
+            Some(d) if d != name => {
+                return Err(Unreadable::new(
+                    field,
+                    format!("names {name:?}, another object {d:?}"),
+                ));
+            }
+            _ => domain = Some(name),
+        }
+    }
+    domain
+        .map(str::to_string)
+        .ok_or_else(|| Unreadable::new("domain_intersection", "empty".into()))
 }
 
 /// One `referring_links_*` entry: dimension, key, count.
@@ -710,7 +856,10 @@ fn cell(value: Option<&Value>, ty: ColType) -> Result<Cell, String> {
             Some(d) => Ok(Cell::Date(d)),
             None => wrong("date"),
         },
-        ColType::Json => Ok(Cell::Json(value.clone())),
+        ColType::Json => match value {
+            Value::Object(_) | Value::Array(_) => Ok(Cell::Json(value.clone())),
+            _ => wrong("object or array"),
+        },
     }
 }
 
@@ -732,3 +881,6 @@ fn field_value<'v>(obj: &'v Map<String, Value>, field: &str) -> Option<&'v Value
 
 #[cfg(test)]
 mod tests;
+
+#[cfg(test)]
+mod list_tests;
