@@ -174,6 +174,25 @@ async fn a_listing_of_n_rows_is_bought_in_ceil_of_n_over_a_thousand_calls_each_i
             .price_calls(calls as i64, (small.1 + max_rows) as i64)
             .decimal()
     );
+
+    // Every link served is stored once in the backlinks table: rows stored = rows served.
+    for (target, rows) in expect {
+        let stored: i64 = sqlx::query_scalar(
+            "SELECT count(DISTINCT link_id) FROM linkledger.backlinks WHERE target = $1",
+        )
+        .bind(target)
+        .fetch_one(store.pool())
+        .await
+        .unwrap();
+        assert_eq!(stored as u64, rows, "{target}: rows stored");
+    }
+    let written: i64 = sqlx::query_scalar(
+        "SELECT coalesce(sum(rows_written), 0)::bigint FROM linkledger.work",
+    )
+    .fetch_one(store.pool())
+    .await
+    .unwrap();
+    assert_eq!(written as u64, small.1 + max_rows, "rows counted per page");
     sb.stop().await;
 }
 
