@@ -17,7 +17,8 @@ pub const DISTRIBUTION_COLUMN: &str = "target";
 const DERIVED: &[&str] = &["link_breakdowns", "coverage", "pending_periods"];
 
 /// The coordinator's tables: the ledger, raw answers (and the items of them set
-/// aside), the queue, shared limits and budgets. Small or hot, written by every worker
+/// aside), the queue, shared limits and budgets, the account's own books and their
+/// reconciliation with the ledger. Small or hot, written by every worker
 /// of every daemon: they stay local.
 pub const COORDINATOR: &[&str] = &[
     "runs",
@@ -34,6 +35,10 @@ pub const COORDINATOR: &[&str] = &[
     "account_snapshots",
     "purchases",
     "rejected_items",
+    "account_samples",
+    "reconciliations",
+    "settlements",
+    "account_others",
 ];
 
 /// The warehouse tables, distributed by target; the first is the colocation anchor.

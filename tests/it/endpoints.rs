@@ -51,6 +51,19 @@ fn every_endpoint_job() -> String {
         "\n[[collect]]\nendpoint = \"bulk_pages_summary\"\nschedule = \"@daily\"\ntargets = [{}]\n",
         list(PAGES)
     );
+    // The list endpoints, paged (backlinks: two pages of its listing).
+    for (endpoint, max_rows) in [
+        ("backlinks", 1500),
+        ("referring_domains", 300),
+        ("anchors", 300),
+        ("domain_pages", 300),
+        ("competitors", 300),
+        ("domain_intersection", 300),
+    ] {
+        s += &format!(
+            "\n[[collect]]\nendpoint = \"{endpoint}\"\nschedule = \"@daily\"\nmax_rows = {max_rows}\n"
+        );
+    }
     s
 }
 
@@ -191,6 +204,14 @@ async fn for_each_endpoint_the_stored_rows_equal_what_the_sandbox_served() {
         assert_eq!(task["status_code"], 20000, "{}", rec.endpoint);
         let result = &task["result"][0];
         let ep = rec.endpoint.as_str();
+        if ep
+            .parse::<linkledger::api::Endpoint>()
+            .is_ok_and(|e| e.is_list())
+        {
+            // A list page's items, one row each: held to what was served in
+            // tests/it/list_tables.rs.
+            continue;
+        }
         match ep {
             "summary" => {
                 let t = result["target"].as_str().unwrap().to_string();

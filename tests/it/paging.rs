@@ -186,12 +186,11 @@ async fn a_listing_of_n_rows_is_bought_in_ceil_of_n_over_a_thousand_calls_each_i
         .unwrap();
         assert_eq!(stored as u64, rows, "{target}: rows stored");
     }
-    let written: i64 = sqlx::query_scalar(
-        "SELECT coalesce(sum(rows_written), 0)::bigint FROM linkledger.work",
-    )
-    .fetch_one(store.pool())
-    .await
-    .unwrap();
+    let written: i64 =
+        sqlx::query_scalar("SELECT coalesce(sum(rows_written), 0)::bigint FROM linkledger.work")
+            .fetch_one(store.pool())
+            .await
+            .unwrap();
     assert_eq!(written as u64, small.1 + max_rows, "rows counted per page");
     sb.stop().await;
 }
