@@ -401,4 +401,30 @@ async fn each_workflow_view_answers_its_question_from_the_latest_fire_of_the_sto
     );
     assert_eq!(matching, ranked_rows, "the stored bulk rank");
     assert!(first_is_top, "the gap ranked by the stored bulk ranks");
+
+    // Each view's rows are one per its grain (the `grain:` line of its comment).
+    for (view, grain) in [
+        ("workflow_strongest_backlinks", "target, options_key, domain_from"),
+        ("workflow_pages_earning_links", "target, options_key, page"),
+        ("workflow_link_opportunities", "target, options_key, domain"),
+        ("workflow_wasted_link_pages", "target, options_key, page"),
+        ("workflow_backlink_gaps", "target, competitor, options_key, domain"),
+    ] {
+        let comment: String = one(
+            &store,
+            &format!("SELECT obj_description('linkledger.{view}'::regclass) WHERE $1 = $1"),
+            day3,
+        )
+        .await;
+        assert!(comment.ends_with(&format!("grain: {grain}")), "{view}");
+        let dupes = count(
+            &store,
+            &format!(
+                "SELECT count(*) - (SELECT count(*) FROM (SELECT DISTINCT {grain} FROM linkledger.{view}) d)
+                 FROM linkledger.{view}"
+            ),
+        )
+        .await;
+        assert_eq!(dupes, 0, "{view}");
+    }
 }
