@@ -90,6 +90,12 @@ WITH fire AS (
                  max(b.collected_on) OVER (PARTITION BY b.target, b.options) AS fire_on
           FROM linkledger.backlinks b) x
     WHERE collected_on = fire_on AND is_lost IS NOT TRUE
+), top_anchors AS (
+    SELECT target, url_to, (array_agg(anchor ORDER BY n DESC, anchor))[1:5] AS top_anchors
+    FROM (SELECT target, url_to, anchor, count(*) AS n
+          FROM latest_links WHERE anchor IS NOT NULL
+          GROUP BY target, url_to, anchor) a
+    GROUP BY target, url_to
 )
 SELECT p.target, p.options, p.options::text AS options_key, p.fire_on, p.page,
        row_number() OVER (PARTITION BY p.target, p.options
@@ -99,14 +105,9 @@ SELECT p.target, p.options, p.options::text AS options_key, p.fire_on, p.page,
        p.page_summary_referring_domains AS referring_domains,
        p.page_summary_rank AS rank, p.rank_scale,
        p.page_summary_referring_links_types AS link_types,
-       (SELECT array_agg(anchor ORDER BY n DESC, anchor)
-        FROM (SELECT l.anchor, count(*) AS n
-              FROM latest_links l
-              WHERE l.target = p.target AND l.url_to = p.page AND l.anchor IS NOT NULL
-              GROUP BY l.anchor
-              ORDER BY n DESC, l.anchor
-              LIMIT 5) a) AS top_anchors
+       t.top_anchors
 FROM fire p
+LEFT JOIN top_anchors t ON t.target = p.target AND t.url_to = p.page
 WHERE p.collected_on = p.fire_on;
 COMMENT ON VIEW linkledger.workflow_pages_earning_links IS 'Workflow 2, "See which content earns you the most backlinks": the pages of each target''s latest domain_pages fire (per option set), ranked by their backlinks, with title, referring domains, link types and the top anchors of the stored links pointing at them
 grain: target, options_key, page';
@@ -184,26 +185,28 @@ WITH fire AS (
                  max(b.collected_on) OVER (PARTITION BY b.target, b.options) AS fire_on
           FROM linkledger.backlinks b) x
     WHERE collected_on = fire_on AND is_lost IS NOT TRUE
+), per_page AS (
+    SELECT target, url_to, count(DISTINCT link_id) AS links_stored,
+           count(DISTINCT domain_from) AS domains_stored
+    FROM latest_links
+    GROUP BY target, url_to
+), top_domains AS (
+    SELECT target, url_to,
+           (array_agg(domain_from ORDER BY r DESC NULLS LAST, domain_from))[1:5] AS top_referring_domains
+    FROM (SELECT target, url_to, domain_from, max(domain_from_rank) AS r
+          FROM latest_links
+          GROUP BY target, url_to, domain_from) d
+    GROUP BY target, url_to
 )
 SELECT p.target, p.options, p.options::text AS options_key, p.fire_on, p.page,
        p.status_code, p.location,
        p.page_summary_backlinks AS backlinks,
        p.page_summary_referring_domains AS referring_domains,
-       l.links_stored, l.domains_stored, l.top_referring_domains
+       coalesce(l.links_stored, 0) AS links_stored, coalesce(l.domains_stored, 0) AS domains_stored,
+       t.top_referring_domains
 FROM fire p
-LEFT JOIN LATERAL (
-    SELECT count(DISTINCT x.link_id) AS links_stored,
-           count(DISTINCT x.domain_from) AS domains_stored,
-           (SELECT array_agg(domain_from ORDER BY r DESC NULLS LAST, domain_from)
-            FROM (SELECT y.domain_from, max(y.domain_from_rank) AS r
-                  FROM latest_links y
-                  WHERE y.target = p.target AND y.url_to = p.page
-                  GROUP BY y.domain_from
-                  ORDER BY r DESC NULLS LAST, y.domain_from
-                  LIMIT 5) t) AS top_referring_domains
-    FROM latest_links x
-    WHERE x.target = p.target AND x.url_to = p.page
-) l ON true
+LEFT JOIN per_page l ON l.target = p.target AND l.url_to = p.page
+LEFT JOIN top_domains t ON t.target = p.target AND t.url_to = p.page
 WHERE p.collected_on = p.fire_on AND p.status_code >= 300;
 COMMENT ON VIEW linkledger.workflow_wasted_link_pages IS 'Workflow 4, "Locate broken or redirected pages that waste valuable links": the pages of each target''s latest domain_pages fire (per option set) answering a redirect or an error (status code 300 or more), with their backlinks and the stored links and referring domains pointing at them; filter on backlinks for the "over N backlinks" of the workflow
 grain: target, options_key, page';

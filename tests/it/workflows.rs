@@ -404,11 +404,17 @@ async fn each_workflow_view_answers_its_question_from_the_latest_fire_of_the_sto
 
     // Each view's rows are one per its grain (the `grain:` line of its comment).
     for (view, grain) in [
-        ("workflow_strongest_backlinks", "target, options_key, domain_from"),
+        (
+            "workflow_strongest_backlinks",
+            "target, options_key, domain_from",
+        ),
         ("workflow_pages_earning_links", "target, options_key, page"),
         ("workflow_link_opportunities", "target, options_key, domain"),
         ("workflow_wasted_link_pages", "target, options_key, page"),
-        ("workflow_backlink_gaps", "target, competitor, options_key, domain"),
+        (
+            "workflow_backlink_gaps",
+            "target, competitor, options_key, domain",
+        ),
     ] {
         let comment: String = one(
             &store,
