@@ -157,7 +157,7 @@ async fn every_column_of_every_list_table_is_a_documented_field_of_its_item() {
 
 /// The executor, its answers timed by `clock`, each call bought even when the same
 /// task was bought the same day (the days here are simulated).
-fn executor_at(
+pub(crate) fn executor_at(
     store: &Store,
     sb: &linkledger::sandbox::Sandbox,
     clock: &Arc<Mutex<DateTime<Utc>>>,
@@ -168,16 +168,23 @@ fn executor_at(
         .with_clock(Arc::new(move || *clock.lock().unwrap()))
 }
 
-/// One call of `task` planned, claimed and attempted: a page of a listing.
-async fn buy(store: &Store, exec: &Executor, endpoint: Endpoint, task: Value) -> AttemptEnd {
+/// One call of `task` planned, claimed and attempted: a page of a listing (or, with
+/// `targets` an array, a bulk call).
+pub(crate) async fn buy(
+    store: &Store,
+    exec: &Executor,
+    endpoint: Endpoint,
+    task: Value,
+) -> AttemptEnd {
     let targets = match task.get("target").and_then(Value::as_str) {
         Some(t) => vec![Target::parse(t).unwrap()],
-        None => task["targets"]
-            .as_object()
-            .unwrap()
-            .values()
-            .map(|t| Target::parse(t.as_str().unwrap()).unwrap())
-            .collect(),
+        None => match &task["targets"] {
+            Value::Array(ts) => ts.iter().collect::<Vec<_>>(),
+            ts => ts.as_object().unwrap().values().collect(),
+        }
+        .into_iter()
+        .map(|t| Target::parse(t.as_str().unwrap()).unwrap())
+        .collect(),
     };
     let call = CallSpec {
         job: "lists".into(),

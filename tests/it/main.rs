@@ -43,3 +43,4 @@ mod spend;
 mod summary;
 mod target_status;
 mod warehouse_keys;
+mod workflows;
