@@ -9,7 +9,8 @@ use std::time::Duration;
 use anyhow::Context as _;
 use tracing::{info, instrument, warn};
 
-use super::{AttemptEnd, Executor, Halt, patiently};
+use super::record::patiently;
+use super::{AttemptEnd, Executor, Halt};
 use crate::api::client::Answer;
 use crate::api::{Attempt, Outcome};
 use crate::money::Usd;
