@@ -405,14 +405,19 @@ pub fn today() -> chrono::NaiveDate {
 
 /// A job with one collection of `endpoint` over `targets`.
 pub fn job_for(endpoint: &str, targets: &[String], params: &str) -> linkledger::jobs::Job {
+    job(&job_toml("t", endpoint, targets, params))
+}
+
+/// The job file of a job `name` with one daily collection of `endpoint` over `targets`.
+pub fn job_toml(name: &str, endpoint: &str, targets: &[String], params: &str) -> String {
     let list = targets
         .iter()
         .map(|t| format!("{t:?}"))
         .collect::<Vec<_>>()
         .join(", ");
-    job(&format!(
-        "name = \"t\"\ntargets = [{list}]\n[[collect]]\nendpoint = \"{endpoint}\"\nschedule = \"@daily\"\nparams = {{ {params} }}\n"
-    ))
+    format!(
+        "name = \"{name}\"\ntargets = [{list}]\n[[collect]]\nendpoint = \"{endpoint}\"\nschedule = \"@daily\"\nparams = {{ {params} }}\n"
+    )
 }
 
 /// Records that `collection` of `job` fired at `at` (its run long finished), as if a

@@ -327,16 +327,7 @@ async fn after_kill_9s_under_faults_the_reconciled_ledger_is_within_one_calls_pr
     })
     .await;
     let list = targets(80, "chaos");
-    let wd = Workdir::new(&[(
-        "chaos.toml",
-        &format!(
-            "name = \"chaos\"\ntargets = [{}]\n[[collect]]\nendpoint = \"summary\"\nschedule = \"@daily\"\n",
-            list.iter()
-                .map(|t| format!("{t:?}"))
-                .collect::<Vec<_>>()
-                .join(", ")
-        ),
-    )]);
+    let wd = Workdir::new(&[("chaos.toml", &job_toml("chaos", "summary", &list, ""))]);
     let env = with_env(env_for(&db, &sb), &[("LINKLEDGER_API__MAX_IN_FLIGHT", "8")]);
     for kill in 0..8u64 {
         let before = sb.stats().requests;
@@ -443,16 +434,7 @@ async fn the_accounts_own_daily_limit_caps_the_calls_beside_the_budget_and_plan_
         .unwrap()
         .unwrap();
     let list = targets(6, "cap");
-    let wd = Workdir::new(&[(
-        "capped.toml",
-        &format!(
-            "name = \"capped\"\ntargets = [{}]\n[[collect]]\nendpoint = \"summary\"\nschedule = \"@daily\"\n",
-            list.iter()
-                .map(|t| format!("{t:?}"))
-                .collect::<Vec<_>>()
-                .join(", ")
-        ),
-    )]);
+    let wd = Workdir::new(&[("capped.toml", &job_toml("capped", "summary", &list, ""))]);
     // A looser budget of our own: the account's limit is the stricter and wins.
     let env = with_env(env_for(&db, &sb), &[("LINKLEDGER_BUDGET__DAILY_USD", "1")]);
 
@@ -536,16 +518,7 @@ async fn with_the_account_scope_the_daily_budget_counts_another_consumers_spend(
     .await;
     // A once-run of four more calls gets two of them ($0.02003 each) under the cap.
     let list = targets(4, "acc");
-    let wd = Workdir::new(&[(
-        "more.toml",
-        &format!(
-            "name = \"more\"\ntargets = [{}]\n[[collect]]\nendpoint = \"summary\"\nschedule = \"@daily\"\n",
-            list.iter()
-                .map(|t| format!("{t:?}"))
-                .collect::<Vec<_>>()
-                .join(", ")
-        ),
-    )]);
+    let wd = Workdir::new(&[("more.toml", &job_toml("more", "summary", &list, ""))]);
     let out = linkledger(wd.path(), &sc.env, &["run", "--once"]).await;
     assert_eq!(
         out.status.code(),
@@ -584,16 +557,7 @@ async fn calls_follow_the_accounts_own_rate_limit_when_it_is_stricter_than_the_c
         .unwrap()
         .unwrap();
     let list = targets(12, "rate");
-    let wd = Workdir::new(&[(
-        "paced.toml",
-        &format!(
-            "name = \"paced\"\ntargets = [{}]\n[[collect]]\nendpoint = \"summary\"\nschedule = \"@daily\"\n",
-            list.iter()
-                .map(|t| format!("{t:?}"))
-                .collect::<Vec<_>>()
-                .join(", ")
-        ),
-    )]);
+    let wd = Workdir::new(&[("paced.toml", &job_toml("paced", "summary", &list, ""))]);
     // api.max_per_minute stays at its 2000: the account's 10 is the stricter.
     let out = linkledger(wd.path(), &env_for(&db, &sb), &["run", "--once"]).await;
     assert!(out.status.success(), "{}{}", stdout(&out), stderr(&out));

@@ -594,4 +594,3 @@ impl Normalizer<'_> {
 
 #[cfg(test)]
 mod tests;
-
