@@ -11,46 +11,24 @@ use super::{AttemptEnd, Executor};
 use crate::plan::CallSpec;
 use crate::plan::paging::Answered;
 use crate::store::Fence;
-use crate::store::ledger::StoredBody;
-use crate::warehouse::normalize::{self, Context};
+use crate::warehouse::normalize::Batch;
 
 impl Executor {
     /// Completes the page `fence` holds from its stored answer `body` (ledger row
-    /// `call_id`, raw body `raw`) with its rows, and enqueues the next one; an answer
-    /// with no result is an empty page. An answer that cannot be read at all ends the
-    /// listing there, its raw body kept.
+    /// `call_id`) with its rows (`batch`, normalized from it), and enqueues the next
+    /// one; an answer with no result is an empty page.
     pub(super) async fn finish_page(
         &self,
         call: &CallSpec,
         call_id: i64,
-        raw: &StoredBody,
         body: &Value,
         fence: Fence,
+        batch: &Batch,
     ) -> anyhow::Result<AttemptEnd> {
-        let ctx = Context {
-            endpoint: call.endpoint,
-            raw_response_id: raw.raw_id,
-            collected_at: raw.received_at,
-            sent_at: raw.sent_at,
-            settle: call.settle(),
-            request: &call.task,
-        };
-        let batch = match normalize::normalize(&ctx, body) {
-            Ok(batch) => batch,
-            Err(e) => {
-                let why = e.to_string();
-                warn!(error = %why, "a page could not be normalized; its raw body is kept and the listing ends here");
-                self.store
-                    .record_normalize_failure(call_id, &why)
-                    .await
-                    .context("recording a normalization failure")?;
-                return Ok(AttemptEnd::Invalid(why));
-            }
-        };
         let answer = Answered::read(body).unwrap_or_else(Answered::empty);
         let done = self
             .store
-            .complete_page(fence, call_id, call.endpoint, &answer, &batch)
+            .complete_page(fence, call_id, call.endpoint, &answer, batch)
             .await
             .context("completing a page of a listing")?;
         let Some((step, rows)) = done else {

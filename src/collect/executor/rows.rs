@@ -18,9 +18,6 @@ impl Executor {
         if let Some(hook) = &self.before_normalize {
             hook(call);
         }
-        if call.endpoint.is_list() {
-            return self.finish_page(call, call_id, &raw, body, fence).await;
-        }
         let ctx = Context {
             endpoint: call.endpoint,
             raw_response_id: raw.raw_id,
@@ -33,7 +30,7 @@ impl Executor {
             Ok(batch) => batch,
             Err(e) => {
                 let why = e.to_string();
-                warn!(error = %why, "answer could not be normalized; its raw body is kept");
+                warn!(error = %why, "answer could not be normalized; its raw body is kept (a list page: its listing ends here)");
                 self.store
                     .record_normalize_failure(call_id, &why)
                     .await
@@ -41,6 +38,9 @@ impl Executor {
                 return Ok(AttemptEnd::Invalid(why));
             }
         };
+        if call.endpoint.is_list() {
+            return self.finish_page(call, call_id, body, fence, &batch).await;
+        }
         let (batch, written) = match &self.groups {
             Some(groups) if batch.row_count() <= GROUP_ROWS => {
                 match groups
