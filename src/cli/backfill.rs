@@ -95,6 +95,12 @@ async fn fill(
         .await?
         .map_err(UsageError)?;
     print!("{}", crate::collect::backfill::render(&plan, &job, &prices));
+    if req.endpoints.is_empty() {
+        print!(
+            "{}",
+            listings_not_backfilled(&store, req.job, &prices).await?
+        );
+    }
     if dry_run {
         println!("dry run: nothing was spent");
         return Ok(ExitCode::SUCCESS);
@@ -152,4 +158,39 @@ async fn fill(
     lock.release().await;
     app.close().await?;
     code
+}
+
+/// The job's list collections, which a backfill does not buy (a listing is what the
+/// API holds now, not a range), each with what one fire of it would cost as what is
+/// stored sizes it (`plan::listing`).
+async fn listings_not_backfilled(
+    store: &crate::store::Store,
+    job: &Job,
+    prices: &crate::api::prices::Prices,
+) -> anyhow::Result<String> {
+    use std::fmt::Write as _;
+    let mut out = String::new();
+    for c in job.collections.iter().filter(|c| c.endpoint.is_list()) {
+        let planned = crate::collect::narrow::plan_to_buy(store, c, today()).await?;
+        let calls: i64 = planned.calls.iter().map(|c| c.planned_calls()).sum();
+        let rows: i64 = planned.calls.iter().map(|c| c.planned_rows()).sum();
+        let cost: crate::money::Usd = planned.calls.iter().map(|c| c.planned_cost(prices)).sum();
+        let sized = planned
+            .calls
+            .iter()
+            .filter(|c| c.listing_size.is_some())
+            .count();
+        let _ = writeln!(
+            out,
+            "not backfilled: {} ({}) lists what the API holds now, not a range: one fire lists {} in {}, {cost} ({} of {} sized from what is stored, the others at max_rows); `linkledger run --once --job {}` buys it, `linkledger plan` shows its month",
+            c.name,
+            c.endpoint,
+            crate::words::count(rows, "row"),
+            crate::words::count(calls, "call"),
+            sized,
+            crate::words::count(planned.calls.len() as i64, "listing"),
+            job.name
+        );
+    }
+    Ok(out)
 }

@@ -12,7 +12,7 @@ use crate::config::Config;
 use crate::jobs::{self, Job};
 use crate::money::Usd;
 use crate::money::budget::Scope;
-use crate::plan::bill::{Bill, BudgetUse, Cheaper, JobBill};
+use crate::plan::bill::{Bill, BudgetUse, Cheaper, JobBill, ListingBill};
 use crate::words::count;
 
 #[derive(Debug, clap::Args)]
@@ -92,7 +92,8 @@ async fn print_plan(
     json: bool,
     now: chrono::DateTime<Utc>,
 ) -> anyhow::Result<()> {
-    let (mut prices, note, held, account_daily) = plan_prices(cfg).await;
+    let (mut prices, note, held, account_daily, listings) =
+        plan_prices(cfg, jobs, now.date_naive()).await;
     // A gateway's flat price is what the user pays, whatever the price list says.
     prices.flat_per_call = cfg.api.price_per_call;
     let caps = crate::plan::bill::AccountCaps {
@@ -100,7 +101,8 @@ async fn print_plan(
         monthly_usd: cfg.budget.monthly_usd,
         account_daily_usd: account_daily,
     };
-    let mut bill = crate::plan::bill::compute_with_stored(jobs, only, &prices, caps, now, held);
+    let mut bill =
+        crate::plan::bill::compute_with_stored(jobs, only, &prices, caps, now, held, &listings);
     bill.prices_note = note;
     if json {
         println!("{}", serde_json::to_string_pretty(&bill)?);
@@ -110,17 +112,21 @@ async fn print_plan(
     Ok(())
 }
 
-/// The prices `plan` estimates with: the newest price list `appendix/user_data` gave
-/// (stored by the daemon) when the database is configured and answers, else the list
-/// price; and why, for the output. Connects without migrating: `plan` writes nothing.
-async fn plan_prices(
-    cfg: &Config,
-) -> (
+/// What `plan` reads from the database, when it is configured and answers.
+type Held = (
     crate::api::prices::Prices,
     Option<String>,
     crate::warehouse::coverage::Stored,
     Option<Usd>,
-) {
+    crate::plan::listing::ListingSizes,
+);
+
+/// The prices `plan` estimates with: the newest price list `appendix/user_data` gave
+/// (stored by the daemon) when the database is configured and answers, else the list
+/// price; and why, for the output; with what is stored of the periods, the account's
+/// daily limit and the sizes of the jobs' listings (planned on `today`). Connects
+/// without migrating: `plan` writes nothing.
+async fn plan_prices(cfg: &Config, jobs: &[Job], today: NaiveDate) -> Held {
     use crate::api::prices::Prices;
     let none = crate::warehouse::coverage::Stored::default;
     let Some(url) = cfg.database_url() else {
@@ -129,6 +135,7 @@ async fn plan_prices(
             Some("no database configured".into()),
             none(),
             None,
+            Default::default(),
         );
     };
     let connect = crate::store::Store::connect(url, 1);
@@ -140,6 +147,7 @@ async fn plan_prices(
                 Some(format!("the database did not answer: {e}")),
                 none(),
                 None,
+                Default::default(),
             );
         }
         Err(_) => {
@@ -148,6 +156,7 @@ async fn plan_prices(
                 Some("the database did not answer within 3 s".into()),
                 none(),
                 None,
+                Default::default(),
             );
         }
     };
@@ -179,6 +188,20 @@ async fn plan_prices(
         tracing::debug!(error = %e, "no coverage readable; planning as if nothing is stored");
         none()
     });
+    // How big the listings are: the last fire's totals, the summary's counts.
+    let listing_calls: Vec<_> = jobs
+        .iter()
+        .flat_map(|j| &j.collections)
+        .filter(|c| c.endpoint.is_list())
+        .flat_map(|c| crate::plan::plan_collection(c, today))
+        .collect();
+    let listings = store
+        .listing_sizes(&listing_calls)
+        .await
+        .unwrap_or_else(|e| {
+            tracing::debug!(error = %e, "no listing sizes readable; planning listings at max_rows");
+            Default::default()
+        });
     store.pool().close().await;
     let (prices, note) = match snapshot {
         Ok(Some(s)) if !s.account.prices.is_empty() => {
@@ -193,7 +216,7 @@ async fn plan_prices(
             Some(format!("no price list readable in the database: {e}")),
         ),
     };
-    (prices, note, held, account_daily)
+    (prices, note, held, account_daily, listings)
 }
 
 /// `jobs check`'s warnings about collections one fire of which would cost more than
@@ -367,6 +390,11 @@ fn job_section(out: &mut String, job: &JobBill) {
         &rows,
         &[false, false, true, true, true, false, true, true, true],
     );
+    for c in &job.collections {
+        if let Some(l) = &c.listing {
+            listing_line(out, &c.name, c.rows_per_fire, l);
+        }
+    }
     if !t.stored_per_month.is_zero() {
         let _ = writeln!(
             out,
@@ -405,6 +433,39 @@ fn job_section(out: &mut String, job: &JobBill) {
             if b.over { "  OVER BUDGET" } else { "" }
         );
     }
+}
+
+/// How a list collection's listings were sized, and what `max_rows` cuts.
+fn listing_line(out: &mut String, name: &str, rows_per_fire: i64, l: &ListingBill) {
+    let mut sized: Vec<String> = l
+        .sized
+        .iter()
+        .map(|(source, n)| format!("{n} by {source}"))
+        .collect();
+    if l.unsized_listings > 0 {
+        sized.push(format!(
+            "{} not sized yet (planned at max_rows = {})",
+            l.unsized_listings,
+            thousands(l.max_rows as usize)
+        ));
+    }
+    let _ = write!(
+        out,
+        "  {name}: {}: {}; in full {} rows a fire, {}",
+        count(l.listings as i64, "listing"),
+        sized.join(", "),
+        thousands(l.full_rows_per_fire.max(0) as usize),
+        l.full_cost_per_fire
+    );
+    if l.cut_by_max_rows {
+        let _ = write!(
+            out,
+            "; max_rows = {} cuts it to {} rows",
+            thousands(l.max_rows as usize),
+            thousands(rows_per_fire.max(0) as usize)
+        );
+    }
+    out.push('\n');
 }
 
 /// What every collection of the bill costs together, and against the account's
@@ -481,9 +542,45 @@ fn totals_section(out: &mut String, bill: &Bill) {
 /// across collections, bulk alternatives.
 fn cheaper_section(out: &mut String, ch: &Cheaper) {
     let _ = writeln!(out, "\nthe cheaper way (money at stake per month):");
-    if ch.finer_than_data.is_empty() && ch.bought_once.is_empty() && ch.bulk_alternatives.is_empty()
+    if ch.large_listings.is_empty()
+        && ch.finer_than_data.is_empty()
+        && ch.bought_once.is_empty()
+        && ch.bulk_alternatives.is_empty()
     {
         let _ = writeln!(out, "  nothing found");
+    }
+    for l in &ch.large_listings {
+        let _ = writeln!(
+            out,
+            "  - {}/{} ({}, `{}`): the whole listing is {} rows a fire, {}/month at {} fires, over {} {}/month{}",
+            l.job,
+            l.collection,
+            l.endpoint,
+            l.schedule,
+            thousands(l.full_rows_per_fire.max(0) as usize),
+            l.full_cost_per_month,
+            l.fires_per_month,
+            l.budget,
+            l.cap_per_month,
+            if l.cut_by_max_rows {
+                format!(
+                    " (max_rows keeps it to {}/month, a cut listing)",
+                    l.pays_per_month
+                )
+            } else {
+                String::new()
+            }
+        );
+        for shape in &l.shapes {
+            let _ = writeln!(
+                out,
+                "      {}: {} rows a fire, {}/month{}",
+                shape.change,
+                thousands(shape.rows_per_fire.max(0) as usize),
+                shape.cost_per_month,
+                if shape.fits { " (fits)" } else { "" }
+            );
+        }
     }
     for f in &ch.finer_than_data {
         let _ = writeln!(

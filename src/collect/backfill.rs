@@ -92,9 +92,18 @@ pub fn collections<'a>(req: &Request<'a>) -> Result<Vec<&'a Collection>, String>
         .filter(|c| req.endpoints.is_empty() || req.endpoints.contains(&c.endpoint))
         .collect();
     if selected.is_empty() {
+        let lists = job.collections.iter().any(|c| c.endpoint.is_list());
         return Err(format!(
-            "job {} has no history or timeseries collection to backfill",
-            job.name
+            "job {} has no history or timeseries collection to backfill{}",
+            job.name,
+            if lists {
+                format!(
+                    " (a list collection lists what the API holds now, not a range: `linkledger run --once --job {}` buys it, `linkledger plan` shows what it costs)",
+                    job.name
+                )
+            } else {
+                String::new()
+            }
         ));
     }
     for t in &req.targets {

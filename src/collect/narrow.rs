@@ -95,13 +95,17 @@ fn target_strings(calls: &[CallSpec]) -> Vec<String> {
 
 /// What one fire of `collection`, planned on `planned_on`, buys: its calls, the
 /// date-ranged ones reaching back to what is stored and narrowed to what the warehouse
-/// does not hold for good (unless the collection says `refetch = "always"`).
+/// does not hold for good (unless the collection says `refetch = "always"`), a listing
+/// sized from what is stored (`plan::listing`).
 pub async fn plan_to_buy(
     store: &Store,
     collection: &Collection,
     planned_on: NaiveDate,
 ) -> Result<Narrowed, StoreError> {
-    let calls = plan_collection(collection, planned_on);
+    let mut calls = plan_collection(collection, planned_on);
+    if collection.endpoint.is_list() {
+        store.listing_sizes(&calls).await?.apply(&mut calls);
+    }
     match collection.refetch {
         Refetch::Always => Ok(Narrowed {
             calls,

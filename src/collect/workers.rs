@@ -352,6 +352,7 @@ fn call_for(item: &WorkItem) -> Result<CallSpec, String> {
         settle: crate::store::queue::settle_from_seconds(item.settle_seconds),
         // A listing's page: its state (`work.paging`) is read with its completion.
         max_rows: None,
+        listing_size: None,
     })
 }
 

@@ -8,6 +8,7 @@
 //! `bill` is the month ahead of these calls: what the schedules will cost.
 
 pub mod bill;
+pub mod listing;
 pub mod paging;
 
 use std::collections::BTreeMap;
@@ -44,6 +45,10 @@ pub struct CallSpec {
     /// ([`paging`]); its later pages are enqueued as each page is answered. `None`
     /// for every other call.
     pub max_rows: Option<u64>,
+    /// A listing's first page: the listing's size as what is stored measures it
+    /// ([`listing`]), not bounded by `max_rows`; `None` when nothing stored measures it
+    /// (it is planned at `max_rows`) and for every other call.
+    pub listing_size: Option<listing::ListingSize>,
 }
 
 impl CallSpec {
@@ -60,8 +65,8 @@ impl CallSpec {
     }
 
     /// What planning this call commits to: its own estimate, or for a listing's first
-    /// page the whole listing at most (`max_rows` rows in `ceil(max_rows / limit)`
-    /// calls).
+    /// page the whole listing: its stored size within `max_rows` (`max_rows` when no size
+    /// is stored), in `ceil(rows / limit)` calls, at least one.
     pub fn planned_cost(&self, prices: &Prices) -> Usd {
         match self.listing_bound() {
             Some((calls, rows)) => match prices.flat_per_call {
@@ -84,9 +89,11 @@ impl CallSpec {
         self.listing_bound().map_or(1, |(calls, _)| calls)
     }
 
-    /// A listing's bound: (calls, rows) at most.
+    /// A listing's bound: (calls, rows): its stored size within `max_rows`.
     fn listing_bound(&self) -> Option<(i64, i64)> {
-        let max_rows = self.max_rows?;
+        let max_rows = self
+            .max_rows?
+            .min(self.listing_size.map_or(u64::MAX, |s| s.rows));
         let limit = self.task.get("limit").and_then(Value::as_u64).unwrap_or(1);
         let calls = paging::max_pages(max_rows, limit);
         Some((
@@ -134,6 +141,7 @@ pub fn plan_collection(collection: &Collection, today: NaiveDate) -> Vec<CallSpe
             estimated_rows,
             settle: is_ranged(endpoint).then_some(collection.settle),
             max_rows: None,
+            listing_size: None,
         }
     };
     if !endpoint.is_bulk() {
@@ -193,6 +201,7 @@ fn plan_listing(collection: &Collection, today: NaiveDate) -> Vec<CallSpec> {
             estimated_rows: limit as i64,
             settle: None,
             max_rows: Some(max_rows),
+            listing_size: None,
         }
     };
     if endpoint == Endpoint::DomainIntersection {
@@ -499,6 +508,7 @@ mod tests {
             estimated_rows: 96,
             settle: None,
             max_rows: None,
+            listing_size: None,
         };
         let today = d("2026-12-01");
         let narrowed = narrow(&call, &[(d("2026-12-01"), d("2026-12-01"))], today).unwrap();

@@ -9,6 +9,8 @@ use tracing::instrument;
 
 use super::{Fence, Store, StoreError, warehouse};
 use crate::api::Endpoint;
+use crate::plan::CallSpec;
+use crate::plan::listing::{ListingSizes, TargetCounts};
 use crate::plan::paging::{self, Answered, Page, Step};
 use crate::warehouse::normalize::Batch;
 
@@ -82,5 +84,67 @@ impl Store {
         }
         tx.commit().await?;
         Ok(Some((step, rows)))
+    }
+
+    /// What is stored of the size of the listings `calls` (first pages) ask for
+    /// (`plan::listing`): the `total_count` the last answered first page of the same
+    /// request gave, and the newest `summary` counts of their targets.
+    #[instrument(skip_all, fields(calls = calls.len()))]
+    pub async fn listing_sizes(&self, calls: &[CallSpec]) -> Result<ListingSizes, StoreError> {
+        let mut sizes = ListingSizes::default();
+        let listings: Vec<&CallSpec> = calls.iter().filter(|c| c.max_rows.is_some()).collect();
+        if listings.is_empty() {
+            return Ok(sizes);
+        }
+        let endpoints: Vec<&str> = listings.iter().map(|c| c.endpoint.name()).collect();
+        let tasks: Vec<Value> = listings.iter().map(|c| c.task.clone()).collect();
+        let totals: Vec<(String, Value, i64)> = sqlx::query_as(
+            "SELECT DISTINCT ON (w.endpoint, w.task) w.endpoint, w.task,
+                    (w.paging->>'total_count')::bigint
+             FROM linkledger.work w
+             JOIN UNNEST($1::text[], $2::jsonb[]) AS p(endpoint, task)
+               ON w.endpoint = p.endpoint AND w.task = p.task
+             WHERE w.state = 'succeeded' AND w.paging->>'page' = '1'
+               AND w.paging ? 'total_count'
+             ORDER BY w.endpoint, w.task, w.finished_at DESC",
+        )
+        .bind(&endpoints)
+        .bind(&tasks)
+        .fetch_all(self.pool())
+        .await?;
+        for (endpoint, task, total) in totals {
+            if let (Ok(endpoint), Ok(total)) = (endpoint.parse::<Endpoint>(), u64::try_from(total))
+            {
+                sizes.record_total(endpoint, &task, total);
+            }
+        }
+        let mut targets: Vec<String> = listings
+            .iter()
+            .flat_map(|c| c.targets.iter().map(|t| t.as_str().to_string()))
+            .collect();
+        targets.sort();
+        targets.dedup();
+        type Counts = (String, Option<i64>, Option<i64>, Option<i64>, Option<i64>);
+        let counts: Vec<Counts> = sqlx::query_as(
+            "SELECT DISTINCT ON (target) target, backlinks, backlinks_nofollow,
+                    referring_domains, crawled_pages
+             FROM linkledger.summary WHERE target = ANY($1)
+             ORDER BY target, collected_on DESC, collected_at DESC",
+        )
+        .bind(&targets)
+        .fetch_all(self.pool())
+        .await?;
+        for (target, backlinks, backlinks_nofollow, referring_domains, crawled_pages) in counts {
+            sizes.record_counts(
+                &target,
+                TargetCounts {
+                    backlinks,
+                    backlinks_nofollow,
+                    referring_domains,
+                    crawled_pages,
+                },
+            );
+        }
+        Ok(sizes)
     }
 }

@@ -119,6 +119,7 @@ async fn a_task_level_40501_is_recorded_with_its_message_and_not_retried() {
         estimated_rows: 1,
         settle: None,
         max_rows: None,
+        listing_size: None,
     };
     let run = store
         .start_run_with_work(

@@ -195,6 +195,7 @@ pub(crate) async fn buy(
         estimated_rows: 1000,
         settle: None,
         max_rows: None,
+        listing_size: None,
     };
     let run = store
         .start_run_with_work(

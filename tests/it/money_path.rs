@@ -716,6 +716,7 @@ async fn a_reclaimed_item_is_settled_from_a_refusal_or_an_unreadable_answer_alre
             estimated_rows: 1,
             settle: None,
             max_rows: None,
+            listing_size: None,
         };
         let run = store
             .start_run_with_work(

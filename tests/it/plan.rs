@@ -497,3 +497,140 @@ async fn plan_for_one_job_shows_that_job_and_an_unknown_one_is_a_usage_error() {
         stderr(&out)
     );
 }
+
+/// A daily summary of example.com (job `counts`), and a daily backlinks listing of it
+/// with a history beside it (job `links`, over a budget of $0.50 a month).
+const COUNTS: &str = r#"
+name = "counts"
+targets = ["example.com"]
+
+[[collect]]
+endpoint = "summary"
+schedule = "0 3 * * *"
+"#;
+
+const LINKS: &str = r#"
+name = "links"
+targets = ["example.com"]
+budget_monthly_usd = 0.5
+
+[[collect]]
+endpoint = "backlinks"
+schedule = "0 4 * * *"
+max_rows = 3000
+
+[[collect]]
+endpoint = "history"
+schedule = "0 5 2 * *"
+params = { date_from = "2026-06-01" }
+"#;
+
+#[tokio::test]
+async fn a_listing_is_planned_from_the_stored_summary_then_from_its_last_total_and_flagged_over_its_budget()
+ {
+    let db = TestDb::new().await;
+    let sb = default_sandbox().await;
+    let env = env_for(&db, &sb);
+    let wd = Workdir::new(&[("counts.toml", COUNTS), ("links.toml", LINKS)]);
+    let now = chrono::Utc::now().to_rfc3339();
+    let listing = |bill: &Value| collection(bill, "links", "backlinks").clone();
+
+    // Nothing stored: the listing is planned at its max_rows.
+    let bill = plan_json(&wd, &env, &now).await;
+    let l = listing(&bill);
+    assert_eq!(l["rows_per_fire"], 3000, "{l:#}");
+    assert_eq!(l["listing"]["unsized_listings"], 1, "{l:#}");
+
+    // With a summary stored, by its backlinks count.
+    let out = linkledger(wd.path(), &env, &["run", "--once", "--job", "counts"]).await;
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let store = db.store().await;
+    let (backlinks, nofollow, domains): (i64, i64, i64) = sqlx::query_as(
+        "SELECT backlinks, backlinks_nofollow, referring_domains FROM linkledger.summary
+         WHERE target = 'example.com'",
+    )
+    .fetch_one(store.pool())
+    .await
+    .unwrap();
+    let bill = plan_json(&wd, &env, &now).await;
+    let l = listing(&bill);
+    assert_eq!(l["listing"]["sized"]["summary.backlinks"], 1, "{l:#}");
+    assert_eq!(l["listing"]["full_rows_per_fire"], backlinks, "{l:#}");
+    assert_eq!(l["rows_per_fire"], backlinks.min(3000), "{l:#}");
+    // Its whole listing daily is over the job's $0.50 a month: flagged, with shapes
+    // sized from the same summary row.
+    let large = &bill["cheaper"]["large_listings"][0];
+    assert_eq!(large["collection"], "backlinks", "{bill:#}");
+    assert_eq!(large["budget"], "budget_monthly_usd");
+    let shape = |prefix: &str| {
+        large["shapes"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|s| s["change"].as_str().unwrap().starts_with(prefix))
+            .unwrap_or_else(|| panic!("{prefix} in {large:#}"))
+            .clone()
+    };
+    assert_eq!(shape("mode = \"one_per_domain\"")["rows_per_fire"], domains);
+    assert_eq!(shape("filters = ")["rows_per_fire"], backlinks - nofollow);
+    assert!(shape("schedule = \"0 4 * * 1\"")["cost_per_month"].is_string());
+    let text = stdout(&linkledger(wd.path(), &env, &["plan", "--at", &now]).await);
+    assert!(
+        text.contains("links/backlinks (backlinks, `0 4 * * *`): the whole listing is"),
+        "{text}"
+    );
+
+    // After a fire of the listing, by the total its first page answered.
+    let out = linkledger(wd.path(), &env, &["run", "--once", "--job", "links"]).await;
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let total = count(
+        &store,
+        "SELECT (paging->>'total_count')::bigint FROM linkledger.work
+         WHERE endpoint = 'backlinks' AND paging->>'page' = '1' AND state = 'succeeded'",
+    )
+    .await;
+    let bill = plan_json(&wd, &env, &now).await;
+    let l = listing(&bill);
+    assert_eq!(
+        l["listing"]["sized"]["the last fire's total_count"], 1,
+        "{l:#}"
+    );
+    assert_eq!(l["listing"]["full_rows_per_fire"], total, "{l:#}");
+    assert_eq!(l["rows_per_fire"], total.min(3000), "{l:#}");
+    assert_eq!(
+        l["calls_per_fire"],
+        (total.clamp(1, 3000) as u64).div_ceil(1000),
+        "{l:#}"
+    );
+
+    // A backfill does not buy the listing, and says what a fire of it costs.
+    let out = linkledger(
+        wd.path(),
+        &env,
+        &[
+            "backfill",
+            "--job",
+            "links",
+            "--from",
+            "2026-06-01",
+            "--dry-run",
+        ],
+    )
+    .await;
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let rows = total.min(3000);
+    assert!(
+        stdout(&out).contains(&format!(
+            "not backfilled: backlinks (backlinks) lists what the API holds now, not a range: one fire lists {} in",
+            if rows == 1 { "1 row".to_string() } else { format!("{rows} rows") }
+        )),
+        "{}",
+        stdout(&out)
+    );
+    assert!(
+        stdout(&out).contains("(1 of 1 listing sized from what is stored"),
+        "{}",
+        stdout(&out)
+    );
+    sb.stop().await;
+}

@@ -120,6 +120,7 @@ async fn a_worker_whose_claim_was_taken_over_cannot_complete_it_and_the_new_clai
         estimated_rows: 1,
         settle: None,
         max_rows: None,
+        listing_size: None,
     };
     let in_flight = {
         let (exec, call) = (exec.clone(), call.clone());
@@ -260,6 +261,7 @@ async fn a_request_left_unanswered_by_a_dead_claim_is_booked_at_its_list_price()
         estimated_rows: 1,
         settle: None,
         max_rows: None,
+        listing_size: None,
     };
     assert_eq!(
         exec.recover(&call, fresh).await.unwrap(),

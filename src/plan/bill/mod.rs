@@ -47,8 +47,10 @@ use crate::money::budget::Scope;
 use crate::plan::{CallSpec, plan_collection};
 use crate::warehouse::coverage::{Stored, task_key};
 
+mod listings;
 mod waste;
 
+use crate::plan::listing::{ListingSizes, SizeSource};
 use waste::cheaper;
 
 /// Days in a bill's month.
@@ -148,6 +150,33 @@ pub struct CollectionBill {
     /// on its first answer would pay this much less. Part of the bill, not on top.
     #[serde(serialize_with = "money")]
     pub settle_per_month: Usd,
+    /// A list collection: its listings' sizes as stored, and their cost in full.
+    pub listing: Option<ListingBill>,
+}
+
+/// A list collection's listings in one fire. `rows_per_fire` and `cost_per_fire` are
+/// what the fire buys: each listing's stored size within `max_rows`, `max_rows` where
+/// nothing stored sizes it.
+#[derive(Clone, Debug, Serialize)]
+pub struct ListingBill {
+    pub max_rows: u64,
+    /// Listings one fire makes: one a target (an intersection's targets together).
+    pub listings: usize,
+    /// Listings whose size is stored, by where it was read (`plan::listing`).
+    pub sized: BTreeMap<String, usize>,
+    /// Listings nothing stored sizes yet (no summary count, no earlier fire): planned
+    /// at `max_rows`.
+    pub unsized_listings: usize,
+    /// The rows the listings hold as stored, not cut by `max_rows`.
+    pub full_rows_per_fire: i64,
+    /// What buying `full_rows_per_fire` costs.
+    #[serde(serialize_with = "money")]
+    pub full_cost_per_fire: Usd,
+    /// full_cost_per_fire × fires_per_month.
+    #[serde(serialize_with = "money")]
+    pub full_cost_per_month: Usd,
+    /// `max_rows` cuts at least one listing short of what it holds.
+    pub cut_by_max_rows: bool,
 }
 
 /// Sums over collections.
@@ -205,6 +234,8 @@ pub struct BudgetUse {
 /// The cheaper way.
 #[derive(Clone, Debug, Default, Serialize)]
 pub struct Cheaper {
+    /// List collections whose listings in full cost more a month than their budget.
+    pub large_listings: Vec<LargeListing>,
     pub finer_than_data: Vec<FinerThanData>,
     pub bought_once: Vec<BoughtOnce>,
     pub bulk_alternatives: Vec<BulkAlternative>,
@@ -214,6 +245,43 @@ pub struct Cheaper {
     /// The sum of the bought-once savings (already out of what is paid).
     #[serde(serialize_with = "money")]
     pub bought_once_per_month: Usd,
+}
+
+/// A list collection whose listings in full, at its cadence, cost more a month than
+/// the strictest budget over it, with cheaper shapes.
+#[derive(Clone, Debug, Serialize)]
+pub struct LargeListing {
+    pub job: String,
+    pub collection: String,
+    pub endpoint: Endpoint,
+    pub schedule: String,
+    pub fires_per_month: i64,
+    /// The budget: `budget_monthly_usd` (the job's), `budget.monthly_usd`, or a daily
+    /// cap × 30.
+    pub budget: String,
+    #[serde(serialize_with = "money")]
+    pub cap_per_month: Usd,
+    pub full_rows_per_fire: i64,
+    #[serde(serialize_with = "money")]
+    pub full_cost_per_month: Usd,
+    /// What the collection pays a month as its `max_rows` bounds it.
+    #[serde(serialize_with = "money")]
+    pub pays_per_month: Usd,
+    /// `max_rows` keeps a fire short of the whole listing.
+    pub cut_by_max_rows: bool,
+    pub shapes: Vec<ListingShape>,
+}
+
+/// A cheaper shape of a listing, and what it costs a month.
+#[derive(Clone, Debug, Serialize)]
+pub struct ListingShape {
+    /// The job file's change, e.g. `mode = "one_per_domain"`.
+    pub change: String,
+    pub rows_per_fire: i64,
+    #[serde(serialize_with = "money")]
+    pub cost_per_month: Usd,
+    /// Within the budget.
+    pub fits: bool,
 }
 
 /// A schedule that fires more often than the data it buys changes.
@@ -354,10 +422,19 @@ pub fn compute(
     caps: AccountCaps,
     now: DateTime<Utc>,
 ) -> Bill {
-    compute_with_stored(jobs, only_job, prices, caps, now, Stored::default())
+    compute_with_stored(
+        jobs,
+        only_job,
+        prices,
+        caps,
+        now,
+        Stored::default(),
+        &ListingSizes::default(),
+    )
 }
 
-/// [`compute`] from what the database holds now (`stored`).
+/// [`compute`] from what the database holds now: the periods `stored`, and what
+/// sizes the listings (`listings`).
 pub fn compute_with_stored(
     jobs: &[Job],
     only_job: Option<&str>,
@@ -365,13 +442,15 @@ pub fn compute_with_stored(
     caps: AccountCaps,
     now: DateTime<Utc>,
     stored: Stored,
+    listings: &ListingSizes,
 ) -> Bill {
     let today = now.date_naive();
     let until = now + chrono::Duration::days(WINDOW_DAYS);
     let mut lines: Vec<Line> = Vec::new();
     for (j, job) in jobs.iter().enumerate() {
         for c in &job.collections {
-            let calls = plan_collection(c, today);
+            let mut calls = plan_collection(c, today);
+            listings.apply(&mut calls);
             let cost_per_fire = cost_of(&calls, prices);
             lines.push(Line {
                 job: j,
@@ -390,7 +469,7 @@ pub fn compute_with_stored(
             });
         }
     }
-    simulate_reuse(&mut lines, prices, stored);
+    simulate_reuse(&mut lines, prices, stored, listings);
 
     let shown = |l: &Line| only_job.is_none_or(|name| jobs[l.job].name == name);
     let mut job_bills = Vec::new();
@@ -408,7 +487,10 @@ pub fn compute_with_stored(
             timezone: job
                 .timezone
                 .map_or_else(|| "UTC".to_string(), |tz| tz.name().to_string()),
-            collections: mine.iter().map(|l| collection_bill(l, now)).collect(),
+            collections: mine
+                .iter()
+                .map(|l| collection_bill(l, now, prices))
+                .collect(),
             over_budget: budget.as_ref().is_some_and(|b| b.over),
             budget,
             total,
@@ -434,7 +516,11 @@ pub fn compute_with_stored(
             total.pays_per_day,
         ));
     }
-    let cheaper = cheaper(jobs, &lines, &shown_lines, prices, today);
+    let mut cheaper = cheaper(jobs, &lines, &shown_lines, prices, today);
+    cheaper.large_listings = shown_lines
+        .iter()
+        .filter_map(|l| listings::large_listing(l, jobs, prices, caps, listings))
+        .collect();
     Bill {
         now,
         until,
@@ -449,7 +535,7 @@ pub fn compute_with_stored(
     }
 }
 
-fn collection_bill(l: &Line, now: DateTime<Utc>) -> CollectionBill {
+fn collection_bill(l: &Line, now: DateTime<Utc>, prices: &Prices) -> CollectionBill {
     let c = l.collection;
     let next = c.schedule.next_after(now);
     let tz = c.schedule.timezone();
@@ -471,6 +557,7 @@ fn collection_bill(l: &Line, now: DateTime<Utc>) -> CollectionBill {
         stored_per_month: l.stored_saves,
         pays_per_month: cost_per_month - l.saves - l.stored_saves,
         settle_per_month: l.settle_costs,
+        listing: listings::listing_bill(l, prices),
     }
 }
 
@@ -531,7 +618,12 @@ fn totals(lines: &[&Line]) -> Totals {
 ///
 /// Alongside, the same fires are walked over `periods` with every ended period final on
 /// its first answer (no settle time): what they would buy less is the settle's cost.
-fn simulate_reuse(lines: &mut [Line], prices: &Prices, mut periods: Stored) {
+fn simulate_reuse(
+    lines: &mut [Line],
+    prices: &Prices,
+    mut periods: Stored,
+    listings: &ListingSizes,
+) {
     let mut unsettling = periods.clone();
     let mut events: Vec<(DateTime<Utc>, usize)> = lines
         .iter()
@@ -603,7 +695,9 @@ fn simulate_reuse(lines: &mut [Line], prices: &Prices, mut periods: Stored) {
             &narrowed
         } else {
             planned.entry((i, fire_day)).or_insert_with(|| {
-                plan_collection(c, fire_day)
+                let mut calls = plan_collection(c, fire_day);
+                listings.apply(&mut calls);
+                calls
                     .into_iter()
                     .map(|call| (key_of(&call), call.planned_cost(prices), call.targets))
                     .collect()

@@ -744,7 +744,15 @@ fn history_and_timeseries_fires_pay_only_for_periods_not_stored_from_what_the_da
         crate::warehouse::coverage::Days::default(),
         None,
     );
-    let stored = compute_with_stored(&[daily()], None, &prices, AccountCaps::default(), now, held);
+    let stored = compute_with_stored(
+        &[daily()],
+        None,
+        &prices,
+        AccountCaps::default(),
+        now,
+        held,
+        &crate::plan::listing::ListingSizes::default(),
+    );
     let c = &stored.jobs[0].collections[0];
     assert_eq!(c.pays_per_month, usd("0.60177"), "$0.02003 + 29 × $0.02006");
     // refetch = "always" pays the whole range every time.
@@ -787,5 +795,166 @@ fn the_settle_time_costs_what_asking_again_for_unsettled_days_adds_to_the_bill()
             w.settle_per_month
         )),
         "{text}"
+    );
+}
+
+/// A daily backlinks listing of two domains, at most `max_rows` rows each.
+fn daily_backlinks(max_rows: u64, budget: &str) -> Job {
+    let mut c = collection(
+        "backlinks",
+        "0 4 * * *",
+        None,
+        &names(&["a.com", "b.com"]),
+        &[],
+    );
+    c.max_rows = Some(max_rows);
+    job("links", None, Some(budget), vec![c])
+}
+
+/// a.com: 52,000 backlinks (12,000 nofollow) from 3,100 domains; b.com: 8,000 (2,000
+/// nofollow) from 900.
+fn summary_counts() -> ListingSizes {
+    let mut sizes = ListingSizes::default();
+    for (target, backlinks, nofollow, domains) in [
+        ("a.com", 52_000, 12_000, 3_100),
+        ("b.com", 8_000, 2_000, 900),
+    ] {
+        sizes.record_counts(
+            target,
+            crate::plan::listing::TargetCounts {
+                backlinks: Some(backlinks),
+                backlinks_nofollow: Some(nofollow),
+                referring_domains: Some(domains),
+                crawled_pages: None,
+            },
+        );
+    }
+    sizes
+}
+
+fn bill_with_sizes(jobs: &[Job], sizes: &ListingSizes) -> Bill {
+    compute_with_stored(
+        jobs,
+        None,
+        &Prices::default(),
+        AccountCaps::default(),
+        at("2026-03-01T00:00:00Z"),
+        Stored::default(),
+        sizes,
+    )
+}
+
+#[test]
+fn a_listing_is_billed_at_its_stored_size_within_max_rows_and_at_max_rows_when_unsized() {
+    // Nothing stored: each listing is planned at max_rows.
+    let nothing = bill_with_sizes(&[daily_backlinks(20_000, "1000")], &ListingSizes::default());
+    let c = &nothing.jobs[0].collections[0];
+    assert_eq!((c.calls_per_fire, c.rows_per_fire), (40, 40_000));
+    let l = c.listing.as_ref().unwrap();
+    assert_eq!(l.unsized_listings, 2);
+    assert!(l.sized.is_empty());
+    // Sized by the summary: a.com's 52,000 cut to 20,000, b.com's 8,000 whole: 28
+    // calls, 28,000 rows: 28 × $0.02 + 28,000 × $0.00003 = $1.40 a fire.
+    let sized = bill_with_sizes(&[daily_backlinks(20_000, "1000")], &summary_counts());
+    let c = &sized.jobs[0].collections[0];
+    assert_eq!((c.calls_per_fire, c.rows_per_fire), (28, 28_000));
+    assert_eq!(c.cost_per_fire, usd("1.40"));
+    assert_eq!(c.cost_per_month, usd("42.00"));
+    let l = c.listing.as_ref().unwrap();
+    assert_eq!(l.sized.get("summary.backlinks"), Some(&2));
+    assert_eq!(l.full_rows_per_fire, 60_000);
+    // 60 calls, 60,000 rows: $3.00 a fire in full.
+    assert_eq!(l.full_cost_per_fire, usd("3.00"));
+    assert!(l.cut_by_max_rows);
+    // Under its budget of $1,000 a month: not flagged.
+    assert!(sized.cheaper.large_listings.is_empty());
+    let text = render_text(&sized);
+    assert!(
+        text.contains("backlinks: 2 listings: 2 by summary.backlinks; in full 60,000 rows a fire, $3.00; max_rows = 20,000 cuts it to 28,000 rows"),
+        "{text}"
+    );
+}
+
+#[test]
+fn a_listing_over_its_budget_in_full_is_flagged_with_cheaper_shapes_sized_from_the_summary() {
+    // $3.00 a fire in full, 30 fires: $90 a month against a job budget of $20.
+    let b = bill_with_sizes(&[daily_backlinks(100_000, "20")], &summary_counts());
+    let [large] = b.cheaper.large_listings.as_slice() else {
+        panic!("one large listing: {:#?}", b.cheaper.large_listings);
+    };
+    assert_eq!(large.budget, "budget_monthly_usd");
+    assert_eq!(large.cap_per_month, usd("20"));
+    assert_eq!(large.fires_per_month, 30);
+    assert_eq!(large.full_rows_per_fire, 60_000);
+    assert_eq!(large.full_cost_per_month, usd("90.00"));
+    assert!(!large.cut_by_max_rows);
+    let shape = |prefix: &str| {
+        large
+            .shapes
+            .iter()
+            .find(|s| s.change.starts_with(prefix))
+            .unwrap_or_else(|| panic!("{prefix} in {:#?}", large.shapes))
+    };
+    // One link per domain: 3,100 + 900 rows in 4 + 1 pages: (5 × $0.02 + 4,000 ×
+    // $0.00003) × 30 = $6.60.
+    let one = shape("mode = \"one_per_domain\"");
+    assert_eq!(
+        (one.rows_per_fire, one.cost_per_month),
+        (4_000, usd("6.60"))
+    );
+    assert!(one.fits);
+    // Dofollow only: 40,000 + 6,000 rows in 40 + 6 pages: (46 × $0.02 + 46,000 ×
+    // $0.00003) × 30 = $69.00, still over.
+    let dofollow = shape("filters = [[\"dofollow\", \"=\", true]]");
+    assert_eq!(
+        (dofollow.rows_per_fire, dofollow.cost_per_month),
+        (46_000, usd("69.00"))
+    );
+    assert!(!dofollow.fits);
+    // Weekly: $3.00 × 30/7 = $12.85714; monthly $3.00.
+    let weekly = shape("schedule = \"0 4 * * 1\"");
+    assert_eq!(weekly.cost_per_month, usd("12.85714"));
+    assert!(weekly.fits);
+    let monthly = shape("schedule = \"0 4 2 * *\"");
+    assert_eq!(monthly.cost_per_month, usd("3.00"));
+    // The most rows a listing may buy within $20 a month: $20 / 30 fires / 2 listings =
+    // $0.33333 a listing, a page of 1,000 costs $0.05: 6 pages, 6,000 rows.
+    let cut = shape("max_rows = 6000");
+    assert_eq!(cut.rows_per_fire, 12_000);
+    assert!(cut.fits, "{cut:?}");
+    let text = render_text(&b);
+    assert!(
+        text.contains("links/backlinks (backlinks, `0 4 * * *`): the whole listing is 60,000 rows a fire, $90.00/month at 30 fires, over budget_monthly_usd $20.00/month"),
+        "{text}"
+    );
+    assert!(
+        text.contains("mode = \"one_per_domain\": 4,000 rows a fire, $6.60/month (fits)"),
+        "{text}"
+    );
+    // The strictest budget is the one compared: an account daily cap of $0.50 is $15
+    // a month.
+    let caps = AccountCaps {
+        daily_usd: Some(usd("0.50")),
+        ..AccountCaps::default()
+    };
+    let b = compute_with_stored(
+        &[daily_backlinks(100_000, "20")],
+        None,
+        &Prices::default(),
+        caps,
+        at("2026-03-01T00:00:00Z"),
+        Stored::default(),
+        &summary_counts(),
+    );
+    assert_eq!(b.cheaper.large_listings[0].budget, "budget.daily_usd × 30");
+    assert_eq!(b.cheaper.large_listings[0].cap_per_month, usd("15.00"));
+    // Without any budget there is nothing to be over.
+    let mut free = daily_backlinks(100_000, "20");
+    free.budget_monthly_usd = None;
+    assert!(
+        bill_with_sizes(&[free], &summary_counts())
+            .cheaper
+            .large_listings
+            .is_empty()
     );
 }

@@ -7,14 +7,14 @@ use super::*;
 
 /// The period of the data a collection buys.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum Grain {
+pub(super) enum Grain {
     Day,
     Week,
     Month,
 }
 
 impl Grain {
-    fn name(self) -> &'static str {
+    pub(super) fn name(self) -> &'static str {
         match self {
             Grain::Day => "day",
             Grain::Week => "week",
@@ -82,7 +82,7 @@ fn grain(c: &Collection, today: NaiveDate) -> (Grain, String) {
 
 /// A schedule at the collection's own minute and hour (else 06:00) that fires once
 /// per `grain`.
-fn suggested_schedule(c: &Collection, grain: Grain) -> String {
+pub(super) fn suggested_schedule(c: &Collection, grain: Grain) -> String {
     let fields: Vec<&str> = c.schedule.as_str().split_whitespace().collect();
     let numeric = |s: &str| !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit());
     let (minute, hour) = match fields.as_slice() {
