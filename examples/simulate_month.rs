@@ -136,6 +136,34 @@ async fn simulate(url: &SecretString) -> anyhow::Result<()> {
             (ledger / projected).round_dp(4)
         );
     }
+    // The same bill with each listing sized as `plan` sizes it once the listings have
+    // fired (their last fire's total_count): before, a listing is projected at its
+    // max_rows, the most it may buy.
+    let listing_calls: Vec<_> = jobs
+        .iter()
+        .flat_map(|j| &j.collections)
+        .filter(|c| c.endpoint.is_list())
+        .flat_map(|c| linkledger::plan::plan_collection(c, start.date_naive()))
+        .collect();
+    let sizes = store.listing_sizes(&listing_calls).await?;
+    let sized = bill::compute_with_stored(
+        &jobs,
+        None,
+        &Prices::default(),
+        bill::AccountCaps::default(),
+        start,
+        Default::default(),
+        &sizes,
+    );
+    let sized_projection = sized.total.pays_per_month.decimal();
+    if !sized_projection.is_zero() {
+        println!(
+            "with the listings sized by their last fire: plan projects {} calls, {}; ledger / projection = {:.4}",
+            sized.total.calls_per_month,
+            sized.total.pays_per_month,
+            (ledger / sized_projection).round_dp(4)
+        );
+    }
     sb.stop().await;
     Ok(())
 }

@@ -65,6 +65,9 @@ pub(super) fn jobs_check(cx: &Context) -> anyhow::Result<ExitCode> {
     for warning in fire_cost_warnings(&cfg, &jobs, today()) {
         eprintln!("warning: {warning}");
     }
+    for note in listing_notes(&jobs, today()) {
+        println!("note: {note}");
+    }
     let collections: usize = jobs.iter().map(|j| j.collections.len()).sum();
     if jobs.is_empty() {
         eprintln!(
@@ -244,6 +247,40 @@ fn fire_cost_warnings(cfg: &Config, jobs: &[Job], today: NaiveDate) -> Vec<Strin
                     prices.source()
                 ));
             }
+        }
+    }
+    out
+}
+
+/// `jobs check`'s notes on list collections: what one fire buys at most (`max_rows`
+/// rows per listing, at the list price), as `file: collect[N]: why`.
+fn listing_notes(jobs: &[Job], today: NaiveDate) -> Vec<String> {
+    let prices = crate::api::prices::Prices::default();
+    let mut out = Vec::new();
+    for job in jobs {
+        for (i, c) in job.collections.iter().enumerate() {
+            if !c.endpoint.is_list() {
+                continue;
+            }
+            let Some(call) = crate::plan::plan_collection(c, today).into_iter().next() else {
+                continue;
+            };
+            // An intersection's targets go in one call; the others page per target.
+            let per = if c.endpoint == crate::api::Endpoint::DomainIntersection {
+                "fire"
+            } else {
+                "target"
+            };
+            out.push(format!(
+                "{}: collect[{}]: {} ({}) is a list collection: one fire buys at most {} in {} per {per}, {} at list price; `linkledger plan` sizes it from what is stored",
+                job.file.display(),
+                i + 1,
+                c.name,
+                c.endpoint,
+                count(call.planned_rows(), "row"),
+                count(call.planned_calls(), "call"),
+                call.planned_cost(&prices),
+            ));
         }
     }
     out

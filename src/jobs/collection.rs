@@ -132,30 +132,6 @@ fn collection(
             ),
         );
     }
-    if let (Some(e), Some(Some(rows))) = (endpoint.filter(|e| e.is_list()), max_rows) {
-        let page = match params.as_ref().and_then(|p| p.get("limit")) {
-            Some(ParamValue::Int(n)) => (*n).max(1) as u64,
-            _ => LIST_MAX_LIMIT as u64,
-        };
-        let calls = rows.div_ceil(page);
-        // An intersection's targets go in one call; the others page per target.
-        let per = if e == Endpoint::DomainIntersection {
-            "fire"
-        } else {
-            "target"
-        };
-        ctx.warn(
-            format!("{dot}endpoint"),
-            format!(
-                "{e} is a list endpoint: one fire buys at most {} in {} per {}, {} at list price",
-                crate::words::count(rows as i64, "row"),
-                crate::words::count(calls as i64, "call"),
-                per,
-                crate::api::prices::Rate::LIST.price_calls(calls as i64, rows as i64),
-            ),
-        );
-    }
-
     if ctx.problems.len() > before {
         return None;
     }

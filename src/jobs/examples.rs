@@ -10,6 +10,7 @@ pub const EXAMPLES: &[(&str, &str)] = &[
         "competitors.toml",
         include_str!("../../examples/jobs/competitors.toml"),
     ),
+    ("links.toml", include_str!("../../examples/jobs/links.toml")),
     ("pages.toml", include_str!("../../examples/jobs/pages.toml")),
     (
         "portfolio.toml",

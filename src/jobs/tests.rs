@@ -839,7 +839,7 @@ fn the_example_job_files_are_valid() {
     let today = chrono::Utc::now().date_naive();
     let jobs = load_dir(&root, today).unwrap_or_else(|p| panic!("{p}"));
     let names: Vec<&str> = jobs.iter().map(|j| j.name.as_str()).collect();
-    assert_eq!(names, vec!["competitors", "pages", "portfolio"]);
+    assert_eq!(names, vec!["competitors", "links", "pages", "portfolio"]);
     for job in &jobs {
         for c in &job.collections {
             assert!(c.targets.len() <= 5, "{}/{}", job.name, c.name);

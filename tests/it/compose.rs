@@ -440,7 +440,7 @@ fn with_real_credentials_compose_collects_no_example_only_the_users_jobs() {
         "jobs/ ships a job file: {shipped}"
     );
     // (A user's own files there are theirs; none of them is an example.)
-    for example in ["competitors", "pages", "portfolio"] {
+    for example in ["competitors", "links", "pages", "portfolio"] {
         assert!(!names.contains(&example), "{names:?}");
     }
 }
@@ -453,7 +453,7 @@ fn the_sandbox_trial_collects_the_examples() {
     assert_eq!(dir, root().join("examples/jobs"));
     let jobs = linkledger::jobs::load_dir(&dir, chrono::Utc::now().date_naive())
         .unwrap_or_else(|p| panic!("{p}"));
-    assert_eq!(jobs.len(), 3);
+    assert_eq!(jobs.len(), 4);
 }
 
 #[test]

@@ -369,6 +369,17 @@ async fn every_panel_query_runs_as_the_reader_on_the_demo_data_and_returns_rows(
     .unwrap();
     assert!(not_ok.is_empty(), "{not_ok:?}");
 
+    // The link workflows compare the targets of the example's referring_domains
+    // collection with each other: each is a competitor of the other two.
+    let declared: Vec<String> = sqlx::query_scalar(
+        "SELECT competitor FROM linkledger.workflow_competitors
+         WHERE target = 'ahrefs.com' AND declared_in_job ORDER BY competitor",
+    )
+    .fetch_all(&mut reader)
+    .await
+    .unwrap();
+    assert_eq!(declared, ["dataforseo.com", "semrush.com"]);
+
     // One job chosen instead of All: the targets offered are that job's, the panels
     // that name jobs show only its rows.
     let job_targets: Vec<String> = sqlx::query_scalar(

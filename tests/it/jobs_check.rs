@@ -85,8 +85,9 @@ async fn a_run_with_a_bad_job_file_changes_nothing_in_the_database() {
 /// The example files the repository ships (in `examples/jobs/`), checked from a copy
 /// in a jobs directory: a user's own job files in `jobs/` are theirs, and must not
 /// break `cargo test`.
-const SHIPPED: [&str; 4] = [
+const SHIPPED: [&str; 5] = [
     "competitors.toml",
+    "links.toml",
     "pages.toml",
     "portfolio.toml",
     "targets/portfolio.txt",
@@ -110,9 +111,21 @@ async fn the_example_jobs_pass_the_check() {
     .unwrap();
     let out = linkledger(wd.path(), &[], &["jobs", "check"]).await;
     assert!(out.status.success(), "{}", stderr(&out));
+    // The list collections of links.toml get a note each: what a fire buys at most.
+    let text = stdout(&out);
+    let (notes, ok): (Vec<&str>, Vec<&str>) = text.lines().partition(|l| l.starts_with("note: "));
     assert_eq!(
-        stdout(&out).trim(),
-        "ok: 3 job files in jobs, 3 jobs, 12 collections"
+        ok,
+        ["ok: 4 job files in jobs, 4 jobs, 17 collections"],
+        "{text}"
+    );
+    assert_eq!(notes.len(), 5, "{text}");
+    assert!(
+        notes
+            .iter()
+            .all(|n| n.starts_with("note: jobs/links.toml: collect[")
+                && n.contains("is a list collection: one fire buys at most")),
+        "{text}"
     );
     assert!(stderr(&out).is_empty(), "no warnings: {}", stderr(&out));
 }

@@ -538,17 +538,20 @@ async fn a_list_collection_says_what_one_fire_buys_at_most_and_is_collected() {
     let db = TestDb::new().await;
     let sb = default_sandbox().await;
     let wd = Workdir::new(&[("job.toml", &list_job("backlinks", "max_rows = 5000"))]);
-    let out = linkledger(wd.path(), &env_for(&db, &sb), &["run", "--once"]).await;
-    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
     // What one fire costs at most is said before anything is bought: 5 calls ($0.02
     // each) and 5,000 rows ($0.00003 each).
+    let out = linkledger(wd.path(), &env_for(&db, &sb), &["jobs", "check"]).await;
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
     assert!(
-        stderr(&out).contains(
-            "jobs/job.toml: collect[1].endpoint: backlinks is a list endpoint: one fire buys at most 5000 rows in 5 calls per target, $0.25 at list price"
+        stdout(&out).contains(
+            "note: jobs/job.toml: collect[1]: backlinks (backlinks) is a list collection: one fire buys at most 5000 rows in 5 calls per target, $0.25 at list price"
         ),
         "{}",
-        stderr(&out)
+        stdout(&out)
     );
+    assert!(stderr(&out).is_empty(), "no warnings: {}", stderr(&out));
+    let out = linkledger(wd.path(), &env_for(&db, &sb), &["run", "--once"]).await;
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
     // Collected: each page asked of the backlinks endpoint is in the ledger.
     let asked = sb
         .stats()

@@ -584,7 +584,8 @@ fn totals(lines: &[&Line]) -> Totals {
         t.calls_per_fire += l.calls.iter().map(CallSpec::planned_calls).sum::<i64>() as usize;
         t.cost_per_fire += l.cost_per_fire;
         t.fires_per_month += l.fires_per_month();
-        t.calls_per_month += l.calls.len() as i64 * l.fires_per_month();
+        t.calls_per_month +=
+            l.calls.iter().map(CallSpec::planned_calls).sum::<i64>() * l.fires_per_month();
         t.cost_per_month += l.cost_per_month();
         t.bought_once_per_month += l.saves;
         t.stored_per_month += l.stored_saves;
