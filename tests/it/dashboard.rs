@@ -380,6 +380,36 @@ async fn every_panel_query_runs_as_the_reader_on_the_demo_data_and_returns_rows(
     .unwrap();
     assert_eq!(declared, ["dataforseo.com", "semrush.com"]);
 
+    // The five queries of docs/workflows.md, for one of the example's targets and a
+    // competitor of it, run as the reader and answer with rows.
+    let doc = std::fs::read_to_string(root().join("docs/workflows.md")).unwrap();
+    let sql = doc
+        .split("```sql\n")
+        .nth(1)
+        .and_then(|rest| rest.split("```").next())
+        .expect("docs/workflows.md has an sql block");
+    let code: Vec<&str> = sql
+        .lines()
+        .filter(|l| !l.trim_start().starts_with("--"))
+        .collect();
+    let statements: Vec<String> = code
+        .join("\n")
+        .split(';')
+        .map(str::to_string)
+        .filter(|q| !q.trim().is_empty())
+        .collect();
+    assert_eq!(statements.len(), 5, "{sql}");
+    for q in statements {
+        let q = q
+            .replace("'example.com'", "'ahrefs.com'")
+            .replace("'rival.net'", "'semrush.com'");
+        let rows = sqlx::raw_sql(sqlx::AssertSqlSafe(q.clone()))
+            .fetch_all(&mut reader)
+            .await
+            .unwrap_or_else(|e| panic!("{q}: {e}"));
+        assert!(!rows.is_empty(), "no rows: {q}");
+    }
+
     // One job chosen instead of All: the targets offered are that job's, the panels
     // that name jobs show only its rows.
     let job_targets: Vec<String> = sqlx::query_scalar(
