@@ -310,15 +310,15 @@ impl Default for ApiConfig {
 pub struct BudgetConfig {
     pub daily_usd: Option<Usd>,
     pub monthly_usd: Option<Usd>,
-    /// Whose spend the daily caps count: `ledger` (the default), what this database
-    /// booked; `account`, also what the account reports others spent today (its
-    /// `money.statistics.day` beyond the ledger's answered calls), so that a cap is a
-    /// cap on the account's money.
+    /// Whose spend the account's daily and monthly caps count: `ledger` (the
+    /// default), what this database booked; `account`, also what the account reports
+    /// others spent (each day's `money.statistics.day` beyond the ledger's answered
+    /// calls), so that a cap is a cap on the account's money.
     #[serde(default)]
     pub scope: BudgetScope,
 }
 
-/// Whose spend the daily caps count (`budget.scope`).
+/// Whose spend the account's caps count (`budget.scope`).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize, Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum BudgetScope {

@@ -68,7 +68,8 @@ pub(super) struct BooksWatch {
     pub(super) config: ReconcileConfig,
     pub(super) status: SharedBooks,
     pub(super) budgets: crate::app::BudgetHandle,
-    /// `budget.scope = "account"`: others' spend counts in today's daily caps.
+    /// `budget.scope = "account"`: others' spend counts in today's daily caps and the
+    /// month's.
     pub(super) account_scope: bool,
 }
 
@@ -216,14 +217,14 @@ async fn sample_and_reconcile(
 }
 
 /// `budget.scope = "account"`: what others spent today counted in today's daily
-/// budgets, from the sample just taken.
+/// budgets and the month's, from the sample just taken.
 async fn count_others(store: &Store, exec: &Executor) {
     let host = exec.client().api_host().to_string();
     match count_others_today(store, &host, Utc::now().date_naive()).await {
         Ok(Some((others, change))) if !change.is_zero() => info!(
             others_usd = others.to_f64(),
             change_usd = change.to_f64(),
-            "budget.scope = \"account\": other consumers' spend today ({others}) counts in the daily budgets"
+            "budget.scope = \"account\": other consumers' spend today ({others}) counts in the daily and monthly budgets"
         ),
         Ok(_) => {}
         Err(e) => warn!(

@@ -183,7 +183,9 @@ impl Store {
 
     /// Makes sure every budget a call of `job` counts against has its row for the
     /// current period, starting from what the ledger already booked in it (what an
-    /// earlier version spent, after an upgrade). A booking needs all of them, so the
+    /// earlier version spent, after an upgrade) and, for the account's own budgets,
+    /// what other consumers spent in it as counted so far (`account_others`, written
+    /// only with `budget.scope = "account"`). A booking needs all of them, so the
     /// totals are current whether or not a cap is in force.
     pub async fn prepare_budgets(&self, job: Option<&str>) -> Result<(), StoreError> {
         let scopes = ScopeBinds::of_call(job);
@@ -203,6 +205,13 @@ impl Store {
                                 ELSE c.booked_on >= k.period
                                      AND c.booked_on < (k.period + interval '1 month')::date END
                        AND (k.job IS NULL OR c.job = k.job))
+                    + CASE WHEN k.job IS NULL THEN
+                          (SELECT coalesce(sum(o.others_usd), 0)
+                           FROM linkledger.account_others o
+                           WHERE CASE WHEN k.per = 'day' THEN o.day = k.period
+                                      ELSE o.day >= k.period
+                                           AND o.day < (k.period + interval '1 month')::date END)
+                      ELSE 0 END
              FROM keyed k
              WHERE NOT EXISTS (SELECT 1 FROM linkledger.spend_totals st
                                WHERE st.scope = k.scope AND st.period = k.period)

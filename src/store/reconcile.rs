@@ -481,8 +481,9 @@ impl Store {
 impl Store {
     /// Counts `others` (what other consumers of the account behind `api_host` spent on
     /// `day`, as now estimated) in that day's daily budgets (`daily`, `account_daily`
-    /// in `spend_totals`), replacing the estimate counted before; returns the change.
-    /// The day's totals must be prepared (`prepare_budgets`) first.
+    /// in `spend_totals`) and its month's `monthly`, replacing the estimate counted
+    /// before; returns the change. The totals are prepared (`prepare_budgets`) first: a
+    /// row prepared later starts with the others counted in its period.
     pub async fn count_others(
         &self,
         api_host: &str,
@@ -493,7 +494,8 @@ impl Store {
         // The totals' rows first, in scope order, as a booking locks them.
         sqlx::query(
             "SELECT 1 FROM linkledger.spend_totals
-             WHERE scope IN ('account_daily', 'daily') AND period = $1
+             WHERE (scope IN ('account_daily', 'daily') AND period = $1)
+                OR (scope = 'monthly' AND period = date_trunc('month', $1)::date)
              ORDER BY scope FOR UPDATE",
         )
         .bind(day)
@@ -511,7 +513,8 @@ impl Store {
         if !change.is_zero() {
             sqlx::query(
                 "UPDATE linkledger.spend_totals SET booked_usd = booked_usd + $2
-                 WHERE scope IN ('account_daily', 'daily') AND period = $1",
+                 WHERE (scope IN ('account_daily', 'daily') AND period = $1)
+                    OR (scope = 'monthly' AND period = date_trunc('month', $1)::date)",
             )
             .bind(day)
             .bind(change)

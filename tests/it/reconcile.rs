@@ -478,7 +478,7 @@ async fn the_accounts_own_daily_limit_caps_the_calls_beside_the_budget_and_plan_
 }
 
 #[tokio::test]
-async fn with_the_account_scope_the_daily_budget_counts_another_consumers_spend() {
+async fn with_the_account_scope_the_daily_and_monthly_budgets_count_another_consumers_spend() {
     let sc = scene(
         2,
         linkledger::sandbox::SandboxOptions {
@@ -488,6 +488,7 @@ async fn with_the_account_scope_the_daily_budget_counts_another_consumers_spend(
         &[
             ("LINKLEDGER_RECONCILE__SAMPLE_EVERY", "100ms"),
             ("LINKLEDGER_BUDGET__DAILY_USD", "1"),
+            ("LINKLEDGER_BUDGET__MONTHLY_USD", "50"),
             ("LINKLEDGER_BUDGET__SCOPE", "account"),
         ],
     )
@@ -513,6 +514,15 @@ async fn with_the_account_scope_the_daily_budget_counts_another_consumers_spend(
         Duration::from_secs(30),
         "the daily budget counting the other consumer's spend",
         "SELECT count(*) FROM linkledger.budget_status WHERE scope = 'daily' AND left_usd = 0.05994",
+        |n| n == 1,
+    )
+    .await;
+    // The month's budget counts it too: $50 less $0.94006.
+    wait_for_count(
+        &sc.store,
+        Duration::from_secs(30),
+        "the monthly budget counting the other consumer's spend",
+        "SELECT count(*) FROM linkledger.budget_status WHERE scope = 'monthly' AND left_usd = 49.05994",
         |n| n == 1,
     )
     .await;
