@@ -47,6 +47,8 @@ pub struct App {
     keep_alive_task: JoinHandle<()>,
     /// The writers of grouped writes (`queue.group`), shared by every executor.
     groups: Option<Groups>,
+    /// `api.max_per_minute` as configured, before the account's own rate limit.
+    configured_per_minute: u32,
 }
 
 /// Connects to the configured database and applies the migrations.
@@ -181,12 +183,48 @@ impl BudgetHandle {
     }
 }
 
+/// The per-minute request limit of this process, following the account's own
+/// (`rates.limits.minute`) as the daemon samples it: the stricter of it and
+/// `api.max_per_minute`, in the client-side and the shared limits alike.
+#[derive(Clone)]
+pub struct RateHandle {
+    configured: u32,
+    client: crate::api::limits::Limits,
+    shared: SharedSlots,
+    metrics: Arc<Metrics>,
+}
+
+impl RateHandle {
+    /// Takes the account's own per-minute limit as just sampled (`None`: not said):
+    /// calls follow the stricter of it and `api.max_per_minute` from now on. The new
+    /// limit when it changed.
+    pub fn follow(&self, account: Option<u32>) -> Option<u32> {
+        let want = account
+            .filter(|&a| a > 0)
+            .map_or(self.configured, |a| a.min(self.configured));
+        if self.client.max_per_minute() == want {
+            return None;
+        }
+        self.client.set_max_per_minute(want);
+        self.shared.set_max_per_minute(i64::from(want));
+        self.metrics.set_max_per_minute(want);
+        info!(
+            per_minute = want,
+            account_per_minute = account,
+            configured_per_minute = self.configured,
+            "the account's own rate limit (rates.limits.minute) changed: calls follow {want} a minute from now on"
+        );
+        Some(want)
+    }
+}
+
 impl App {
     /// Builds everything a command that calls the API needs; `role` names this
     /// process in the queue and the shared limits; `jobs` give their budgets.
     pub async fn build(mut config: Config, role: &str, jobs: &[Job]) -> anyhow::Result<App> {
         let creds = config.api.credentials()?;
         let mut client = Client::with_credentials(&config.api, &creds)?;
+        let configured_per_minute = config.api.max_per_minute;
         let store = connect(&config).await?;
         // The account's own rate limit, as last sampled, when it is stricter than
         // api.max_per_minute: the shared and in-process limits follow it.
@@ -234,12 +272,14 @@ impl App {
                 config.queue.group_max,
             )
         });
+        let metrics = Arc::new(Metrics::new());
+        metrics.set_max_per_minute(config.api.max_per_minute);
         Ok(App {
             config,
             store,
             client,
             limits,
-            metrics: Arc::new(Metrics::new()),
+            metrics,
             budgets,
             account_daily: Arc::new(std::sync::RwLock::new(account_daily)),
             prices,
@@ -249,7 +289,19 @@ impl App {
             keep_alive,
             keep_alive_task,
             groups,
+            configured_per_minute,
         })
+    }
+
+    /// Follows the account's own rate limit while running (the daemon's samples of
+    /// `user_data`).
+    pub fn rate_handle(&self) -> RateHandle {
+        RateHandle {
+            configured: self.configured_per_minute,
+            client: self.client.limits().clone(),
+            shared: self.limits.clone(),
+            metrics: self.metrics.clone(),
+        }
     }
 
     /// An executor sharing the account's limits, counting into the metrics; calls not

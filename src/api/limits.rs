@@ -54,7 +54,8 @@ pub struct Limits {
 struct Inner {
     in_flight: Arc<Semaphore>,
     max_in_flight: usize,
-    max_per_minute: usize,
+    /// Changed while running when the account's own rate limit changes.
+    max_per_minute: std::sync::atomic::AtomicUsize,
     state: Mutex<State>,
 }
 
@@ -79,7 +80,9 @@ impl Limits {
             inner: Arc::new(Inner {
                 in_flight: Arc::new(Semaphore::new(max_in_flight)),
                 max_in_flight,
-                max_per_minute: (max_per_minute as usize).max(1),
+                max_per_minute: std::sync::atomic::AtomicUsize::new(
+                    (max_per_minute as usize).max(1),
+                ),
                 state: Mutex::new(State {
                     started: VecDeque::new(),
                     paused_until: None,
@@ -91,6 +94,24 @@ impl Limits {
 
     pub fn max_in_flight(&self) -> usize {
         self.inner.max_in_flight
+    }
+
+    /// Requests started at most in a sliding minute.
+    pub fn max_per_minute(&self) -> u32 {
+        let n = self
+            .inner
+            .max_per_minute
+            .load(std::sync::atomic::Ordering::Relaxed);
+        u32::try_from(n).unwrap_or(u32::MAX)
+    }
+
+    /// Takes another per-minute limit (the account's own changed): starts from now on
+    /// wait for it, counting those of the last minute.
+    pub fn set_max_per_minute(&self, max_per_minute: u32) {
+        self.inner.max_per_minute.store(
+            (max_per_minute as usize).max(1),
+            std::sync::atomic::Ordering::Relaxed,
+        );
     }
 
     /// Waits for an in-flight slot and a start slot in the sliding minute.
@@ -110,7 +131,11 @@ impl Limits {
                     st.started.pop_front();
                 }
                 let paused = st.paused_until.filter(|t| *t > now);
-                let full = (st.started.len() >= self.inner.max_per_minute)
+                let max = self
+                    .inner
+                    .max_per_minute
+                    .load(std::sync::atomic::Ordering::Relaxed);
+                let full = (st.started.len() >= max)
                     .then(|| *st.started.front().expect("non-empty") + WINDOW);
                 match paused.max(full) {
                     None => {
@@ -164,6 +189,26 @@ mod tests {
         tokio::time::timeout(Duration::from_secs(5), limits.acquire())
             .await
             .expect("a freed slot is granted");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_lowered_per_minute_limit_holds_the_next_start_counting_the_minutes_starts() {
+        let limits = Limits::new(10, 100);
+        let t0 = Instant::now();
+        for _ in 0..3 {
+            drop(limits.acquire().await);
+        }
+        assert_eq!(Instant::now(), t0, "three of 100 start at once");
+        limits.set_max_per_minute(3);
+        assert_eq!(limits.max_per_minute(), 3);
+        // The minute holds three starts already: the fourth waits for the first to age.
+        drop(limits.acquire().await);
+        assert_eq!(Instant::now() - t0, WINDOW);
+        // Raised again, the next start goes at once.
+        limits.set_max_per_minute(100);
+        let t1 = Instant::now();
+        drop(limits.acquire().await);
+        assert_eq!(Instant::now(), t1);
     }
 
     #[tokio::test(start_paused = true)]

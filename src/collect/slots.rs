@@ -21,7 +21,9 @@ pub struct SharedSlots {
     /// Who holds a slot (host:pid/role), for people reading `api_slots.holder`.
     holder: String,
     max_in_flight: i32,
-    max_per_minute: i64,
+    /// Shared by the clones of this process (the executors'), changed while running
+    /// when the account's own rate limit changes.
+    max_per_minute: Arc<std::sync::atomic::AtomicI64>,
     /// How long a slot stays held if its holder dies.
     lease: Duration,
     /// The acquisitions this process holds now: only these are renewed, so one whose
@@ -63,7 +65,7 @@ impl SharedSlots {
             store,
             holder,
             max_in_flight,
-            max_per_minute,
+            max_per_minute: Arc::new(std::sync::atomic::AtomicI64::new(max_per_minute)),
             lease,
             held: Arc::default(),
         }
@@ -103,13 +105,26 @@ impl SharedSlots {
         })
     }
 
+    /// Requests this process lets start in a sliding minute across the processes.
+    pub fn max_per_minute(&self) -> i64 {
+        self.max_per_minute
+            .load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    /// Takes another per-minute limit (the account's own changed) for the slots
+    /// taken from now on.
+    pub fn set_max_per_minute(&self, max_per_minute: i64) {
+        self.max_per_minute
+            .store(max_per_minute.max(1), std::sync::atomic::Ordering::Relaxed);
+    }
+
     /// What to ask the store for to take a slot with a booking
     /// ([`Store::book_with_slot`]).
     pub fn ask(&self) -> SlotAsk<'_> {
         SlotAsk {
             holder: &self.holder,
             max_in_flight: self.max_in_flight,
-            max_per_minute: self.max_per_minute,
+            max_per_minute: self.max_per_minute(),
             lease: self.lease,
         }
     }
@@ -131,7 +146,7 @@ impl SharedSlots {
                 .acquire_api_slot(
                     &self.holder,
                     self.max_in_flight,
-                    self.max_per_minute,
+                    self.max_per_minute(),
                     self.lease,
                 )
                 .await

@@ -68,6 +68,8 @@ pub(super) struct BooksWatch {
     pub(super) config: ReconcileConfig,
     pub(super) status: SharedBooks,
     pub(super) budgets: crate::app::BudgetHandle,
+    /// The per-minute limit, following the account's own.
+    pub(super) rates: crate::app::RateHandle,
     /// `budget.scope = "account"`: others' spend counts in today's daily caps and the
     /// month's.
     pub(super) account_scope: bool,
@@ -82,13 +84,18 @@ pub(super) async fn watch_books(w: BooksWatch, stop: CancellationToken) {
         config,
         status,
         budgets,
+        rates,
         account_scope,
     } = w;
     loop {
         // Refused credentials stop everything; a daily cost limit does not stop reading
         // the free books.
         if exec.halted().is_none_or(|h| h.until.is_some()) {
-            sample_and_reconcile(&store, &exec, &metrics, &config, &status, &budgets).await;
+            let limits = Limits {
+                budgets: &budgets,
+                rates: &rates,
+            };
+            sample_and_reconcile(&store, &exec, &metrics, &config, &status, limits).await;
             if account_scope {
                 count_others(&store, &exec).await;
             }
@@ -104,20 +111,30 @@ pub(super) async fn watch_books(w: BooksWatch, stop: CancellationToken) {
     }
 }
 
+/// The account's own limits a sample updates.
+#[derive(Clone, Copy)]
+struct Limits<'a> {
+    budgets: &'a crate::app::BudgetHandle,
+    rates: &'a crate::app::RateHandle,
+}
+
 async fn sample_and_reconcile(
     store: &Store,
     exec: &Executor,
     metrics: &Metrics,
     config: &ReconcileConfig,
     status: &SharedBooks,
-    budgets: &crate::app::BudgetHandle,
+    limits: Limits<'_>,
 ) {
     let host = exec.client().api_host().to_string();
     match exec.sample_account().await {
         Ok(Some(account)) => {
             status.write().expect("books status").sampled_at = Some(Utc::now());
+            // The account's own rate limit, when stricter, paces the calls from now on.
+            limits.rates.follow(account.books.rate_limit_minute);
             // The account's own daily limit caps the calls beside budget.daily_usd.
-            if let Err(e) = budgets
+            if let Err(e) = limits
+                .budgets
                 .set_account_daily(account.books.money_limit_day)
                 .await
             {

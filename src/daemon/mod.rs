@@ -172,6 +172,7 @@ pub async fn run(
             config: app.config.reconcile.clone(),
             status: books,
             budgets: app.budget_handle(),
+            rates: app.rate_handle(),
             account_scope: app.config.budget.scope == crate::config::BudgetScope::Account,
         },
         shutdown.stop.clone(),

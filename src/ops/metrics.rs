@@ -105,6 +105,7 @@ pub struct Metrics {
     scheduler_last_tick: FloatGauge,
     last_tick: Mutex<Option<DateTime<Utc>>>,
     workers_busy: Gauge,
+    max_per_minute: Gauge,
     balance: FloatGauge,
     runway_days: FloatGauge,
     reconcile_left: FloatGauge,
@@ -212,6 +213,12 @@ impl Metrics {
             "Workers currently executing a queue item",
             workers_busy.clone(),
         );
+        let max_per_minute = Gauge::default();
+        registry.register(
+            "api_max_per_minute",
+            "Requests this process lets start in a sliding minute: api.max_per_minute, or the account's own rates.limits.minute when stricter, as last sampled",
+            max_per_minute.clone(),
+        );
         let balance = FloatGauge::default();
         registry.register(
             "balance_usd",
@@ -270,6 +277,7 @@ impl Metrics {
             scheduler_last_tick,
             last_tick: Mutex::new(None),
             workers_busy,
+            max_per_minute,
         }
     }
 
@@ -380,6 +388,11 @@ impl Metrics {
 
     pub fn worker_busy(&self, delta: i64) {
         self.workers_busy.inc_by(delta);
+    }
+
+    /// The per-minute request limit calls follow now.
+    pub fn set_max_per_minute(&self, per_minute: u32) {
+        self.max_per_minute.set(i64::from(per_minute));
     }
 
     /// The account's balance as `user_data` last reported it.

@@ -137,6 +137,9 @@ pub struct AccountLimits {
     pub money_day: Option<Usd>,
     /// The most it may spend in a minute (`money.limits.minute`); beyond it, 40203 too.
     pub money_minute: Option<Usd>,
+    /// Requests it may start in a minute (`rates.limits.minute`), when set here, in
+    /// place of [`crate::sandbox::SandboxOptions::max_per_minute`]; beyond it, 40202.
+    pub rate_minute: Option<u32>,
 }
 
 /// What another consumer of the account spent, as `POST /sandbox/other-consumer`

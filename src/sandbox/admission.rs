@@ -77,7 +77,8 @@ impl Shared {
         {
             st.window.pop_front();
         }
-        if st.window.len() >= self.opts.max_per_minute as usize {
+        let per_minute = st.limits.rate_minute.unwrap_or(self.opts.max_per_minute);
+        if st.window.len() >= per_minute as usize {
             st.stats.throttled += 1;
             return Some((40202, MSG_PER_MINUTE));
         }

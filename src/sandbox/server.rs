@@ -121,7 +121,11 @@ async fn user_data(State(shared): State<Arc<Shared>>, headers: HeaderMap) -> Res
         let mut st = shared.lock();
         let today = st.today();
         st.book.roll(today);
-        user_data_parts(&st.book, &st.limits, shared.opts.max_per_minute)
+        user_data_parts(
+            &st.book,
+            &st.limits,
+            st.limits.rate_minute.unwrap_or(shared.opts.max_per_minute),
+        )
     };
     money["total"] = json!(shared.opts.balance);
     money["balance"] = json!(shared.balance());

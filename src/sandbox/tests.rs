@@ -1096,6 +1096,7 @@ async fn the_accounts_own_daily_limit_is_reported_and_refuses_with_40203_once_re
         limits: AccountLimits {
             money_day: Some(usd("0.03")),
             money_minute: None,
+            ..Default::default()
         },
         ..SandboxOptions::default()
     })
@@ -1120,5 +1121,38 @@ async fn the_accounts_own_daily_limit_is_reported_and_refuses_with_40203_once_re
     assert_eq!(v["status_code"], 40203, "{v}");
     sb.set_limits(AccountLimits::default());
     served_and_charged(&sb, SUMMARY, r#"[{"target":"c.com"}]"#, price(1)).await;
+    sb.stop().await;
+}
+
+#[tokio::test]
+async fn a_rate_limit_set_on_the_account_is_reported_and_refuses_with_40202_past_it() {
+    let sb = Sandbox::start(SandboxOptions::default()).await.unwrap();
+    let (a, _) = account(&sb).await;
+    assert_eq!(a.books.rate_limit_minute, Some(2000));
+    sb.set_limits(AccountLimits {
+        rate_minute: Some(3),
+        ..AccountLimits::default()
+    });
+    let (a, _) = account(&sb).await;
+    assert_eq!(a.books.rate_limit_minute, Some(3));
+    // Three calls start in the minute (the free user_data is not counted); the
+    // fourth is refused.
+    let auth = basic("sandbox", "sandbox");
+    let task = r#"[{"target":"a.com"}]"#;
+    let post = || {
+        http(
+            sb.addr(),
+            "POST",
+            "/v3/backlinks/summary/live",
+            Some(&auth),
+            task,
+        )
+    };
+    for _ in 0..3 {
+        let (status, body) = post().await;
+        assert!(body.contains("\"status_code\":20000"), "{status}: {body}");
+    }
+    let (status, body) = post().await;
+    assert!(body.contains("40202"), "{status}: {body}");
     sb.stop().await;
 }

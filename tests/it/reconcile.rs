@@ -293,6 +293,7 @@ async fn the_daemon_samples_the_books_warns_of_another_consumer_and_takes_the_ac
     sc.sb.set_limits(linkledger::sandbox::AccountLimits {
         money_day: Some(usd("5")),
         money_minute: None,
+        ..Default::default()
     });
     wait_for_count(
         &sc.store,
@@ -310,6 +311,36 @@ async fn the_daemon_samples_the_books_warns_of_another_consumer_and_takes_the_ac
         "the lifted limit gone",
         "SELECT count(*) FROM linkledger.budgets WHERE scope = 'account_daily'",
         |n| n == 0,
+    )
+    .await;
+
+    // A rate limit set in the account, stricter than api.max_per_minute, paces the
+    // running daemon's calls from the next sample on; lifted, the configured one is
+    // back. (1,200 a minute: the samples every 100 ms, themselves calls, stay under it.)
+    let per_minute = |metrics: &str| metric(metrics, "linkledger_api_max_per_minute");
+    let configured = per_minute(&d.get("/metrics").await.1).expect("the limit is a metric");
+    assert!(configured > 1200.0, "{configured}");
+    sc.sb.set_limits(linkledger::sandbox::AccountLimits {
+        rate_minute: Some(1200),
+        ..Default::default()
+    });
+    wait_for(
+        Duration::from_secs(30),
+        "the daemon following the account's 1,200 a minute",
+        || async { per_minute(&d.get("/metrics").await.1) == Some(1200.0) },
+    )
+    .await;
+    d.wait_for_log(
+        Duration::from_secs(10),
+        "calls follow 1200 a minute from now on",
+    )
+    .await;
+    sc.sb
+        .set_limits(linkledger::sandbox::AccountLimits::default());
+    wait_for(
+        Duration::from_secs(30),
+        "the configured limit back",
+        || async { per_minute(&d.get("/metrics").await.1) == Some(configured) },
     )
     .await;
 }
@@ -423,6 +454,7 @@ async fn the_accounts_own_daily_limit_caps_the_calls_beside_the_budget_and_plan_
         limits: linkledger::sandbox::AccountLimits {
             money_day: Some(usd("0.05")),
             money_minute: None,
+            ..Default::default()
         },
         ..Default::default()
     })
