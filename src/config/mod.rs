@@ -62,6 +62,11 @@ pub struct ReconcileConfig {
     /// consumer's spend of more than this in a day.
     #[serde(default = "default_reconcile_threshold")]
     pub threshold_usd: Usd,
+    /// Another consumer's Backlinks requests: the account's count of the day
+    /// (`rates.statistics.day`) beyond the ledger's requests by more than this is
+    /// warned about too, whatever they cost.
+    #[serde(default = "default_reconcile_threshold_requests")]
+    pub threshold_requests: u32,
     /// How often the daemon samples the account's books (free); it also samples in
     /// the last minute of each UTC day, so the day's final figures are read.
     #[serde(default = "default_sample_every", with = "humantime_serde")]
@@ -72,6 +77,7 @@ impl Default for ReconcileConfig {
     fn default() -> Self {
         ReconcileConfig {
             threshold_usd: default_reconcile_threshold(),
+            threshold_requests: default_reconcile_threshold_requests(),
             sample_every: default_sample_every(),
         }
     }
@@ -79,6 +85,10 @@ impl Default for ReconcileConfig {
 
 fn default_reconcile_threshold() -> Usd {
     Usd(rust_decimal::Decimal::new(5, 2))
+}
+
+fn default_reconcile_threshold_requests() -> u32 {
+    10
 }
 
 fn default_sample_every() -> Duration {

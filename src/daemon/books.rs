@@ -211,7 +211,9 @@ async fn sample_and_reconcile(
         Ok(Some(a)) => {
             let extra = another_consumer(&a.total, threshold);
             metrics.set_account_unexplained(extra.unwrap_or(Usd::ZERO));
-            let mut warning = None;
+            let requests = a.other_requests(config.threshold_requests);
+            metrics.set_account_unexplained_requests(requests.unwrap_or(0));
+            let mut warnings = Vec::new();
             if let Some(extra) = extra {
                 let text = format!(
                     "another consumer: today the account spent {extra} on Backlinks beyond the ledger ({} against {}), above reconcile.threshold_usd ({threshold})",
@@ -224,9 +226,24 @@ async fn sample_and_reconcile(
                     ledger_usd = a.total_row().ledger_usd.to_f64(),
                     "{text}"
                 );
-                warning = Some(text);
+                warnings.push(text);
             }
-            status.write().expect("books status").consumer_warning = warning;
+            if let Some(extra) = requests {
+                let account = a.sample.backlinks_requests.unwrap_or_default();
+                let text = format!(
+                    "another consumer: today the account made {extra} Backlinks requests beyond the ledger's ({account} against {}), above reconcile.threshold_requests ({})",
+                    a.ledger_requests, config.threshold_requests
+                );
+                warn!(
+                    extra_requests = extra,
+                    account_requests = account,
+                    ledger_requests = a.ledger_requests,
+                    "{text}"
+                );
+                warnings.push(text);
+            }
+            status.write().expect("books status").consumer_warning =
+                (!warnings.is_empty()).then(|| warnings.join("; "));
         }
         Ok(None) => {}
         Err(e) => warn!(error = format!("{e:#}"), "assessing today's books failed"),

@@ -110,6 +110,7 @@ pub struct Metrics {
     runway_days: FloatGauge,
     reconcile_left: FloatGauge,
     account_unexplained: FloatGauge,
+    account_unexplained_requests: Gauge,
     budget_left: Family<BudgetLabels, FloatGauge>,
     budget_held: Family<BudgetLabels, Gauge>,
 }
@@ -243,6 +244,12 @@ impl Metrics {
             "Today so far: what the account spent on the Backlinks API beyond everything the ledger booked (another consumer of the account), USD",
             account_unexplained.clone(),
         );
+        let account_unexplained_requests = Gauge::default();
+        registry.register(
+            "account_unexplained_requests",
+            "Backlinks requests the account counted today beyond the ledger's, above reconcile.threshold_requests (another consumer); 0 otherwise",
+            account_unexplained_requests.clone(),
+        );
         let budget_left = Family::<BudgetLabels, FloatGauge>::default();
         registry.register(
             "budget_left_usd",
@@ -260,6 +267,7 @@ impl Metrics {
             runway_days,
             reconcile_left,
             account_unexplained,
+            account_unexplained_requests,
             budget_left,
             budget_held,
             registry,
@@ -393,6 +401,12 @@ impl Metrics {
     /// The per-minute request limit calls follow now.
     pub fn set_max_per_minute(&self, per_minute: u32) {
         self.max_per_minute.set(i64::from(per_minute));
+    }
+
+    /// Backlinks requests the account counted today beyond the ledger's (another
+    /// consumer), 0 within the threshold.
+    pub fn set_account_unexplained_requests(&self, requests: i64) {
+        self.account_unexplained_requests.set(requests);
     }
 
     /// The account's balance as `user_data` last reported it.

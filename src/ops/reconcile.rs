@@ -20,6 +20,18 @@ pub struct Assessed {
     pub settlements: Vec<Settlement>,
     pub total: Verdict,
     pub sample: Sample,
+    /// The ledger's Backlinks requests of the day up to the sample.
+    pub ledger_requests: i64,
+}
+
+impl Assessed {
+    /// Backlinks requests the account counted on the day beyond the ledger's, when
+    /// more than `threshold`: another consumer's.
+    pub fn other_requests(&self, threshold: u32) -> Option<i64> {
+        let account = self.sample.backlinks_requests?;
+        let extra = account - self.ledger_requests;
+        (extra > i64::from(threshold)).then_some(extra)
+    }
 }
 
 impl Assessed {
@@ -193,6 +205,7 @@ pub async fn assess(
         settlements,
         total,
         sample,
+        ledger_requests: total_ledger.requests,
     }))
 }
 

@@ -287,6 +287,8 @@ async fn the_daemon_samples_the_books_warns_of_another_consumer_and_takes_the_ac
         "another consumer: today the account spent $2",
     )
     .await;
+    // Its 10 requests are within reconcile.threshold_requests (10).
+    assert!(!health.contains("Backlinks requests beyond"), "{health}");
 
     // A daily limit set in the account's dashboard becomes a cap at the next sample,
     // and goes when it is lifted.
@@ -343,6 +345,32 @@ async fn the_daemon_samples_the_books_warns_of_another_consumer_and_takes_the_ac
         || async { per_minute(&d.get("/metrics").await.1) == Some(configured) },
     )
     .await;
+
+    // Another consumer's requests are told apart whatever they cost: 40 more Backlinks
+    // requests that cost nothing make 50 beyond the ledger's.
+    sc.sb.other_consumer(&OtherConsumer {
+        usd: usd("0"),
+        requests: 40,
+        api: "backlinks".into(),
+        function: "summary".into(),
+    });
+    wait_for(
+        Duration::from_secs(30),
+        "/healthz to tell of another consumer's requests",
+        || async {
+            d.get("/healthz")
+                .await
+                .1
+                .contains("another consumer: today the account made 50 Backlinks requests beyond the ledger's")
+        },
+    )
+    .await;
+    let (_, metrics) = d.get("/metrics").await;
+    assert_eq!(
+        metric(&metrics, "linkledger_account_unexplained_requests"),
+        Some(50.0),
+        "{metrics}"
+    );
 }
 
 #[tokio::test]
