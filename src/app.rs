@@ -49,6 +49,8 @@ pub struct App {
     groups: Option<Groups>,
     /// `api.max_per_minute` as configured, before the account's own rate limit.
     configured_per_minute: u32,
+    /// The account's own spending limit per minute, shared by every executor.
+    minute_cap: crate::money::budget::MinuteCap,
 }
 
 /// Connects to the configured database and applies the migrations.
@@ -189,6 +191,7 @@ impl BudgetHandle {
 #[derive(Clone)]
 pub struct RateHandle {
     configured: u32,
+    minute_cap: crate::money::budget::MinuteCap,
     client: crate::api::limits::Limits,
     shared: SharedSlots,
     metrics: Arc<Metrics>,
@@ -215,6 +218,17 @@ impl RateHandle {
             "the account's own rate limit (rates.limits.minute) changed: calls follow {want} a minute from now on"
         );
         Some(want)
+    }
+
+    /// Takes the account's own spending limit per minute as just sampled (`None`:
+    /// none): each call reserves its estimate in its minute against it from now on.
+    pub fn follow_money_minute(&self, limit: Option<Usd>) {
+        if self.minute_cap.set(limit) {
+            info!(
+                limit_usd = limit.map(|l| l.to_f64()),
+                "the account's own spending limit per minute (money.limits.minute) changed; each call reserves its estimate in its minute against it"
+            );
+        }
     }
 }
 
@@ -254,6 +268,12 @@ impl App {
             .latest_money_limit_day(client.api_host())
             .await
             .context("reading the account's own daily limit")?;
+        let minute_cap = crate::money::budget::MinuteCap::new(
+            store
+                .latest_money_limit_minute(client.api_host())
+                .await
+                .context("reading the account's own limit per minute")?,
+        );
         let budgets = Budgets::new(budget_caps(&config.budget, jobs, account_daily));
         publish_budgets(&store, &budgets, jobs).await?;
         let mut prices = store
@@ -290,6 +310,7 @@ impl App {
             keep_alive_task,
             groups,
             configured_per_minute,
+            minute_cap,
         })
     }
 
@@ -298,6 +319,7 @@ impl App {
     pub fn rate_handle(&self) -> RateHandle {
         RateHandle {
             configured: self.configured_per_minute,
+            minute_cap: self.minute_cap.clone(),
             client: self.client.limits().clone(),
             shared: self.limits.clone(),
             metrics: self.metrics.clone(),
@@ -311,6 +333,7 @@ impl App {
             .with_shared_limits(self.limits.clone())
             .with_metrics(self.metrics.clone())
             .with_prices(self.prices.clone())
+            .with_minute_cap(self.minute_cap.clone())
             .with_stop(stop);
         let exec = match &self.groups {
             Some(groups) => exec.with_groups(groups.clone()),

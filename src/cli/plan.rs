@@ -95,18 +95,25 @@ async fn print_plan(
     json: bool,
     now: chrono::DateTime<Utc>,
 ) -> anyhow::Result<()> {
-    let (mut prices, note, held, account_daily, listings) =
+    let (mut prices, note, held, account, listings) =
         plan_prices(cfg, jobs, now.date_naive()).await;
     // A gateway's flat price is what the user pays, whatever the price list says.
     prices.flat_per_call = cfg.api.price_per_call;
     let caps = crate::plan::bill::AccountCaps {
         daily_usd: cfg.budget.daily_usd,
         monthly_usd: cfg.budget.monthly_usd,
-        account_daily_usd: account_daily,
+        account_daily_usd: account.money_day,
     };
     let mut bill =
         crate::plan::bill::compute_with_stored(jobs, only, &prices, caps, now, held, &listings);
     bill.prices_note = note;
+    bill.account_limits = account
+        .sampled()
+        .then_some(crate::plan::bill::AccountLimitsBill {
+            money_minute_usd: account.money_minute,
+            rate_minute: account.rate_minute,
+            configured_per_minute: cfg.api.max_per_minute,
+        });
     if json {
         println!("{}", serde_json::to_string_pretty(&bill)?);
     } else {
@@ -120,9 +127,23 @@ type Held = (
     crate::api::prices::Prices,
     Option<String>,
     crate::warehouse::coverage::Stored,
-    Option<Usd>,
+    AccountLimitsRead,
     crate::plan::listing::ListingSizes,
 );
+
+/// The account's own limits as the daemon last sampled them.
+#[derive(Clone, Copy, Debug, Default)]
+struct AccountLimitsRead {
+    money_day: Option<Usd>,
+    money_minute: Option<Usd>,
+    rate_minute: Option<u32>,
+}
+
+impl AccountLimitsRead {
+    fn sampled(&self) -> bool {
+        self.money_day.is_some() || self.money_minute.is_some() || self.rate_minute.is_some()
+    }
+}
 
 /// The prices `plan` estimates with: the newest price list `appendix/user_data` gave
 /// (stored by the daemon) when the database is configured and answers, else the list
@@ -137,7 +158,7 @@ async fn plan_prices(cfg: &Config, jobs: &[Job], today: NaiveDate) -> Held {
             Prices::default(),
             Some("no database configured".into()),
             none(),
-            None,
+            AccountLimitsRead::default(),
             Default::default(),
         );
     };
@@ -149,7 +170,7 @@ async fn plan_prices(cfg: &Config, jobs: &[Job], today: NaiveDate) -> Held {
                 Prices::default(),
                 Some(format!("the database did not answer: {e}")),
                 none(),
-                None,
+                AccountLimitsRead::default(),
                 Default::default(),
             );
         }
@@ -158,7 +179,7 @@ async fn plan_prices(cfg: &Config, jobs: &[Job], today: NaiveDate) -> Held {
                 Prices::default(),
                 Some("the database did not answer within 3 s".into()),
                 none(),
-                None,
+                AccountLimitsRead::default(),
                 Default::default(),
             );
         }
@@ -183,9 +204,13 @@ async fn plan_prices(cfg: &Config, jobs: &[Job], today: NaiveDate) -> Held {
             Some(port) => format!("{h}:{port}"),
             None => h.to_string(),
         });
-    let account_daily = match &host_port {
-        Some(h) => store.latest_money_limit_day(h).await.unwrap_or(None),
-        None => None,
+    let account = match &host_port {
+        Some(h) => AccountLimitsRead {
+            money_day: store.latest_money_limit_day(h).await.unwrap_or(None),
+            money_minute: store.latest_money_limit_minute(h).await.unwrap_or(None),
+            rate_minute: store.latest_rate_limit_minute(h).await.unwrap_or(None),
+        },
+        None => AccountLimitsRead::default(),
     };
     let held = store.stored().await.unwrap_or_else(|e| {
         tracing::debug!(error = %e, "no coverage readable; planning as if nothing is stored");
@@ -219,7 +244,7 @@ async fn plan_prices(cfg: &Config, jobs: &[Job], today: NaiveDate) -> Held {
             Some(format!("no price list readable in the database: {e}")),
         ),
     };
-    (prices, note, held, account_daily, listings)
+    (prices, note, held, account, listings)
 }
 
 /// `jobs check`'s warnings about collections one fire of which would cost more than
@@ -365,6 +390,9 @@ pub(crate) fn render_bill(bill: &Bill) -> String {
         job_section(&mut out, job);
     }
     totals_section(&mut out, bill);
+    if let Some(a) = &bill.account_limits {
+        account_limits_section(&mut out, a);
+    }
     cheaper_section(&mut out, &bill.cheaper);
     out
 }
@@ -572,6 +600,33 @@ fn totals_section(out: &mut String, bill: &Bill) {
                 d.day, d.cost
             );
         }
+    }
+}
+
+/// The account's own limits per minute, as last sampled, and what calls follow.
+fn account_limits_section(out: &mut String, a: &crate::plan::bill::AccountLimitsBill) {
+    if let Some(cap) = a.money_minute_usd {
+        let _ = writeln!(
+            out,
+            "money.limits.minute (the account's own) {cap}: each call reserves its estimate in its minute; one that would cross it waits for the next minute"
+        );
+    }
+    if let Some(rate) = a.rate_minute {
+        let follow = if rate < a.configured_per_minute {
+            format!(
+                "calls follow it, stricter than api.max_per_minute ({})",
+                a.configured_per_minute
+            )
+        } else {
+            format!(
+                "calls follow api.max_per_minute ({}), no looser",
+                a.configured_per_minute
+            )
+        };
+        let _ = writeln!(
+            out,
+            "rates.limits.minute (the account's own) {rate} requests a minute: {follow}"
+        );
     }
 }
 

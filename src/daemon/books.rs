@@ -132,6 +132,9 @@ async fn sample_and_reconcile(
             status.write().expect("books status").sampled_at = Some(Utc::now());
             // The account's own rate limit, when stricter, paces the calls from now on.
             limits.rates.follow(account.books.rate_limit_minute);
+            limits
+                .rates
+                .follow_money_minute(account.books.money_limit_minute);
             // The account's own daily limit caps the calls beside budget.daily_usd.
             if let Err(e) = limits
                 .budgets

@@ -153,6 +153,30 @@ impl Scope {
     }
 }
 
+/// The account's own spending limit per minute (`money.limits.minute`), as last
+/// sampled, shared by the executors of a process: each call reserves its estimate in
+/// its minute against it (`Store::reserve_minute`). `None`: no such limit.
+#[derive(Clone, Debug, Default)]
+pub struct MinuteCap(Arc<RwLock<Option<Usd>>>);
+
+impl MinuteCap {
+    pub fn new(cap: Option<Usd>) -> MinuteCap {
+        MinuteCap(Arc::new(RwLock::new(cap)))
+    }
+
+    pub fn get(&self) -> Option<Usd> {
+        *self.0.read().expect("minute cap")
+    }
+
+    /// Takes another limit; `true` when it differs from the one in force.
+    pub fn set(&self, cap: Option<Usd>) -> bool {
+        let mut held = self.0.write().expect("minute cap");
+        let changed = *held != cap;
+        *held = cap;
+        changed
+    }
+}
+
 /// One cap in force.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Cap {

@@ -15,6 +15,15 @@ use crate::money::Usd;
 /// The ledger's endpoint of `user_data` calls: not a Backlinks function.
 const USER_DATA: &str = crate::api::account::CREDENTIALS_CHECK;
 
+/// What [`Store::reserve_minute`] did.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum MinuteGrant {
+    /// Reserved in this minute (its first instant).
+    Reserved(DateTime<Utc>),
+    /// The minute is full: try again after this long (its end).
+    Wait(std::time::Duration),
+}
+
 /// One stored sample: the day's figures the account reported at `taken_at`.
 #[derive(Clone, Debug)]
 pub struct Sample {
@@ -148,6 +157,83 @@ impl Store {
         .fetch_optional(self.pool())
         .await?;
         Ok(limit.flatten().map(Usd))
+    }
+
+    /// The account's own spending limit per minute (`money.limits.minute`) as the
+    /// newest sample of `api_host` reported it; `None` when it has none or none was
+    /// sampled.
+    pub async fn latest_money_limit_minute(
+        &self,
+        api_host: &str,
+    ) -> Result<Option<Usd>, StoreError> {
+        let limit: Option<Option<Decimal>> = sqlx::query_scalar(
+            "SELECT money_limit_minute FROM linkledger.account_samples
+             WHERE api_host = $1 ORDER BY taken_at DESC, id DESC LIMIT 1",
+        )
+        .bind(api_host)
+        .fetch_optional(self.pool())
+        .await?;
+        Ok(limit.flatten().map(Usd))
+    }
+
+    /// Reserves `estimate` in this UTC minute's spend of `api_host` against `cap` (the
+    /// account's `money.limits.minute`), across processes: `Reserved(minute)` when it
+    /// fits, `Wait(d)` until the next minute when it does not; an estimate over the cap
+    /// on its own is reserved alone in a minute of its own (`Reserved` when the minute
+    /// holds nothing yet), since nothing smaller can be sent instead.
+    pub async fn reserve_minute(
+        &self,
+        api_host: &str,
+        estimate: Usd,
+        cap: Usd,
+    ) -> Result<MinuteGrant, StoreError> {
+        let (granted, wait_ms): (Option<DateTime<Utc>>, i64) =
+            sqlx::query_as(
+                "WITH m AS (SELECT date_trunc('minute', now()) AS minute),
+                 gone AS (DELETE FROM linkledger.spend_minutes
+                          WHERE api_host = $1 AND minute < now() - interval '1 day'),
+                 up AS (
+                     INSERT INTO linkledger.spend_minutes AS t (api_host, minute, booked_usd)
+                     SELECT $1, m.minute, $2 FROM m
+                     ON CONFLICT (api_host, minute) DO UPDATE
+                     SET booked_usd = t.booked_usd + EXCLUDED.booked_usd
+                     WHERE t.booked_usd + EXCLUDED.booked_usd <= $3 OR t.booked_usd = 0
+                     RETURNING t.minute)
+                 SELECT (SELECT minute FROM up),
+                        ceil(extract(epoch FROM (m.minute + interval '1 minute' - now())) * 1000)::bigint
+                 FROM m",
+            )
+            .bind(api_host)
+            .bind(estimate.decimal())
+            .bind(cap.decimal())
+            .fetch_one(self.pool())
+            .await?;
+        Ok(match granted {
+            Some(minute) => MinuteGrant::Reserved(minute),
+            None => MinuteGrant::Wait(std::time::Duration::from_millis(
+                u64::try_from(wait_ms).unwrap_or(0).max(1),
+            )),
+        })
+    }
+
+    /// Gives back what [`Store::reserve_minute`] reserved for a call that was not
+    /// sent.
+    pub async fn release_minute(
+        &self,
+        api_host: &str,
+        minute: DateTime<Utc>,
+        estimate: Usd,
+    ) -> Result<(), StoreError> {
+        sqlx::query(
+            "UPDATE linkledger.spend_minutes SET booked_usd = greatest(booked_usd - $3, 0)
+             WHERE api_host = $1 AND minute = $2",
+        )
+        .bind(api_host)
+        .bind(minute)
+        .bind(estimate.decimal())
+        .execute(self.pool())
+        .await?;
+        Ok(())
     }
 
     /// The account's own limit of requests per minute (`rates.limits.minute`) as the

@@ -39,6 +39,7 @@ pub const COORDINATOR: &[&str] = &[
     "reconciliations",
     "settlements",
     "account_others",
+    "spend_minutes",
 ];
 
 /// The warehouse tables, distributed by target; the first is the colocation anchor.

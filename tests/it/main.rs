@@ -24,6 +24,7 @@ mod layers;
 mod list_tables;
 mod lists;
 mod logs;
+mod minute_cap;
 mod money_path;
 mod outage;
 mod paging;

@@ -149,6 +149,8 @@ pub struct Executor {
     loads: Arc<tokio::sync::Semaphore>,
     /// Writes grouped with other calls' (`queue.group`); `None`: each call's alone.
     groups: Option<Groups>,
+    /// The account's own spending limit per minute, reserved against before a call.
+    minute_cap: crate::money::budget::MinuteCap,
 }
 
 impl std::fmt::Debug for Executor {
@@ -175,7 +177,15 @@ impl Executor {
             reuse_same_day: true,
             loads: Arc::new(tokio::sync::Semaphore::new(DEFAULT_LOADS)),
             groups: None,
+            minute_cap: Default::default(),
         }
+    }
+
+    /// Reserves each call's estimate in its minute against the account's own
+    /// `money.limits.minute` (`cap`, kept current by the daemon's samples).
+    pub fn with_minute_cap(mut self, cap: crate::money::budget::MinuteCap) -> Executor {
+        self.minute_cap = cap;
+        self
     }
 
     /// Writes each call's booking, answer, completion (and who buys it, its slot

@@ -3,6 +3,7 @@
 //! answer recorded as it arrived, retried while the database is away.
 
 use super::*;
+use crate::store::reconcile::MinuteGrant;
 
 impl Executor {
     /// Writes the call's ledger row with its estimate reserved against the budgets
@@ -30,6 +31,26 @@ impl Executor {
             if let Some(h) = self.halted() {
                 return Booked::NotSent(AttemptEnd::NotSent(h));
             }
+            // The account's own spending limit per minute: the estimate reserved in this
+            // minute first, or the call waits for the next one.
+            let minute = match self.minute_cap.get() {
+                Some(cap) => match self
+                    .store
+                    .reserve_minute(self.client.api_host(), estimate, cap)
+                    .await
+                {
+                    Ok(MinuteGrant::Reserved(minute)) => Some(minute),
+                    Ok(MinuteGrant::Wait(wait)) => {
+                        tokio::select! {
+                            _ = tokio::time::sleep(wait) => {}
+                            _ = self.stop.cancelled() => {}
+                        }
+                        continue;
+                    }
+                    Err(e) => return Booked::Failed(e),
+                },
+                None => None,
+            };
             let ask = self.shared.as_ref().map(SharedSlots::ask);
             let grouped = match &self.groups {
                 Some(groups) => {
@@ -47,6 +68,22 @@ impl Executor {
                         .await
                 }
             };
+            // Not sent (yet): what it reserved in the minute goes back.
+            let sent = matches!(
+                &booked,
+                Ok(SlotBooking::Booked {
+                    decision: SendDecision::Sent(_),
+                    ..
+                })
+            );
+            if let (Some(minute), false) = (minute, sent)
+                && let Err(e) = self
+                    .store
+                    .release_minute(self.client.api_host(), minute, estimate)
+                    .await
+            {
+                warn!(error = %e, "giving back a minute's reservation failed; it lapses with the minute");
+            }
             let (decision, lease) = match booked {
                 Ok(SlotBooking::Wait(wait)) => {
                     tokio::select! {

@@ -96,7 +96,27 @@ pub struct Bill {
     pub total: Totals,
     /// The account's caps against `total`.
     pub budgets: Vec<BudgetUse>,
+    /// The account's own limits per minute as last sampled (`None`: none sampled).
+    pub account_limits: Option<AccountLimitsBill>,
     pub cheaper: Cheaper,
+}
+
+/// The account's own limits per minute (`money.limits.minute`, `rates.limits.minute`)
+/// as the daemon last sampled them, beside what is configured.
+#[derive(Clone, Debug, Serialize)]
+pub struct AccountLimitsBill {
+    #[serde(serialize_with = "money_opt")]
+    pub money_minute_usd: Option<Usd>,
+    pub rate_minute: Option<u32>,
+    /// `api.max_per_minute`.
+    pub configured_per_minute: u32,
+}
+
+fn money_opt<S: Serializer>(v: &Option<Usd>, s: S) -> Result<S::Ok, S::Error> {
+    match v {
+        Some(v) => money(v, s),
+        None => s.serialize_none(),
+    }
 }
 
 /// One job's collections and totals.
@@ -531,6 +551,7 @@ pub fn compute_with_stored(
         jobs: job_bills,
         total,
         budgets,
+        account_limits: None,
         cheaper,
     }
 }

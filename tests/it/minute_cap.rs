@@ -1,0 +1,155 @@
+//! The account's own spending limit per minute (`money.limits.minute`) as a cap: each
+//! call reserves its estimate in its UTC minute across processes, and a call that
+//! would cross the limit waits for the next minute instead of meeting a 40203 (which
+//! pauses every call until midnight).
+
+use chrono::{DateTime, Utc};
+use linkledger::money::Usd;
+use linkledger::store::reconcile::MinuteGrant;
+
+use crate::common::*;
+
+fn usd(s: &str) -> Usd {
+    s.parse().unwrap()
+}
+
+#[tokio::test]
+async fn a_minutes_reservations_stop_at_the_cap_and_a_reservation_given_back_makes_room() {
+    let db = TestDb::new().await;
+    let store = db.store().await;
+    let cap = usd("0.05");
+    // The minute may turn while the steps run: then they run again in the new one.
+    for _ in 0..3 {
+        let mut minutes: Vec<DateTime<Utc>> = Vec::new();
+        let mut grants = Vec::new();
+        for _ in 0..3 {
+            grants.push(
+                store
+                    .reserve_minute("api.test", usd("0.02"), cap)
+                    .await
+                    .unwrap(),
+            );
+        }
+        let released = match grants[..] {
+            [
+                MinuteGrant::Reserved(a),
+                MinuteGrant::Reserved(b),
+                MinuteGrant::Wait(wait),
+            ] => {
+                minutes.extend([a, b]);
+                assert!(wait <= std::time::Duration::from_secs(60), "{wait:?}");
+                store
+                    .release_minute("api.test", a, usd("0.02"))
+                    .await
+                    .unwrap();
+                a
+            }
+            _ => {
+                // Only when two of them fell in different minutes.
+                sqlx::query("DELETE FROM linkledger.spend_minutes")
+                    .execute(store.pool())
+                    .await
+                    .unwrap();
+                continue;
+            }
+        };
+        let again = store
+            .reserve_minute("api.test", usd("0.02"), cap)
+            .await
+            .unwrap();
+        if again != MinuteGrant::Reserved(released)
+            && Utc::now() >= released + chrono::Duration::minutes(1)
+        {
+            continue;
+        }
+        assert_eq!(
+            again,
+            MinuteGrant::Reserved(released),
+            "room made by the release"
+        );
+        assert_eq!(minutes[0], minutes[1]);
+        // Another account's minute is its own; an estimate over the cap alone goes in
+        // an empty minute, and nothing after it.
+        let big = store
+            .reserve_minute("other.test", usd("0.10"), cap)
+            .await
+            .unwrap();
+        assert!(matches!(big, MinuteGrant::Reserved(_)), "{big:?}");
+        let after = store
+            .reserve_minute("other.test", usd("0.01"), cap)
+            .await
+            .unwrap();
+        if let MinuteGrant::Reserved(m) = after {
+            assert_ne!(
+                MinuteGrant::Reserved(m),
+                big,
+                "nothing after it in its minute"
+            );
+        }
+        return;
+    }
+    panic!("three tries each crossed a minute");
+}
+
+#[tokio::test]
+async fn a_call_over_the_accounts_limit_per_minute_waits_for_the_next_minute_instead_of_a_40203() {
+    let db = TestDb::new().await;
+    let store = db.store().await;
+    let sb = sandbox(linkledger::sandbox::SandboxOptions {
+        identify: false,
+        limits: linkledger::sandbox::AccountLimits {
+            money_minute: Some(usd("0.05")),
+            ..Default::default()
+        },
+        ..Default::default()
+    })
+    .await;
+    // The daemon's sample: the account's limit per minute is known to the database.
+    executor(&store, &sb, 4)
+        .sample_account()
+        .await
+        .unwrap()
+        .unwrap();
+    let list: Vec<String> = (0..4).map(|i| format!("minute{i}.com")).collect();
+    let wd = Workdir::new(&[("minute.toml", &job_toml("minute", "summary", &list, ""))]);
+    // plan shows the account's limits per minute as sampled.
+    let out = linkledger(wd.path(), &env_for(&db, &sb), &["plan"]).await;
+    assert!(out.status.success(), "{}", stderr(&out));
+    let text = stdout(&out);
+    assert!(
+        text.contains("money.limits.minute (the account's own) $0.05: each call reserves its estimate in its minute"),
+        "{text}"
+    );
+    assert!(
+        text.contains("rates.limits.minute (the account's own) 2000 requests a minute: calls follow api.max_per_minute (2000), no looser"),
+        "{text}"
+    );
+    let out = linkledger(wd.path(), &env_for(&db, &sb), &["run", "--once"]).await;
+    // Without the reservation three calls go in the first minute ($0.06009, the
+    // sandbox refuses only once $0.05 is reached) and the fourth meets its 40203,
+    // which stops every call until midnight.
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}{}",
+        stdout(&out),
+        stderr(&out)
+    );
+    // $0.02003 a call: at most two in a minute's $0.05, so the four took two minutes.
+    let per_minute: Vec<(DateTime<Utc>, i64)> = sqlx::query_as(
+        "SELECT date_trunc('minute', started_at), count(*) FROM linkledger.api_calls
+         WHERE endpoint = 'summary' AND outcome = 'ok' GROUP BY 1 ORDER BY 1",
+    )
+    .fetch_all(store.pool())
+    .await
+    .unwrap();
+    assert_eq!(
+        per_minute.iter().map(|m| m.1).sum::<i64>(),
+        4,
+        "{per_minute:?}"
+    );
+    assert!(per_minute.len() >= 2, "{per_minute:?}");
+    assert!(per_minute.iter().all(|m| m.1 <= 2), "{per_minute:?}");
+    assert_eq!(sb.stats().charged_usd, usd("0.08012"));
+    sb.stop().await;
+}
