@@ -1,5 +1,5 @@
 //! Integration tests: real PostgreSQL, the sandbox over real HTTP, the real binary.
-
+mod account_caps;
 mod backfill;
 mod bi_views;
 mod budgets;
@@ -24,7 +24,6 @@ mod layers;
 mod list_tables;
 mod lists;
 mod logs;
-mod minute_cap;
 mod money_path;
 mod outage;
 mod paging;

@@ -1,7 +1,8 @@
-//! The account's own spending limit per minute (`money.limits.minute`) as a cap: each
-//! call reserves its estimate in its UTC minute across processes, and a call that
-//! would cross the limit waits for the next minute instead of meeting a 40203 (which
-//! pauses every call until midnight).
+//! The account's own money rules beyond the daily cap: its spending limit per minute
+//! (`money.limits.minute`) as a cap (each call reserves its estimate in its UTC minute
+//! across processes, and a call that would cross the limit waits for the next minute
+//! instead of meeting a 40203, which pauses every call until midnight), and a day
+//! booked at a gateway's flat price reconciled as such.
 
 use chrono::{DateTime, Utc};
 use linkledger::money::Usd;
@@ -151,5 +152,48 @@ async fn a_call_over_the_accounts_limit_per_minute_waits_for_the_next_minute_ins
     assert!(per_minute.len() >= 2, "{per_minute:?}");
     assert!(per_minute.iter().all(|m| m.1 <= 2), "{per_minute:?}");
     assert_eq!(sb.stats().charged_usd, usd("0.08012"));
+    sb.stop().await;
+}
+
+#[tokio::test]
+async fn a_day_booked_at_a_gateways_flat_price_reconciles_as_the_gateways_price() {
+    let db = TestDb::new().await;
+    let store = db.store().await;
+    let sb = default_sandbox().await;
+    let exec = executor(&store, &sb, 4).with_prices(linkledger::api::prices::Prices {
+        flat_per_call: Some(usd("0.05")),
+        ..Default::default()
+    });
+    let host = exec.client().api_host().to_string();
+    let list: Vec<String> = (0..3).map(|i| format!("gateway{i}.com")).collect();
+    let job = job_for("summary", &list, "");
+    run_once(&exec, &[&job], linkledger::store::RunKind::Once, today())
+        .await
+        .unwrap();
+    // The ledger books $0.05 a call; the API (the sandbox) reported and charged its own.
+    let charged = sb.stats().charged_usd;
+    assert_eq!(charged, usd("0.06009"));
+    exec.sample_account()
+        .await
+        .unwrap()
+        .expect("the books read");
+    let tomorrow = today().succ_opt().unwrap();
+    let closed =
+        linkledger::ops::reconcile::reconcile_closed_days(&store, &host, tomorrow, usd("0.001"))
+            .await
+            .unwrap();
+    let total = closed[0].assessed.total_row();
+    assert_eq!(total.kind, "gateway_price", "{total:?}");
+    assert_eq!(total.account_usd, charged);
+    assert_eq!(total.ledger_usd, usd("0.15"));
+    assert!(
+        total
+            .explanation
+            .contains("the ledger books the gateway's flat price ($0.15)"),
+        "{}",
+        total.explanation
+    );
+    // Nothing is settled: the gateway's price is what was paid.
+    assert!(closed[0].assessed.settlements.is_empty());
     sb.stop().await;
 }
