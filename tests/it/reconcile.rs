@@ -328,7 +328,15 @@ async fn after_kill_9s_under_faults_the_reconciled_ledger_is_within_one_calls_pr
     .await;
     let list = targets(80, "chaos");
     let wd = Workdir::new(&[("chaos.toml", &job_toml("chaos", "summary", &list, ""))]);
-    let env = with_env(env_for(&db, &sb), &[("LINKLEDGER_API__MAX_IN_FLIGHT", "8")]);
+    // A killed run's shared slots lapse within one lease before the next run can send:
+    // the daemon harness's 5 s, not the default 30 s, between the kills.
+    let env = with_env(
+        env_for(&db, &sb),
+        &[
+            ("LINKLEDGER_API__MAX_IN_FLIGHT", "8"),
+            ("LINKLEDGER_QUEUE__LEASE", "5s"),
+        ],
+    );
     for kill in 0..8u64 {
         let before = sb.stats().requests;
         let mut child = spawn_quiet(wd.path(), &env, &["run", "--once"]);
