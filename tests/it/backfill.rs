@@ -180,8 +180,9 @@ async fn a_backfill_killed_mid_way_and_run_again_ends_as_an_uninterrupted_one_an
     let show = linkledger(wd.path(), &env, &["runs", "show", "1"]).await;
     assert!(
         stdout(&show).contains("run the same backfill again"),
-        "{}",
-        stdout(&show)
+        "{}{}",
+        stdout(&show),
+        stderr(&show)
     );
     let left = count(
         &db.store().await,
