@@ -145,7 +145,15 @@ async fn a_backfill_killed_mid_way_and_run_again_ends_as_an_uninterrupted_one_an
     // Killed mid-way (slow answers, two at a time), then run again.
     let db = TestDb::new().await;
     let sb = sandbox(with_latency(Duration::from_millis(300))).await;
-    let env = with_env(env_for(&db, &sb), &[("LINKLEDGER_API__MAX_IN_FLIGHT", "2")]);
+    // The killed run's shared slots lapse within one lease before the second run can
+    // send: the daemon harness's 5 s, not the default 30 s.
+    let env = with_env(
+        env_for(&db, &sb),
+        &[
+            ("LINKLEDGER_API__MAX_IN_FLIGHT", "2"),
+            ("LINKLEDGER_QUEUE__LEASE", "5s"),
+        ],
+    );
     let mut child = spawn_quiet(wd.path(), &env, &args);
     wait_for(
         Duration::from_secs(60),
@@ -172,8 +180,9 @@ async fn a_backfill_killed_mid_way_and_run_again_ends_as_an_uninterrupted_one_an
     let show = linkledger(wd.path(), &env, &["runs", "show", "1"]).await;
     assert!(
         stdout(&show).contains("run the same backfill again"),
-        "{}",
-        stdout(&show)
+        "{}{}",
+        stdout(&show),
+        stderr(&show)
     );
     let left = count(
         &db.store().await,

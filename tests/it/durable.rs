@@ -57,7 +57,12 @@ async fn a_backfill_of_large_answers_killed_mid_way_rebuys_at_most_the_requests_
     // the kill some wait for a load permit.
     let db = TestDb::new().await;
     let sb = sandbox(with_latency(Duration::from_millis(300))).await;
-    let env = with_env(env_for(&db, &sb), &limits);
+    // The killed run's shared slots lapse within one lease before the second run can
+    // send: the daemon harness's 5 s, not the default 30 s.
+    let env = with_env(
+        env_for(&db, &sb),
+        &[limits[0], ("LINKLEDGER_QUEUE__LEASE", "5s")],
+    );
     let mut child = spawn_quiet(wd.path(), &env, &args);
     wait_for(
         Duration::from_secs(60),

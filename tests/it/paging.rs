@@ -223,7 +223,9 @@ async fn a_twenty_page_listing_killed_mid_way_and_run_again_buys_no_page_twice_b
     })
     .await;
     let wd = Workdir::new(&[("links.toml", &backlinks_job(&names, 20_000))]);
-    let env = env_for(&db, &sb);
+    // The killed run's shared slots lapse within one lease before the second run can
+    // send: the daemon harness's 5 s, not the default 30 s.
+    let env = with_env(env_for(&db, &sb), &[("LINKLEDGER_QUEUE__LEASE", "5s")]);
     let mut child = spawn_quiet(wd.path(), &env, &["run", "--once"]);
     wait_for(Duration::from_secs(60), "a dozen pages bought", || async {
         sb.stats().requests >= 12

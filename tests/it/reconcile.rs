@@ -387,7 +387,15 @@ async fn after_kill_9s_under_faults_the_reconciled_ledger_is_within_one_calls_pr
     .await;
     let list = targets(80, "chaos");
     let wd = Workdir::new(&[("chaos.toml", &job_toml("chaos", "summary", &list, ""))]);
-    let env = with_env(env_for(&db, &sb), &[("LINKLEDGER_API__MAX_IN_FLIGHT", "8")]);
+    // A killed run's shared slots lapse within one lease before the next run can send:
+    // the daemon harness's 5 s, not the default 30 s, between the kills.
+    let env = with_env(
+        env_for(&db, &sb),
+        &[
+            ("LINKLEDGER_API__MAX_IN_FLIGHT", "8"),
+            ("LINKLEDGER_QUEUE__LEASE", "5s"),
+        ],
+    );
     for kill in 0..8u64 {
         let before = sb.stats().requests;
         let mut child = spawn_quiet(wd.path(), &env, &["run", "--once"]);
@@ -626,7 +634,19 @@ async fn calls_follow_the_accounts_own_rate_limit_when_it_is_stricter_than_the_c
         .await
         .unwrap()
         .unwrap();
-    let list = targets(12, "rate");
+    // The account's minute is full: 10 starts 50 s ago by another process on this
+    // database (the shared start log). Under the account's 10 a minute no call may start
+    // until they are a minute old; under api.max_per_minute's 2000 all would start at
+    // once. (The pace of a few calls against a full window, not a minute of calls.)
+    let seeded: chrono::DateTime<chrono::Utc> = sqlx::query_scalar(
+        "INSERT INTO linkledger.api_starts (started_at)
+         SELECT clock_timestamp() - interval '50 seconds' FROM generate_series(1, 10)
+         RETURNING started_at",
+    )
+    .fetch_all(store.pool())
+    .await
+    .unwrap()[0];
+    let list = targets(6, "rate");
     let wd = Workdir::new(&[("paced.toml", &job_toml("paced", "summary", &list, ""))]);
     // api.max_per_minute stays at its 2000: the account's 10 is the stricter.
     let out = linkledger(wd.path(), &env_for(&db, &sb), &["run", "--once"]).await;
@@ -642,7 +662,18 @@ async fn calls_follow_the_accounts_own_rate_limit_when_it_is_stricter_than_the_c
             "SELECT count(*) FROM linkledger.api_calls WHERE outcome = 'ok' AND endpoint = 'summary'"
         )
         .await,
-        12
+        6
+    );
+    // The window slides 61 s after a start; a second's slack for the ledger's clock.
+    let first: chrono::DateTime<chrono::Utc> = sqlx::query_scalar(
+        "SELECT min(started_at) FROM linkledger.api_calls WHERE endpoint = 'summary'",
+    )
+    .fetch_one(store.pool())
+    .await
+    .unwrap();
+    assert!(
+        first >= seeded + chrono::Duration::seconds(60),
+        "a call started at {first}, within the minute of the 10 starts at {seeded}"
     );
     assert_eq!(sb.stats().throttled, 0, "never beyond the account's limit");
     sb.stop().await;

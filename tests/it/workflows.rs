@@ -34,6 +34,21 @@ async fn buy_page(
     );
 }
 
+/// Each `(endpoint, target)`'s first page, bought and stored, a few at a time: the
+/// sandbox building the answers is most of the fill's time (the days are set before).
+async fn buy_pages<'a>(
+    store: &Store,
+    exec: &linkledger::collect::executor::Executor,
+    pages: impl Iterator<Item = (Endpoint, &'a str)>,
+) {
+    use futures::StreamExt;
+    futures::stream::iter(pages)
+        .for_each_concurrent(4, |(endpoint, target)| {
+            buy_page(store, exec, endpoint, target)
+        })
+        .await;
+}
+
 async fn pairs(store: &Store, sql: &str, day: NaiveDate) -> BTreeSet<(String, String)> {
     sqlx::query_as(sqlx::AssertSqlSafe(sql.to_string()))
         .bind(day)
@@ -66,7 +81,7 @@ where
     v
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn each_workflow_view_answers_its_question_from_the_latest_fire_of_the_stored_lists() {
     let db = TestDb::new().await;
     let store = db.store().await;
@@ -95,17 +110,17 @@ async fn each_workflow_view_answers_its_question_from_the_latest_fire_of_the_sto
     for (n, &day) in days.iter().enumerate() {
         sb.set_today(day);
         *clock.lock().unwrap() = noon(day);
-        for t in &targets {
-            for endpoint in [
+        let pages = targets.iter().flat_map(|t| {
+            [
                 Endpoint::Backlinks,
                 Endpoint::ReferringDomains,
                 Endpoint::Anchors,
                 Endpoint::DomainPages,
                 Endpoint::Competitors,
-            ] {
-                buy_page(&store, &exec, endpoint, t).await;
-            }
-        }
+            ]
+            .map(|endpoint| (endpoint, t.as_str()))
+        });
+        buy_pages(&store, &exec, pages).await;
         if n == 0 {
             // Each target's 3 competitors with the most intersections on day 1.
             let rows: Vec<(String,)> = sqlx::query_as(
@@ -121,9 +136,10 @@ async fn each_workflow_view_answers_its_question_from_the_latest_fire_of_the_sto
             rivals = rows.into_iter().map(|(c,)| c).collect();
             assert!(rivals.len() >= 3, "{rivals:?}");
         }
-        for c in &rivals {
-            buy_page(&store, &exec, Endpoint::ReferringDomains, c).await;
-        }
+        let pages = rivals
+            .iter()
+            .map(|c| (Endpoint::ReferringDomains, c.as_str()));
+        buy_pages(&store, &exec, pages).await;
     }
     // Ranks of some of the referring domains, stored on the last day: half of target 0's
     // gap domains against its first competitor.
