@@ -271,7 +271,7 @@ async fn the_demos_cost_by_endpoint_is_its_own_not_the_whole_ledgers() {
         let out = linkledger(wd.path(), &env, &["demo"]).await;
         assert!(out.status.success(), "{}", stderr(&out));
         let text = stdout(&out);
-        assert!(text.contains("running 3 example jobs"), "{text}");
+        assert!(text.contains("running 4 example jobs"), "{text}");
         let section = text
             .split("cost by endpoint of this demo's calls")
             .nth(1)
