@@ -139,13 +139,12 @@ async fn simulate(url: &SecretString) -> anyhow::Result<()> {
     // The same bill with each listing sized as `plan` sizes it once the listings have
     // fired (their last fire's total_count): before, a listing is projected at its
     // max_rows, the most it may buy.
-    let listing_calls: Vec<_> = jobs
-        .iter()
-        .flat_map(|j| &j.collections)
-        .filter(|c| c.endpoint.is_list())
-        .flat_map(|c| linkledger::plan::plan_collection(c, start.date_naive()))
-        .collect();
-    let sizes = store.listing_sizes(&listing_calls).await?;
+    let sizes = store
+        .listing_sizes(&linkledger::plan::listing::listing_calls(
+            &jobs,
+            start.date_naive(),
+        ))
+        .await?;
     let sized = bill::compute_with_stored(
         &jobs,
         None,

@@ -240,12 +240,13 @@ impl App {
         let mut client = Client::with_credentials(&config.api, &creds)?;
         let configured_per_minute = config.api.max_per_minute;
         let store = connect(&config).await?;
-        // The account's own rate limit, as last sampled, when it is stricter than
-        // api.max_per_minute: the shared and in-process limits follow it.
-        if let Some(rate) = store
-            .latest_rate_limit_minute(client.api_host())
+        // The account's own limits, as last sampled. Its rate limit, when stricter
+        // than api.max_per_minute: the shared and in-process limits follow it.
+        let sampled = store
+            .latest_limits(client.api_host())
             .await
-            .context("reading the account's own rate limit")?
+            .context("reading the account's own limits")?;
+        if let Some(rate) = sampled.rate_minute
             && rate < config.api.max_per_minute
         {
             info!(
@@ -264,16 +265,8 @@ impl App {
             config.queue.lease,
         );
         limits.prepare().await?;
-        let account_daily = store
-            .latest_money_limit_day(client.api_host())
-            .await
-            .context("reading the account's own daily limit")?;
-        let minute_cap = crate::money::budget::MinuteCap::new(
-            store
-                .latest_money_limit_minute(client.api_host())
-                .await
-                .context("reading the account's own limit per minute")?,
-        );
+        let account_daily = sampled.money_day;
+        let minute_cap = crate::money::budget::MinuteCap::new(sampled.money_minute);
         let budgets = Budgets::new(budget_caps(&config.budget, jobs, account_daily));
         publish_budgets(&store, &budgets, jobs).await?;
         let mut prices = store

@@ -13,6 +13,7 @@ use crate::jobs::{self, Job};
 use crate::money::Usd;
 use crate::money::budget::Scope;
 use crate::plan::bill::{Bill, BudgetUse, Cheaper, JobBill, ListingBill};
+use crate::store::reconcile::SampledLimits;
 use crate::words::count;
 
 #[derive(Debug, clap::Args)]
@@ -108,7 +109,7 @@ async fn print_plan(
         crate::plan::bill::compute_with_stored(jobs, only, &prices, caps, now, held, &listings);
     bill.prices_note = note;
     bill.account_limits = account
-        .sampled()
+        .any()
         .then_some(crate::plan::bill::AccountLimitsBill {
             money_minute_usd: account.money_minute,
             rate_minute: account.rate_minute,
@@ -127,23 +128,9 @@ type Held = (
     crate::api::prices::Prices,
     Option<String>,
     crate::warehouse::coverage::Stored,
-    AccountLimitsRead,
+    SampledLimits,
     crate::plan::listing::ListingSizes,
 );
-
-/// The account's own limits as the daemon last sampled them.
-#[derive(Clone, Copy, Debug, Default)]
-struct AccountLimitsRead {
-    money_day: Option<Usd>,
-    money_minute: Option<Usd>,
-    rate_minute: Option<u32>,
-}
-
-impl AccountLimitsRead {
-    fn sampled(&self) -> bool {
-        self.money_day.is_some() || self.money_minute.is_some() || self.rate_minute.is_some()
-    }
-}
 
 /// The prices `plan` estimates with: the newest price list `appendix/user_data` gave
 /// (stored by the daemon) when the database is configured and answers, else the list
@@ -158,7 +145,7 @@ async fn plan_prices(cfg: &Config, jobs: &[Job], today: NaiveDate) -> Held {
             Prices::default(),
             Some("no database configured".into()),
             none(),
-            AccountLimitsRead::default(),
+            SampledLimits::default(),
             Default::default(),
         );
     };
@@ -170,7 +157,7 @@ async fn plan_prices(cfg: &Config, jobs: &[Job], today: NaiveDate) -> Held {
                 Prices::default(),
                 Some(format!("the database did not answer: {e}")),
                 none(),
-                AccountLimitsRead::default(),
+                SampledLimits::default(),
                 Default::default(),
             );
         }
@@ -179,7 +166,7 @@ async fn plan_prices(cfg: &Config, jobs: &[Job], today: NaiveDate) -> Held {
                 Prices::default(),
                 Some("the database did not answer within 3 s".into()),
                 none(),
-                AccountLimitsRead::default(),
+                SampledLimits::default(),
                 Default::default(),
             );
         }
@@ -205,26 +192,16 @@ async fn plan_prices(cfg: &Config, jobs: &[Job], today: NaiveDate) -> Held {
             None => h.to_string(),
         });
     let account = match &host_port {
-        Some(h) => AccountLimitsRead {
-            money_day: store.latest_money_limit_day(h).await.unwrap_or(None),
-            money_minute: store.latest_money_limit_minute(h).await.unwrap_or(None),
-            rate_minute: store.latest_rate_limit_minute(h).await.unwrap_or(None),
-        },
-        None => AccountLimitsRead::default(),
+        Some(h) => store.latest_limits(h).await.unwrap_or_default(),
+        None => SampledLimits::default(),
     };
     let held = store.stored().await.unwrap_or_else(|e| {
         tracing::debug!(error = %e, "no coverage readable; planning as if nothing is stored");
         none()
     });
     // How big the listings are: the last fire's totals, the summary's counts.
-    let listing_calls: Vec<_> = jobs
-        .iter()
-        .flat_map(|j| &j.collections)
-        .filter(|c| c.endpoint.is_list())
-        .flat_map(|c| crate::plan::plan_collection(c, today))
-        .collect();
     let listings = store
-        .listing_sizes(&listing_calls)
+        .listing_sizes(&crate::plan::listing::listing_calls(jobs, today))
         .await
         .unwrap_or_else(|e| {
             tracing::debug!(error = %e, "no listing sizes readable; planning listings at max_rows");

@@ -78,7 +78,7 @@ pub struct ListingSizes {
 }
 
 /// A listing's `mode`, as the API reads it (`as_is` when absent).
-fn mode(task: &Value) -> &str {
+pub fn mode(task: &Value) -> &str {
     task.get("mode").and_then(Value::as_str).unwrap_or("as_is")
 }
 
@@ -161,6 +161,16 @@ impl ListingSizes {
             }
         }
     }
+}
+
+/// The first pages one fire of every list collection of `jobs` asks for on `today`:
+/// what [`ListingSizes`] is read for.
+pub fn listing_calls(jobs: &[crate::jobs::Job], today: chrono::NaiveDate) -> Vec<CallSpec> {
+    jobs.iter()
+        .flat_map(|j| &j.collections)
+        .filter(|c| c.endpoint.is_list())
+        .flat_map(|c| crate::plan::plan_collection(c, today))
+        .collect()
 }
 
 /// A cheaper shape of a backlinks listing that the summary counts can size.

@@ -15,6 +15,24 @@ use crate::money::Usd;
 /// The ledger's endpoint of `user_data` calls: not a Backlinks function.
 const USER_DATA: &str = crate::api::account::CREDENTIALS_CHECK;
 
+/// The account's own limits as last sampled ([`Store::latest_limits`]).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct SampledLimits {
+    /// `money.limits.day`.
+    pub money_day: Option<Usd>,
+    /// `money.limits.minute`.
+    pub money_minute: Option<Usd>,
+    /// `rates.limits.minute`.
+    pub rate_minute: Option<u32>,
+}
+
+impl SampledLimits {
+    /// Any limit sampled.
+    pub fn any(&self) -> bool {
+        self.money_day.is_some() || self.money_minute.is_some() || self.rate_minute.is_some()
+    }
+}
+
 /// What [`Store::reserve_minute`] did.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum MinuteGrant {
@@ -146,34 +164,23 @@ impl Store {
         Ok(true)
     }
 
-    /// The account's own daily spending limit (`money.limits.day`) as the newest
-    /// sample of `api_host` reported it; `None` when it has none or none was sampled.
-    pub async fn latest_money_limit_day(&self, api_host: &str) -> Result<Option<Usd>, StoreError> {
-        let limit: Option<Option<Decimal>> = sqlx::query_scalar(
-            "SELECT money_limit_day FROM linkledger.account_samples
+    /// The account's own limits as the newest sample of `api_host` reported them
+    /// (each `None` when it has none, all `None` when none was sampled).
+    pub async fn latest_limits(&self, api_host: &str) -> Result<SampledLimits, StoreError> {
+        let row: Option<(Option<Decimal>, Option<Decimal>, Option<i32>)> = sqlx::query_as(
+            "SELECT money_limit_day, money_limit_minute, rate_limit_minute
+             FROM linkledger.account_samples
              WHERE api_host = $1 ORDER BY taken_at DESC, id DESC LIMIT 1",
         )
         .bind(api_host)
         .fetch_optional(self.pool())
         .await?;
-        Ok(limit.flatten().map(Usd))
-    }
-
-    /// The account's own spending limit per minute (`money.limits.minute`) as the
-    /// newest sample of `api_host` reported it; `None` when it has none or none was
-    /// sampled.
-    pub async fn latest_money_limit_minute(
-        &self,
-        api_host: &str,
-    ) -> Result<Option<Usd>, StoreError> {
-        let limit: Option<Option<Decimal>> = sqlx::query_scalar(
-            "SELECT money_limit_minute FROM linkledger.account_samples
-             WHERE api_host = $1 ORDER BY taken_at DESC, id DESC LIMIT 1",
-        )
-        .bind(api_host)
-        .fetch_optional(self.pool())
-        .await?;
-        Ok(limit.flatten().map(Usd))
+        let (day, minute, rate) = row.unwrap_or_default();
+        Ok(SampledLimits {
+            money_day: day.map(Usd),
+            money_minute: minute.map(Usd),
+            rate_minute: rate.and_then(|n| u32::try_from(n).ok()).filter(|n| *n > 0),
+        })
     }
 
     /// Reserves `estimate` in this UTC minute's spend of `api_host` against `cap` (the
@@ -234,25 +241,6 @@ impl Store {
         .execute(self.pool())
         .await?;
         Ok(())
-    }
-
-    /// The account's own limit of requests per minute (`rates.limits.minute`) as the
-    /// newest sample of `api_host` reported it.
-    pub async fn latest_rate_limit_minute(
-        &self,
-        api_host: &str,
-    ) -> Result<Option<u32>, StoreError> {
-        let limit: Option<Option<i32>> = sqlx::query_scalar(
-            "SELECT rate_limit_minute FROM linkledger.account_samples
-             WHERE api_host = $1 ORDER BY taken_at DESC, id DESC LIMIT 1",
-        )
-        .bind(api_host)
-        .fetch_optional(self.pool())
-        .await?;
-        Ok(limit
-            .flatten()
-            .and_then(|n| u32::try_from(n).ok())
-            .filter(|n| *n > 0))
     }
 
     /// The last sample of `day` for `api_host`.

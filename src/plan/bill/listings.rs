@@ -8,7 +8,7 @@ use rust_decimal::prelude::ToPrimitive;
 use serde_json::Value;
 
 use super::*;
-use crate::plan::listing::{ListingSizes, Shape};
+use crate::plan::listing::{ListingSizes, Shape, mode};
 
 /// What `call`'s listing costs bought to `rows` rows (pages of its `limit`).
 fn cost_at(call: &CallSpec, rows: u64, prices: &Prices) -> Usd {
@@ -72,11 +72,6 @@ fn strictest_budget(job: &Job, caps: AccountCaps) -> Option<(String, Usd)> {
     .into_iter()
     .flatten()
     .min_by(|a, b| a.1.cmp(&b.1))
-}
-
-/// The listing's mode as the API reads it.
-fn mode(task: &Value) -> &str {
-    task.get("mode").and_then(Value::as_str).unwrap_or("as_is")
 }
 
 /// A list collection whose listings in full, at its cadence, cost more a month than
