@@ -50,7 +50,7 @@ pub struct App {
     /// `api.max_per_minute` as configured, before the account's own rate limit.
     configured_per_minute: u32,
     /// The account's own spending limit per minute, shared by every executor.
-    minute_cap: crate::money::budget::MinuteCap,
+    account_caps: crate::money::budget::AccountCaps,
 }
 
 /// Connects to the configured database and applies the migrations.
@@ -191,7 +191,7 @@ impl BudgetHandle {
 #[derive(Clone)]
 pub struct RateHandle {
     configured: u32,
-    minute_cap: crate::money::budget::MinuteCap,
+    account_caps: crate::money::budget::AccountCaps,
     client: crate::api::limits::Limits,
     shared: SharedSlots,
     metrics: Arc<Metrics>,
@@ -223,10 +223,21 @@ impl RateHandle {
     /// Takes the account's own spending limit per minute as just sampled (`None`:
     /// none): each call reserves its estimate in its minute against it from now on.
     pub fn follow_money_minute(&self, limit: Option<Usd>) {
-        if self.minute_cap.set(limit) {
+        if self.account_caps.set_money_minute(limit) {
             info!(
                 limit_usd = limit.map(|l| l.to_f64()),
                 "the account's own spending limit per minute (money.limits.minute) changed; each call reserves its estimate in its minute against it"
+            );
+        }
+    }
+
+    /// Takes the account's own request limit per day as just sampled (`None`: none):
+    /// each paid call takes one of the day's requests against it from now on.
+    pub fn follow_requests_day(&self, limit: Option<u64>) {
+        if self.account_caps.set_requests_day(limit) {
+            info!(
+                requests_per_day = limit,
+                "the account's own request limit per day (rates.limits.day) changed; each paid call takes one of the day's requests against it"
             );
         }
     }
@@ -266,7 +277,11 @@ impl App {
         );
         limits.prepare().await?;
         let account_daily = sampled.money_day;
-        let minute_cap = crate::money::budget::MinuteCap::new(sampled.money_minute);
+        let account_caps =
+            crate::money::budget::AccountCaps::new(crate::money::budget::AccountLimits {
+                money_minute: sampled.money_minute,
+                requests_day: sampled.rate_day,
+            });
         let budgets = Budgets::new(budget_caps(&config.budget, jobs, account_daily));
         publish_budgets(&store, &budgets, jobs).await?;
         let mut prices = store
@@ -303,7 +318,7 @@ impl App {
             keep_alive_task,
             groups,
             configured_per_minute,
-            minute_cap,
+            account_caps,
         })
     }
 
@@ -312,7 +327,7 @@ impl App {
     pub fn rate_handle(&self) -> RateHandle {
         RateHandle {
             configured: self.configured_per_minute,
-            minute_cap: self.minute_cap.clone(),
+            account_caps: self.account_caps.clone(),
             client: self.client.limits().clone(),
             shared: self.limits.clone(),
             metrics: self.metrics.clone(),
@@ -326,7 +341,7 @@ impl App {
             .with_shared_limits(self.limits.clone())
             .with_metrics(self.metrics.clone())
             .with_prices(self.prices.clone())
-            .with_minute_cap(self.minute_cap.clone())
+            .with_account_caps(self.account_caps.clone())
             .with_stop(stop);
         let exec = match &self.groups {
             Some(groups) => exec.with_groups(groups.clone()),

@@ -113,6 +113,7 @@ async fn print_plan(
         .then_some(crate::plan::bill::AccountLimitsBill {
             money_minute_usd: account.money_minute,
             rate_minute: account.rate_minute,
+            rate_day: account.rate_day,
             configured_per_minute: cfg.api.max_per_minute,
         });
     if json {
@@ -368,7 +369,7 @@ pub(crate) fn render_bill(bill: &Bill) -> String {
     }
     totals_section(&mut out, bill);
     if let Some(a) = &bill.account_limits {
-        account_limits_section(&mut out, a);
+        account_limits_section(&mut out, a, bill.total.busiest_calls_day);
     }
     cheaper_section(&mut out, &bill.cheaper);
     out
@@ -580,8 +581,13 @@ fn totals_section(out: &mut String, bill: &Bill) {
     }
 }
 
-/// The account's own limits per minute, as last sampled, and what calls follow.
-fn account_limits_section(out: &mut String, a: &crate::plan::bill::AccountLimitsBill) {
+/// The account's own limits beyond its daily spending cap, as last sampled, and what
+/// calls follow; the busiest day's calls against its requests per day.
+fn account_limits_section(
+    out: &mut String,
+    a: &crate::plan::bill::AccountLimitsBill,
+    busiest: Option<crate::plan::bill::DayCalls>,
+) {
     if let Some(cap) = a.money_minute_usd {
         let _ = writeln!(
             out,
@@ -603,6 +609,25 @@ fn account_limits_section(out: &mut String, a: &crate::plan::bill::AccountLimits
         let _ = writeln!(
             out,
             "rates.limits.minute (the account's own) {rate} requests a minute: {follow}"
+        );
+    }
+    if let Some(day) = a.rate_day {
+        let busiest = match busiest {
+            Some(b) if b.calls as u64 > day => format!(
+                "the busiest day ({}) plans {}, over it: the calls past it stop until 00:00 UTC",
+                b.day,
+                count(b.calls, "call")
+            ),
+            Some(b) => format!(
+                "the busiest day ({}) plans {}, within it",
+                b.day,
+                count(b.calls, "call")
+            ),
+            None => "no call planned".to_string(),
+        };
+        let _ = writeln!(
+            out,
+            "rates.limits.day (the account's own) {day} requests a day: each paid call takes one of the day's; {busiest}"
         );
     }
 }

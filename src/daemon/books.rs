@@ -135,6 +135,9 @@ async fn sample_and_reconcile(
             limits
                 .rates
                 .follow_money_minute(account.books.money_limit_minute);
+            limits
+                .rates
+                .follow_requests_day(account.books.rate_limit_day);
             // The account's own daily limit caps the calls beside budget.daily_usd.
             if let Err(e) = limits
                 .budgets

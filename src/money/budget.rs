@@ -153,26 +153,44 @@ impl Scope {
     }
 }
 
-/// The account's own spending limit per minute (`money.limits.minute`), as last
-/// sampled, shared by the executors of a process: each call reserves its estimate in
-/// its minute against it (`Store::reserve_minute`). `None`: no such limit.
+/// The account's own limits beyond its daily spending cap, as last sampled, shared by
+/// the executors of a process: its spending limit per minute (`money.limits.minute`;
+/// each call reserves its estimate in its minute, `Store::reserve_minute`) and its
+/// requests per UTC day (`rates.limits.day`; each paid call takes one of the day's,
+/// `Store::reserve_request`). `None`: no such limit.
 #[derive(Clone, Debug, Default)]
-pub struct MinuteCap(Arc<RwLock<Option<Usd>>>);
+pub struct AccountCaps(Arc<RwLock<AccountLimits>>);
 
-impl MinuteCap {
-    pub fn new(cap: Option<Usd>) -> MinuteCap {
-        MinuteCap(Arc::new(RwLock::new(cap)))
+/// What [`AccountCaps`] holds.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct AccountLimits {
+    pub money_minute: Option<Usd>,
+    pub requests_day: Option<u64>,
+}
+
+impl AccountCaps {
+    pub fn new(limits: AccountLimits) -> AccountCaps {
+        AccountCaps(Arc::new(RwLock::new(limits)))
     }
 
-    pub fn get(&self) -> Option<Usd> {
-        *self.0.read().expect("minute cap")
+    pub fn get(&self) -> AccountLimits {
+        *self.0.read().expect("account caps")
     }
 
-    /// Takes another limit; `true` when it differs from the one in force.
-    pub fn set(&self, cap: Option<Usd>) -> bool {
-        let mut held = self.0.write().expect("minute cap");
-        let changed = *held != cap;
-        *held = cap;
+    /// Takes another spending limit per minute; `true` when it differs from the one in
+    /// force.
+    pub fn set_money_minute(&self, cap: Option<Usd>) -> bool {
+        let mut held = self.0.write().expect("account caps");
+        let changed = held.money_minute != cap;
+        held.money_minute = cap;
+        changed
+    }
+
+    /// Takes another request limit per day; `true` when it differs from the one in force.
+    pub fn set_requests_day(&self, cap: Option<u64>) -> bool {
+        let mut held = self.0.write().expect("account caps");
+        let changed = held.requests_day != cap;
+        held.requests_day = cap;
         changed
     }
 }

@@ -140,6 +140,9 @@ pub struct AccountLimits {
     /// Requests it may start in a minute (`rates.limits.minute`), when set here, in
     /// place of [`crate::sandbox::SandboxOptions::max_per_minute`]; beyond it, 40202.
     pub rate_minute: Option<u32>,
+    /// Requests it may make in a UTC day (`rates.limits.day`); beyond it, 40202 (the
+    /// sandbox's choice: the documents give no code for it) until the day ends.
+    pub rate_day: Option<u64>,
 }
 
 /// What another consumer of the account spent, as `POST /sandbox/other-consumer`
@@ -189,7 +192,7 @@ pub(super) fn user_data_parts(
     });
     let rates = json!({
         "limits": {
-            "day": {"total": 0},
+            "day": {"total": limits.rate_day.unwrap_or(0)},
             "minute": {"total": max_per_minute},
         },
         "statistics": {

@@ -13,7 +13,8 @@ use base64::Engine;
 use tokio::time::Instant;
 
 use super::envelope::{
-    MSG_DAILY_LIMIT, MSG_IN_FLIGHT, MSG_PER_MINUTE, MSG_UNAUTHORIZED, json_response, top_level,
+    MSG_DAILY_LIMIT, MSG_IN_FLIGHT, MSG_PER_DAY, MSG_PER_MINUTE, MSG_UNAUTHORIZED, json_response,
+    top_level,
 };
 use super::state::Shared;
 use crate::api::Endpoint;
@@ -82,11 +83,19 @@ impl Shared {
             st.stats.throttled += 1;
             return Some((40202, MSG_PER_MINUTE));
         }
-        // The account's own spending limits: the day's (and the minute's) spend
-        // reached, every call is refused with 40203 (not charged).
         let today = st.today();
         st.book.roll(today);
         let limits = st.limits;
+        // The account's requests per day: the day's used up, every request is refused.
+        if limits
+            .rate_day
+            .is_some_and(|l| st.book.day.requests_total >= l)
+        {
+            st.stats.throttled += 1;
+            return Some((40202, MSG_PER_DAY));
+        }
+        // The account's own spending limits: the day's (and the minute's) spend
+        // reached, every call is refused with 40203 (not charged).
         let over = |spent: Usd, limit: Option<Usd>| limit.is_some_and(|l| spent >= l);
         if over(st.book.day.money_total, limits.money_day)
             || over(st.book.minute.money_total, limits.money_minute)

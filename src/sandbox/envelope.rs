@@ -22,6 +22,7 @@ pub(super) const MSG_ONE_TASK: &str = "You can set only one task at a time.";
 pub(super) const MSG_BAD_JSON: &str = "Invalid JSON in the POST body.";
 pub(super) const MSG_NOT_FOUND: &str = "Not Found.";
 pub(super) const MSG_INTERNAL: &str = "Internal Error.";
+pub(super) const MSG_PER_DAY: &str = "You have reached the limit of requests per day. Please try again tomorrow or contact support to increase the limit.";
 pub(super) const MSG_DAILY_LIMIT: &str = "You have reached the daily cost limit. Please try again tomorrow or raise the limit in the dashboard.";
 pub(super) const MSG_NO_FUNDS: &str = "Insufficient funds. Please, top up your account balance.";
 

@@ -30,7 +30,10 @@
 //! (the sandbox's today: the figures start again from zero when it changes) and this
 //! minute: `total`, `total_backlinks` and `backlinks.<function>`, USD; they move with
 //! every charge. `rates.statistics.day` and `minute` count the admitted requests the
-//! same way; `rates.limits.minute.total` is [`SandboxOptions::max_per_minute`].
+//! same way; `rates.limits.minute.total` is [`SandboxOptions::max_per_minute`] (or
+//! [`AccountLimits::rate_minute`]), `rates.limits.day.total` is
+//! [`AccountLimits::rate_day`] (0: none; once the day's requests reach it, every
+//! request is refused with 40202 until the day ends).
 //! `money.limits.day` and `minute` are [`SandboxOptions::limits`] (0: none); once the
 //! day's (or the minute's) spend reaches its limit, every call is refused with a
 //! top-level 40203, not charged, until the day (the minute) ends.
@@ -353,7 +356,7 @@ pub struct Stats {
     pub charged_usd: Usd,
     /// The most requests that were open at once.
     pub max_in_flight: usize,
-    /// POSTs refused by the account limits (40202 per minute, 40209 in flight).
+    /// POSTs refused by the account limits (40202 per minute or day, 40209 in flight).
     pub throttled: u64,
     /// POSTs answered with an injected fault.
     pub faults: u64,

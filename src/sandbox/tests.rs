@@ -1156,3 +1156,39 @@ async fn a_rate_limit_set_on_the_account_is_reported_and_refuses_with_40202_past
     assert!(body.contains("40202"), "{status}: {body}");
     sb.stop().await;
 }
+
+#[tokio::test]
+async fn a_request_limit_per_day_is_reported_and_refuses_with_40202_once_the_days_are_used() {
+    let sb = Sandbox::start(SandboxOptions {
+        today: NaiveDate::from_ymd_opt(2025, 6, 15),
+        limits: AccountLimits {
+            rate_day: Some(2),
+            ..Default::default()
+        },
+        ..SandboxOptions::default()
+    })
+    .await
+    .unwrap();
+    let (acct, _) = account(&sb).await;
+    assert_eq!(acct.books.rate_limit_day, Some(2));
+    // Another consumer's request counts: one of the day's two is left.
+    sb.other_consumer(&OtherConsumer {
+        usd: usd("0.02"),
+        requests: 1,
+        api: "backlinks".into(),
+        function: "summary".into(),
+    });
+    served_and_charged(&sb, SUMMARY, r#"[{"target":"a.com"}]"#, price(1)).await;
+    let v = served_and_charged(&sb, SUMMARY, r#"[{"target":"b.com"}]"#, Usd::ZERO).await;
+    assert_eq!(v["status_code"], 40202, "{v}");
+    assert!(
+        v["status_message"]
+            .as_str()
+            .is_some_and(|m| m.contains("requests per day")),
+        "{v}"
+    );
+    // The next day starts again.
+    sb.set_today(NaiveDate::from_ymd_opt(2025, 6, 16).unwrap());
+    served_and_charged(&sb, SUMMARY, r#"[{"target":"b.com"}]"#, price(1)).await;
+    sb.stop().await;
+}

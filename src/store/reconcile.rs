@@ -24,12 +24,17 @@ pub struct SampledLimits {
     pub money_minute: Option<Usd>,
     /// `rates.limits.minute`.
     pub rate_minute: Option<u32>,
+    /// `rates.limits.day`: requests a UTC day.
+    pub rate_day: Option<u64>,
 }
 
 impl SampledLimits {
     /// Any limit sampled.
     pub fn any(&self) -> bool {
-        self.money_day.is_some() || self.money_minute.is_some() || self.rate_minute.is_some()
+        self.money_day.is_some()
+            || self.money_minute.is_some()
+            || self.rate_minute.is_some()
+            || self.rate_day.is_some()
     }
 }
 
@@ -141,12 +146,21 @@ impl Store {
         let Some(day) = &books.spent_day else {
             return Ok(false);
         };
+        // The day's requests counted against rates.limits.day are raised to the
+        // account's own count: its other consumers' requests use the same limit.
         sqlx::query(
-            "INSERT INTO linkledger.account_samples
-               (taken_at, api_host, sandbox, day, spent_usd, backlinks_usd, by_function,
-                requests, backlinks_requests, money_limit_day, money_limit_minute,
-                rate_limit_minute)
-             VALUES ($1, $2, $3, ($1 AT TIME ZONE 'UTC')::date, $4, $5, $6, $7, $8, $9, $10, $11)",
+            "WITH sample AS (
+               INSERT INTO linkledger.account_samples
+                 (taken_at, api_host, sandbox, day, spent_usd, backlinks_usd, by_function,
+                  requests, backlinks_requests, money_limit_day, money_limit_minute,
+                  rate_limit_minute, rate_limit_day)
+               VALUES ($1, $2, $3, ($1 AT TIME ZONE 'UTC')::date, $4, $5, $6, $7, $8, $9, $10,
+                       $11, $12)
+               RETURNING day, requests)
+             INSERT INTO linkledger.request_days AS t (api_host, day, requests)
+             SELECT $2, day, requests FROM sample WHERE requests IS NOT NULL
+             ON CONFLICT (api_host, day) DO UPDATE
+             SET requests = greatest(t.requests, EXCLUDED.requests)",
         )
         .bind(taken_at)
         .bind(api_host)
@@ -159,6 +173,7 @@ impl Store {
         .bind(books.money_limit_day.map(Usd::decimal))
         .bind(books.money_limit_minute.map(Usd::decimal))
         .bind(books.rate_limit_minute.map(|n| n as i32))
+        .bind(books.rate_limit_day.and_then(|n| i64::try_from(n).ok()))
         .execute(self.pool())
         .await?;
         Ok(true)
@@ -167,20 +182,63 @@ impl Store {
     /// The account's own limits as the newest sample of `api_host` reported them
     /// (each `None` when it has none, all `None` when none was sampled).
     pub async fn latest_limits(&self, api_host: &str) -> Result<SampledLimits, StoreError> {
-        let row: Option<(Option<Decimal>, Option<Decimal>, Option<i32>)> = sqlx::query_as(
-            "SELECT money_limit_day, money_limit_minute, rate_limit_minute
+        type Row = (Option<Decimal>, Option<Decimal>, Option<i32>, Option<i64>);
+        let row: Option<Row> = sqlx::query_as(
+            "SELECT money_limit_day, money_limit_minute, rate_limit_minute, rate_limit_day
              FROM linkledger.account_samples
              WHERE api_host = $1 ORDER BY taken_at DESC, id DESC LIMIT 1",
         )
         .bind(api_host)
         .fetch_optional(self.pool())
         .await?;
-        let (day, minute, rate) = row.unwrap_or_default();
+        let (day, minute, rate, rate_day) = row.unwrap_or_default();
         Ok(SampledLimits {
             money_day: day.map(Usd),
             money_minute: minute.map(Usd),
             rate_minute: rate.and_then(|n| u32::try_from(n).ok()).filter(|n| *n > 0),
+            rate_day: rate_day
+                .and_then(|n| u64::try_from(n).ok())
+                .filter(|n| *n > 0),
         })
+    }
+
+    /// Takes one of this UTC day's requests of `api_host` against `cap` (the account's
+    /// `rates.limits.day`), across processes: the day when taken, `None` when the day's
+    /// are used up (by the calls sent, or by the account's own count as last sampled).
+    pub async fn reserve_request(
+        &self,
+        api_host: &str,
+        cap: u64,
+    ) -> Result<Option<NaiveDate>, StoreError> {
+        let day: Option<NaiveDate> = sqlx::query_scalar(
+            "WITH gone AS (DELETE FROM linkledger.request_days
+                           WHERE api_host = $1 AND day < (now() AT TIME ZONE 'UTC')::date - 7)
+             INSERT INTO linkledger.request_days AS t (api_host, day, requests)
+             SELECT $1, (now() AT TIME ZONE 'UTC')::date, 1 WHERE $2 >= 1
+             ON CONFLICT (api_host, day) DO UPDATE
+             SET requests = t.requests + 1
+             WHERE t.requests + 1 <= $2
+             RETURNING t.day",
+        )
+        .bind(api_host)
+        .bind(i64::try_from(cap).unwrap_or(i64::MAX))
+        .fetch_optional(self.pool())
+        .await?;
+        Ok(day)
+    }
+
+    /// Gives back the request [`Store::reserve_request`] took for a call that was not
+    /// sent.
+    pub async fn release_request(&self, api_host: &str, day: NaiveDate) -> Result<(), StoreError> {
+        sqlx::query(
+            "UPDATE linkledger.request_days SET requests = greatest(requests - 1, 0)
+             WHERE api_host = $1 AND day = $2",
+        )
+        .bind(api_host)
+        .bind(day)
+        .execute(self.pool())
+        .await?;
+        Ok(())
     }
 
     /// Reserves `estimate` in this UTC minute's spend of `api_host` against `cap` (the

@@ -1,8 +1,9 @@
 //! The account's own money rules beyond the daily cap: its spending limit per minute
 //! (`money.limits.minute`) as a cap (each call reserves its estimate in its UTC minute
 //! across processes, and a call that would cross the limit waits for the next minute
-//! instead of meeting a 40203, which pauses every call until midnight), and a day
-//! booked at a gateway's flat price reconciled as such.
+//! instead of meeting a 40203, which pauses every call until midnight), its requests
+//! per day (`rates.limits.day`) as a cap (a once-run stops at it and says so, nothing
+//! refused by the API), and a day booked at a gateway's flat price reconciled as such.
 
 use chrono::{DateTime, Utc};
 use linkledger::money::Usd;
@@ -153,6 +154,108 @@ async fn a_call_over_the_accounts_limit_per_minute_waits_for_the_next_minute_ins
     assert!(per_minute.iter().all(|m| m.1 <= 2), "{per_minute:?}");
     assert_eq!(sb.stats().charged_usd, usd("0.08012"));
     sb.stop().await;
+}
+
+#[tokio::test]
+async fn a_once_run_stops_when_the_accounts_requests_for_the_day_are_used_up_and_says_so() {
+    let db = TestDb::new().await;
+    let store = db.store().await;
+    let sb = sandbox(linkledger::sandbox::SandboxOptions {
+        identify: false,
+        limits: linkledger::sandbox::AccountLimits {
+            rate_day: Some(3),
+            ..Default::default()
+        },
+        ..Default::default()
+    })
+    .await;
+    // Another consumer of the account made one request today; the daemon's sample
+    // reads the limit and that count.
+    sb.other_consumer(&linkledger::sandbox::OtherConsumer {
+        usd: usd("0.02"),
+        requests: 1,
+        api: "backlinks".into(),
+        function: "summary".into(),
+    });
+    let exec = executor(&store, &sb, 4);
+    let host = exec.client().api_host().to_string();
+    exec.sample_account().await.unwrap().unwrap();
+    let limits = store.latest_limits(&host).await.unwrap();
+    assert_eq!(limits.rate_day, Some(3));
+    // The day's requests start from the account's own count.
+    let seeded: Vec<(String, i64)> =
+        sqlx::query_as("SELECT api_host, requests FROM linkledger.request_days")
+            .fetch_all(store.pool())
+            .await
+            .unwrap();
+    assert_eq!(seeded, [(host.clone(), 1)]);
+    let list: Vec<String> = (0..4).map(|i| format!("perday{i}.com")).collect();
+    let wd = Workdir::new(&[("perday.toml", &job_toml("perday", "summary", &list, ""))]);
+    let out = linkledger(wd.path(), &env_for(&db, &sb), &["plan"]).await;
+    assert!(out.status.success(), "{}", stderr(&out));
+    let text = stdout(&out);
+    assert!(
+        text.contains("rates.limits.day (the account's own) 3 requests a day: each paid call takes one of the day's; the busiest day")
+            && text.contains("plans 4 calls, over it: the calls past it stop until 00:00 UTC"),
+        "{text}"
+    );
+    let out = linkledger(wd.path(), &env_for(&db, &sb), &["run", "--once"]).await;
+    let err = stderr(&out);
+    assert_eq!(out.status.code(), Some(1), "{}{err}", stdout(&out));
+    assert!(
+        err.contains("run halted: the account's own request limit per day (rates.limits.day, 3 requests) is used up; calls resume after 00:00 UTC"),
+        "{err}"
+    );
+    // Two of the day's three were left: two calls sent, none refused by the API.
+    let stats = sb.stats();
+    assert_eq!(stats.requests, 2, "{stats:?}");
+    assert_eq!(stats.throttled, 0, "{stats:?}");
+    let sent: i64 =
+        sqlx::query_scalar("SELECT count(*) FROM linkledger.api_calls WHERE endpoint = 'summary'")
+            .fetch_one(store.pool())
+            .await
+            .unwrap();
+    assert_eq!(sent, 2);
+    let counted: i64 =
+        sqlx::query_scalar("SELECT requests FROM linkledger.request_days WHERE api_host = $1")
+            .bind(&host)
+            .fetch_one(store.pool())
+            .await
+            .unwrap();
+    assert_eq!(counted, 3, "the other consumer's request and ours");
+    sb.stop().await;
+}
+
+#[tokio::test]
+async fn a_days_requests_are_taken_up_to_the_cap_and_one_given_back_makes_room() {
+    let db = TestDb::new().await;
+    let store = db.store().await;
+    let mut days = Vec::new();
+    for _ in 0..2 {
+        days.push(store.reserve_request("api.test", 2).await.unwrap());
+    }
+    let full = store.reserve_request("api.test", 2).await.unwrap();
+    // Unless the UTC day turned between the steps.
+    if days[0] == days[1] && days[0].is_some() {
+        assert_eq!(full, None, "the third of a two-request day");
+        store
+            .release_request("api.test", days[0].unwrap())
+            .await
+            .unwrap();
+        assert_eq!(
+            store.reserve_request("api.test", 2).await.unwrap(),
+            days[0],
+            "room made by the one given back"
+        );
+    }
+    // Another account's day is its own.
+    assert!(
+        store
+            .reserve_request("other.test", 2)
+            .await
+            .unwrap()
+            .is_some()
+    );
 }
 
 #[tokio::test]

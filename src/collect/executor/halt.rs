@@ -22,6 +22,18 @@ pub struct Halt {
     /// `None`: only a restart with fixed configuration, credentials or funds resumes
     /// them.
     pub until: Option<DateTime<Utc>>,
+    /// Who stopped them.
+    pub by: HaltBy,
+}
+
+/// Who stopped the calls.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum HaltBy {
+    /// The API, with a refusal (`code`).
+    Api,
+    /// This program, before the API would: the account's own requests per UTC day
+    /// (`rates.limits.day`, this many) are used up.
+    RequestsPerDay(u64),
 }
 
 impl Halt {
@@ -31,13 +43,29 @@ impl Halt {
                 code: Some(*code),
                 message: message.clone(),
                 until: None,
+                by: HaltBy::Api,
             }),
             Outcome::DailyLimit { message } => Some(Halt {
                 code: Some(crate::api::status::DAILY_LIMIT_CODE),
                 message: message.clone(),
                 until: Some(next_utc_midnight(Utc::now())),
+                by: HaltBy::Api,
             }),
             _ => None,
+        }
+    }
+
+    /// The account's own requests for the UTC day (`rates.limits.day`, `limit` of them)
+    /// are used up: calls stop until 00:00 UTC.
+    pub fn requests_per_day(limit: u64, now: DateTime<Utc>) -> Halt {
+        Halt {
+            code: None,
+            message: format!(
+                "the account's own request limit per day (rates.limits.day, {}) is used up",
+                crate::words::count(limit, "request")
+            ),
+            until: Some(next_utc_midnight(now)),
+            by: HaltBy::RequestsPerDay(limit),
         }
     }
 
@@ -48,6 +76,9 @@ impl Halt {
 
     /// What the operator should do about it.
     pub fn hint(&self) -> &'static str {
+        if let HaltBy::RequestsPerDay(_) = self.by {
+            return "calls resume after 00:00 UTC, or sooner when the account's limit is raised (the daemon samples it)";
+        }
         match self.code {
             Some(40100) | Some(40104) => {
                 "check the API credentials (api.login and api.password, or DATAFORSEO_LOGIN and DATAFORSEO_PASSWORD, or api.token)"
@@ -68,6 +99,9 @@ impl Halt {
 
 impl std::fmt::Display for Halt {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        if let HaltBy::RequestsPerDay(_) = self.by {
+            return write!(f, "{}; {}", self.message, self.hint());
+        }
         let what = if self.is_wrong_path() {
             "the API does not know the path"
         } else {
@@ -268,6 +302,7 @@ mod tests {
             code: Some(40100),
             message: "You are not authorized.".into(),
             until: None,
+            by: HaltBy::Api,
         };
         let text = h.to_string();
         assert!(
@@ -278,17 +313,33 @@ mod tests {
             code: Some(40210),
             message: "Insufficient funds.".into(),
             until: None,
+            by: HaltBy::Api,
         };
         assert!(h.to_string().contains("balance"));
         let h = Halt {
             code: Some(40400),
             message: "Not Found. (POST http://localhost:8089/v2/backlinks/summary/live)".into(),
             until: None,
+            by: HaltBy::Api,
         };
         let text = h.to_string();
         assert!(
             text.contains("api.base_url") && text.contains("/v2/"),
             "{text}"
+        );
+    }
+
+    #[test]
+    fn the_accounts_requests_per_day_used_up_stop_calls_until_midnight_and_say_the_limit() {
+        let now: DateTime<Utc> = "2026-11-25T17:30:00Z".parse().unwrap();
+        let h = Halt::requests_per_day(5000, now);
+        assert_eq!(
+            h.until,
+            Some("2026-11-26T00:00:00Z".parse::<DateTime<Utc>>().unwrap())
+        );
+        assert_eq!(
+            h.to_string(),
+            "the account's own request limit per day (rates.limits.day, 5000 requests) is used up; calls resume after 00:00 UTC, or sooner when the account's limit is raised (the daemon samples it)"
         );
     }
 }

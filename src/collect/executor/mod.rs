@@ -39,7 +39,7 @@ use crate::store::{
 };
 use crate::warehouse::normalize::{self, Context};
 
-pub use halt::{CredentialsCheck, Halt, next_utc_midnight};
+pub use halt::{CredentialsCheck, Halt, HaltBy, next_utc_midnight};
 
 mod halt;
 mod paging;
@@ -150,7 +150,7 @@ pub struct Executor {
     /// Writes grouped with other calls' (`queue.group`); `None`: each call's alone.
     groups: Option<Groups>,
     /// The account's own spending limit per minute, reserved against before a call.
-    minute_cap: crate::money::budget::MinuteCap,
+    account_caps: crate::money::budget::AccountCaps,
 }
 
 impl std::fmt::Debug for Executor {
@@ -177,14 +177,16 @@ impl Executor {
             reuse_same_day: true,
             loads: Arc::new(tokio::sync::Semaphore::new(DEFAULT_LOADS)),
             groups: None,
-            minute_cap: Default::default(),
+            account_caps: Default::default(),
         }
     }
 
-    /// Reserves each call's estimate in its minute against the account's own
-    /// `money.limits.minute` (`cap`, kept current by the daemon's samples).
-    pub fn with_minute_cap(mut self, cap: crate::money::budget::MinuteCap) -> Executor {
-        self.minute_cap = cap;
+    /// Holds each call to the account's own limits beyond its daily spending cap (kept
+    /// current by the daemon's samples): its estimate reserved in its minute against
+    /// `money.limits.minute`, and one of the day's requests taken against
+    /// `rates.limits.day`.
+    pub fn with_account_caps(mut self, caps: crate::money::budget::AccountCaps) -> Executor {
+        self.account_caps = caps;
         self
     }
 

@@ -18,6 +18,24 @@ impl Executor {
         fence: Fence,
         estimate: Usd,
     ) -> Booked {
+        // One of the day's requests (the account's rates.limits.day), held by this
+        // call from when it is taken until the call is sent or given up, across the
+        // booking's retries.
+        let mut day = None;
+        let booked = self.book_holding(record, fence, estimate, &mut day).await;
+        if !matches!(booked, Booked::Decided(SendDecision::Sent(_), _)) {
+            self.give_back_request(day).await;
+        }
+        booked
+    }
+
+    async fn book_holding(
+        &self,
+        record: &CallRecord<'_>,
+        fence: Fence,
+        estimate: Usd,
+        day: &mut Option<chrono::NaiveDate>,
+    ) -> Booked {
         let booking = Booking {
             estimate,
             sandbox: self.client.is_sandbox(),
@@ -28,12 +46,37 @@ impl Executor {
             if self.stop.is_cancelled() {
                 return Booked::NotSent(AttemptEnd::Stopped);
             }
-            if let Some(h) = self.halted() {
+            // The day's requests used up stop every call but those holding one.
+            if let Some(h) = self.halted()
+                && !(day.is_some() && matches!(h.by, HaltBy::RequestsPerDay(_)))
+            {
                 return Booked::NotSent(AttemptEnd::NotSent(h));
+            }
+            let caps = self.account_caps.get();
+            // The account's own requests per day: one of today's taken first, or every
+            // call stops until midnight (as at its daily spending limit) rather than be
+            // refused by the API.
+            let today = Utc::now().date_naive();
+            if let Some(cap) = caps.requests_day
+                && *day != Some(today)
+            {
+                self.give_back_request(day.take()).await;
+                match self
+                    .store
+                    .reserve_request(self.client.api_host(), cap)
+                    .await
+                {
+                    Ok(Some(taken)) => *day = Some(taken),
+                    Ok(None) => {
+                        self.set_halt(Halt::requests_per_day(cap, Utc::now()));
+                        continue;
+                    }
+                    Err(e) => return Booked::Failed(e),
+                }
             }
             // The account's own spending limit per minute: the estimate reserved in this
             // minute first, or the call waits for the next one.
-            let minute = match self.minute_cap.get() {
+            let minute = match caps.money_minute {
                 Some(cap) => match self
                     .store
                     .reserve_minute(self.client.api_host(), estimate, cap)
@@ -84,6 +127,7 @@ impl Executor {
             {
                 warn!(error = %e, "giving back a minute's reservation failed; it lapses with the minute");
             }
+
             let (decision, lease) = match booked {
                 Ok(SlotBooking::Wait(wait)) => {
                     tokio::select! {
@@ -113,6 +157,18 @@ impl Executor {
                 continue;
             }
             return Booked::Decided(decision, slot);
+        }
+    }
+
+    /// Gives back the day's request taken for a call that was not sent.
+    async fn give_back_request(&self, day: Option<chrono::NaiveDate>) {
+        if let Some(day) = day
+            && let Err(e) = self
+                .store
+                .release_request(self.client.api_host(), day)
+                .await
+        {
+            warn!(error = %e, "giving back a day's request failed; the day counts one request more");
         }
     }
 

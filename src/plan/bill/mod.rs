@@ -96,18 +96,22 @@ pub struct Bill {
     pub total: Totals,
     /// The account's caps against `total`.
     pub budgets: Vec<BudgetUse>,
-    /// The account's own limits per minute as last sampled (`None`: none sampled).
+    /// The account's own limits beyond its daily spending cap as last sampled
+    /// (`None`: none sampled).
     pub account_limits: Option<AccountLimitsBill>,
     pub cheaper: Cheaper,
 }
 
-/// The account's own limits per minute (`money.limits.minute`, `rates.limits.minute`)
-/// as the daemon last sampled them, beside what is configured.
+/// The account's own limits beyond its daily spending cap (`money.limits.minute`,
+/// `rates.limits.minute`, `rates.limits.day`) as the daemon last sampled them, beside
+/// what is configured.
 #[derive(Clone, Debug, Serialize)]
 pub struct AccountLimitsBill {
     #[serde(serialize_with = "money_opt")]
     pub money_minute_usd: Option<Usd>,
     pub rate_minute: Option<u32>,
+    /// `rates.limits.day`: requests a UTC day.
+    pub rate_day: Option<u64>,
     /// `api.max_per_minute`.
     pub configured_per_minute: u32,
 }
@@ -227,6 +231,15 @@ pub struct Totals {
     pub settle_per_month: Usd,
     /// The UTC day of the window that pays the most.
     pub busiest_day: Option<DayCost>,
+    /// The UTC day of the window that makes the most calls (against the account's
+    /// requests per day; calls reused within a day count too).
+    pub busiest_calls_day: Option<DayCalls>,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+pub struct DayCalls {
+    pub day: NaiveDate,
+    pub calls: i64,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
@@ -601,7 +614,9 @@ fn local(t: DateTime<Utc>, tz: Option<Tz>) -> String {
 fn totals(lines: &[&Line]) -> Totals {
     let mut t = Totals::default();
     let mut by_day: BTreeMap<NaiveDate, Usd> = BTreeMap::new();
+    let mut calls_by_day: BTreeMap<NaiveDate, i64> = BTreeMap::new();
     for l in lines {
+        let calls_per_fire = l.calls.iter().map(CallSpec::planned_calls).sum::<i64>();
         t.calls_per_fire += l.calls.iter().map(CallSpec::planned_calls).sum::<i64>() as usize;
         t.cost_per_fire += l.cost_per_fire;
         t.fires_per_month += l.fires_per_month();
@@ -613,6 +628,7 @@ fn totals(lines: &[&Line]) -> Totals {
         t.settle_per_month += l.settle_costs;
         for f in &l.fires {
             *by_day.entry(f.date_naive()).or_default() += l.cost_per_fire;
+            *calls_by_day.entry(f.date_naive()).or_default() += calls_per_fire;
         }
         for (day, saved) in l.saves_by_day.iter().chain(&l.stored_by_day) {
             let cost = by_day.entry(*day).or_default();
@@ -628,6 +644,11 @@ fn totals(lines: &[&Line]) -> Totals {
         // The earliest of equally busy days.
         .max_by(|a, b| a.1.cmp(&b.1).then(b.0.cmp(&a.0)))
         .map(|(day, cost)| DayCost { day, cost });
+    t.busiest_calls_day = calls_by_day
+        .into_iter()
+        .filter(|(_, calls)| *calls > 0)
+        .max_by(|a, b| a.1.cmp(&b.1).then(b.0.cmp(&a.0)))
+        .map(|(day, calls)| DayCalls { day, calls });
     t
 }
 
