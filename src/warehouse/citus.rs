@@ -40,6 +40,7 @@ pub const COORDINATOR: &[&str] = &[
     "settlements",
     "account_others",
     "spend_minutes",
+    "request_days",
 ];
 
 /// The warehouse tables, distributed by target; the first is the colocation anchor.
