@@ -227,6 +227,38 @@ async fn a_once_run_stops_when_the_accounts_requests_for_the_day_are_used_up_and
 }
 
 #[tokio::test]
+async fn calls_stopped_at_the_days_requests_resume_when_the_accounts_limit_is_raised() {
+    use linkledger::collect::executor::HaltBy;
+    let db = TestDb::new().await;
+    let store = db.store().await;
+    let sb = default_sandbox().await;
+    let caps =
+        linkledger::money::budget::AccountCaps::new(linkledger::money::budget::AccountLimits {
+            money_minute: None,
+            requests_day: Some(1),
+        });
+    let exec = executor(&store, &sb, 2).with_account_caps(caps.clone());
+    let list: Vec<String> = (0..3).map(|i| format!("raised{i}.com")).collect();
+    let job = job_for("summary", &list, "");
+    run_once(&exec, &[&job], linkledger::store::RunKind::Once, today())
+        .await
+        .unwrap();
+    assert_eq!(sb.stats().requests, 1);
+    let halt = exec.halted().expect("stopped at the day's one request");
+    assert_eq!(halt.by, HaltBy::RequestsPerDay(1));
+    // The daemon's sample reads a raised limit: calls resume against it.
+    caps.set_requests_day(Some(10));
+    assert_eq!(exec.halted(), None);
+    run_once(&exec, &[&job], linkledger::store::RunKind::Once, today())
+        .await
+        .unwrap();
+    // The first target's answer of today is reused; the other two are bought.
+    assert_eq!(sb.stats().requests, 3);
+    assert_eq!(exec.halted(), None);
+    sb.stop().await;
+}
+
+#[tokio::test]
 async fn a_days_requests_are_taken_up_to_the_cap_and_one_given_back_makes_room() {
     let db = TestDb::new().await;
     let store = db.store().await;

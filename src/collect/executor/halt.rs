@@ -145,6 +145,21 @@ impl Executor {
             info!("the pause is over; calls resume");
             *h = None;
         }
+        // The day's requests used up under a limit the account no longer has (the
+        // daemon's sample says another): calls try again against the new one.
+        if let Some(Halt {
+            by: HaltBy::RequestsPerDay(limit),
+            ..
+        }) = h.as_ref()
+            && self.account_caps.get().requests_day != Some(*limit)
+        {
+            info!(
+                was = limit,
+                now = self.account_caps.get().requests_day,
+                "the account's request limit per day (rates.limits.day) changed; calls resume"
+            );
+            *h = None;
+        }
         h.clone()
     }
 
