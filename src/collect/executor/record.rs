@@ -127,7 +127,6 @@ impl Executor {
             {
                 warn!(error = %e, "giving back a minute's reservation failed; it lapses with the minute");
             }
-
             let (decision, lease) = match booked {
                 Ok(SlotBooking::Wait(wait)) => {
                     tokio::select! {
