@@ -453,6 +453,14 @@ async fn a_refused_daemon_makes_no_call_keeps_the_work_queued_and_reports_unheal
         |n| n == 3,
     )
     .await;
+    // The refusal reaches /healthz when the credentials check's answer is read, which
+    // under load may come after the fire is enqueued.
+    wait_for(
+        Duration::from_secs(20),
+        "/healthz to name the refusal",
+        || async { d.get("/healthz").await.1.contains("40100") },
+    )
+    .await;
     let (status, body) = d.get("/healthz").await;
     assert_eq!(status, 503, "{body}");
     assert!(body.contains("40100"), "{body}");
