@@ -53,6 +53,27 @@ impl TestDb {
         }
     }
 
+    /// A database of its own holding what `linkledger demo` collects (the example
+    /// jobs, built in): a copy of one the demo filled once in this test process, so
+    /// that the tests reading the demo's data do not each run it again.
+    pub async fn demo() -> TestDb {
+        let template = DEMO_TEMPLATE.get_or_init(demo_template).await;
+        let admin = admin_url();
+        let name = format!("linkledger_test_{}", rand_suffix());
+        let mut conn = connect(&admin).await;
+        sqlx::query(sqlx::AssertSqlSafe(format!(
+            "CREATE DATABASE {name} TEMPLATE {template}"
+        )))
+        .execute(&mut conn)
+        .await
+        .expect("copying the demo's database");
+        TestDb {
+            url: with_database(&admin, &name),
+            name,
+            admin,
+        }
+    }
+
     /// A name for a database of its own that is not made yet (a test makes it, as a
     /// user would with `createdb`), dropped when the test ends if it was.
     pub fn unmade() -> TestDb {
@@ -116,6 +137,55 @@ impl Drop for TestDb {
         })
         .join();
     }
+}
+
+/// The database `TestDb::demo` copies, made by the first test of the process that
+/// asks for it.
+static DEMO_TEMPLATE: tokio::sync::OnceCell<String> = tokio::sync::OnceCell::const_new();
+
+/// Suffix of the demo's template databases: `linkledger_test_<pid>_demo`.
+const DEMO_SUFFIX: &str = "_demo";
+
+/// Runs `linkledger demo` into a database of this process's that outlives the
+/// process's tests (a static is never dropped); the templates of test processes no
+/// longer running are dropped first.
+async fn demo_template() -> String {
+    let admin = admin_url();
+    let mut conn = connect(&admin).await;
+    let names: Vec<String> = sqlx::query_scalar(
+        "SELECT datname FROM pg_database WHERE datname LIKE 'linkledger\\_test\\_%\\_demo'",
+    )
+    .fetch_all(&mut conn)
+    .await
+    .expect("listing the demo's templates");
+    for stale in names {
+        let pid = stale
+            .strip_prefix("linkledger_test_")
+            .and_then(|rest| rest.strip_suffix(DEMO_SUFFIX));
+        if pid.is_some_and(|pid| !Path::new("/proc").join(pid).exists()) {
+            let _ = sqlx::query(sqlx::AssertSqlSafe(format!(
+                "DROP DATABASE IF EXISTS {stale} WITH (FORCE)"
+            )))
+            .execute(&mut conn)
+            .await;
+        }
+    }
+    let name = format!("linkledger_test_{}{DEMO_SUFFIX}", std::process::id());
+    sqlx::query(sqlx::AssertSqlSafe(format!(
+        "DROP DATABASE IF EXISTS {name} WITH (FORCE)"
+    )))
+    .execute(&mut conn)
+    .await
+    .expect("dropping an unfinished demo template");
+    sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
+        .execute(&mut conn)
+        .await
+        .expect("creating the demo's template");
+    let wd = Workdir::new(&[]);
+    let env = vec![("DATABASE_URL".to_string(), with_database(&admin, &name))];
+    let out = linkledger(wd.path(), &env, &["demo"]).await;
+    assert!(out.status.success(), "{}", stderr(&out));
+    name
 }
 
 async fn connect(url: &str) -> sqlx::PgConnection {

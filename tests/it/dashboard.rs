@@ -268,21 +268,10 @@ fn lines(rows: &[sqlx::postgres::PgRow], times: &[DateTime<Utc>]) -> BTreeMap<St
     out.into_iter().map(|(k, v)| (k, v.len())).collect()
 }
 
-/// A database filled by `linkledger demo` with the example jobs (`examples/jobs/`,
-/// built in).
-async fn demo_database() -> TestDb {
-    let db = TestDb::new().await;
-    let wd = Workdir::new(&[]);
-    let env = vec![("DATABASE_URL".to_string(), db.url.clone())];
-    let out = linkledger(wd.path(), &env, &["demo"]).await;
-    assert!(out.status.success(), "{}", stderr(&out));
-    db
-}
-
 #[tokio::test]
 async fn every_panel_query_runs_as_the_reader_on_the_demo_data_and_returns_rows() {
     let d = dashboard();
-    let db = demo_database().await;
+    let db = TestDb::demo().await;
     let role = Role::new(&db, "dash");
     role.create_login().await;
     let wd = Workdir::new(&[]);
@@ -486,7 +475,7 @@ fn panel_sql(
 #[tokio::test]
 async fn the_rank_panel_draws_one_line_per_target_with_a_rank_one_point_a_day_each_on_its_scale() {
     let d = dashboard();
-    let db = demo_database().await;
+    let db = TestDb::demo().await;
     let mut conn = PgConnection::connect(&db.url).await.unwrap();
     let now = Utc::now();
     let from = relative_time(d["time"]["from"].as_str().unwrap(), now);
@@ -540,7 +529,7 @@ async fn the_rank_panel_draws_one_line_per_target_with_a_rank_one_point_a_day_ea
 #[tokio::test]
 async fn the_new_and_lost_panels_draw_partial_weeks_apart_from_whole_ones() {
     let d = dashboard();
-    let db = demo_database().await;
+    let db = TestDb::demo().await;
     let mut conn = PgConnection::connect(&db.url).await.unwrap();
     let now = Utc::now();
     let from = relative_time(d["time"]["from"].as_str().unwrap(), now);

@@ -26,11 +26,9 @@ pub struct BiScene {
 }
 
 pub async fn bi_scene(prefix: &str) -> BiScene {
-    let db = TestDb::new().await;
+    let db = TestDb::demo().await;
     let wd = Workdir::new(&[]);
     let env = vec![("DATABASE_URL".to_string(), db.url.clone())];
-    let out = linkledger(wd.path(), &env, &["demo"]).await;
-    assert!(out.status.success(), "{}", stderr(&out));
     let mut admin = PgConnection::connect(&db.url).await.unwrap();
     sqlx::query(
         "INSERT INTO linkledger.api_calls (endpoint, request, attempt, started_at, outcome, cost_usd, sandbox, job)
