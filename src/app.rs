@@ -278,7 +278,7 @@ impl App {
         limits.prepare().await?;
         let account_daily = sampled.money_day;
         let account_caps =
-            crate::money::budget::AccountCaps::new(crate::money::budget::AccountLimits {
+            crate::money::budget::AccountCaps::new(crate::money::budget::CapsInForce {
                 money_minute: sampled.money_minute,
                 requests_day: sampled.rate_day,
             });

@@ -159,21 +159,21 @@ impl Scope {
 /// requests per UTC day (`rates.limits.day`; each paid call takes one of the day's,
 /// `Store::reserve_request`). `None`: no such limit.
 #[derive(Clone, Debug, Default)]
-pub struct AccountCaps(Arc<RwLock<AccountLimits>>);
+pub struct AccountCaps(Arc<RwLock<CapsInForce>>);
 
 /// What [`AccountCaps`] holds.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct AccountLimits {
+pub struct CapsInForce {
     pub money_minute: Option<Usd>,
     pub requests_day: Option<u64>,
 }
 
 impl AccountCaps {
-    pub fn new(limits: AccountLimits) -> AccountCaps {
+    pub fn new(limits: CapsInForce) -> AccountCaps {
         AccountCaps(Arc::new(RwLock::new(limits)))
     }
 
-    pub fn get(&self) -> AccountLimits {
+    pub fn get(&self) -> CapsInForce {
         *self.0.read().expect("account caps")
     }
 

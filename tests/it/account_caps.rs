@@ -238,7 +238,7 @@ async fn calls_stopped_at_the_days_requests_resume_when_the_accounts_limit_is_ra
     let store = db.store().await;
     let sb = default_sandbox().await;
     let caps =
-        linkledger::money::budget::AccountCaps::new(linkledger::money::budget::AccountLimits {
+        linkledger::money::budget::AccountCaps::new(linkledger::money::budget::CapsInForce {
             money_minute: None,
             requests_day: Some(1),
         });

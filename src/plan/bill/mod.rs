@@ -617,11 +617,10 @@ fn totals(lines: &[&Line]) -> Totals {
     let mut calls_by_day: BTreeMap<NaiveDate, i64> = BTreeMap::new();
     for l in lines {
         let calls_per_fire = l.calls.iter().map(CallSpec::planned_calls).sum::<i64>();
-        t.calls_per_fire += l.calls.iter().map(CallSpec::planned_calls).sum::<i64>() as usize;
+        t.calls_per_fire += calls_per_fire as usize;
         t.cost_per_fire += l.cost_per_fire;
         t.fires_per_month += l.fires_per_month();
-        t.calls_per_month +=
-            l.calls.iter().map(CallSpec::planned_calls).sum::<i64>() * l.fires_per_month();
+        t.calls_per_month += calls_per_fire * l.fires_per_month();
         t.cost_per_month += l.cost_per_month();
         t.bought_once_per_month += l.saves;
         t.stored_per_month += l.stored_saves;
@@ -638,18 +637,23 @@ fn totals(lines: &[&Line]) -> Totals {
     t.cost_per_day = per_day(t.cost_per_month);
     t.pays_per_month = t.cost_per_month - t.bought_once_per_month - t.stored_per_month;
     t.pays_per_day = per_day(t.pays_per_month);
-    t.busiest_day = by_day
-        .into_iter()
-        .filter(|(_, cost)| !cost.is_zero())
-        // The earliest of equally busy days.
-        .max_by(|a, b| a.1.cmp(&b.1).then(b.0.cmp(&a.0)))
-        .map(|(day, cost)| DayCost { day, cost });
-    t.busiest_calls_day = calls_by_day
-        .into_iter()
-        .filter(|(_, calls)| *calls > 0)
-        .max_by(|a, b| a.1.cmp(&b.1).then(b.0.cmp(&a.0)))
-        .map(|(day, calls)| DayCalls { day, calls });
+    t.busiest_day =
+        busiest(by_day, |cost| !cost.is_zero()).map(|(day, cost)| DayCost { day, cost });
+    t.busiest_calls_day =
+        busiest(calls_by_day, |calls| *calls > 0).map(|(day, calls)| DayCalls { day, calls });
     t
+}
+
+/// The day with the most of `by_day` among those `counts` keeps; the earliest of
+/// equally busy days.
+fn busiest<T: Ord>(
+    by_day: BTreeMap<NaiveDate, T>,
+    counts: impl Fn(&T) -> bool,
+) -> Option<(NaiveDate, T)> {
+    by_day
+        .into_iter()
+        .filter(|(_, v)| counts(v))
+        .max_by(|a, b| a.1.cmp(&b.1).then(b.0.cmp(&a.0)))
 }
 
 /// Walks every fire of the window in time order the way the scheduler plans and the
