@@ -8,6 +8,13 @@
 //!     LINKLEDGER_BENCH_ONLY=history cargo bench --bench pipeline
 //!     LINKLEDGER_BENCH_COUNT=1 cargo bench --bench pipeline   # statements per call too
 //!     LINKLEDGER_BENCH_BIN=/path/to/linkledger cargo bench --bench pipeline  # another build
+//!     LINKLEDGER_BENCH_SANDBOX=process cargo bench --bench pipeline  # stand-in out of process
+//!
+//! The stand-in for the API is the sandbox in this process by default (the floor then
+//! pays no process boundary of its own); `LINKLEDGER_BENCH_SANDBOX=process` runs
+//! `linkledger sandbox` as a process of its own instead, as tools are compared against
+//! a stand-in server, and reads its counters over HTTP (`/sandbox/stats`, every 5 ms
+//! instead of every millisecond).
 //!
 //! Work: summary × 2000 targets and monthly history since 2019 × 1000 domains at
 //! latency 0, summary × 600 at 300 ms latency. Each once-run gets a scratch database
@@ -38,6 +45,106 @@ use secrecy::ExposeSecret;
 const FLOOR_CONCURRENCY: usize = 30;
 /// "Lifted": far above what any run here reaches.
 const LIFTED_PER_MINUTE: u32 = 1_000_000;
+
+/// The API's stand-in: the sandbox in this process, or `linkledger sandbox` as a
+/// process of its own (`LINKLEDGER_BENCH_SANDBOX=process`).
+enum StandIn {
+    InProcess(Sandbox),
+    Process {
+        child: tokio::process::Child,
+        base_url: String,
+        http: reqwest::Client,
+    },
+}
+
+/// The stand-in's counters a run reads.
+#[derive(Clone, Copy)]
+struct Counts {
+    requests: u64,
+    throttled: u64,
+}
+
+impl StandIn {
+    async fn start(bin: &Path, options: &SandboxOptions, process: bool) -> anyhow::Result<StandIn> {
+        if !process {
+            return Ok(StandIn::InProcess(Sandbox::start(options.clone()).await?));
+        }
+        let port = std::net::TcpListener::bind("127.0.0.1:0")?
+            .local_addr()?
+            .port();
+        let child = tokio::process::Command::new(bin)
+            .args(["sandbox", "--listen", &format!("127.0.0.1:{port}")])
+            .args(["--latency-ms", &options.latency.as_millis().to_string()])
+            .args(["--max-per-minute", &options.max_per_minute.to_string()])
+            .args(["--max-in-flight", &options.max_in_flight.to_string()])
+            .args(["--balance", &options.balance.decimal().to_string()])
+            .env("RUST_LOG", "warn")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .kill_on_drop(true)
+            .spawn()
+            .context("starting linkledger sandbox")?;
+        let _ = rustls::crypto::ring::default_provider().install_default();
+        let stand_in = StandIn::Process {
+            child,
+            base_url: format!("http://127.0.0.1:{port}/v3"),
+            http: reqwest::Client::new(),
+        };
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while stand_in.stats().await.is_err() {
+            if Instant::now() > deadline {
+                bail!("linkledger sandbox did not answer on port {port} within 10 s");
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        Ok(stand_in)
+    }
+
+    fn base_url(&self) -> String {
+        match self {
+            StandIn::InProcess(sb) => sb.base_url(),
+            StandIn::Process { base_url, .. } => base_url.clone(),
+        }
+    }
+
+    async fn stats(&self) -> anyhow::Result<Counts> {
+        match self {
+            StandIn::InProcess(sb) => {
+                let s = sb.stats();
+                Ok(Counts {
+                    requests: s.requests,
+                    throttled: s.throttled,
+                })
+            }
+            StandIn::Process { base_url, http, .. } => {
+                let url = format!("{}/sandbox/stats", base_url.trim_end_matches("/v3"));
+                let s: serde_json::Value = http.get(url).send().await?.json().await?;
+                let count = |k: &str| s[k].as_u64().context("the sandbox's stats");
+                Ok(Counts {
+                    requests: count("requests")?,
+                    throttled: count("throttled")?,
+                })
+            }
+        }
+    }
+
+    /// How often a run reads the counters while it runs.
+    fn watch_every(&self) -> Duration {
+        match self {
+            StandIn::InProcess(_) => Duration::from_millis(1),
+            StandIn::Process { .. } => Duration::from_millis(5),
+        }
+    }
+
+    async fn stop(self) {
+        match self {
+            StandIn::InProcess(sb) => sb.stop().await,
+            StandIn::Process { mut child, .. } => {
+                let _ = child.kill().await;
+            }
+        }
+    }
+}
 
 struct Work {
     name: &'static str,
@@ -124,6 +231,7 @@ async fn run() -> anyhow::Result<()> {
         },
     ];
     let rate = std::env::var("LINKLEDGER_BENCH_RATE").is_ok_and(|v| v == "1");
+    let process = std::env::var("LINKLEDGER_BENCH_SANDBOX").is_ok_and(|v| v == "process");
     let socket = PathBuf::from(
         std::env::var("LINKLEDGER_BENCH_SOCKET").unwrap_or_else(|_| "/var/run/postgresql".into()),
     );
@@ -135,8 +243,13 @@ async fn run() -> anyhow::Result<()> {
         PathBuf::from,
     );
     println!(
-        "pipeline bench: scale {scale}, {} cores, load average {}",
+        "pipeline bench: scale {scale}, {} cores, the stand-in {}, load average {}",
         std::thread::available_parallelism().map_or(0, |n| n.get()),
+        if process {
+            "out of process (linkledger sandbox)"
+        } else {
+            "in this process"
+        },
         std::fs::read_to_string("/proc/loadavg")
             .unwrap_or_default()
             .split_whitespace()
@@ -158,7 +271,7 @@ async fn run() -> anyhow::Result<()> {
             balance: "1000000".parse().expect("a balance"),
             ..SandboxOptions::default()
         };
-        let mut sb = Sandbox::start(options.clone()).await?;
+        let mut sb = StandIn::start(&bin, &options, process).await?;
         // Against a per-minute cap each run gets a sandbox of its own: the previous
         // run's requests of the last minute would count against the next.
         let rate_bound = work.per_minute != LIFTED_PER_MINUTE;
@@ -217,7 +330,7 @@ async fn run() -> anyhow::Result<()> {
         for (label, unix, group) in runs {
             if rate_bound {
                 sb.stop().await;
-                sb = Sandbox::start(options.clone()).await?;
+                sb = StandIn::start(&bin, &options, process).await?;
             }
             let m = once_run(&bin, &sb, dir.path(), work, unix, &socket, group).await?;
             report_line(&mut lines, work, label, &m, floor.as_ref());
@@ -230,7 +343,7 @@ async fn run() -> anyhow::Result<()> {
             ] {
                 if rate_bound {
                     sb.stop().await;
-                    sb = Sandbox::start(options.clone()).await?;
+                    sb = StandIn::start(&bin, &options, process).await?;
                 }
                 let m = daemons(&bin, &sb, dir.path(), work, &tasks, 2, group).await?;
                 report_line(&mut lines, work, label, &m, floor.as_ref());
@@ -359,7 +472,7 @@ fn tasks_of(job: &Path) -> anyhow::Result<Vec<serde_json::Value>> {
 
 /// The floor: the same requests, 30 at a time, each body read and discarded.
 async fn floor(
-    sb: &Sandbox,
+    sb: &StandIn,
     endpoint: &str,
     tasks: &[serde_json::Value],
 ) -> anyhow::Result<Measured> {
@@ -369,7 +482,7 @@ async fn floor(
         .pool_max_idle_per_host(FLOOR_CONCURRENCY)
         .build()?;
     let url = format!("{}/backlinks/{endpoint}/live", sb.base_url());
-    let before = sb.stats().throttled;
+    let before = sb.stats().await?.throttled;
     let t = Instant::now();
     let mut answers = futures::stream::iter(tasks.iter())
         .map(|task| {
@@ -401,7 +514,7 @@ async fn floor(
         startup: None,
         last_request: None,
         first_minute: None,
-        throttled: sb.stats().throttled - before,
+        throttled: sb.stats().await?.throttled - before,
         commits: None,
         statements: None,
         cpu_self: None,
@@ -412,7 +525,7 @@ async fn floor(
 /// `linkledger run --once` as a new user runs it, into a scratch database of its own.
 async fn once_run(
     bin: &Path,
-    sb: &Sandbox,
+    sb: &StandIn,
     dir: &Path,
     work: &Work,
     unix: bool,
@@ -483,14 +596,14 @@ async fn commits_of(name: &str) -> anyhow::Result<Option<u64>> {
 
 async fn spawn_once(
     bin: &Path,
-    sb: &Sandbox,
+    sb: &StandIn,
     dir: &Path,
     work: &Work,
     url: &str,
     db_name: &str,
     group: Option<bool>,
 ) -> anyhow::Result<Measured> {
-    let before = sb.stats();
+    let before = sb.stats().await?;
     let mut pg_cpu = PgCpu::new(db_name);
     let t = Instant::now();
     let mut command = std::process::Command::new(bin);
@@ -533,12 +646,12 @@ async fn spawn_once(
     let waited = loop {
         tokio::select! {
             r = &mut wait => break r??,
-            _ = tokio::time::sleep(Duration::from_millis(1)) => {
+            _ = tokio::time::sleep(sb.watch_every()) => {
                 if sampled.elapsed() >= Duration::from_millis(20) {
                     pg_cpu.sample();
                     sampled = Instant::now();
                 }
-                watch.see(sb.stats().requests, t.elapsed());
+                watch.see(sb.stats().await?.requests, t.elapsed());
             }
         }
     };
@@ -552,7 +665,7 @@ async fn spawn_once(
             work.name
         );
     }
-    let after = sb.stats();
+    let after = sb.stats().await?;
     Ok(Measured {
         wall,
         calls: after.requests - before.requests,
@@ -761,7 +874,7 @@ impl Watch {
 /// time is the spawn to the last item done; CPU is the daemons' together.
 async fn daemons(
     bin: &Path,
-    sb: &Sandbox,
+    sb: &StandIn,
     dir: &Path,
     work: &Work,
     tasks: &[serde_json::Value],
@@ -809,7 +922,7 @@ async fn daemons(
         ),
     )?;
     let commits_before = commits_of(&name).await?;
-    let before = sb.stats();
+    let before = sb.stats().await?;
     let mut pg_cpu = PgCpu::new(&name);
     let t = Instant::now();
     let mut waits = Vec::new();
@@ -846,8 +959,8 @@ async fn daemons(
     let mut sampled = Instant::now();
     let mut asked = Instant::now();
     let wall = loop {
-        tokio::time::sleep(Duration::from_millis(1)).await;
-        watch.see(sb.stats().requests, t.elapsed());
+        tokio::time::sleep(sb.watch_every()).await;
+        watch.see(sb.stats().await?.requests, t.elapsed());
         if sampled.elapsed() >= Duration::from_millis(20) {
             pg_cpu.sample();
             sampled = Instant::now();
@@ -883,7 +996,7 @@ async fn daemons(
     store.pool().close().await;
     let commits_after = commits_of(&name).await?;
     db.drop_database().await?;
-    let after = sb.stats();
+    let after = sb.stats().await?;
     Ok(Measured {
         wall,
         calls: after.requests - before.requests,
