@@ -9,6 +9,7 @@
 //!     LINKLEDGER_BENCH_COUNT=1 cargo bench --bench pipeline   # statements per call too
 //!     LINKLEDGER_BENCH_BIN=/path/to/linkledger cargo bench --bench pipeline  # another build
 //!     LINKLEDGER_BENCH_SANDBOX=process cargo bench --bench pipeline  # stand-in out of process
+//!     LINKLEDGER_BENCH_DLT=/path/to/python cargo bench --bench pipeline  # dlt beside it
 //!
 //! The stand-in for the API is the sandbox in this process by default (the floor then
 //! pays no process boundary of its own); `LINKLEDGER_BENCH_SANDBOX=process` runs
@@ -335,6 +336,14 @@ async fn run() -> anyhow::Result<()> {
             let m = once_run(&bin, &sb, dir.path(), work, unix, &socket, group).await?;
             report_line(&mut lines, work, label, &m, floor.as_ref());
         }
+        // A generic REST pipeline (dlt, `benches/compare/dlt_pipeline.py`) against the
+        // same stand-in, for the ratio of both to one floor.
+        if let Some(python) = std::env::var_os("LINKLEDGER_BENCH_DLT")
+            && work.per_minute == LIFTED_PER_MINUTE
+        {
+            let m = dlt_run(Path::new(&python), &sb, dir.path(), work, &tasks).await?;
+            report_line(&mut lines, work, "dlt 1.31, TCP", &m, floor.as_ref());
+        }
         // At a ceiling, the account's limits shared by two daemons on one database.
         if !work.latency.is_zero() && !other_build {
             for (label, group) in [
@@ -422,7 +431,12 @@ fn report_line(
     }
     let per_call = |d: Duration| d.as_secs_f64() * 1000.0 / m.calls.max(1) as f64;
     if let Some(cpu) = m.cpu_self {
-        notes.push(format!("CPU/call: linkledger {:.2} ms", per_call(cpu)));
+        let who = if label.starts_with("dlt") {
+            "dlt"
+        } else {
+            "linkledger"
+        };
+        notes.push(format!("CPU/call: {who} {:.2} ms", per_call(cpu)));
     }
     if let Some(cpu) = m.cpu_pg {
         notes.push(format!("PostgreSQL {:.2} ms", per_call(cpu)));
@@ -682,6 +696,100 @@ async fn spawn_once(
                 .filter(|l| l.contains("\"rows_returned\""))
                 .count() as u64
         }),
+        cpu_self: Some(cpu_self),
+        cpu_pg: pg_cpu.total(),
+    })
+}
+
+/// `benches/compare/dlt_pipeline.py` with `python` (dlt installed), the same tasks
+/// into a scratch database of its own, measured as a once-run is.
+async fn dlt_run(
+    python: &Path,
+    sb: &StandIn,
+    dir: &Path,
+    work: &Work,
+    tasks: &[serde_json::Value],
+) -> anyhow::Result<Measured> {
+    let db = Scratch::create(&format!(
+        "linkledger_pipeline_{}_dlt",
+        work.name.replace('-', "_")
+    ))
+    .await?;
+    let url = db.url().expose_secret().to_string();
+    let name = url::Url::parse(&url)?
+        .path()
+        .trim_start_matches('/')
+        .to_string();
+    let tasks_path = dir.join("dlt-tasks.json");
+    std::fs::write(&tasks_path, serde_json::to_vec(tasks)?)?;
+    let commits_before = commits_of(&name).await?;
+    let before = sb.stats().await?;
+    let mut pg_cpu = PgCpu::new(&name);
+    let t = Instant::now();
+    let mut command = std::process::Command::new(python);
+    // dlt insists on a password; a server that trusts local connections ignores it.
+    if url::Url::parse(&url)?.password().is_none() {
+        command.env("DESTINATION__POSTGRES__CREDENTIALS__PASSWORD", "unused");
+    }
+    let child = command
+        .arg(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/benches/compare/dlt_pipeline.py"
+        ))
+        .args([work.endpoint, &tasks_path.to_string_lossy()])
+        .current_dir(dir)
+        .env("LINKLEDGER_BENCH_BASE_URL", sb.base_url())
+        .env("DESTINATION__POSTGRES__CREDENTIALS", &url)
+        .env("DLT_DATA_DIR", dir.join("dlt-data"))
+        .env("RUNTIME__LOG_LEVEL", "WARNING")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .context("starting the dlt pipeline")?;
+    let wait = tokio::task::spawn_blocking(move || wait_with_rusage(child));
+    tokio::pin!(wait);
+    let mut watch = Watch::new(before.requests);
+    let mut sampled = Instant::now();
+    let waited = loop {
+        tokio::select! {
+            r = &mut wait => break r??,
+            _ = tokio::time::sleep(sb.watch_every()) => {
+                if sampled.elapsed() >= Duration::from_millis(20) {
+                    pg_cpu.sample();
+                    sampled = Instant::now();
+                }
+                watch.see(sb.stats().await?.requests, t.elapsed());
+            }
+        }
+    };
+    let wall = t.elapsed();
+    pg_cpu.sample();
+    let (status, peak_rss, cpu_self, stdout, stderr) = waited;
+    if !status.success() {
+        bail!(
+            "the dlt pipeline of {} failed ({status}):\n{stdout}\n{stderr}",
+            work.name
+        );
+    }
+    let rows: serde_json::Value = serde_json::from_str(stdout.lines().last().unwrap_or("{}"))
+        .with_context(|| format!("the dlt pipeline's output: {stdout}"))?;
+    let commits_after = commits_of(&name).await?;
+    db.drop_database().await?;
+    let after = sb.stats().await?;
+    Ok(Measured {
+        wall,
+        calls: after.requests - before.requests,
+        rows: rows["rows"].as_u64().unwrap_or(0),
+        peak_rss: Some(peak_rss),
+        startup: watch.first,
+        last_request: watch.last,
+        first_minute: watch.first_minute,
+        throttled: after.throttled - before.throttled,
+        commits: commits_after
+            .zip(commits_before)
+            .map(|(after, before)| after - before),
+        statements: None,
         cpu_self: Some(cpu_self),
         cpu_pg: pg_cpu.total(),
     })
