@@ -766,6 +766,8 @@ async fn dlt_run(
     let wall = t.elapsed();
     pg_cpu.sample();
     let (status, peak_rss, cpu_self, stdout, stderr) = waited;
+    let commits_after = commits_of(&name).await?;
+    db.drop_database().await?;
     if !status.success() {
         bail!(
             "the dlt pipeline of {} failed ({status}):\n{stdout}\n{stderr}",
@@ -774,8 +776,6 @@ async fn dlt_run(
     }
     let rows: serde_json::Value = serde_json::from_str(stdout.lines().last().unwrap_or("{}"))
         .with_context(|| format!("the dlt pipeline's output: {stdout}"))?;
-    let commits_after = commits_of(&name).await?;
-    db.drop_database().await?;
     let after = sb.stats().await?;
     Ok(Measured {
         wall,
