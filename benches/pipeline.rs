@@ -652,26 +652,8 @@ async fn spawn_once(
         .stderr(Stdio::piped())
         .spawn()
         .context("starting linkledger run --once")?;
-    // The first paid request marks the end of startup (the sandbox counts POSTs only).
-    let wait = tokio::task::spawn_blocking(move || wait_with_rusage(child));
-    tokio::pin!(wait);
-    let mut watch = Watch::new(before.requests);
-    let mut sampled = Instant::now();
-    let waited = loop {
-        tokio::select! {
-            r = &mut wait => break r??,
-            _ = tokio::time::sleep(sb.watch_every()) => {
-                if sampled.elapsed() >= Duration::from_millis(20) {
-                    pg_cpu.sample();
-                    sampled = Instant::now();
-                }
-                watch.see(sb.stats().await?.requests, t.elapsed());
-            }
-        }
-    };
+    let (waited, watch, wall) = watch_child(child, sb, &mut pg_cpu, t, before.requests).await?;
     let (startup, last_request) = (watch.first, watch.last);
-    let wall = t.elapsed();
-    pg_cpu.sample();
     let (status, peak_rss, cpu_self, stdout, stderr) = waited;
     if !status.success() {
         bail!(
@@ -747,24 +729,7 @@ async fn dlt_run(
         .stderr(Stdio::piped())
         .spawn()
         .context("starting the dlt pipeline")?;
-    let wait = tokio::task::spawn_blocking(move || wait_with_rusage(child));
-    tokio::pin!(wait);
-    let mut watch = Watch::new(before.requests);
-    let mut sampled = Instant::now();
-    let waited = loop {
-        tokio::select! {
-            r = &mut wait => break r??,
-            _ = tokio::time::sleep(sb.watch_every()) => {
-                if sampled.elapsed() >= Duration::from_millis(20) {
-                    pg_cpu.sample();
-                    sampled = Instant::now();
-                }
-                watch.see(sb.stats().await?.requests, t.elapsed());
-            }
-        }
-    };
-    let wall = t.elapsed();
-    pg_cpu.sample();
+    let (waited, watch, wall) = watch_child(child, sb, &mut pg_cpu, t, before.requests).await?;
     let (status, peak_rss, cpu_self, stdout, stderr) = waited;
     let commits_after = commits_of(&name).await?;
     db.drop_database().await?;
@@ -795,15 +760,49 @@ async fn dlt_run(
     })
 }
 
+/// What [`wait_with_rusage`] reads of a child: its exit status, peak RSS, CPU time,
+/// stdout and stderr.
+type Waited = (std::process::ExitStatus, u64, Duration, String, String);
+
+/// Waits for `child`, started at `t`, while watching the stand-in's request count
+/// (from `requests_before`; the first paid request marks the end of startup, the
+/// stand-in counts POSTs only) and sampling the database's backends' CPU. Returns what
+/// the child left, the watch, and the wall time from `t` to its exit.
+async fn watch_child(
+    child: std::process::Child,
+    sb: &StandIn,
+    pg_cpu: &mut PgCpu,
+    t: Instant,
+    requests_before: u64,
+) -> anyhow::Result<(Waited, Watch, Duration)> {
+    let wait = tokio::task::spawn_blocking(move || wait_with_rusage(child));
+    tokio::pin!(wait);
+    let mut watch = Watch::new(requests_before);
+    let mut sampled = Instant::now();
+    let waited = loop {
+        tokio::select! {
+            r = &mut wait => break r??,
+            _ = tokio::time::sleep(sb.watch_every()) => {
+                if sampled.elapsed() >= Duration::from_millis(20) {
+                    pg_cpu.sample();
+                    sampled = Instant::now();
+                }
+                watch.see(sb.stats().await?.requests, t.elapsed());
+            }
+        }
+    };
+    let wall = t.elapsed();
+    pg_cpu.sample();
+    Ok((waited, watch, wall))
+}
+
 /// Whether statements are counted (sqlx logs each one; slower).
 fn counting() -> bool {
     std::env::var("LINKLEDGER_BENCH_COUNT").is_ok_and(|v| v == "1")
 }
 
 /// Waits for the child and reads its own peak RSS (`wait4`'s `ru_maxrss`).
-fn wait_with_rusage(
-    mut child: std::process::Child,
-) -> anyhow::Result<(std::process::ExitStatus, u64, Duration, String, String)> {
+fn wait_with_rusage(mut child: std::process::Child) -> anyhow::Result<Waited> {
     use std::io::Read;
     use std::os::unix::process::ExitStatusExt;
     let mut stdout = String::new();

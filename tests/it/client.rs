@@ -253,16 +253,9 @@ async fn a_payment_refusal_in_the_middle_of_a_run_stops_every_further_call_and_h
     let job = job_for("summary", &list, "");
     let mut workers = linkledger::collect::workers::WorkerConfig::for_once(1);
     workers.concurrency = 1;
-    let report = linkledger::collect::once::run(
-        &exec,
-        workers,
-        &[&job],
-        RunKind::Once,
-        today(),
-        &linkledger::collect::workers::Shutdown::default(),
-    )
-    .await
-    .unwrap();
+    let report = run_once_with(&exec, workers, &[&job], RunKind::Once, today())
+        .await
+        .unwrap();
     assert!(!report.ok());
     let halt = report.halt.clone().expect("the run was halted");
     assert_eq!(halt.code, Some(40210));

@@ -39,18 +39,7 @@ pub struct TestDb {
 
 impl TestDb {
     pub async fn new() -> TestDb {
-        let admin = admin_url();
-        let name = format!("linkledger_test_{}", rand_suffix());
-        let mut conn = connect(&admin).await;
-        sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
-            .execute(&mut conn)
-            .await
-            .expect("creating a test database");
-        TestDb {
-            url: with_database(&admin, &name),
-            name,
-            admin,
-        }
+        TestDb::create(None).await
     }
 
     /// A database of its own holding what `linkledger demo` collects (the example
@@ -58,15 +47,19 @@ impl TestDb {
     /// that the tests reading the demo's data do not each run it again.
     pub async fn demo() -> TestDb {
         let template = DEMO_TEMPLATE.get_or_init(demo_template).await;
+        TestDb::create(Some(template)).await
+    }
+
+    /// A new database, empty or a copy of `template`.
+    async fn create(template: Option<&str>) -> TestDb {
         let admin = admin_url();
         let name = format!("linkledger_test_{}", rand_suffix());
         let mut conn = connect(&admin).await;
-        sqlx::query(sqlx::AssertSqlSafe(format!(
-            "CREATE DATABASE {name} TEMPLATE {template}"
-        )))
-        .execute(&mut conn)
-        .await
-        .expect("copying the demo's database");
+        let copy = template.map_or(String::new(), |t| format!(" TEMPLATE {t}"));
+        sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}{copy}")))
+            .execute(&mut conn)
+            .await
+            .expect("creating a test database");
         TestDb {
             url: with_database(&admin, &name),
             name,
@@ -433,6 +426,17 @@ pub async fn run_once(
     let workers = linkledger::collect::workers::WorkerConfig::for_once(
         exec.client().limits().max_in_flight(),
     );
+    run_once_with(exec, workers, jobs, kind, today).await
+}
+
+/// [`run_once`] with these workers.
+pub async fn run_once_with(
+    exec: &linkledger::collect::executor::Executor,
+    workers: linkledger::collect::workers::WorkerConfig,
+    jobs: &[&linkledger::jobs::Job],
+    kind: linkledger::store::RunKind,
+    today: chrono::NaiveDate,
+) -> anyhow::Result<linkledger::collect::once::RunReport> {
     linkledger::collect::once::run(
         exec,
         workers,

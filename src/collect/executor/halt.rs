@@ -150,15 +150,17 @@ impl Executor {
         if let Some(Halt {
             by: HaltBy::RequestsPerDay(limit),
             ..
-        }) = h.as_ref()
-            && self.account_caps.get().requests_day != Some(*limit)
+        }) = *h
         {
-            info!(
-                was = limit,
-                now = self.account_caps.get().requests_day,
-                "the account's request limit per day (rates.limits.day) changed; calls resume"
-            );
-            *h = None;
+            let requests_day = self.account_caps.get().requests_day;
+            if requests_day != Some(limit) {
+                info!(
+                    was = limit,
+                    now = requests_day,
+                    "the account's request limit per day (rates.limits.day) changed; calls resume"
+                );
+                *h = None;
+            }
         }
         h.clone()
     }
